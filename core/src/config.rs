@@ -1,0 +1,363 @@
+//! The one TOML configuration file, its environment overrides and its validation.
+//!
+//! Parsing rejects unknown keys and wrong types (the error names the key and its line);
+//! [`Config::validate`] then checks what types alone cannot (unique names, URL schemes).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use runboard_model::ServiceName;
+use serde::Deserialize;
+use url::Url;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    #[serde(default)]
+    pub services: Vec<ServiceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Directory holding the built site (`pkg/` with the wasm, js and css).
+    pub site_root: PathBuf,
+    /// A request still running after this long is answered with 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            site_root: PathBuf::from("target/site"),
+            request_timeout: Duration::from_secs(30),
+            body_limit_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `postgres://…` or `sqlite://…`; when absent, an SQLite file in `data_dir`.
+    pub url: Option<String>,
+    /// Where the embedded SQLite store (and the demo's files) live.
+    pub data_dir: PathBuf,
+    pub max_connections: u32,
+    /// How long a request waits for a store connection before it fails.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            data_dir: PathBuf::from("runboard-data"),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The store's URL: the configured one, or the embedded SQLite file in `data_dir`.
+    pub fn effective_url(&self) -> String {
+        match &self.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("runboard.db").display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// Default for services that set no `stuck_after` of their own.
+    #[serde(with = "humantime_serde")]
+    pub stuck_after: Duration,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            stuck_after: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub name: ServiceName,
+    pub team: String,
+    /// Read access to the service's own database.
+    pub database_url: String,
+    /// The service's mission-control GraphQL endpoint.
+    pub graphql_url: Url,
+    /// Overrides `thresholds.stuck_after` for this service.
+    #[serde(default, with = "humantime_serde")]
+    pub stuck_after: Option<Duration>,
+}
+
+/// Values from the command line or the environment that win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub site_root: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid Runboard config: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl Config {
+    /// Reads, parses and validates the file, with `overrides` applied before validation.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path, overrides)
+    }
+
+    /// As [`Config::load`], from text already read; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.apply(overrides);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The embedded default: an SQLite store in `data_dir`, served on `listen`.
+    pub fn demo(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut config = Config {
+            http: HttpConfig::default(),
+            store: StoreConfig::default(),
+            thresholds: Thresholds::default(),
+            services: Vec::new(),
+        };
+        config.apply(overrides);
+        if !config.http.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid {
+                key: "http.listen".into(),
+                message: format!(
+                    "the demo serves demo logins and must listen on loopback only, not {}; use 127.0.0.1 or [::1], or run `runboard serve` with a config",
+                    config.http.listen
+                ),
+            });
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply(&mut self, overrides: &Overrides) {
+        if let Some(listen) = overrides.listen {
+            self.http.listen = listen;
+        }
+        if let Some(url) = &overrides.database_url {
+            self.store.url = Some(url.clone());
+        }
+        if let Some(dir) = &overrides.data_dir {
+            self.store.data_dir = dir.clone();
+        }
+        if let Some(root) = &overrides.site_root {
+            self.http.site_root = root.clone();
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: String, message: String| Err(ConfigError::Invalid { key, message });
+        if let Some(url) = &self.store.url
+            && !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:"))
+        {
+            return invalid(
+                "store.url".into(),
+                "expected a postgres://… or sqlite://… URL (or leave it out for an SQLite file in store.data_dir)".into(),
+            );
+        }
+        if self.store.max_connections == 0 {
+            return invalid(
+                "store.max_connections".into(),
+                "must be at least 1".into(),
+            );
+        }
+        if self.http.request_timeout.is_zero() {
+            return invalid(
+                "http.request_timeout".into(),
+                "must be longer than 0s, e.g. \"30s\"".into(),
+            );
+        }
+        let mut seen = HashSet::new();
+        for (i, service) in self.services.iter().enumerate() {
+            let key = |field: &str| format!("services[{i}].{field} (service {})", service.name);
+            if !seen.insert(&service.name) {
+                return invalid(
+                    key("name"),
+                    "another service already has this name; names must be unique".into(),
+                );
+            }
+            if service.team.trim().is_empty() {
+                return invalid(key("team"), "must name the owning team".into());
+            }
+            if !matches!(service.graphql_url.scheme(), "http" | "https") {
+                return invalid(
+                    key("graphql_url"),
+                    format!("expected an http(s) URL, got {}", service.graphql_url),
+                );
+            }
+            if service.database_url.trim().is_empty() {
+                return invalid(key("database_url"), "must not be empty".into());
+            }
+            if service.stuck_after.is_some_and(|d| d.is_zero()) {
+                return invalid(key("stuck_after"), "must be longer than 0s".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The stuck threshold of one service, falling back to the global one.
+    pub fn stuck_after(&self, service: &ServiceConfig) -> Duration {
+        service.stuck_after.unwrap_or(self.thresholds.stuck_after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("runboard.toml"), &Overrides::default())
+    }
+
+    const TWO_SERVICES: &str = r#"
+        [store]
+        url = "postgres://runboard@db/runboard"
+
+        [[services]]
+        name = "payments"
+        team = "payments"
+        database_url = "postgres://ro@payments-db/payments"
+        graphql_url = "http://payments:8080/graphql"
+        stuck_after = "10m"
+
+        [[services]]
+        name = "ledger"
+        team = "core"
+        database_url = "postgres://ro@ledger-db/ledger"
+        graphql_url = "http://ledger:8080/graphql"
+    "#;
+
+    #[test]
+    fn parses_a_full_file_with_defaults_filled_in() {
+        let config = parse(TWO_SERVICES).unwrap();
+        assert_eq!(config.services.len(), 2);
+        assert_eq!(config.stuck_after(&config.services[0]), Duration::from_secs(600));
+        assert_eq!(config.stuck_after(&config.services[1]), Duration::from_secs(1800));
+        assert_eq!(config.http.listen.to_string(), "127.0.0.1:3000");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let err = parse("[store]\nurll = \"sqlite://x.db\"\n").unwrap_err().to_string();
+        assert!(err.contains("unknown field `urll`"), "{err}");
+        assert!(err.contains("runboard.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_line_and_expectation() {
+        let err = parse("[http]\nrequest_timeout = 30\n").unwrap_err().to_string();
+        assert!(err.contains("request_timeout"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_service_name_says_what_names_may_be() {
+        let err = parse(&TWO_SERVICES.replace("\"ledger\"", "\"Ledger\"")).unwrap_err();
+        assert!(err.to_string().contains("not a valid service name"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_service_names_are_refused_with_the_key() {
+        let err = parse(&TWO_SERVICES.replace("\"ledger\"", "\"payments\"")).unwrap_err();
+        assert!(err.to_string().contains("services[1].name"), "{err}");
+    }
+
+    #[test]
+    fn a_non_http_graphql_url_is_refused_with_the_service() {
+        let err = parse(&TWO_SERVICES.replace("http://ledger", "ftp://ledger")).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("services[1].graphql_url (service ledger)"), "{err}");
+    }
+
+    #[test]
+    fn a_store_url_of_an_unknown_kind_is_refused() {
+        let err = parse("[store]\nurl = \"mysql://x\"\n").unwrap_err().to_string();
+        assert!(err.contains("store.url"), "{err}");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:4000".parse().unwrap()),
+            database_url: Some("sqlite://override.db".into()),
+            ..Overrides::default()
+        };
+        let config = Config::parse(TWO_SERVICES, Path::new("x.toml"), &overrides).unwrap();
+        assert_eq!(config.http.listen.port(), 4000);
+        assert_eq!(config.store.effective_url(), "sqlite://override.db");
+    }
+
+    #[test]
+    fn without_a_store_url_the_store_is_sqlite_in_the_data_dir() {
+        let overrides = Overrides {
+            data_dir: Some(PathBuf::from("/var/lib/runboard")),
+            ..Overrides::default()
+        };
+        let config = Config::demo(&overrides).unwrap();
+        assert_eq!(
+            config.store.effective_url(),
+            "sqlite:///var/lib/runboard/runboard.db"
+        );
+    }
+
+    #[test]
+    fn the_demo_refuses_to_listen_beyond_loopback() {
+        let overrides = Overrides {
+            listen: Some("0.0.0.0:3000".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let err = Config::demo(&overrides).unwrap_err().to_string();
+        assert!(err.contains("loopback"), "{err}");
+    }
+}

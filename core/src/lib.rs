@@ -1,0 +1,16 @@
+//! Runboard's server-side modules. This file only wires them together.
+
+pub mod config;
+pub mod registry;
+pub mod store;
+
+use config::Config;
+use store::Store;
+
+/// What every request handler, server function and background task shares.
+pub struct App {
+    /// The validated configuration this process started with, overrides applied.
+    pub config: Config,
+    /// Runboard's own store: the service registry now; snapshots, actions and audit as they arrive.
+    pub store: Store,
+}

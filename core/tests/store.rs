@@ -1,0 +1,87 @@
+//! The store's schema and queries, on SQLite and on PostgreSQL alike.
+
+use std::path::Path;
+
+use chrono::{Duration, TimeZone, Utc};
+use runboard_core::config::{Config, Overrides};
+use runboard_core::store::{Store, StoreKind};
+use runboard_testkit::{Backend, TestStore, test_on_both_stores};
+
+fn config_with(services: &[(&str, &str)]) -> Config {
+    let mut text = String::new();
+    for (name, team) in services {
+        text.push_str(&format!(
+            "[[services]]\nname = \"{name}\"\nteam = \"{team}\"\n\
+             database_url = \"postgres://ro@{name}/db\"\ngraphql_url = \"http://{name}/graphql\"\n"
+        ));
+    }
+    Config::parse(&text, Path::new("test.toml"), &Overrides::default()).unwrap()
+}
+
+test_on_both_stores!(
+    runs_on_the_backend_it_was_asked_for,
+    migrating_again_changes_nothing,
+    registering_lists_services_by_name,
+    re_registering_updates_keeps_first_seen_and_retires_removed,
+);
+
+async fn runs_on_the_backend_it_was_asked_for(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let expected = match backend {
+        Backend::Sqlite => StoreKind::Sqlite,
+        Backend::Postgres => StoreKind::Postgres,
+    };
+    assert_eq!(test.store.kind(), expected);
+    test.store.check(std::time::Duration::from_secs(2)).await.unwrap();
+}
+
+async fn migrating_again_changes_nothing(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    test.store
+        .register_configured_services(&config_with(&[("payments", "pay")]), Utc::now())
+        .await
+        .unwrap();
+    test.store.migrate().await.unwrap();
+    // A second process starting on the same store (a restart, another replica) keeps the data.
+    let second = Store::connect(&test.config).await.unwrap();
+    second.migrate().await.unwrap();
+    assert_eq!(second.registered_services().await.unwrap().len(), 1);
+}
+
+async fn registering_lists_services_by_name(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let at = Utc.with_ymd_and_hms(2026, 11, 24, 8, 30, 0).unwrap();
+    test.store
+        .register_configured_services(&config_with(&[("payouts", "money"), ("ledger", "core")]), at)
+        .await
+        .unwrap();
+    let services = test.store.registered_services().await.unwrap();
+    let names: Vec<_> = services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["ledger", "payouts"]);
+    assert_eq!(services[0].team, "core");
+    assert_eq!(services[0].graphql_url, "http://ledger/graphql");
+    assert_eq!(services[0].stuck_after_seconds, 30 * 60);
+    assert_eq!(services[0].registered_at, at, "time comes back as the same UTC instant");
+}
+
+async fn re_registering_updates_keeps_first_seen_and_retires_removed(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let first = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    test.store
+        .register_configured_services(&config_with(&[("payouts", "money"), ("ledger", "core")]), first)
+        .await
+        .unwrap();
+    test.store
+        .register_configured_services(
+            &config_with(&[("payouts", "treasury"), ("wallet", "core")]),
+            first + Duration::days(1),
+        )
+        .await
+        .unwrap();
+    let services = test.store.registered_services().await.unwrap();
+    let names: Vec<_> = services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["payouts", "wallet"], "ledger left the config, wallet joined");
+    assert_eq!(services[0].team, "treasury");
+    assert_eq!(services[0].registered_at, first);
+    assert_eq!(services[1].registered_at, first + Duration::days(1));
+}

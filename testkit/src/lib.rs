@@ -1,0 +1,83 @@
+//! Test support shared by the crates' integration tests.
+//!
+//! Every test gets a store of its own: an SQLite file in a temporary directory, or a
+//! PostgreSQL database created for it on the machine's server and dropped afterwards,
+//! so tests run in parallel and leave nothing behind.
+
+mod chaos_proxy;
+mod postgres;
+
+use runboard_core::config::StoreConfig;
+use runboard_core::store::Store;
+
+pub use chaos_proxy::ChaosProxy;
+pub use postgres::{TestDatabase, admin_url};
+
+/// The store backends every store-touching test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A migrated, empty store of one backend, and what keeps it alive.
+pub struct TestStore {
+    pub store: Store,
+    pub config: StoreConfig,
+    /// For PostgreSQL stores: lets a test route the store through a proxy it can cut.
+    pub database: Option<TestDatabase>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestStore {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let (config, database) = match backend {
+            Backend::Sqlite => (
+                StoreConfig {
+                    data_dir: dir.path().join("data"),
+                    ..StoreConfig::default()
+                },
+                None,
+            ),
+            Backend::Postgres => {
+                let database = TestDatabase::create().await;
+                (
+                    StoreConfig {
+                        url: Some(database.url()),
+                        ..StoreConfig::default()
+                    },
+                    Some(database),
+                )
+            }
+        };
+        let store = Store::connect(&config).await.expect("connect the test store");
+        store.migrate().await.expect("migrate the test store");
+        Self {
+            store,
+            config,
+            database,
+            _dir: dir,
+        }
+    }
+}
+
+/// Declares `mod $name { sqlite, postgres }`: one `#[tokio::test]` per backend, each
+/// calling `$test(Backend)`, so the same assertions hold on both stores.
+#[macro_export]
+macro_rules! test_on_both_stores {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            }
+        )+
+    };
+}
