@@ -1,1 +1,56 @@
+//! Runboard's screens. Compiled twice: with `ssr` into the server, which renders
+//! every page, and with `hydrate` into the wasm that makes those pages live.
 
+mod components;
+mod pages;
+mod server_fns;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+use components::layout::Layout;
+use pages::not_found::NotFound;
+use pages::overview::Overview;
+
+/// The name cargo-leptos gives the built wasm, js and css under `pkg/`.
+pub const SITE_OUTPUT_NAME: &str = "runboard";
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href=format!("/pkg/{SITE_OUTPUT_NAME}.css") />
+        <Title formatter=|page: String| {
+            if page.is_empty() { "Runboard".to_owned() } else { format!("{page} · Runboard") }
+        } />
+        <Router>
+            <Layout>
+                <Routes fallback=NotFound>
+                    <Route path=path!("") view=Overview />
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}

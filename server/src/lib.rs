@@ -1,1 +1,11 @@
+//! The runboard binary's library. This file only wires the modules; `main.rs` parses
+//! the command line and calls [`cli::run`].
 
+mod api;
+pub mod cli;
+mod error;
+mod health;
+mod http;
+mod telemetry;
+
+pub use http::{ServerState, router, serve};

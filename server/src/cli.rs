@@ -1,0 +1,229 @@
+//! The command line of SPEC.md's "Running it": `demo`, `serve`, `check-config`, `migrate`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use runboard_core::App;
+use runboard_core::config::{Config, ConfigError, Overrides};
+use runboard_core::store::{Store, StoreError};
+use tokio::net::TcpListener;
+
+use crate::http::{ServerState, serve};
+use crate::telemetry::{self, LogFormat};
+
+const ENVIRONMENT: &str = "\
+Environment variables (each overrides its flag's default and the config file):
+  RUNBOARD_CONFIG         path of the config file (--config)
+  RUNBOARD_LISTEN         address to serve on (--listen; config http.listen)
+  RUNBOARD_DATABASE_URL   postgres://… or sqlite://… store (--database-url; config store.url)
+  RUNBOARD_DATA_DIR       directory of the embedded SQLite store (--data-dir; config store.data_dir)
+  RUNBOARD_SITE_ROOT      directory of the built site with pkg/ (--site-root; config http.site_root)
+  RUNBOARD_LOG_FORMAT     text or json (--log-format)
+  RUNBOARD_LOG            what to log, e.g. \"info\" or \"debug,sqlx=warn\"";
+
+/// Runboard: the run work of a microservice fleet on one dashboard.
+#[derive(Debug, Parser)]
+#[command(name = "runboard", version, after_help = ENVIRONMENT)]
+pub struct Cli {
+    /// Log as human-readable text or as JSON lines.
+    #[arg(long, global = true, env = "RUNBOARD_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The embedded default: an SQLite store in DATA_DIR, on loopback only.
+    Demo {
+        /// Address to serve on; must be a loopback address.
+        #[arg(long, env = "RUNBOARD_LISTEN", default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+        /// Directory for the demo's store and files, created if missing.
+        #[arg(long, env = "RUNBOARD_DATA_DIR", default_value = "runboard-data")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        site: SiteArgs,
+    },
+    /// Production: services and store from the config file.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Address to serve on (overrides http.listen).
+        #[arg(long, env = "RUNBOARD_LISTEN")]
+        listen: Option<SocketAddr>,
+        #[command(flatten)]
+        site: SiteArgs,
+    },
+    /// Validate a config and reach its store; exit non-zero with the reasons.
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Apply the store's migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// The TOML config file.
+    #[arg(long, env = "RUNBOARD_CONFIG")]
+    config: PathBuf,
+    /// The store (overrides store.url).
+    #[arg(long, env = "RUNBOARD_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Directory of the embedded SQLite store (overrides store.data_dir).
+    #[arg(long, env = "RUNBOARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct SiteArgs {
+    /// Directory of the built site, holding pkg/ (overrides http.site_root).
+    #[arg(long, env = "RUNBOARD_SITE_ROOT")]
+    site_root: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server stopped with an error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs one command; the exit code is 0 on success and 1 with the reason on stderr otherwise.
+pub fn run(cli: Cli) -> ExitCode {
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "runboard stopped");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Demo { listen, data_dir, site } => {
+            let config = Config::demo(&Overrides {
+                listen: Some(listen),
+                data_dir: Some(data_dir),
+                site_root: site.site_root,
+                ..Overrides::default()
+            })?;
+            start(config).await
+        }
+        Command::Serve { config, listen, site } => {
+            let overrides = Overrides {
+                listen,
+                site_root: site.site_root,
+                ..config.overrides()
+            };
+            start(Config::load(&config.config, &overrides)?).await
+        }
+        Command::CheckConfig { config } => {
+            let loaded = Config::load(&config.config, &config.overrides())?;
+            let store = Store::connect(&loaded.store).await?;
+            store.check(Duration::from_secs(5)).await?;
+            println!(
+                "{}: valid; {} service(s); store reachable ({:?})",
+                config.config.display(),
+                loaded.services.len(),
+                store.kind()
+            );
+            Ok(())
+        }
+        Command::Migrate { config } => {
+            let loaded = Config::load(&config.config, &config.overrides())?;
+            let store = Store::connect(&loaded.store).await?;
+            store.migrate().await?;
+            println!("store migrated ({:?})", store.kind());
+            Ok(())
+        }
+    }
+}
+
+impl ConfigArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            database_url: self.database_url.clone(),
+            data_dir: self.data_dir.clone(),
+            ..Overrides::default()
+        }
+    }
+}
+
+/// Opens and migrates the store, syncs the registry, and serves until SIGTERM or Ctrl-C.
+async fn start(config: Config) -> Result<(), Failure> {
+    let store = Store::connect(&config.store).await?;
+    store.migrate().await?;
+    store
+        .register_configured_services(&config, chrono::Utc::now())
+        .await?;
+    let address = config.http.listen;
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| Failure::Listen { address, source })?;
+    let bound = listener.local_addr().map_err(Failure::Serve)?;
+    let state = ServerState::new(App { config, store });
+    let app = state.app.clone();
+    tracing::info!(%bound, store = ?app.store.kind(), "runboard is serving");
+    println!("Runboard is serving at http://{bound}");
+    serve(listener, state, shutdown_signal())
+        .await
+        .map_err(Failure::Serve)?;
+    app.store.close().await;
+    tracing::info!("runboard stopped cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (Kubernetes, `docker stop`) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C: finishing requests in flight"),
+        () = terminate => tracing::info!("SIGTERM: finishing requests in flight"),
+    }
+}

@@ -1,0 +1,66 @@
+//! The one place where failures become HTTP responses.
+//!
+//! Every error answers `{ "error": { "code", "message" } }` with a fitting status.
+//! Turning an error into a response has no side effects: internal failures are logged
+//! where they are constructed, and the user reads only "something went wrong".
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Serialize;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+pub fn not_found(message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "not_found",
+        message: message.into(),
+    }
+}
+
+pub fn unavailable(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code,
+        message: message.into(),
+    }
+}
+
+/// An unexpected failure: the detail goes to the log (with the request's span), not to the user.
+pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "{context}");
+    ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "internal",
+        message: "something went wrong; the details are in Runboard's log".into(),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: Detail {
+                code: self.code,
+                message: &self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,32 @@
+//! Liveness and readiness, for Kubernetes probes and load balancers.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, unavailable};
+use crate::http::ServerState;
+
+/// How long readiness waits for the store: a probe must answer before its own timeout.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The process is up and serving HTTP; says nothing about its dependencies.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready to serve users: the store answers.
+pub async fn readyz(State(state): State<ServerState>) -> Result<Json<Value>, ApiError> {
+    state
+        .app
+        .store
+        .check(STORE_CHECK_TIMEOUT)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "readiness: store unreachable");
+            unavailable("store_unreachable", format!("Runboard's store is unreachable: {e}"))
+        })?;
+    Ok(Json(json!({ "status": "ready" })))
+}
