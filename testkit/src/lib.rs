@@ -7,6 +7,10 @@
 mod chaos_proxy;
 mod postgres;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
 use runboard_core::config::StoreConfig;
 use runboard_core::store::Store;
 
@@ -24,9 +28,10 @@ pub enum Backend {
 pub struct TestStore {
     pub store: Store,
     pub config: StoreConfig,
-    /// For PostgreSQL stores: lets a test route the store through a proxy it can cut.
+    /// The PostgreSQL database behind the store, dropped with it.
     pub database: Option<TestDatabase>,
-    _dir: tempfile::TempDir,
+    /// Holds the SQLite file; also a scratch directory for the test.
+    pub dir: tempfile::TempDir,
 }
 
 impl TestStore {
@@ -51,13 +56,30 @@ impl TestStore {
                 )
             }
         };
+        Self::open(config, database, dir).await
+    }
+
+    /// A PostgreSQL store reached through a [`ChaosProxy`], so the test can cut it.
+    pub async fn postgres_behind_proxy() -> (Self, Arc<ChaosProxy>) {
+        let database = TestDatabase::create().await;
+        let proxy = ChaosProxy::start(SocketAddr::from(([127, 0, 0, 1], database.port()))).await;
+        let config = StoreConfig {
+            url: Some(database.url_via_port(proxy.port())),
+            acquire_timeout: Duration::from_secs(1),
+            ..StoreConfig::default()
+        };
+        let dir = tempfile::tempdir().expect("temporary directory");
+        (Self::open(config, Some(database), dir).await, proxy)
+    }
+
+    async fn open(config: StoreConfig, database: Option<TestDatabase>, dir: tempfile::TempDir) -> Self {
         let store = Store::connect(&config).await.expect("connect the test store");
         store.migrate().await.expect("migrate the test store");
         Self {
             store,
             config,
             database,
-            _dir: dir,
+            dir,
         }
     }
 }

@@ -3,6 +3,7 @@
 mod services;
 
 use axum::Router;
+use axum::extract::OriginalUri;
 use axum::routing::get;
 
 use crate::error::{ApiError, not_found};
@@ -14,7 +15,7 @@ pub fn router() -> Router<ServerState> {
         .fallback(unknown_route)
 }
 
-async fn unknown_route(uri: http::Uri) -> ApiError {
+async fn unknown_route(OriginalUri(uri): OriginalUri) -> ApiError {
     not_found(format!(
         "there is no API route at {}; the routes are listed in SPEC.md under \"HTTP API\"",
         uri.path()

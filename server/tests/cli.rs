@@ -1,0 +1,118 @@
+//! The `runboard` binary as operators and scripts use it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn runboard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_runboard"))
+        .args(args)
+        .env_remove("RUNBOARD_DATABASE_URL")
+        .env_remove("RUNBOARD_LISTEN")
+        .output()
+        .expect("run the runboard binary")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_the_commands_and_the_environment_overrides() {
+    let output = runboard(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for text in ["demo", "serve", "check-config", "migrate", "RUNBOARD_DATABASE_URL", "RUNBOARD_LISTEN"] {
+        assert!(help.contains(text), "--help lacks {text}:\n{help}");
+    }
+}
+
+#[test]
+fn check_config_names_the_bad_key_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runboard.toml");
+    std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:3000\"\nrequest_timeout = \"soon\"\n").unwrap();
+    let output = runboard(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("request_timeout"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn check_config_names_a_missing_file() {
+    let output = runboard(&["check-config", "--config", "/nonexistent/runboard.toml"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("cannot read the config file /nonexistent/runboard.toml"));
+}
+
+#[test]
+fn check_config_accepts_a_good_file_and_migrate_creates_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runboard.toml");
+    let data = dir.path().join("data");
+    std::fs::write(&path, format!("[store]\ndata_dir = {:?}\n", data.to_str().unwrap())).unwrap();
+    let config = path.to_str().unwrap();
+
+    let check = runboard(&["check-config", "--config", config]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("valid"));
+
+    let migrate = runboard(&["migrate", "--config", config]);
+    assert!(migrate.status.success(), "{}", stderr(&migrate));
+    assert!(data.join("runboard.db").exists());
+}
+
+#[test]
+fn the_demo_refuses_to_listen_beyond_loopback_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = runboard(&[
+        "demo",
+        "--listen",
+        "0.0.0.0:0",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("loopback"), "{}", stderr(&output));
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runboard"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    let url = first_line
+        .trim()
+        .strip_prefix("Runboard is serving at ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first_line:?}"))
+        .to_owned();
+    assert_eq!(get_status(&format!("{url}/healthz")), 200);
+
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "runboard did not stop within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit after SIGTERM: {status}");
+}
+
+/// A one-off GET from a synchronous test, returning the status code.
+fn get_status(url: &str) -> u16 {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async { reqwest::get(url).await.unwrap().status().as_u16() })
+}

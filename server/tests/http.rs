@@ -1,0 +1,142 @@
+//! The server as a client sees it, on each store backend.
+
+mod common;
+
+use common::{spawn_app, spawn_app_on};
+use runboard_testkit::{Backend, TestStore, test_on_both_stores};
+use serde_json::Value;
+
+test_on_both_stores!(
+    probes_say_live_and_ready,
+    the_api_lists_the_configured_services,
+    the_overview_is_rendered_on_the_server_with_the_services,
+    the_server_function_returns_the_services_as_json,
+);
+
+async fn probes_say_live_and_ready(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let live = app.get("/healthz").await;
+    assert_eq!(live.status(), 200);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.json::<Value>().await.unwrap()["status"], "ready");
+}
+
+async fn the_api_lists_the_configured_services(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app.get("/api/v1/services").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let services = body["services"].as_array().unwrap();
+    let names: Vec<_> = services.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ledger", "payouts"]);
+    assert_eq!(services[1]["team"], "treasury");
+    assert_eq!(services[1]["stuck_after_seconds"], 900);
+    assert!(
+        services[1].get("database_url").is_none(),
+        "database credentials never leave the server"
+    );
+}
+
+async fn the_overview_is_rendered_on_the_server_with_the_services(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app.get("/").await;
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("<title>Overview · Runboard</title>"), "{html}");
+    for text in ["payouts", "treasury", "ledger", "core-banking", "15 min", "30 min"] {
+        assert!(html.contains(text), "server-rendered overview lacks {text:?}");
+    }
+    assert!(html.contains("/pkg/runboard.js"), "the page loads the hydration script");
+}
+
+async fn the_server_function_returns_the_services_as_json(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app
+        .client
+        .post(app.url("/rpc/registered_services"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let services: Value = response.json().await.unwrap();
+    assert_eq!(services.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_unknown_api_route_answers_a_json_error() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let response = app.get("/api/v1/sagas-of-everything").await;
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1/sagas-of-everything")
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_page_is_a_404_page_with_a_way_back() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let response = app.get("/no/such/screen").await;
+    assert_eq!(response.status(), 404);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Page not found"));
+    assert!(html.contains("Go to the overview"));
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_keeps_the_callers() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let generated = app.get("/healthz").await;
+    let id = generated.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let given = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "incident-4711")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(given.headers()["x-request-id"], "incident-4711");
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_with_413() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let response = app
+        .client
+        .post(app.url("/rpc/registered_services"))
+        .body(vec![b'x'; 3 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+}
+
+#[tokio::test]
+async fn readiness_fails_while_the_store_is_cut_and_recovers_after() {
+    let (store, proxy) = TestStore::postgres_behind_proxy().await;
+    let app = spawn_app_on(store).await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+
+    proxy.cut();
+    let cut = app.get("/readyz").await;
+    assert_eq!(cut.status(), 503);
+    let body: Value = cut.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "store_unreachable");
+    assert_eq!(app.get("/healthz").await.status(), 200, "liveness does not depend on the store");
+    let api = app.get("/api/v1/services").await;
+    assert_eq!(api.status(), 500);
+    let body: Value = api.json().await.unwrap();
+    assert!(
+        !body["error"]["message"].as_str().unwrap().contains("127.0.0.1"),
+        "internal detail stays in the log: {body}"
+    );
+
+    proxy.restore();
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
