@@ -207,10 +207,7 @@ impl Config {
             );
         }
         if self.store.max_connections == 0 {
-            return invalid(
-                "store.max_connections".into(),
-                "must be at least 1".into(),
-            );
+            return invalid("store.max_connections".into(), "must be at least 1".into());
         }
         if self.http.request_timeout.is_zero() {
             return invalid(
@@ -282,21 +279,31 @@ mod tests {
     fn parses_a_full_file_with_defaults_filled_in() {
         let config = parse(TWO_SERVICES).unwrap();
         assert_eq!(config.services.len(), 2);
-        assert_eq!(config.stuck_after(&config.services[0]), Duration::from_secs(600));
-        assert_eq!(config.stuck_after(&config.services[1]), Duration::from_secs(1800));
+        assert_eq!(
+            config.stuck_after(&config.services[0]),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            config.stuck_after(&config.services[1]),
+            Duration::from_secs(1800)
+        );
         assert_eq!(config.http.listen.to_string(), "127.0.0.1:3000");
     }
 
     #[test]
     fn an_unknown_key_is_named() {
-        let err = parse("[store]\nurll = \"sqlite://x.db\"\n").unwrap_err().to_string();
+        let err = parse("[store]\nurll = \"sqlite://x.db\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `urll`"), "{err}");
         assert!(err.contains("runboard.toml"), "{err}");
     }
 
     #[test]
     fn a_wrong_type_names_the_key_line_and_expectation() {
-        let err = parse("[http]\nrequest_timeout = 30\n").unwrap_err().to_string();
+        let err = parse("[http]\nrequest_timeout = 30\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("request_timeout"), "{err}");
         assert!(err.contains("line 2"), "{err}");
     }
@@ -304,7 +311,10 @@ mod tests {
     #[test]
     fn a_bad_service_name_says_what_names_may_be() {
         let err = parse(&TWO_SERVICES.replace("\"ledger\"", "\"Ledger\"")).unwrap_err();
-        assert!(err.to_string().contains("not a valid service name"), "{err}");
+        assert!(
+            err.to_string().contains("not a valid service name"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -317,12 +327,17 @@ mod tests {
     fn a_non_http_graphql_url_is_refused_with_the_service() {
         let err = parse(&TWO_SERVICES.replace("http://ledger", "ftp://ledger")).unwrap_err();
         let err = err.to_string();
-        assert!(err.contains("services[1].graphql_url (service ledger)"), "{err}");
+        assert!(
+            err.contains("services[1].graphql_url (service ledger)"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_store_url_of_an_unknown_kind_is_refused() {
-        let err = parse("[store]\nurl = \"mysql://x\"\n").unwrap_err().to_string();
+        let err = parse("[store]\nurl = \"mysql://x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("store.url"), "{err}");
     }
 

@@ -43,8 +43,8 @@ impl Store {
                 }
             }
             for service in &config.services {
-                let stuck_after = i64::try_from(config.stuck_after(service).as_secs())
-                    .unwrap_or(i64::MAX);
+                let stuck_after =
+                    i64::try_from(config.stuck_after(service).as_secs()).unwrap_or(i64::MAX);
                 sqlx::query(
                     "INSERT INTO service (name, team, graphql_url, stuck_after_seconds, source, registered_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $6)
@@ -82,9 +82,10 @@ impl Store {
         rows.into_iter()
             .map(|row| {
                 // The store only ever receives parsed names; a bad one means someone edited it by hand.
-                let name: ServiceName = row.name.parse().map_err(|e| {
-                    StoreError::Query(sqlx::Error::Decode(Box::new(e)))
-                })?;
+                let name: ServiceName = row
+                    .name
+                    .parse()
+                    .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e))))?;
                 Ok(RegisteredService {
                     name,
                     team: row.team,

@@ -115,7 +115,10 @@ impl Store {
     /// Answers whether the store takes a query within `within`: readiness, not liveness.
     pub async fn check(&self, within: Duration) -> Result<(), StoreError> {
         let ping = async {
-            on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+            on_pool!(self, |pool| sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .map(drop))?;
             Ok(())
         };
         tokio::time::timeout(within, ping)

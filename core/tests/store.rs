@@ -32,7 +32,10 @@ async fn runs_on_the_backend_it_was_asked_for(backend: Backend) {
         Backend::Postgres => StoreKind::Postgres,
     };
     assert_eq!(test.store.kind(), expected);
-    test.store.check(std::time::Duration::from_secs(2)).await.unwrap();
+    test.store
+        .check(std::time::Duration::from_secs(2))
+        .await
+        .unwrap();
 }
 
 async fn migrating_again_changes_nothing(backend: Backend) {
@@ -52,7 +55,10 @@ async fn registering_lists_services_by_name(backend: Backend) {
     let test = TestStore::new(backend).await;
     let at = Utc.with_ymd_and_hms(2026, 11, 24, 8, 30, 0).unwrap();
     test.store
-        .register_configured_services(&config_with(&[("payouts", "money"), ("ledger", "core")]), at)
+        .register_configured_services(
+            &config_with(&[("payouts", "money"), ("ledger", "core")]),
+            at,
+        )
         .await
         .unwrap();
     let services = test.store.registered_services().await.unwrap();
@@ -61,14 +67,20 @@ async fn registering_lists_services_by_name(backend: Backend) {
     assert_eq!(services[0].team, "core");
     assert_eq!(services[0].graphql_url, "http://ledger/graphql");
     assert_eq!(services[0].stuck_after_seconds, 30 * 60);
-    assert_eq!(services[0].registered_at, at, "time comes back as the same UTC instant");
+    assert_eq!(
+        services[0].registered_at, at,
+        "time comes back as the same UTC instant"
+    );
 }
 
 async fn re_registering_updates_keeps_first_seen_and_retires_removed(backend: Backend) {
     let test = TestStore::new(backend).await;
     let first = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
     test.store
-        .register_configured_services(&config_with(&[("payouts", "money"), ("ledger", "core")]), first)
+        .register_configured_services(
+            &config_with(&[("payouts", "money"), ("ledger", "core")]),
+            first,
+        )
         .await
         .unwrap();
     test.store
@@ -80,7 +92,11 @@ async fn re_registering_updates_keeps_first_seen_and_retires_removed(backend: Ba
         .unwrap();
     let services = test.store.registered_services().await.unwrap();
     let names: Vec<_> = services.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["payouts", "wallet"], "ledger left the config, wallet joined");
+    assert_eq!(
+        names,
+        ["payouts", "wallet"],
+        "ledger left the config, wallet joined"
+    );
     assert_eq!(services[0].team, "treasury");
     assert_eq!(services[0].registered_at, first);
     assert_eq!(services[1].registered_at, first + Duration::days(1));

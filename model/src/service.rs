@@ -99,9 +99,20 @@ mod tests {
 
     #[test]
     fn rejects_names_that_would_break_urls_or_kubernetes() {
-        for name in ["", "Payments", "2fa", "pay ments", "pay/ments", "pay-", &"x".repeat(64)] {
+        for name in [
+            "",
+            "Payments",
+            "2fa",
+            "pay ments",
+            "pay/ments",
+            "pay-",
+            &"x".repeat(64),
+        ] {
             let err = name.parse::<ServiceName>().unwrap_err();
-            assert!(err.to_string().contains("not a valid service name"), "{err}");
+            assert!(
+                err.to_string().contains("not a valid service name"),
+                "{err}"
+            );
         }
     }
 }

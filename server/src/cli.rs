@@ -29,7 +29,13 @@ Environment variables (each overrides its flag's default and the config file):
 #[command(name = "runboard", version, after_help = ENVIRONMENT)]
 pub struct Cli {
     /// Log as human-readable text or as JSON lines.
-    #[arg(long, global = true, env = "RUNBOARD_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "RUNBOARD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -127,7 +133,11 @@ pub fn run(cli: Cli) -> ExitCode {
 
 async fn execute(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Demo { listen, data_dir, site } => {
+        Command::Demo {
+            listen,
+            data_dir,
+            site,
+        } => {
             let config = Config::demo(&Overrides {
                 listen: Some(listen),
                 data_dir: Some(data_dir),
@@ -136,7 +146,11 @@ async fn execute(command: Command) -> Result<(), Failure> {
             })?;
             start(config).await
         }
-        Command::Serve { config, listen, site } => {
+        Command::Serve {
+            config,
+            listen,
+            site,
+        } => {
             let overrides = Overrides {
                 listen,
                 site_root: site.site_root,

@@ -26,7 +26,10 @@ pub async fn readyz(State(state): State<ServerState>) -> Result<Json<Value>, Api
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "readiness: store unreachable");
-            unavailable("store_unreachable", format!("Runboard's store is unreachable: {e}"))
+            unavailable(
+                "store_unreachable",
+                format!("Runboard's store is unreachable: {e}"),
+            )
         })?;
     Ok(Json(json!({ "status": "ready" })))
 }

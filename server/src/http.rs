@@ -64,20 +64,23 @@ pub fn router(state: ServerState) -> Router {
 
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
-            let request_id = request
-                .headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!(
-                "request",
-                method = %request.method(),
-                path = %request.uri().path(),
-                request_id,
-            )
-        })
-        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<Body>| {
+                    let request_id = request
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
@@ -96,7 +99,10 @@ pub fn router(state: ServerState) -> Router {
             provide_app.clone(),
             move || shell(leptos.clone()),
         )
-        .fallback(file_and_error_handler_with_context::<ServerState, _>(provide_app, shell))
+        .fallback(file_and_error_handler_with_context::<ServerState, _>(
+            provide_app,
+            shell,
+        ))
         .layer(middleware)
         .with_state(state)
 }

@@ -22,7 +22,14 @@ fn help_lists_the_commands_and_the_environment_overrides() {
     let output = runboard(&["--help"]);
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
-    for text in ["demo", "serve", "check-config", "migrate", "RUNBOARD_DATABASE_URL", "RUNBOARD_LISTEN"] {
+    for text in [
+        "demo",
+        "serve",
+        "check-config",
+        "migrate",
+        "RUNBOARD_DATABASE_URL",
+        "RUNBOARD_LISTEN",
+    ] {
         assert!(help.contains(text), "--help lacks {text}:\n{help}");
     }
 }
@@ -31,7 +38,11 @@ fn help_lists_the_commands_and_the_environment_overrides() {
 fn check_config_names_the_bad_key_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runboard.toml");
-    std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:3000\"\nrequest_timeout = \"soon\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[http]\nlisten = \"127.0.0.1:3000\"\nrequest_timeout = \"soon\"\n",
+    )
+    .unwrap();
     let output = runboard(&["check-config", "--config", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
@@ -51,7 +62,11 @@ fn check_config_accepts_a_good_file_and_migrate_creates_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runboard.toml");
     let data = dir.path().join("data");
-    std::fs::write(&path, format!("[store]\ndata_dir = {:?}\n", data.to_str().unwrap())).unwrap();
+    std::fs::write(
+        &path,
+        format!("[store]\ndata_dir = {:?}\n", data.to_str().unwrap()),
+    )
+    .unwrap();
     let config = path.to_str().unwrap();
 
     let check = runboard(&["check-config", "--config", config]);
@@ -98,14 +113,20 @@ fn sigterm_stops_the_server_cleanly() {
         .to_owned();
     assert_eq!(get_status(&format!("{url}/healthz")), 200);
 
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "runboard did not stop within 10 s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "runboard did not stop within 10 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit after SIGTERM: {status}");
@@ -113,6 +134,9 @@ fn sigterm_stops_the_server_cleanly() {
 
 /// A one-off GET from a synchronous test, returning the status code.
 fn get_status(url: &str) -> u16 {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async { reqwest::get(url).await.unwrap().status().as_u16() })
 }

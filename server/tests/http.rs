@@ -28,7 +28,10 @@ async fn the_api_lists_the_configured_services(backend: Backend) {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     let services = body["services"].as_array().unwrap();
-    let names: Vec<_> = services.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let names: Vec<_> = services
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["ledger", "payouts"]);
     assert_eq!(services[1]["team"], "treasury");
     assert_eq!(services[1]["stuck_after_seconds"], 900);
@@ -43,11 +46,27 @@ async fn the_overview_is_rendered_on_the_server_with_the_services(backend: Backe
     let response = app.get("/").await;
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
-    assert!(html.contains("<title>Overview · Runboard</title>"), "{html}");
-    for text in ["payouts", "treasury", "ledger", "core-banking", "15 min", "30 min"] {
-        assert!(html.contains(text), "server-rendered overview lacks {text:?}");
+    assert!(
+        html.contains("<title>Overview · Runboard</title>"),
+        "{html}"
+    );
+    for text in [
+        "payouts",
+        "treasury",
+        "ledger",
+        "core-banking",
+        "15 min",
+        "30 min",
+    ] {
+        assert!(
+            html.contains(text),
+            "server-rendered overview lacks {text:?}"
+        );
     }
-    assert!(html.contains("/pkg/runboard.js"), "the page loads the hydration script");
+    assert!(
+        html.contains("/pkg/runboard.js"),
+        "the page loads the hydration script"
+    );
 }
 
 async fn the_server_function_returns_the_services_as_json(backend: Backend) {
@@ -128,12 +147,19 @@ async fn readiness_fails_while_the_store_is_cut_and_recovers_after() {
     assert_eq!(cut.status(), 503);
     let body: Value = cut.json().await.unwrap();
     assert_eq!(body["error"]["code"], "store_unreachable");
-    assert_eq!(app.get("/healthz").await.status(), 200, "liveness does not depend on the store");
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        200,
+        "liveness does not depend on the store"
+    );
     let api = app.get("/api/v1/services").await;
     assert_eq!(api.status(), 500);
     let body: Value = api.json().await.unwrap();
     assert!(
-        !body["error"]["message"].as_str().unwrap().contains("127.0.0.1"),
+        !body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1"),
         "internal detail stays in the log: {body}"
     );
 

@@ -72,8 +72,14 @@ impl TestStore {
         (Self::open(config, Some(database), dir).await, proxy)
     }
 
-    async fn open(config: StoreConfig, database: Option<TestDatabase>, dir: tempfile::TempDir) -> Self {
-        let store = Store::connect(&config).await.expect("connect the test store");
+    async fn open(
+        config: StoreConfig,
+        database: Option<TestDatabase>,
+        dir: tempfile::TempDir,
+    ) -> Self {
+        let store = Store::connect(&config)
+            .await
+            .expect("connect the test store");
         store.migrate().await.expect("migrate the test store");
         Self {
             store,

@@ -42,7 +42,8 @@ impl TestDatabase {
     /// The same database reached through another port, such as a [`crate::ChaosProxy`]'s.
     pub fn url_via_port(&self, port: u16) -> String {
         let mut url = url::Url::parse(&admin_url()).expect("admin URL");
-        url.set_port(Some(port)).expect("a URL with a host takes a port");
+        url.set_port(Some(port))
+            .expect("a URL with a host takes a port");
         url.set_path(&self.name);
         url.into()
     }

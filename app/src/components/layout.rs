@@ -10,11 +10,31 @@ struct Screen {
 }
 
 const SCREENS: &[Screen] = &[
-    Screen { label: "Overview", href: "/", built: true },
-    Screen { label: "Lookup", href: "/lookup", built: false },
-    Screen { label: "Batches", href: "/batches", built: false },
-    Screen { label: "Funds", href: "/funds", built: false },
-    Screen { label: "Actions", href: "/actions", built: false },
+    Screen {
+        label: "Overview",
+        href: "/",
+        built: true,
+    },
+    Screen {
+        label: "Lookup",
+        href: "/lookup",
+        built: false,
+    },
+    Screen {
+        label: "Batches",
+        href: "/batches",
+        built: false,
+    },
+    Screen {
+        label: "Funds",
+        href: "/funds",
+        built: false,
+    },
+    Screen {
+        label: "Actions",
+        href: "/actions",
+        built: false,
+    },
 ];
 
 /// Page frame: skip link, navigation, and the main region with an error boundary,

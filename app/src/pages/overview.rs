@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
+use leptos_router::hooks::{use_navigate, use_query_map};
 use runboard_model::RegisteredService;
 
 use crate::components::local_time::LocalTime;
@@ -21,7 +21,14 @@ pub fn Overview() -> impl IntoView {
         } else {
             format!("/?q={}", encode_query_value(&value))
         };
-        navigate(&href, NavigateOptions { replace: true, scroll: false, ..Default::default() });
+        navigate(
+            &href,
+            NavigateOptions {
+                replace: true,
+                scroll: false,
+                ..Default::default()
+            },
+        );
     };
 
     view! {
@@ -108,7 +115,7 @@ fn ServiceTable(services: Vec<RegisteredService>, filter: Memo<String>) -> impl 
             </table>
         </div>
     }
-        .into_any()
+    .into_any()
 }
 
 fn format_minutes(seconds: i64) -> String {
@@ -124,7 +131,9 @@ fn encode_query_value(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

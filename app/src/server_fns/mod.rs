@@ -18,5 +18,7 @@ fn app() -> Result<std::sync::Arc<runboard_core::App>, ServerFnError> {
 #[cfg(feature = "ssr")]
 fn internal(what: &str, error: impl std::fmt::Display) -> ServerFnError {
     tracing::error!(%error, "{what}");
-    ServerFnError::new(format!("something went wrong while {what}; the details are in Runboard's log"))
+    ServerFnError::new(format!(
+        "something went wrong while {what}; the details are in Runboard's log"
+    ))
 }
