@@ -36,6 +36,7 @@ export default defineConfig({
     url: `${baseURL}/readyz`,
     reuseExistingServer: false,
     timeout: 60_000,
+    env: { RUNBOARD_LOG: "warn" },
     stdout: "ignore",
     stderr: "pipe",
   },
