@@ -291,6 +291,13 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_config_is_valid() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../runboard.example.toml"));
+        let config = Config::load(path, &Overrides::default()).unwrap();
+        assert_eq!(config.services.len(), 2);
+    }
+
+    #[test]
     fn an_unknown_key_is_named() {
         let err = parse("[store]\nurll = \"sqlite://x.db\"\n")
             .unwrap_err()
