@@ -1,7 +1,7 @@
 import { defineConfig } from "@playwright/test";
 
 // The server under test is the real runboard binary built by `cargo leptos build`,
-// on a fresh SQLite store, with services registered by runboard.e2e.toml.
+// run as `runboard demo`: a fresh SQLite store and the demo fleet with its load generator.
 const port = Number(process.env.RUNBOARD_E2E_PORT ?? 3417);
 const baseURL = `http://127.0.0.1:${port}`;
 
@@ -32,7 +32,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `rm -rf ../target/e2e-data && exec ../target/debug/runboard serve --config runboard.e2e.toml --listen 127.0.0.1:${port}`,
+    command: `rm -rf ../target/e2e-data && exec ../target/debug/runboard demo --listen 127.0.0.1:${port} --data-dir ../target/e2e-data --site-root ../target/site`,
     url: `${baseURL}/readyz`,
     reuseExistingServer: false,
     timeout: 60_000,

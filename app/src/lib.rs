@@ -2,6 +2,7 @@
 //! every page, and with `hydrate` into the wasm that makes those pages live.
 
 mod components;
+mod format;
 mod pages;
 mod server_fns;
 

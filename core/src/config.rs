@@ -22,7 +22,32 @@ pub struct Config {
     #[serde(default)]
     pub thresholds: Thresholds,
     #[serde(default)]
+    pub poller: PollerConfig,
+    #[serde(default)]
     pub services: Vec<ServiceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollerConfig {
+    /// How often each service's counts and funds are read into a snapshot.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Snapshots older than this are deleted; trends reach this far back.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How many services are read at once.
+    pub concurrency: usize,
+}
+
+impl Default for PollerConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(15),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            concurrency: 4,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +137,70 @@ pub struct ServiceConfig {
     /// Overrides `thresholds.stuck_after` for this service.
     #[serde(default, with = "humantime_serde")]
     pub stuck_after: Option<Duration>,
+    /// The contract's relations, or queries standing in for them.
+    #[serde(default)]
+    pub queries: ContractQueries,
+    /// Longest any one read of this service may take before it counts as failed.
+    #[serde(default = "default_query_timeout", with = "humantime_serde")]
+    pub query_timeout: Duration,
+    /// Connections Runboard may hold open to this service's database.
+    #[serde(default = "default_service_connections")]
+    pub max_connections: u32,
+    /// Most rows one read may bring back (funds, error groups, batches).
+    #[serde(default = "default_row_limit")]
+    pub row_limit: u32,
+}
+
+impl ServiceConfig {
+    /// A service with the contract's default queries and read limits, as a config entry would give it.
+    pub fn new(name: ServiceName, team: String, database_url: String, graphql_url: Url) -> Self {
+        Self {
+            name,
+            team,
+            database_url,
+            graphql_url,
+            stuck_after: None,
+            queries: ContractQueries::default(),
+            query_timeout: default_query_timeout(),
+            max_connections: default_service_connections(),
+            row_limit: default_row_limit(),
+        }
+    }
+}
+
+fn default_query_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_service_connections() -> u32 {
+    4
+}
+
+fn default_row_limit() -> u32 {
+    200_000
+}
+
+/// The SELECTs that produce the contract's relations (SPEC.md, "The service contract").
+/// Each must return the contract's columns by name; Runboard wraps it as a subquery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContractQueries {
+    pub supervisor_view: String,
+    pub batch_run: String,
+    pub batch_item: String,
+    /// `(saga_id, amount, currency)` of the failed and stuck sagas; absent where a service holds no money.
+    pub withheld_funds: Option<String>,
+}
+
+impl Default for ContractQueries {
+    fn default() -> Self {
+        Self {
+            supervisor_view: "SELECT saga_id, saga_type, current_step, completed, error_message, created_at, updated_at FROM supervisor_view".into(),
+            batch_run: "SELECT batch_id, name, started_at, finished_at FROM batch_run".into(),
+            batch_item: "SELECT batch_id, item_id, status, error, updated_at FROM batch_item".into(),
+            withheld_funds: None,
+        }
+    }
 }
 
 /// Values from the command line or the environment that win over the file.
@@ -163,6 +252,7 @@ impl Config {
             http: HttpConfig::default(),
             store: StoreConfig::default(),
             thresholds: Thresholds::default(),
+            poller: PollerConfig::default(),
             services: Vec::new(),
         };
         config.apply(overrides);
@@ -215,6 +305,12 @@ impl Config {
                 "must be longer than 0s, e.g. \"30s\"".into(),
             );
         }
+        if self.poller.interval.is_zero() || self.poller.concurrency == 0 {
+            return invalid(
+                "poller".into(),
+                "interval must be longer than 0s and concurrency at least 1".into(),
+            );
+        }
         let mut seen = HashSet::new();
         for (i, service) in self.services.iter().enumerate() {
             let key = |field: &str| format!("services[{i}].{field} (service {})", service.name);
@@ -238,6 +334,34 @@ impl Config {
             }
             if service.stuck_after.is_some_and(|d| d.is_zero()) {
                 return invalid(key("stuck_after"), "must be longer than 0s".into());
+            }
+            if service.query_timeout.is_zero()
+                || service.max_connections == 0
+                || service.row_limit == 0
+            {
+                return invalid(
+                    key("query_timeout, max_connections, row_limit"),
+                    "must each be above zero".into(),
+                );
+            }
+            let queries = &service.queries;
+            for (field, query) in [
+                ("supervisor_view", Some(&queries.supervisor_view)),
+                ("batch_run", Some(&queries.batch_run)),
+                ("batch_item", Some(&queries.batch_item)),
+                ("withheld_funds", queries.withheld_funds.as_ref()),
+            ] {
+                if let Some(query) = query
+                    && !query
+                        .trim_start()
+                        .to_ascii_lowercase()
+                        .starts_with("select")
+                {
+                    return invalid(
+                        key(&format!("queries.{field}")),
+                        "must be a single SELECT returning the contract's columns".into(),
+                    );
+                }
             }
         }
         Ok(())
@@ -292,7 +416,10 @@ mod tests {
 
     #[test]
     fn the_documented_example_config_is_valid() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../runboard.example.toml"));
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../runboard.example.toml"
+        ));
         let config = Config::load(path, &Overrides::default()).unwrap();
         assert_eq!(config.services.len(), 2);
     }

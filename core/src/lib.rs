@@ -1,10 +1,16 @@
 //! Runboard's server-side modules. This file only wires them together.
 
 pub mod config;
+pub mod connector;
+mod db;
+pub mod fleet;
+pub mod poller;
 pub mod registry;
+pub mod snapshots;
 pub mod store;
 
 use config::Config;
+use fleet::Fleet;
 use store::Store;
 
 /// What every request handler, server function and background task shares.
@@ -13,4 +19,6 @@ pub struct App {
     pub config: Config,
     /// Runboard's own store: the service registry now; snapshots, actions and audit as they arrive.
     pub store: Store,
+    /// A connector per registered service, for live reads and the poller.
+    pub fleet: Fleet,
 }

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use runboard_model::{RegisteredService, ServiceName};
 
 use crate::config::Config;
-use crate::store::{Store, StoreError, on_pool};
+use crate::db::on_pool;
+use crate::store::{Store, StoreError};
 
 /// Where a registration came from; a source only ever retires its own services.
 const SOURCE_CONFIG: &str = "config";
@@ -27,7 +28,7 @@ impl Store {
         config: &Config,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        on_pool!(self.pool, |pool| {
             let mut tx = pool.begin().await?;
             let known: Vec<(String,)> =
                 sqlx::query_as("SELECT name FROM service WHERE source = $1")
@@ -71,7 +72,7 @@ impl Store {
 
     /// Every registered service, by name.
     pub async fn registered_services(&self) -> Result<Vec<RegisteredService>, StoreError> {
-        let rows: Vec<ServiceRow> = on_pool!(self, |pool| {
+        let rows: Vec<ServiceRow> = on_pool!(self.pool, |pool| {
             sqlx::query_as(
                 "SELECT name, team, graphql_url, stuck_after_seconds, registered_at
                  FROM service ORDER BY name",

@@ -3,6 +3,14 @@
 //! Nothing here talks to a database or the network: these types cross the wire
 //! between server functions and hydrated pages, so they must build for wasm too.
 
+mod batch;
+mod money;
+mod overview;
+mod saga;
 mod service;
 
+pub use batch::{BatchItem, BatchItemPage, BatchItemStatus, BatchProgress};
+pub use money::{Money, add_to_totals};
+pub use overview::{ServiceFunds, ServiceOverview};
+pub use saga::{ErrorGroup, Saga, SagaCounts, SagaPage, SagaStatus};
 pub use service::{RegisteredService, ServiceName, ServiceNameError};

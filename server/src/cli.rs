@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use runboard_core::App;
-use runboard_core::config::{Config, ConfigError, Overrides};
+use runboard_core::config::{Config, ConfigError, Overrides, ServiceConfig};
+use runboard_core::connector::ReadError;
+use runboard_core::fleet::Fleet;
+use runboard_core::poller;
 use runboard_core::store::{Store, StoreError};
+use runboard_fleet::{Fleet as DemoFleet, FleetConfig, ServiceInfo, Storage};
 use tokio::net::TcpListener;
 
 use crate::http::{ServerState, serve};
@@ -43,7 +47,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The embedded default: an SQLite store in DATA_DIR, on loopback only.
+    /// The embedded default: an SQLite store in DATA_DIR and the demo fleet, on loopback only.
     Demo {
         /// Address to serve on; must be a loopback address.
         #[arg(long, env = "RUNBOARD_LISTEN", default_value = "127.0.0.1:3000")]
@@ -102,11 +106,15 @@ enum Failure {
     Config(#[from] ConfigError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Fleet(#[from] ReadError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: SocketAddr,
         source: std::io::Error,
     },
+    #[error("the demo fleet did not start: {0}")]
+    DemoFleet(String),
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
 }
@@ -138,13 +146,31 @@ async fn execute(command: Command) -> Result<(), Failure> {
             data_dir,
             site,
         } => {
-            let config = Config::demo(&Overrides {
+            let mut config = Config::demo(&Overrides {
                 listen: Some(listen),
-                data_dir: Some(data_dir),
+                data_dir: Some(data_dir.clone()),
                 site_root: site.site_root,
                 ..Overrides::default()
             })?;
-            start(config).await
+            let fleet = DemoFleet::start(FleetConfig {
+                storage: Storage::Sqlite {
+                    dir: data_dir.join("fleet"),
+                },
+                bearer_token: None,
+                load: true,
+            })
+            .await
+            .map_err(|e| Failure::DemoFleet(e.to_string()))?;
+            for service in fleet.services() {
+                println!(
+                    "demo service {:<11} GraphQL {}  database {}",
+                    service.name, service.graphql_url, service.database_url
+                );
+                config.services.push(demo_service(service)?);
+            }
+            let served = start(config).await;
+            fleet.shutdown().await;
+            served
         }
         Command::Serve {
             config,
@@ -180,6 +206,28 @@ async fn execute(command: Command) -> Result<(), Failure> {
     }
 }
 
+/// Registers a demo fleet service as a config entry would.
+fn demo_service(service: &ServiceInfo) -> Result<ServiceConfig, Failure> {
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        Failure::DemoFleet(format!(
+            "service {} has an invalid {what}: {e}",
+            service.name
+        ))
+    };
+    let mut config = ServiceConfig::new(
+        service.name.parse().map_err(|e| invalid("name", &e))?,
+        service.team.clone(),
+        service.database_url.clone(),
+        service
+            .graphql_url
+            .parse()
+            .map_err(|e| invalid("GraphQL URL", &e))?,
+    );
+    config.stuck_after = Some(service.stuck_after);
+    config.queries.withheld_funds = service.withheld_funds_query.clone();
+    Ok(config)
+}
+
 impl ConfigArgs {
     fn overrides(&self) -> Overrides {
         Overrides {
@@ -202,14 +250,21 @@ async fn start(config: Config) -> Result<(), Failure> {
         .await
         .map_err(|source| Failure::Listen { address, source })?;
     let bound = listener.local_addr().map_err(Failure::Serve)?;
-    let state = ServerState::new(App { config, store });
+    let fleet = Fleet::connect(&config).await?;
+    let state = ServerState::new(App {
+        config,
+        store,
+        fleet,
+    });
     let app = state.app.clone();
+    let poller = tokio::spawn(poller::run(app.clone()));
     tracing::info!(%bound, store = ?app.store.kind(), "runboard is serving");
     println!("Runboard is serving at http://{bound}");
-    serve(listener, state, shutdown_signal())
-        .await
-        .map_err(Failure::Serve)?;
+    let served = serve(listener, state, shutdown_signal()).await;
+    poller.abort();
+    app.fleet.close().await;
     app.store.close().await;
+    served.map_err(Failure::Serve)?;
     tracing::info!("runboard stopped cleanly");
     Ok(())
 }

@@ -35,6 +35,23 @@ pub fn not_found(message: impl Into<String>) -> ApiError {
     }
 }
 
+pub fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "bad_request",
+        message: message.into(),
+    }
+}
+
+/// A service of the fleet failed to answer; the message names it and the cause.
+pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_GATEWAY,
+        code,
+        message: message.into(),
+    }
+}
+
 pub fn unavailable(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError {
         status: StatusCode::SERVICE_UNAVAILABLE,

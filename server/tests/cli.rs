@@ -93,7 +93,7 @@ fn the_demo_refuses_to_listen_beyond_loopback_and_says_why() {
 }
 
 #[test]
-fn sigterm_stops_the_server_cleanly() {
+fn the_demo_names_its_fleet_and_sigterm_stops_it_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_runboard"))
         .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -102,15 +102,24 @@ fn sigterm_stops_the_server_cleanly() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut first_line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first_line)
-        .unwrap();
-    let url = first_line
-        .trim()
-        .strip_prefix("Runboard is serving at ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first_line:?}"))
-        .to_owned();
+    // The demo names its fleet's services first, then where Runboard serves.
+    let mut printed = Vec::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("runboard demo ended early").unwrap();
+        if let Some(url) = line.strip_prefix("Runboard is serving at ") {
+            break url.to_owned();
+        }
+        printed.push(line);
+    };
+    for service in ["payments", "payouts", "onboarding"] {
+        assert!(
+            printed
+                .iter()
+                .any(|l| l.starts_with(&format!("demo service {service} "))),
+            "{printed:?}"
+        );
+    }
     assert_eq!(get_status(&format!("{url}/healthz")), 200);
 
     let kill = Command::new("kill")

@@ -34,7 +34,12 @@ async fn the_api_lists_the_configured_services(backend: Backend) {
         .collect();
     assert_eq!(names, ["ledger", "payouts"]);
     assert_eq!(services[1]["team"], "treasury");
-    assert_eq!(services[1]["stuck_after_seconds"], 900);
+    assert_eq!(
+        services[1]["polled_at"],
+        Value::Null,
+        "not polled yet, and says so"
+    );
+    assert_eq!(services[1]["reachable"], false);
     assert!(
         services[1].get("database_url").is_none(),
         "database credentials never leave the server"
@@ -55,8 +60,7 @@ async fn the_overview_is_rendered_on_the_server_with_the_services(backend: Backe
         "treasury",
         "ledger",
         "core-banking",
-        "15 min",
-        "30 min",
+        "Not polled yet",
     ] {
         assert!(
             html.contains(text),
@@ -73,13 +77,14 @@ async fn the_server_function_returns_the_services_as_json(backend: Backend) {
     let app = spawn_app(backend).await;
     let response = app
         .client
-        .post(app.url("/rpc/registered_services"))
+        .post(app.url("/rpc/overview"))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let services: Value = response.json().await.unwrap();
-    assert_eq!(services.as_array().unwrap().len(), 2);
+    let overview: Value = response.json().await.unwrap();
+    assert_eq!(overview["services"].as_array().unwrap().len(), 2);
+    assert!(overview["read_at"].is_string());
 }
 
 #[tokio::test]
@@ -128,7 +133,7 @@ async fn a_body_over_the_limit_is_refused_with_413() {
     let app = spawn_app(Backend::Sqlite).await;
     let response = app
         .client
-        .post(app.url("/rpc/registered_services"))
+        .post(app.url("/rpc/overview"))
         .body(vec![b'x'; 3 * 1024 * 1024])
         .send()
         .await
@@ -139,7 +144,7 @@ async fn a_body_over_the_limit_is_refused_with_413() {
 #[tokio::test]
 async fn readiness_fails_while_the_store_is_cut_and_recovers_after() {
     let (store, proxy) = TestStore::postgres_behind_proxy().await;
-    let app = spawn_app_on(store).await;
+    let app = spawn_app_on(store, common::example_services()).await;
     assert_eq!(app.get("/readyz").await.status(), 200);
 
     proxy.cut();
@@ -153,7 +158,11 @@ async fn readiness_fails_while_the_store_is_cut_and_recovers_after() {
         "liveness does not depend on the store"
     );
     let api = app.get("/api/v1/services").await;
-    assert_eq!(api.status(), 500);
+    assert_eq!(
+        api.status(),
+        500,
+        "the store is Runboard's own: its failure is an internal error"
+    );
     let body: Value = api.json().await.unwrap();
     assert!(
         !body["error"]["message"]
@@ -161,6 +170,17 @@ async fn readiness_fails_while_the_store_is_cut_and_recovers_after() {
             .unwrap()
             .contains("127.0.0.1"),
         "internal detail stays in the log: {body}"
+    );
+
+    let page = app.get("/").await.text().await.unwrap();
+    assert!(
+        page.contains("This screen failed"),
+        "the overview says it failed: {page}"
+    );
+    assert!(page.contains("something went wrong while reading the service snapshots"));
+    assert!(
+        page.contains("Skip to content"),
+        "the frame and navigation still render"
     );
 
     proxy.restore();

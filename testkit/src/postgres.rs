@@ -35,6 +35,18 @@ impl TestDatabase {
         Self { name, port }
     }
 
+    /// Takes charge of dropping a database something else created, such as the demo fleet's.
+    pub fn adopt(name: &str) -> Self {
+        let port = url::Url::parse(&admin_url())
+            .expect("admin URL")
+            .port()
+            .unwrap_or(5432);
+        Self {
+            name: name.to_owned(),
+            port,
+        }
+    }
+
     pub fn url(&self) -> String {
         self.url_via_port(self.port)
     }

@@ -1,17 +1,46 @@
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
-use runboard_model::RegisteredService;
+use runboard_model::{Money, ServiceOverview};
 
 use crate::components::local_time::LocalTime;
-use crate::server_fns::registered_services::registered_services;
+use crate::format::{ago, amount, thousands};
+use crate::server_fns::read_overview::{Overview as Rows, read_overview};
 
-/// One row per registered service. The filter lives in the URL (`?q=`) so that a
-/// filtered view can be pasted into an incident channel.
+/// How often the browser re-reads the overview; the poller refreshes snapshots at about this pace.
+const REFRESH: Duration = Duration::from_secs(15);
+
+/// One row per service with its latest numbers. The filter lives in the URL (`?q=`) so
+/// that a filtered view can be pasted into an incident channel.
 #[component]
 pub fn Overview() -> impl IntoView {
-    let services = Resource::new(|| (), |_| registered_services());
+    let rows = Resource::new(|| (), |_| read_overview());
+    // Seconds since the rows were read, ticking in the browser; 0 while rendering on the server.
+    let elapsed = RwSignal::new(0i64);
+    Effect::new(move || {
+        let tick =
+            set_interval_with_handle(move || elapsed.update(|s| *s += 1), Duration::from_secs(1));
+        let refresh = set_interval_with_handle(
+            move || {
+                rows.refetch();
+                elapsed.set(0);
+            },
+            REFRESH,
+        );
+        on_cleanup(move || {
+            if let Ok(handle) = tick {
+                handle.clear();
+            }
+            if let Ok(handle) = refresh {
+                handle.clear();
+            }
+        });
+    });
+
     let query = use_query_map();
     let filter = Memo::new(move |_| query.read().get("q").unwrap_or_default());
     let navigate = use_navigate();
@@ -46,17 +75,18 @@ pub fn Overview() -> impl IntoView {
                 />
             </label>
         </div>
-        <Suspense fallback=|| view! { <p class="loading" role="status">"Loading services…"</p> }>
+        <Transition fallback=|| view! { <p class="loading" role="status">"Loading services…"</p> }>
             {move || Suspend::new(async move {
-                let services = services.await?;
-                Ok::<_, ServerFnError>(view! { <ServiceTable services filter /> })
+                let rows = rows.await?;
+                Ok::<_, ServerFnError>(view! { <ServiceTable rows filter elapsed /> })
             })}
-        </Suspense>
+        </Transition>
     }
 }
 
 #[component]
-fn ServiceTable(services: Vec<RegisteredService>, filter: Memo<String>) -> impl IntoView {
+fn ServiceTable(rows: Rows, filter: Memo<String>, elapsed: RwSignal<i64>) -> impl IntoView {
+    let Rows { read_at, services } = rows;
     if services.is_empty() {
         return view! {
             <section class="panel empty">
@@ -64,7 +94,7 @@ fn ServiceTable(services: Vec<RegisteredService>, filter: Memo<String>) -> impl 
                 <p>"Add a " <code>"[[services]]"</code> " entry to the config file and restart Runboard."</p>
             </section>
         }
-            .into_any();
+        .into_any();
     }
     let total = services.len();
     let visible = Memo::new(move |_| {
@@ -79,6 +109,7 @@ fn ServiceTable(services: Vec<RegisteredService>, filter: Memo<String>) -> impl 
             .cloned()
             .collect::<Vec<_>>()
     });
+    let now = move || read_at + chrono::Duration::seconds(elapsed.get());
     view! {
         <p class="count" role="status" aria-live="polite">
             {move || {
@@ -92,24 +123,22 @@ fn ServiceTable(services: Vec<RegisteredService>, filter: Memo<String>) -> impl 
         </p>
         <div class="table-wrap">
             <table class="services">
+                <caption class="visually-hidden">"Sagas, batches and withheld funds per service, from the latest poll"</caption>
                 <thead>
                     <tr>
                         <th scope="col">"Service"</th>
                         <th scope="col">"Team"</th>
-                        <th scope="col">"Mission control"</th>
-                        <th scope="col" class="num">"Stuck after"</th>
-                        <th scope="col">"Registered"</th>
+                        <th scope="col" class="num">"Running"</th>
+                        <th scope="col" class="num">"Stuck"</th>
+                        <th scope="col" class="num">"Failed"</th>
+                        <th scope="col" class="num">"Failed batches"</th>
+                        <th scope="col" class="num">"Withheld"</th>
+                        <th scope="col">"Updated"</th>
                     </tr>
                 </thead>
                 <tbody>
-                    <For each=move || visible.get() key=|s| s.name.clone() let:service>
-                        <tr>
-                            <th scope="row">{service.name.to_string()}</th>
-                            <td>{service.team.clone()}</td>
-                            <td class="mono">{service.graphql_url.clone()}</td>
-                            <td class="num">{format_minutes(service.stuck_after_seconds)}</td>
-                            <td><LocalTime at=service.registered_at /></td>
-                        </tr>
+                    <For each=move || visible.get() key=|s| (s.name.clone(), s.polled_at) let:service>
+                        <ServiceRow service now />
                     </For>
                 </tbody>
             </table>
@@ -118,12 +147,63 @@ fn ServiceTable(services: Vec<RegisteredService>, filter: Memo<String>) -> impl 
     .into_any()
 }
 
-fn format_minutes(seconds: i64) -> String {
-    match seconds {
-        s if s % 3600 == 0 => format!("{} h", s / 3600),
-        s if s % 60 == 0 => format!("{} min", s / 60),
-        s => format!("{s} s"),
+#[component]
+fn ServiceRow(
+    service: ServiceOverview,
+    now: impl Fn() -> DateTime<Utc> + Send + Sync + Copy + 'static,
+) -> impl IntoView {
+    let count = |n: Option<u64>| n.map_or_else(|| "–".to_owned(), thousands);
+    let sagas = service.sagas;
+    let problem = match (&service.polled_at, &service.error) {
+        (None, _) => Some(("pending", "Not polled yet".to_owned())),
+        (Some(_), Some(error)) => Some(("error", format!("Unreachable: {error}"))),
+        _ => None,
+    };
+    view! {
+        <tr class:row-error=service.error.is_some()>
+            <th scope="row">{service.name.to_string()}</th>
+            <td>{service.team.clone()}</td>
+            {match problem {
+                Some((kind, text)) => view! {
+                    <td colspan="5" class=format!("badge-cell badge-{kind}")>
+                        <span class="badge">{if kind == "error" { "⚠ " } else { "… " }}{text}</span>
+                    </td>
+                }
+                .into_any(),
+                None => view! {
+                    <td class="num">{count(sagas.map(|s| s.running))}</td>
+                    <td class="num">{count(sagas.map(|s| s.stuck))}</td>
+                    <td class="num">{count(sagas.map(|s| s.failed))}</td>
+                    <td class="num">{count(service.failed_batches)}</td>
+                    <td class="num"><Funds funds=service.withheld_funds.clone() /></td>
+                }
+                .into_any(),
+            }}
+            <td>
+                {service.polled_at.map(|at| view! {
+                    <span class="ago">{move || ago(at, now())}</span>
+                    " "
+                    <LocalTime at />
+                })}
+            </td>
+        </tr>
     }
+}
+
+#[component]
+fn Funds(funds: Vec<Money>) -> impl IntoView {
+    if funds.is_empty() {
+        return view! { <span class="muted">"none"</span> }.into_any();
+    }
+    view! {
+        <ul class="funds">
+            {funds
+                .into_iter()
+                .map(|m| view! { <li>{amount(&m.amount)} " " {m.currency}</li> })
+                .collect_view()}
+        </ul>
+    }
+    .into_any()
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
@@ -142,13 +222,6 @@ fn encode_query_value(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thresholds_read_in_the_largest_whole_unit() {
-        assert_eq!(format_minutes(1800), "30 min");
-        assert_eq!(format_minutes(7200), "2 h");
-        assert_eq!(format_minutes(90), "90 s");
-    }
 
     #[test]
     fn filter_values_survive_the_url() {

@@ -1,6 +1,6 @@
 //! Server functions, one per file. Each is a public endpoint: it checks its caller itself.
 
-pub mod registered_services;
+pub mod read_overview;
 
 #[cfg(feature = "ssr")]
 use leptos::prelude::ServerFnError;

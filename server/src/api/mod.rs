@@ -12,6 +12,15 @@ use crate::http::ServerState;
 pub fn router() -> Router<ServerState> {
     Router::new()
         .route("/services", get(services::list))
+        .route("/services/{service}/sagas", get(services::sagas))
+        .route("/services/{service}/errors", get(services::errors))
+        .route("/services/{service}/batches", get(services::batches))
+        .route("/services/{service}/batches/{batch}", get(services::batch))
+        .route(
+            "/services/{service}/batches/{batch}/items",
+            get(services::batch_items),
+        )
+        .route("/funds", get(services::funds))
         .fallback(unknown_route)
 }
 

@@ -1,24 +1,234 @@
-use axum::Json;
-use axum::extract::State;
-use runboard_model::RegisteredService;
-use serde::Serialize;
+//! Fleet reads: services with their numbers, and live reads of one service's sagas and batches.
 
-use crate::error::{ApiError, internal};
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use chrono::Utc;
+use runboard_core::connector::{Connector, MAX_PAGE, ReadError, ReadProblem, SagaFilter};
+use runboard_model::{
+    BatchItemPage, BatchItemStatus, BatchProgress, ErrorGroup, SagaPage, ServiceFunds,
+    ServiceOverview,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, bad_gateway, bad_request, internal, not_found};
 use crate::http::ServerState;
+
+// Identity arrives with the identity issue; until then every caller may read these.
 
 #[derive(Serialize)]
 pub struct ServiceList {
-    services: Vec<RegisteredService>,
+    services: Vec<ServiceOverview>,
 }
 
-/// `GET /api/v1/services`: the registered services.
-// Identity arrives with the identity issue; until then every caller may read this list.
+/// `GET /api/v1/services`: every service with its latest snapshot.
 pub async fn list(State(state): State<ServerState>) -> Result<Json<ServiceList>, ApiError> {
     let services = state
         .app
         .store
-        .registered_services()
+        .overview()
         .await
-        .map_err(|e| internal("reading the service registry", e))?;
+        .map_err(|e| internal("reading the service snapshots", e))?;
     Ok(Json(ServiceList { services }))
+}
+
+#[derive(Serialize)]
+pub struct FundsList {
+    services: Vec<ServiceFunds>,
+}
+
+/// `GET /api/v1/funds`: withheld funds per service and currency, from the latest snapshots.
+pub async fn funds(State(state): State<ServerState>) -> Result<Json<FundsList>, ApiError> {
+    let services = state
+        .app
+        .store
+        .funds()
+        .await
+        .map_err(|e| internal("reading the service snapshots", e))?;
+    Ok(Json(FundsList { services }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SagaQuery {
+    status: Option<String>,
+    #[serde(rename = "type")]
+    saga_type: Option<String>,
+    step: Option<String>,
+    error: Option<String>,
+    older_than: Option<String>,
+    newer_than: Option<String>,
+    sort: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/services/{service}/sagas`: sagas filtered and keyset-paged.
+pub async fn sagas(
+    State(state): State<ServerState>,
+    Path(service): Path<String>,
+    query: Result<Query<SagaQuery>, QueryRejection>,
+) -> Result<Json<SagaPage>, ApiError> {
+    let Query(query) = query.map_err(query_error)?;
+    let connector = connector(&state, &service)?;
+    let age = |name: &str, value: Option<String>| {
+        value
+            .map(|v| {
+                humantime::parse_duration(&v).map_err(|e| {
+                    bad_request(format!(
+                        "{name}={v:?} is not a duration ({e}); use e.g. 30m, 2h or 3d"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let filter = SagaFilter {
+        status: query
+            .status
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(bad_request)?,
+        saga_type: query.saga_type,
+        step: query.step,
+        error_message: query.error,
+        older_than: age("older_than", query.older_than)?,
+        newer_than: age("newer_than", query.newer_than)?,
+        oldest_first: match query.sort.as_deref() {
+            None | Some("newest") => false,
+            Some("oldest") => true,
+            Some(other) => {
+                return Err(bad_request(format!(
+                    "sort={other:?} is not known; use newest or oldest"
+                )));
+            }
+        },
+        after: query
+            .after
+            .map(|c| c.parse())
+            .transpose()
+            .map_err(bad_request)?,
+        limit: page_limit(query.limit)?,
+    };
+    let page = connector
+        .sagas(&filter, Utc::now())
+        .await
+        .map_err(read_error)?;
+    Ok(Json(page))
+}
+
+#[derive(Serialize)]
+pub struct ErrorGroups {
+    groups: Vec<ErrorGroup>,
+}
+
+/// `GET /api/v1/services/{service}/errors`: failed sagas grouped by error message.
+pub async fn errors(
+    State(state): State<ServerState>,
+    Path(service): Path<String>,
+) -> Result<Json<ErrorGroups>, ApiError> {
+    let groups = connector(&state, &service)?
+        .error_groups()
+        .await
+        .map_err(read_error)?;
+    Ok(Json(ErrorGroups { groups }))
+}
+
+#[derive(Serialize)]
+pub struct BatchList {
+    batches: Vec<BatchProgress>,
+}
+
+/// `GET /api/v1/services/{service}/batches`: batches with done / failed / pending.
+pub async fn batches(
+    State(state): State<ServerState>,
+    Path(service): Path<String>,
+) -> Result<Json<BatchList>, ApiError> {
+    let batches = connector(&state, &service)?
+        .batches(None)
+        .await
+        .map_err(read_error)?;
+    Ok(Json(BatchList { batches }))
+}
+
+/// `GET /api/v1/services/{service}/batches/{id}`: one batch's progress.
+pub async fn batch(
+    State(state): State<ServerState>,
+    Path((service, batch_id)): Path<(String, String)>,
+) -> Result<Json<BatchProgress>, ApiError> {
+    connector(&state, &service)?
+        .batches(Some(&batch_id))
+        .await
+        .map_err(read_error)?
+        .into_iter()
+        .next()
+        .map(Json)
+        .ok_or_else(|| not_found(format!("service {service} has no batch {batch_id:?}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemQuery {
+    status: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/services/{service}/batches/{id}/items`: a batch's items, keyset-paged.
+pub async fn batch_items(
+    State(state): State<ServerState>,
+    Path((service, batch_id)): Path<(String, String)>,
+    query: Result<Query<ItemQuery>, QueryRejection>,
+) -> Result<Json<BatchItemPage>, ApiError> {
+    let Query(query) = query.map_err(query_error)?;
+    let status: Option<BatchItemStatus> = query
+        .status
+        .map(|s| s.parse())
+        .transpose()
+        .map_err(bad_request)?;
+    let page = connector(&state, &service)?
+        .batch_items(
+            &batch_id,
+            status,
+            query.after.as_deref(),
+            page_limit(query.limit)?,
+        )
+        .await
+        .map_err(read_error)?;
+    Ok(Json(page))
+}
+
+fn connector<'a>(state: &'a ServerState, service: &str) -> Result<&'a Connector, ApiError> {
+    state.app.fleet.service(service).ok_or_else(|| {
+        not_found(format!(
+            "no service is registered as {service:?}; GET /api/v1/services lists them"
+        ))
+    })
+}
+
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(50),
+        Some(n @ 1..=MAX_PAGE) => Ok(n),
+        Some(n) => Err(bad_request(format!(
+            "limit={n} is out of range; use 1 to {MAX_PAGE}"
+        ))),
+    }
+}
+
+fn query_error(rejection: QueryRejection) -> ApiError {
+    bad_request(format!(
+        "the query string is not valid: {}",
+        rejection.body_text()
+    ))
+}
+
+/// A service that cannot be read is the service's problem, not Runboard's: say which and why.
+fn read_error(error: ReadError) -> ApiError {
+    let code = match error.problem {
+        ReadProblem::Unreachable(_) => "service_unreachable",
+        ReadProblem::Timeout(_) => "service_timeout",
+        _ => "service_read_failed",
+    };
+    tracing::warn!(service = %error.service, problem = error.problem.label(), %error, "service read failed");
+    bad_gateway(code, error.to_string())
 }

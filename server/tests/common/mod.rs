@@ -3,11 +3,14 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 use std::path::Path;
+use std::sync::Arc;
 
 use runboard_core::App;
-use runboard_core::config::{Config, Overrides};
+use runboard_core::config::{Config, Overrides, ServiceConfig};
+use runboard_core::fleet::Fleet;
+use runboard_fleet::{Fleet as DemoFleet, FleetConfig, ServiceInfo, Storage};
 use runboard_server::{ServerState, serve};
-use runboard_testkit::{Backend, TestDatabase, TestStore};
+use runboard_testkit::{Backend, TestDatabase, TestStore, admin_url};
 use tempfile::TempDir;
 
 /// Two services, as a platform team would register them.
@@ -28,6 +31,8 @@ graphql_url = "http://ledger.internal:8080/graphql"
 
 pub struct TestApp {
     pub address: String,
+    /// The app behind the server, for driving the poller from a test.
+    pub app: Arc<App>,
     pub client: reqwest::Client,
     /// The store's database and directory live as long as the app.
     _store_guards: (Option<TestDatabase>, TempDir),
@@ -48,10 +53,17 @@ impl TestApp {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
-    spawn_app_on(TestStore::new(backend).await).await
+    spawn_app_on(TestStore::new(backend).await, example_services()).await
 }
 
-pub async fn spawn_app_on(test_store: TestStore) -> TestApp {
+/// The services of [`SERVICES`], parsed as `runboard serve` would.
+pub fn example_services() -> Vec<ServiceConfig> {
+    Config::parse(SERVICES, Path::new("test.toml"), &Overrides::default())
+        .unwrap()
+        .services
+}
+
+pub async fn spawn_app_on(test_store: TestStore, services: Vec<ServiceConfig>) -> TestApp {
     let TestStore {
         store,
         config: store_config,
@@ -59,7 +71,7 @@ pub async fn spawn_app_on(test_store: TestStore) -> TestApp {
         dir,
     } = test_store;
     let mut config = Config::parse(
-        SERVICES,
+        "",
         Path::new("test.toml"),
         &Overrides {
             listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -69,17 +81,77 @@ pub async fn spawn_app_on(test_store: TestStore) -> TestApp {
     )
     .unwrap();
     config.store = store_config;
+    config.services = services;
     store
         .register_configured_services(&config, chrono::Utc::now())
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let state = ServerState::new(App { config, store });
+    let fleet = Fleet::connect(&config).await.unwrap();
+    let state = ServerState::new(App {
+        config,
+        store,
+        fleet,
+    });
+    let app = state.app.clone();
     tokio::spawn(serve(listener, state, std::future::pending()));
     TestApp {
         address,
+        app,
         client: reqwest::Client::new(),
         _store_guards: (database, dir),
     }
+}
+
+/// The demo fleet on one backend, and the guards that remove its databases afterwards.
+pub struct TestFleet {
+    pub fleet: DemoFleet,
+    pub dir: tempfile::TempDir,
+    _databases: Vec<TestDatabase>,
+}
+
+pub async fn start_fleet(backend: Backend) -> TestFleet {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = match backend {
+        Backend::Sqlite => Storage::Sqlite {
+            dir: dir.path().join("fleet"),
+        },
+        Backend::Postgres => Storage::Postgres {
+            admin_url: admin_url(),
+            database_prefix: format!("fleet_test_{}", uuid::Uuid::new_v4().simple()),
+        },
+    };
+    let fleet = DemoFleet::start(FleetConfig {
+        storage,
+        bearer_token: None,
+        load: false,
+    })
+    .await
+    .expect("the demo fleet starts");
+    let databases = match backend {
+        Backend::Sqlite => Vec::new(),
+        Backend::Postgres => fleet
+            .services()
+            .iter()
+            .map(|s| TestDatabase::adopt(s.database_url.rsplit('/').next().unwrap()))
+            .collect(),
+    };
+    TestFleet {
+        fleet,
+        dir,
+        _databases: databases,
+    }
+}
+
+pub fn registered(service: &ServiceInfo) -> ServiceConfig {
+    let mut config = ServiceConfig::new(
+        service.name.parse().unwrap(),
+        service.team.clone(),
+        service.database_url.clone(),
+        service.graphql_url.parse().unwrap(),
+    );
+    config.stuck_after = Some(service.stuck_after);
+    config.queries.withheld_funds = service.withheld_funds_query.clone();
+    config
 }

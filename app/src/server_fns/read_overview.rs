@@ -1,0 +1,28 @@
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+use runboard_model::ServiceOverview;
+use serde::{Deserialize, Serialize};
+
+/// The overview's rows, and the server's clock when they were read, so that "N s ago"
+/// renders the same on the server and in the hydrating browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    pub read_at: DateTime<Utc>,
+    pub services: Vec<ServiceOverview>,
+}
+
+/// Every service with the numbers of its latest poll, or why the poll failed.
+// Identity arrives with the identity issue; until then every caller may read this list.
+#[server(prefix = "/rpc", endpoint = "overview")]
+pub async fn read_overview() -> Result<Overview, ServerFnError> {
+    let app = super::app()?;
+    let services = app
+        .store
+        .overview()
+        .await
+        .map_err(|e| super::internal("reading the service snapshots", e))?;
+    Ok(Overview {
+        read_at: Utc::now(),
+        services,
+    })
+}

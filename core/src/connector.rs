@@ -1,0 +1,706 @@
+//! Reads one service's database through the service contract (SPEC.md).
+//!
+//! Every read has a timeout and a row limit, and every failure becomes a
+//! [`ReadError`] naming the service and what an engineer can do about it: a service
+//! that is down, slow or returns a malformed row never breaks the others.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use runboard_model::{
+    BatchItem, BatchItemPage, BatchItemStatus, BatchProgress, ErrorGroup, Money, Saga, SagaCounts,
+    SagaPage, SagaStatus, ServiceName, add_to_totals,
+};
+use rust_decimal::Decimal;
+
+use crate::config::{ContractQueries, ServiceConfig};
+use crate::db::{Pool, PoolSettings, on_pool};
+
+/// Why a read of a service failed. The variants double as metric labels.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadProblem {
+    #[error("its database is unreachable: {0}")]
+    Unreachable(String),
+    #[error("it did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("its {relation} query returns no column `{column}`; the contract needs it")]
+    MissingColumn {
+        relation: &'static str,
+        column: String,
+    },
+    #[error("a row of its {relation} could not be read: {detail}")]
+    MalformedRow {
+        relation: &'static str,
+        detail: String,
+    },
+    #[error("its {relation} query failed: {detail}")]
+    Query {
+        relation: &'static str,
+        detail: String,
+    },
+    #[error(
+        "its {relation} returned more than {limit} rows; raise `row_limit` for it if that is expected"
+    )]
+    TooManyRows { relation: &'static str, limit: u32 },
+    #[error("it has no withheld_funds query configured")]
+    NoFundsQuery,
+}
+
+impl ReadProblem {
+    /// A short stable name, for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Unreachable(_) => "unreachable",
+            Self::Timeout(_) => "timeout",
+            Self::MissingColumn { .. } => "missing_column",
+            Self::MalformedRow { .. } => "malformed_row",
+            Self::Query { .. } => "query",
+            Self::TooManyRows { .. } => "too_many_rows",
+            Self::NoFundsQuery => "no_funds_query",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("service {service}: {problem}")]
+pub struct ReadError {
+    pub service: ServiceName,
+    pub problem: ReadProblem,
+}
+
+/// Which sagas to list, and from where.
+#[derive(Debug, Clone, Default)]
+pub struct SagaFilter {
+    pub status: Option<SagaStatus>,
+    pub saga_type: Option<String>,
+    pub step: Option<String>,
+    pub error_message: Option<String>,
+    /// Only sagas created at least this long ago.
+    pub older_than: Option<Duration>,
+    /// Only sagas created at most this long ago.
+    pub newer_than: Option<Duration>,
+    pub oldest_first: bool,
+    /// Where the previous page ended.
+    pub after: Option<SagaCursor>,
+    pub limit: u32,
+}
+
+/// The largest page a caller may ask for.
+pub const MAX_PAGE: u32 = 500;
+
+pub struct Connector {
+    name: ServiceName,
+    pool: Pool,
+    queries: ContractQueries,
+    stuck_after: chrono::Duration,
+    timeout: Duration,
+    row_limit: u32,
+}
+
+/// A bind parameter, so that filters can be assembled at run time for either database.
+enum Param {
+    Text(String),
+    Time(DateTime<Utc>),
+    Int(i64),
+}
+
+/// Assembles WHERE clauses with numbered placeholders (`$n`, which both databases accept).
+#[derive(Default)]
+struct Sql {
+    conditions: Vec<String>,
+    params: Vec<Param>,
+}
+
+impl Sql {
+    fn param(&mut self, param: Param) -> String {
+        self.params.push(param);
+        format!("${}", self.params.len())
+    }
+
+    fn and(&mut self, condition: String) {
+        self.conditions.push(condition);
+    }
+
+    fn where_clause(&self) -> String {
+        if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.conditions.join(" AND "))
+        }
+    }
+}
+
+/// Binds assembled parameters to a query of either database.
+macro_rules! bind_all {
+    ($query:expr, $params:expr) => {{
+        let mut query = $query;
+        for param in $params {
+            query = match param {
+                Param::Text(v) => query.bind(v.clone()),
+                Param::Time(v) => query.bind(*v),
+                Param::Int(v) => query.bind(*v),
+            };
+        }
+        query
+    }};
+}
+
+#[derive(sqlx::FromRow)]
+struct SagaRow {
+    saga_id: String,
+    saga_type: String,
+    current_step: String,
+    completed: bool,
+    error_message: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CountsRow {
+    completed: i64,
+    failed: i64,
+    stuck: i64,
+    running: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ErrorGroupRow {
+    error_message: String,
+    count: i64,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct BatchRow {
+    batch_id: String,
+    name: String,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    done: i64,
+    failed: i64,
+    pending: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct BatchItemRow {
+    item_id: String,
+    status: String,
+    error: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct FundsRow {
+    amount: String,
+    currency: String,
+}
+
+const STATUS_PREDICATES: [(SagaStatus, &str); 4] = [
+    (SagaStatus::Completed, "completed"),
+    (
+        SagaStatus::Failed,
+        "NOT completed AND error_message IS NOT NULL",
+    ),
+    (
+        SagaStatus::Stuck,
+        "NOT completed AND error_message IS NULL AND updated_at < $1",
+    ),
+    (
+        SagaStatus::Running,
+        "NOT completed AND error_message IS NULL AND updated_at >= $1",
+    ),
+];
+
+impl Connector {
+    /// Prepares a lazily connected, read-only pool: nothing is reached until the first read.
+    pub async fn new(config: &ServiceConfig, stuck_after: Duration) -> Result<Self, ReadError> {
+        let settings = PoolSettings {
+            max_connections: config.max_connections,
+            acquire_timeout: config.query_timeout,
+            owned: false,
+            lazy: true,
+            statement_timeout: Some(config.query_timeout),
+        };
+        let pool = Pool::open(&config.database_url, &settings)
+            .await
+            .map_err(|e| ReadError {
+                service: config.name.clone(),
+                problem: ReadProblem::Unreachable(e.to_string()),
+            })?;
+        Ok(Self {
+            name: config.name.clone(),
+            pool,
+            queries: config.queries.clone(),
+            stuck_after: chrono::Duration::from_std(stuck_after).unwrap_or(chrono::Duration::MAX),
+            timeout: config.query_timeout,
+            row_limit: config.row_limit,
+        })
+    }
+
+    pub fn name(&self) -> &ServiceName {
+        &self.name
+    }
+
+    /// Runs one read under the service's timeout and names the service in its error.
+    async fn read<T>(
+        &self,
+        relation: &'static str,
+        read: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, ReadError> {
+        let problem = match tokio::time::timeout(self.timeout, read).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => classify(relation, e),
+            Err(_) => ReadProblem::Timeout(self.timeout),
+        };
+        Err(self.error(problem))
+    }
+
+    fn error(&self, problem: ReadProblem) -> ReadError {
+        ReadError {
+            service: self.name.clone(),
+            problem,
+        }
+    }
+
+    fn stuck_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now.checked_sub_signed(self.stuck_after)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// How many sagas are in each status, by SPEC's derivation.
+    pub async fn saga_counts(&self, now: DateTime<Utc>) -> Result<SagaCounts, ReadError> {
+        let sums: Vec<String> = STATUS_PREDICATES
+            .iter()
+            .map(|(status, predicate)| {
+                format!("COALESCE(SUM(CASE WHEN {predicate} THEN 1 ELSE 0 END), 0) AS {status}")
+            })
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM ({}) AS supervisor_view",
+            sums.join(", "),
+            self.queries.supervisor_view
+        );
+        let stuck_before = self.stuck_before(now);
+        let row: CountsRow = self
+            .read("supervisor_view", async {
+                on_pool!(self.pool, |pool| {
+                    sqlx::query_as(&sql)
+                        .bind(stuck_before)
+                        .fetch_one(pool)
+                        .await
+                })
+            })
+            .await?;
+        Ok(SagaCounts {
+            running: count(row.running),
+            stuck: count(row.stuck),
+            failed: count(row.failed),
+            completed: count(row.completed),
+        })
+    }
+
+    /// One page of sagas, newest (or oldest) first, paged by `(created_at, saga_id)`:
+    /// the thousandth page costs what the first does.
+    pub async fn sagas(
+        &self,
+        filter: &SagaFilter,
+        now: DateTime<Utc>,
+    ) -> Result<SagaPage, ReadError> {
+        let mut sql = Sql::default();
+        let stuck_before = sql.param(Param::Time(self.stuck_before(now)));
+        debug_assert_eq!(stuck_before, "$1", "status predicates refer to $1");
+        if let Some(status) = filter.status {
+            let (_, predicate) = STATUS_PREDICATES
+                .iter()
+                .find(|(s, _)| *s == status)
+                .expect("every status has a predicate");
+            sql.and(format!("({predicate})"));
+        }
+        for (column, value) in [
+            ("saga_type", &filter.saga_type),
+            ("current_step", &filter.step),
+            ("error_message", &filter.error_message),
+        ] {
+            if let Some(value) = value {
+                let p = sql.param(Param::Text(value.clone()));
+                sql.and(format!("{column} = {p}"));
+            }
+        }
+        let ago =
+            |d: Duration| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        if let Some(age) = filter.older_than {
+            let p = sql.param(Param::Time(ago(age)));
+            sql.and(format!("created_at <= {p}"));
+        }
+        if let Some(age) = filter.newer_than {
+            let p = sql.param(Param::Time(ago(age)));
+            sql.and(format!("created_at >= {p}"));
+        }
+        let (order, beyond) = if filter.oldest_first {
+            ("ASC", ">")
+        } else {
+            ("DESC", "<")
+        };
+        if let Some(SagaCursor {
+            created_at,
+            saga_id,
+        }) = &filter.after
+        {
+            let c = sql.param(Param::Time(*created_at));
+            let s = sql.param(Param::Text(saga_id.clone()));
+            // A row comparison, which both databases turn into an index range: the
+            // scan starts at the cursor instead of walking down to it.
+            sql.and(format!("(created_at, saga_id) {beyond} ({c}, {s})"));
+        }
+        let limit = filter.limit.clamp(1, MAX_PAGE);
+        // One more than asked tells whether there is a next page.
+        let l = sql.param(Param::Int(i64::from(limit) + 1));
+        let query = format!(
+            "SELECT saga_id, saga_type, current_step, completed, error_message, created_at, updated_at \
+             FROM ({}) AS supervisor_view {} ORDER BY created_at {order}, saga_id {order} LIMIT {l}",
+            self.queries.supervisor_view,
+            sql.where_clause(),
+        );
+        let mut rows: Vec<SagaRow> = self
+            .read("supervisor_view", async {
+                on_pool!(self.pool, |pool| {
+                    bind_all!(sqlx::query_as(&query), &sql.params)
+                        .fetch_all(pool)
+                        .await
+                })
+            })
+            .await?;
+        let next = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|last| {
+                SagaCursor {
+                    created_at: last.created_at,
+                    saga_id: last.saga_id.clone(),
+                }
+                .to_string()
+            })
+        } else {
+            None
+        };
+        let stuck_before = self.stuck_before(now);
+        let sagas = rows
+            .into_iter()
+            .map(|row| Saga {
+                status: SagaStatus::derive(
+                    row.completed,
+                    row.error_message.as_deref(),
+                    row.updated_at,
+                    stuck_before,
+                ),
+                saga_id: row.saga_id,
+                saga_type: row.saga_type,
+                current_step: row.current_step,
+                error_message: row.error_message,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            })
+            .collect();
+        Ok(SagaPage { sagas, next })
+    }
+
+    /// Failed sagas grouped by error message, largest group first.
+    pub async fn error_groups(&self) -> Result<Vec<ErrorGroup>, ReadError> {
+        let sql = format!(
+            "SELECT error_message, COUNT(*) AS count, MIN(updated_at) AS first_seen, MAX(updated_at) AS last_seen \
+             FROM ({}) AS supervisor_view WHERE NOT completed AND error_message IS NOT NULL \
+             GROUP BY error_message ORDER BY count DESC, error_message LIMIT $1",
+            self.queries.supervisor_view
+        );
+        let rows: Vec<ErrorGroupRow> = self
+            .read("supervisor_view", async {
+                on_pool!(self.pool, |pool| {
+                    sqlx::query_as(&sql)
+                        .bind(i64::from(self.row_limit))
+                        .fetch_all(pool)
+                        .await
+                })
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| ErrorGroup {
+                error_message: row.error_message,
+                count: count(row.count),
+                first_seen: row.first_seen,
+                last_seen: row.last_seen,
+            })
+            .collect())
+    }
+
+    /// Batches, newest first, with their items counted by status.
+    pub async fn batches(&self, batch_id: Option<&str>) -> Result<Vec<BatchProgress>, ReadError> {
+        let mut sql = Sql::default();
+        if let Some(id) = batch_id {
+            let p = sql.param(Param::Text(id.to_owned()));
+            sql.and(format!("batch_run.batch_id = {p}"));
+        }
+        let l = sql.param(Param::Int(i64::from(self.row_limit)));
+        let query = format!(
+            "SELECT batch_run.batch_id, batch_run.name, batch_run.started_at, batch_run.finished_at, \
+               COALESCE(SUM(CASE WHEN batch_item.status = 'done' THEN 1 ELSE 0 END), 0) AS done, \
+               COALESCE(SUM(CASE WHEN batch_item.status = 'failed' THEN 1 ELSE 0 END), 0) AS failed, \
+               COALESCE(SUM(CASE WHEN batch_item.status = 'pending' THEN 1 ELSE 0 END), 0) AS pending \
+             FROM ({}) AS batch_run LEFT JOIN ({}) AS batch_item ON batch_item.batch_id = batch_run.batch_id \
+             {} GROUP BY batch_run.batch_id, batch_run.name, batch_run.started_at, batch_run.finished_at \
+             ORDER BY batch_run.started_at DESC, batch_run.batch_id LIMIT {l}",
+            self.queries.batch_run,
+            self.queries.batch_item,
+            sql.where_clause(),
+        );
+        let rows: Vec<BatchRow> = self
+            .read("batch_run", async {
+                on_pool!(self.pool, |pool| {
+                    bind_all!(sqlx::query_as(&query), &sql.params)
+                        .fetch_all(pool)
+                        .await
+                })
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| BatchProgress {
+                batch_id: row.batch_id,
+                name: row.name,
+                started_at: row.started_at,
+                finished_at: row.finished_at,
+                done: count(row.done),
+                failed: count(row.failed),
+                pending: count(row.pending),
+            })
+            .collect())
+    }
+
+    /// How many batches have at least one failed item.
+    pub async fn failed_batches(&self) -> Result<u64, ReadError> {
+        let sql = format!(
+            "SELECT COUNT(DISTINCT batch_id) FROM ({}) AS batch_item WHERE status = 'failed'",
+            self.queries.batch_item
+        );
+        let (n,): (i64,) = self
+            .read("batch_item", async {
+                on_pool!(self.pool, |pool| sqlx::query_as(&sql).fetch_one(pool).await)
+            })
+            .await?;
+        Ok(count(n))
+    }
+
+    /// One batch's items, by item id, keyset-paged.
+    pub async fn batch_items(
+        &self,
+        batch_id: &str,
+        status: Option<BatchItemStatus>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<BatchItemPage, ReadError> {
+        let mut sql = Sql::default();
+        let b = sql.param(Param::Text(batch_id.to_owned()));
+        sql.and(format!("batch_id = {b}"));
+        if let Some(status) = status {
+            let p = sql.param(Param::Text(status.as_str().to_owned()));
+            sql.and(format!("status = {p}"));
+        }
+        if let Some(after) = after {
+            let p = sql.param(Param::Text(after.to_owned()));
+            sql.and(format!("item_id > {p}"));
+        }
+        let limit = limit.clamp(1, MAX_PAGE);
+        let l = sql.param(Param::Int(i64::from(limit) + 1));
+        let query = format!(
+            "SELECT item_id, status, error, updated_at FROM ({}) AS batch_item {} ORDER BY item_id LIMIT {l}",
+            self.queries.batch_item,
+            sql.where_clause(),
+        );
+        let mut rows: Vec<BatchItemRow> = self
+            .read("batch_item", async {
+                on_pool!(self.pool, |pool| {
+                    bind_all!(sqlx::query_as(&query), &sql.params)
+                        .fetch_all(pool)
+                        .await
+                })
+            })
+            .await?;
+        let next = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|row| row.item_id.clone())
+        } else {
+            None
+        };
+        let items = rows
+            .into_iter()
+            .map(|row| {
+                let status = row.status.parse().map_err(|detail| {
+                    self.error(ReadProblem::MalformedRow {
+                        relation: "batch_item",
+                        detail,
+                    })
+                })?;
+                Ok(BatchItem {
+                    item_id: row.item_id,
+                    status,
+                    error: row.error,
+                    updated_at: row.updated_at,
+                })
+            })
+            .collect::<Result<_, ReadError>>()?;
+        Ok(BatchItemPage { items, next })
+    }
+
+    /// Withheld funds per currency, summed exactly from the service's own query.
+    pub async fn withheld_funds(&self) -> Result<Vec<Money>, ReadError> {
+        let Some(funds_query) = &self.queries.withheld_funds else {
+            return Err(self.error(ReadProblem::NoFundsQuery));
+        };
+        // Amounts travel as text so that neither driver rounds them through a float.
+        let sql = format!(
+            "SELECT CAST(amount AS TEXT) AS amount, currency FROM ({funds_query}) AS withheld_funds"
+        );
+        let limit = self.row_limit as usize;
+        let rows: Result<Vec<FundsRow>, ReadProblem> = self
+            .read("withheld_funds", async {
+                on_pool!(self.pool, |pool| {
+                    let mut rows = Vec::new();
+                    let mut stream = sqlx::query_as::<_, FundsRow>(&sql).fetch(pool);
+                    while let Some(row) = stream.try_next().await? {
+                        if rows.len() == limit {
+                            return Ok(Err(ReadProblem::TooManyRows {
+                                relation: "withheld_funds",
+                                limit: self.row_limit,
+                            }));
+                        }
+                        rows.push(row);
+                    }
+                    Ok(Ok(rows))
+                })
+            })
+            .await?;
+        let rows = rows.map_err(|problem| self.error(problem))?;
+        let mut totals = Vec::new();
+        for row in rows {
+            let amount: Decimal = row.amount.trim().parse().map_err(|e| {
+                self.error(ReadProblem::MalformedRow {
+                    relation: "withheld_funds",
+                    detail: format!("amount {:?} is not a decimal number: {e}", row.amount),
+                })
+            })?;
+            add_to_totals(&mut totals, amount, row.currency.trim());
+        }
+        Ok(totals)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn classify(relation: &'static str, error: sqlx::Error) -> ReadProblem {
+    match error {
+        sqlx::Error::ColumnNotFound(column) => ReadProblem::MissingColumn { relation, column },
+        sqlx::Error::ColumnDecode { index, source } => ReadProblem::MalformedRow {
+            relation,
+            detail: format!("column {index}: {source}"),
+        },
+        sqlx::Error::Decode(source) => ReadProblem::MalformedRow {
+            relation,
+            detail: source.to_string(),
+        },
+        sqlx::Error::PoolTimedOut => ReadProblem::Unreachable(
+            "no connection within the timeout: it is down, unreachable or overloaded".into(),
+        ),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Protocol(_) => ReadProblem::Unreachable(error.to_string()),
+        sqlx::Error::Database(db) => {
+            let message = db.message().to_owned();
+            // SQLITE_CANTOPEN (14): the file is gone, as good as a stopped server.
+            if db.code().as_deref() == Some("14")
+                || message.contains("unable to open database file")
+            {
+                ReadProblem::Unreachable(message)
+            } else if db.code().as_deref() == Some("57014") {
+                // PostgreSQL's query_canceled: its statement_timeout fired.
+                ReadProblem::Query {
+                    relation,
+                    detail: format!("cancelled by the statement timeout: {message}"),
+                }
+            } else {
+                ReadProblem::Query {
+                    relation,
+                    detail: message,
+                }
+            }
+        }
+        other => ReadProblem::Query {
+            relation,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// Where a page of sagas ended: `created_at~saga_id` in URLs, opaque to callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SagaCursor {
+    created_at: DateTime<Utc>,
+    saga_id: String,
+}
+
+impl std::fmt::Display for SagaCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = self
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        write!(f, "{at}~{}", self.saga_id)
+    }
+}
+
+impl std::str::FromStr for SagaCursor {
+    type Err = String;
+
+    fn from_str(cursor: &str) -> Result<Self, Self::Err> {
+        let not_ours = || {
+            format!(
+                "the page cursor {cursor:?} is not one Runboard gave out; start again from the first page"
+            )
+        };
+        let (at, saga_id) = cursor.split_once('~').ok_or_else(not_ours)?;
+        let created_at = DateTime::parse_from_rfc3339(at)
+            .map_err(|_| not_ours())?
+            .with_timezone(&Utc);
+        Ok(Self {
+            created_at,
+            saga_id: saga_id.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_foreign_text() {
+        let cursor = SagaCursor {
+            created_at: "2026-11-24T08:30:00.123456Z".parse().unwrap(),
+            saga_id: "7f1c~id".into(),
+        };
+        assert_eq!(cursor.to_string().parse::<SagaCursor>(), Ok(cursor));
+        assert!(
+            "page=2"
+                .parse::<SagaCursor>()
+                .unwrap_err()
+                .contains("not one Runboard gave out")
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! Fleet reads: the registered services, each behind its connector.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::connector::{Connector, ReadError, ReadProblem};
+use crate::snapshots::{Reading, Snapshot};
+
+pub struct Fleet {
+    connectors: BTreeMap<String, Connector>,
+}
+
+impl Fleet {
+    /// Prepares a connector per configured service; nothing is reached yet.
+    pub async fn connect(config: &Config) -> Result<Self, ReadError> {
+        let mut connectors = BTreeMap::new();
+        for service in &config.services {
+            let connector = Connector::new(service, config.stuck_after(service)).await?;
+            connectors.insert(service.name.to_string(), connector);
+        }
+        Ok(Self { connectors })
+    }
+
+    pub fn service(&self, name: &str) -> Option<&Connector> {
+        self.connectors.get(name)
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = &Connector> {
+        self.connectors.values()
+    }
+
+    /// Reads one service's numbers for a snapshot: counts, failed batches and funds at once.
+    pub async fn snapshot(connector: &Connector, now: DateTime<Utc>) -> Snapshot {
+        let (sagas, failed_batches, funds) = tokio::join!(
+            connector.saga_counts(now),
+            connector.failed_batches(),
+            connector.withheld_funds(),
+        );
+        let funds = match funds {
+            Err(ReadError {
+                problem: ReadProblem::NoFundsQuery,
+                ..
+            }) => Ok(Vec::new()),
+            other => other,
+        };
+        let reading = sagas.and_then(|sagas| {
+            Ok(Reading {
+                sagas,
+                failed_batches: failed_batches?,
+                withheld_funds: funds?,
+            })
+        });
+        Snapshot {
+            service: connector.name().clone(),
+            taken_at: now,
+            reading: reading.map_err(|e| e.problem.to_string()),
+        }
+    }
+
+    pub async fn close(&self) {
+        for connector in self.connectors.values() {
+            connector.close().await;
+        }
+    }
+}

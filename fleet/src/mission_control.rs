@@ -1,0 +1,532 @@
+//! Each service's mission-control GraphQL endpoint (`POST /graphql`).
+//!
+//! Every mutation that changes state takes `dryRun: Boolean!` and returns a
+//! `MissionControlResult`. A dry run runs the very same code in a transaction that is
+//! rolled back, so its effects are exactly what the real call would do. A real call
+//! stores its response under its `Idempotency-Key` in the same transaction as its effects,
+//! so a repeated key replays that response and applies nothing. Every mutation call is
+//! logged in `mission_control_call`.
+
+use std::sync::Arc;
+
+use async_graphql::{
+    Context, EmptySubscription, ID, MergedObject, Object, ObjectType, Schema, SimpleObject,
+};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SubsecRound, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Kind;
+use crate::db::{Arg, Tx};
+use crate::payments::{self, ManualTransfer, Transfer};
+use crate::payouts;
+use crate::service::Service;
+use crate::{CallRecord, FleetError};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, SimpleObject)]
+pub(crate) struct MissionControlResult {
+    pub(crate) dry_run: bool,
+    pub(crate) effects: Vec<Effect>,
+}
+
+/// What a call does (or, in a dry run, would do) to one entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, SimpleObject)]
+pub(crate) struct Effect {
+    pub(crate) entity_id: ID,
+    pub(crate) description: String,
+    /// Money the effect moves or releases, as decimal text.
+    pub(crate) amount: Option<String>,
+    pub(crate) currency: Option<String>,
+}
+
+impl Effect {
+    pub(crate) fn new(
+        entity_id: &str,
+        description: String,
+        money: Option<(Decimal, String)>,
+    ) -> Effect {
+        let (amount, currency) = money.map(|(a, c)| (a.to_string(), c)).unzip();
+        Effect {
+            entity_id: entity_id.into(),
+            description,
+            amount,
+            currency,
+        }
+    }
+
+    pub(crate) fn skipped(entity_id: &str, why: &str) -> Effect {
+        Effect::new(entity_id, format!("skipped: {why}"), None)
+    }
+}
+
+/// The HTTP request a mutation arrived in: what the call log keeps about it.
+pub(crate) struct Call {
+    received_at: DateTime<Utc>,
+    idempotency_key: Option<String>,
+    action: Option<String>,
+    requester: Option<String>,
+    approvers: Option<String>,
+    variables: String,
+}
+
+impl Call {
+    fn received(headers: &HeaderMap, request: &async_graphql::Request) -> Call {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Call {
+            received_at: now(),
+            idempotency_key: header("idempotency-key"),
+            action: header("x-runboard-action"),
+            requester: header("x-runboard-requester"),
+            approvers: header("x-runboard-approvers"),
+            variables: serde_json::to_string(&request.variables).unwrap_or_default(),
+        }
+    }
+}
+
+/// Now, to the microsecond both databases keep.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+enum Outcome {
+    Applied(MissionControlResult),
+    /// A dry run, or a repeated idempotency key answered from the first response.
+    NotApplied(MissionControlResult),
+}
+
+const LOG_CALL: &str = "INSERT INTO mission_control_call (received_at, idempotency_key, mutation, \
+    variables, dry_run, applied, action, requester, approvers, error) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+fn log_args(
+    call: &Call,
+    mutation: &str,
+    dry_run: bool,
+    applied: bool,
+    error: Option<String>,
+) -> [Arg; 10] {
+    [
+        call.received_at.into(),
+        call.idempotency_key.clone().into(),
+        mutation.into(),
+        call.variables.clone().into(),
+        dry_run.into(),
+        applied.into(),
+        call.action.clone().into(),
+        call.requester.clone().into(),
+        call.approvers.clone().into(),
+        error.into(),
+    ]
+}
+
+impl Service {
+    /// Runs one mission-control mutation: `apply` makes its effects inside a transaction
+    /// that commits only for a real call not seen before.
+    async fn mission_control(
+        &self,
+        call: &Call,
+        mutation: &str,
+        dry_run: bool,
+        apply: impl AsyncFnOnce(&mut Tx, DateTime<Utc>) -> Result<Vec<Effect>, FleetError>,
+    ) -> Result<MissionControlResult, FleetError> {
+        // One writer per service: a repeated key waits for the first call to commit.
+        let _writer = self.writer.lock().await;
+        let outcome = self.apply_once(call, mutation, dry_run, apply).await;
+        let (result, error) = match outcome {
+            Ok(Outcome::Applied(result)) => return Ok(result),
+            Ok(Outcome::NotApplied(result)) => (Ok(result), None),
+            Err(e) => {
+                let message = e.to_string();
+                (Err(e), Some(message))
+            }
+        };
+        self.db
+            .execute(LOG_CALL, &log_args(call, mutation, dry_run, false, error))
+            .await?;
+        result
+    }
+
+    async fn apply_once(
+        &self,
+        call: &Call,
+        mutation: &str,
+        dry_run: bool,
+        apply: impl AsyncFnOnce(&mut Tx, DateTime<Utc>) -> Result<Vec<Effect>, FleetError>,
+    ) -> Result<Outcome, FleetError> {
+        #[derive(sqlx::FromRow)]
+        struct Stored {
+            mutation: String,
+            response: String,
+        }
+        let mut tx = self.db.begin().await?;
+        let key = call.idempotency_key.as_deref().filter(|_| !dry_run);
+        if let Some(key) = key {
+            let stored: Option<Stored> = tx
+                .fetch_optional(
+                    "SELECT mutation, response FROM idempotent_response WHERE idempotency_key = $1",
+                    &[key.into()],
+                )
+                .await?;
+            if let Some(stored) = stored {
+                tx.rollback().await?;
+                if stored.mutation != mutation {
+                    return Err(FleetError::Invalid(format!(
+                        "Idempotency-Key {key:?} was already used for {}",
+                        stored.mutation
+                    )));
+                }
+                return Ok(Outcome::NotApplied(serde_json::from_str(&stored.response)?));
+            }
+        }
+        let effects = apply(&mut tx, now()).await?;
+        let result = MissionControlResult { dry_run, effects };
+        if dry_run {
+            tx.rollback().await?;
+            return Ok(Outcome::NotApplied(result));
+        }
+        if let Some(key) = key {
+            tx.execute(
+                "INSERT INTO idempotent_response (idempotency_key, mutation, response, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    key.into(),
+                    mutation.into(),
+                    serde_json::to_string(&result)?.into(),
+                    now().into(),
+                ],
+            )
+            .await?;
+        }
+        tx.execute(LOG_CALL, &log_args(call, mutation, false, true, None))
+            .await?;
+        tx.commit().await?;
+        Ok(Outcome::Applied(result))
+    }
+
+    pub(crate) async fn call_log(&self, limit: i64) -> Result<Vec<CallRecord>, FleetError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            received_at: DateTime<Utc>,
+            idempotency_key: Option<String>,
+            mutation: String,
+            variables: String,
+            dry_run: bool,
+            applied: bool,
+            action: Option<String>,
+            requester: Option<String>,
+            approvers: Option<String>,
+            error: Option<String>,
+        }
+        let rows: Vec<Row> = self
+            .db
+            .fetch_all(
+                "SELECT received_at, idempotency_key, mutation, variables, dry_run, applied, \
+                 action, requester, approvers, error FROM mission_control_call \
+                 ORDER BY id LIMIT $1",
+                &[limit.into()],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CallRecord {
+                received_at: r.received_at,
+                idempotency_key: r.idempotency_key,
+                mutation: r.mutation,
+                variables: serde_json::from_str(&r.variables).unwrap_or_default(),
+                dry_run: r.dry_run,
+                applied: r.applied,
+                action: r.action,
+                requester: r.requester,
+                approvers: r.approvers,
+                error: r.error,
+            })
+            .collect())
+    }
+}
+
+fn parts<'a>(ctx: &Context<'a>) -> async_graphql::Result<(&'a Arc<Service>, &'a Call)> {
+    Ok((ctx.data::<Arc<Service>>()?, ctx.data::<Call>()?))
+}
+
+/// The ids in order, each once: a pasted list often repeats one.
+fn distinct(ids: Vec<ID>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.into_iter()
+        .map(|id| id.0.trim().to_owned())
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
+}
+
+#[derive(Default)]
+struct SagaMutations;
+
+#[Object]
+impl SagaMutations {
+    /// Retries failed or stuck sagas: clears the error and moves each on from its current
+    /// step. Without the fix deployed, a retried saga fails again with the same error on
+    /// its next step. Sagas that are neither failed nor stuck are skipped.
+    async fn retry_sagas(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+        dry_run: bool,
+    ) -> async_graphql::Result<MissionControlResult> {
+        let (service, call) = parts(ctx)?;
+        let ids = distinct(ids);
+        let result = service
+            .mission_control(call, "retrySagas", dry_run, async |tx, now| {
+                let mut effects = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    effects.push(service.retry_saga(tx, id, now).await?);
+                }
+                Ok(effects)
+            })
+            .await?;
+        Ok(result)
+    }
+
+    /// Marks failed or stuck sagas completed without running their remaining steps, with the
+    /// reason kept on the saga; a transfer releases the money it holds. Other sagas are skipped.
+    async fn force_complete_sagas(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+        reason: String,
+        dry_run: bool,
+    ) -> async_graphql::Result<MissionControlResult> {
+        let (service, call) = parts(ctx)?;
+        let ids = distinct(ids);
+        let reason = reason.trim().to_owned();
+        let result = service
+            .mission_control(call, "forceCompleteSagas", dry_run, async |tx, now| {
+                if reason.is_empty() {
+                    return Err(FleetError::Invalid("reason is required".to_owned()));
+                }
+                let mut effects = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    effects.push(service.force_complete_saga(tx, id, &reason, now).await?);
+                }
+                Ok(effects)
+            })
+            .await?;
+        Ok(result)
+    }
+}
+
+#[derive(Default)]
+struct BatchMutations;
+
+#[Object]
+impl BatchMutations {
+    /// Re-runs failed items of a payout batch: each goes back to pending and the batch
+    /// works it off again. Items that are not failed are skipped.
+    async fn retry_batch_items(
+        &self,
+        ctx: &Context<'_>,
+        batch_id: ID,
+        item_ids: Vec<ID>,
+        dry_run: bool,
+    ) -> async_graphql::Result<MissionControlResult> {
+        let (service, call) = parts(ctx)?;
+        let item_ids = distinct(item_ids);
+        let batch_id = batch_id.0.trim().to_owned();
+        let result = service
+            .mission_control(call, "retryBatchItems", dry_run, async |tx, now| {
+                if !payouts::batch_exists(tx, &batch_id).await? {
+                    return Err(FleetError::Invalid(format!("no batch {batch_id:?}")));
+                }
+                let fixed = service.fix_deployed();
+                let mut effects = Vec::with_capacity(item_ids.len());
+                for id in &item_ids {
+                    effects.push(payouts::retry_item(tx, &batch_id, id, fixed, now).await?);
+                }
+                Ok(effects)
+            })
+            .await?;
+        Ok(result)
+    }
+}
+
+#[derive(Default)]
+struct TransferMutations;
+
+#[Object]
+impl TransferMutations {
+    /// Books a manual transfer between two accounts, settled at once, as a new transfer.
+    /// `amount` is a decimal with at most two places (such as "12.34"); `currency` is one of
+    /// EUR, USD, GBP, CHF; `reference` must not have been used before and names the effect.
+    #[allow(clippy::too_many_arguments)] // one per GraphQL argument
+    async fn transfer_funds(
+        &self,
+        ctx: &Context<'_>,
+        from_account: String,
+        to_account: String,
+        amount: String,
+        currency: String,
+        reference: String,
+        dry_run: bool,
+    ) -> async_graphql::Result<MissionControlResult> {
+        let (service, call) = parts(ctx)?;
+        let backend = service.db.backend();
+        let result = service
+            .mission_control(call, "transferFunds", dry_run, async |tx, now| {
+                let transfer = ManualTransfer::parse(
+                    &from_account,
+                    &to_account,
+                    &amount,
+                    &currency,
+                    &reference,
+                )?;
+                Ok(vec![transfer.book(tx, backend, now).await?])
+            })
+            .await?;
+        Ok(result)
+    }
+}
+
+#[derive(Default)]
+struct DemoMutations;
+
+#[Object]
+impl DemoMutations {
+    /// Demo control, not a mission-control action (it takes no dryRun): switches the whole
+    /// fleet's "fix deployed" flag. With it on, retried sagas and payout items run to
+    /// completion; with it off, they fail again with the same error. Returns the new setting.
+    async fn set_fix_deployed(&self, ctx: &Context<'_>, on: bool) -> async_graphql::Result<bool> {
+        let (service, _) = parts(ctx)?;
+        service.set_fix_deployed(on);
+        Ok(on)
+    }
+}
+
+#[derive(Default)]
+struct ServiceQuery;
+
+#[Object]
+impl ServiceQuery {
+    /// "ok" while the service answers.
+    async fn health(&self) -> &'static str {
+        "ok"
+    }
+
+    /// Whether the fleet's fix is deployed (see `setFixDeployed`).
+    async fn fix_deployed(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(parts(ctx)?.0.fix_deployed())
+    }
+
+    /// The mission-control calls this service received, oldest first.
+    async fn call_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] limit: i32,
+    ) -> async_graphql::Result<Vec<CallRecord>> {
+        Ok(parts(ctx)?.0.call_log(i64::from(limit)).await?)
+    }
+}
+
+#[derive(Default)]
+struct TransferQuery;
+
+#[Object]
+impl TransferQuery {
+    /// A transfer's current state, folded from its events; by id or by reference.
+    async fn transfer(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        reference: Option<String>,
+    ) -> async_graphql::Result<Option<Transfer>> {
+        let (service, _) = parts(ctx)?;
+        let mut tx = service.db.begin_read().await?;
+        let id = match (id, reference) {
+            (Some(id), _) => Some(id.0),
+            (None, Some(reference)) => payments::find_by_reference(&mut tx, &reference).await?,
+            (None, None) => {
+                return Err(FleetError::Invalid("give an id or a reference".to_owned()).into());
+            }
+        };
+        let transfer = match id {
+            Some(id) => payments::load(&mut tx, &id).await?,
+            None => None,
+        };
+        tx.rollback().await?;
+        Ok(transfer)
+    }
+}
+
+#[derive(MergedObject, Default)]
+struct PaymentsQuery(ServiceQuery, TransferQuery);
+#[derive(MergedObject, Default)]
+struct PaymentsMutation(SagaMutations, TransferMutations, DemoMutations);
+#[derive(MergedObject, Default)]
+struct PayoutsMutation(SagaMutations, BatchMutations, DemoMutations);
+#[derive(MergedObject, Default)]
+struct OnboardingMutation(SagaMutations, DemoMutations);
+
+/// The service's HTTP routes: `POST /graphql`, behind the bearer token when one is set.
+pub(crate) fn router(service: Arc<Service>, token: Option<String>) -> Router {
+    let router = match service.spec.kind {
+        Kind::Payments => endpoint::<PaymentsQuery, PaymentsMutation>(service),
+        Kind::Payouts => endpoint::<ServiceQuery, PayoutsMutation>(service),
+        Kind::Onboarding => endpoint::<ServiceQuery, OnboardingMutation>(service),
+    };
+    match token {
+        Some(token) => router.layer(axum::middleware::from_fn_with_state(
+            Arc::<str>::from(token),
+            require_token,
+        )),
+        None => router,
+    }
+}
+
+fn endpoint<Q, M>(service: Arc<Service>) -> Router
+where
+    Q: ObjectType + Default + 'static,
+    M: ObjectType + Default + 'static,
+{
+    // Introspection stays on: Runboard finds a service's actions by it.
+    let schema = Schema::build(Q::default(), M::default(), EmptySubscription)
+        .data(service)
+        .finish();
+    Router::new().route(
+        "/graphql",
+        axum::routing::post(move |headers: HeaderMap, request: GraphQLRequest| {
+            let schema = schema.clone();
+            async move {
+                let request = request.into_inner();
+                let call = Call::received(&headers, &request);
+                GraphQLResponse::from(schema.execute(request.data(call)).await)
+            }
+        }),
+    )
+}
+
+async fn require_token(State(token): State<Arc<str>>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented == Some(&*token) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        axum::Json(serde_json::json!({
+            "errors": [{ "message": "missing or wrong bearer token" }]
+        })),
+    )
+        .into_response()
+}

@@ -1,0 +1,103 @@
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A saga's status, derived from its supervisor row (SPEC.md, "Words"): completed wins,
+/// then an error message means failed, then no progress for `stuck_after` means stuck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SagaStatus {
+    Running,
+    Stuck,
+    Failed,
+    Completed,
+}
+
+impl SagaStatus {
+    pub const ALL: [SagaStatus; 4] = [Self::Running, Self::Stuck, Self::Failed, Self::Completed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Stuck => "stuck",
+            Self::Failed => "failed",
+            Self::Completed => "completed",
+        }
+    }
+
+    /// The derivation itself, for rows already read.
+    pub fn derive(
+        completed: bool,
+        error_message: Option<&str>,
+        updated_at: DateTime<Utc>,
+        stuck_before: DateTime<Utc>,
+    ) -> Self {
+        if completed {
+            Self::Completed
+        } else if error_message.is_some() {
+            Self::Failed
+        } else if updated_at < stuck_before {
+            Self::Stuck
+        } else {
+            Self::Running
+        }
+    }
+}
+
+impl fmt::Display for SagaStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SagaStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown saga status {s:?}: use running, stuck, failed or completed")
+            })
+    }
+}
+
+/// One saga as its service's supervisor reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saga {
+    pub saga_id: String,
+    pub saga_type: String,
+    pub current_step: String,
+    pub status: SagaStatus,
+    pub error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// How many sagas of a service are in each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SagaCounts {
+    pub running: u64,
+    pub stuck: u64,
+    pub failed: u64,
+    pub completed: u64,
+}
+
+/// One page of sagas; `next` is the cursor of the following page, if there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SagaPage {
+    pub sagas: Vec<Saga>,
+    pub next: Option<String>,
+}
+
+/// Failed sagas sharing one error message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorGroup {
+    pub error_message: String,
+    pub count: u64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}

@@ -1,0 +1,412 @@
+//! Runboard reading the demo fleet, on SQLite and on PostgreSQL: what the API says must be
+//! what direct SQL on each service's database says, also while one service is stopped
+//! and another answers only after its timeout.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::{TestApp, registered, spawn_app_on, start_fleet};
+use runboard_core::poller::poll_once;
+use runboard_fleet::ServiceInfo;
+use runboard_model::SagaStatus;
+use runboard_testkit::{Backend, ChaosProxy, TestStore, admin_url, test_on_both_stores};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use sqlx::{PgPool, SqlitePool};
+
+/// What a service's database says, read with plain SQL and derived here, not by the connector.
+#[derive(Debug, PartialEq)]
+struct Truth {
+    counts: BTreeMap<&'static str, u64>,
+    error_groups: BTreeMap<String, u64>,
+    batches: BTreeMap<String, (u64, u64, u64)>,
+    funds: BTreeMap<String, Decimal>,
+}
+
+macro_rules! read_truth {
+    ($pool:expr, $service:expr, $stuck_before:expr) => {{
+        let pool = $pool;
+        let rows: Vec<(bool, Option<String>, DateTime<Utc>)> =
+            sqlx::query_as("SELECT completed, error_message, updated_at FROM supervisor_view")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let mut counts = BTreeMap::new();
+        let mut error_groups = BTreeMap::new();
+        for (completed, error, updated_at) in rows {
+            let status = SagaStatus::derive(completed, error.as_deref(), updated_at, $stuck_before);
+            *counts.entry(status.as_str()).or_insert(0) += 1;
+            if status == SagaStatus::Failed {
+                *error_groups.entry(error.unwrap()).or_insert(0) += 1;
+            }
+        }
+        let items: Vec<(String, String)> =
+            sqlx::query_as("SELECT batch_id, status FROM batch_item")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let mut batches: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+        for (batch, status) in items {
+            let entry = batches.entry(batch).or_default();
+            match status.as_str() {
+                "done" => entry.0 += 1,
+                "failed" => entry.1 += 1,
+                "pending" => entry.2 += 1,
+                other => panic!("batch item status {other}"),
+            }
+        }
+        let mut funds = BTreeMap::new();
+        if let Some(query) = &$service.withheld_funds_query {
+            let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+                "SELECT CAST(amount AS TEXT), currency FROM ({query}) AS w"
+            ))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            for (amount, currency) in rows {
+                *funds.entry(currency).or_insert(Decimal::ZERO) +=
+                    amount.parse::<Decimal>().unwrap();
+            }
+        }
+        Truth {
+            counts,
+            error_groups,
+            batches,
+            funds,
+        }
+    }};
+}
+
+async fn truth(service: &ServiceInfo, at: DateTime<Utc>) -> Truth {
+    let stuck_before = at - chrono::Duration::from_std(service.stuck_after).unwrap();
+    if service.database_url.starts_with("sqlite:") {
+        read_truth!(
+            SqlitePool::connect(&service.database_url).await.unwrap(),
+            service,
+            stuck_before
+        )
+    } else {
+        read_truth!(
+            PgPool::connect(&service.database_url).await.unwrap(),
+            service,
+            stuck_before
+        )
+    }
+}
+
+/// What the API says about one service, in the same shape.
+async fn api_view(app: &TestApp, service: &Value) -> Truth {
+    let name = service["name"].as_str().unwrap();
+    let mut counts = BTreeMap::new();
+    for status in ["running", "stuck", "failed", "completed"] {
+        let n = service["sagas"][status].as_u64().unwrap();
+        if n > 0 {
+            counts.insert(status, n);
+        }
+    }
+    let groups: Value = app
+        .get(&format!("/api/v1/services/{name}/errors"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let error_groups = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["error_message"].as_str().unwrap().to_owned(),
+                g["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let batches: Value = app
+        .get(&format!("/api/v1/services/{name}/batches"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let batches = batches["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let n = |k: &str| b[k].as_u64().unwrap();
+            (
+                b["batch_id"].as_str().unwrap().to_owned(),
+                (n("done"), n("failed"), n("pending")),
+            )
+        })
+        .filter(|(_, (done, failed, pending))| done + failed + pending > 0)
+        .collect();
+    let funds = service["withheld_funds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["currency"].as_str().unwrap().to_owned(),
+                m["amount"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    Truth {
+        counts,
+        error_groups,
+        batches,
+        funds,
+    }
+}
+
+async fn services(app: &TestApp) -> Vec<Value> {
+    let body: Value = app.get("/api/v1/services").await.json().await.unwrap();
+    body["services"].as_array().unwrap().clone()
+}
+
+test_on_both_stores!(
+    the_api_says_what_each_service_database_says,
+    one_stopped_and_one_slow_service_break_nothing_else
+);
+
+async fn the_api_says_what_each_service_database_says(backend: Backend) {
+    let fleet = start_fleet(backend).await;
+    for service in fleet.fleet.services() {
+        runboard_fleet::seed(&service.database_url, &service.name, 2_000)
+            .await
+            .unwrap();
+    }
+    let configs = fleet.fleet.services().iter().map(registered).collect();
+    let app = spawn_app_on(TestStore::new(backend).await, configs).await;
+
+    assert_eq!(
+        poll_once(&app.app).await.unwrap(),
+        3,
+        "every service answers"
+    );
+    let listed = services(&app).await;
+    assert_eq!(listed.len(), 3);
+    for service in fleet.fleet.services() {
+        let row = listed
+            .iter()
+            .find(|s| s["name"] == service.name.as_str())
+            .unwrap();
+        assert_eq!(row["reachable"], true, "{row}");
+        assert_eq!(row["error"], Value::Null);
+        let polled_at: DateTime<Utc> = row["polled_at"].as_str().unwrap().parse().unwrap();
+        let expected = truth(service, polled_at).await;
+        assert!(
+            expected.counts.values().sum::<u64>() >= 2_000,
+            "{}: seeded sagas are there",
+            service.name
+        );
+        assert_eq!(
+            api_view(&app, row).await,
+            expected,
+            "service {}",
+            service.name
+        );
+    }
+    let payments = listed.iter().find(|s| s["name"] == "payments").unwrap();
+    assert!(
+        !payments["withheld_funds"].as_array().unwrap().is_empty(),
+        "payments withholds money"
+    );
+}
+
+async fn one_stopped_and_one_slow_service_break_nothing_else(backend: Backend) {
+    let fleet = start_fleet(backend).await;
+    let info = |name: &str| {
+        fleet
+            .fleet
+            .services()
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .clone()
+    };
+    let (payments, payouts, onboarding) = (info("payments"), info("payouts"), info("onboarding"));
+    let timeout = Duration::from_secs(1);
+
+    let mut slow = registered(&payouts);
+    slow.query_timeout = timeout;
+    let mut stopped = registered(&onboarding);
+    stopped.query_timeout = timeout;
+    // Kept alive for the whole test: cutting or slowing them is what the test is about.
+    let mut _proxies = Vec::new();
+    match backend {
+        Backend::Sqlite => {
+            // A stopped SQLite service is one whose file is gone; a slow one, a query that
+            // takes longer than its timeout.
+            fleet.fleet.stop_service("onboarding").await;
+            let path = onboarding.database_url.trim_start_matches("sqlite://");
+            let moved: PathBuf = fleet.dir.path().join("onboarding-moved-away.db");
+            std::fs::rename(path, &moved).unwrap();
+            slow.queries.supervisor_view =
+                "SELECT * FROM supervisor_view WHERE (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL \
+                 SELECT x + 1 FROM c WHERE x < 30000000) SELECT COUNT(*) FROM c) > 0"
+                    .to_string();
+        }
+        Backend::Postgres => {
+            for (config, cut) in [(&mut slow, false), (&mut stopped, true)] {
+                let mut url = url::Url::parse(&config.database_url).unwrap();
+                let upstream =
+                    std::net::SocketAddr::from(([127, 0, 0, 1], url.port().unwrap_or(5432)));
+                let proxy = ChaosProxy::start(upstream).await;
+                url.set_port(Some(proxy.port())).unwrap();
+                config.database_url = url.into();
+                if cut {
+                    proxy.cut();
+                }
+                _proxies.push(proxy);
+            }
+        }
+    }
+    let app = spawn_app_on(
+        TestStore::new(backend).await,
+        vec![registered(&payments), slow, stopped],
+    )
+    .await;
+    if let Some(slow_proxy) = _proxies.first() {
+        // Slowed once its connections are open: a server too busy to answer in time,
+        // rather than one that cannot be reached at all.
+        assert_eq!(
+            poll_once(&app.app).await.unwrap(),
+            2,
+            "payments and payouts answer before"
+        );
+        slow_proxy.slow_down(timeout * 3);
+    }
+
+    let started = Instant::now();
+    assert_eq!(
+        poll_once(&app.app).await.unwrap(),
+        1,
+        "only payments answers"
+    );
+    let took = started.elapsed();
+    assert!(
+        took < timeout * 3,
+        "a poll waits for no service longer than its timeout: took {took:?}"
+    );
+
+    let listed = services(&app).await;
+    let row = |name: &str| listed.iter().find(|s| s["name"] == name).unwrap().clone();
+    let (ok, slow_row, stopped_row) = (row("payments"), row("payouts"), row("onboarding"));
+    let polled_at: DateTime<Utc> = ok["polled_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(api_view(&app, &ok).await, truth(&payments, polled_at).await);
+
+    assert_eq!(slow_row["reachable"], false);
+    let slow_error = slow_row["error"].as_str().unwrap();
+    assert!(
+        slow_error.contains("did not answer within 1s") || slow_error.contains("statement timeout"),
+        "{slow_error}"
+    );
+    assert_eq!(stopped_row["reachable"], false);
+    let stopped_error = stopped_row["error"].as_str().unwrap();
+    assert!(
+        stopped_error.contains("its database is unreachable"),
+        "{stopped_error}"
+    );
+
+    // Live reads say the same, with the service named and a status that says whose fault it is.
+    let response = app
+        .get("/api/v1/services/onboarding/sagas?status=failed")
+        .await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "service_unreachable");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("service onboarding:")
+    );
+    let response = app
+        .get("/api/v1/services/payments/sagas?status=failed&limit=5")
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn bad_filters_are_refused_with_what_to_do() {
+    let fleet = start_fleet(Backend::Sqlite).await;
+    let configs = fleet.fleet.services().iter().map(registered).collect();
+    let app = spawn_app_on(TestStore::new(Backend::Sqlite).await, configs).await;
+    for (query, says) in [
+        ("status=broken", "use running, stuck, failed or completed"),
+        ("older_than=yesterday", "use e.g. 30m, 2h or 3d"),
+        ("limit=100000", "use 1 to 500"),
+        ("sort=random", "use newest or oldest"),
+        ("stauts=failed", "unknown field `stauts`"),
+        ("after=not-a-cursor", "is not one Runboard gave out"),
+    ] {
+        let response = app
+            .get(&format!("/api/v1/services/payments/sagas?{query}"))
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert_eq!(status, 400, "{query}");
+        assert!(message.contains(says), "{query}: {message}");
+    }
+    let response = app.get("/api/v1/services/nope/sagas").await;
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn connections_to_a_service_stay_within_its_bound_under_load() {
+    let fleet = start_fleet(Backend::Postgres).await;
+    let payments = fleet
+        .fleet
+        .services()
+        .iter()
+        .find(|s| s.name == "payments")
+        .unwrap()
+        .clone();
+    let mut config = registered(&payments);
+    config.max_connections = 3;
+    let app = spawn_app_on(TestStore::new(Backend::Postgres).await, vec![config]).await;
+    let database = payments.database_url.rsplit('/').next().unwrap().to_owned();
+    let admin = PgPool::connect(&admin_url()).await.unwrap();
+    let runboard_connections = || async {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'runboard'",
+        )
+        .bind(&database)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        n
+    };
+
+    let requests = (0..300).map(|i| {
+        let path = if i % 2 == 0 {
+            "/api/v1/services/payments/sagas?status=failed&limit=20"
+        } else {
+            "/api/v1/services/payments/errors"
+        };
+        app.get(path)
+    });
+    let (responses, peak) = tokio::join!(futures_util::future::join_all(requests), async {
+        let mut peak = 0;
+        for _ in 0..20 {
+            peak = peak.max(runboard_connections().await);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        peak
+    });
+    assert!(
+        responses.iter().all(|r| r.status() == 200),
+        "all 300 reads answered"
+    );
+    assert!(
+        peak <= 3,
+        "at most max_connections = 3 connections, saw {peak}"
+    );
+    assert!(runboard_connections().await <= 3);
+}
