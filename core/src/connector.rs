@@ -258,6 +258,29 @@ impl Connector {
         Err(self.error(problem))
     }
 
+    /// Runs an assembled query of either database and maps its rows.
+    async fn fetch_all<R>(
+        &self,
+        relation: &'static str,
+        query: &str,
+        params: &[Param],
+    ) -> Result<Vec<R>, ReadError>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        self.read(relation, async {
+            on_pool!(self.pool, |pool| {
+                bind_all!(sqlx::query_as(query), params)
+                    .fetch_all(pool)
+                    .await
+            })
+        })
+        .await
+    }
+
     fn error(&self, problem: ReadProblem) -> ReadError {
         ReadError {
             service: self.name.clone(),
@@ -365,26 +388,15 @@ impl Connector {
             sql.where_clause(),
         );
         let mut rows: Vec<SagaRow> = self
-            .read("supervisor_view", async {
-                on_pool!(self.pool, |pool| {
-                    bind_all!(sqlx::query_as(&query), &sql.params)
-                        .fetch_all(pool)
-                        .await
-                })
-            })
+            .fetch_all("supervisor_view", &query, &sql.params)
             .await?;
-        let next = if rows.len() > limit as usize {
-            rows.truncate(limit as usize);
-            rows.last().map(|last| {
-                SagaCursor {
-                    created_at: last.created_at,
-                    saga_id: last.saga_id.clone(),
-                }
-                .to_string()
-            })
-        } else {
-            None
-        };
+        let next = next_page(&mut rows, limit, |last| {
+            SagaCursor {
+                created_at: last.created_at,
+                saga_id: last.saga_id.clone(),
+            }
+            .to_string()
+        });
         let stuck_before = self.stuck_before(now);
         let sagas = rows
             .into_iter()
@@ -455,15 +467,7 @@ impl Connector {
             self.queries.batch_item,
             sql.where_clause(),
         );
-        let rows: Vec<BatchRow> = self
-            .read("batch_run", async {
-                on_pool!(self.pool, |pool| {
-                    bind_all!(sqlx::query_as(&query), &sql.params)
-                        .fetch_all(pool)
-                        .await
-                })
-            })
-            .await?;
+        let rows: Vec<BatchRow> = self.fetch_all("batch_run", &query, &sql.params).await?;
         Ok(rows
             .into_iter()
             .map(|row| BatchProgress {
@@ -518,21 +522,8 @@ impl Connector {
             self.queries.batch_item,
             sql.where_clause(),
         );
-        let mut rows: Vec<BatchItemRow> = self
-            .read("batch_item", async {
-                on_pool!(self.pool, |pool| {
-                    bind_all!(sqlx::query_as(&query), &sql.params)
-                        .fetch_all(pool)
-                        .await
-                })
-            })
-            .await?;
-        let next = if rows.len() > limit as usize {
-            rows.truncate(limit as usize);
-            rows.last().map(|row| row.item_id.clone())
-        } else {
-            None
-        };
+        let mut rows: Vec<BatchItemRow> = self.fetch_all("batch_item", &query, &sql.params).await?;
+        let next = next_page(&mut rows, limit, |last| last.item_id.clone());
         let items = rows
             .into_iter()
             .map(|row| {
@@ -597,6 +588,17 @@ impl Connector {
 
     pub async fn close(&self) {
         self.pool.close().await
+    }
+}
+
+/// Pages are read one row long: the extra row, dropped here, says that a next page exists,
+/// and the page's last row says where it starts.
+fn next_page<R>(rows: &mut Vec<R>, limit: u32, cursor: impl Fn(&R) -> String) -> Option<String> {
+    if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(cursor)
+    } else {
+        None
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
-use crate::connector::{Connector, ReadError, ReadProblem};
+use crate::connector::{Connector, ReadError, ReadProblem, SagaFilter};
 use crate::snapshots::{Reading, Snapshot};
 
 pub struct Fleet {
@@ -56,6 +56,25 @@ impl Fleet {
             service: connector.name().clone(),
             taken_at: now,
             reading: reading.map_err(|e| e.problem.to_string()),
+        }
+    }
+
+    /// Reads every contract relation of a service once, so that a missing column or a
+    /// wrong query shows before the service is relied on.
+    pub async fn check(connector: &Connector, now: DateTime<Utc>) -> Result<(), ReadError> {
+        let one = SagaFilter {
+            limit: 1,
+            ..SagaFilter::default()
+        };
+        connector.sagas(&one, now).await?;
+        connector.batches(None).await?;
+        match connector.withheld_funds().await {
+            Err(ReadError {
+                problem: ReadProblem::NoFundsQuery,
+                ..
+            })
+            | Ok(_) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 

@@ -82,11 +82,7 @@ impl Store {
         });
         rows.into_iter()
             .map(|row| {
-                // The store only ever receives parsed names; a bad one means someone edited it by hand.
-                let name: ServiceName = row
-                    .name
-                    .parse()
-                    .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e))))?;
+                let name: ServiceName = row.name.parse().map_err(StoreError::corrupt)?;
                 Ok(RegisteredService {
                     name,
                     team: row.team,

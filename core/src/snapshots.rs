@@ -101,13 +101,9 @@ impl Store {
         });
         rows.into_iter()
             .map(|row| {
-                let name: ServiceName = row
-                    .name
-                    .parse()
-                    .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e))))?;
+                let name: ServiceName = row.name.parse().map_err(StoreError::corrupt)?;
                 let withheld_funds = match &row.withheld_funds {
-                    Some(json) => serde_json::from_str(json)
-                        .map_err(|e| StoreError::Query(sqlx::Error::Decode(Box::new(e))))?,
+                    Some(json) => serde_json::from_str(json).map_err(StoreError::corrupt)?,
                     None => Vec::new(),
                 };
                 let sagas = match (row.running, row.stuck, row.failed, row.completed) {

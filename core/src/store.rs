@@ -21,6 +21,14 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// A stored value that does not parse: the store only ever receives parsed values,
+    /// so someone edited it by hand.
+    pub(crate) fn corrupt(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Query(sqlx::Error::Decode(Box::new(error)))
+    }
+}
+
 impl From<OpenError> for StoreError {
     fn from(e: OpenError) -> Self {
         Self::Open(e.to_string())

@@ -179,16 +179,13 @@ impl Service {
             &[saga.saga_id.clone().into(), fault.into(), now.into()],
         )
         .await?;
-        if self.spec.kind == Kind::Payments {
-            payments::append(
-                tx,
-                self.db.backend(),
-                &saga.saga_id,
-                payments::Event::detail("failed", fault),
-                now,
-            )
-            .await?;
-        }
+        self.record_transfer_event(
+            tx,
+            &saga.saga_id,
+            payments::Event::detail("failed", fault),
+            now,
+        )
+        .await?;
         Ok(())
     }
 
@@ -225,16 +222,8 @@ impl Service {
             description
         };
         let money = self.money_of(tx, &saga.saga_id, false).await?;
-        if self.spec.kind == Kind::Payments {
-            payments::append(
-                tx,
-                self.db.backend(),
-                &saga.saga_id,
-                payments::Event::kind("retried"),
-                now,
-            )
+        self.record_transfer_event(tx, &saga.saga_id, payments::Event::kind("retried"), now)
             .await?;
-        }
         // The fault stays behind: without the fix the next step hits it again.
         tx.execute(
             "UPDATE saga SET error_message = NULL, stalled = $2, updated_at = $3 WHERE saga_id = $1",
@@ -289,20 +278,31 @@ impl Service {
             ],
         )
         .await?;
-        if self.spec.kind == Kind::Payments {
-            payments::append(
-                tx,
-                self.db.backend(),
-                &saga.saga_id,
-                payments::Event::detail("force_completed", reason),
-                now,
-            )
-            .await?;
-        }
+        self.record_transfer_event(
+            tx,
+            &saga.saga_id,
+            payments::Event::detail("force_completed", reason),
+            now,
+        )
+        .await?;
         Ok(Effect::new(&saga.saga_id, description, money))
     }
 
     /// The money a saga moves (`held_only`: the money it holds), where the service has any.
+    /// Payments keeps its transfers as events: what happens to a saga is appended there too.
+    async fn record_transfer_event(
+        &self,
+        tx: &mut Tx,
+        saga_id: &str,
+        event: payments::Event,
+        now: DateTime<Utc>,
+    ) -> Result<(), FleetError> {
+        if self.spec.kind == Kind::Payments {
+            payments::append(tx, self.db.backend(), saga_id, event, now).await?;
+        }
+        Ok(())
+    }
+
     async fn money_of(
         &self,
         tx: &mut Tx,

@@ -68,7 +68,7 @@ enum Command {
         #[command(flatten)]
         site: SiteArgs,
     },
-    /// Validate a config and reach its store; exit non-zero with the reasons.
+    /// Validate a config and reach its store and every service; exit non-zero with the reasons.
     CheckConfig {
         #[command(flatten)]
         config: ConfigArgs,
@@ -113,6 +113,8 @@ enum Failure {
         address: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0} service(s) could not be read; see above")]
+    Services(usize),
     #[error("the demo fleet did not start: {0}")]
     DemoFleet(String),
     #[error("the server stopped with an error: {0}")]
@@ -189,12 +191,44 @@ async fn execute(command: Command) -> Result<(), Failure> {
             let store = Store::connect(&loaded.store).await?;
             store.check(Duration::from_secs(5)).await?;
             println!(
-                "{}: valid; {} service(s); store reachable ({:?})",
+                "{}: valid; store reachable ({:?})",
                 config.config.display(),
-                loaded.services.len(),
                 store.kind()
             );
-            Ok(())
+            let fleet = Fleet::connect(&loaded).await?;
+            let services = &loaded.services;
+            let checks = fleet.services().map(|connector| async move {
+                let graphql = services
+                    .iter()
+                    .find(|s| &s.name == connector.name())
+                    .map(|s| s.graphql_url.clone())
+                    .expect("every connector comes from a configured service");
+                let (database, mission_control) = tokio::join!(
+                    Fleet::check(connector, chrono::Utc::now()),
+                    reach_mission_control(&graphql)
+                );
+                let problems: Vec<String> = [
+                    database.err().map(|e| e.problem.to_string()),
+                    mission_control.err(),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                (connector.name().to_string(), problems)
+            });
+            let mut unreachable = 0;
+            for (service, problems) in futures_util::future::join_all(checks).await {
+                if problems.is_empty() {
+                    println!("ok      {service}: database and mission control answer");
+                } else {
+                    unreachable += 1;
+                    println!("FAILED  {service}: {}", problems.join("; "));
+                }
+            }
+            match unreachable {
+                0 => Ok(()),
+                n => Err(Failure::Services(n)),
+            }
         }
         Command::Migrate { config } => {
             let loaded = Config::load(&config.config, &config.overrides())?;
@@ -203,6 +237,26 @@ async fn execute(command: Command) -> Result<(), Failure> {
             println!("store migrated ({:?})", store.kind());
             Ok(())
         }
+    }
+}
+
+/// Asks a mission-control endpoint the smallest GraphQL question there is.
+async fn reach_mission_control(url: &url::Url) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .post(url.clone())
+        .json(&serde_json::json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .map_err(|e| format!("its mission control at {url} is unreachable: {e}"))?;
+    match response.status() {
+        s if s.is_success() => Ok(()),
+        // It answers; calls will carry Runboard's token.
+        reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN => Ok(()),
+        s => Err(format!("its mission control at {url} answers {s}")),
     }
 }
 

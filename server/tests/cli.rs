@@ -1,5 +1,7 @@
 //! The `runboard` binary as operators and scripts use it.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -148,4 +150,47 @@ fn get_status(url: &str) -> u16 {
         .build()
         .unwrap();
     runtime.block_on(async { reqwest::get(url).await.unwrap().status().as_u16() })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_reaches_every_service_and_names_those_it_cannot() {
+    let fleet = common::start_fleet(runboard_testkit::Backend::Sqlite).await;
+    let mut config = String::new();
+    for service in fleet.fleet.services() {
+        config.push_str(&format!(
+            "[[services]]\nname = \"{}\"\nteam = \"{}\"\ndatabase_url = \"{}\"\ngraphql_url = \"{}\"\n",
+            service.name, service.team, service.database_url, service.graphql_url
+        ));
+    }
+    let gone = fleet.dir.path().join("ghost.db");
+    config.push_str(&format!(
+        "[[services]]\nname = \"ghost\"\nteam = \"nobody\"\ndatabase_url = \"sqlite://{}\"\n\
+         graphql_url = \"http://127.0.0.1:9/graphql\"\nquery_timeout = \"1s\"\n\
+         [store]\ndata_dir = {:?}\n",
+        gone.display(),
+        fleet.dir.path().join("store").to_str().unwrap()
+    ));
+    let path = fleet.dir.path().join("runboard.toml");
+    std::fs::write(&path, config).unwrap();
+
+    let output = tokio::task::spawn_blocking(move || {
+        runboard(&["check-config", "--config", path.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    for service in ["payments", "payouts", "onboarding"] {
+        assert!(stdout.contains(&format!("ok      {service}:")), "{stdout}");
+    }
+    let ghost = stdout
+        .lines()
+        .find(|l| l.starts_with("FAILED  ghost:"))
+        .expect(&stdout);
+    assert!(ghost.contains("its database is unreachable"), "{ghost}");
+    assert!(
+        ghost.contains("mission control at http://127.0.0.1:9/graphql is unreachable"),
+        "{ghost}"
+    );
+    assert!(stderr(&output).contains("1 service(s) could not be read"));
 }
