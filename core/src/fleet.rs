@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::connector::{Connector, ReadError, ReadProblem, SagaFilter};
-use crate::snapshots::{Reading, Snapshot};
+use crate::snapshots::Reading;
 
 pub struct Fleet {
     connectors: BTreeMap<String, Connector>,
@@ -32,31 +32,24 @@ impl Fleet {
     }
 
     /// Reads one service's numbers for a snapshot: counts, failed batches and funds at once.
-    pub async fn snapshot(connector: &Connector, now: DateTime<Utc>) -> Snapshot {
+    pub async fn read(connector: &Connector, now: DateTime<Utc>) -> Result<Reading, ReadError> {
         let (sagas, failed_batches, funds) = tokio::join!(
             connector.saga_counts(now),
             connector.failed_batches(),
             connector.withheld_funds(),
         );
-        let funds = match funds {
+        let withheld_funds = match funds {
             Err(ReadError {
                 problem: ReadProblem::NoFundsQuery,
                 ..
-            }) => Ok(Vec::new()),
-            other => other,
+            }) => Vec::new(),
+            other => other?,
         };
-        let reading = sagas.and_then(|sagas| {
-            Ok(Reading {
-                sagas,
-                failed_batches: failed_batches?,
-                withheld_funds: funds?,
-            })
-        });
-        Snapshot {
-            service: connector.name().clone(),
-            taken_at: now,
-            reading: reading.map_err(|e| e.problem.to_string()),
-        }
+        Ok(Reading {
+            sagas: sagas?,
+            failed_batches: failed_batches?,
+            withheld_funds,
+        })
     }
 
     /// Reads every contract relation of a service once, so that a missing column or a

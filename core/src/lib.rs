@@ -4,6 +4,7 @@ pub mod config;
 pub mod connector;
 mod db;
 pub mod fleet;
+pub mod metrics;
 pub mod poller;
 pub mod registry;
 pub mod snapshots;
@@ -11,6 +12,7 @@ pub mod store;
 
 use config::Config;
 use fleet::Fleet;
+use metrics::Metrics;
 use store::Store;
 
 /// What every request handler, server function and background task shares.
@@ -21,4 +23,6 @@ pub struct App {
     pub store: Store,
     /// A connector per registered service, for live reads and the poller.
     pub fleet: Fleet,
+    /// What the poller counted, for `/metrics`.
+    pub metrics: Metrics,
 }

@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 
 use crate::App;
 use crate::fleet::Fleet;
+use crate::snapshots::Snapshot;
 use crate::store::StoreError;
 
 /// Polls every service once and stores the snapshots; returns how many services answered.
@@ -20,16 +21,28 @@ pub async fn poll_once(app: &App) -> Result<usize, StoreError> {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        Fleet::snapshot(connector, now).await
+        (connector.name(), Fleet::read(connector, now).await)
     });
-    let snapshots = join_all(reads).await;
     let mut answered = 0;
-    for snapshot in &snapshots {
-        match &snapshot.reading {
-            Ok(_) => answered += 1,
-            Err(error) => tracing::warn!(service = %snapshot.service, %error, "poll failed"),
-        }
-        app.store.record_snapshot(snapshot).await?;
+    for (service, reading) in join_all(reads).await {
+        let outcome = match &reading {
+            Ok(_) => {
+                answered += 1;
+                "ok"
+            }
+            Err(error) => {
+                tracing::warn!(%error, "poll failed");
+                error.problem.label()
+            }
+        };
+        app.metrics
+            .record_poll(service.as_str(), outcome, now.timestamp());
+        let snapshot = Snapshot {
+            service: service.clone(),
+            taken_at: now,
+            reading: reading.map_err(|e| e.problem.to_string()),
+        };
+        app.store.record_snapshot(&snapshot).await?;
     }
     let retention =
         chrono::Duration::from_std(app.config.poller.retention).unwrap_or(chrono::Duration::MAX);

@@ -10,6 +10,7 @@ use runboard_core::App;
 use runboard_core::config::{Config, ConfigError, Overrides, ServiceConfig};
 use runboard_core::connector::ReadError;
 use runboard_core::fleet::Fleet;
+use runboard_core::metrics::Metrics;
 use runboard_core::poller;
 use runboard_core::store::{Store, StoreError};
 use runboard_fleet::{Fleet as DemoFleet, FleetConfig, ServiceInfo, Storage};
@@ -309,6 +310,7 @@ async fn start(config: Config) -> Result<(), Failure> {
         config,
         store,
         fleet,
+        metrics: Metrics::default(),
     });
     let app = state.app.clone();
     let poller = tokio::spawn(poller::run(app.clone()));

@@ -1,9 +1,11 @@
-//! Liveness and readiness, for Kubernetes probes and load balancers.
+//! Liveness, readiness and metrics, for Kubernetes probes, load balancers and Prometheus.
 
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::IntoResponse;
+use http::header;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, unavailable};
@@ -32,4 +34,15 @@ pub async fn readyz(State(state): State<ServerState>) -> Result<Json<Value>, Api
             )
         })?;
     Ok(Json(json!({ "status": "ready" })))
+}
+
+/// Prometheus metrics in the OpenMetrics text format.
+pub async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.app.metrics.encode(),
+    )
 }

@@ -92,6 +92,7 @@ pub fn router(state: ServerState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .nest("/api/v1", api::router())
         .leptos_routes_with_context(
             &state,

@@ -313,6 +313,15 @@ async fn one_stopped_and_one_slow_service_break_nothing_else(backend: Backend) {
         "{stopped_error}"
     );
 
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        r#"runboard_service_up{service="payments"} 1"#,
+        r#"runboard_service_up{service="onboarding"} 0"#,
+        r#"runboard_service_polls_total{service="onboarding",outcome="unreachable"} "#,
+    ] {
+        assert!(metrics.contains(line), "/metrics lacks {line}:\n{metrics}");
+    }
+
     // Live reads say the same, with the service named and a status that says whose fault it is.
     let response = app
         .get("/api/v1/services/onboarding/sagas?status=failed")

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use runboard_core::App;
 use runboard_core::config::{Config, Overrides, ServiceConfig};
 use runboard_core::fleet::Fleet;
+use runboard_core::metrics::Metrics;
 use runboard_fleet::{Fleet as DemoFleet, FleetConfig, ServiceInfo, Storage};
 use runboard_server::{ServerState, serve};
 use runboard_testkit::{Backend, TestDatabase, TestStore, admin_url};
@@ -93,6 +94,7 @@ pub async fn spawn_app_on(test_store: TestStore, services: Vec<ServiceConfig>) -
         config,
         store,
         fleet,
+        metrics: Metrics::default(),
     });
     let app = state.app.clone();
     tokio::spawn(serve(listener, state, std::future::pending()));
