@@ -215,6 +215,7 @@ test_on_both_stores!(
     batches_count_their_items,
     withheld_funds_sum_exactly_per_currency,
     a_query_without_a_required_column_is_named,
+    a_malformed_row_is_named_and_breaks_only_its_read,
 );
 
 async fn counts_follow_the_status_derivation(backend: Backend) {
@@ -470,4 +471,28 @@ async fn a_slow_service_times_out_within_its_bound() {
         ),
         "{error}"
     );
+}
+
+async fn a_malformed_row_is_named_and_breaks_only_its_read(backend: Backend) {
+    let db = service_db(backend).await;
+    let config = service_config(
+        &db.url,
+        "[services.queries]\nwithheld_funds = \"SELECT saga_id, 'twelve' AS amount, currency FROM held\"\n",
+    );
+    let connector = Connector::new(&config, Duration::from_secs(30 * 60))
+        .await
+        .unwrap();
+    let error = connector.withheld_funds().await.unwrap_err();
+    assert!(
+        matches!(error.problem, ReadProblem::MalformedRow { .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("withheld_funds"), "{message}");
+    assert!(
+        message.contains("\"twelve\" is not a decimal number"),
+        "{message}"
+    );
+    // The other reads of the same service still answer.
+    assert_eq!(connector.saga_counts(now()).await.unwrap().failed, 12);
 }
