@@ -42,6 +42,36 @@ pub fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
+pub fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `?a=1&b=2` from the pairs whose value is not empty; `""` when none is.
+pub fn query_string<'a>(pairs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>) -> String {
+    let parts: Vec<String> = pairs
+        .into_iter()
+        .filter_map(|(key, value)| {
+            value
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{key}={}", url_encode(v)))
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +89,21 @@ mod tests {
         assert_eq!(amount(&"1234567.50".parse().unwrap()), "1,234,567.50");
         assert_eq!(amount(&"-1000".parse().unwrap()), "-1,000");
         assert_eq!(amount(&"0.10".parse().unwrap()), "0.10");
+    }
+
+    #[test]
+    fn query_values_survive_the_url() {
+        assert_eq!(url_encode("pay ments&x=1"), "pay%20ments%26x%3D1");
+        assert_eq!(url_encode("café"), "caf%C3%A9");
+        assert_eq!(
+            query_string([
+                ("status", Some("failed")),
+                ("type", None),
+                ("error", Some("a b"))
+            ]),
+            "?status=failed&error=a%20b"
+        );
+        assert_eq!(query_string([("q", Some(""))]), "");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use leptos_router::path;
 use components::layout::Layout;
 use pages::not_found::NotFound;
 use pages::overview::Overview;
+use pages::service::Service;
 
 /// The name cargo-leptos gives the built wasm, js and css under `pkg/`.
 pub const SITE_OUTPUT_NAME: &str = "runboard";
@@ -51,6 +52,7 @@ pub fn App() -> impl IntoView {
             <Layout>
                 <Routes fallback=NotFound>
                     <Route path=path!("") view=Overview />
+                    <Route path=path!("/services/:service") view=Service />
                 </Routes>
             </Layout>
         </Router>

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use runboard_model::{
     BatchItem, BatchItemPage, BatchItemStatus, BatchProgress, ErrorGroup, Money, Saga, SagaCounts,
-    SagaPage, SagaStatus, ServiceName, add_to_totals,
+    SagaPage, SagaQuery, SagaStatus, ServiceName, add_to_totals,
 };
 use rust_decimal::Decimal;
 
@@ -88,6 +88,51 @@ pub struct SagaFilter {
 
 /// The largest page a caller may ask for.
 pub const MAX_PAGE: u32 = 500;
+
+/// A page size when none is asked for.
+pub const DEFAULT_PAGE: u32 = 50;
+
+impl SagaFilter {
+    /// Checks a query from a URL; the error says what was wrong and what to send instead.
+    pub fn parse(query: &SagaQuery) -> Result<Self, String> {
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        let age = |name: &str, value: &Option<String>| {
+            given(value)
+                .map(|v| {
+                    humantime::parse_duration(v.trim()).map_err(|e| {
+                        format!("{name}={v:?} is not a duration ({e}); use e.g. 30m, 2h or 3d")
+                    })
+                })
+                .transpose()
+        };
+        Ok(Self {
+            status: given(&query.status).map(|s| s.parse()).transpose()?,
+            saga_type: given(&query.saga_type),
+            step: given(&query.step),
+            error_message: given(&query.error),
+            older_than: age("older_than", &query.older_than)?,
+            newer_than: age("newer_than", &query.newer_than)?,
+            oldest_first: match given(&query.sort).as_deref() {
+                None | Some("newest") => false,
+                Some("oldest") => true,
+                Some(other) => {
+                    return Err(format!("sort={other:?} is not known; use newest or oldest"));
+                }
+            },
+            after: given(&query.after).map(|c| c.parse()).transpose()?,
+            limit: page_limit(query.limit)?,
+        })
+    }
+}
+
+/// Checks a requested page size.
+pub fn page_limit(limit: Option<u32>) -> Result<u32, String> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n @ 1..=MAX_PAGE) => Ok(n),
+        Some(n) => Err(format!("limit={n} is out of range; use 1 to {MAX_PAGE}")),
+    }
+}
 
 pub struct Connector {
     name: ServiceName,

@@ -156,7 +156,8 @@ pub(crate) const ONBOARDING: ServiceSpec = ServiceSpec {
         Fault {
             saga_type: 1,
             step: 0,
-            message: "validation failed: date of birth in the future",
+            // User input echoed in an error, as real services do: the screens must show it as text.
+            message: "validation failed: display name \"<img src=x onerror=alert(1)>\" contains markup",
         },
         Fault {
             saga_type: 1,

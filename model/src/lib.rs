@@ -12,5 +12,5 @@ mod service;
 pub use batch::{BatchItem, BatchItemPage, BatchItemStatus, BatchProgress};
 pub use money::{Money, add_to_totals};
 pub use overview::{ServiceFunds, ServiceOverview};
-pub use saga::{ErrorGroup, Saga, SagaCounts, SagaPage, SagaStatus};
+pub use saga::{ErrorGroup, Saga, SagaCounts, SagaPage, SagaQuery, SagaStatus};
 pub use service::{RegisteredService, ServiceName, ServiceNameError};

@@ -101,3 +101,24 @@ pub struct ErrorGroup {
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
 }
+
+/// Which sagas to list, as it travels in URLs and the API's query string: plain text,
+/// parsed and checked on the server (`SagaFilter` in the core). Empty values mean "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SagaQuery {
+    pub status: Option<String>,
+    #[serde(rename = "type")]
+    pub saga_type: Option<String>,
+    pub step: Option<String>,
+    pub error: Option<String>,
+    /// Created at least this long ago, e.g. `30m`, `2h`, `3d`.
+    pub older_than: Option<String>,
+    /// Created at most this long ago.
+    pub newer_than: Option<String>,
+    /// `newest` (the default) or `oldest` first.
+    pub sort: Option<String>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    pub limit: Option<u32>,
+}

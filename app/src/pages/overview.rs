@@ -4,11 +4,12 @@ use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::NavigateOptions;
+use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use runboard_model::{Money, ServiceOverview};
 
 use crate::components::local_time::LocalTime;
-use crate::format::{ago, amount, thousands};
+use crate::format::{ago, amount, query_string, thousands};
 use crate::server_fns::read_overview::{Overview as Rows, read_overview};
 
 /// How often the browser re-reads the overview; the poller refreshes snapshots at about this pace.
@@ -48,7 +49,7 @@ pub fn Overview() -> impl IntoView {
         let href = if value.is_empty() {
             "/".to_owned()
         } else {
-            format!("/?q={}", encode_query_value(&value))
+            format!("/{}", query_string([("q", Some(value.as_str()))]))
         };
         navigate(
             &href,
@@ -161,7 +162,9 @@ fn ServiceRow(
     };
     view! {
         <tr class:row-error=service.error.is_some()>
-            <th scope="row">{service.name.to_string()}</th>
+            <th scope="row">
+                <A href=format!("/services/{}", service.name)>{service.name.to_string()}</A>
+            </th>
             <td>{service.team.clone()}</td>
             {match problem {
                 Some((kind, text)) => view! {
@@ -204,28 +207,4 @@ fn Funds(funds: Vec<Money>) -> impl IntoView {
         </ul>
     }
     .into_any()
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
-fn encode_query_value(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filter_values_survive_the_url() {
-        assert_eq!(encode_query_value("pay ments&x=1"), "pay%20ments%26x%3D1");
-        assert_eq!(encode_query_value("café"), "caf%C3%A9");
-    }
 }

@@ -4,9 +4,9 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use chrono::Utc;
-use runboard_core::connector::{Connector, MAX_PAGE, ReadError, ReadProblem, SagaFilter};
+use runboard_core::connector::{Connector, ReadError, ReadProblem, SagaFilter, page_limit};
 use runboard_model::{
-    BatchItemPage, BatchItemStatus, BatchProgress, ErrorGroup, SagaPage, ServiceFunds,
+    BatchItemPage, BatchItemStatus, BatchProgress, ErrorGroup, SagaPage, SagaQuery, ServiceFunds,
     ServiceOverview,
 };
 use serde::{Deserialize, Serialize};
@@ -48,21 +48,6 @@ pub async fn funds(State(state): State<ServerState>) -> Result<Json<FundsList>, 
     Ok(Json(FundsList { services }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SagaQuery {
-    status: Option<String>,
-    #[serde(rename = "type")]
-    saga_type: Option<String>,
-    step: Option<String>,
-    error: Option<String>,
-    older_than: Option<String>,
-    newer_than: Option<String>,
-    sort: Option<String>,
-    after: Option<String>,
-    limit: Option<u32>,
-}
-
 /// `GET /api/v1/services/{service}/sagas`: sagas filtered and keyset-paged.
 pub async fn sagas(
     State(state): State<ServerState>,
@@ -71,44 +56,7 @@ pub async fn sagas(
 ) -> Result<Json<SagaPage>, ApiError> {
     let Query(query) = query.map_err(query_error)?;
     let connector = connector(&state, &service)?;
-    let age = |name: &str, value: Option<String>| {
-        value
-            .map(|v| {
-                humantime::parse_duration(&v).map_err(|e| {
-                    bad_request(format!(
-                        "{name}={v:?} is not a duration ({e}); use e.g. 30m, 2h or 3d"
-                    ))
-                })
-            })
-            .transpose()
-    };
-    let filter = SagaFilter {
-        status: query
-            .status
-            .map(|s| s.parse())
-            .transpose()
-            .map_err(bad_request)?,
-        saga_type: query.saga_type,
-        step: query.step,
-        error_message: query.error,
-        older_than: age("older_than", query.older_than)?,
-        newer_than: age("newer_than", query.newer_than)?,
-        oldest_first: match query.sort.as_deref() {
-            None | Some("newest") => false,
-            Some("oldest") => true,
-            Some(other) => {
-                return Err(bad_request(format!(
-                    "sort={other:?} is not known; use newest or oldest"
-                )));
-            }
-        },
-        after: query
-            .after
-            .map(|c| c.parse())
-            .transpose()
-            .map_err(bad_request)?,
-        limit: page_limit(query.limit)?,
-    };
+    let filter = SagaFilter::parse(&query).map_err(bad_request)?;
     let page = connector
         .sagas(&filter, Utc::now())
         .await
@@ -190,7 +138,7 @@ pub async fn batch_items(
             &batch_id,
             status,
             query.after.as_deref(),
-            page_limit(query.limit)?,
+            page_limit(query.limit).map_err(bad_request)?,
         )
         .await
         .map_err(read_error)?;
@@ -203,16 +151,6 @@ fn connector<'a>(state: &'a ServerState, service: &str) -> Result<&'a Connector,
             "no service is registered as {service:?}; GET /api/v1/services lists them"
         ))
     })
-}
-
-fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
-    match limit {
-        None => Ok(50),
-        Some(n @ 1..=MAX_PAGE) => Ok(n),
-        Some(n) => Err(bad_request(format!(
-            "limit={n} is out of range; use 1 to {MAX_PAGE}"
-        ))),
-    }
 }
 
 fn query_error(rejection: QueryRejection) -> ApiError {

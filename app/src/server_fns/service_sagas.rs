@@ -1,0 +1,28 @@
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+use runboard_model::{SagaPage, SagaQuery};
+use serde::{Deserialize, Serialize};
+
+/// A page of sagas and the server's clock when it was read, so that ages render the
+/// same on the server and in the hydrating browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaList {
+    pub read_at: DateTime<Utc>,
+    pub page: SagaPage,
+}
+
+/// One page of a service's sagas, filtered as the URL says.
+// Identity arrives with the identity issue; until then every caller may read this.
+#[server(prefix = "/rpc", endpoint = "service_sagas")]
+pub async fn service_sagas(service: String, query: SagaQuery) -> Result<SagaList, ServerFnError> {
+    use runboard_core::connector::SagaFilter;
+
+    let app = super::app()?;
+    let filter = SagaFilter::parse(&query).map_err(ServerFnError::new)?;
+    let read_at = Utc::now();
+    let page = super::connector(&app, &service)?
+        .sagas(&filter, read_at)
+        .await
+        .map_err(super::read_failed)?;
+    Ok(SagaList { read_at, page })
+}
