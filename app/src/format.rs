@@ -42,6 +42,31 @@ pub fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// How long until `at`, in the largest unit that fits: `in about 12 min`.
+pub fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let seconds = (at - now).num_seconds().max(0);
+    match seconds {
+        s if s < 60 => "in less than a minute".to_owned(),
+        s if s < 3600 => format!("in about {} min", (s + 59) / 60),
+        s if s < 86_400 => format!("in about {} h {} min", s / 3600, (s % 3600) / 60),
+        s => format!("in about {} days", s / 86_400),
+    }
+}
+
+/// A share as a whole percentage, never rounding a non-zero share down to 0 %.
+pub fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "0 %".to_owned();
+    }
+    let exact = part as f64 * 100.0 / whole as f64;
+    let shown = if part > 0 && exact < 1.0 {
+        1.0
+    } else {
+        exact.floor()
+    };
+    format!("{shown:.0} %")
+}
+
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
 pub fn url_encode(value: &str) -> String {
     value
@@ -104,6 +129,19 @@ mod tests {
             "?status=failed&error=a%20b"
         );
         assert_eq!(query_string([("q", Some(""))]), "");
+    }
+
+    #[test]
+    fn etas_and_shares_read_naturally() {
+        let now = "2026-11-24T12:00:00Z".parse().unwrap();
+        let later = |s: i64| now + chrono::Duration::seconds(s);
+        assert_eq!(until(later(30), now), "in less than a minute");
+        assert_eq!(until(later(11 * 60 + 1), now), "in about 12 min");
+        assert_eq!(until(later(2 * 3600 + 300), now), "in about 2 h 5 min");
+        assert_eq!(percent(0, 5000), "0 %");
+        assert_eq!(percent(1, 5000), "1 %");
+        assert_eq!(percent(4999, 5000), "99 %");
+        assert_eq!(percent(5000, 5000), "100 %");
     }
 
     #[test]

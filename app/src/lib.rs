@@ -12,6 +12,8 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
 use components::layout::Layout;
+use pages::batch::Batch;
+use pages::batches::Batches;
 use pages::not_found::NotFound;
 use pages::overview::Overview;
 use pages::service::Service;
@@ -53,6 +55,8 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("") view=Overview />
                     <Route path=path!("/services/:service") view=Service />
+                    <Route path=path!("/batches") view=Batches />
+                    <Route path=path!("/services/:service/batches/:batch") view=Batch />
                 </Routes>
             </Layout>
         </Router>

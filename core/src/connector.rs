@@ -541,6 +541,62 @@ impl Connector {
         Ok(count(n))
     }
 
+    /// When each finished item of a batch finished, oldest first: the batch's progress over time.
+    pub async fn finished_items(
+        &self,
+        batch_id: &str,
+    ) -> Result<Vec<(DateTime<Utc>, BatchItemStatus)>, ReadError> {
+        let mut sql = Sql::default();
+        let b = sql.param(Param::Text(batch_id.to_owned()));
+        let l = sql.param(Param::Int(i64::from(self.row_limit) + 1));
+        let query = format!(
+            "SELECT item_id, status, error, updated_at FROM ({}) AS batch_item \
+             WHERE batch_id = {b} AND status IN ('done', 'failed') ORDER BY updated_at LIMIT {l}",
+            self.queries.batch_item,
+        );
+        let rows: Vec<BatchItemRow> = self.fetch_all("batch_item", &query, &sql.params).await?;
+        if rows.len() > self.row_limit as usize {
+            return Err(self.error(ReadProblem::TooManyRows {
+                relation: "batch_item",
+                limit: self.row_limit,
+            }));
+        }
+        rows.into_iter()
+            .map(|row| Ok((row.updated_at, self.item_status(&row.status)?)))
+            .collect()
+    }
+
+    /// A batch's failed items grouped by error, largest group first.
+    pub async fn batch_errors(&self, batch_id: &str) -> Result<Vec<(String, u64)>, ReadError> {
+        let mut sql = Sql::default();
+        let b = sql.param(Param::Text(batch_id.to_owned()));
+        let l = sql.param(Param::Int(i64::from(self.row_limit)));
+        let query = format!(
+            "SELECT COALESCE(error, '(no error given)') AS error, COUNT(*) AS count FROM ({}) AS batch_item \
+             WHERE batch_id = {b} AND status = 'failed' GROUP BY error ORDER BY count DESC, error LIMIT {l}",
+            self.queries.batch_item,
+        );
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            error: String,
+            count: i64,
+        }
+        let rows: Vec<Row> = self.fetch_all("batch_item", &query, &sql.params).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.error, count(r.count)))
+            .collect())
+    }
+
+    fn item_status(&self, status: &str) -> Result<BatchItemStatus, ReadError> {
+        status.parse().map_err(|detail| {
+            self.error(ReadProblem::MalformedRow {
+                relation: "batch_item",
+                detail,
+            })
+        })
+    }
+
     /// One batch's items, by item id, keyset-paged.
     pub async fn batch_items(
         &self,
@@ -572,12 +628,7 @@ impl Connector {
         let items = rows
             .into_iter()
             .map(|row| {
-                let status = row.status.parse().map_err(|detail| {
-                    self.error(ReadProblem::MalformedRow {
-                        relation: "batch_item",
-                        detail,
-                    })
-                })?;
+                let status = self.item_status(&row.status)?;
                 Ok(BatchItem {
                     item_id: row.item_id,
                     status,

@@ -118,7 +118,7 @@ test("screens not built yet are marked as such, not linked", async ({ page }) =>
   await expect(nav.getByRole("link", { name: "Lookup" })).toHaveCount(0);
 });
 
-for (const path of ["/", "/services/onboarding", "/services/payments?status=failed", "/no/such/screen"]) {
+for (const path of ["/", "/services/onboarding", "/services/payments?status=failed", "/batches", "/no/such/screen"]) {
   test(`no serious or critical accessibility violation on ${path}`, async ({ page }) => {
     await polled(page, "/");
     await page.goto(path);

@@ -59,3 +59,67 @@ pub struct BatchItemPage {
     pub items: Vec<BatchItem>,
     pub next: Option<String>,
 }
+
+/// How fast a batch moves and when it will be through, from when its items finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchPace {
+    /// Items finished (done or failed) per minute over the last [`PACE_WINDOW_MINUTES`].
+    pub items_per_minute: f64,
+    /// When the pending items will be through at that rate; `None` when nothing is moving or nothing is left.
+    pub eta: Option<DateTime<Utc>>,
+}
+
+/// The window the rate is measured over: long enough to smooth bursts, short enough to follow changes.
+pub const PACE_WINDOW_MINUTES: i64 = 10;
+
+impl BatchPace {
+    /// From the times items finished (any order), how many are still pending, and now.
+    pub fn measure(finished: &[DateTime<Utc>], pending: u64, now: DateTime<Utc>) -> Self {
+        let since = now - chrono::Duration::minutes(PACE_WINDOW_MINUTES);
+        let recent = finished
+            .iter()
+            .filter(|at| **at > since && **at <= now)
+            .count();
+        let items_per_minute = recent as f64 / PACE_WINDOW_MINUTES as f64;
+        let eta = (pending > 0 && recent > 0).then(|| {
+            let seconds = (pending as f64 / items_per_minute * 60.0).ceil() as i64;
+            now + chrono::Duration::seconds(seconds)
+        });
+        Self {
+            items_per_minute,
+            eta,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minutes_ago: i64) -> DateTime<Utc> {
+        "2026-11-24T12:00:00Z".parse::<DateTime<Utc>>().unwrap()
+            - chrono::Duration::minutes(minutes_ago)
+    }
+
+    #[test]
+    fn the_rate_counts_the_last_ten_minutes_and_the_eta_follows() {
+        // 20 items in the last 10 minutes (2 a minute), 5 older ones that no longer count.
+        let finished: Vec<_> = (0..20)
+            .map(|i| at(i / 2))
+            .chain((0..5).map(|_| at(30)))
+            .collect();
+        let pace = BatchPace::measure(&finished, 100, at(0));
+        assert_eq!(pace.items_per_minute, 2.0);
+        assert_eq!(
+            pace.eta,
+            Some(at(-50)),
+            "100 pending at 2 a minute: 50 minutes"
+        );
+    }
+
+    #[test]
+    fn no_eta_when_nothing_moves_or_nothing_is_left() {
+        assert_eq!(BatchPace::measure(&[at(30)], 100, at(0)).eta, None);
+        assert_eq!(BatchPace::measure(&[at(1)], 0, at(0)).eta, None);
+    }
+}

@@ -9,7 +9,9 @@ mod overview;
 mod saga;
 mod service;
 
-pub use batch::{BatchItem, BatchItemPage, BatchItemStatus, BatchProgress};
+pub use batch::{
+    BatchItem, BatchItemPage, BatchItemStatus, BatchPace, BatchProgress, PACE_WINDOW_MINUTES,
+};
 pub use money::{Money, add_to_totals};
 pub use overview::{ServiceFunds, ServiceOverview};
 pub use saga::{ErrorGroup, Saga, SagaCounts, SagaPage, SagaQuery, SagaStatus};

@@ -20,7 +20,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::{api, health};
+use crate::{api, charts, health};
 
 /// The state behind every route.
 #[derive(Clone)]
@@ -94,6 +94,10 @@ pub fn router(state: ServerState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .nest("/api/v1", api::router())
+        .route(
+            "/charts/services/{service}/batches/{batch}/progress.svg",
+            get(charts::batch_progress),
+        )
         .leptos_routes_with_context(
             &state,
             generate_route_list(Screens),

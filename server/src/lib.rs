@@ -2,6 +2,7 @@
 //! the command line and calls [`cli::run`].
 
 mod api;
+mod charts;
 pub mod cli;
 mod error;
 mod health;

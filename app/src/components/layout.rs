@@ -23,7 +23,7 @@ const SCREENS: &[Screen] = &[
     Screen {
         label: "Batches",
         href: "/batches",
-        built: false,
+        built: true,
     },
     Screen {
         label: "Funds",
@@ -58,7 +58,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                             if screen.built {
                                 view! {
                                     <li>
-                                        <A href=screen.href exact=true>{screen.label}</A>
+                                        <A href=screen.href exact=screen.href == "/">{screen.label}</A>
                                     </li>
                                 }
                                     .into_any()

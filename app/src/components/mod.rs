@@ -1,4 +1,5 @@
 pub mod layout;
 pub mod local_time;
+pub mod progress_bar;
 pub mod relative_time;
 pub mod status;

@@ -1,3 +1,5 @@
+pub mod batch;
+pub mod batches;
 pub mod not_found;
 pub mod overview;
 pub mod service;

@@ -1,5 +1,7 @@
 //! Server functions, one per file. Each is a public endpoint: it checks its caller itself.
 
+pub mod all_batches;
+pub mod batch_detail;
 pub mod read_overview;
 pub mod service_errors;
 pub mod service_sagas;
