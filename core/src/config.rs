@@ -149,6 +149,9 @@ pub struct ServiceConfig {
     /// Most rows one read may bring back (funds, error groups, batches).
     #[serde(default = "default_row_limit")]
     pub row_limit: u32,
+    /// A regular expression for this service's IDs that are not UUIDs, for lookup.
+    #[serde(default)]
+    pub id_pattern: Option<String>,
 }
 
 impl ServiceConfig {
@@ -164,6 +167,7 @@ impl ServiceConfig {
             query_timeout: default_query_timeout(),
             max_connections: default_service_connections(),
             row_limit: default_row_limit(),
+            id_pattern: None,
         }
     }
 }
@@ -342,6 +346,14 @@ impl Config {
                 return invalid(
                     key("query_timeout, max_connections, row_limit"),
                     "must each be above zero".into(),
+                );
+            }
+            if let Some(pattern) = &service.id_pattern
+                && let Err(e) = regex::Regex::new(pattern)
+            {
+                return invalid(
+                    key("id_pattern"),
+                    format!("is not a valid regular expression: {e}"),
                 );
             }
             let queries = &service.queries;

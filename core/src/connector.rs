@@ -86,6 +86,9 @@ pub struct SagaFilter {
     pub limit: u32,
 }
 
+/// IDs asked for in one statement: well under every database's limit on parameters.
+const LOOKUP_CHUNK: usize = 500;
+
 /// The largest page a caller may ask for.
 pub const MAX_PAGE: u32 = 500;
 
@@ -200,6 +203,25 @@ struct SagaRow {
     error_message: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+}
+
+impl SagaRow {
+    fn into_saga(self, stuck_before: DateTime<Utc>) -> Saga {
+        Saga {
+            status: SagaStatus::derive(
+                self.completed,
+                self.error_message.as_deref(),
+                self.updated_at,
+                stuck_before,
+            ),
+            saga_id: self.saga_id,
+            saga_type: self.saga_type,
+            current_step: self.current_step,
+            error_message: self.error_message,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -445,22 +467,66 @@ impl Connector {
         let stuck_before = self.stuck_before(now);
         let sagas = rows
             .into_iter()
-            .map(|row| Saga {
-                status: SagaStatus::derive(
-                    row.completed,
-                    row.error_message.as_deref(),
-                    row.updated_at,
-                    stuck_before,
-                ),
-                saga_id: row.saga_id,
-                saga_type: row.saga_type,
-                current_step: row.current_step,
-                error_message: row.error_message,
-                created_at: row.created_at,
-                updated_at: row.updated_at,
-            })
+            .map(|row| row.into_saga(stuck_before))
             .collect();
         Ok(SagaPage { sagas, next })
+    }
+
+    /// The sagas with these IDs, asked in chunks so that no statement grows unbounded.
+    pub async fn find_sagas(&self, ids: &[String]) -> Result<Vec<Saga>, ReadError> {
+        let now = Utc::now();
+        let stuck_before = self.stuck_before(now);
+        let mut found = Vec::new();
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let mut sql = Sql::default();
+            let list: Vec<String> = chunk
+                .iter()
+                .map(|id| sql.param(Param::Text(id.clone())))
+                .collect();
+            let query = format!(
+                "SELECT saga_id, saga_type, current_step, completed, error_message, created_at, updated_at \
+                 FROM ({}) AS supervisor_view WHERE saga_id IN ({})",
+                self.queries.supervisor_view,
+                list.join(", ")
+            );
+            let rows: Vec<SagaRow> = self
+                .fetch_all("supervisor_view", &query, &sql.params)
+                .await?;
+            found.extend(rows.into_iter().map(|row| row.into_saga(stuck_before)));
+        }
+        Ok(found)
+    }
+
+    /// The batch items with these IDs, as `(batch_id, item)`.
+    pub async fn find_batch_items(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(String, BatchItem)>, ReadError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            batch_id: String,
+            #[sqlx(flatten)]
+            item: BatchItemRow,
+        }
+        let mut found = Vec::new();
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let mut sql = Sql::default();
+            let list: Vec<String> = chunk
+                .iter()
+                .map(|id| sql.param(Param::Text(id.clone())))
+                .collect();
+            let query = format!(
+                "SELECT batch_id, item_id, status, error, updated_at FROM ({}) AS batch_item WHERE item_id IN ({})",
+                self.queries.batch_item,
+                list.join(", ")
+            );
+            let rows: Vec<Row> = self.fetch_all("batch_item", &query, &sql.params).await?;
+            for row in rows {
+                let item = self.batch_item(row.item)?;
+                found.push((row.batch_id, item));
+            }
+        }
+        Ok(found)
     }
 
     /// Failed sagas grouped by error message, largest group first.
@@ -588,6 +654,15 @@ impl Connector {
             .collect())
     }
 
+    fn batch_item(&self, row: BatchItemRow) -> Result<BatchItem, ReadError> {
+        Ok(BatchItem {
+            status: self.item_status(&row.status)?,
+            item_id: row.item_id,
+            error: row.error,
+            updated_at: row.updated_at,
+        })
+    }
+
     fn item_status(&self, status: &str) -> Result<BatchItemStatus, ReadError> {
         status.parse().map_err(|detail| {
             self.error(ReadProblem::MalformedRow {
@@ -627,15 +702,7 @@ impl Connector {
         let next = next_page(&mut rows, limit, |last| last.item_id.clone());
         let items = rows
             .into_iter()
-            .map(|row| {
-                let status = self.item_status(&row.status)?;
-                Ok(BatchItem {
-                    item_id: row.item_id,
-                    status,
-                    error: row.error,
-                    updated_at: row.updated_at,
-                })
-            })
+            .map(|row| self.batch_item(row))
             .collect::<Result<_, ReadError>>()?;
         Ok(BatchItemPage { items, next })
     }

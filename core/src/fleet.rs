@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use regex::Regex;
 
 use crate::config::Config;
 use crate::connector::{Connector, ReadError, ReadProblem, SagaFilter};
@@ -10,17 +11,33 @@ use crate::snapshots::Reading;
 
 pub struct Fleet {
     connectors: BTreeMap<String, Connector>,
+    /// The services' own ID shapes, for lookup.
+    id_patterns: Vec<Regex>,
 }
 
 impl Fleet {
     /// Prepares a connector per configured service; nothing is reached yet.
     pub async fn connect(config: &Config) -> Result<Self, ReadError> {
         let mut connectors = BTreeMap::new();
+        // Validated with the config, so every pattern compiles.
+        let id_patterns = config
+            .services
+            .iter()
+            .filter_map(|s| s.id_pattern.as_deref())
+            .filter_map(|p| Regex::new(p).ok())
+            .collect();
         for service in &config.services {
             let connector = Connector::new(service, config.stuck_after(service)).await?;
             connectors.insert(service.name.to_string(), connector);
         }
-        Ok(Self { connectors })
+        Ok(Self {
+            connectors,
+            id_patterns,
+        })
+    }
+
+    pub fn id_patterns(&self) -> &[Regex] {
+        &self.id_patterns
     }
 
     pub fn service(&self, name: &str) -> Option<&Connector> {

@@ -4,6 +4,7 @@ pub mod config;
 pub mod connector;
 mod db;
 pub mod fleet;
+pub mod lookup;
 pub mod metrics;
 pub mod poller;
 pub mod registry;

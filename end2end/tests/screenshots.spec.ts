@@ -19,6 +19,17 @@ const screens: [string, string | (() => Promise<string>)][] = [
   ["batches", "/batches"],
 ];
 
+test("screenshot: lookup", async ({ page, request }) => {
+  const sagas = (await (await request.get("/api/v1/services/payments/sagas?status=failed&limit=3")).json()).sagas;
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await ready(page, "/lookup");
+  const lines = sagas.map((s: { saga_id: string }, i: number) => `2026-11-24T08:3${i}:00Z ERROR transfer ${s.saga_id} failed`);
+  await page.getByLabel(/Paste log lines/).fill([...lines, "unknown 00000000-0000-4000-8000-00000000beef"].join("\n"));
+  await page.getByRole("button", { name: "Look up" }).click();
+  await expect(page.getByText(/of 4 IDs found/)).toBeVisible();
+  await page.screenshot({ path: "../docs/screenshots/lookup.png" });
+});
+
 for (const [name, path] of screens) {
   test(`screenshot: ${name}`, async ({ page }) => {
     await page.setViewportSize({ width: 1280, height: 900 });

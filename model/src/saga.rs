@@ -122,3 +122,24 @@ pub struct SagaQuery {
     pub after: Option<String>,
     pub limit: Option<u32>,
 }
+
+/// What one service holds of the looked-up IDs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupMatches {
+    pub service: String,
+    pub sagas: Vec<Saga>,
+    /// Batch items as `(batch_id, item)`.
+    pub batch_items: Vec<(String, crate::BatchItem)>,
+    /// Why this service could not be searched, if it could not.
+    pub error: Option<String>,
+}
+
+/// The IDs found in a pasted text, matched across all services.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupResult {
+    /// How many distinct IDs the text held.
+    pub ids: usize,
+    pub services: Vec<LookupMatches>,
+    /// IDs no service holds.
+    pub not_found: Vec<String>,
+}

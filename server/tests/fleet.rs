@@ -419,3 +419,136 @@ async fn connections_to_a_service_stay_within_its_bound_under_load() {
     );
     assert!(runboard_connections().await <= 3);
 }
+
+#[tokio::test]
+async fn lookup_finds_pasted_ids_in_the_right_services() {
+    let fleet = start_fleet(Backend::Sqlite).await;
+    let configs = fleet.fleet.services().iter().map(registered).collect();
+    let app = spawn_app_on(TestStore::new(Backend::Sqlite).await, configs).await;
+    let first_saga = |service: &str| {
+        let app = &app;
+        let service = service.to_owned();
+        async move {
+            let page: Value = app
+                .get(&format!("/api/v1/services/{service}/sagas?limit=1"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            page["sagas"][0]["saga_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let payment = first_saga("payments").await;
+    let signup = first_saga("onboarding").await;
+    let batches: Value = app
+        .get("/api/v1/services/payouts/batches")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let batch = batches["batches"][0]["batch_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let items: Value = app
+        .get(&format!(
+            "/api/v1/services/payouts/batches/{batch}/items?limit=1"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let item = items["items"][0]["item_id"].as_str().unwrap().to_owned();
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let text = format!(
+        "2026-11-24T08:30:01Z ERROR transfer {} failed: timeout\n\
+         {{\"saga\": \"{signup}\", \"again\": \"{payment}\"}}\n\
+         item;amount\n{item};12.30\n{unknown}",
+        payment.to_uppercase()
+    );
+
+    let response = app
+        .client
+        .post(app.url("/api/v1/lookup"))
+        .json(&serde_json::json!({ "text": text }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let found: Value = response.json().await.unwrap();
+    assert_eq!(
+        found["ids"], 4,
+        "four distinct IDs, whatever their case: {found}"
+    );
+    let in_service = |name: &str| {
+        found["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["service"] == name)
+            .unwrap()
+            .clone()
+    };
+    let ids = |s: &Value, key: &str, id: &str| -> Vec<String> {
+        s[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.pointer(id).unwrap().as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(&in_service("payments"), "sagas", "/saga_id"),
+        [payment.clone()]
+    );
+    assert_eq!(
+        ids(&in_service("onboarding"), "sagas", "/saga_id"),
+        [signup]
+    );
+    assert_eq!(
+        ids(&in_service("payouts"), "batch_items", "/1/item_id"),
+        [item]
+    );
+    assert_eq!(found["not_found"], serde_json::json!([unknown]));
+
+    // Ten thousand IDs in one paste work; one more is refused with what to do.
+    let many: String = (0..10_000u32)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}\n"))
+        .chain([payment.clone()])
+        .collect();
+    let started = Instant::now();
+    let response = app
+        .client
+        .post(app.url("/api/v1/lookup"))
+        .json(&serde_json::json!({ "text": many }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "10,001 IDs are one too many");
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 10000")
+    );
+    let many: String = (1..10_000u32)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}\n"))
+        .chain([payment])
+        .collect();
+    let response = app
+        .client
+        .post(app.url("/api/v1/lookup"))
+        .json(&serde_json::json!({ "text": many }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let found: Value = response.json().await.unwrap();
+    assert_eq!(found["ids"], 10_000);
+    assert_eq!(found["not_found"].as_array().unwrap().len(), 9_999);
+    println!(
+        "two lookups of 10,000 IDs in 3 services took {:?}",
+        started.elapsed()
+    );
+}

@@ -18,7 +18,7 @@ const SCREENS: &[Screen] = &[
     Screen {
         label: "Lookup",
         href: "/lookup",
-        built: false,
+        built: true,
     },
     Screen {
         label: "Batches",

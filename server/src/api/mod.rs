@@ -1,10 +1,11 @@
 //! The JSON API under `/api/v1`: everything a screen can do, by domain.
 
+mod lookup;
 mod services;
 
 use axum::Router;
 use axum::extract::OriginalUri;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::error::{ApiError, not_found};
 use crate::http::ServerState;
@@ -21,6 +22,7 @@ pub fn router() -> Router<ServerState> {
             get(services::batch_items),
         )
         .route("/funds", get(services::funds))
+        .route("/lookup", post(lookup::lookup))
         .fallback(unknown_route)
 }
 
