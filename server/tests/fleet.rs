@@ -499,7 +499,7 @@ async fn lookup_finds_pasted_ids_in_the_right_services() {
     };
     assert_eq!(
         ids(&in_service("payments"), "sagas", "/saga_id"),
-        [payment.clone()]
+        std::slice::from_ref(&payment)
     );
     assert_eq!(
         ids(&in_service("onboarding"), "sagas", "/saga_id"),
