@@ -14,6 +14,7 @@ use leptos_router::path;
 use components::layout::Layout;
 use pages::batch::Batch;
 use pages::batches::Batches;
+use pages::funds::Funds;
 use pages::lookup::Lookup;
 use pages::not_found::NotFound;
 use pages::overview::Overview;
@@ -58,6 +59,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/services/:service") view=Service />
                     <Route path=path!("/batches") view=Batches />
                     <Route path=path!("/lookup") view=Lookup />
+                    <Route path=path!("/funds") view=Funds />
                     <Route path=path!("/services/:service/batches/:batch") view=Batch />
                 </Routes>
             </Layout>

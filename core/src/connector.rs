@@ -261,6 +261,7 @@ struct BatchItemRow {
 
 #[derive(sqlx::FromRow)]
 struct FundsRow {
+    saga_id: String,
     amount: String,
     currency: String,
 }
@@ -709,12 +710,21 @@ impl Connector {
 
     /// Withheld funds per currency, summed exactly from the service's own query.
     pub async fn withheld_funds(&self) -> Result<Vec<Money>, ReadError> {
+        let mut totals = Vec::new();
+        for (_, money) in self.withheld_by_saga().await? {
+            add_to_totals(&mut totals, money.amount, &money.currency);
+        }
+        Ok(totals)
+    }
+
+    /// The money each failed or stuck saga holds, as the service's own query reports it.
+    pub async fn withheld_by_saga(&self) -> Result<Vec<(String, Money)>, ReadError> {
         let Some(funds_query) = &self.queries.withheld_funds else {
             return Err(self.error(ReadProblem::NoFundsQuery));
         };
         // Amounts travel as text so that neither driver rounds them through a float.
         let sql = format!(
-            "SELECT CAST(amount AS TEXT) AS amount, currency FROM ({funds_query}) AS withheld_funds"
+            "SELECT saga_id, CAST(amount AS TEXT) AS amount, currency FROM ({funds_query}) AS withheld_funds"
         );
         let limit = self.row_limit as usize;
         let rows: Result<Vec<FundsRow>, ReadProblem> = self
@@ -735,18 +745,19 @@ impl Connector {
                 })
             })
             .await?;
-        let rows = rows.map_err(|problem| self.error(problem))?;
-        let mut totals = Vec::new();
-        for row in rows {
-            let amount: Decimal = row.amount.trim().parse().map_err(|e| {
-                self.error(ReadProblem::MalformedRow {
-                    relation: "withheld_funds",
-                    detail: format!("amount {:?} is not a decimal number: {e}", row.amount),
-                })
-            })?;
-            add_to_totals(&mut totals, amount, row.currency.trim());
-        }
-        Ok(totals)
+        rows.map_err(|problem| self.error(problem))?
+            .into_iter()
+            .map(|row| {
+                let amount: Decimal = row.amount.trim().parse().map_err(|e| {
+                    self.error(ReadProblem::MalformedRow {
+                        relation: "withheld_funds",
+                        detail: format!("amount {:?} is not a decimal number: {e}", row.amount),
+                    })
+                })?;
+                let currency = row.currency.trim().to_owned();
+                Ok((row.saga_id, Money { amount, currency }))
+            })
+            .collect()
     }
 
     pub async fn close(&self) {

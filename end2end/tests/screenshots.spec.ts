@@ -17,6 +17,7 @@ const screens: [string, string | (() => Promise<string>)][] = [
   ["service", "/services/onboarding"],
   ["service-failed-group", "/services/payments?status=failed"],
   ["batches", "/batches"],
+  ["funds", "/funds"],
 ];
 
 test("screenshot: lookup", async ({ page, request }) => {

@@ -98,6 +98,10 @@ pub fn router(state: ServerState) -> Router {
             "/charts/services/{service}/batches/{batch}/progress.svg",
             get(charts::batch_progress),
         )
+        .route(
+            "/charts/funds/{currency}/by-service.svg",
+            get(charts::funds_by_service),
+        )
         .leptos_routes_with_context(
             &state,
             generate_route_list(Screens),

@@ -28,7 +28,7 @@ const SCREENS: &[Screen] = &[
     Screen {
         label: "Funds",
         href: "/funds",
-        built: false,
+        built: true,
     },
     Screen {
         label: "Actions",

@@ -1,5 +1,6 @@
 pub mod batch;
 pub mod batches;
+pub mod funds;
 pub mod lookup;
 pub mod not_found;
 pub mod overview;

@@ -3,6 +3,7 @@
 pub mod all_batches;
 pub mod batch_detail;
 pub mod lookup_ids;
+pub mod read_funds;
 pub mod read_overview;
 pub mod service_errors;
 pub mod service_sagas;

@@ -1,0 +1,74 @@
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+use runboard_model::{Money, ServiceFunds};
+use serde::{Deserialize, Serialize};
+
+/// The sagas behind one service's withheld funds, largest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagasBehind {
+    pub service: String,
+    /// `(saga_id, money)`, at most [`SAGAS_SHOWN`] of them, or why they could not be read.
+    pub sagas: Result<Vec<(String, Money)>, String>,
+    /// How many sagas hold money in all.
+    pub total: usize,
+}
+
+/// Sagas listed per service: the largest sums are the ones to look at first.
+pub const SAGAS_SHOWN: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FundsView {
+    pub read_at: DateTime<Utc>,
+    /// Per service and currency, from the latest snapshots.
+    pub services: Vec<ServiceFunds>,
+    /// For each service that holds money, the sagas holding it, read live.
+    pub behind: Vec<SagasBehind>,
+}
+
+/// Withheld funds per service and currency, and the sagas behind them.
+// Identity arrives with the identity issue; until then every caller may read this.
+#[server(prefix = "/rpc", endpoint = "funds")]
+pub async fn read_funds() -> Result<FundsView, ServerFnError> {
+    use runboard_core::connector::{ReadError, ReadProblem};
+
+    let app = super::app()?;
+    let read_at = Utc::now();
+    let services = app
+        .store
+        .funds()
+        .await
+        .map_err(|e| super::internal("reading the service snapshots", e))?;
+    let reads = app.fleet.services().map(|connector| async move {
+        match connector.withheld_by_saga().await {
+            Err(ReadError {
+                problem: ReadProblem::NoFundsQuery,
+                ..
+            }) => None,
+            Err(e) => Some(SagasBehind {
+                service: connector.name().to_string(),
+                sagas: Err(e.problem.to_string()),
+                total: 0,
+            }),
+            Ok(mut sagas) => {
+                sagas.sort_by(|a, b| b.1.amount.cmp(&a.1.amount));
+                let total = sagas.len();
+                sagas.truncate(SAGAS_SHOWN);
+                Some(SagasBehind {
+                    service: connector.name().to_string(),
+                    sagas: Ok(sagas),
+                    total,
+                })
+            }
+        }
+    });
+    let behind = futures_util::future::join_all(reads)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(FundsView {
+        read_at,
+        services,
+        behind,
+    })
+}
