@@ -7,14 +7,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SagasBehind {
     pub service: String,
-    /// `(saga_id, money)`, at most [`SAGAS_SHOWN`] of them, or why they could not be read.
+    /// `(saga_id, money)`, the largest 50, or why they could not be read.
     pub sagas: Result<Vec<(String, Money)>, String>,
     /// How many sagas hold money in all.
     pub total: usize,
 }
-
-/// Sagas listed per service: the largest sums are the ones to look at first.
-pub const SAGAS_SHOWN: usize = 50;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FundsView {
@@ -30,6 +27,8 @@ pub struct FundsView {
 #[server(prefix = "/rpc", endpoint = "funds")]
 pub async fn read_funds() -> Result<FundsView, ServerFnError> {
     use runboard_core::connector::{ReadError, ReadProblem};
+    /// Sagas listed per service: the largest sums are the ones to look at first.
+    const SAGAS_SHOWN: usize = 50;
 
     let app = super::app()?;
     let read_at = Utc::now();
@@ -50,7 +49,7 @@ pub async fn read_funds() -> Result<FundsView, ServerFnError> {
                 total: 0,
             }),
             Ok(mut sagas) => {
-                sagas.sort_by(|a, b| b.1.amount.cmp(&a.1.amount));
+                sagas.sort_by_key(|(_, money)| std::cmp::Reverse(money.amount));
                 let total = sagas.len();
                 sagas.truncate(SAGAS_SHOWN);
                 Some(SagasBehind {
