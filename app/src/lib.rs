@@ -18,6 +18,7 @@ use pages::funds::Funds;
 use pages::lookup::Lookup;
 use pages::not_found::NotFound;
 use pages::overview::Overview;
+use pages::saga::SagaPage;
 use pages::service::Service;
 
 /// The name cargo-leptos gives the built wasm, js and css under `pkg/`.
@@ -57,6 +58,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("") view=Overview />
                     <Route path=path!("/services/:service") view=Service />
+                    <Route path=path!("/services/:service/sagas/:saga") view=SagaPage />
                     <Route path=path!("/batches") view=Batches />
                     <Route path=path!("/lookup") view=Lookup />
                     <Route path=path!("/funds") view=Funds />

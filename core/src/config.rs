@@ -194,6 +194,8 @@ pub struct ContractQueries {
     pub batch_item: String,
     /// `(saga_id, amount, currency)` of the failed and stuck sagas; absent where a service holds no money.
     pub withheld_funds: Option<String>,
+    /// `(saga_id, at, kind, detail)` for each event of a saga, where the service keeps its history.
+    pub saga_events: Option<String>,
 }
 
 impl Default for ContractQueries {
@@ -203,6 +205,7 @@ impl Default for ContractQueries {
             batch_run: "SELECT batch_id, name, started_at, finished_at FROM batch_run".into(),
             batch_item: "SELECT batch_id, item_id, status, error, updated_at FROM batch_item".into(),
             withheld_funds: None,
+            saga_events: None,
         }
     }
 }
@@ -362,6 +365,7 @@ impl Config {
                 ("batch_run", Some(&queries.batch_run)),
                 ("batch_item", Some(&queries.batch_item)),
                 ("withheld_funds", queries.withheld_funds.as_ref()),
+                ("saga_events", queries.saga_events.as_ref()),
             ] {
                 if let Some(query) = query
                     && !query

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use runboard_model::{
     BatchItem, BatchItemPage, BatchItemStatus, BatchProgress, ErrorGroup, Money, Saga, SagaCounts,
-    SagaPage, SagaQuery, SagaStatus, ServiceName, add_to_totals,
+    SagaEvent, SagaPage, SagaQuery, SagaStatus, ServiceName, add_to_totals,
 };
 use rust_decimal::Decimal;
 
@@ -528,6 +528,35 @@ impl Connector {
             }
         }
         Ok(found)
+    }
+
+    /// A saga's history, oldest first, where the service gives one (`None` where it does not).
+    pub async fn saga_events(&self, saga_id: &str) -> Result<Option<Vec<SagaEvent>>, ReadError> {
+        let Some(events) = &self.queries.saga_events else {
+            return Ok(None);
+        };
+        let mut sql = Sql::default();
+        let id = sql.param(Param::Text(saga_id.to_owned()));
+        let l = sql.param(Param::Int(i64::from(self.row_limit)));
+        let query = format!(
+            "SELECT at, kind, detail FROM ({events}) AS saga_events WHERE saga_id = {id} ORDER BY at LIMIT {l}"
+        );
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            at: DateTime<Utc>,
+            kind: String,
+            detail: Option<String>,
+        }
+        let rows: Vec<Row> = self.fetch_all("saga_events", &query, &sql.params).await?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| SagaEvent {
+                    at: r.at,
+                    kind: r.kind,
+                    detail: r.detail.unwrap_or_default(),
+                })
+                .collect(),
+        ))
     }
 
     /// Failed sagas grouped by error message, largest group first.

@@ -48,6 +48,13 @@ test("screenshot: batch", async ({ page, request }) => {
   await page.screenshot({ path: "../docs/screenshots/batch.png" });
 });
 
+test("screenshot: saga", async ({ page, request }) => {
+  const api = await (await request.get("/api/v1/services/payments/sagas?status=failed&sort=oldest&limit=1")).json();
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await ready(page, `/services/payments/sagas/${api.sagas[0].saga_id}`);
+  await page.screenshot({ path: "../docs/screenshots/saga.png" });
+});
+
 test("screenshot: batch on a phone", async ({ page, request }) => {
   const api = await (await request.get("/api/v1/services/payouts/batches")).json();
   await page.setViewportSize({ width: 390, height: 844 });

@@ -83,6 +83,9 @@ pub struct ServiceInfo {
     pub withheld_funds_query: Option<String>,
     /// A regex for the service's ids; `None`: its ids are UUIDs, which Runboard finds by default.
     pub id_pattern: Option<String>,
+    /// `(saga_id, at, kind, detail)` for each event of a saga, where the service keeps them:
+    /// payments' transfer events.
+    pub saga_events_query: Option<String>,
 }
 
 /// One mission-control call a service received, as its `mission_control_call` table keeps it.
@@ -263,6 +266,8 @@ async fn start_service(
         stuck_after: catalog::STUCK_AFTER,
         withheld_funds_query: (spec.kind == catalog::Kind::Payments)
             .then(|| payments::withheld_funds_query(service.db.backend()).to_owned()),
+        saga_events_query: (spec.kind == catalog::Kind::Payments)
+            .then(|| payments::SAGA_EVENTS.to_owned()),
         id_pattern: None,
     };
     let running = Running {

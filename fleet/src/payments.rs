@@ -41,6 +41,12 @@ WHERE NOT s.completed
                     AND x.kind IN ('settled', 'force_completed'))
 ORDER BY s.saga_id";
 
+/// A transfer's events as saga history: the same text on both databases (`||` and CAST
+/// mean the same in each), amounts kept as text.
+pub(crate) const SAGA_EVENTS: &str = "SELECT transfer_id AS saga_id, created_at AS at, kind, \
+     TRIM(COALESCE(CAST(amount AS TEXT) || ' ' || currency, '') || ' ' || COALESCE(detail, '')) AS detail \
+     FROM transfer_event";
+
 pub(crate) fn withheld_funds_query(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => WITHHELD_FUNDS_SQLITE,

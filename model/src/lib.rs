@@ -15,6 +15,7 @@ pub use batch::{
 pub use money::{Money, add_to_totals};
 pub use overview::{ServiceFunds, ServiceOverview};
 pub use saga::{
-    ErrorGroup, LookupMatches, LookupResult, Saga, SagaCounts, SagaPage, SagaQuery, SagaStatus,
+    ErrorGroup, LookupMatches, LookupResult, Saga, SagaCounts, SagaEvent, SagaPage, SagaQuery,
+    SagaStatus,
 };
 pub use service::{RegisteredService, ServiceName, ServiceNameError};

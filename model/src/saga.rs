@@ -143,3 +143,11 @@ pub struct LookupResult {
     /// IDs no service holds.
     pub not_found: Vec<String>,
 }
+
+/// One entry of a saga's history, as the service's own events tell it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SagaEvent {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub detail: String,
+}

@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use runboard_core::App;
-use runboard_core::config::{Config, ConfigError, Overrides, ServiceConfig};
+use runboard_core::config::{Config, ConfigError, Overrides};
 use runboard_core::connector::ReadError;
 use runboard_core::fleet::Fleet;
 use runboard_core::metrics::Metrics;
 use runboard_core::poller;
 use runboard_core::store::{Store, StoreError};
-use runboard_fleet::{Fleet as DemoFleet, FleetConfig, ServiceInfo, Storage};
+use runboard_fleet::{Fleet as DemoFleet, FleetConfig, Storage};
 use tokio::net::TcpListener;
 
+use crate::demo;
 use crate::http::{ServerState, serve};
 use crate::telemetry::{self, LogFormat};
 
@@ -169,7 +170,9 @@ async fn execute(command: Command) -> Result<(), Failure> {
                     "demo service {:<11} GraphQL {}  database {}",
                     service.name, service.graphql_url, service.database_url
                 );
-                config.services.push(demo_service(service)?);
+                config
+                    .services
+                    .push(demo::service_config(service).map_err(Failure::DemoFleet)?);
             }
             let served = start(config).await;
             fleet.shutdown().await;
@@ -259,28 +262,6 @@ async fn reach_mission_control(url: &url::Url) -> Result<(), String> {
         reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN => Ok(()),
         s => Err(format!("its mission control at {url} answers {s}")),
     }
-}
-
-/// Registers a demo fleet service as a config entry would.
-fn demo_service(service: &ServiceInfo) -> Result<ServiceConfig, Failure> {
-    let invalid = |what: &str, e: &dyn std::fmt::Display| {
-        Failure::DemoFleet(format!(
-            "service {} has an invalid {what}: {e}",
-            service.name
-        ))
-    };
-    let mut config = ServiceConfig::new(
-        service.name.parse().map_err(|e| invalid("name", &e))?,
-        service.team.clone(),
-        service.database_url.clone(),
-        service
-            .graphql_url
-            .parse()
-            .map_err(|e| invalid("GraphQL URL", &e))?,
-    );
-    config.stuck_after = Some(service.stuck_after);
-    config.queries.withheld_funds = service.withheld_funds_query.clone();
-    Ok(config)
 }
 
 impl ConfigArgs {

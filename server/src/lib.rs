@@ -4,6 +4,7 @@
 mod api;
 mod charts;
 pub mod cli;
+pub mod demo;
 mod error;
 mod health;
 mod http;

@@ -87,7 +87,9 @@ fn ServiceMatches(matches: LookupMatches) -> impl IntoView {
                         <tbody>
                             {sagas.into_iter().map(|saga| view! {
                                 <tr>
-                                    <th scope="row" class="mono">{saga.saga_id}</th>
+                                    <th scope="row" class="mono">
+                                        <A href=format!("/services/{}/sagas/{}", url_encode(&service), url_encode(&saga.saga_id))>{saga.saga_id.clone()}</A>
+                                    </th>
                                     <td>{saga.saga_type}</td>
                                     <td>{saga.current_step}</td>
                                     <td><StatusBadge status=saga.status /></td>

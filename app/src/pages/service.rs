@@ -6,7 +6,7 @@ use runboard_model::{ErrorGroup, SagaQuery, SagaStatus};
 
 use crate::components::relative_time::RelativeTime;
 use crate::components::status::StatusBadge;
-use crate::format::{query_string, thousands};
+use crate::format::{query_string, thousands, url_encode};
 use crate::server_fns::service_errors::service_errors;
 use crate::server_fns::service_sagas::{SagaList, service_sagas};
 
@@ -238,7 +238,11 @@ fn SagaTable(list: SagaList, service: Memo<String>, query: Memo<SagaQuery>) -> i
                         .into_iter()
                         .map(|saga| view! {
                             <tr>
-                                <th scope="row" class="mono">{saga.saga_id.clone()}</th>
+                                <th scope="row" class="mono">
+                                    <A href=format!("/services/{}/sagas/{}", url_encode(&service.get_untracked()), url_encode(&saga.saga_id))>
+                                        {saga.saga_id.clone()}
+                                    </A>
+                                </th>
                                 <td>{saga.saga_type.clone()}</td>
                                 <td>{saga.current_step.clone()}</td>
                                 <td><StatusBadge status=saga.status /></td>

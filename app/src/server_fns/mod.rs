@@ -5,6 +5,7 @@ pub mod batch_detail;
 pub mod lookup_ids;
 pub mod read_funds;
 pub mod read_overview;
+pub mod read_saga;
 pub mod service_errors;
 pub mod service_sagas;
 

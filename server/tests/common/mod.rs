@@ -146,14 +146,7 @@ pub async fn start_fleet(backend: Backend) -> TestFleet {
     }
 }
 
+/// A demo fleet service, registered as `runboard demo` registers it.
 pub fn registered(service: &ServiceInfo) -> ServiceConfig {
-    let mut config = ServiceConfig::new(
-        service.name.parse().unwrap(),
-        service.team.clone(),
-        service.database_url.clone(),
-        service.graphql_url.parse().unwrap(),
-    );
-    config.stuck_after = Some(service.stuck_after);
-    config.queries.withheld_funds = service.withheld_funds_query.clone();
-    config
+    runboard_server::demo::service_config(service).unwrap()
 }

@@ -1,0 +1,81 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_params_map;
+
+use crate::components::relative_time::RelativeTime;
+use crate::components::status::StatusBadge;
+use crate::format::url_encode;
+use crate::server_fns::read_saga::{SagaView, read_saga};
+
+/// One saga: its supervisor row and its history where the service keeps one.
+#[component]
+pub fn SagaPage() -> impl IntoView {
+    let params = use_params_map();
+    let key = Memo::new(move |_| {
+        let p = params.read();
+        (
+            p.get("service").unwrap_or_default(),
+            p.get("saga").unwrap_or_default(),
+        )
+    });
+    let saga = Resource::new(
+        move || key.get(),
+        |(service, saga)| read_saga(service, saga),
+    );
+    view! {
+        <p class="crumbs">
+            <A href="/">"Services"</A>" / "
+            <A href=move || format!("/services/{}", url_encode(&key.get().0))>{move || key.get().0}</A>
+            " / saga"
+        </p>
+        <Transition fallback=|| view! { <p class="loading" role="status">"Loading the saga…"</p> }>
+            {move || Suspend::new(async move {
+                let view = saga.await?;
+                Ok::<_, ServerFnError>(view! { <SagaDetail view /> })
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn SagaDetail(view: SagaView) -> impl IntoView {
+    let SagaView {
+        read_at,
+        saga,
+        events,
+    } = view;
+    view! {
+        <Title text=format!("Saga {}", saga.saga_id) />
+        <h1 class="mono saga-id">{saga.saga_id.clone()}</h1>
+        <dl class="saga-row">
+            <div><dt>"Status"</dt><dd><StatusBadge status=saga.status /></dd></div>
+            <div><dt>"Type"</dt><dd>{saga.saga_type.clone()}</dd></div>
+            <div><dt>"Current step"</dt><dd>{saga.current_step.clone()}</dd></div>
+            <div><dt>"Created"</dt><dd><RelativeTime at=saga.created_at now=read_at /></dd></div>
+            <div><dt>"Last progress"</dt><dd><RelativeTime at=saga.updated_at now=read_at /></dd></div>
+            {saga.error_message.clone().map(|e| view! {
+                <div class="wide"><dt>"Error"</dt><dd class="error-message">{e}</dd></div>
+            })}
+        </dl>
+        <section aria-labelledby="history-heading">
+            <h2 id="history-heading">"History"</h2>
+            {match events {
+                None => view! { <p class="muted">"This service keeps no history Runboard can read (no saga_events query is configured for it)."</p> }.into_any(),
+                Some(events) if events.is_empty() => view! { <p class="muted">"No events recorded."</p> }.into_any(),
+                Some(events) => view! {
+                    <ol class="history">
+                        {events.into_iter().map(|event| view! {
+                            <li>
+                                <RelativeTime at=event.at now=read_at />
+                                " "<strong>{event.kind}</strong>
+                                {(!event.detail.is_empty()).then(|| view! { " · "<span class="detail">{event.detail}</span> })}
+                            </li>
+                        }).collect_view()}
+                    </ol>
+                }
+                .into_any(),
+            }}
+        </section>
+    }
+}

@@ -1,0 +1,34 @@
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+use runboard_model::{Saga, SagaEvent};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaView {
+    pub read_at: DateTime<Utc>,
+    pub saga: Saga,
+    /// Its history, oldest first; `None` where the service keeps none Runboard can read.
+    pub events: Option<Vec<SagaEvent>>,
+}
+
+/// One saga's supervisor row and, where the service gives one, its history.
+// Identity arrives with the identity issue; until then every caller may read this.
+#[server(prefix = "/rpc", endpoint = "saga")]
+pub async fn read_saga(service: String, saga: String) -> Result<SagaView, ServerFnError> {
+    let app = super::app()?;
+    let connector = super::connector(&app, &service)?;
+    let read_at = Utc::now();
+    let ids = [saga.clone()];
+    let (found, events) =
+        futures_util::join!(connector.find_sagas(&ids), connector.saga_events(&saga));
+    let saga = found
+        .map_err(super::read_failed)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ServerFnError::new(format!("service {service} has no saga {saga:?}")))?;
+    Ok(SagaView {
+        read_at,
+        saga,
+        events: events.map_err(super::read_failed)?,
+    })
+}

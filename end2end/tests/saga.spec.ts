@@ -1,0 +1,33 @@
+import { test, expect } from "@playwright/test";
+import AxeBuilder from "@axe-core/playwright";
+
+// The saga screen: its supervisor row as the API reports it, and payments' transfer events as history.
+
+test("a saga shows its row and its history", async ({ page, request }) => {
+  const api = await (await request.get("/api/v1/services/payments/sagas?status=failed&sort=oldest&limit=1")).json();
+  const saga = api.sagas[0];
+  await page.goto(`/services/payments?status=failed&sort=oldest`);
+  await expect(page.locator("main#main")).toHaveAttribute("data-hydrated", "true");
+  await page.getByRole("link", { name: saga.saga_id }).click();
+  await expect(page).toHaveURL(new RegExp(`/services/payments/sagas/${saga.saga_id}$`));
+
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText(saga.saga_id);
+  const field = (label: string) => page.locator(".saga-row div", { has: page.locator("dt", { hasText: label }) }).locator("dd");
+  await expect(field("Status")).toHaveText("✕ failed");
+  await expect(field("Type")).toHaveText(saga.saga_type);
+  await expect(field("Current step")).toHaveText(saga.current_step);
+  await expect(field("Error")).toHaveText(saga.error_message);
+  const history = page.locator("ol.history li");
+  await expect(history.first()).toContainText("initiated");
+  await expect(history.last()).toContainText("failed");
+
+  const results = await new AxeBuilder({ page }).analyze();
+  const blocking = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id);
+  expect(blocking).toEqual([]);
+});
+
+test("a service without history says so plainly", async ({ page, request }) => {
+  const api = await (await request.get("/api/v1/services/onboarding/sagas?limit=1&sort=oldest")).json();
+  await page.goto(`/services/onboarding/sagas/${api.sagas[0].saga_id}`);
+  await expect(page.getByText(/keeps no history Runboard can read/)).toBeVisible();
+});
