@@ -21,6 +21,14 @@ pub struct Reading {
     pub withheld_funds: Vec<Money>,
 }
 
+/// One poll's stuck and failed counts, for trends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrendPoint {
+    pub at: DateTime<Utc>,
+    pub stuck: u64,
+    pub failed: u64,
+}
+
 #[derive(sqlx::FromRow)]
 struct OverviewRow {
     name: String,
@@ -129,6 +137,34 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// A service's stuck and failed counts since `since`, oldest first, from the snapshots
+    /// that read them (failed polls leave gaps).
+    pub async fn trend(
+        &self,
+        service: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<TrendPoint>, StoreError> {
+        let rows: Vec<(DateTime<Utc>, i64, i64)> = on_pool!(self.pool, |pool| {
+            sqlx::query_as(
+                "SELECT taken_at, stuck, failed FROM service_snapshot
+                 WHERE service = $1 AND taken_at >= $2 AND reachable
+                 ORDER BY taken_at",
+            )
+            .bind(service)
+            .bind(since)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(at, stuck, failed)| TrendPoint {
+                at,
+                stuck: to_count(stuck),
+                failed: to_count(failed),
+            })
+            .collect())
     }
 
     /// Withheld funds per service, from the latest snapshot of each.

@@ -131,3 +131,14 @@ for (const path of ["/", "/services/onboarding", "/services/payments?status=fail
     expect(blocking).toEqual([]);
   });
 }
+
+test("each service has a 24-hour trend chart with a text alternative", async ({ page }) => {
+  await polled(page);
+  const charts = page.locator("section.trends img");
+  await expect(charts).toHaveCount(3);
+  for (const chart of await charts.all()) {
+    await chart.scrollIntoViewIfNeeded();
+    await expect(chart).toHaveAttribute("alt", /^Chart of \w+'s stuck and failed sagas over the last 24 hours; now \d+ stuck and \d+ failed\.$/);
+    await expect.poll(() => chart.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(400);
+  }
+});

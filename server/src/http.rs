@@ -99,6 +99,10 @@ pub fn router(state: ServerState) -> Router {
             get(charts::batch_progress),
         )
         .route(
+            "/charts/services/{service}/trend.svg",
+            get(charts::service_trend),
+        )
+        .route(
             "/charts/funds/{currency}/by-service.svg",
             get(charts::funds_by_service),
         )

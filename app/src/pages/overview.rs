@@ -9,7 +9,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use runboard_model::{Money, ServiceOverview};
 
 use crate::components::local_time::LocalTime;
-use crate::format::{ago, amount, query_string, thousands};
+use crate::format::{ago, amount, query_string, thousands, url_encode};
 use crate::server_fns::read_overview::{Overview as Rows, read_overview};
 
 /// How often the browser re-reads the overview; the poller refreshes snapshots at about this pace.
@@ -144,6 +144,22 @@ fn ServiceTable(rows: Rows, filter: Memo<String>, elapsed: RwSignal<i64>) -> imp
                 </tbody>
             </table>
         </div>
+        <section class="trends" aria-labelledby="trends-heading">
+            <h2 id="trends-heading">"Stuck and failed sagas, last 24 hours"</h2>
+            <div class="trend-grid">
+                <For each=move || visible.get() key=|s| (s.name.clone(), s.polled_at) let:service>
+                    <figure class="chart">
+                        <img
+                            src=format!("/charts/services/{}/trend.svg", url_encode(service.name.as_str()))
+                            alt=trend_alt(&service)
+                            width="400"
+                            height="200"
+                            loading="lazy"
+                        />
+                    </figure>
+                </For>
+            </div>
+        </section>
     }
     .into_any()
 }
@@ -190,6 +206,20 @@ fn ServiceRow(
                 })}
             </td>
         </tr>
+    }
+}
+
+/// The trend chart's text alternative: what it shows, and the latest numbers in words.
+fn trend_alt(service: &ServiceOverview) -> String {
+    match service.sagas {
+        Some(sagas) => format!(
+            "Chart of {}'s stuck and failed sagas over the last 24 hours; now {} stuck and {} failed.",
+            service.name, sagas.stuck, sagas.failed
+        ),
+        None => format!(
+            "Chart of {}'s stuck and failed sagas over the last 24 hours; no current numbers.",
+            service.name
+        ),
     }
 }
 
