@@ -1,4 +1,5 @@
 import { test, expect, type Page, type APIRequestContext } from "@playwright/test";
+import AxeBuilder from "@axe-core/playwright";
 
 // The batch screens against the demo fleet's payouts service: last week's finished
 // payout (its numbers no longer move) and this week's, still running.
@@ -61,7 +62,11 @@ test("a running batch shows its pace, an ETA and a chart with a text alternative
   expect(text).toContain("items finished over time");
   expect(text).toContain("time (UTC)");
   // The image really loaded and has its size.
-  expect(await chart.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(720);
+  await expect.poll(() => chart.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(720);
+
+  const results = await new AxeBuilder({ page }).analyze();
+  const blocking = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id);
+  expect(blocking).toEqual([]);
 });
 
 test("the batches list reads like a progress report", async ({ page }) => {
@@ -71,4 +76,14 @@ test("the batches list reads like a progress report", async ({ page }) => {
   await expect(card.locator(".batch-numbers")).toHaveText(/^[\d,]+ of [\d,]+ done \(\d+ %\) · [\d,]+ failed · [\d,]+ waiting$/);
   await expect(card.locator(".bar")).toHaveAttribute("aria-label", /^\d+ % done, \d+ % failed, \d+ % waiting$/);
   await expect(page.locator(".service-batches", { hasText: "onboarding" })).toContainText("No batches.");
+});
+
+test("the screen says how fresh it is, and refreshes itself", async ({ page }) => {
+  await page.goto("/batches");
+  await hydrated(page);
+  const freshness = page.locator(".freshness");
+  await expect(freshness).toHaveText(/^Updated (just now|\d+ s ago) · refreshes every 15 s$/);
+  await expect(freshness).toHaveText(/^Updated [2-9] s ago/, { timeout: 10_000 });
+  // After the refresh interval the data is read again and the age starts over.
+  await expect(freshness).toHaveText(/^Updated (just now|1 s ago)/, { timeout: 20_000 });
 });

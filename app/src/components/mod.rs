@@ -1,5 +1,6 @@
 pub mod layout;
 pub mod local_time;
 pub mod progress_bar;
+pub mod refresh;
 pub mod relative_time;
 pub mod status;

@@ -5,6 +5,7 @@ use leptos_router::hooks::use_params_map;
 
 use crate::components::local_time::LocalTime;
 use crate::components::progress_bar::ProgressBar;
+use crate::components::refresh::{Freshness, auto_refresh};
 use crate::components::relative_time::RelativeTime;
 use crate::format::{percent, thousands, until, url_encode};
 use crate::server_fns::batch_detail::{BatchDetail, read_batch};
@@ -24,8 +25,10 @@ pub fn Batch() -> impl IntoView {
         move || key.get(),
         |(service, batch)| read_batch(service, batch),
     );
+    let elapsed = auto_refresh(move || detail.refetch());
     view! {
         <p class="crumbs"><A href="/batches">"Batches"</A>" / "{move || key.get().0}</p>
+        <Freshness elapsed />
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading the batch…"</p> }>
             {move || Suspend::new(async move {
                 let detail = detail.await?;

@@ -5,6 +5,7 @@ use runboard_model::BatchProgress;
 
 use crate::components::local_time::LocalTime;
 use crate::components::progress_bar::ProgressBar;
+use crate::components::refresh::{Freshness, auto_refresh};
 use crate::format::{percent, thousands, url_encode};
 use crate::server_fns::all_batches::{ServiceBatches, all_batches};
 
@@ -13,9 +14,11 @@ use crate::server_fns::all_batches::{ServiceBatches, all_batches};
 #[component]
 pub fn Batches() -> impl IntoView {
     let services = Resource::new(|| (), |_| all_batches());
+    let elapsed = auto_refresh(move || services.refetch());
     view! {
         <Title text="Batches" />
         <h1>"Batches"</h1>
+        <Freshness elapsed />
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading batches…"</p> }>
             {move || Suspend::new(async move {
                 let services = services.await?;

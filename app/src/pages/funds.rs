@@ -6,6 +6,7 @@ use leptos_router::components::A;
 use runboard_model::Money;
 use rust_decimal::Decimal;
 
+use crate::components::refresh::{Freshness, auto_refresh};
 use crate::components::relative_time::RelativeTime;
 use crate::format::{amount, thousands, url_encode};
 use crate::server_fns::read_funds::{FundsView, SagasBehind, read_funds};
@@ -14,9 +15,11 @@ use crate::server_fns::read_funds::{FundsView, SagasBehind, read_funds};
 #[component]
 pub fn Funds() -> impl IntoView {
     let funds = Resource::new(|| (), |_| read_funds());
+    let elapsed = auto_refresh(move || funds.refetch());
     view! {
         <Title text="Funds" />
         <h1>"Withheld funds"</h1>
+        <Freshness elapsed />
         <p class="muted">"Money held by failed and stuck sagas, as each service's own query reports it."</p>
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading funds…"</p> }>
             {move || Suspend::new(async move {

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -9,11 +7,9 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use runboard_model::{Money, ServiceOverview};
 
 use crate::components::local_time::LocalTime;
+use crate::components::refresh::{Freshness, auto_refresh};
 use crate::format::{ago, amount, query_string, thousands, url_encode};
 use crate::server_fns::read_overview::{Overview as Rows, read_overview};
-
-/// How often the browser re-reads the overview; the poller refreshes snapshots at about this pace.
-const REFRESH: Duration = Duration::from_secs(15);
 
 /// One row per service with its latest numbers. The filter lives in the URL (`?q=`) so
 /// that a filtered view can be pasted into an incident channel.
@@ -21,26 +17,7 @@ const REFRESH: Duration = Duration::from_secs(15);
 pub fn Overview() -> impl IntoView {
     let rows = Resource::new(|| (), |_| read_overview());
     // Seconds since the rows were read, ticking in the browser; 0 while rendering on the server.
-    let elapsed = RwSignal::new(0i64);
-    Effect::new(move || {
-        let tick =
-            set_interval_with_handle(move || elapsed.update(|s| *s += 1), Duration::from_secs(1));
-        let refresh = set_interval_with_handle(
-            move || {
-                rows.refetch();
-                elapsed.set(0);
-            },
-            REFRESH,
-        );
-        on_cleanup(move || {
-            if let Ok(handle) = tick {
-                handle.clear();
-            }
-            if let Ok(handle) = refresh {
-                handle.clear();
-            }
-        });
-    });
+    let elapsed = auto_refresh(move || rows.refetch());
 
     let query = use_query_map();
     let filter = Memo::new(move |_| query.read().get("q").unwrap_or_default());
@@ -64,7 +41,10 @@ pub fn Overview() -> impl IntoView {
     view! {
         <Title text="Overview" />
         <div class="page-head">
-            <h1>"Services"</h1>
+            <div>
+                <h1>"Services"</h1>
+                <Freshness elapsed />
+            </div>
             <label class="filter">
                 <span>"Filter by service or team"</span>
                 <input

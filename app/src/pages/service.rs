@@ -4,10 +4,11 @@ use leptos_router::components::{A, Form};
 use leptos_router::hooks::{use_params_map, use_query_map};
 use runboard_model::{ErrorGroup, SagaQuery, SagaStatus};
 
+use crate::components::refresh::{Freshness, auto_refresh};
 use crate::components::relative_time::RelativeTime;
 use crate::components::status::StatusBadge;
 use crate::format::{query_string, thousands, url_encode};
-use crate::server_fns::service_errors::service_errors;
+use crate::server_fns::service_errors::{ErrorGroups, service_errors};
 use crate::server_fns::service_sagas::{SagaList, service_sagas};
 
 /// Ages offered by the age filter: (value in the URL, label).
@@ -46,18 +47,23 @@ pub fn Service() -> impl IntoView {
         move || (service.get(), query.get()),
         |(s, q)| service_sagas(s, q),
     );
+    let elapsed = auto_refresh(move || {
+        groups.refetch();
+        sagas.refetch();
+    });
 
     view! {
         <Title text=move || service.get() />
         <p class="crumbs"><A href="/">"Services"</A>" / "{move || service.get()}</p>
         <h1>{move || service.get()}</h1>
+        <Freshness elapsed />
 
         <section aria-labelledby="groups-heading">
             <h2 id="groups-heading">"Failed sagas by error"</h2>
             <Transition fallback=|| view! { <p class="loading" role="status">"Loading error groups…"</p> }>
                 {move || Suspend::new(async move {
                     let groups = groups.await?;
-                    Ok::<_, ServerFnError>(view! { <ErrorGroups groups service selected /> })
+                    Ok::<_, ServerFnError>(view! { <ErrorGroupTable groups service selected /> })
                 })}
             </Transition>
             {move || selected.get().map(|group| view! {
@@ -86,11 +92,12 @@ pub fn Service() -> impl IntoView {
 }
 
 #[component]
-fn ErrorGroups(
-    groups: Vec<ErrorGroup>,
+fn ErrorGroupTable(
+    groups: ErrorGroups,
     service: Memo<String>,
     selected: RwSignal<Option<ErrorGroup>>,
 ) -> impl IntoView {
+    let ErrorGroups { read_at, groups } = groups;
     if groups.is_empty() {
         return view! { <p class="panel empty">"No failed sagas. Nothing to fix here."</p> }
             .into_any();
@@ -121,8 +128,8 @@ fn ErrorGroups(
                                 <tr>
                                     <th scope="row" class="error-message">{group.error_message.clone()}</th>
                                     <td class="num">{thousands(group.count)}</td>
-                                    <td><crate::components::local_time::LocalTime at=group.first_seen /></td>
-                                    <td><crate::components::local_time::LocalTime at=group.last_seen /></td>
+                                    <td><RelativeTime at=group.first_seen now=read_at /></td>
+                                    <td><RelativeTime at=group.last_seen now=read_at /></td>
                                     <td class="row-actions">
                                         <A href=href>"Show sagas"</A>
                                         <button type="button" on:click=move |_| selected.set(Some(to_select.clone()))>
