@@ -166,6 +166,15 @@ impl Sql {
         format!("${}", self.params.len())
     }
 
+    /// `$3, $4, $5`: one placeholder per value, for `IN (…)`.
+    fn in_list(&mut self, values: &[String]) -> String {
+        let placeholders: Vec<String> = values
+            .iter()
+            .map(|v| self.param(Param::Text(v.clone())))
+            .collect();
+        placeholders.join(", ")
+    }
+
     fn and(&mut self, condition: String) {
         self.conditions.push(condition);
     }
@@ -480,15 +489,11 @@ impl Connector {
         let mut found = Vec::new();
         for chunk in ids.chunks(LOOKUP_CHUNK) {
             let mut sql = Sql::default();
-            let list: Vec<String> = chunk
-                .iter()
-                .map(|id| sql.param(Param::Text(id.clone())))
-                .collect();
+            let list = sql.in_list(chunk);
             let query = format!(
                 "SELECT saga_id, saga_type, current_step, completed, error_message, created_at, updated_at \
                  FROM ({}) AS supervisor_view WHERE saga_id IN ({})",
-                self.queries.supervisor_view,
-                list.join(", ")
+                self.queries.supervisor_view, list
             );
             let rows: Vec<SagaRow> = self
                 .fetch_all("supervisor_view", &query, &sql.params)
@@ -512,14 +517,10 @@ impl Connector {
         let mut found = Vec::new();
         for chunk in ids.chunks(LOOKUP_CHUNK) {
             let mut sql = Sql::default();
-            let list: Vec<String> = chunk
-                .iter()
-                .map(|id| sql.param(Param::Text(id.clone())))
-                .collect();
+            let list = sql.in_list(chunk);
             let query = format!(
                 "SELECT batch_id, item_id, status, error, updated_at FROM ({}) AS batch_item WHERE item_id IN ({})",
-                self.queries.batch_item,
-                list.join(", ")
+                self.queries.batch_item, list
             );
             let rows: Vec<Row> = self.fetch_all("batch_item", &query, &sql.params).await?;
             for row in rows {

@@ -27,3 +27,15 @@ pub struct App {
     /// What the poller counted, for `/metrics`.
     pub metrics: Metrics,
 }
+
+impl App {
+    /// The app over its config, store and fleet, with fresh metrics.
+    pub fn new(config: Config, store: Store, fleet: Fleet) -> Self {
+        Self {
+            config,
+            store,
+            fleet,
+            metrics: Metrics::default(),
+        }
+    }
+}

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http::header;
+use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
 use runboard_core::snapshots::TrendPoint;
 use runboard_model::{BatchItemStatus, BatchPace, BatchProgress};
@@ -133,13 +134,7 @@ fn draw_trend(service: &str, points: &[TrendPoint], now: DateTime<Utc>) -> Resul
                     PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(TOTAL)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
@@ -174,6 +169,20 @@ pub async fn funds_by_service(
     }
     let svg = draw_funds(&currency, &bars).map_err(|e| internal("drawing a funds chart", e))?;
     Ok(svg_response(svg))
+}
+
+/// The series' legend, boxed, where it hides the least.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(TOTAL)
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 fn svg_response(svg: String) -> Response {
@@ -321,13 +330,7 @@ fn draw_batch_progress(
                 .label("projected at the current rate")
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], DONE));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(TOTAL)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)

@@ -10,7 +10,6 @@ use runboard_core::App;
 use runboard_core::config::{Config, ConfigError, Overrides};
 use runboard_core::connector::ReadError;
 use runboard_core::fleet::Fleet;
-use runboard_core::metrics::Metrics;
 use runboard_core::poller;
 use runboard_core::store::{Store, StoreError};
 use runboard_fleet::{Fleet as DemoFleet, FleetConfig, Storage};
@@ -287,12 +286,7 @@ async fn start(config: Config) -> Result<(), Failure> {
         .map_err(|source| Failure::Listen { address, source })?;
     let bound = listener.local_addr().map_err(Failure::Serve)?;
     let fleet = Fleet::connect(&config).await?;
-    let state = ServerState::new(App {
-        config,
-        store,
-        fleet,
-        metrics: Metrics::default(),
-    });
+    let state = ServerState::new(App::new(config, store, fleet));
     let app = state.app.clone();
     let poller = tokio::spawn(poller::run(app.clone()));
     tracing::info!(%bound, store = ?app.store.kind(), "runboard is serving");

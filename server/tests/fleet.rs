@@ -109,11 +109,8 @@ async fn api_view(app: &TestApp, service: &Value) -> Truth {
         }
     }
     let groups: Value = app
-        .get(&format!("/api/v1/services/{name}/errors"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/services/{name}/errors"))
+        .await;
     let error_groups = groups["groups"]
         .as_array()
         .unwrap()
@@ -126,11 +123,8 @@ async fn api_view(app: &TestApp, service: &Value) -> Truth {
         })
         .collect();
     let batches: Value = app
-        .get(&format!("/api/v1/services/{name}/batches"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/services/{name}/batches"))
+        .await;
     let batches = batches["batches"]
         .as_array()
         .unwrap()
@@ -164,7 +158,7 @@ async fn api_view(app: &TestApp, service: &Value) -> Truth {
 }
 
 async fn services(app: &TestApp) -> Vec<Value> {
-    let body: Value = app.get("/api/v1/services").await.json().await.unwrap();
+    let body: Value = app.get_json("/api/v1/services").await;
     body["services"].as_array().unwrap().clone()
 }
 
@@ -430,34 +424,23 @@ async fn lookup_finds_pasted_ids_in_the_right_services() {
         let service = service.to_owned();
         async move {
             let page: Value = app
-                .get(&format!("/api/v1/services/{service}/sagas?limit=1"))
-                .await
-                .json()
-                .await
-                .unwrap();
+                .get_json(&format!("/api/v1/services/{service}/sagas?limit=1"))
+                .await;
             page["sagas"][0]["saga_id"].as_str().unwrap().to_owned()
         }
     };
     let payment = first_saga("payments").await;
     let signup = first_saga("onboarding").await;
-    let batches: Value = app
-        .get("/api/v1/services/payouts/batches")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let batches: Value = app.get_json("/api/v1/services/payouts/batches").await;
     let batch = batches["batches"][0]["batch_id"]
         .as_str()
         .unwrap()
         .to_owned();
     let items: Value = app
-        .get(&format!(
+        .get_json(&format!(
             "/api/v1/services/payouts/batches/{batch}/items?limit=1"
         ))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let item = items["items"][0]["item_id"].as_str().unwrap().to_owned();
     let unknown = "00000000-0000-4000-8000-000000000000";
     let text = format!(

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use runboard_core::App;
 use runboard_core::config::{Config, Overrides, ServiceConfig};
 use runboard_core::fleet::Fleet;
-use runboard_core::metrics::Metrics;
 use runboard_fleet::{Fleet as DemoFleet, FleetConfig, ServiceInfo, Storage};
 use runboard_server::{ServerState, serve};
 use runboard_testkit::{Backend, TestDatabase, TestStore, admin_url};
@@ -51,6 +50,11 @@ impl TestApp {
             .await
             .expect("request")
     }
+
+    /// A GET whose answer must be JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).await.json().await.expect("a JSON answer")
+    }
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -90,12 +94,7 @@ pub async fn spawn_app_on(test_store: TestStore, services: Vec<ServiceConfig>) -
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let fleet = Fleet::connect(&config).await.unwrap();
-    let state = ServerState::new(App {
-        config,
-        store,
-        fleet,
-        metrics: Metrics::default(),
-    });
+    let state = ServerState::new(App::new(config, store, fleet));
     let app = state.app.clone();
     tokio::spawn(serve(listener, state, std::future::pending()));
     TestApp {
