@@ -4,7 +4,7 @@
 
 CARGO_LEPTOS_VERSION=0.3.10
 BINARYEN_NPM_VERSION=132.0.0
-export PATH="$HOME/.cargo/bin:$PWD/target/tools/node_modules/.bin:$PATH"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$HOME/.cargo/bin:$PWD/target/tools/node_modules/.bin:$PATH"
 
 say() { printf '\n==> %s\n' "$*"; }
 
