@@ -102,3 +102,18 @@ test("a service that is not registered says so", async ({ page }) => {
   await page.goto("/services/nonesuch");
   await expect(page.getByText('no service is registered as "nonesuch"')).toHaveCount(2);
 });
+
+test("navigating to a service in the browser reads its sagas without a server error", async ({ page }) => {
+  const failures: string[] = [];
+  page.on("response", (r) => {
+    if (r.status() >= 500) failures.push(`${r.status()} ${r.url()}`);
+  });
+  await page.goto("/");
+  await expect(page.locator("main#main")).toHaveAttribute("data-hydrated", "true");
+  await page.getByRole("link", { name: "onboarding", exact: true }).click();
+  await expect(page.locator("table.sagas tbody tr").first()).toBeVisible();
+  await page.getByLabel("Status").selectOption("failed");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await expect(page.locator("table.sagas tbody .status").first()).toHaveText("✕ failed");
+  expect(failures).toEqual([]);
+});

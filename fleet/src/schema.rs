@@ -85,6 +85,8 @@ pub(crate) async fn ensure(db: &Db, with_transfers: bool) -> Result<(), FleetErr
             PRIMARY KEY (batch_id, item_id)
         );
         CREATE INDEX IF NOT EXISTS payout_item_status ON payout_item (batch_id, status);
+        -- A batch's progress over time reads its finished items in the order they finished.
+        CREATE INDEX IF NOT EXISTS payout_item_finished ON payout_item (batch_id, updated_at);
         {create_view} batch_item AS
             SELECT batch_id, item_id, status, error, updated_at FROM payout_item;
 

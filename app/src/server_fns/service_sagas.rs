@@ -11,9 +11,10 @@ pub struct SagaList {
     pub page: SagaPage,
 }
 
-/// One page of a service's sagas, filtered as the URL says.
+/// One page of a service's sagas, filtered as the URL says. The query travels as JSON: the
+/// form encoding cannot carry a struct of optional fields.
 // Identity arrives with the identity issue; until then every caller may read this.
-#[server(prefix = "/rpc", endpoint = "service_sagas")]
+#[server(prefix = "/rpc", endpoint = "service_sagas", input = leptos::server_fn::codec::Json)]
 pub async fn service_sagas(service: String, query: SagaQuery) -> Result<SagaList, ServerFnError> {
     use runboard_core::connector::SagaFilter;
 
