@@ -43,8 +43,6 @@ pub enum ReadProblem {
         "its {relation} returned more than {limit} rows; raise `row_limit` for it if that is expected"
     )]
     TooManyRows { relation: &'static str, limit: u32 },
-    #[error("it has no withheld_funds query configured")]
-    NoFundsQuery,
 }
 
 impl ReadProblem {
@@ -57,7 +55,6 @@ impl ReadProblem {
             Self::MalformedRow { .. } => "malformed_row",
             Self::Query { .. } => "query",
             Self::TooManyRows { .. } => "too_many_rows",
-            Self::NoFundsQuery => "no_funds_query",
         }
     }
 }
@@ -738,19 +735,21 @@ impl Connector {
         Ok(BatchItemPage { items, next })
     }
 
-    /// Withheld funds per currency, summed exactly from the service's own query.
+    /// Withheld funds per currency, summed exactly from the service's own query; none where
+    /// the service has no `withheld_funds` query (it holds no money).
     pub async fn withheld_funds(&self) -> Result<Vec<Money>, ReadError> {
         let mut totals = Vec::new();
-        for (_, money) in self.withheld_by_saga().await? {
+        for (_, money) in self.withheld_by_saga().await?.unwrap_or_default() {
             add_to_totals(&mut totals, money.amount, &money.currency);
         }
         Ok(totals)
     }
 
-    /// The money each failed or stuck saga holds, as the service's own query reports it.
-    pub async fn withheld_by_saga(&self) -> Result<Vec<(String, Money)>, ReadError> {
+    /// The money each failed or stuck saga holds, as the service's own query reports it;
+    /// `None` where the service has no `withheld_funds` query.
+    pub async fn withheld_by_saga(&self) -> Result<Option<Vec<(String, Money)>>, ReadError> {
         let Some(funds_query) = &self.queries.withheld_funds else {
-            return Err(self.error(ReadProblem::NoFundsQuery));
+            return Ok(None);
         };
         // Amounts travel as text so that neither driver rounds them through a float.
         let sql = format!(
@@ -775,8 +774,8 @@ impl Connector {
                 })
             })
             .await?;
-        rows.map_err(|problem| self.error(problem))?
-            .into_iter()
+        let rows = rows.map_err(|problem| self.error(problem))?;
+        rows.into_iter()
             .map(|row| {
                 let amount: Decimal = row.amount.trim().parse().map_err(|e| {
                     self.error(ReadProblem::MalformedRow {
@@ -787,7 +786,8 @@ impl Connector {
                 let currency = row.currency.trim().to_owned();
                 Ok((row.saga_id, Money { amount, currency }))
             })
-            .collect()
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 
     pub async fn close(&self) {

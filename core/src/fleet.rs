@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 
 use crate::config::Config;
-use crate::connector::{Connector, ReadError, ReadProblem, SagaFilter};
+use crate::connector::{Connector, ReadError, SagaFilter};
 use crate::snapshots::Reading;
 
 pub struct Fleet {
@@ -55,17 +55,10 @@ impl Fleet {
             connector.failed_batches(),
             connector.withheld_funds(),
         );
-        let withheld_funds = match funds {
-            Err(ReadError {
-                problem: ReadProblem::NoFundsQuery,
-                ..
-            }) => Vec::new(),
-            other => other?,
-        };
         Ok(Reading {
             sagas: sagas?,
             failed_batches: failed_batches?,
-            withheld_funds,
+            withheld_funds: funds?,
         })
     }
 
@@ -78,14 +71,8 @@ impl Fleet {
         };
         connector.sagas(&one, now).await?;
         connector.batches(None).await?;
-        match connector.withheld_funds().await {
-            Err(ReadError {
-                problem: ReadProblem::NoFundsQuery,
-                ..
-            })
-            | Ok(_) => Ok(()),
-            Err(e) => Err(e),
-        }
+        connector.withheld_by_saga().await?;
+        Ok(())
     }
 
     pub async fn close(&self) {

@@ -12,7 +12,8 @@ use runboard_core::snapshots::TrendPoint;
 use runboard_model::{BatchItemStatus, BatchPace, BatchProgress};
 use rust_decimal::prelude::ToPrimitive;
 
-use crate::error::{ApiError, bad_gateway, internal, not_found};
+use crate::api::services::{connector, read_error};
+use crate::error::{ApiError, internal, not_found};
 use crate::http::ServerState;
 
 const WIDTH: u32 = 720;
@@ -29,21 +30,18 @@ pub async fn batch_progress(
     State(state): State<ServerState>,
     Path((service, batch_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let connector = state
-        .app
-        .fleet
-        .service(&service)
-        .ok_or_else(|| not_found(format!("no service is registered as {service:?}")))?;
-    let read =
-        |e: runboard_core::connector::ReadError| bad_gateway("service_read_failed", e.to_string());
+    let connector = connector(&state, &service)?;
     let batch = connector
         .batches(Some(&batch_id))
         .await
-        .map_err(read)?
+        .map_err(read_error)?
         .into_iter()
         .next()
         .ok_or_else(|| not_found(format!("service {service} has no batch {batch_id:?}")))?;
-    let finished = connector.finished_items(&batch_id).await.map_err(read)?;
+    let finished = connector
+        .finished_items(&batch_id)
+        .await
+        .map_err(read_error)?;
     let svg = draw_batch_progress(&batch, &finished, Utc::now())
         .map_err(|e| internal("drawing a batch chart", e))?;
     Ok(svg_response(svg))
@@ -59,11 +57,7 @@ pub async fn service_trend(
     State(state): State<ServerState>,
     Path(service): Path<String>,
 ) -> Result<Response, ApiError> {
-    if state.app.fleet.service(&service).is_none() {
-        return Err(not_found(format!(
-            "no service is registered as {service:?}"
-        )));
-    }
+    connector(&state, &service)?;
     let now = Utc::now();
     let points = state
         .app

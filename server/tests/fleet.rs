@@ -451,12 +451,8 @@ async fn lookup_finds_pasted_ids_in_the_right_services() {
     );
 
     let response = app
-        .client
-        .post(app.url("/api/v1/lookup"))
-        .json(&serde_json::json!({ "text": text }))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/api/v1/lookup", &serde_json::json!({ "text": text }))
+        .await;
     assert_eq!(response.status(), 200);
     let found: Value = response.json().await.unwrap();
     assert_eq!(
@@ -501,12 +497,8 @@ async fn lookup_finds_pasted_ids_in_the_right_services() {
         .collect();
     let started = Instant::now();
     let response = app
-        .client
-        .post(app.url("/api/v1/lookup"))
-        .json(&serde_json::json!({ "text": many }))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/api/v1/lookup", &serde_json::json!({ "text": many }))
+        .await;
     assert_eq!(response.status(), 400, "10,001 IDs are one too many");
     let body: Value = response.json().await.unwrap();
     assert!(
@@ -520,12 +512,8 @@ async fn lookup_finds_pasted_ids_in_the_right_services() {
         .chain([payment])
         .collect();
     let response = app
-        .client
-        .post(app.url("/api/v1/lookup"))
-        .json(&serde_json::json!({ "text": many }))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/api/v1/lookup", &serde_json::json!({ "text": many }))
+        .await;
     assert_eq!(response.status(), 200);
     let found: Value = response.json().await.unwrap();
     assert_eq!(found["ids"], 10_000);

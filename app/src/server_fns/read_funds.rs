@@ -26,7 +26,6 @@ pub struct FundsView {
 // Identity arrives with the identity issue; until then every caller may read this.
 #[server(prefix = "/rpc", endpoint = "funds")]
 pub async fn read_funds() -> Result<FundsView, ServerFnError> {
-    use runboard_core::connector::{ReadError, ReadProblem};
     /// Sagas listed per service: the largest sums are the ones to look at first.
     const SAGAS_SHOWN: usize = 50;
 
@@ -39,16 +38,13 @@ pub async fn read_funds() -> Result<FundsView, ServerFnError> {
         .map_err(|e| super::internal("reading the service snapshots", e))?;
     let reads = app.fleet.services().map(|connector| async move {
         match connector.withheld_by_saga().await {
-            Err(ReadError {
-                problem: ReadProblem::NoFundsQuery,
-                ..
-            }) => None,
+            Ok(None) => None,
             Err(e) => Some(SagasBehind {
                 service: connector.name().to_string(),
                 sagas: Err(e.problem.to_string()),
                 total: 0,
             }),
-            Ok(mut sagas) => {
+            Ok(Some(mut sagas)) => {
                 sagas.sort_by_key(|(_, money)| std::cmp::Reverse(money.amount));
                 let total = sagas.len();
                 sagas.truncate(SAGAS_SHOWN);

@@ -1,7 +1,7 @@
 //! The JSON API under `/api/v1`: everything a screen can do, by domain.
 
 mod lookup;
-mod services;
+pub(crate) mod services;
 
 use axum::Router;
 use axum::extract::OriginalUri;

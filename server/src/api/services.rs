@@ -145,7 +145,10 @@ pub async fn batch_items(
     Ok(Json(page))
 }
 
-fn connector<'a>(state: &'a ServerState, service: &str) -> Result<&'a Connector, ApiError> {
+pub(crate) fn connector<'a>(
+    state: &'a ServerState,
+    service: &str,
+) -> Result<&'a Connector, ApiError> {
     state.app.fleet.service(service).ok_or_else(|| {
         not_found(format!(
             "no service is registered as {service:?}; GET /api/v1/services lists them"
@@ -161,7 +164,7 @@ fn query_error(rejection: QueryRejection) -> ApiError {
 }
 
 /// A service that cannot be read is the service's problem, not Runboard's: say which and why.
-fn read_error(error: ReadError) -> ApiError {
+pub(crate) fn read_error(error: ReadError) -> ApiError {
     let code = match error.problem {
         ReadProblem::Unreachable(_) => "service_unreachable",
         ReadProblem::Timeout(_) => "service_timeout",

@@ -51,6 +51,15 @@ impl TestApp {
             .expect("request")
     }
 
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// A GET whose answer must be JSON.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.get(path).await.json().await.expect("a JSON answer")
