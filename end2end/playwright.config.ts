@@ -1,9 +1,17 @@
 import { defineConfig } from "@playwright/test";
+import { signedInAsAlice } from "./global-setup";
 
 // The server under test is the real runboard binary built by `cargo leptos build`,
 // run as `runboard demo`: a fresh SQLite store and the demo fleet with its load generator.
 const port = Number(process.env.RUNBOARD_E2E_PORT ?? 3417);
 const baseURL = `http://127.0.0.1:${port}`;
+
+// A second Runboard, `runboard serve` with OIDC login against a real OpenID provider
+// (the npm package oidc-provider, end2end/oidc/provider.mjs) on loopback.
+export const oidcPort = port + 1;
+export const providerPort = port + 2;
+export const oidcBaseURL = `http://127.0.0.1:${oidcPort}`;
+const providerURL = `http://127.0.0.1:${providerPort}`;
 
 export default defineConfig({
   testDir: "./tests",
@@ -14,8 +22,10 @@ export default defineConfig({
   retries: 0,
   workers: 2,
   reporter: [["list"]],
+  globalSetup: "./global-setup.ts",
   use: {
     baseURL,
+    storageState: signedInAsAlice,
     trace: "retain-on-failure",
     launchOptions: {
       executablePath: "/usr/bin/chromium",
@@ -31,13 +41,49 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: `rm -rf ../target/e2e-data && exec ../target/debug/runboard demo --listen 127.0.0.1:${port} --data-dir ../target/e2e-data --site-root ../target/site`,
-    url: `${baseURL}/readyz`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    env: { RUNBOARD_LOG: "warn" },
-    stdout: "ignore",
-    stderr: "pipe",
-  },
+  webServer: [
+    {
+      command: `rm -rf ../target/e2e-data && exec ../target/debug/runboard demo --listen 127.0.0.1:${port} --data-dir ../target/e2e-data --site-root ../target/site`,
+      url: `${baseURL}/readyz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      env: { RUNBOARD_LOG: "warn" },
+      stdout: "ignore",
+      stderr: "pipe",
+    },
+    {
+      command: "exec node oidc/provider.mjs",
+      url: `${providerURL}/.well-known/openid-configuration`,
+      reuseExistingServer: false,
+      timeout: 30_000,
+      env: {
+        PORT: String(providerPort),
+        CLIENTS: JSON.stringify([
+          {
+            client_id: "runboard",
+            client_secret: "e2e-client-secret",
+            redirect_uris: [`${oidcBaseURL}/auth/callback`],
+          },
+        ]),
+        USERS: JSON.stringify({
+          alice: { name: "Alice Ops", groups: ["sre"] },
+          carol: { name: "Carol Business", groups: ["business"] },
+        }),
+      },
+      stdout: "ignore",
+      stderr: "ignore",
+    },
+    {
+      command: `rm -rf ../target/e2e-oidc-data && exec ../target/debug/runboard serve --config oidc/runboard.toml --listen 127.0.0.1:${oidcPort}`,
+      url: `${oidcBaseURL}/readyz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      env: {
+        RUNBOARD_LOG: "warn",
+        RUNBOARD_OIDC_CLIENT_SECRET: "e2e-client-secret",
+      },
+      stdout: "ignore",
+      stderr: "pipe",
+    },
+  ],
 });

@@ -24,7 +24,101 @@ pub struct Config {
     #[serde(default)]
     pub poller: PollerConfig,
     #[serde(default)]
+    pub identity: IdentityConfig,
+    #[serde(default)]
     pub services: Vec<ServiceConfig>,
+}
+
+/// Who may sign in and what their provider groups let them do (SPEC.md, "Roles").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// The OpenID provider people sign in with.
+    pub oidc: Option<OidcConfig>,
+    /// The provider groups that give each role; a person with none of them is turned away.
+    pub roles: RoleGroups,
+    /// One-click sign-in as the demo users: the embedded default on loopback only.
+    pub demo_users: bool,
+    pub sessions: SessionConfig,
+    /// Longest a personal API token may live.
+    #[serde(with = "humantime_serde")]
+    pub api_token_max_lifetime: Option<Duration>,
+}
+
+impl IdentityConfig {
+    /// The longest lifetime a personal API token may be given: 90 days unless configured.
+    pub fn api_token_max_lifetime(&self) -> Duration {
+        self.api_token_max_lifetime
+            .unwrap_or(Duration::from_secs(90 * 24 * 3600))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The provider's issuer URL; its `/.well-known/openid-configuration` is read from there.
+    pub issuer: Url,
+    pub client_id: String,
+    /// Best given as RUNBOARD_OIDC_CLIENT_SECRET rather than in the file.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Scopes asked for at sign-in; `openid` is always asked for.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// The ID and access token claim that lists the person's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// The audience of the provider's JWT access tokens that scripts may send as bearer
+    /// tokens; when absent, only personal API tokens are accepted as bearer tokens.
+    #[serde(default)]
+    pub api_audience: Option<String>,
+    /// The provider's name on the sign-in button.
+    #[serde(default = "default_provider_name")]
+    pub display_name: String,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "profile", "email", "groups"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+fn default_provider_name() -> String {
+    "single sign-on".into()
+}
+
+/// For each role, the provider groups that give it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleGroups {
+    pub viewer: Vec<String>,
+    pub operator: Vec<String>,
+    pub approver: Vec<String>,
+    pub admin: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// A session unused for this long ends.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A session ends this long after sign-in, however busy.
+    #[serde(with = "humantime_serde")]
+    pub absolute_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(3600),
+            absolute_timeout: Duration::from_secs(12 * 3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +156,10 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
+    /// The address people reach Runboard at, e.g. `https://runboard.example.com`: the OIDC
+    /// redirect, the origin writes must come from, and `Secure` cookies when https.
+    /// When absent, `http://` and the listen address.
+    pub public_url: Option<Url>,
 }
 
 impl Default for HttpConfig {
@@ -71,6 +169,7 @@ impl Default for HttpConfig {
             site_root: PathBuf::from("target/site"),
             request_timeout: Duration::from_secs(30),
             body_limit_bytes: 2 * 1024 * 1024,
+            public_url: None,
         }
     }
 }
@@ -217,6 +316,7 @@ pub struct Overrides {
     pub database_url: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub site_root: Option<PathBuf>,
+    pub oidc_client_secret: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -260,18 +360,13 @@ impl Config {
             store: StoreConfig::default(),
             thresholds: Thresholds::default(),
             poller: PollerConfig::default(),
+            identity: IdentityConfig {
+                demo_users: true,
+                ..IdentityConfig::default()
+            },
             services: Vec::new(),
         };
         config.apply(overrides);
-        if !config.http.listen.ip().is_loopback() {
-            return Err(ConfigError::Invalid {
-                key: "http.listen".into(),
-                message: format!(
-                    "the demo serves demo logins and must listen on loopback only, not {}; use 127.0.0.1 or [::1], or run `runboard serve` with a config",
-                    config.http.listen
-                ),
-            });
-        }
         config.validate()?;
         Ok(config)
     }
@@ -288,6 +383,10 @@ impl Config {
         }
         if let Some(root) = &overrides.site_root {
             self.http.site_root = root.clone();
+        }
+        if let (Some(oidc), Some(secret)) = (&mut self.identity.oidc, &overrides.oidc_client_secret)
+        {
+            oidc.client_secret = Some(secret.clone());
         }
     }
 
@@ -318,6 +417,7 @@ impl Config {
                 "interval must be longer than 0s and concurrency at least 1".into(),
             );
         }
+        self.validate_identity()?;
         let mut seen = HashSet::new();
         for (i, service) in self.services.iter().enumerate() {
             let key = |field: &str| format!("services[{i}].{field} (service {})", service.name);
@@ -381,6 +481,87 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn validate_identity(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| {
+            Err(ConfigError::Invalid {
+                key: key.into(),
+                message,
+            })
+        };
+        let identity = &self.identity;
+        if identity.demo_users {
+            if !self.http.listen.ip().is_loopback() {
+                return invalid(
+                    "identity.demo_users",
+                    format!(
+                        "demo users let anyone sign in with one click, so Runboard serves them on loopback only, and http.listen is {}; listen on 127.0.0.1 or [::1], or turn demo_users off and configure [identity.oidc]",
+                        self.http.listen
+                    ),
+                );
+            }
+            if self
+                .store
+                .url
+                .as_deref()
+                .is_some_and(|u| !u.starts_with("sqlite:"))
+            {
+                return invalid(
+                    "identity.demo_users",
+                    "demo users belong to the embedded default (an SQLite store), never to a PostgreSQL store; turn demo_users off and configure [identity.oidc]".into(),
+                );
+            }
+        }
+        let sessions = &identity.sessions;
+        if sessions.idle_timeout.is_zero() || sessions.absolute_timeout < sessions.idle_timeout {
+            return invalid(
+                "identity.sessions",
+                "idle_timeout must be above 0s and absolute_timeout at least as long as idle_timeout".into(),
+            );
+        }
+        if identity.api_token_max_lifetime.is_some_and(|d| d.is_zero()) {
+            return invalid(
+                "identity.api_token_max_lifetime",
+                "must be longer than 0s".into(),
+            );
+        }
+        if let Some(url) = &self.http.public_url
+            && (!matches!(url.scheme(), "http" | "https") || url.path() != "/")
+        {
+            return invalid(
+                "http.public_url",
+                format!(
+                    "expected the site's root as an http(s) URL with no path, such as https://runboard.example.com, got {url}"
+                ),
+            );
+        }
+        if let Some(oidc) = &identity.oidc {
+            if oidc.client_id.trim().is_empty() {
+                return invalid("identity.oidc.client_id", "must not be empty".into());
+            }
+            if !matches!(oidc.issuer.scheme(), "http" | "https") {
+                return invalid(
+                    "identity.oidc.issuer",
+                    format!("expected an http(s) URL, got {}", oidc.issuer),
+                );
+            }
+            if self.http.public_url.is_none() && !self.http.listen.ip().is_loopback() {
+                return invalid(
+                    "http.public_url",
+                    "is needed with [identity.oidc]: the provider sends people back to <public_url>/auth/callback".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The origin people reach Runboard at: `http.public_url`, or http and the listen address.
+    pub fn public_url(&self) -> Url {
+        self.http.public_url.clone().unwrap_or_else(|| {
+            Url::parse(&format!("http://{}/", self.http.listen))
+                .expect("a socket address makes a URL")
+        })
     }
 
     /// The stuck threshold of one service, falling back to the global one.

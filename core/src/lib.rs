@@ -4,6 +4,7 @@ pub mod config;
 pub mod connector;
 mod db;
 pub mod fleet;
+pub mod identity;
 pub mod lookup;
 pub mod metrics;
 pub mod poller;
@@ -13,6 +14,7 @@ pub mod store;
 
 use config::Config;
 use fleet::Fleet;
+use identity::Identity;
 use metrics::Metrics;
 use store::Store;
 
@@ -26,12 +28,15 @@ pub struct App {
     pub fleet: Fleet,
     /// What the poller counted, for `/metrics`.
     pub metrics: Metrics,
+    /// The ways to sign in and the mapping from provider groups to roles.
+    pub identity: Identity,
 }
 
 impl App {
     /// The app over its config, store and fleet, with fresh metrics.
     pub fn new(config: Config, store: Store, fleet: Fleet) -> Self {
         Self {
+            identity: Identity::new(&config),
             config,
             store,
             fleet,

@@ -4,6 +4,7 @@
 //! between server functions and hydrated pages, so they must build for wasm too.
 
 mod batch;
+mod identity;
 mod money;
 mod overview;
 mod saga;
@@ -12,6 +13,7 @@ mod service;
 pub use batch::{
     BatchItem, BatchItemPage, BatchItemStatus, BatchPace, BatchProgress, PACE_WINDOW_MINUTES,
 };
+pub use identity::{Role, SignedIn, User};
 pub use money::{Money, add_to_totals};
 pub use overview::{ServiceFunds, ServiceOverview};
 pub use saga::{

@@ -25,7 +25,6 @@ const STUCK: RGBColor = RGBColor(0x8a, 0x5a, 0x00);
 
 /// `GET /charts/services/{service}/batches/{batch}/progress.svg`: items finished over time,
 /// with the projection to the ETA.
-// Identity arrives with the identity issue; until then every caller may read this.
 pub async fn batch_progress(
     State(state): State<ServerState>,
     Path((service, batch_id)): Path<(String, String)>,
@@ -52,7 +51,6 @@ const TREND_HOURS: i64 = 24;
 
 /// `GET /charts/services/{service}/trend.svg`: stuck and failed sagas over the last 24 hours,
 /// from the poller's snapshots.
-// Identity arrives with the identity issue; until then every caller may read this.
 pub async fn service_trend(
     State(state): State<ServerState>,
     Path(service): Path<String>,
@@ -136,7 +134,6 @@ fn draw_trend(service: &str, points: &[TrendPoint], now: DateTime<Utc>) -> Resul
 
 /// `GET /charts/funds/{currency}/by-service.svg`: withheld funds of one currency per service,
 /// from the latest snapshots.
-// Identity arrives with the identity issue; until then every caller may read this.
 pub async fn funds_by_service(
     State(state): State<ServerState>,
     Path(currency): Path<String>,

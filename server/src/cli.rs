@@ -10,6 +10,7 @@ use runboard_core::App;
 use runboard_core::config::{Config, ConfigError, Overrides};
 use runboard_core::connector::ReadError;
 use runboard_core::fleet::Fleet;
+use runboard_core::identity::SessionStore;
 use runboard_core::poller;
 use runboard_core::store::{Store, StoreError};
 use runboard_fleet::{Fleet as DemoFleet, FleetConfig, Storage};
@@ -26,8 +27,12 @@ Environment variables (each overrides its flag's default and the config file):
   RUNBOARD_DATABASE_URL   postgres://… or sqlite://… store (--database-url; config store.url)
   RUNBOARD_DATA_DIR       directory of the embedded SQLite store (--data-dir; config store.data_dir)
   RUNBOARD_SITE_ROOT      directory of the built site with pkg/ (--site-root; config http.site_root)
+  RUNBOARD_OIDC_CLIENT_SECRET  the OpenID provider's client secret (config identity.oidc.client_secret)
   RUNBOARD_LOG_FORMAT     text or json (--log-format)
   RUNBOARD_LOG            what to log, e.g. \"info\" or \"debug,sqlx=warn\"";
+
+/// How often sessions past their timeout are deleted from the store.
+const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Runboard: the run work of a microservice fleet on one dashboard.
 #[derive(Debug, Parser)]
@@ -120,6 +125,12 @@ enum Failure {
     DemoFleet(String),
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
+    #[error(
+        "no one could sign in: configure an OpenID provider under [identity.oidc] (and the groups for each role under [identity.roles]), or run `runboard demo` for the embedded default with demo users"
+    )]
+    NoWayIn,
+    #[error("the demo users' API tokens could not be issued: {0}")]
+    DemoTokens(String),
 }
 
 /// Runs one command; the exit code is 0 on success and 1 with the reason on stderr otherwise.
@@ -268,6 +279,8 @@ impl ConfigArgs {
         Overrides {
             database_url: self.database_url.clone(),
             data_dir: self.data_dir.clone(),
+            // From the environment only: a secret on the command line shows in `ps`.
+            oidc_client_secret: std::env::var("RUNBOARD_OIDC_CLIENT_SECRET").ok(),
             ..Overrides::default()
         }
     }
@@ -275,8 +288,16 @@ impl ConfigArgs {
 
 /// Opens and migrates the store, syncs the registry, and serves until SIGTERM or Ctrl-C.
 async fn start(config: Config) -> Result<(), Failure> {
+    if config.identity.oidc.is_none() && !config.identity.demo_users {
+        return Err(Failure::NoWayIn);
+    }
     let store = Store::connect(&config.store).await?;
     store.migrate().await?;
+    if config.identity.demo_users {
+        demo::issue_demo_tokens(&store, &config.store.data_dir)
+            .await
+            .map_err(Failure::DemoTokens)?;
+    }
     store
         .register_configured_services(&config, chrono::Utc::now())
         .await?;
@@ -289,15 +310,30 @@ async fn start(config: Config) -> Result<(), Failure> {
     let state = ServerState::new(App::new(config, store, fleet));
     let app = state.app.clone();
     let poller = tokio::spawn(poller::run(app.clone()));
+    let session_sweeper = tokio::spawn(sweep_sessions(SessionStore::new(&app.store)));
     tracing::info!(%bound, store = ?app.store.kind(), "runboard is serving");
     println!("Runboard is serving at http://{bound}");
     let served = serve(listener, state, shutdown_signal()).await;
     poller.abort();
+    session_sweeper.abort();
     app.fleet.close().await;
     app.store.close().await;
     served.map_err(Failure::Serve)?;
     tracing::info!("runboard stopped cleanly");
     Ok(())
+}
+
+/// Deletes sessions past their timeout from the store, now and then; a failure is logged
+/// and tried again next time (an expired session is refused when read anyway).
+async fn sweep_sessions(sessions: SessionStore) {
+    use tower_sessions::session_store::ExpiredDeletion;
+    let mut every = tokio::time::interval(SESSION_SWEEP_INTERVAL);
+    loop {
+        every.tick().await;
+        if let Err(e) = sessions.delete_expired().await {
+            tracing::warn!(error = %e, "could not delete expired sessions");
+        }
+    }
 }
 
 /// Resolves on SIGTERM (Kubernetes, `docker stop`) or Ctrl-C.

@@ -1,7 +1,72 @@
 //! The embedded default's wiring: the demo fleet's services, registered as a config would.
 
+use std::path::Path;
+use std::time::Duration;
+
 use runboard_core::config::ServiceConfig;
+use runboard_core::identity::demo;
+use runboard_core::store::Store;
 use runboard_fleet::ServiceInfo;
+use serde::Serialize;
+
+/// How long the demo users' API tokens live; each start issues new ones.
+const DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A demo user as `DATA_DIR/demo-users.json` lists them.
+#[derive(Serialize)]
+pub struct DemoUser {
+    pub login: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    pub token: String,
+}
+
+/// Issues each demo user a fresh personal API token (revoking the previous run's), prints
+/// them, and writes them to `DATA_DIR/demo-users.json` (SPEC.md, "Running it").
+pub async fn issue_demo_tokens(store: &Store, data_dir: &Path) -> Result<Vec<DemoUser>, String> {
+    let now = chrono::Utc::now();
+    let mut listed = Vec::new();
+    for user in demo::users() {
+        store
+            .revoke_api_tokens_labelled(&user.subject, demo::TOKEN_LABEL, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        let issued = store
+            .issue_api_token(&user, demo::TOKEN_LABEL, DEMO_TOKEN_LIFETIME, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        listed.push(DemoUser {
+            login: user.subject.trim_start_matches("demo:").to_owned(),
+            roles: user.roles.iter().map(|r| r.to_string()).collect(),
+            name: user.name,
+            token: issued.secret,
+        });
+    }
+    let path = data_dir.join("demo-users.json");
+    let json = serde_json::to_string_pretty(&listed).expect("demo users serialize");
+    write_private(&path, &json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    for user in &listed {
+        println!(
+            "demo user {:<6} {:<15} {:<18} API token {}",
+            user.login,
+            user.name,
+            user.roles.join(","),
+            user.token
+        );
+    }
+    println!("demo users and tokens written to {}", path.display());
+    Ok(listed)
+}
+
+/// Writes a file only its owner can read: it holds live tokens.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
 
 /// A demo fleet service as a `[[services]]` entry would register it.
 pub fn service_config(service: &ServiceInfo) -> Result<ServiceConfig, String> {

@@ -35,6 +35,24 @@ pub fn not_found(message: impl Into<String>) -> ApiError {
     }
 }
 
+/// No identity, or one that was refused: the message says which and what to send.
+pub fn unauthorized(message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "unauthorized",
+        message: message.into(),
+    }
+}
+
+/// A known caller asking for what their roles do not allow, or a write that failed the CSRF checks.
+pub fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::FORBIDDEN,
+        code: "forbidden",
+        message: message.into(),
+    }
+}
+
 pub fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError {
         status: StatusCode::BAD_REQUEST,
@@ -78,6 +96,14 @@ impl IntoResponse for ApiError {
                 message: &self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: tells a script which scheme to use.
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"runboard\""),
+            );
+        }
+        response
     }
 }

@@ -6,12 +6,16 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::FromRef;
-use axum::routing::get;
-use http::{HeaderName, Request, StatusCode};
+use axum::handler::Handler;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{MethodFilter, any, on};
+use http::{HeaderName, Method, Request, StatusCode};
 use leptos::prelude::{LeptosOptions, provide_context};
+use leptos::server_fn::axum::server_fn_paths;
 use leptos_axum::{LeptosRoutes, file_and_error_handler_with_context, generate_route_list};
 use runboard_app::{App as Screens, SITE_OUTPUT_NAME, shell};
 use runboard_core::App;
+use runboard_core::identity::{Access, SessionStore};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
@@ -19,7 +23,10 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
 
+use crate::identity::{self, Gate, login};
 use crate::{api, charts, health};
 
 /// The state behind every route.
@@ -55,12 +62,141 @@ impl ServerState {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Every route of Runboard: probes, the JSON API, the screens and their server functions.
+/// One route and who may call it: the table the gate enforces and the authorization
+/// test walks. `method` is `None` for a route that answers every method.
+#[derive(Debug, Clone)]
+pub struct RouteRule {
+    pub method: Option<Method>,
+    pub path: String,
+    pub access: Access,
+}
+
+/// The router being built, and the rule of every route added to it: a route cannot be
+/// added without saying who may call it.
+pub(crate) struct RouteTable {
+    router: Router<ServerState>,
+    rules: Vec<RouteRule>,
+}
+
+impl RouteTable {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            rules: Vec::new(),
+        }
+    }
+
+    pub(crate) fn add<H, T>(
+        mut self,
+        method: Method,
+        path: &str,
+        access: Access,
+        handler: H,
+    ) -> Self
+    where
+        H: Handler<T, ServerState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a method axum routes");
+        self.router = self.router.route(path, on(filter, handler));
+        self.rules.push(RouteRule {
+            method: Some(method),
+            path: path.to_owned(),
+            access,
+        });
+        self
+    }
+
+    pub(crate) fn add_any<H, T>(mut self, path: &str, access: Access, handler: H) -> Self
+    where
+        H: Handler<T, ServerState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, any(handler));
+        self.rules.push(RouteRule {
+            method: None,
+            path: path.to_owned(),
+            access,
+        });
+        self
+    }
+}
+
+/// Probes, sign-in, the JSON API and the charts; the screens and server functions come from Leptos.
+fn table() -> RouteTable {
+    use Access::{Public, Read};
+    use Method as M;
+    let table = RouteTable::new()
+        .add(M::GET, "/healthz", Public, health::healthz)
+        .add(M::GET, "/readyz", Public, health::readyz)
+        // Prometheus scrapes without signing in; the metrics hold counts, never entities.
+        .add(M::GET, "/metrics", Public, health::metrics)
+        .add(M::GET, "/login", Public, login::login_page)
+        .add(M::GET, "/auth/login", Public, login::start_oidc)
+        .add(M::GET, "/auth/callback", Public, login::finish_oidc)
+        .add(M::POST, "/auth/demo", Public, login::demo_login)
+        .add(M::POST, "/auth/logout", Public, login::logout)
+        .add(
+            M::GET,
+            "/charts/services/{service}/batches/{batch}/progress.svg",
+            Read,
+            charts::batch_progress,
+        )
+        .add(
+            M::GET,
+            "/charts/services/{service}/trend.svg",
+            Read,
+            charts::service_trend,
+        )
+        .add(
+            M::GET,
+            "/charts/funds/{currency}/by-service.svg",
+            Read,
+            charts::funds_by_service,
+        );
+    api::routes(table)
+}
+
+/// Every route Runboard answers, with its access rule: the table's routes, each screen
+/// (anyone signed in may look) and each server function (anyone signed in may reach it;
+/// each checks its caller's roles itself).
+pub fn routes() -> Vec<RouteRule> {
+    let mut rules = table().rules;
+    rules.extend(
+        generate_route_list(Screens)
+            .into_iter()
+            .map(|route| RouteRule {
+                method: Some(Method::GET),
+                path: route.path().to_owned(),
+                access: Access::Read,
+            }),
+    );
+    rules.extend(server_fn_paths().map(|(path, method)| RouteRule {
+        method: Some(method),
+        path: path.to_owned(),
+        access: Access::Read,
+    }));
+    rules
+}
+
+/// Every route of Runboard: probes, sign-in, the JSON API, the screens and their server functions.
 pub fn router(state: ServerState) -> Router {
     let app = state.app.clone();
     let provide_app = move || provide_context(app.clone());
     let leptos = state.leptos.clone();
-    let http = &state.app.config.http;
+    let config = &state.app.config;
+    let http = &config.http;
+
+    let gate = Arc::new(Gate::new(routes(), http.public_url.clone()));
+    let sessions = SessionManagerLayer::new(SessionStore::new(&state.app.store))
+        .with_name("runboard_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.public_url().scheme() == "https")
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(config.identity.sessions.idle_timeout)
+                .unwrap_or(time::Duration::HOUR),
+        ));
 
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -89,23 +225,8 @@ pub fn router(state: ServerState) -> Router {
             http.request_timeout,
         ));
 
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .nest("/api/v1", api::router())
-        .route(
-            "/charts/services/{service}/batches/{batch}/progress.svg",
-            get(charts::batch_progress),
-        )
-        .route(
-            "/charts/services/{service}/trend.svg",
-            get(charts::service_trend),
-        )
-        .route(
-            "/charts/funds/{currency}/by-service.svg",
-            get(charts::funds_by_service),
-        )
+    table()
+        .router
         .leptos_routes_with_context(
             &state,
             generate_route_list(Screens),
@@ -116,6 +237,10 @@ pub fn router(state: ServerState) -> Router {
             provide_app,
             shell,
         ))
+        // Per route, so that the gate sees which route matched.
+        .layer(from_fn_with_state(gate, identity::authorize))
+        .layer(from_fn_with_state(state.clone(), identity::authenticate))
+        .layer(sessions)
         .layer(middleware)
         .with_state(state)
 }

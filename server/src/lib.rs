@@ -8,6 +8,7 @@ pub mod demo;
 mod error;
 mod health;
 mod http;
+mod identity;
 mod telemetry;
 
-pub use http::{ServerState, router, serve};
+pub use http::{RouteRule, ServerState, router, routes, serve};

@@ -124,6 +124,36 @@ fn the_demo_names_its_fleet_and_sigterm_stops_it_cleanly() {
     }
     assert_eq!(get_status(&format!("{url}/healthz")), 200);
 
+    // Each demo user's token is printed and written to DATA_DIR/demo-users.json, and works.
+    let users: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("demo-users.json")).unwrap())
+            .unwrap();
+    let users = users.as_array().unwrap();
+    let logins: Vec<_> = users.iter().map(|u| u["login"].as_str().unwrap()).collect();
+    assert_eq!(logins, ["alice", "bob", "vera", "ada"]);
+    for user in users {
+        let token = user["token"].as_str().unwrap();
+        assert!(
+            printed.iter().any(|l| l.contains(token)),
+            "the token of {} is printed: {printed:?}",
+            user["login"]
+        );
+    }
+    let operators = users
+        .iter()
+        .filter(|u| u["roles"] == serde_json::json!(["operator", "approver"]))
+        .count();
+    assert!(operators >= 2, "two operators who also approve: {users:?}");
+    let bob = &users[1];
+    let me = get_json_with_token(&format!("{url}/api/v1/me"), bob["token"].as_str().unwrap());
+    assert_eq!(me["name"], "Bob Operator");
+    assert_eq!(me["roles"], serde_json::json!(["operator", "approver"]));
+    assert_eq!(
+        get_status(&format!("{url}/api/v1/me")),
+        401,
+        "no token, no answer"
+    );
+
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -141,6 +171,63 @@ fn the_demo_names_its_fleet_and_sigterm_stops_it_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit after SIGTERM: {status}");
+}
+
+#[test]
+fn serve_refuses_to_start_when_no_one_could_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("runboard.toml");
+    std::fs::write(&config, "[http]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let output = runboard(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("no one could sign in") && err.contains("[identity.oidc]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_users_beyond_loopback_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("runboard.toml");
+    std::fs::write(
+        &config,
+        "[http]\nlisten = \"0.0.0.0:3000\"\n[identity]\ndemo_users = true\n",
+    )
+    .unwrap();
+    let output = runboard(&["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("identity.demo_users") && err.contains("loopback"),
+        "{err}"
+    );
+}
+
+/// A one-off GET with a bearer token from a synchronous test, returning the JSON answer.
+fn get_json_with_token(url: &str, token: &str) -> serde_json::Value {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
 }
 
 /// A one-off GET from a synchronous test, returning the status code.

@@ -5,6 +5,7 @@
 //! so tests run in parallel and leave nothing behind.
 
 mod chaos_proxy;
+mod oidc_provider;
 mod postgres;
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use runboard_core::config::StoreConfig;
 use runboard_core::store::Store;
 
 pub use chaos_proxy::ChaosProxy;
+pub use oidc_provider::{OidcProvider, ProviderPerson};
 pub use postgres::{TestDatabase, admin_url};
 
 /// The store backends every store-touching test runs on.

@@ -1,5 +1,20 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
+use runboard_model::{Role, SignedIn};
+
+use crate::server_fns::current_user::current_user;
+
+/// The signed-in person, read once per page and shared with every screen through context.
+#[derive(Clone, Copy)]
+pub struct CurrentUser(Resource<Result<Option<SignedIn>, ServerFnError>>);
+
+impl CurrentUser {
+    /// Whether the signed-in person holds `role`: screens show a control only to those
+    /// the server would let use it.
+    pub async fn holds(self, role: Role) -> bool {
+        matches!(self.0.await, Ok(Some(signed_in)) if signed_in.user.has(role))
+    }
+}
 
 /// A screen of SPEC.md's list; `built` is false until its issue lands, and the
 /// navigation then shows it as not yet available rather than a link into a 404.
@@ -45,6 +60,8 @@ pub fn Layout(children: Children) -> impl IntoView {
     // browser tests wait for before they click.
     let hydrated = RwSignal::new(false);
     Effect::new(move || hydrated.set(true));
+    let me = Resource::new(|| (), |()| current_user());
+    provide_context(CurrentUser(me));
 
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
@@ -76,6 +93,14 @@ pub fn Layout(children: Children) -> impl IntoView {
                         .collect_view()}
                 </ul>
             </nav>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match me.await {
+                        Ok(Some(signed_in)) => view! { <SignedInAs signed_in /> }.into_any(),
+                        _ => view! { <a class="sign-in-link" href="/login">"Sign in"</a> }.into_any(),
+                    }
+                })}
+            </Suspense>
         </header>
         <main id="main" data-hydrated=move || hydrated.get().to_string()>
             <ErrorBoundary fallback=|errors| {
@@ -96,5 +121,21 @@ pub fn Layout(children: Children) -> impl IntoView {
                 }
             }>{children()}</ErrorBoundary>
         </main>
+    }
+}
+
+/// The top bar's name, roles and sign-out button (a form, so it works before hydration).
+#[component]
+fn SignedInAs(signed_in: SignedIn) -> impl IntoView {
+    let SignedIn { user, csrf_token } = signed_in;
+    view! {
+        <div class="signed-in">
+            <span class="who" data-testid="signed-in-as">{user.name.clone()}</span>
+            <span class="muted roles">{user.roles_text()}</span>
+            <form method="post" action="/auth/logout">
+                <input type="hidden" name="csrf_token" value=csrf_token />
+                <button type="submit">"Sign out"</button>
+            </form>
+        </div>
     }
 }

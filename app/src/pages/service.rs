@@ -2,8 +2,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{A, Form};
 use leptos_router::hooks::{use_params_map, use_query_map};
-use runboard_model::{ErrorGroup, SagaQuery, SagaStatus};
+use runboard_model::{ErrorGroup, Role, SagaQuery, SagaStatus};
 
+use crate::components::layout::CurrentUser;
 use crate::components::refresh::{Freshness, auto_refresh};
 use crate::components::relative_time::RelativeTime;
 use crate::components::status::StatusBadge;
@@ -42,6 +43,7 @@ pub fn Service() -> impl IntoView {
     });
     // The whole error group selected for an action: every saga with that error, not the visible page.
     let selected = RwSignal::new(None::<ErrorGroup>);
+    let me = expect_context::<CurrentUser>();
     let groups = Resource::new(move || service.get(), service_errors);
     let sagas = Resource::new(
         move || (service.get(), query.get()),
@@ -63,7 +65,8 @@ pub fn Service() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading" role="status">"Loading error groups…"</p> }>
                 {move || Suspend::new(async move {
                     let groups = groups.await?;
-                    Ok::<_, ServerFnError>(view! { <ErrorGroupTable groups service selected /> })
+                    let can_act = me.holds(Role::Operator).await;
+                    Ok::<_, ServerFnError>(view! { <ErrorGroupTable groups service selected can_act /> })
                 })}
             </Transition>
             {move || selected.get().map(|group| view! {
@@ -96,6 +99,8 @@ fn ErrorGroupTable(
     groups: ErrorGroups,
     service: Memo<String>,
     selected: RwSignal<Option<ErrorGroup>>,
+    /// Operators may select a group for an action; others only look.
+    can_act: bool,
 ) -> impl IntoView {
     let ErrorGroups { read_at, groups } = groups;
     if groups.is_empty() {
@@ -132,9 +137,11 @@ fn ErrorGroupTable(
                                     <td><RelativeTime at=group.last_seen now=read_at /></td>
                                     <td class="row-actions">
                                         <A href=href>"Show sagas"</A>
-                                        <button type="button" on:click=move |_| selected.set(Some(to_select.clone()))>
-                                            "Select all "{thousands(group.count)}
-                                        </button>
+                                        {can_act.then(|| view! {
+                                            <button type="button" on:click=move |_| selected.set(Some(to_select.clone()))>
+                                                "Select all "{thousands(group.count)}
+                                            </button>
+                                        })}
                                     </td>
                                 </tr>
                             }

@@ -10,10 +10,9 @@ pub struct ServiceBatches {
 }
 
 /// Every service's batches, newest first; a service that cannot be read says why in its place.
-// Identity arrives with the identity issue; until then every caller may read this.
 #[server(prefix = "/rpc", endpoint = "all_batches")]
 pub async fn all_batches() -> Result<Vec<ServiceBatches>, ServerFnError> {
-    let app = super::app()?;
+    let app = super::app_for(super::Access::Read)?;
     let reads = app.fleet.services().map(|connector| async move {
         ServiceBatches {
             service: connector.name().to_string(),

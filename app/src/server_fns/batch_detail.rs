@@ -16,12 +16,11 @@ pub struct BatchDetail {
 }
 
 /// One batch: its progress, pace, and failed items by error.
-// Identity arrives with the identity issue; until then every caller may read this.
 #[server(prefix = "/rpc", endpoint = "batch")]
 pub async fn read_batch(service: String, batch: String) -> Result<BatchDetail, ServerFnError> {
     use runboard_model::BatchItemStatus;
 
-    let app = super::app()?;
+    let app = super::app_for(super::Access::Read)?;
     let connector = super::connector(&app, &service)?;
     let read_at = Utc::now();
     let progress = connector

@@ -2,10 +2,9 @@ use leptos::prelude::*;
 use runboard_model::LookupResult;
 
 /// The IDs in a pasted text, matched across all services.
-// Identity arrives with the identity issue; until then every caller may read this.
 #[server(prefix = "/rpc", endpoint = "lookup")]
 pub async fn lookup_ids(text: String) -> Result<LookupResult, ServerFnError> {
-    let app = super::app()?;
+    let app = super::app_for(super::Access::Read)?;
     runboard_core::lookup::lookup(&app.fleet, &text)
         .await
         .map_err(ServerFnError::new)

@@ -2,6 +2,7 @@
 
 pub mod all_batches;
 pub mod batch_detail;
+pub mod current_user;
 pub mod lookup_ids;
 pub mod read_funds;
 pub mod read_overview;
@@ -11,6 +12,8 @@ pub mod service_sagas;
 
 #[cfg(feature = "ssr")]
 use leptos::prelude::ServerFnError;
+#[cfg(feature = "ssr")]
+use runboard_core::identity::{Access, Caller};
 
 /// The shared server state, provided to every server function by the server.
 #[cfg(feature = "ssr")]
@@ -19,6 +22,32 @@ fn app() -> Result<std::sync::Arc<runboard_core::App>, ServerFnError> {
         tracing::error!("server function called without the app state in context");
         ServerFnError::new("something went wrong")
     })
+}
+
+/// Who called, as the server's authentication found out before the function ran.
+#[cfg(feature = "ssr")]
+fn caller() -> Caller {
+    leptos::prelude::use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Caller>().cloned())
+        .unwrap_or(Caller::Anonymous)
+}
+
+/// The shared server state, once the caller is found to hold what `access` asks for.
+/// Every server function starts here: it is a public endpoint and checks its caller itself,
+/// whatever the gate in front of it already checked.
+#[cfg(feature = "ssr")]
+fn app_for(access: Access) -> Result<std::sync::Arc<runboard_core::App>, ServerFnError> {
+    if let Err(denied) = access.check(&caller()) {
+        let status = match denied {
+            runboard_core::identity::Denied::NotSignedIn => http::StatusCode::UNAUTHORIZED,
+            runboard_core::identity::Denied::Lacks(_) => http::StatusCode::FORBIDDEN,
+        };
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(status);
+        }
+        return Err(ServerFnError::new(denied.to_string()));
+    }
+    app()
 }
 
 /// Turns an internal failure into what the user may see; the detail goes to the log.

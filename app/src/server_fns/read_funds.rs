@@ -23,13 +23,12 @@ pub struct FundsView {
 }
 
 /// Withheld funds per service and currency, and the sagas behind them.
-// Identity arrives with the identity issue; until then every caller may read this.
 #[server(prefix = "/rpc", endpoint = "funds")]
 pub async fn read_funds() -> Result<FundsView, ServerFnError> {
     /// Sagas listed per service: the largest sums are the ones to look at first.
     const SAGAS_SHOWN: usize = 50;
 
-    let app = super::app()?;
+    let app = super::app_for(super::Access::Read)?;
     let read_at = Utc::now();
     let services = app
         .store

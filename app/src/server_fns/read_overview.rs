@@ -12,10 +12,9 @@ pub struct Overview {
 }
 
 /// Every service with the numbers of its latest poll, or why the poll failed.
-// Identity arrives with the identity issue; until then every caller may read this list.
 #[server(prefix = "/rpc", endpoint = "overview")]
 pub async fn read_overview() -> Result<Overview, ServerFnError> {
-    let app = super::app()?;
+    let app = super::app_for(super::Access::Read)?;
     let services = app
         .store
         .overview()

@@ -12,10 +12,9 @@ pub struct SagaView {
 }
 
 /// One saga's supervisor row and, where the service gives one, its history.
-// Identity arrives with the identity issue; until then every caller may read this.
 #[server(prefix = "/rpc", endpoint = "saga")]
 pub async fn read_saga(service: String, saga: String) -> Result<SagaView, ServerFnError> {
-    let app = super::app()?;
+    let app = super::app_for(super::Access::Read)?;
     let connector = super::connector(&app, &service)?;
     let read_at = Utc::now();
     let ids = [saga.clone()];

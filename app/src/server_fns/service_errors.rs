@@ -11,10 +11,9 @@ pub struct ErrorGroups {
 }
 
 /// A service's failed sagas grouped by error message, largest group first.
-// Identity arrives with the identity issue; until then every caller may read this.
 #[server(prefix = "/rpc", endpoint = "service_errors")]
 pub async fn service_errors(service: String) -> Result<ErrorGroups, ServerFnError> {
-    let app = super::app()?;
+    let app = super::app_for(super::Access::Read)?;
     let read_at = Utc::now();
     let groups = super::connector(&app, &service)?
         .error_groups()

@@ -14,7 +14,6 @@ pub struct LookupRequest {
 }
 
 /// `POST /api/v1/lookup`: the IDs in a pasted text, matched across all services.
-// Identity arrives with the identity issue; until then every caller may read this.
 pub async fn lookup(
     State(state): State<ServerState>,
     body: Result<Json<LookupRequest>, JsonRejection>,

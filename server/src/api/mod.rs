@@ -1,29 +1,64 @@
 //! The JSON API under `/api/v1`: everything a screen can do, by domain.
 
+mod account;
 mod lookup;
 pub(crate) mod services;
 
-use axum::Router;
 use axum::extract::OriginalUri;
-use axum::routing::{get, post};
+use http::Method;
+use runboard_core::identity::Access;
 
 use crate::error::{ApiError, not_found};
-use crate::http::ServerState;
+use crate::http::RouteTable;
 
-pub fn router() -> Router<ServerState> {
-    Router::new()
-        .route("/services", get(services::list))
-        .route("/services/{service}/sagas", get(services::sagas))
-        .route("/services/{service}/errors", get(services::errors))
-        .route("/services/{service}/batches", get(services::batches))
-        .route("/services/{service}/batches/{batch}", get(services::batch))
-        .route(
-            "/services/{service}/batches/{batch}/items",
-            get(services::batch_items),
+/// The API's routes, each with who may call it.
+pub(crate) fn routes(table: RouteTable) -> RouteTable {
+    use Access::{Public, Read};
+    use Method as M;
+    table
+        .add(M::GET, "/api/v1/me", Read, account::me)
+        .add(M::GET, "/api/v1/tokens", Read, account::list_tokens)
+        .add(M::POST, "/api/v1/tokens", Read, account::create_token)
+        .add(
+            M::DELETE,
+            "/api/v1/tokens/{id}",
+            Read,
+            account::revoke_token,
         )
-        .route("/funds", get(services::funds))
-        .route("/lookup", post(lookup::lookup))
-        .fallback(unknown_route)
+        .add(M::GET, "/api/v1/services", Read, services::list)
+        .add(
+            M::GET,
+            "/api/v1/services/{service}/sagas",
+            Read,
+            services::sagas,
+        )
+        .add(
+            M::GET,
+            "/api/v1/services/{service}/errors",
+            Read,
+            services::errors,
+        )
+        .add(
+            M::GET,
+            "/api/v1/services/{service}/batches",
+            Read,
+            services::batches,
+        )
+        .add(
+            M::GET,
+            "/api/v1/services/{service}/batches/{batch}",
+            Read,
+            services::batch,
+        )
+        .add(
+            M::GET,
+            "/api/v1/services/{service}/batches/{batch}/items",
+            Read,
+            services::batch_items,
+        )
+        .add(M::GET, "/api/v1/funds", Read, services::funds)
+        .add(M::POST, "/api/v1/lookup", Read, lookup::lookup)
+        .add_any("/api/v1/{*rest}", Public, unknown_route)
 }
 
 async fn unknown_route(OriginalUri(uri): OriginalUri) -> ApiError {

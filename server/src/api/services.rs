@@ -14,8 +14,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, bad_gateway, bad_request, internal, not_found};
 use crate::http::ServerState;
 
-// Identity arrives with the identity issue; until then every caller may read these.
-
 #[derive(Serialize)]
 pub struct ServiceList {
     services: Vec<ServiceOverview>,

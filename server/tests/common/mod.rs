@@ -4,11 +4,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use runboard_core::App;
 use runboard_core::config::{Config, Overrides, ServiceConfig};
 use runboard_core::fleet::Fleet;
 use runboard_fleet::{Fleet as DemoFleet, FleetConfig, ServiceInfo, Storage};
+use runboard_model::{Role, User};
 use runboard_server::{ServerState, serve};
 use runboard_testkit::{Backend, TestDatabase, TestStore, admin_url};
 use tempfile::TempDir;
@@ -33,12 +35,28 @@ pub struct TestApp {
     pub address: String,
     /// The app behind the server, for driving the poller from a test.
     pub app: Arc<App>,
+    /// Signed in as a viewer with a personal API token: reads everything.
     pub client: reqwest::Client,
     /// The store's database and directory live as long as the app.
     _store_guards: (Option<TestDatabase>, TempDir),
 }
 
 impl TestApp {
+    /// A personal API token for a user with these roles, issued straight into the store.
+    pub async fn token_for(&self, login: &str, roles: &[Role]) -> String {
+        let user = User {
+            subject: format!("test:{login}"),
+            name: login.to_owned(),
+            roles: roles.iter().copied().collect(),
+        };
+        self.app
+            .store
+            .issue_api_token(&user, "test", Duration::from_secs(3600), chrono::Utc::now())
+            .await
+            .expect("a token is issued")
+            .secret
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -78,6 +96,17 @@ pub fn example_services() -> Vec<ServiceConfig> {
 }
 
 pub async fn spawn_app_on(test_store: TestStore, services: Vec<ServiceConfig>) -> TestApp {
+    spawn_app_configured(test_store, |config, _| config.services = services)
+        .await
+        .0
+}
+
+/// The app with its config changed by `configure`, which learns the app's address first
+/// (an OpenID provider must know where to send people back) and may return what it started.
+pub async fn spawn_app_configured<R>(
+    test_store: TestStore,
+    configure: impl FnOnce(&mut Config, &str) -> R,
+) -> (TestApp, R) {
     let TestStore {
         store,
         config: store_config,
@@ -94,24 +123,41 @@ pub async fn spawn_app_on(test_store: TestStore, services: Vec<ServiceConfig>) -
         },
     )
     .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
     config.store = store_config;
-    config.services = services;
+    config.http.public_url = Some(address.parse().unwrap());
+    let started = configure(&mut config, &address);
     store
         .register_configured_services(&config, chrono::Utc::now())
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
     let fleet = Fleet::connect(&config).await.unwrap();
     let state = ServerState::new(App::new(config, store, fleet));
     let app = state.app.clone();
     tokio::spawn(serve(listener, state, std::future::pending()));
-    TestApp {
+    let mut test_app = TestApp {
         address,
         app,
         client: reqwest::Client::new(),
         _store_guards: (database, dir),
-    }
+    };
+    let token = test_app.token_for("viewer", &[Role::Viewer]).await;
+    test_app.client = bearer_client(&token);
+    (test_app, started)
+}
+
+/// A client that sends `token` as its bearer token with every request.
+pub fn bearer_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// The demo fleet on one backend, and the guards that remove its databases afterwards.

@@ -1,0 +1,232 @@
+//! Personal API tokens for scripts and CLIs: shown once, kept only as a hash, expiring,
+//! revocable by their holder.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use runboard_model::{Role, User};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::db::on_pool;
+use crate::store::{Store, StoreError};
+
+/// Every secret starts with this, so a leaked one is easy to recognise and to grep for.
+const PREFIX: &str = "rbt_";
+
+/// A token as its holder sees it in a list: never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    pub id: String,
+    pub label: String,
+    pub roles: Vec<Role>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A token just issued, with the secret that is shown this once.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedApiToken {
+    pub token: ApiToken,
+    pub secret: String,
+}
+
+/// Why a bearer token was turned away; the message is for the script's author.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the API token is not known; it may have been mistyped or deleted")]
+    Unknown,
+    #[error("the API token expired at {0}; create a new one")]
+    Expired(DateTime<Utc>),
+    #[error("the API token was revoked at {0}")]
+    Revoked(DateTime<Utc>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: String,
+    subject: String,
+    name: String,
+    roles: String,
+    label: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+impl TokenRow {
+    fn roles(&self) -> Result<Vec<Role>, StoreError> {
+        serde_json::from_str(&self.roles).map_err(StoreError::corrupt)
+    }
+
+    fn into_token(self) -> Result<ApiToken, StoreError> {
+        Ok(ApiToken {
+            roles: self.roles()?,
+            id: self.id,
+            label: self.label,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            last_used_at: self.last_used_at,
+        })
+    }
+}
+
+fn digest(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether a bearer token looks like one of ours rather than a provider's JWT.
+pub fn is_api_token(bearer: &str) -> bool {
+    bearer.starts_with(PREFIX)
+}
+
+const COLUMNS: &str =
+    "id, subject, name, roles, label, created_at, expires_at, revoked_at, last_used_at";
+
+impl Store {
+    /// Issues a token that acts as `user` with the roles they hold now, until `lifetime` passes.
+    pub async fn issue_api_token(
+        &self,
+        user: &User,
+        label: &str,
+        lifetime: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedApiToken, StoreError> {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let secret = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+        let expires_at =
+            now + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::MAX / 2);
+        let token = ApiToken {
+            id: uuid::Uuid::new_v4().to_string(),
+            label: label.to_owned(),
+            roles: user.roles.iter().copied().collect(),
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        let roles = serde_json::to_string(&token.roles).expect("roles serialize");
+        on_pool!(self.pool, |pool| {
+            sqlx::query(
+                "INSERT INTO api_token (id, secret_sha256, subject, name, roles, label, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&token.id)
+            .bind(digest(&secret))
+            .bind(&user.subject)
+            .bind(&user.name)
+            .bind(&roles)
+            .bind(label)
+            .bind(now)
+            .bind(expires_at)
+            .execute(pool)
+            .await
+            .map(drop)
+        })?;
+        Ok(IssuedApiToken { token, secret })
+    }
+
+    /// The user a bearer secret stands for, if it is ours, unexpired and not revoked.
+    pub async fn authenticate_api_token(
+        &self,
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> Result<User, TokenError> {
+        let query = format!("SELECT {COLUMNS} FROM api_token WHERE secret_sha256 = $1");
+        let row: Option<TokenRow> = on_pool!(self.pool, |pool| {
+            sqlx::query_as(&query)
+                .bind(digest(secret))
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(StoreError::from)?;
+        let row = row.ok_or(TokenError::Unknown)?;
+        if let Some(at) = row.revoked_at {
+            return Err(TokenError::Revoked(at));
+        }
+        if row.expires_at <= now {
+            return Err(TokenError::Expired(row.expires_at));
+        }
+        on_pool!(self.pool, |pool| {
+            sqlx::query("UPDATE api_token SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(&row.id)
+                .execute(pool)
+                .await
+                .map(drop)
+        })
+        .map_err(StoreError::from)?;
+        Ok(User {
+            roles: row.roles()?.into_iter().collect(),
+            subject: row.subject,
+            name: row.name,
+        })
+    }
+
+    /// The tokens `subject` holds, newest first, revoked and expired ones included.
+    pub async fn api_tokens_of(&self, subject: &str) -> Result<Vec<ApiToken>, StoreError> {
+        let query = format!(
+            "SELECT {COLUMNS} FROM api_token WHERE subject = $1 ORDER BY created_at DESC, id"
+        );
+        let rows: Vec<TokenRow> = on_pool!(self.pool, |pool| {
+            sqlx::query_as(&query).bind(subject).fetch_all(pool).await
+        })?;
+        rows.into_iter().map(TokenRow::into_token).collect()
+    }
+
+    /// Revokes one of `subject`'s tokens; false when they hold no live token with that id.
+    pub async fn revoke_api_token(
+        &self,
+        subject: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = on_pool!(self.pool, |pool| {
+            sqlx::query(
+                "UPDATE api_token SET revoked_at = $1
+                 WHERE subject = $2 AND id = $3 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(subject)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(done == 1)
+    }
+
+    /// Revokes every live token of `subject` with this label (the demo's tokens of earlier runs).
+    pub async fn revoke_api_tokens_labelled(
+        &self,
+        subject: &str,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        Ok(on_pool!(self.pool, |pool| {
+            sqlx::query(
+                "UPDATE api_token SET revoked_at = $1
+                 WHERE subject = $2 AND label = $3 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(subject)
+            .bind(label)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?)
+    }
+}

@@ -1,0 +1,66 @@
+import { test, expect, type Page } from "@playwright/test";
+import { oidcBaseURL } from "../playwright.config";
+
+// These tests sign in themselves, so they start with no session.
+test.use({ storageState: { cookies: [], origins: [] } });
+
+async function hydrated(page: Page) {
+  await expect(page.locator("main#main")).toHaveAttribute("data-hydrated", "true");
+}
+
+test("sign-in through a real OpenID provider lands on the overview with the role its groups give; sign-out ends it", async ({ page }) => {
+  await page.goto(`${oidcBaseURL}/funds`);
+  await expect(page).toHaveURL(/\/login\?next=%2Ffunds$/);
+  await page.getByRole("button", { name: "Sign in with the test provider" }).click();
+
+  // The provider's own sign-in form (oidc-provider's development interaction).
+  await page.locator('input[name="login"]').fill("alice");
+  await page.locator('input[name="password"]').fill("any password");
+  await page.getByRole("button", { name: "Sign-in" }).click();
+
+  await expect(page).toHaveURL(`${oidcBaseURL}/funds`);
+  await hydrated(page);
+  await expect(page.getByTestId("signed-in-as")).toHaveText("Alice Ops");
+  await expect(page.locator(".signed-in .roles")).toHaveText("operator, approver");
+  await page.goto(`${oidcBaseURL}/`);
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Services");
+
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await expect(page.getByText("You are signed out.")).toBeVisible();
+  await page.goto(`${oidcBaseURL}/`);
+  await expect(page).toHaveURL(/\/login\?next=%2F$/);
+});
+
+test("a viewer from the provider sees no action controls", async ({ page }) => {
+  await page.goto(`${oidcBaseURL}/login`);
+  await page.getByRole("button", { name: "Sign in with the test provider" }).click();
+  await page.locator('input[name="login"]').fill("carol");
+  await page.locator('input[name="password"]').fill("any password");
+  await page.getByRole("button", { name: "Sign-in" }).click();
+  await expect(page.getByTestId("signed-in-as")).toHaveText("Carol Business");
+  await expect(page.locator(".signed-in .roles")).toHaveText("viewer");
+});
+
+test("demo users sign in with one click; a viewer gets no action controls", async ({ page }) => {
+  await page.goto("/services/payments");
+  await expect(page).toHaveURL(/\/login\?next=/);
+  await page.getByRole("button", { name: "Sign in as Vera Viewer" }).click();
+  await expect(page).toHaveURL(/\/services\/payments$/);
+  await hydrated(page);
+  await expect(page.getByTestId("signed-in-as")).toHaveText("Vera Viewer");
+  const groups = page.locator("table.groups tbody tr");
+  await expect(groups.first()).toBeVisible();
+  await expect(groups.first().getByRole("link", { name: "Show sagas" })).toBeVisible();
+  await expect(page.getByRole("button", { name: /^Select all/ })).toHaveCount(0);
+
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await expect(page.getByText("You are signed out.")).toBeVisible();
+});
+
+test("an operator sees the controls a viewer does not", async ({ page }) => {
+  await page.goto("/login?next=/services/payments");
+  await page.getByRole("button", { name: "Sign in as Bob Operator" }).click();
+  await hydrated(page);
+  await expect(page.getByTestId("signed-in-as")).toHaveText("Bob Operator");
+  await expect(page.getByRole("button", { name: /^Select all/ }).first()).toBeVisible();
+});

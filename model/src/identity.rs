@@ -1,0 +1,71 @@
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What a person may do in Runboard (SPEC.md, "Roles"). Roles add up: an operator who is
+/// also an approver holds both. Any role may read everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything, acts on nothing: business users.
+    Viewer,
+    /// Asks for corrective actions.
+    Operator,
+    /// Approves other people's actions.
+    Approver,
+    /// Changes Runboard's own settings.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Operator, Role::Approver, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A person Runboard knows: who they are at the identity provider, and what they may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The provider's stable subject identifier (`sub`), or the demo user's login.
+    pub subject: String,
+    /// How screens and the audit log name them.
+    pub name: String,
+    pub roles: BTreeSet<Role>,
+}
+
+impl User {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// The roles as words, for a screen: "operator, approver".
+    pub fn roles_text(&self) -> String {
+        self.roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The signed-in user as a screen sees them, with the token their forms must carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub user: User,
+    /// Proves a form was rendered by Runboard for this session (cross-site request forgery).
+    pub csrf_token: String,
+}

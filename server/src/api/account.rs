@@ -1,0 +1,139 @@
+//! The caller's own identity and personal API tokens.
+
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use chrono::Utc;
+use http::StatusCode;
+use runboard_core::identity::{ApiToken, Caller, IssuedApiToken};
+use runboard_model::{Role, User};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, bad_request, forbidden, internal, not_found, unauthorized};
+use crate::http::ServerState;
+
+#[derive(Serialize)]
+pub struct Me {
+    subject: String,
+    name: String,
+    roles: Vec<Role>,
+    /// `session` or `bearer`.
+    signed_in_with: &'static str,
+    /// The token cookie-authenticated writes send in X-CSRF-Token; absent for bearer callers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf_token: Option<String>,
+}
+
+/// `GET /api/v1/me`: who Runboard takes the caller for.
+pub async fn me(Extension(caller): Extension<Caller>) -> Result<Json<Me>, ApiError> {
+    let (user, signed_in_with, csrf_token) = match caller {
+        Caller::Session(s) => (s.user, "session", Some(s.csrf_token)),
+        Caller::Bearer(user) => (user, "bearer", None),
+        Caller::Anonymous => return Err(unauthorized("sign in first")),
+    };
+    Ok(Json(Me {
+        subject: user.subject,
+        name: user.name,
+        roles: user.roles.into_iter().collect(),
+        signed_in_with,
+        csrf_token,
+    }))
+}
+
+fn user_of(caller: &Caller) -> Result<&User, ApiError> {
+    caller.user().ok_or_else(|| unauthorized("sign in first"))
+}
+
+#[derive(Serialize)]
+pub struct TokenList {
+    tokens: Vec<ApiToken>,
+}
+
+/// `GET /api/v1/tokens`: the caller's personal API tokens, never their secrets.
+pub async fn list_tokens(
+    State(state): State<ServerState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<TokenList>, ApiError> {
+    let tokens = state
+        .app
+        .store
+        .api_tokens_of(&user_of(&caller)?.subject)
+        .await
+        .map_err(|e| internal("listing API tokens", e))?;
+    Ok(Json(TokenList { tokens }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// What the token is for, so its holder can tell tokens apart: "nightly report".
+    label: String,
+    /// How long it lives, e.g. "30d"; 30 days when absent, at most identity.api_token_max_lifetime.
+    #[serde(default, with = "humantime_serde")]
+    expires_in: Option<Duration>,
+}
+
+/// `POST /api/v1/tokens`: a new token for the signed-in person; its secret is in this answer only.
+pub async fn create_token(
+    State(state): State<ServerState>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Json<NewToken>, JsonRejection>,
+) -> Result<(StatusCode, Json<IssuedApiToken>), ApiError> {
+    let Caller::Session(signed_in) = &caller else {
+        return Err(forbidden(
+            "personal API tokens are created from a signed-in browser session, not with another token",
+        ));
+    };
+    let Json(request) = body.map_err(|e| {
+        bad_request(format!(
+            "expected {{\"label\": \"what it is for\", \"expires_in\": \"30d\"}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let label = request.label.trim();
+    if label.is_empty() || label.chars().count() > 100 {
+        return Err(bad_request(
+            "label must be 1 to 100 characters, saying what the token is for",
+        ));
+    }
+    let max = state.app.config.identity.api_token_max_lifetime();
+    let lifetime = request
+        .expires_in
+        .unwrap_or(Duration::from_secs(30 * 24 * 3600));
+    if lifetime.is_zero() || lifetime > max {
+        return Err(bad_request(format!(
+            "expires_in must be above 0s and at most {}",
+            humantime::format_duration(max)
+        )));
+    }
+    let issued = state
+        .app
+        .store
+        .issue_api_token(&signed_in.user, label, lifetime, Utc::now())
+        .await
+        .map_err(|e| internal("issuing an API token", e))?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+/// `DELETE /api/v1/tokens/{id}`: revokes one of the caller's own tokens at once.
+pub async fn revoke_token(
+    State(state): State<ServerState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let revoked = state
+        .app
+        .store
+        .revoke_api_token(&user_of(&caller)?.subject, &id, Utc::now())
+        .await
+        .map_err(|e| internal("revoking an API token", e))?;
+    if revoked {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(format!(
+            "you hold no live API token with id {id}"
+        )))
+    }
+}

@@ -1,0 +1,277 @@
+//! Signing in and out: the sign-in page, the OpenID provider's round trip, the demo
+//! users' one-click sign-in, and sign-out.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use http::StatusCode;
+use runboard_core::identity::{Caller, OidcError, PendingLogin, demo};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::{constant_time_eq, encode, sign_in};
+use crate::error::{ApiError, internal};
+use crate::http::ServerState;
+
+/// The session key of a sign-in under way at the provider.
+const PENDING_LOGIN: &str = "pending_login";
+
+struct DemoUserView {
+    login: String,
+    name: String,
+    roles: String,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    provider: Option<String>,
+    demo_users: Vec<DemoUserView>,
+    next: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+    signed_out: Option<String>,
+}
+
+/// Where to go after signing in: a path on this site, never another site.
+fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+fn page(
+    state: &ServerState,
+    next: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+    status: StatusCode,
+) -> Response {
+    let identity = &state.app.identity;
+    let demo_users = if identity.demo_users {
+        demo::users()
+            .into_iter()
+            .map(|u| DemoUserView {
+                login: u.subject.trim_start_matches("demo:").to_owned(),
+                roles: u.roles_text(),
+                name: u.name,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let page = LoginPage {
+        provider: identity.oidc.as_ref().map(|p| p.display_name().to_owned()),
+        demo_users,
+        next,
+        error,
+        notice,
+    };
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => internal("rendering the sign-in page", e).into_response(),
+    }
+}
+
+/// `GET /login`: the ways in; someone already signed in goes straight on.
+pub(crate) async fn login_page(
+    State(state): State<ServerState>,
+    caller: axum::Extension<Caller>,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let next = local_path(query.next.as_deref());
+    if caller.user().is_some() {
+        return Redirect::to(&next).into_response();
+    }
+    let notice = query.signed_out.map(|_| "You are signed out.");
+    page(&state, next, None, notice, StatusCode::OK)
+}
+
+/// `GET /auth/login`: off to the provider, with PKCE, state and nonce kept in this browser's session.
+pub(crate) async fn start_oidc(
+    State(state): State<ServerState>,
+    session: Session,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let next = local_path(query.next.as_deref());
+    let Some(provider) = state.app.identity.oidc.as_ref() else {
+        return page(
+            &state,
+            next,
+            Some("no identity provider is configured".into()),
+            None,
+            StatusCode::NOT_FOUND,
+        );
+    };
+    match provider.start_login(next.clone()).await {
+        Ok((url, pending)) => match session.insert(PENDING_LOGIN, &pending).await {
+            Ok(()) => Redirect::to(url.as_str()).into_response(),
+            Err(e) => super::store_down(e).into_response(),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "sign-in could not start");
+            page(
+                &state,
+                next,
+                Some(e.to_string()),
+                None,
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /auth/callback`: the provider sends the person back with a code; each sign-in
+/// started here is finished at most once.
+pub(crate) async fn finish_oidc(
+    State(state): State<ServerState>,
+    session: Session,
+    Query(callback): Query<Callback>,
+) -> Response {
+    let refuse = |status, message: String| {
+        tracing::warn!(%message, "sign-in refused");
+        page(&state, "/".into(), Some(message), None, status)
+    };
+    // Taken out of the session before anything else: a replayed callback finds nothing.
+    let pending: Option<PendingLogin> = match session.remove(PENDING_LOGIN).await {
+        Ok(pending) => pending,
+        Err(e) => return super::store_down(e).into_response(),
+    };
+    if let Some(error) = callback.error {
+        let detail = callback.error_description.unwrap_or_default();
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            format!("the identity provider said {error}: {detail}"),
+        );
+    }
+    let Some(pending) = pending else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "this sign-in link was already used, or it was not started in this browser; start again from the sign-in page".into(),
+        );
+    };
+    let (Some(code), Some(returned_state)) = (callback.code, callback.state) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the provider's answer lacks its code or state; start again".into(),
+        );
+    };
+    let Some(provider) = state.app.identity.oidc.as_ref() else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "no identity provider is configured".into(),
+        );
+    };
+    let return_to = pending.return_to.clone();
+    let person = match provider.finish_login(pending, &returned_state, code).await {
+        Ok(person) => person,
+        Err(e @ OidcError::Unreachable { .. }) => {
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        }
+        Err(e @ OidcError::StateMismatch) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return refuse(StatusCode::UNAUTHORIZED, e.to_string()),
+    };
+    let name = person.name.clone();
+    let groups = person.groups.join(", ");
+    let Some(user) = state.app.identity.user_from(person) else {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "you signed in as {name}, but none of your groups ({}) gives a Runboard role; ask for one of the groups listed under identity.roles in Runboard's config",
+                if groups.is_empty() {
+                    "none sent".to_owned()
+                } else {
+                    groups
+                }
+            ),
+        );
+    };
+    tracing::info!(subject = %user.subject, roles = %user.roles_text(), "signed in");
+    match sign_in(&session, user).await {
+        Ok(()) => Redirect::to(&return_to).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DemoLogin {
+    login: String,
+    next: Option<String>,
+}
+
+/// `POST /auth/demo`: one-click sign-in as a demo user, where demo users are on.
+pub(crate) async fn demo_login(
+    State(state): State<ServerState>,
+    session: Session,
+    Form(form): Form<DemoLogin>,
+) -> Response {
+    let next = local_path(form.next.as_deref());
+    if !state.app.identity.demo_users {
+        return page(
+            &state,
+            next,
+            Some("demo users are off on this Runboard".into()),
+            None,
+            StatusCode::NOT_FOUND,
+        );
+    }
+    let Some(user) = demo::user(&form.login) else {
+        return page(
+            &state,
+            next,
+            Some(format!(
+                "there is no demo user {:?}; pick one below",
+                form.login
+            )),
+            None,
+            StatusCode::BAD_REQUEST,
+        );
+    };
+    tracing::info!(subject = %user.subject, "demo user signed in");
+    match sign_in(&session, user).await {
+        Ok(()) => Redirect::to(&next).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SignOut {
+    csrf_token: String,
+}
+
+/// `POST /auth/logout`: ends the session, in the store and in the browser.
+pub(crate) async fn logout(
+    session: Session,
+    caller: axum::Extension<Caller>,
+    Form(form): Form<SignOut>,
+) -> Result<Redirect, ApiError> {
+    if let Caller::Session(signed_in) = &*caller
+        && !constant_time_eq(form.csrf_token.as_bytes(), signed_in.csrf_token.as_bytes())
+    {
+        return Err(crate::error::forbidden(
+            "this sign-out form is stale (its CSRF token does not match your session); reload the page and sign out again",
+        ));
+    }
+    session.flush().await.map_err(super::store_down)?;
+    Ok(Redirect::to(&format!(
+        "/login?signed_out=1&next={}",
+        encode("/")
+    )))
+}

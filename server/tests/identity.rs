@@ -1,0 +1,731 @@
+//! Identity against a real OpenID provider (`oidc-provider` on loopback, see testkit):
+//! sign-in with PKCE, state and nonce; forged and stale tokens; sessions, CSRF and
+//! personal API tokens; and two people's requests interleaved.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use common::{TestApp, bearer_client, spawn_app_configured};
+use futures_util::StreamExt;
+use openidconnect::core::{
+    CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+    CoreRsaPrivateSigningKey,
+};
+use openidconnect::{
+    AdditionalClaims, Audience, IdToken, IdTokenClaims, IssuerUrl, JsonWebKeyId, Nonce,
+    StandardClaims, SubjectIdentifier,
+};
+use runboard_core::config::{OidcConfig, RoleGroups};
+use runboard_model::Role;
+use runboard_testkit::{Backend, OidcProvider, ProviderPerson, TestStore, test_on_both_stores};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+const CLIENT_ID: &str = "runboard";
+const CLIENT_SECRET: &str = "a-test-client-secret";
+const API_AUDIENCE: &str = "runboard-api";
+
+const PEOPLE: &[ProviderPerson<'static>] = &[
+    ProviderPerson {
+        login: "alice",
+        name: "Alice Ops",
+        groups: &["sre"],
+    },
+    ProviderPerson {
+        login: "carol",
+        name: "Carol Business",
+        groups: &["business"],
+    },
+    ProviderPerson {
+        login: "mallory",
+        name: "Mallory Marketing",
+        groups: &["marketing"],
+    },
+];
+
+struct Setup {
+    app: TestApp,
+    provider: OidcProvider,
+}
+
+async fn spawn_with_provider(backend: Backend) -> Setup {
+    let (app, provider) = spawn_app_configured(TestStore::new(backend).await, |config, address| {
+        let provider = OidcProvider::start(
+            0,
+            CLIENT_ID,
+            CLIENT_SECRET,
+            &format!("{address}/auth/callback"),
+            PEOPLE,
+        );
+        config.identity.oidc = Some(OidcConfig {
+            issuer: provider.issuer.parse().unwrap(),
+            client_id: CLIENT_ID.into(),
+            client_secret: Some(CLIENT_SECRET.into()),
+            scopes: vec!["openid".into(), "profile".into(), "groups".into()],
+            groups_claim: "groups".into(),
+            api_audience: Some(API_AUDIENCE.into()),
+            display_name: "Test IdP".into(),
+        });
+        config.identity.roles = RoleGroups {
+            viewer: vec!["business".into()],
+            operator: vec!["sre".into()],
+            approver: vec!["sre".into()],
+            admin: vec!["platform".into()],
+        };
+        provider
+    })
+    .await;
+    Setup { app, provider }
+}
+
+/// A browser: keeps cookies, follows no redirects (the test follows them, to see each).
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("a redirect, got {}", response.status()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Starts a sign-in at Runboard, signs in at the provider's own form as `login`, and
+/// returns the callback URL the provider sends the browser back to (not yet visited).
+async fn sign_in_at_provider(app: &TestApp, browser: &reqwest::Client, login: &str) -> String {
+    let start = browser
+        .get(app.url("/auth/login?next=/funds"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 303, "{}", start.text().await.unwrap());
+    let mut url = reqwest::Url::parse(&location(&start)).unwrap();
+    let form_action = regex::Regex::new(r#"action="([^"]+)""#).unwrap();
+    for _ in 0..10 {
+        if url.as_str().starts_with(&app.address) {
+            return url.to_string();
+        }
+        let response = browser.get(url.clone()).send().await.unwrap();
+        let next = if response.status().is_redirection() {
+            location(&response)
+        } else {
+            // The provider's sign-in form: any password for a login it knows.
+            let html = response.text().await.unwrap();
+            let action = form_action.captures(&html).expect("a sign-in form")[1].to_owned();
+            let submitted = browser
+                .post(url.join(&action).unwrap())
+                .form(&[("prompt", "login"), ("login", login), ("password", "any")])
+                .send()
+                .await
+                .unwrap();
+            location(&submitted)
+        };
+        url = url.join(&next).unwrap();
+    }
+    panic!("the provider never sent the browser back to Runboard");
+}
+
+/// Signs `login` in through the provider; returns the signed-in browser.
+async fn signed_in_browser(app: &TestApp, login: &str) -> reqwest::Client {
+    let browser = browser();
+    let callback = sign_in_at_provider(app, &browser, login).await;
+    let done = browser.get(callback).send().await.unwrap();
+    assert_eq!(done.status(), 303, "{}", done.text().await.unwrap());
+    browser
+}
+
+async fn me(app: &TestApp, client: &reqwest::Client) -> (u16, Value) {
+    let response = client.get(app.url("/api/v1/me")).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+test_on_both_stores!(
+    signing_in_through_the_provider_gives_the_roles_of_ones_groups_and_sign_out_ends_it,
+    a_callback_with_a_wrong_state_or_a_replayed_code_is_refused,
+    personal_api_tokens_are_shown_once_kept_hashed_and_revocable,
+    two_people_interleaved_never_get_each_others_identity,
+);
+
+async fn signing_in_through_the_provider_gives_the_roles_of_ones_groups_and_sign_out_ends_it(
+    backend: Backend,
+) {
+    let Setup {
+        app,
+        provider: _provider,
+    } = spawn_with_provider(backend).await;
+    let browser = browser();
+    let callback = sign_in_at_provider(&app, &browser, "alice").await;
+    assert!(
+        callback.contains("code=") && callback.contains("state="),
+        "{callback}"
+    );
+    let done = browser.get(&callback).send().await.unwrap();
+    assert_eq!(done.status(), 303);
+    assert_eq!(location(&done), "/funds", "lands where the sign-in started");
+    let cookie = done
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("runboard_session="))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "served over http here: {cookie}"
+    );
+
+    let (status, body) = me(&app, &browser).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["name"], "Alice Ops");
+    assert_eq!(body["roles"], serde_json::json!(["operator", "approver"]));
+    assert_eq!(body["signed_in_with"], "session");
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+
+    // The overview renders with her name; a stranger is sent to sign in.
+    let page = browser.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Alice Ops"));
+    let stranger = browser_get_status(&app, "/").await;
+    assert_eq!(stranger, 303);
+
+    // Someone whose groups give no role is turned away, and told why.
+    let mallory = browser_for_refused(&app, "mallory").await;
+    assert!(mallory.contains("none of your groups"), "{mallory}");
+
+    // Signing out needs the session's CSRF token and ends the session in the store.
+    let forged = browser
+        .post(app.url("/auth/logout"))
+        .header("origin", &app.address)
+        .form(&[("csrf_token", "not-the-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let out = browser
+        .post(app.url("/auth/logout"))
+        .header("origin", &app.address)
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    assert_eq!(me(&app, &browser).await.0, 401);
+    // The old cookie, sent again by hand, no longer works either.
+    let session_id = cookie.split(';').next().unwrap().to_owned();
+    let replayed = reqwest::Client::new()
+        .get(app.url("/api/v1/me"))
+        .header("cookie", session_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 401);
+}
+
+async fn browser_get_status(app: &TestApp, path: &str) -> u16 {
+    browser()
+        .get(app.url(path))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Signs in someone the provider knows but Runboard gives no role; returns the page shown.
+async fn browser_for_refused(app: &TestApp, login: &str) -> String {
+    let browser = browser();
+    let callback = sign_in_at_provider(app, &browser, login).await;
+    let refused = browser.get(callback).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let page = refused.text().await.unwrap();
+    assert_eq!(me(app, &browser).await.0, 401);
+    page
+}
+
+async fn a_callback_with_a_wrong_state_or_a_replayed_code_is_refused(backend: Backend) {
+    let Setup {
+        app,
+        provider: _provider,
+    } = spawn_with_provider(backend).await;
+
+    // A state that is not the one this browser's sign-in started with.
+    let browser = browser();
+    let callback = sign_in_at_provider(&app, &browser, "alice").await;
+    let mut url = reqwest::Url::parse(&callback).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "state" {
+                format!("{v}x")
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    let wrong_state = browser.get(url).send().await.unwrap();
+    assert_eq!(wrong_state.status(), 400);
+    assert!(wrong_state.text().await.unwrap().contains("state differs"));
+    assert_eq!(me(&app, &browser).await.0, 401);
+    // That sign-in is spent: its real callback no longer works either.
+    let spent = browser.get(&callback).send().await.unwrap();
+    assert_eq!(spent.status(), 400);
+
+    // A code that worked once, replayed by the same browser and by another one.
+    let browser = self::browser();
+    let callback = sign_in_at_provider(&app, &browser, "alice").await;
+    assert_eq!(browser.get(&callback).send().await.unwrap().status(), 303);
+    let again = browser.get(&callback).send().await.unwrap();
+    assert_eq!(again.status(), 400);
+    assert!(again.text().await.unwrap().contains("already used"));
+
+    let thief = self::browser();
+    let started = thief.get(app.url("/auth/login")).send().await.unwrap();
+    let thief_state = reqwest::Url::parse(&location(&started))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let code = reqwest::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let stolen = thief
+        .get(app.url("/auth/callback"))
+        .query(&[("code", code.as_str()), ("state", thief_state.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stolen.status(),
+        401,
+        "the provider refuses a code used before"
+    );
+    assert!(stolen.text().await.unwrap().contains("would not exchange"));
+    assert_eq!(me(&app, &thief).await.0, 401);
+}
+
+async fn personal_api_tokens_are_shown_once_kept_hashed_and_revocable(backend: Backend) {
+    let Setup {
+        app,
+        provider: _provider,
+    } = spawn_with_provider(backend).await;
+    let browser = signed_in_browser(&app, "alice").await;
+    let csrf = me(&app, &browser).await.1["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let create = |csrf: Option<&str>, origin: &str| {
+        let mut request = browser
+            .post(app.url("/api/v1/tokens"))
+            .header("origin", origin)
+            .json(&serde_json::json!({ "label": "nightly report", "expires_in": "7d" }));
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        request.send()
+    };
+    // Cookie-authenticated writes need the CSRF token and Runboard's own origin.
+    assert_eq!(create(None, &app.address).await.unwrap().status(), 403);
+    assert_eq!(
+        create(Some(&csrf), "http://evil.example")
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let created = create(Some(&csrf), &app.address).await.unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let id = created["token"]["id"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("rbt_") && secret.len() > 40, "{secret}");
+
+    // Only a hash is stored, and the list never shows the secret again.
+    let listed = browser
+        .get(app.url("/api/v1/tokens"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(listed.contains("nightly report") && !listed.contains(&secret));
+    let stored = stored_token_columns(&app).await;
+    assert!(
+        !stored.contains(&secret[4..]),
+        "the secret is not in the store"
+    );
+
+    let script = bearer_client(&secret);
+    let (status, body) = me(&app, &script).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["name"], "Alice Ops");
+    assert_eq!(body["signed_in_with"], "bearer");
+    assert!(body.get("csrf_token").is_none());
+    // A token cannot mint more tokens.
+    let minted = script
+        .post(app.url("/api/v1/tokens"))
+        .json(&serde_json::json!({ "label": "more" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(minted.status(), 403);
+
+    let revoked = browser
+        .delete(app.url(&format!("/api/v1/tokens/{id}")))
+        .header("origin", &app.address)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    let (status, body) = me(&app, &script).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
+
+    // An expired token says so.
+    let user = runboard_model::User {
+        subject: "test:old".into(),
+        name: "Old Script".into(),
+        roles: [Role::Viewer].into(),
+    };
+    let old = app
+        .app
+        .store
+        .issue_api_token(
+            &user,
+            "old",
+            Duration::from_secs(60),
+            Utc::now() - chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    let (status, body) = me(&app, &bearer_client(&old.secret)).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+}
+
+/// Every stored column of every API token, as text, to look for a secret in.
+async fn stored_token_columns(app: &TestApp) -> String {
+    let url = app.app.config.store.effective_url();
+    let query = "SELECT id || secret_sha256 || subject || name || roles || label FROM api_token";
+    let rows: Vec<String> = if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query_scalar(query).fetch_all(&pool).await.unwrap()
+    } else {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query_scalar(query).fetch_all(&pool).await.unwrap()
+    };
+    assert!(!rows.is_empty());
+    rows.join("\n")
+}
+
+async fn two_people_interleaved_never_get_each_others_identity(backend: Backend) {
+    let Setup {
+        app,
+        provider: _provider,
+    } = spawn_with_provider(backend).await;
+    let alice = signed_in_browser(&app, "alice").await;
+    let carol = signed_in_browser(&app, "carol").await;
+    let alice_csrf = me(&app, &alice).await.1["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let carol_csrf = me(&app, &carol).await.1["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(alice_csrf, carol_csrf);
+    let people = [
+        (
+            &alice,
+            "Alice Ops",
+            alice_csrf.as_str(),
+            "Carol Business",
+            carol_csrf.as_str(),
+        ),
+        (
+            &carol,
+            "Carol Business",
+            carol_csrf.as_str(),
+            "Alice Ops",
+            alice_csrf.as_str(),
+        ),
+    ];
+    let requests = (0..400).map(|i| {
+        let (client, name, csrf, other, other_csrf) = people[i % 2];
+        let app = &app;
+        async move {
+            match i % 4 {
+                // The JSON API, the server function the screens use, and a rendered page.
+                0 | 1 => {
+                    let (status, body) = me(app, client).await;
+                    assert_eq!(status, 200);
+                    assert_eq!(body["name"], name, "request {i}");
+                    assert_eq!(body["csrf_token"], csrf, "request {i}");
+                }
+                2 => {
+                    let body: Value = client
+                        .post(app.url("/rpc/me"))
+                        .header("origin", &app.address)
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    assert_eq!(body["user"]["name"], name, "request {i}");
+                    assert_eq!(body["csrf_token"], csrf, "request {i}");
+                }
+                _ => {
+                    let html = client
+                        .get(app.url("/"))
+                        .send()
+                        .await
+                        .unwrap()
+                        .text()
+                        .await
+                        .unwrap();
+                    assert!(html.contains(name) && !html.contains(other), "request {i}");
+                    assert!(
+                        html.contains(csrf) && !html.contains(other_csrf),
+                        "request {i}"
+                    );
+                }
+            }
+        }
+    });
+    futures_util::stream::iter(requests)
+        .buffer_unordered(64)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+// --- Tokens forged by the test with the provider's own key, differing in one claim ---
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Groups {
+    groups: Vec<String>,
+}
+
+impl AdditionalClaims for Groups {}
+
+struct Forge<'a> {
+    issuer: &'a str,
+    audience: &'a str,
+    /// Seconds until it expires; negative for a token that already has.
+    expires_in: i64,
+    kid: &'a str,
+    key_pem: &'a str,
+    nonce: Option<&'a str>,
+}
+
+fn forge(token: Forge<'_>) -> String {
+    let now = Utc::now();
+    let claims = IdTokenClaims::new(
+        IssuerUrl::new(token.issuer.into()).unwrap(),
+        vec![Audience::new(token.audience.into())],
+        now + chrono::Duration::seconds(token.expires_in),
+        now - chrono::Duration::seconds(600),
+        StandardClaims::new(SubjectIdentifier::new("alice".into())),
+        Groups {
+            groups: vec!["sre".into()],
+        },
+    )
+    .set_nonce(token.nonce.map(|n| Nonce::new(n.into())));
+    let key = CoreRsaPrivateSigningKey::from_pem(
+        token.key_pem,
+        Some(JsonWebKeyId::new(token.kid.into())),
+    )
+    .unwrap();
+    IdToken::<Groups, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>::new(
+        claims,
+        &key,
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        None,
+        None,
+    )
+    .unwrap()
+    .to_string()
+}
+
+/// The same token with one claim changed and the signature kept.
+fn altered(token: &str) -> String {
+    let parts: Vec<&str> = token.split('.').collect();
+    let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let changed = payload.replace("\"sre\"", "\"platform\"");
+    assert_ne!(payload, changed);
+    format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(changed),
+        parts[2]
+    )
+}
+
+/// The valid token and each of its forgeries, by what was wrong with it.
+fn forgeries(
+    provider: &OidcProvider,
+    audience: &str,
+    nonce: Option<&str>,
+) -> (String, Vec<(&'static str, String)>) {
+    let base = Forge {
+        issuer: &provider.issuer,
+        audience,
+        expires_in: 300,
+        kid: &provider.kid,
+        key_pem: &provider.key_pem,
+        nonce,
+    };
+    let valid = forge(Forge { ..base });
+    let bad = vec![
+        (
+            "expired",
+            forge(Forge {
+                expires_in: -120,
+                ..base
+            }),
+        ),
+        (
+            "for another audience",
+            forge(Forge {
+                audience: "someone-else",
+                ..base
+            }),
+        ),
+        (
+            "from another issuer",
+            forge(Forge {
+                issuer: "http://127.0.0.1:1/other",
+                ..base
+            }),
+        ),
+        (
+            "signed with an unknown key",
+            forge(Forge {
+                kid: &provider.stranger_kid,
+                key_pem: &provider.stranger_pem,
+                ..base
+            }),
+        ),
+        (
+            "signed with an unknown key under a known key id",
+            forge(Forge {
+                key_pem: &provider.stranger_pem,
+                ..base
+            }),
+        ),
+        ("altered after signing", altered(&valid)),
+    ];
+    (valid, bad)
+}
+
+#[tokio::test]
+async fn forged_or_stale_id_tokens_are_refused() {
+    let Setup { app, provider } = spawn_with_provider(Backend::Sqlite).await;
+    let oidc = app.app.identity.oidc.as_ref().unwrap();
+    let nonce = Nonce::new("the-nonce-of-this-sign-in".into());
+    let (valid, bad) = forgeries(&provider, CLIENT_ID, Some(nonce.secret()));
+    let person = oidc
+        .verify_id_token(&valid, &nonce)
+        .await
+        .expect("the genuine token passes");
+    assert_eq!(person.subject, "alice");
+    assert_eq!(person.groups, ["sre"]);
+    for (what, token) in bad {
+        let refused = oidc.verify_id_token(&token, &nonce).await;
+        assert!(refused.is_err(), "an ID token {what} was accepted");
+    }
+    let other_nonce = Nonce::new("another-sign-in".into());
+    assert!(
+        oidc.verify_id_token(&valid, &other_nonce).await.is_err(),
+        "an ID token for another sign-in (nonce) was accepted"
+    );
+}
+
+#[tokio::test]
+async fn forged_or_stale_access_tokens_are_refused_by_the_api() {
+    let Setup { app, provider } = spawn_with_provider(Backend::Sqlite).await;
+    let (valid, bad) = forgeries(&provider, API_AUDIENCE, None);
+    let (status, body) = me(&app, &bearer_client(&valid)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["roles"], serde_json::json!(["operator", "approver"]));
+    for (what, token) in bad {
+        let (status, body) = me(&app, &bearer_client(&token)).await;
+        assert_eq!(status, 401, "an access token {what} got {status}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("rejected"),
+            "{what}: {body}"
+        );
+    }
+    // An ID token is not an access token: its audience is Runboard's client, not the API.
+    let (id_token, _) = forgeries(&provider, CLIENT_ID, None);
+    assert_eq!(me(&app, &bearer_client(&id_token)).await.0, 401);
+}
+
+#[tokio::test]
+async fn a_rotated_provider_key_is_fetched_and_the_old_one_dropped() {
+    let Setup { app, provider } = spawn_with_provider(Backend::Sqlite).await;
+    let (before, _) = forgeries(&provider, API_AUDIENCE, None);
+    assert_eq!(me(&app, &bearer_client(&before)).await.0, 200);
+    // The provider restarts on the same address with a new signing key.
+    let port = provider.port();
+    drop(provider);
+    let rotated = OidcProvider::start(
+        port,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        "http://127.0.0.1:1/cb",
+        PEOPLE,
+    );
+    // Runboard fetches keys at most every 2 s, however many unknown keys it is shown.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (after, _) = forgeries(&rotated, API_AUDIENCE, None);
+    assert_eq!(
+        me(&app, &bearer_client(&after)).await.0,
+        200,
+        "the new key is fetched"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        me(&app, &bearer_client(&before)).await.0,
+        401,
+        "the retired key no longer signs"
+    );
+}

@@ -1,0 +1,106 @@
+//! A real OpenID provider for the tests: the npm package `oidc-provider`, run with Node on
+//! loopback by `end2end/oidc/provider.mjs` and configured by the test that starts it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde::Deserialize;
+
+/// The provider process (stopped on drop) and the keys a test needs to forge tokens.
+pub struct OidcProvider {
+    child: Child,
+    /// Its issuer URL, `http://127.0.0.1:<port>`.
+    pub issuer: String,
+    /// The id and PEM of the key it signs with, which its JWKS publishes.
+    pub kid: String,
+    pub key_pem: String,
+    /// A key it does not publish: tokens signed with it must be refused.
+    pub stranger_kid: String,
+    pub stranger_pem: String,
+}
+
+#[derive(Deserialize)]
+struct Started {
+    issuer: String,
+    kid: String,
+    key_pem: String,
+    stranger_kid: String,
+    stranger_pem: String,
+}
+
+/// One person the provider knows: their login, display name and groups.
+pub struct ProviderPerson<'a> {
+    pub login: &'a str,
+    pub name: &'a str,
+    pub groups: &'a [&'a str],
+}
+
+impl OidcProvider {
+    /// Starts the provider on `port` (0: any free port) with one confidential client
+    /// (`client_id`, `client_secret`) that may return to `redirect_uri`, and these people.
+    pub fn start(
+        port: u16,
+        client_id: &str,
+        client_secret: &str,
+        redirect_uri: &str,
+        people: &[ProviderPerson<'_>],
+    ) -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end/oidc/provider.mjs");
+        let clients = serde_json::json!([{
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "redirect_uris": [redirect_uri],
+        }]);
+        let users: serde_json::Map<String, serde_json::Value> = people
+            .iter()
+            .map(|p| {
+                (
+                    p.login.to_owned(),
+                    serde_json::json!({ "name": p.name, "groups": p.groups }),
+                )
+            })
+            .collect();
+        let mut child = Command::new("node")
+            .arg(script)
+            .env("PORT", port.to_string())
+            .env("CLIENTS", clients.to_string())
+            .env("USERS", serde_json::Value::Object(users).to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node runs end2end/oidc/provider.mjs (scripts/test installs its npm packages)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("the provider prints its issuer");
+        let started: Started = serde_json::from_str(&line).unwrap_or_else(|e| {
+            panic!(
+                "the OpenID provider did not start (is `npm ci` done in end2end/?): {e}: {line:?}"
+            )
+        });
+        Self {
+            child,
+            issuer: started.issuer,
+            kid: started.kid,
+            key_pem: started.key_pem,
+            stranger_kid: started.stranger_kid,
+            stranger_pem: started.stranger_pem,
+        }
+    }
+
+    /// The port it listens on, to start its successor there (a key rotation).
+    pub fn port(&self) -> u16 {
+        self.issuer
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the issuer ends in its port")
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
