@@ -56,8 +56,9 @@ impl IdentityConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
-    /// The provider's issuer URL; its `/.well-known/openid-configuration` is read from there.
-    pub issuer: Url,
+    /// The provider's issuer, exactly as its tokens' `iss` says it (a trailing `/` counts);
+    /// its `/.well-known/openid-configuration` is read from there.
+    pub issuer: String,
     pub client_id: String,
     /// Best given as RUNBOARD_OIDC_CLIENT_SECRET rather than in the file.
     #[serde(default)]
@@ -540,7 +541,7 @@ impl Config {
             if oidc.client_id.trim().is_empty() {
                 return invalid("identity.oidc.client_id", "must not be empty".into());
             }
-            if !matches!(oidc.issuer.scheme(), "http" | "https") {
+            if !Url::parse(&oidc.issuer).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
                 return invalid(
                     "identity.oidc.issuer",
                     format!("expected an http(s) URL, got {}", oidc.issuer),

@@ -6,7 +6,7 @@
 //   PORT            port to listen on; 0 (the default) lets the OS choose
 //   CLIENTS         JSON list of { client_id, client_secret, redirect_uris }
 //   USERS           JSON object: login -> { name, groups }
-//   API_AUDIENCE    audience of the JWT access tokens it issues (default "runboard-api")
+//   API_AUDIENCE    audience of the JWT access tokens it issues (default "urn:runboard:api")
 //
 // When it listens it prints one JSON line on stdout: its issuer, the private key it signs
 // with (so a test can forge tokens that differ in one claim only) and a stranger key that is
@@ -18,7 +18,7 @@ import Provider from "oidc-provider";
 const port = Number(process.env.PORT ?? 0);
 const clients = JSON.parse(process.env.CLIENTS ?? "[]");
 const users = JSON.parse(process.env.USERS ?? "{}");
-const audience = process.env.API_AUDIENCE ?? "runboard-api";
+const audience = process.env.API_AUDIENCE ?? "urn:runboard:api";
 
 function rsaKey() {
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });

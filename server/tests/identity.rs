@@ -27,7 +27,7 @@ use serde_json::Value;
 
 const CLIENT_ID: &str = "runboard";
 const CLIENT_SECRET: &str = "a-test-client-secret";
-const API_AUDIENCE: &str = "runboard-api";
+const API_AUDIENCE: &str = "urn:runboard:api";
 
 const PEOPLE: &[ProviderPerson<'static>] = &[
     ProviderPerson {
@@ -62,7 +62,7 @@ async fn spawn_with_provider(backend: Backend) -> Setup {
             PEOPLE,
         );
         config.identity.oidc = Some(OidcConfig {
-            issuer: provider.issuer.parse().unwrap(),
+            issuer: provider.issuer.clone(),
             client_id: CLIENT_ID.into(),
             client_secret: Some(CLIENT_SECRET.into()),
             scopes: vec!["openid".into(), "profile".into(), "groups".into()],
@@ -172,7 +172,7 @@ async fn signing_in_through_the_provider_gives_the_roles_of_ones_groups_and_sign
         "{callback}"
     );
     let done = browser.get(&callback).send().await.unwrap();
-    assert_eq!(done.status(), 303);
+    assert_eq!(done.status(), 303, "{}", done.text().await.unwrap());
     assert_eq!(location(&done), "/funds", "lands where the sign-in started");
     let cookie = done
         .headers()

@@ -69,10 +69,13 @@ impl OidcProvider {
             .stderr(Stdio::null())
             .spawn()
             .expect("node runs end2end/oidc/provider.mjs (scripts/test installs its npm packages)");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
+        stdout
             .read_line(&mut line)
             .expect("the provider prints its issuer");
+        // It logs to stdout later too: keep reading, or its next line kills it (EPIPE).
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let started: Started = serde_json::from_str(&line).unwrap_or_else(|e| {
             panic!(
                 "the OpenID provider did not start (is `npm ci` done in end2end/?): {e}: {line:?}"

@@ -111,7 +111,7 @@ impl OpenIdProvider {
             .join("auth/callback")
             .expect("a base URL joins a relative path");
         Self {
-            issuer: IssuerUrl::from_url(config.issuer.clone()),
+            issuer: IssuerUrl::new(config.issuer.clone()).expect("validated with the config"),
             redirect_url: RedirectUrl::from_url(redirect),
             // The protocol forbids following redirects from the token endpoint.
             http: reqwest::Client::builder()
