@@ -94,11 +94,20 @@ pub(crate) async fn authenticate(
     match caller {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
-            next.run(request).await
         }
-        Err(e) => e.into_response(),
+        // Public routes (probes, sign-in) still answer when the caller cannot be checked,
+        // say while the store is down; the gate refuses every other route with this error.
+        Err(e) => {
+            request.extensions_mut().insert(Caller::Anonymous);
+            request.extensions_mut().insert(Unauthenticated(e));
+        }
     }
+    next.run(request).await
 }
+
+/// Why the caller could not be found out: a refused token, or a store that did not answer.
+#[derive(Clone)]
+struct Unauthenticated(ApiError);
 
 /// Holds the caller against the route's rule, then checks that a browser write is not forged.
 pub(crate) async fn authorize(
@@ -123,6 +132,11 @@ pub(crate) async fn authorize(
             }
         },
     };
+    if access != Access::Public
+        && let Some(Unauthenticated(error)) = request.extensions().get::<Unauthenticated>()
+    {
+        return error.clone().into_response();
+    }
     if let Err(denied) = access.check(&caller) {
         return match denied {
             Denied::NotSignedIn if is_page(&request) => {
