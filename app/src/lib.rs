@@ -12,6 +12,7 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
 use components::layout::Layout;
+use pages::account::Account;
 use pages::batch::Batch;
 use pages::batches::Batches;
 use pages::funds::Funds;
@@ -62,6 +63,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/batches") view=Batches />
                     <Route path=path!("/lookup") view=Lookup />
                     <Route path=path!("/funds") view=Funds />
+                    <Route path=path!("/account") view=Account />
                     <Route path=path!("/services/:service/batches/:batch") view=Batch />
                 </Routes>
             </Layout>

@@ -293,7 +293,9 @@ impl Connector {
     pub async fn new(config: &ServiceConfig, stuck_after: Duration) -> Result<Self, ReadError> {
         let settings = PoolSettings {
             max_connections: config.max_connections,
-            acquire_timeout: config.query_timeout,
+            // Shorter than the read's own timeout: a database that refuses connections (the
+            // pool retries those) then reads as unreachable, not as slow, whatever the load.
+            acquire_timeout: config.query_timeout * 3 / 4,
             owned: false,
             lazy: true,
             statement_timeout: Some(config.query_timeout),

@@ -64,3 +64,32 @@ test("an operator sees the controls a viewer does not", async ({ page }) => {
   await expect(page.getByTestId("signed-in-as")).toHaveText("Bob Operator");
   await expect(page.getByRole("button", { name: /^Select all/ }).first()).toBeVisible();
 });
+
+test("a personal API token is shown once, works with curl-like requests, and can be revoked", async ({ page, playwright }) => {
+  await page.goto("/login?next=/account");
+  await page.getByRole("button", { name: "Sign in as Ada Admin" }).click();
+  await expect(page).toHaveURL(/\/account$/);
+  await hydrated(page);
+  await page.getByLabel("What it is for").fill("nightly report");
+  await page.getByRole("button", { name: "Create token" }).click();
+  const secret = (await page.getByTestId("new-token-secret").textContent())!.trim();
+  expect(secret).toMatch(/^rbt_/);
+  const row = page.locator("table.tokens tbody tr", { hasText: "nightly report" });
+  await expect(row).toContainText("live");
+
+  // A script with no cookies, only the token.
+  const script = await playwright.request.newContext({ baseURL: page.url() });
+  const me = await script.get("/api/v1/me", { headers: { Authorization: `Bearer ${secret}` } });
+  expect(me.status()).toBe(200);
+  expect((await me.json()).name).toBe("Ada Admin");
+
+  // The secret is not shown again after a reload.
+  await page.reload();
+  await hydrated(page);
+  await expect(page.getByText(secret)).toHaveCount(0);
+  await row.getByRole("button", { name: "Revoke" }).click();
+  await expect(row).toContainText("revoked");
+  const after = await script.get("/api/v1/me", { headers: { Authorization: `Bearer ${secret}` } });
+  expect(after.status()).toBe(401);
+  await script.dispose();
+});

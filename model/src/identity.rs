@@ -1,6 +1,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// What a person may do in Runboard (SPEC.md, "Roles"). Roles add up: an operator who is
@@ -68,4 +69,32 @@ pub struct SignedIn {
     pub user: User,
     /// Proves a form was rendered by Runboard for this session (cross-site request forgery).
     pub csrf_token: String,
+}
+
+/// A personal API token as its holder sees it in a list: never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: String,
+    /// What it is for, in its holder's words: "nightly report".
+    pub label: String,
+    /// The holder's roles when it was issued; it acts with these.
+    pub roles: Vec<Role>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl ApiToken {
+    /// Whether it still opens the API at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// A token just issued, with the secret that is shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedApiToken {
+    pub token: ApiToken,
+    pub secret: String,
 }

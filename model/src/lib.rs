@@ -13,7 +13,7 @@ mod service;
 pub use batch::{
     BatchItem, BatchItemPage, BatchItemStatus, BatchPace, BatchProgress, PACE_WINDOW_MINUTES,
 };
-pub use identity::{Role, SignedIn, User};
+pub use identity::{ApiToken, IssuedApiToken, Role, SignedIn, User};
 pub use money::{Money, add_to_totals};
 pub use overview::{ServiceFunds, ServiceOverview};
 pub use saga::{

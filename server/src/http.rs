@@ -157,9 +157,12 @@ fn table() -> RouteTable {
     api::routes(table)
 }
 
+/// Server functions that ask more of their caller than being signed in.
+const SERVER_FN_ACCESS: &[(&str, Access)] = &[("/rpc/create_api_token", Access::BrowserSession)];
+
 /// Every route Runboard answers, with its access rule: the table's routes, each screen
-/// (anyone signed in may look) and each server function (anyone signed in may reach it;
-/// each checks its caller's roles itself).
+/// (anyone signed in may look) and each server function (anyone signed in, unless
+/// [`SERVER_FN_ACCESS`] asks more; each also checks its caller itself).
 pub fn routes() -> Vec<RouteRule> {
     let mut rules = table().rules;
     rules.extend(
@@ -171,10 +174,15 @@ pub fn routes() -> Vec<RouteRule> {
                 access: Access::Read,
             }),
     );
-    rules.extend(server_fn_paths().map(|(path, method)| RouteRule {
-        method: Some(method),
-        path: path.to_owned(),
-        access: Access::Read,
+    rules.extend(server_fn_paths().map(|(path, method)| {
+        RouteRule {
+            method: Some(method),
+            path: path.to_owned(),
+            access: SERVER_FN_ACCESS
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map_or(Access::Read, |(_, access)| *access),
+        }
     }));
     rules
 }

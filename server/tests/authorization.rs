@@ -31,6 +31,7 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         // The API's answer for routes it does not have.
         "/api/v1/{*rest}" => Anyone,
         "/api/v1/tokens" if method == Some(&Method::POST) => SignedInBrowser,
+        "/rpc/create_api_token" => SignedInBrowser,
         "/api/v1/me"
         | "/api/v1/tokens"
         | "/api/v1/tokens/{id}"
@@ -52,7 +53,8 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/batches"
         | "/lookup"
         | "/funds"
-        | "/services/{service}/batches/{batch}" => SignedIn,
+        | "/services/{service}/batches/{batch}"
+        | "/account" => SignedIn,
         // Server functions.
         "/rpc/overview"
         | "/rpc/me"
@@ -62,7 +64,9 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/rpc/lookup"
         | "/rpc/all_batches"
         | "/rpc/batch"
-        | "/rpc/funds" => SignedIn,
+        | "/rpc/funds"
+        | "/rpc/my_api_tokens"
+        | "/rpc/revoke_api_token" => SignedIn,
         _ => return None,
     })
 }

@@ -12,7 +12,14 @@ impl CurrentUser {
     /// Whether the signed-in person holds `role`: screens show a control only to those
     /// the server would let use it.
     pub async fn holds(self, role: Role) -> bool {
-        matches!(self.0.await, Ok(Some(signed_in)) if signed_in.user.has(role))
+        self.signed_in()
+            .await
+            .is_some_and(|signed_in| signed_in.user.has(role))
+    }
+
+    /// The signed-in person, if the page knows one.
+    pub async fn signed_in(self) -> Option<SignedIn> {
+        self.0.await.ok().flatten()
     }
 }
 
@@ -130,7 +137,7 @@ fn SignedInAs(signed_in: SignedIn) -> impl IntoView {
     let SignedIn { user, csrf_token } = signed_in;
     view! {
         <div class="signed-in">
-            <span class="who" data-testid="signed-in-as">{user.name.clone()}</span>
+            <a class="who" href="/account" data-testid="signed-in-as">{user.name.clone()}</a>
             <span class="muted roles">{user.roles_text()}</span>
             <form method="post" action="/auth/logout">
                 <input type="hidden" name="csrf_token" value=csrf_token />

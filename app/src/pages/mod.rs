@@ -1,3 +1,4 @@
+pub mod account;
 pub mod batch;
 pub mod batches;
 pub mod funds;

@@ -2,11 +2,14 @@
 
 pub mod all_batches;
 pub mod batch_detail;
+pub mod create_api_token;
 pub mod current_user;
 pub mod lookup_ids;
+pub mod my_api_tokens;
 pub mod read_funds;
 pub mod read_overview;
 pub mod read_saga;
+pub mod revoke_api_token;
 pub mod service_errors;
 pub mod service_sagas;
 
@@ -40,14 +43,21 @@ fn app_for(access: Access) -> Result<std::sync::Arc<runboard_core::App>, ServerF
     if let Err(denied) = access.check(&caller()) {
         let status = match denied {
             runboard_core::identity::Denied::NotSignedIn => http::StatusCode::UNAUTHORIZED,
-            runboard_core::identity::Denied::Lacks(_) => http::StatusCode::FORBIDDEN,
+            runboard_core::identity::Denied::Lacks(_)
+            | runboard_core::identity::Denied::NeedsSession => http::StatusCode::FORBIDDEN,
         };
-        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(status);
-        }
-        return Err(ServerFnError::new(denied.to_string()));
+        return Err(refuse(status, denied));
     }
     app()
+}
+
+/// A request refused for what it asked, with the status that says so (not a 500).
+#[cfg(feature = "ssr")]
+fn refuse(status: http::StatusCode, reason: impl std::fmt::Display) -> ServerFnError {
+    if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(status);
+    }
+    ServerFnError::new(reason.to_string())
 }
 
 /// Turns an internal failure into what the user may see; the detail goes to the log.

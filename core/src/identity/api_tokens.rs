@@ -7,34 +7,15 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use runboard_model::{Role, User};
-use serde::Serialize;
+use runboard_model::{ApiToken, IssuedApiToken, Role, User};
 use sha2::{Digest, Sha256};
 
+use super::Caller;
 use crate::db::on_pool;
 use crate::store::{Store, StoreError};
 
 /// Every secret starts with this, so a leaked one is easy to recognise and to grep for.
 const PREFIX: &str = "rbt_";
-
-/// A token as its holder sees it in a list: never the secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ApiToken {
-    pub id: String,
-    pub label: String,
-    pub roles: Vec<Role>,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub last_used_at: Option<DateTime<Utc>>,
-}
-
-/// A token just issued, with the secret that is shown this once.
-#[derive(Debug, Clone, Serialize)]
-pub struct IssuedApiToken {
-    pub token: ApiToken,
-    pub secret: String,
-}
 
 /// Why a bearer token was turned away; the message is for the script's author.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +28,47 @@ pub enum TokenError {
     Revoked(DateTime<Utc>),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why a person could not have the token they asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error(
+        "personal API tokens are created from a signed-in browser session, not with another token"
+    )]
+    NotFromSession,
+    #[error("the label must be 1 to 100 characters, saying what the token is for")]
+    Label,
+    #[error("a token must live longer than 0s and at most {0}")]
+    Lifetime(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Issues the signed-in person a token, as asked from the API or the account screen:
+/// a browser session only (a token may not mint tokens), a label, and a lifetime within `max`.
+pub async fn issue_personal_token(
+    store: &Store,
+    caller: &Caller,
+    label: &str,
+    lifetime: Duration,
+    max: Duration,
+) -> Result<IssuedApiToken, IssueError> {
+    let Caller::Session(signed_in) = caller else {
+        return Err(IssueError::NotFromSession);
+    };
+    let label = label.trim();
+    if label.is_empty() || label.chars().count() > 100 {
+        return Err(IssueError::Label);
+    }
+    if lifetime.is_zero() || lifetime > max {
+        return Err(IssueError::Lifetime(
+            humantime::format_duration(max).to_string(),
+        ));
+    }
+    Ok(store
+        .issue_api_token(&signed_in.user, label, lifetime, Utc::now())
+        .await?)
 }
 
 #[derive(sqlx::FromRow)]

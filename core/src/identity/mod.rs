@@ -16,7 +16,7 @@ use runboard_model::{Role, SignedIn, User};
 
 use crate::config::{Config, RoleGroups};
 
-pub use api_tokens::{ApiToken, IssuedApiToken, TokenError, is_api_token};
+pub use api_tokens::{IssueError, TokenError, is_api_token, issue_personal_token};
 pub use oidc::{OidcError, OpenIdProvider, PendingLogin, ProviderUser};
 pub use sessions::SessionStore;
 
@@ -47,6 +47,8 @@ pub enum Access {
     Public,
     /// Anyone signed in, whatever their role.
     Read,
+    /// Anyone signed in through a browser session, not with a token: minting tokens.
+    BrowserSession,
     /// Asking for corrective actions.
     Operate,
     /// Approving other people's actions.
@@ -62,6 +64,8 @@ pub enum Denied {
     NotSignedIn,
     #[error("this needs the {0} role, which you do not have")]
     Lacks(Role),
+    #[error("this is done from a signed-in browser session, not with a token")]
+    NeedsSession,
 }
 
 impl Access {
@@ -70,6 +74,13 @@ impl Access {
         let needed = match self {
             Access::Public => return Ok(()),
             Access::Read => None,
+            Access::BrowserSession if !matches!(caller, Caller::Session(_)) => {
+                return Err(match caller {
+                    Caller::Anonymous => Denied::NotSignedIn,
+                    _ => Denied::NeedsSession,
+                });
+            }
+            Access::BrowserSession => None,
             Access::Operate => Some(Role::Operator),
             Access::Approve => Some(Role::Approver),
             Access::Admin => Some(Role::Admin),

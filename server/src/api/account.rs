@@ -7,8 +7,8 @@ use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use chrono::Utc;
 use http::StatusCode;
-use runboard_core::identity::{ApiToken, Caller, IssuedApiToken};
-use runboard_model::{Role, User};
+use runboard_core::identity::{Caller, IssueError, issue_personal_token};
+use runboard_model::{ApiToken, IssuedApiToken, Role, User};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, bad_request, forbidden, internal, not_found, unauthorized};
@@ -46,6 +46,9 @@ fn user_of(caller: &Caller) -> Result<&User, ApiError> {
     caller.user().ok_or_else(|| unauthorized("sign in first"))
 }
 
+/// How long a token lives when its holder does not say.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
 #[derive(Serialize)]
 pub struct TokenList {
     tokens: Vec<ApiToken>,
@@ -81,39 +84,26 @@ pub async fn create_token(
     Extension(caller): Extension<Caller>,
     body: Result<Json<NewToken>, JsonRejection>,
 ) -> Result<(StatusCode, Json<IssuedApiToken>), ApiError> {
-    let Caller::Session(signed_in) = &caller else {
-        return Err(forbidden(
-            "personal API tokens are created from a signed-in browser session, not with another token",
-        ));
-    };
     let Json(request) = body.map_err(|e| {
         bad_request(format!(
             "expected {{\"label\": \"what it is for\", \"expires_in\": \"30d\"}}: {}",
             e.body_text()
         ))
     })?;
-    let label = request.label.trim();
-    if label.is_empty() || label.chars().count() > 100 {
-        return Err(bad_request(
-            "label must be 1 to 100 characters, saying what the token is for",
-        ));
-    }
-    let max = state.app.config.identity.api_token_max_lifetime();
-    let lifetime = request
-        .expires_in
-        .unwrap_or(Duration::from_secs(30 * 24 * 3600));
-    if lifetime.is_zero() || lifetime > max {
-        return Err(bad_request(format!(
-            "expires_in must be above 0s and at most {}",
-            humantime::format_duration(max)
-        )));
-    }
-    let issued = state
-        .app
-        .store
-        .issue_api_token(&signed_in.user, label, lifetime, Utc::now())
-        .await
-        .map_err(|e| internal("issuing an API token", e))?;
+    let app = &state.app;
+    let issued = issue_personal_token(
+        &app.store,
+        &caller,
+        &request.label,
+        request.expires_in.unwrap_or(DEFAULT_LIFETIME),
+        app.config.identity.api_token_max_lifetime(),
+    )
+    .await
+    .map_err(|e| match e {
+        IssueError::NotFromSession => forbidden(e.to_string()),
+        IssueError::Store(e) => internal("issuing an API token", e),
+        invalid => bad_request(invalid.to_string()),
+    })?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 

@@ -13,12 +13,18 @@ use crate::http::RouteTable;
 
 /// The API's routes, each with who may call it.
 pub(crate) fn routes(table: RouteTable) -> RouteTable {
-    use Access::{Public, Read};
+    use Access::{BrowserSession, Public, Read};
     use Method as M;
     table
         .add(M::GET, "/api/v1/me", Read, account::me)
         .add(M::GET, "/api/v1/tokens", Read, account::list_tokens)
-        .add(M::POST, "/api/v1/tokens", Read, account::create_token)
+        // A token may not mint tokens.
+        .add(
+            M::POST,
+            "/api/v1/tokens",
+            BrowserSession,
+            account::create_token,
+        )
         .add(
             M::DELETE,
             "/api/v1/tokens/{id}",

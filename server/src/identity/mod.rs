@@ -147,7 +147,9 @@ pub(crate) async fn authorize(
                 "sign in first, or send a personal API token as `Authorization: Bearer rbt_…`",
             )
             .into_response(),
-            lacks @ Denied::Lacks(_) => forbidden(lacks.to_string()).into_response(),
+            refused @ (Denied::Lacks(_) | Denied::NeedsSession) => {
+                forbidden(refused.to_string()).into_response()
+            }
         };
     }
     if let Err(e) = check_csrf(&request, &caller, gate.public_url.as_ref()) {
