@@ -31,12 +31,14 @@ test("sign-in through a real OpenID provider lands on the overview with the role
   await expect(page).toHaveURL(/\/login\?next=%2F$/);
 });
 
-test("a viewer from the provider sees no action controls", async ({ page }) => {
+test("a business user signing in at the provider lands on the overview as a viewer", async ({ page }) => {
   await page.goto(`${oidcBaseURL}/login`);
   await page.getByRole("button", { name: "Sign in with the test provider" }).click();
   await page.locator('input[name="login"]').fill("carol");
   await page.locator('input[name="password"]').fill("any password");
   await page.getByRole("button", { name: "Sign-in" }).click();
+  await expect(page).toHaveURL(`${oidcBaseURL}/`);
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Services");
   await expect(page.getByTestId("signed-in-as")).toHaveText("Carol Business");
   await expect(page.locator(".signed-in .roles")).toHaveText("viewer");
 });

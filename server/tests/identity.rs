@@ -53,7 +53,15 @@ struct Setup {
 }
 
 async fn spawn_with_provider(backend: Backend) -> Setup {
+    spawn_with_provider_and(backend, |_| ()).await
+}
+
+async fn spawn_with_provider_and(
+    backend: Backend,
+    configure: impl FnOnce(&mut runboard_core::config::Config),
+) -> Setup {
     let (app, provider) = spawn_app_configured(TestStore::new(backend).await, |config, address| {
+        configure(config);
         let provider = OidcProvider::start(
             0,
             CLIENT_ID,
@@ -651,6 +659,38 @@ fn forgeries(
         ("altered after signing", altered(&valid)),
     ];
     (valid, bad)
+}
+
+#[tokio::test]
+async fn a_session_ends_when_idle_and_when_too_old_however_busy() {
+    let Setup {
+        app,
+        provider: _provider,
+    } = spawn_with_provider_and(Backend::Sqlite, |config| {
+        config.identity.sessions.idle_timeout = Duration::from_millis(1500);
+        config.identity.sessions.absolute_timeout = Duration::from_secs(4);
+    })
+    .await;
+    // Busy: a request every 0.5 s keeps it alive past the idle timeout, not past the absolute one.
+    let busy = signed_in_browser(&app, "alice").await;
+    let signed_in_at = std::time::Instant::now();
+    while signed_in_at.elapsed() < Duration::from_millis(3500) {
+        assert_eq!(
+            me(&app, &busy).await.0,
+            200,
+            "after {:?}",
+            signed_in_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(me(&app, &busy).await.0, 401, "ended 4 s after sign-in");
+
+    // Idle: nothing for longer than the idle timeout.
+    let idle = signed_in_browser(&app, "alice").await;
+    assert_eq!(me(&app, &idle).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(me(&app, &idle).await.0, 401, "ended after 1.5 s unused");
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ pub(crate) mod login;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -28,9 +29,10 @@ use crate::http::{RouteRule, ServerState};
 
 /// The session key of the signed-in user.
 const SIGNED_IN: &str = "signed_in";
-/// A session's last-seen time is written at most this often, so an idle timeout costs
-/// one store write a minute per active person rather than one per request.
-const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
+/// A session's last-seen time is written at most this often (or a quarter of the idle
+/// timeout, if shorter), so an idle timeout costs one store write a minute per active
+/// person rather than one per request.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// The header a cookie-authenticated API write carries its CSRF token in.
 pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -300,7 +302,7 @@ async fn session_caller(state: &ServerState, session: &Session) -> Result<Caller
         session.flush().await.map_err(store_down)?;
         return Ok(Caller::Anonymous);
     }
-    if now - stored.last_seen_at > TOUCH_EVERY {
+    if elapsed(stored.last_seen_at) > TOUCH_EVERY.min(limits.idle_timeout / 4) {
         stored.last_seen_at = now;
         session
             .insert(SIGNED_IN, &stored)
