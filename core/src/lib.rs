@@ -1,5 +1,6 @@
 //! Runboard's server-side modules. This file only wires them together.
 
+pub mod audit;
 pub mod config;
 pub mod connector;
 mod db;

@@ -42,7 +42,8 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/api/v1/services/{service}/batches/{batch}"
         | "/api/v1/services/{service}/batches/{batch}/items"
         | "/api/v1/funds"
-        | "/api/v1/lookup" => SignedIn,
+        | "/api/v1/lookup"
+        | "/api/v1/audit/verify" => SignedIn,
         "/charts/services/{service}/batches/{batch}/progress.svg"
         | "/charts/services/{service}/trend.svg"
         | "/charts/funds/{currency}/by-service.svg" => SignedIn,

@@ -11,6 +11,7 @@ test_on_both_stores!(
     the_api_lists_the_configured_services,
     the_overview_is_rendered_on_the_server_with_the_services,
     the_server_function_returns_the_services_as_json,
+    the_audit_endpoint_says_whether_the_chain_is_intact,
 );
 
 async fn probes_say_live_and_ready(backend: Backend) {
@@ -171,4 +172,34 @@ async fn readiness_fails_while_the_store_is_cut_and_recovers_after() {
 
     proxy.restore();
     assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
+async fn the_audit_endpoint_says_whether_the_chain_is_intact(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for kind in ["action.previewed", "action.approved"] {
+        app.app
+            .store
+            .append_audit(&runboard_core::audit::NewAuditEntry {
+                actor: "demo:alice",
+                action_id: Some("a-1"),
+                kind,
+                detail: serde_json::json!({ "entities": 3 }),
+            })
+            .await
+            .unwrap();
+    }
+    let intact = app.get_json("/api/v1/audit/verify").await;
+    assert_eq!(
+        intact,
+        serde_json::json!({ "state": "intact", "entries": 2 })
+    );
+    let url = app.app.config.store.effective_url();
+    runboard_testkit::run_sql(
+        &url,
+        "UPDATE audit_entry SET actor = 'demo:bob' WHERE seq = 1",
+    )
+    .await;
+    let broken = app.get_json("/api/v1/audit/verify").await;
+    assert_eq!(broken["state"], "broken");
+    assert_eq!(broken["seq"], 1);
 }

@@ -21,7 +21,9 @@ use openidconnect::{
 };
 use runboard_core::config::{OidcConfig, RoleGroups};
 use runboard_model::Role;
-use runboard_testkit::{Backend, OidcProvider, ProviderPerson, TestStore, test_on_both_stores};
+use runboard_testkit::{
+    Backend, OidcProvider, ProviderPerson, TestStore, sql_strings, test_on_both_stores,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -448,15 +450,11 @@ async fn personal_api_tokens_are_shown_once_kept_hashed_and_revocable(backend: B
 
 /// Every stored column of every API token, as text, to look for a secret in.
 async fn stored_token_columns(app: &TestApp) -> String {
-    let url = app.app.config.store.effective_url();
-    let query = "SELECT id || secret_sha256 || subject || name || roles || label FROM api_token";
-    let rows: Vec<String> = if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::query_scalar(query).fetch_all(&pool).await.unwrap()
-    } else {
-        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        sqlx::query_scalar(query).fetch_all(&pool).await.unwrap()
-    };
+    let rows = sql_strings(
+        &app.app.config.store.effective_url(),
+        "SELECT id || secret_sha256 || subject || name || roles || label FROM api_token",
+    )
+    .await;
     assert!(!rows.is_empty());
     rows.join("\n")
 }

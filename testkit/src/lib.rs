@@ -111,3 +111,46 @@ macro_rules! test_on_both_stores {
         )+
     };
 }
+
+/// Runs one statement on the database at `url` behind Runboard's back, as an operator
+/// with a SQL console would; returns the rows it changed.
+pub async fn run_sql(url: &str, sql: &str) -> u64 {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url)
+            .await
+            .expect("the store opens");
+        let done = sqlx::query(sql)
+            .execute(&pool)
+            .await
+            .expect("the statement runs");
+        pool.close().await;
+        done.rows_affected()
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.expect("the store opens");
+        let done = sqlx::query(sql)
+            .execute(&pool)
+            .await
+            .expect("the statement runs");
+        pool.close().await;
+        done.rows_affected()
+    }
+}
+
+/// The single text column of every row `sql` selects on the database at `url`.
+pub async fn sql_strings(url: &str, sql: &str) -> Vec<String> {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url)
+            .await
+            .expect("the store opens");
+        sqlx::query_scalar(sql)
+            .fetch_all(&pool)
+            .await
+            .expect("the query runs")
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.expect("the store opens");
+        sqlx::query_scalar(sql)
+            .fetch_all(&pool)
+            .await
+            .expect("the query runs")
+    }
+}

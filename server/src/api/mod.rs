@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`: everything a screen can do, by domain.
 
 mod account;
+mod audit;
 mod lookup;
 pub(crate) mod services;
 
@@ -64,6 +65,7 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
         )
         .add(M::GET, "/api/v1/funds", Read, services::funds)
         .add(M::POST, "/api/v1/lookup", Read, lookup::lookup)
+        .add(M::GET, "/api/v1/audit/verify", Read, audit::verify)
         .add_any("/api/v1/{*rest}", Public, unknown_route)
 }
 
