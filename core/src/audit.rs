@@ -109,6 +109,7 @@ macro_rules! append_audit {
         seq
     }};
 }
+pub(crate) use append_audit;
 
 /// Now, to the microsecond both databases keep, so the hashed time is the stored time.
 pub(crate) fn now() -> DateTime<Utc> {

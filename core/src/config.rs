@@ -26,7 +26,43 @@ pub struct Config {
     #[serde(default)]
     pub identity: IdentityConfig,
     #[serde(default)]
+    pub actions: ActionsConfig,
+    #[serde(default)]
     pub services: Vec<ServiceConfig>,
+}
+
+/// How corrective actions are approved and executed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActionsConfig {
+    /// A preview not approved within this long expires and must be made again.
+    #[serde(with = "humantime_serde")]
+    pub preview_ttl: Duration,
+    /// Calls Runboard has in flight at once to one service for one action.
+    pub concurrency: u32,
+    /// An action pauses once this share of its calls failed (after `pause_after_calls`).
+    pub pause_failure_share: f64,
+    /// Calls made before the failure share is judged, so that one early failure does not pause.
+    pub pause_after_calls: u32,
+    /// One more approval is needed when an action moves more than this much of a
+    /// currency: `{ EUR = "10000" }`.
+    pub extra_approval_above: std::collections::BTreeMap<String, rust_decimal::Decimal>,
+    /// A Slack-compatible incoming webhook told when actions await approval, are approved,
+    /// finish, fail or pause.
+    pub webhook_url: Option<Url>,
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        Self {
+            preview_ttl: Duration::from_secs(24 * 3600),
+            concurrency: 4,
+            pause_failure_share: 0.5,
+            pause_after_calls: 10,
+            extra_approval_above: Default::default(),
+            webhook_url: None,
+        }
+    }
 }
 
 /// Who may sign in and what their provider groups let them do (SPEC.md, "Roles").
@@ -234,6 +270,9 @@ pub struct ServiceConfig {
     pub database_url: String,
     /// The service's mission-control GraphQL endpoint.
     pub graphql_url: Url,
+    /// Runboard's bearer token for that endpoint, where the service asks for one.
+    #[serde(default)]
+    pub graphql_token: Option<String>,
     /// Overrides `thresholds.stuck_after` for this service.
     #[serde(default, with = "humantime_serde")]
     pub stuck_after: Option<Duration>,
@@ -252,6 +291,9 @@ pub struct ServiceConfig {
     /// A regular expression for this service's IDs that are not UUIDs, for lookup.
     #[serde(default)]
     pub id_pattern: Option<String>,
+    /// Approvals each action needs, by mutation name; 1 for those not named.
+    #[serde(default)]
+    pub approvals: std::collections::BTreeMap<String, u32>,
 }
 
 impl ServiceConfig {
@@ -262,12 +304,14 @@ impl ServiceConfig {
             team,
             database_url,
             graphql_url,
+            graphql_token: None,
             stuck_after: None,
             queries: ContractQueries::default(),
             query_timeout: default_query_timeout(),
             max_connections: default_service_connections(),
             row_limit: default_row_limit(),
             id_pattern: None,
+            approvals: Default::default(),
         }
     }
 }
@@ -361,6 +405,7 @@ impl Config {
             store: StoreConfig::default(),
             thresholds: Thresholds::default(),
             poller: PollerConfig::default(),
+            actions: ActionsConfig::default(),
             identity: IdentityConfig {
                 demo_users: true,
                 ..IdentityConfig::default()
@@ -419,6 +464,16 @@ impl Config {
             );
         }
         self.validate_identity()?;
+        let actions = &self.actions;
+        if actions.preview_ttl.is_zero()
+            || actions.concurrency == 0
+            || !(0.0..=1.0).contains(&actions.pause_failure_share)
+        {
+            return invalid(
+                "actions".into(),
+                "preview_ttl must be above 0s, concurrency at least 1 and pause_failure_share between 0 and 1".into(),
+            );
+        }
         let mut seen = HashSet::new();
         for (i, service) in self.services.iter().enumerate() {
             let key = |field: &str| format!("services[{i}].{field} (service {})", service.name);

@@ -16,6 +16,7 @@ use rust_decimal::Decimal;
 
 use crate::config::{ContractQueries, ServiceConfig};
 use crate::db::{Pool, PoolSettings, on_pool};
+use crate::mission_control::MissionControl;
 
 /// Why a read of a service failed. The variants double as metric labels.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +142,7 @@ pub struct Connector {
     stuck_after: chrono::Duration,
     timeout: Duration,
     row_limit: u32,
+    mission_control: MissionControl,
 }
 
 /// A bind parameter, so that filters can be assembled at run time for either database.
@@ -313,11 +315,20 @@ impl Connector {
             stuck_after: chrono::Duration::from_std(stuck_after).unwrap_or(chrono::Duration::MAX),
             timeout: config.query_timeout,
             row_limit: config.row_limit,
+            mission_control: MissionControl::new(
+                config.graphql_url.clone(),
+                config.graphql_token.clone(),
+            ),
         })
     }
 
     pub fn name(&self) -> &ServiceName {
         &self.name
+    }
+
+    /// The service's mission-control endpoint, for its catalog and Runboard's calls.
+    pub fn mission_control(&self) -> &MissionControl {
+        &self.mission_control
     }
 
     /// Runs one read under the service's timeout and names the service in its error.

@@ -1,13 +1,16 @@
 //! Runboard's server-side modules. This file only wires them together.
 
+pub mod actions;
 pub mod audit;
 pub mod config;
 pub mod connector;
 mod db;
+pub mod execution;
 pub mod fleet;
 pub mod identity;
 pub mod lookup;
 pub mod metrics;
+pub mod mission_control;
 pub mod poller;
 pub mod registry;
 pub mod snapshots;
@@ -31,6 +34,8 @@ pub struct App {
     pub metrics: Metrics,
     /// The ways to sign in and the mapping from provider groups to roles.
     pub identity: Identity,
+    /// Each service's mission-control actions, read by introspection and kept a while.
+    pub catalogs: actions::Catalogs,
 }
 
 impl App {
@@ -42,6 +47,7 @@ impl App {
             store,
             fleet,
             metrics: Metrics::default(),
+            catalogs: actions::Catalogs::default(),
         }
     }
 }

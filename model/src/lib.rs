@@ -3,6 +3,7 @@
 //! Nothing here talks to a database or the network: these types cross the wire
 //! between server functions and hydrated pages, so they must build for wasm too.
 
+mod action;
 mod batch;
 mod identity;
 mod money;
@@ -10,6 +11,10 @@ mod overview;
 mod saga;
 mod service;
 
+pub use action::{
+    Action, ActionProgress, ActionSpec, ActionState, Approval, ArgumentSpec, DryRun, Effect,
+    EntityResult, EntityState, Preview, PreviewEntity,
+};
 pub use batch::{
     BatchItem, BatchItemPage, BatchItemStatus, BatchPace, BatchProgress, PACE_WINDOW_MINUTES,
 };

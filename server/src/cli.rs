@@ -11,8 +11,8 @@ use runboard_core::config::{Config, ConfigError, Overrides};
 use runboard_core::connector::ReadError;
 use runboard_core::fleet::Fleet;
 use runboard_core::identity::SessionStore;
-use runboard_core::poller;
 use runboard_core::store::{Store, StoreError};
+use runboard_core::{execution, poller};
 use runboard_fleet::{Fleet as DemoFleet, FleetConfig, Storage};
 use tokio::net::TcpListener;
 
@@ -311,11 +311,13 @@ async fn start(config: Config) -> Result<(), Failure> {
     let app = state.app.clone();
     let poller = tokio::spawn(poller::run(app.clone()));
     let session_sweeper = tokio::spawn(sweep_sessions(SessionStore::new(&app.store)));
+    let engine = tokio::spawn(execution::run(app.clone()));
     tracing::info!(%bound, store = ?app.store.kind(), "runboard is serving");
     println!("Runboard is serving at http://{bound}");
     let served = serve(listener, state, shutdown_signal()).await;
     poller.abort();
     session_sweeper.abort();
+    engine.abort();
     app.fleet.close().await;
     app.store.close().await;
     served.map_err(Failure::Serve)?;

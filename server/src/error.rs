@@ -53,6 +53,15 @@ pub fn forbidden(message: impl Into<String>) -> ApiError {
     }
 }
 
+/// Not now: the thing asked about is in a state that does not allow it.
+pub fn conflict(message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::CONFLICT,
+        code: "conflict",
+        message: message.into(),
+    }
+}
+
 pub fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError {
         status: StatusCode::BAD_REQUEST,

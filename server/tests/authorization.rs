@@ -20,6 +20,7 @@ enum Expect {
     /// Anyone signed in with a browser session: a token may not mint tokens, so every
     /// caller here, who sends one, is refused.
     SignedInBrowser,
+    Role(Role),
 }
 
 /// The expected rule of every route; `None` for a route nobody has ruled on yet.
@@ -31,6 +32,13 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         // The API's answer for routes it does not have.
         "/api/v1/{*rest}" => Anyone,
         "/api/v1/tokens" if method == Some(&Method::POST) => SignedInBrowser,
+        "/api/v1/actions" if method == Some(&Method::POST) => Role(runboard_model::Role::Operator),
+        "/api/v1/actions/{id}/submit"
+        | "/api/v1/actions/{id}/cancel"
+        | "/api/v1/actions/{id}/resume" => Role(runboard_model::Role::Operator),
+        "/api/v1/actions/{id}/approve" | "/api/v1/actions/{id}/reject" => {
+            Role(runboard_model::Role::Approver)
+        }
         "/rpc/create_api_token" => SignedInBrowser,
         "/api/v1/me"
         | "/api/v1/tokens"
@@ -43,7 +51,10 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/api/v1/services/{service}/batches/{batch}/items"
         | "/api/v1/funds"
         | "/api/v1/lookup"
-        | "/api/v1/audit/verify" => SignedIn,
+        | "/api/v1/audit/verify"
+        | "/api/v1/services/{service}/actions"
+        | "/api/v1/actions"
+        | "/api/v1/actions/{id}" => SignedIn,
         "/charts/services/{service}/batches/{batch}/progress.svg"
         | "/charts/services/{service}/trend.svg"
         | "/charts/funds/{currency}/by-service.svg" => SignedIn,
@@ -175,6 +186,7 @@ async fn check(
         (_, None) => false,
         (Expect::SignedIn, Some(_)) => true,
         (Expect::SignedInBrowser, Some(_)) => false,
+        (Expect::Role(needed), Some(held)) => needed == held,
     };
     let is_screen = method == Method::GET
         && !["/api/", "/rpc/", "/charts/", "/auth/"]

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`: everything a screen can do, by domain.
 
 mod account;
+mod actions;
 mod audit;
 mod lookup;
 pub(crate) mod services;
@@ -14,7 +15,7 @@ use crate::http::RouteTable;
 
 /// The API's routes, each with who may call it.
 pub(crate) fn routes(table: RouteTable) -> RouteTable {
-    use Access::{BrowserSession, Public, Read};
+    use Access::{Approve, BrowserSession, Operate, Public, Read};
     use Method as M;
     table
         .add(M::GET, "/api/v1/me", Read, account::me)
@@ -66,6 +67,45 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
         .add(M::GET, "/api/v1/funds", Read, services::funds)
         .add(M::POST, "/api/v1/lookup", Read, lookup::lookup)
         .add(M::GET, "/api/v1/audit/verify", Read, audit::verify)
+        .add(
+            M::GET,
+            "/api/v1/services/{service}/actions",
+            Read,
+            actions::catalog,
+        )
+        .add(M::POST, "/api/v1/actions", Operate, actions::create)
+        .add(M::GET, "/api/v1/actions", Read, actions::list)
+        .add(M::GET, "/api/v1/actions/{id}", Read, actions::get)
+        .add(
+            M::POST,
+            "/api/v1/actions/{id}/submit",
+            Operate,
+            actions::submit,
+        )
+        .add(
+            M::POST,
+            "/api/v1/actions/{id}/approve",
+            Approve,
+            actions::approve,
+        )
+        .add(
+            M::POST,
+            "/api/v1/actions/{id}/reject",
+            Approve,
+            actions::reject,
+        )
+        .add(
+            M::POST,
+            "/api/v1/actions/{id}/cancel",
+            Operate,
+            actions::cancel,
+        )
+        .add(
+            M::POST,
+            "/api/v1/actions/{id}/resume",
+            Operate,
+            actions::resume,
+        )
         .add_any("/api/v1/{*rest}", Public, unknown_route)
 }
 

@@ -1,0 +1,235 @@
+//! A service's mission-control GraphQL endpoint: its catalog of actions, read by
+//! introspection, and the calls Runboard makes to it.
+
+use std::time::Duration;
+
+use runboard_model::{ActionSpec, ArgumentSpec};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use url::Url;
+
+/// How long Runboard waits for one mission-control request.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+const INTROSPECTION: &str = "query RunboardCatalog {
+  __schema { mutationType { fields {
+    name description
+    args { name description type { ...TypeRef } }
+  } } }
+}
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } }
+}";
+
+/// Why a mission-control request failed, in words for the person who asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("its mission control at {url} cannot be reached: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error(
+        "its mission control at {url} did not answer within {0:?}",
+        CALL_TIMEOUT
+    )]
+    Timeout { url: String },
+    /// 5xx and the like: worth trying again later.
+    #[error("its mission control at {url} answered {status}: {detail}")]
+    Server {
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    /// The service refused the call itself (a GraphQL error): trying again will not help.
+    #[error("the service refused it: {0}")]
+    Refused(String),
+    #[error("its mission control answered something Runboard cannot read: {0}")]
+    Malformed(String),
+}
+
+impl CallError {
+    /// Whether sending the same call again later may succeed (timeouts, outages, 5xx).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::Timeout { .. } | Self::Server { .. }
+        )
+    }
+}
+
+/// One service's mission-control endpoint.
+#[derive(Clone)]
+pub struct MissionControl {
+    url: Url,
+    /// Runboard's own token for the service, where one is configured.
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct TypeRef {
+    kind: String,
+    name: Option<String>,
+    #[serde(rename = "ofType")]
+    of_type: Option<Box<TypeRef>>,
+}
+
+#[derive(Deserialize)]
+struct Argument {
+    name: String,
+    description: Option<String>,
+    #[serde(rename = "type")]
+    type_ref: TypeRef,
+}
+
+#[derive(Deserialize)]
+struct Field {
+    name: String,
+    description: Option<String>,
+    args: Vec<Argument>,
+}
+
+/// `(named type, list, required)` of a GraphQL type reference.
+fn shape(type_ref: &TypeRef) -> (String, bool, bool) {
+    let (required, inner) = match type_ref.kind.as_str() {
+        "NON_NULL" => (true, type_ref.of_type.as_deref()),
+        _ => (false, Some(type_ref)),
+    };
+    let Some(inner) = inner else {
+        return ("?".into(), false, required);
+    };
+    let (list, mut named) = match inner.kind.as_str() {
+        "LIST" => (true, inner.of_type.as_deref()),
+        _ => (false, Some(inner)),
+    };
+    while let Some(t) = named {
+        if let Some(name) = &t.name {
+            return (name.clone(), list, required);
+        }
+        named = t.of_type.as_deref();
+    }
+    ("?".into(), list, required)
+}
+
+impl MissionControl {
+    pub fn new(url: Url, token: Option<String>) -> Self {
+        Self {
+            url,
+            token,
+            http: reqwest::Client::builder()
+                .timeout(CALL_TIMEOUT)
+                .build()
+                .expect("a TLS backend is compiled in"),
+        }
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// Sends one GraphQL request with these extra headers; the `data` of the answer.
+    pub async fn request(
+        &self,
+        document: &str,
+        variables: &Value,
+        headers: &[(&str, String)],
+    ) -> Result<Value, CallError> {
+        let url = self.url.to_string();
+        let mut request = self
+            .http
+            .post(self.url.clone())
+            .json(&json!({ "query": document, "variables": variables }));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.is_timeout() {
+                CallError::Timeout { url: url.clone() }
+            } else {
+                CallError::Unreachable {
+                    url: url.clone(),
+                    detail: e.to_string(),
+                }
+            }
+        })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| CallError::Unreachable {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(CallError::Server {
+                url,
+                status: status.as_u16(),
+                detail: text.chars().take(300).collect(),
+            });
+        }
+        let body: Value = serde_json::from_str(&text).map_err(|_| {
+            CallError::Malformed(format!(
+                "status {status}, not JSON: {}",
+                text.chars().take(200).collect::<String>()
+            ))
+        })?;
+        if let Some(errors) = body.get("errors").and_then(Value::as_array)
+            && !errors.is_empty()
+        {
+            let messages: Vec<&str> = errors
+                .iter()
+                .filter_map(|e| e.get("message").and_then(Value::as_str))
+                .collect();
+            return Err(CallError::Refused(messages.join("; ")));
+        }
+        if !status.is_success() {
+            return Err(CallError::Server {
+                url,
+                status: status.as_u16(),
+                detail: text.chars().take(300).collect(),
+            });
+        }
+        body.get("data")
+            .cloned()
+            .ok_or_else(|| CallError::Malformed("no data in the answer".into()))
+    }
+
+    /// The service's mutations from its schema: those with `dryRun` first, by name.
+    pub async fn catalog(&self) -> Result<Vec<ActionSpec>, CallError> {
+        let data = self.request(INTROSPECTION, &json!({}), &[]).await?;
+        let fields = data
+            .pointer("/__schema/mutationType/fields")
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new()));
+        let fields: Vec<Field> = serde_json::from_value(fields)
+            .map_err(|e| CallError::Malformed(format!("its schema does not read: {e}")))?;
+        let mut actions: Vec<ActionSpec> = fields
+            .into_iter()
+            .map(|field| {
+                let dry_run = field.args.iter().any(|a| a.name == "dryRun");
+                let arguments = field
+                    .args
+                    .into_iter()
+                    .filter(|a| a.name != "dryRun")
+                    .map(|a| {
+                        let (type_name, list, required) = shape(&a.type_ref);
+                        ArgumentSpec {
+                            name: a.name,
+                            description: a.description,
+                            type_name,
+                            list,
+                            required,
+                        }
+                    })
+                    .collect();
+                ActionSpec {
+                    mutation: field.name,
+                    description: field.description,
+                    arguments,
+                    dry_run,
+                }
+            })
+            .collect();
+        actions.sort_by(|a, b| (!a.dry_run, &a.mutation).cmp(&(!b.dry_run, &b.mutation)));
+        Ok(actions)
+    }
+}

@@ -1,0 +1,231 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::Money;
+
+/// A mission-control mutation a service offers, as its GraphQL schema describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionSpec {
+    /// The mutation's name: `retrySagas`.
+    pub mutation: String,
+    pub description: Option<String>,
+    /// Its arguments, `dryRun` left out.
+    pub arguments: Vec<ArgumentSpec>,
+    /// Whether it takes `dryRun`: without it, a preview can only show Runboard's own part.
+    pub dry_run: bool,
+}
+
+impl ActionSpec {
+    /// The argument that lists the entities acted on (the first list of IDs), if any.
+    pub fn entity_argument(&self) -> Option<&ArgumentSpec> {
+        self.arguments
+            .iter()
+            .find(|a| a.list && a.type_name == "ID")
+    }
+}
+
+/// One argument of a mutation, with the GraphQL type a form is built from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArgumentSpec {
+    pub name: String,
+    pub description: Option<String>,
+    /// The named type: `ID`, `String`, `Boolean`, `Int`, `Float`, or an input or enum type.
+    pub type_name: String,
+    /// A list of `type_name`: a pasted list in a form.
+    pub list: bool,
+    /// Non-null: the call cannot be made without it.
+    pub required: bool,
+}
+
+impl ArgumentSpec {
+    /// The type as GraphQL writes it: `[ID!]!`.
+    pub fn graphql_type(&self) -> String {
+        let inner = if self.list {
+            format!("[{}!]", self.type_name)
+        } else {
+            self.type_name.clone()
+        };
+        if self.required {
+            format!("{inner}!")
+        } else {
+            inner
+        }
+    }
+}
+
+/// Where an action is in its life (SPEC.md, "Actions: preview, approval, execution").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionState {
+    Previewed,
+    AwaitingApproval,
+    Approved,
+    Executing,
+    /// Stopped by Runboard (too many failures); an operator resumes or cancels it.
+    Paused,
+    Succeeded,
+    PartiallyFailed,
+    Failed,
+    Rejected,
+    Expired,
+    Cancelled,
+}
+
+impl ActionState {
+    pub const ALL: [ActionState; 11] = [
+        Self::Previewed,
+        Self::AwaitingApproval,
+        Self::Approved,
+        Self::Executing,
+        Self::Paused,
+        Self::Succeeded,
+        Self::PartiallyFailed,
+        Self::Failed,
+        Self::Rejected,
+        Self::Expired,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Previewed => "previewed",
+            Self::AwaitingApproval => "awaiting_approval",
+            Self::Approved => "approved",
+            Self::Executing => "executing",
+            Self::Paused => "paused",
+            Self::Succeeded => "succeeded",
+            Self::PartiallyFailed => "partially_failed",
+            Self::Failed => "failed",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Nothing more will happen to it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded
+                | Self::PartiallyFailed
+                | Self::Failed
+                | Self::Rejected
+                | Self::Expired
+                | Self::Cancelled
+        )
+    }
+}
+
+/// What a call does (or in a dry run would do) to one entity, as the service says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Effect {
+    pub entity_id: String,
+    pub description: String,
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+}
+
+/// An entity as Runboard found it in the service's database before the action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewEntity {
+    pub id: String,
+    /// Its state in words ("failed at reserve_funds: insufficient funds"), or `None` when
+    /// the service's database does not know it.
+    pub state: Option<String>,
+    pub money: Option<Money>,
+}
+
+/// The dry run's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DryRun {
+    Effects {
+        effects: Vec<Effect>,
+    },
+    /// The mutation takes no `dryRun`: only Runboard's own part can be shown.
+    NotOffered,
+}
+
+/// Everything an approver approves: the exact requests and what they will do. Its digest
+/// binds approvals to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    /// The mission-control endpoint the calls go to.
+    pub endpoint: String,
+    /// The GraphQL document each call sends.
+    pub document: String,
+    /// The variables of each call, the entity list aside.
+    pub variables: serde_json::Value,
+    /// The argument each call puts its one entity in; `None` for a single call.
+    pub entity_argument: Option<String>,
+    pub entities: Vec<PreviewEntity>,
+    /// Calls sent at once, at most.
+    pub concurrency: u32,
+    pub dry_run: DryRun,
+    /// The money the effects move, per currency.
+    pub money: Vec<Money>,
+}
+
+/// One approver's approval of one preview.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub approver: String,
+    pub approver_name: String,
+    pub digest: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Where one entity of an action stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityState {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityResult {
+    pub entity_id: String,
+    pub state: EntityState,
+    pub attempts: u32,
+    /// The effect the service reported, or why the call failed.
+    pub detail: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// How far an action's calls have come.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionProgress {
+    pub pending: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+/// A corrective action: who asked for what, why, its preview, approvals and progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub id: String,
+    pub service: String,
+    pub mutation: String,
+    pub state: ActionState,
+    /// Why it is in this state, where that needs saying (paused, stopped for a new approval).
+    pub state_detail: Option<String>,
+    pub requester: String,
+    pub requester_name: String,
+    pub reason: Option<String>,
+    pub incident_url: Option<String>,
+    pub preview: Preview,
+    /// SHA-256 of the preview: what approvals bind to.
+    pub digest: String,
+    pub approvals_needed: u32,
+    pub approvals: Vec<Approval>,
+    pub progress: ActionProgress,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
