@@ -431,31 +431,36 @@ impl App {
 
     /// The per-entity results of an action, in the order the entities were named.
     pub async fn action_entities(&self, id: &str) -> Result<Vec<EntityResult>, ActionError> {
-        let rows: Vec<(String, String, i32, Option<String>, DateTime<Utc>)> =
-            on_pool!(self.store.pool, |pool| {
-                sqlx::query_as(
-                    "SELECT entity_id, state, attempts, detail, updated_at FROM action_entity
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            entity_id: String,
+            state: String,
+            attempts: i32,
+            detail: Option<String>,
+            updated_at: DateTime<Utc>,
+        }
+        let rows: Vec<Row> = on_pool!(self.store.pool, |pool| {
+            sqlx::query_as(
+                "SELECT entity_id, state, attempts, detail, updated_at FROM action_entity
                      WHERE action_id = $1 ORDER BY position",
-                )
-                .bind(id)
-                .fetch_all(pool)
-                .await?
-            });
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+        });
         Ok(rows
             .into_iter()
-            .map(
-                |(entity_id, state, attempts, detail, updated_at)| EntityResult {
-                    entity_id,
-                    state: match state.as_str() {
-                        "pending" => EntityState::Pending,
-                        "succeeded" => EntityState::Succeeded,
-                        _ => EntityState::Failed,
-                    },
-                    attempts: u32::try_from(attempts).unwrap_or(0),
-                    detail,
-                    updated_at,
+            .map(|row| EntityResult {
+                state: match row.state.as_str() {
+                    "pending" => EntityState::Pending,
+                    "succeeded" => EntityState::Succeeded,
+                    _ => EntityState::Failed,
                 },
-            )
+                attempts: u32::try_from(row.attempts).unwrap_or(0),
+                entity_id: row.entity_id,
+                detail: row.detail,
+                updated_at: row.updated_at,
+            })
             .collect())
     }
 

@@ -1,0 +1,424 @@
+//! Corrective actions through the API against the demo fleet (real GraphQL over HTTP):
+//! preview with the service's dry run, the two-person rule, approvals bound to the
+//! preview, expiry, and execution that calls each entity once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, TestFleet, bearer_client, registered, spawn_app_configured, start_fleet};
+use runboard_core::execution;
+use runboard_model::Role;
+use runboard_testkit::{Backend, TestStore, test_on_both_stores};
+use serde_json::{Value, json};
+
+struct Setup {
+    app: TestApp,
+    fleet: TestFleet,
+    alice: reqwest::Client,
+    bob: reqwest::Client,
+    carol: reqwest::Client,
+    vera: reqwest::Client,
+}
+
+async fn setup(
+    backend: Backend,
+    configure: impl FnOnce(&mut runboard_core::config::Config),
+) -> Setup {
+    let fleet = start_fleet(backend).await;
+    let services = fleet.fleet.services().iter().map(registered).collect();
+    let (app, ()) = spawn_app_configured(TestStore::new(backend).await, |config, _| {
+        config.services = services;
+        configure(config);
+    })
+    .await;
+    let alice = bearer_client(
+        &app.token_for("alice", &[Role::Operator, Role::Approver])
+            .await,
+    );
+    let bob = bearer_client(
+        &app.token_for("bob", &[Role::Operator, Role::Approver])
+            .await,
+    );
+    let carol = bearer_client(&app.token_for("carol", &[Role::Approver]).await);
+    let vera = bearer_client(&app.token_for("vera", &[Role::Viewer]).await);
+    Setup {
+        app,
+        fleet,
+        alice,
+        bob,
+        carol,
+        vera,
+    }
+}
+
+async fn post(app: &TestApp, client: &reqwest::Client, path: &str, body: Value) -> (u16, Value) {
+    let response = client.post(app.url(path)).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(app: &TestApp, client: &reqwest::Client, path: &str) -> Value {
+    client
+        .get(app.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Failed sagas of a service, oldest first, as the API lists them.
+async fn failed_sagas(s: &Setup, service: &str, n: usize) -> Vec<String> {
+    let page = get(
+        &s.app,
+        &s.alice,
+        &format!("/api/v1/services/{service}/sagas?status=failed&sort=oldest&limit={n}"),
+    )
+    .await;
+    let ids: Vec<String> = page["sagas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["saga_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), n, "the demo fleet has failed sagas: {page}");
+    ids
+}
+
+/// Alice asks to retry `ids` and submits it; returns the action.
+async fn submitted_retry(s: &Setup, ids: &[String]) -> Value {
+    let (status, action) = post(
+        &s.app,
+        &s.alice,
+        "/api/v1/actions",
+        json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
+    )
+    .await;
+    assert_eq!(status, 201, "{action}");
+    let id = action["id"].as_str().unwrap();
+    let (status, action) = post(
+        &s.app,
+        &s.alice,
+        &format!("/api/v1/actions/{id}/submit"),
+        json!({ "reason": "INC-4711: the KYC provider was down", "incident_url": "https://incidents.example/4711" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{action}");
+    assert_eq!(action["state"], "awaiting_approval");
+    action
+}
+
+/// Runs the execution engine until it has nothing left to do.
+async fn run_engine(app: &TestApp) {
+    for _ in 0..200 {
+        if !execution::step(&app.app).await.unwrap() {
+            return;
+        }
+    }
+    panic!("the engine kept finding work");
+}
+
+/// The calls the fleet received for an action, by its idempotency keys.
+async fn calls_for(s: &Setup, action_id: &str) -> Vec<runboard_fleet::CallRecord> {
+    let prefix = format!("runboard:{action_id}:");
+    s.fleet
+        .fleet
+        .call_log("onboarding")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| {
+            c.idempotency_key
+                .as_deref()
+                .is_some_and(|k| k.starts_with(&prefix))
+        })
+        .collect()
+}
+
+test_on_both_stores!(
+    an_approved_retry_previews_then_runs_each_saga_once,
+    the_two_person_rule_holds,
+    an_approval_of_a_preview_whose_entities_changed_does_not_run,
+    an_expired_preview_cannot_be_approved,
+);
+
+async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
+    let s = setup(backend, |_| ()).await;
+    let ids = failed_sagas(&s, "onboarding", 5).await;
+
+    let catalog = get(&s.app, &s.alice, "/api/v1/services/onboarding/actions").await;
+    let retry = catalog["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["mutation"] == "retrySagas")
+        .expect("the catalog lists retrySagas");
+    assert_eq!(retry["dry_run"], true);
+
+    let action = submitted_retry(&s, &ids).await;
+    let id = action["id"].as_str().unwrap().to_owned();
+    let preview = &action["preview"];
+    assert_eq!(preview["entities"].as_array().unwrap().len(), 5);
+    assert!(
+        preview["entities"][0]["state"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed"),
+        "{preview}"
+    );
+    assert!(
+        preview["document"]
+            .as_str()
+            .unwrap()
+            .contains("retrySagas(ids: $ids, dryRun: $dryRun)")
+    );
+    assert_eq!(preview["dry_run"]["effects"].as_array().unwrap().len(), 5);
+    assert!(
+        calls_for(&s, &id).await.is_empty(),
+        "nothing is sent for real before approval"
+    );
+
+    let digest = action["digest"].as_str().unwrap();
+    let (status, approved) = post(
+        &s.app,
+        &s.bob,
+        &format!("/api/v1/actions/{id}/approve"),
+        json!({ "digest": digest }),
+    )
+    .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["state"], "approved");
+
+    run_engine(&s.app).await;
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["state"], "succeeded", "{detail}");
+    assert_eq!(detail["action"]["progress"]["succeeded"], 5);
+    let kinds: Vec<&str> = detail["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "action.previewed",
+            "action.submitted",
+            "action.approved",
+            "action.executing",
+            "action.succeeded"
+        ]
+    );
+
+    // Each saga was called once, with its own key and the action's names.
+    let calls = calls_for(&s, &id).await;
+    let mut keys: Vec<String> = calls
+        .iter()
+        .filter(|c| c.applied)
+        .map(|c| c.idempotency_key.clone().unwrap())
+        .collect();
+    keys.sort();
+    let mut expected: Vec<String> = ids.iter().map(|e| format!("runboard:{id}:{e}")).collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.requester.as_deref() == Some("test:alice"))
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.approvers.as_deref() == Some("test:bob"))
+    );
+    let audit = get(&s.app, &s.alice, "/api/v1/audit/verify").await;
+    assert_eq!(audit["state"], "intact");
+}
+
+async fn the_two_person_rule_holds(backend: Backend) {
+    let s = setup(backend, |config| {
+        let onboarding = config
+            .services
+            .iter_mut()
+            .find(|s| s.name.as_str() == "onboarding")
+            .unwrap();
+        onboarding.approvals.insert("retrySagas".into(), 2);
+    })
+    .await;
+    let ids = failed_sagas(&s, "onboarding", 2).await;
+
+    // A viewer can do nothing: not ask, not approve.
+    let (status, _) = post(
+        &s.app,
+        &s.vera,
+        "/api/v1/actions",
+        json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    let action = submitted_retry(&s, &ids).await;
+    let id = action["id"].as_str().unwrap();
+    let digest = action["digest"].as_str().unwrap();
+    assert_eq!(action["approvals_needed"], 2);
+    let approve_path = format!("/api/v1/actions/{id}/approve");
+    let approve = |client| post(&s.app, client, &approve_path, json!({ "digest": digest }));
+
+    let (status, body) = approve(&s.vera).await;
+    assert_eq!(status, 403, "a viewer cannot approve: {body}");
+    for path in ["cancel", "reject"] {
+        let (status, _) = post(
+            &s.app,
+            &s.vera,
+            &format!("/api/v1/actions/{id}/{path}"),
+            json!({ "reason": "no" }),
+        )
+        .await;
+        assert_eq!(status, 403, "a viewer cannot {path}");
+    }
+    let (status, body) = approve(&s.alice).await;
+    assert_eq!(status, 403, "the requester cannot approve: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another approver")
+    );
+
+    let (status, body) = approve(&s.bob).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["state"], "awaiting_approval", "one of two approvals");
+    let (status, body) = approve(&s.bob).await;
+    assert_eq!(status, 409, "one approver counts once: {body}");
+    assert_eq!(
+        get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await["action"]["approvals"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // An approval names the preview it approves.
+    let (status, _) = post(
+        &s.app,
+        &s.carol,
+        &format!("/api/v1/actions/{id}/approve"),
+        json!({ "digest": "0".repeat(64) }),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, body) = approve(&s.carol).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["state"], "approved");
+
+    // The same sagas cannot go into a second action while this one lives.
+    let (status, second) = post(
+        &s.app,
+        &s.bob,
+        "/api/v1/actions",
+        json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, body) = post(
+        &s.app,
+        &s.bob,
+        &format!("/api/v1/actions/{}/submit", second["id"].as_str().unwrap()),
+        json!({ "reason": "again" }),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains(id));
+}
+
+async fn an_approval_of_a_preview_whose_entities_changed_does_not_run(backend: Backend) {
+    let s = setup(backend, |_| ()).await;
+    let ids = failed_sagas(&s, "onboarding", 3).await;
+    let action = submitted_retry(&s, &ids).await;
+    let id = action["id"].as_str().unwrap();
+    let (status, _) = post(
+        &s.app,
+        &s.bob,
+        &format!("/api/v1/actions/{id}/approve"),
+        json!({ "digest": action["digest"] }),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Someone else retries one of the sagas directly at the service meanwhile.
+    let onboarding = s
+        .fleet
+        .fleet
+        .services()
+        .iter()
+        .find(|s| s.name == "onboarding")
+        .unwrap();
+    let done: Value = reqwest::Client::new()
+        .post(&onboarding.graphql_url)
+        .json(&json!({
+            "query": "mutation($ids: [ID!]!) { forceCompleteSagas(ids: $ids, reason: \"by hand\", dryRun: false) { dryRun } }",
+            "variables": { "ids": [ids[0]] },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(done.get("errors").is_none(), "{done}");
+
+    run_engine(&s.app).await;
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let action_now = &detail["action"];
+    assert_eq!(action_now["state"], "awaiting_approval", "{detail}");
+    assert!(
+        action_now["state_detail"]
+            .as_str()
+            .unwrap()
+            .contains("differs from the approved preview")
+    );
+    assert_ne!(
+        action_now["digest"], action["digest"],
+        "a new preview, a new digest"
+    );
+    assert_eq!(
+        action_now["approvals"].as_array().unwrap().len(),
+        0,
+        "the old approval is void"
+    );
+    assert!(
+        calls_for(&s, id).await.iter().all(|c| !c.applied),
+        "no saga was called for real"
+    );
+}
+
+async fn an_expired_preview_cannot_be_approved(backend: Backend) {
+    let s = setup(backend, |config| {
+        config.actions.preview_ttl = Duration::from_secs(1)
+    })
+    .await;
+    let ids = failed_sagas(&s, "onboarding", 1).await;
+    let action = submitted_retry(&s, &ids).await;
+    let id = action["id"].as_str().unwrap();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let (status, body) = post(
+        &s.app,
+        &s.bob,
+        &format!("/api/v1/actions/{id}/approve"),
+        json!({ "digest": action["digest"] }),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["state"], "expired");
+    run_engine(&s.app).await;
+    assert!(calls_for(&s, id).await.iter().all(|c| !c.applied));
+}
