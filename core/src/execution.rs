@@ -22,7 +22,7 @@ use crate::db::on_pool;
 use crate::mission_control::CallError;
 
 /// How long a claim on an action lasts without being renewed.
-const LEASE: Duration = Duration::from_secs(20);
+const LEASE: Duration = Duration::from_secs(15);
 /// How often the engine looks for work when there is none.
 const IDLE: Duration = Duration::from_millis(500);
 /// Attempts per entity when the service fails transiently (timeouts, 5xx), with backoff.
