@@ -235,6 +235,40 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
     );
     let audit = get(&s.app, &s.alice, "/api/v1/audit/verify").await;
     assert_eq!(audit["state"], "intact");
+
+    // The Markdown record tells the whole story.
+    let record = s
+        .alice
+        .get(s.app.url(&format!("/api/v1/actions/{id}/record.md")))
+        .send()
+        .await
+        .unwrap();
+    let content_type = record.headers()["content-type"].clone();
+    let record = record.text().await.unwrap();
+    assert_eq!(content_type, "text/markdown; charset=utf-8", "{record}");
+    for text in [
+        "# retrySagas on onboarding",
+        "**succeeded**",
+        "INC-4711: the KYC provider was down",
+        "https://incidents.example/4711",
+        "1 of 1 needed",
+        "bob (test:bob)",
+        "5 succeeded, 0 failed, 0 pending.",
+        "action.approved",
+        action["digest"].as_str().unwrap(),
+    ] {
+        assert!(
+            record.contains(text),
+            "the record lacks {text:?}:\n{record}"
+        );
+    }
+    for saga in &ids {
+        assert_eq!(
+            record.matches(saga.as_str()).count(),
+            2,
+            "{saga} in the preview and the results"
+        );
+    }
 }
 
 async fn the_two_person_rule_holds(backend: Backend) {

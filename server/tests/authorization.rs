@@ -54,7 +54,8 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/api/v1/audit/verify"
         | "/api/v1/services/{service}/actions"
         | "/api/v1/actions"
-        | "/api/v1/actions/{id}" => SignedIn,
+        | "/api/v1/actions/{id}"
+        | "/api/v1/actions/{id}/record.md" => SignedIn,
         "/charts/services/{service}/batches/{batch}/progress.svg"
         | "/charts/services/{service}/trend.svg"
         | "/charts/funds/{currency}/by-service.svg" => SignedIn,

@@ -18,7 +18,7 @@ use crate::error::{
 use crate::http::ServerState;
 
 /// The one place an action's refusal becomes a response.
-fn refused(error: ActionError) -> ApiError {
+pub(super) fn refused(error: ActionError) -> ApiError {
     match error {
         ActionError::UnknownService(_) | ActionError::NotFound(_) => not_found(error.to_string()),
         ActionError::UnknownMutation { .. } | ActionError::BadArguments(_) => {

@@ -4,6 +4,7 @@ mod account;
 mod actions;
 mod audit;
 mod lookup;
+mod record;
 pub(crate) mod services;
 
 use axum::extract::OriginalUri;
@@ -105,6 +106,12 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
             "/api/v1/actions/{id}/resume",
             Operate,
             actions::resume,
+        )
+        .add(
+            M::GET,
+            "/api/v1/actions/{id}/record.md",
+            Read,
+            record::markdown,
         )
         .add_any("/api/v1/{*rest}", Public, unknown_route)
 }

@@ -1,0 +1,220 @@
+//! An action as a Markdown record, to be reviewed like a pull request: who asked and why,
+//! the exact preview, the approvals, the per-entity results and the audit trail.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::header;
+use runboard_model::{Action, DryRun, EntityResult, EntityState};
+
+use super::actions::refused;
+use crate::error::{ApiError, internal};
+use crate::http::ServerState;
+
+/// Text for a Markdown table cell: one line, and no `|` that would end the cell.
+fn cell(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+struct EntityRow {
+    id: String,
+    found: String,
+    money: String,
+    effect: String,
+}
+
+struct ResultRow {
+    id: String,
+    state: &'static str,
+    attempts: u32,
+    detail: String,
+}
+
+struct AuditRow {
+    seq: i64,
+    at: String,
+    actor: String,
+    kind: String,
+    hash: String,
+}
+
+#[derive(Template)]
+#[template(path = "action_record.md", escape = "none")]
+struct Record {
+    title: String,
+    id: String,
+    state: &'static str,
+    state_detail: Option<String>,
+    requester: String,
+    created_at: String,
+    reason: String,
+    incident: String,
+    approvals_needed: u32,
+    approvals: Vec<String>,
+    digest: String,
+    expires_at: String,
+    endpoint: String,
+    concurrency: u32,
+    entity_argument: Option<String>,
+    document: String,
+    variables: String,
+    dry_run_note: &'static str,
+    money: String,
+    entities: Vec<EntityRow>,
+    progress: String,
+    results: Vec<ResultRow>,
+    audit: Vec<AuditRow>,
+}
+
+fn record(
+    action: Action,
+    results: Vec<EntityResult>,
+    audit: Vec<runboard_core::audit::AuditEntry>,
+) -> Record {
+    let preview = &action.preview;
+    let effects = match &preview.dry_run {
+        DryRun::Effects { effects } => Some(effects),
+        DryRun::NotOffered => None,
+    };
+    let entities = preview
+        .entities
+        .iter()
+        .map(|e| EntityRow {
+            id: cell(&e.id),
+            found: cell(
+                e.state
+                    .as_deref()
+                    .unwrap_or("not found in the service's database"),
+            ),
+            money: e.money.as_ref().map_or("—".into(), |m| m.to_string()),
+            effect: cell(&effects.map_or("no dry run".into(), |effects| {
+                effects
+                    .iter()
+                    .filter(|f| f.entity_id == e.id)
+                    .map(|f| f.description.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })),
+        })
+        .collect();
+    let money = if preview.money.is_empty() {
+        "none".to_owned()
+    } else {
+        preview
+            .money
+            .iter()
+            .map(|m| m.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Record {
+        title: format!("{} on {}", action.mutation, action.service),
+        state: action.state.as_str(),
+        state_detail: action.state_detail.as_deref().map(cell),
+        requester: cell(&format!("{} ({})", action.requester_name, action.requester)),
+        created_at: time(action.created_at),
+        reason: cell(
+            action
+                .reason
+                .as_deref()
+                .unwrap_or("not given yet (not submitted)"),
+        ),
+        incident: cell(action.incident_url.as_deref().unwrap_or("—")),
+        approvals_needed: action.approvals_needed,
+        approvals: action
+            .approvals
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} ({}) at {} approved digest `{}`",
+                    a.approver_name,
+                    a.approver,
+                    time(a.at),
+                    a.digest
+                )
+            })
+            .collect(),
+        digest: action.digest.clone(),
+        expires_at: time(action.expires_at),
+        endpoint: preview.endpoint.clone(),
+        concurrency: preview.concurrency,
+        entity_argument: preview.entity_argument.clone(),
+        document: preview.document.clone(),
+        variables: serde_json::to_string_pretty(&preview.variables).unwrap_or_default(),
+        dry_run_note: match preview.dry_run {
+            DryRun::Effects { .. } => {
+                "The service's dry run (`dryRun: true`) of all entities at once gave the effects below."
+            }
+            DryRun::NotOffered => {
+                "**The service offers no dry run for this mutation**: only Runboard's own part (the entities and the requests) is shown."
+            }
+        },
+        money,
+        entities,
+        progress: format!(
+            "{} succeeded, {} failed, {} pending.",
+            action.progress.succeeded, action.progress.failed, action.progress.pending
+        ),
+        results: results
+            .into_iter()
+            .map(|r| ResultRow {
+                id: cell(&r.entity_id),
+                state: match r.state {
+                    EntityState::Pending => "pending",
+                    EntityState::Succeeded => "succeeded",
+                    EntityState::Failed => "failed",
+                },
+                attempts: r.attempts,
+                detail: cell(r.detail.as_deref().unwrap_or("")),
+            })
+            .collect(),
+        audit: audit
+            .into_iter()
+            .map(|e| AuditRow {
+                seq: e.seq,
+                at: time(e.at),
+                actor: cell(&e.actor),
+                kind: cell(&e.kind),
+                hash: e.hash,
+            })
+            .collect(),
+        id: action.id,
+    }
+}
+
+/// `GET /api/v1/actions/{id}/record.md`.
+pub async fn markdown(
+    State(state): State<ServerState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let app = &state.app;
+    let action = app.action(&id).await.map_err(refused)?;
+    let results = app.action_entities(&id).await.map_err(refused)?;
+    let audit = app
+        .store
+        .audit_of_action(&id)
+        .await
+        .map_err(|e| internal("reading an action's audit trail", e))?;
+    let text = record(action, results, audit)
+        .render()
+        .map_err(|e| internal("rendering an action's record", e))?;
+    let name = format!("attachment; filename=\"action-{id}.md\"");
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8".to_owned(),
+            ),
+            (header::CONTENT_DISPOSITION, name),
+        ],
+        text,
+    )
+        .into_response())
+}
