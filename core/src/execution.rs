@@ -348,7 +348,7 @@ async fn conclude(
             tx.commit().await?;
         }
     });
-    Ok(())
+    app.told(app.action(&action.id).await).map(drop)
 }
 
 async fn finish(app: &App, action: &Action) -> Result<(), ActionError> {
@@ -425,5 +425,5 @@ async fn ask_again(app: &App, action: &Action, effects: Vec<Effect>) -> Result<(
             tx.commit().await?;
         }
     });
-    Ok(())
+    app.told(app.action(&action.id).await).map(drop)
 }

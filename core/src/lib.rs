@@ -11,6 +11,7 @@ pub mod identity;
 pub mod lookup;
 pub mod metrics;
 pub mod mission_control;
+pub mod notify;
 pub mod poller;
 pub mod registry;
 pub mod snapshots;
@@ -36,6 +37,8 @@ pub struct App {
     pub identity: Identity,
     /// Each service's mission-control actions, read by introspection and kept a while.
     pub catalogs: actions::Catalogs,
+    /// Tells the configured webhook what happens to actions.
+    pub notifier: notify::Notifier,
 }
 
 impl App {
@@ -43,6 +46,10 @@ impl App {
     pub fn new(config: Config, store: Store, fleet: Fleet) -> Self {
         Self {
             identity: Identity::new(&config),
+            notifier: notify::Notifier::new(
+                config.actions.webhook_url.clone(),
+                config.public_url(),
+            ),
             config,
             store,
             fleet,

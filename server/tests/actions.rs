@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{TestApp, TestFleet, bearer_client, registered, spawn_app_configured, start_fleet};
@@ -11,6 +12,28 @@ use runboard_core::execution;
 use runboard_model::Role;
 use runboard_testkit::{Backend, TestStore, test_on_both_stores};
 use serde_json::{Value, json};
+
+/// A Slack-compatible webhook on loopback that keeps the text of every message it gets.
+async fn webhook() -> (String, Arc<Mutex<Vec<String>>>) {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let keep = received.clone();
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let keep = keep.clone();
+            async move {
+                keep.lock()
+                    .unwrap()
+                    .push(body["text"].as_str().unwrap_or_default().to_owned());
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, received)
+}
 
 struct Setup {
     app: TestApp,
@@ -145,7 +168,11 @@ test_on_both_stores!(
 );
 
 async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
-    let s = setup(backend, |_| ()).await;
+    let (hook, messages) = webhook().await;
+    let s = setup(backend, |config| {
+        config.actions.webhook_url = Some(hook.parse().unwrap())
+    })
+    .await;
     let ids = failed_sagas(&s, "onboarding", 5).await;
 
     let catalog = get(&s.app, &s.alice, "/api/v1/services/onboarding/actions").await;
@@ -236,6 +263,37 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
     let audit = get(&s.app, &s.alice, "/api/v1/audit/verify").await;
     assert_eq!(audit["state"], "intact");
 
+    // The webhook heard of each step people act on, in order.
+    let expected = [
+        "asks for approval",
+        "is approved",
+        "finished: 5 of 5 succeeded",
+    ];
+    let mut heard = Vec::new();
+    for _ in 0..50 {
+        heard = messages.lock().unwrap().clone();
+        if heard.len() >= expected.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(heard.len(), expected.len(), "{heard:?}");
+    for (message, words) in heard.iter().zip(expected) {
+        assert!(
+            message.contains(words) && message.contains("retrySagas"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("/actions/{id}")),
+            "links the action: {message}"
+        );
+    }
+    assert!(
+        heard[0].contains("INC-4711"),
+        "the reason is in the request: {}",
+        heard[0]
+    );
+
     // The Markdown record tells the whole story.
     let record = s
         .alice
@@ -273,6 +331,8 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
 
 async fn the_two_person_rule_holds(backend: Backend) {
     let s = setup(backend, |config| {
+        // A webhook that is down: nothing here may wait for it or fail because of it.
+        config.actions.webhook_url = Some("http://127.0.0.1:1/down".parse().unwrap());
         let onboarding = config
             .services
             .iter_mut()

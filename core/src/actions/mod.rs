@@ -518,6 +518,16 @@ impl App {
         }
     }
 
+    /// Tells the webhook about the action's new state, if that is worth telling; passes it on.
+    pub(crate) fn told(&self, action: Result<Action, ActionError>) -> Result<Action, ActionError> {
+        if let Ok(action) = &action
+            && let Some(event) = crate::notify::event_for(action.state)
+        {
+            self.notifier.send(event, action);
+        }
+        action
+    }
+
     /// Marks an action expired if its preview is past its time; true if it did.
     async fn expire_if_due(&self, action: &Action) -> Result<bool, ActionError> {
         if action.expires_at > Utc::now()
@@ -660,7 +670,7 @@ impl App {
             .await
         });
         match outcome {
-            Ok(1) => self.action(id).await,
+            Ok(1) => self.told(self.action(id).await),
             Ok(_) => Err(ActionError::Conflict(
                 "the action changed while you submitted it; reload it".into(),
             )),
@@ -784,6 +794,7 @@ impl App {
             .await
         });
         match outcome {
+            Ok(1) if approved => self.told(self.action(id).await),
             Ok(1) => self.action(id).await,
             Ok(_) => Err(ActionError::Conflict(
                 "the action changed while you approved it; read it again".into(),

@@ -1,0 +1,139 @@
+//! Notifications to a Slack-compatible incoming webhook when an action awaits approval, is
+//! approved, finishes, fails or pauses. Sent on the side: a webhook that is slow or down
+//! is logged and never holds up or fails the action.
+
+use std::time::Duration;
+
+use askama::Template;
+use runboard_model::{Action, ActionState};
+use url::Url;
+
+/// How long a webhook may take before Runboard gives up on that message.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What happened to an action that people should hear about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    AwaitingApproval,
+    Approved,
+    Succeeded,
+    /// Ended failed or partially failed.
+    Failed,
+    Paused,
+}
+
+#[derive(Template)]
+#[template(path = "notification.txt", escape = "none")]
+struct Message<'a> {
+    event: Event,
+    service: &'a str,
+    mutation: &'a str,
+    requester: &'a str,
+    reason: &'a str,
+    entities: usize,
+    money: String,
+    approvers: String,
+    succeeded: u64,
+    failed: u64,
+    state: &'a str,
+    detail: &'a str,
+    link: String,
+}
+
+/// The webhook, if one is configured, and where Runboard's pages are.
+pub struct Notifier {
+    webhook: Option<Url>,
+    public_url: Url,
+    http: reqwest::Client,
+}
+
+impl Notifier {
+    pub fn new(webhook: Option<Url>, public_url: Url) -> Self {
+        Self {
+            webhook,
+            public_url,
+            http: reqwest::Client::builder()
+                .timeout(WEBHOOK_TIMEOUT)
+                .build()
+                .expect("a TLS backend is compiled in"),
+        }
+    }
+
+    /// The message's text, as the template renders it.
+    pub fn text(&self, event: Event, action: &Action) -> String {
+        let money = if action.preview.money.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", moving {}",
+                action
+                    .preview
+                    .money
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let message = Message {
+            event,
+            service: &action.service,
+            mutation: &action.mutation,
+            requester: &action.requester_name,
+            reason: action.reason.as_deref().unwrap_or(""),
+            entities: action.preview.entities.len().max(1),
+            money,
+            approvers: action
+                .approvals
+                .iter()
+                .map(|a| a.approver_name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            succeeded: action.progress.succeeded,
+            failed: action.progress.failed,
+            state: action.state.as_str(),
+            detail: action.state_detail.as_deref().unwrap_or(""),
+            link: self
+                .public_url
+                .join(&format!("actions/{}", action.id))
+                .map_or_else(|_| action.id.clone(), |u| u.to_string()),
+        };
+        message.render().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "notification template failed");
+            format!("Runboard action {} is {}", action.id, action.state.as_str())
+        })
+    }
+
+    /// Sends the message in the background; returns at once.
+    pub fn send(&self, event: Event, action: &Action) {
+        let Some(webhook) = self.webhook.clone() else {
+            return;
+        };
+        let text = self.text(event, action);
+        let http = self.http.clone();
+        let id = action.id.clone();
+        tokio::spawn(async move {
+            let sent = http
+                .post(webhook)
+                .json(&serde_json::json!({ "text": text }))
+                .send()
+                .await
+                .and_then(|r| r.error_for_status());
+            if let Err(e) = sent {
+                tracing::warn!(action = %id, error = %e, "the webhook did not take the notification");
+            }
+        });
+    }
+}
+
+/// The event a state change is worth telling, if any.
+pub fn event_for(state: ActionState) -> Option<Event> {
+    match state {
+        ActionState::AwaitingApproval => Some(Event::AwaitingApproval),
+        ActionState::Approved => Some(Event::Approved),
+        ActionState::Succeeded => Some(Event::Succeeded),
+        ActionState::Failed | ActionState::PartiallyFailed => Some(Event::Failed),
+        ActionState::Paused => Some(Event::Paused),
+        _ => None,
+    }
+}
