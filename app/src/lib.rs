@@ -13,10 +13,13 @@ use leptos_router::path;
 
 use components::layout::Layout;
 use pages::account::Account;
+use pages::action::ActionView;
+use pages::actions::Actions;
 use pages::batch::Batch;
 use pages::batches::Batches;
 use pages::funds::Funds;
 use pages::lookup::Lookup;
+use pages::new_action::NewAction;
 use pages::not_found::NotFound;
 use pages::overview::Overview;
 use pages::saga::SagaPage;
@@ -64,6 +67,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/lookup") view=Lookup />
                     <Route path=path!("/funds") view=Funds />
                     <Route path=path!("/account") view=Account />
+                    <Route path=path!("/actions") view=Actions />
+                    <Route path=path!("/actions/new") view=NewAction />
+                    <Route path=path!("/actions/:id") view=ActionView />
                     <Route path=path!("/services/:service/batches/:batch") view=Batch />
                 </Routes>
             </Layout>

@@ -158,7 +158,16 @@ fn table() -> RouteTable {
 }
 
 /// Server functions that ask more of their caller than being signed in.
-const SERVER_FN_ACCESS: &[(&str, Access)] = &[("/rpc/create_api_token", Access::BrowserSession)];
+const SERVER_FN_ACCESS: &[(&str, Access)] = &[
+    ("/rpc/create_api_token", Access::BrowserSession),
+    ("/rpc/action_form", Access::Operate),
+    ("/rpc/ask_for_action", Access::Operate),
+    ("/rpc/submit_action", Access::Operate),
+    ("/rpc/cancel_action", Access::Operate),
+    ("/rpc/resume_action", Access::Operate),
+    ("/rpc/approve_action", Access::Approve),
+    ("/rpc/reject_action", Access::Approve),
+];
 
 /// Every route Runboard answers, with its access rule: the table's routes, each screen
 /// (anyone signed in may look) and each server function (anyone signed in, unless

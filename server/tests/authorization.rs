@@ -36,6 +36,12 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         "/api/v1/actions/{id}/submit"
         | "/api/v1/actions/{id}/cancel"
         | "/api/v1/actions/{id}/resume" => Role(runboard_model::Role::Operator),
+        "/rpc/action_form"
+        | "/rpc/ask_for_action"
+        | "/rpc/submit_action"
+        | "/rpc/cancel_action"
+        | "/rpc/resume_action" => Role(runboard_model::Role::Operator),
+        "/rpc/approve_action" | "/rpc/reject_action" => Role(runboard_model::Role::Approver),
         "/api/v1/actions/{id}/approve" | "/api/v1/actions/{id}/reject" => {
             Role(runboard_model::Role::Approver)
         }
@@ -67,7 +73,11 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/lookup"
         | "/funds"
         | "/services/{service}/batches/{batch}"
-        | "/account" => SignedIn,
+        | "/account"
+        | "/actions"
+        | "/actions/{id}" => SignedIn,
+        // Its server function asks for the operator role, and the page answers with its status.
+        "/actions/new" => Role(runboard_model::Role::Operator),
         // Server functions.
         "/rpc/overview"
         | "/rpc/me"
@@ -79,7 +89,9 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/rpc/batch"
         | "/rpc/funds"
         | "/rpc/my_api_tokens"
-        | "/rpc/revoke_api_token" => SignedIn,
+        | "/rpc/revoke_api_token"
+        | "/rpc/actions"
+        | "/rpc/action" => SignedIn,
         _ => return None,
     })
 }

@@ -55,7 +55,7 @@ const SCREENS: &[Screen] = &[
     Screen {
         label: "Actions",
         href: "/actions",
-        built: false,
+        built: true,
     },
 ];
 

@@ -1,3 +1,4 @@
+pub mod action_state;
 pub mod layout;
 pub mod local_time;
 pub mod progress_bar;

@@ -8,6 +8,14 @@ pub const REFRESH: Duration = Duration::from_secs(15);
 /// Re-reads a screen's data every [`REFRESH`] in the browser and returns the seconds since
 /// the last read, ticking; it stays 0 while rendering on the server.
 pub fn auto_refresh(refetch: impl Fn() + Clone + Send + Sync + 'static) -> RwSignal<i64> {
+    auto_refresh_every(REFRESH, refetch)
+}
+
+/// As [`auto_refresh`], every `period`: for a screen that follows something live.
+pub fn auto_refresh_every(
+    period: Duration,
+    refetch: impl Fn() + Clone + Send + Sync + 'static,
+) -> RwSignal<i64> {
     let elapsed = RwSignal::new(0i64);
     Effect::new(move || {
         let tick =
@@ -18,7 +26,7 @@ pub fn auto_refresh(refetch: impl Fn() + Clone + Send + Sync + 'static) -> RwSig
                 refetch();
                 elapsed.set(0);
             },
-            REFRESH,
+            period,
         );
         on_cleanup(move || {
             for handle in [tick, refresh].into_iter().flatten() {
@@ -31,14 +39,19 @@ pub fn auto_refresh(refetch: impl Fn() + Clone + Send + Sync + 'static) -> RwSig
 
 /// "Updated 12 s ago", so nobody mistakes a stale screen for a live one.
 #[component]
-pub fn Freshness(elapsed: RwSignal<i64>) -> impl IntoView {
+pub fn Freshness(
+    elapsed: RwSignal<i64>,
+    /// How often the screen refreshes, if not every [`REFRESH`].
+    #[prop(default = REFRESH)]
+    every: Duration,
+) -> impl IntoView {
     view! {
         <p class="freshness">
             {move || match elapsed.get() {
                 0 => "Updated just now".to_owned(),
                 s => format!("Updated {s} s ago"),
             }}
-            {format!(" · refreshes every {} s", REFRESH.as_secs())}
+            {format!(" · refreshes every {} s", every.as_secs())}
         </p>
     }
 }

@@ -2,12 +2,14 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
+use runboard_model::Role;
 
+use crate::components::layout::CurrentUser;
 use crate::components::local_time::LocalTime;
 use crate::components::progress_bar::ProgressBar;
 use crate::components::refresh::{Freshness, auto_refresh};
 use crate::components::relative_time::RelativeTime;
-use crate::format::{percent, thousands, until, url_encode};
+use crate::format::{percent, query_string, thousands, until, url_encode};
 use crate::server_fns::batch_detail::{BatchDetail, read_batch};
 
 /// One batch: how far it is, how fast it goes, when it will be through, and what failed.
@@ -26,21 +28,36 @@ pub fn Batch() -> impl IntoView {
         |(service, batch)| read_batch(service, batch),
     );
     let elapsed = auto_refresh(move || detail.refetch());
+    let me = expect_context::<CurrentUser>();
     view! {
         <p class="crumbs"><A href="/batches">"Batches"</A>" / "{move || key.get().0}</p>
         <Freshness elapsed />
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading the batch…"</p> }>
             {move || Suspend::new(async move {
                 let detail = detail.await?;
+                let can_act = me.holds(Role::Operator).await;
                 let (service, batch) = key.get_untracked();
-                Ok::<_, ServerFnError>(view! { <BatchView detail service batch_id=batch /> })
+                Ok::<_, ServerFnError>(view! { <BatchView detail service batch_id=batch can_act /> })
             })}
         </Transition>
     }
 }
 
 #[component]
-fn BatchView(detail: BatchDetail, service: String, batch_id: String) -> impl IntoView {
+fn BatchView(
+    detail: BatchDetail,
+    service: String,
+    batch_id: String,
+    /// Operators may ask to re-run the failed items; others only look.
+    can_act: bool,
+) -> impl IntoView {
+    let rerun = format!(
+        "/actions/new{}",
+        query_string([
+            ("service", Some(service.as_str())),
+            ("batch", Some(batch_id.as_str()))
+        ])
+    );
     let BatchDetail {
         read_at,
         batch,
@@ -90,6 +107,9 @@ fn BatchView(detail: BatchDetail, service: String, batch_id: String) -> impl Int
                 view! { <p class="muted">"No item failed."</p> }.into_any()
             } else {
                 view! {
+                    {can_act.then(|| view! {
+                        <p><a class="button" href=rerun.clone()>"Re-run the failed items…"</a></p>
+                    })}
                     <div class="table-wrap">
                         <table class="batch-errors">
                             <thead><tr><th scope="col">"Error"</th><th scope="col" class="num">"Items"</th></tr></thead>

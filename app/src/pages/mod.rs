@@ -1,8 +1,11 @@
 pub mod account;
+pub mod action;
+pub mod actions;
 pub mod batch;
 pub mod batches;
 pub mod funds;
 pub mod lookup;
+pub mod new_action;
 pub mod not_found;
 pub mod overview;
 pub mod saga;

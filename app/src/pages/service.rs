@@ -76,7 +76,13 @@ pub fn Service() -> impl IntoView {
                         " with the error "<q class="mono">{group.error_message.clone()}</q>
                         ", not only those on this page."
                     </p>
-                    <button type="button" on:click=move |_| selected.set(None)>"Clear selection"</button>
+                    <div class="row-actions">
+                        <a class="button" href=format!(
+                            "/actions/new{}",
+                            query_string([("service", Some(service.get().as_str())), ("error", Some(group.error_message.as_str()))]),
+                        )>"Ask for an action on them…"</a>
+                        <button type="button" on:click=move |_| selected.set(None)>"Clear selection"</button>
+                    </div>
                 </div>
             })}
         </section>

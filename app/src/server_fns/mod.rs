@@ -1,17 +1,26 @@
 //! Server functions, one per file. Each is a public endpoint: it checks its caller itself.
 
 pub mod all_batches;
+pub mod approve_action;
+pub mod ask_for_action;
 pub mod batch_detail;
+pub mod cancel_action;
 pub mod create_api_token;
 pub mod current_user;
+pub mod list_actions;
 pub mod lookup_ids;
 pub mod my_api_tokens;
+pub mod read_action;
+pub mod read_action_form;
 pub mod read_funds;
 pub mod read_overview;
 pub mod read_saga;
+pub mod reject_action;
+pub mod resume_action;
 pub mod revoke_api_token;
 pub mod service_errors;
 pub mod service_sagas;
+pub mod submit_action;
 
 #[cfg(feature = "ssr")]
 use leptos::prelude::ServerFnError;
@@ -87,4 +96,28 @@ fn connector<'a>(
 fn read_failed(error: runboard_core::connector::ReadError) -> ServerFnError {
     tracing::warn!(%error, problem = error.problem.label(), "service read failed");
     ServerFnError::new(error.to_string())
+}
+
+/// An action step refused or failed, with the status that says which.
+#[cfg(feature = "ssr")]
+fn action_failed(error: runboard_core::actions::ActionError) -> ServerFnError {
+    use runboard_core::actions::ActionError as E;
+    let status = match &error {
+        E::UnknownService(_) | E::NotFound(_) => http::StatusCode::NOT_FOUND,
+        E::UnknownMutation { .. } | E::BadArguments(_) => http::StatusCode::BAD_REQUEST,
+        E::Read(_) | E::Service(_) => http::StatusCode::BAD_GATEWAY,
+        E::Conflict(_) => http::StatusCode::CONFLICT,
+        E::Forbidden(_) => http::StatusCode::FORBIDDEN,
+        E::Store(e) => return internal("working on an action", e),
+    };
+    refuse(status, error)
+}
+
+/// The signed-in user, for steps that record who took them.
+#[cfg(feature = "ssr")]
+fn user() -> Result<runboard_model::User, ServerFnError> {
+    caller()
+        .user()
+        .cloned()
+        .ok_or_else(|| refuse(http::StatusCode::UNAUTHORIZED, "sign in first"))
 }

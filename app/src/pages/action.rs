@@ -1,0 +1,323 @@
+use std::time::Duration;
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_params_map;
+use runboard_model::{ActionState, DryRun, EntityState};
+
+use crate::components::action_state::ActionStateBadge;
+use crate::components::local_time::LocalTime;
+use crate::components::refresh::{Freshness, auto_refresh_every};
+use crate::format::{amount, percent, thousands};
+use crate::server_fns::approve_action::ApproveAction;
+use crate::server_fns::cancel_action::CancelAction;
+use crate::server_fns::read_action::{ActionPage, read_action};
+use crate::server_fns::reject_action::RejectAction;
+use crate::server_fns::resume_action::ResumeAction;
+use crate::server_fns::submit_action::SubmitAction;
+
+/// Rows of a long entity list shown on the page; the Markdown record has them all.
+const SHOWN: usize = 200;
+/// The page follows a running action closely.
+const LIVE: Duration = Duration::from_secs(2);
+
+/// One action: its preview, approvals, live per-entity progress, results and audit trail,
+/// with the steps this person may take now.
+#[component]
+pub fn ActionView() -> impl IntoView {
+    let params = use_params_map();
+    let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
+    let submit = ServerAction::<SubmitAction>::new();
+    let approve = ServerAction::<ApproveAction>::new();
+    let reject = ServerAction::<RejectAction>::new();
+    let cancel = ServerAction::<CancelAction>::new();
+    let resume = ServerAction::<ResumeAction>::new();
+    let page = Resource::new(
+        move || {
+            (
+                id.get(),
+                submit.version().get(),
+                approve.version().get(),
+                reject.version().get(),
+                cancel.version().get(),
+                resume.version().get(),
+            )
+        },
+        |(id, ..)| read_action(id),
+    );
+    let elapsed = auto_refresh_every(LIVE, move || page.refetch());
+    let steps = Steps {
+        submit,
+        approve,
+        reject,
+        cancel,
+        resume,
+    };
+    view! {
+        <p class="crumbs"><A href="/actions">"Actions"</A>" / "{move || id.get()}</p>
+        <Freshness elapsed every=LIVE />
+        <Transition fallback=|| view! { <p class="loading" role="status">"Loading the action…"</p> }>
+            {move || Suspend::new(async move {
+                let page = page.await?;
+                Ok::<_, ServerFnError>(view! { <ActionBody page steps /> })
+            })}
+        </Transition>
+        <StepErrors steps />
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Steps {
+    submit: ServerAction<SubmitAction>,
+    approve: ServerAction<ApproveAction>,
+    reject: ServerAction<RejectAction>,
+    cancel: ServerAction<CancelAction>,
+    resume: ServerAction<ResumeAction>,
+}
+
+/// A step the server refused, said in place.
+#[component]
+fn StepErrors(steps: Steps) -> impl IntoView {
+    let error = move || {
+        [
+            steps.submit.value().get().and_then(|r| r.err()),
+            steps.approve.value().get().and_then(|r| r.err()),
+            steps.reject.value().get().and_then(|r| r.err()),
+            steps.cancel.value().get().and_then(|r| r.err()),
+            steps.resume.value().get().and_then(|r| r.err()),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+    };
+    move || {
+        error().map(|e| view! { <p class="panel panel-error" role="alert">"⚠ "{e.to_string()}</p> })
+    }
+}
+
+#[component]
+fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
+    let ActionPage {
+        read_at: _,
+        action,
+        entities,
+        audit,
+        viewer,
+        may_operate,
+        may_approve,
+    } = page;
+    let is_requester = viewer == action.requester;
+    let approved_by_me = action.approvals.iter().any(|a| a.approver == viewer);
+    let state = action.state;
+    let total = action.progress.succeeded + action.progress.failed + action.progress.pending;
+    let record = format!("/api/v1/actions/{}/record.md", action.id);
+    let preview = action.preview.clone();
+    let effects = match &preview.dry_run {
+        DryRun::Effects { effects } => Some(effects.clone()),
+        DryRun::NotOffered => None,
+    };
+    // Copy, so that each form below can carry it.
+    let id = StoredValue::new(action.id.clone());
+    let digest = action.digest.clone();
+    let money = if preview.money.is_empty() {
+        "none".to_owned()
+    } else {
+        preview
+            .money
+            .iter()
+            .map(|m| format!("{} {}", amount(&m.amount), m.currency))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let cancellable = may_operate
+        && matches!(
+            state,
+            ActionState::Previewed
+                | ActionState::AwaitingApproval
+                | ActionState::Approved
+                | ActionState::Executing
+                | ActionState::Paused
+        );
+    let hidden_more = preview.entities.len().saturating_sub(SHOWN);
+    view! {
+        <Title text=format!("{} on {}", action.mutation, action.service) />
+        <h1>{format!("{} on {}", action.mutation, action.service)}</h1>
+        <p class="action-state"><ActionStateBadge state /></p>
+        {action.state_detail.clone().map(|d| view! { <p class="panel" role="status">{d}</p> })}
+        <dl class="figures">
+            <div><dt>"Asked for by"</dt><dd>{action.requester_name.clone()}</dd></div>
+            <div><dt>"Asked at"</dt><dd><LocalTime at=action.created_at /></dd></div>
+            <div><dt>"Reason"</dt><dd>{action.reason.clone().unwrap_or_else(|| "not submitted yet".into())}</dd></div>
+            {action.incident_url.clone().map(|url| view! { <div><dt>"Incident"</dt><dd><a href=url.clone() rel="noopener noreferrer">{url.clone()}</a></dd></div> })}
+            <div><dt>"Approvals"</dt><dd data-testid="approvals">{format!("{} of {}", action.approvals.len(), action.approvals_needed)}</dd></div>
+            <div><dt>"Money moved"</dt><dd>{money}</dd></div>
+            <div><dt>"Preview expires"</dt><dd><LocalTime at=action.expires_at /></dd></div>
+        </dl>
+
+        <section class="panel steps" aria-label="What you can do">
+            {(state == ActionState::Previewed && is_requester).then(|| view! {
+                <ActionForm action=steps.submit attr:class="filters">
+                    <input type="hidden" name="id" value=id.get_value() />
+                    <label class="filter">
+                        <span>"Why is it needed?"</span>
+                        <input type="text" name="reason" required placeholder="INC-1234: the provider was down" />
+                    </label>
+                    <label class="filter">
+                        <span>"Incident link (optional)"</span>
+                        <input type="url" name="incident_url" placeholder="https://…" />
+                    </label>
+                    <button type="submit">"Submit for approval"</button>
+                </ActionForm>
+            })}
+            {(state == ActionState::AwaitingApproval && is_requester).then(|| view! {
+                <p>"Waiting for another approver: you cannot approve your own action."</p>
+            })}
+            {(state == ActionState::AwaitingApproval && may_approve && !is_requester && !approved_by_me).then(|| view! {
+                <p>"You approve exactly the preview below (digest "<code class="mono">{digest[..12].to_owned()}"…"</code>")."</p>
+                <div class="row-actions">
+                    <ActionForm action=steps.approve>
+                        <input type="hidden" name="id" value=id.get_value() />
+                        <input type="hidden" name="digest" value=digest.clone() />
+                        <button type="submit">"Approve"</button>
+                    </ActionForm>
+                    <ActionForm action=steps.reject attr:class="filters">
+                        <input type="hidden" name="id" value=id.get_value() />
+                        <label class="filter">
+                            <span>"Reason to reject"</span>
+                            <input type="text" name="reason" required />
+                        </label>
+                        <button type="submit">"Reject"</button>
+                    </ActionForm>
+                </div>
+            })}
+            {(approved_by_me && state == ActionState::AwaitingApproval).then(|| view! {
+                <p>"You approved it; it needs more approvals."</p>
+            })}
+            {(state == ActionState::Paused && may_operate).then(|| view! {
+                <ActionForm action=steps.resume>
+                    <input type="hidden" name="id" value=id.get_value() />
+                    <button type="submit">"Resume"</button>
+                </ActionForm>
+            })}
+            {cancellable.then(|| view! {
+                <ActionForm action=steps.cancel>
+                    <input type="hidden" name="id" value=id.get_value() />
+                    <button type="submit" class="secondary">"Cancel action"</button>
+                </ActionForm>
+            })}
+            <p><a href=record download>"Download the Markdown record"</a></p>
+        </section>
+
+        <section aria-labelledby="progress-heading">
+            <h2 id="progress-heading">"Progress"</h2>
+            <p data-testid="progress">
+                {format!(
+                    "{} succeeded, {} failed, {} pending of {} ({} done)",
+                    thousands(action.progress.succeeded),
+                    thousands(action.progress.failed),
+                    thousands(action.progress.pending),
+                    thousands(total),
+                    percent(action.progress.succeeded + action.progress.failed, total)
+                )}
+            </p>
+            {(action.progress.succeeded + action.progress.failed > 0).then(|| view! {
+                <div class="table-wrap">
+                    <table class="results">
+                        <thead><tr>
+                            <th scope="col">"Entity"</th><th scope="col">"Result"</th>
+                            <th scope="col" class="num">"Attempts"</th><th scope="col">"Detail"</th>
+                        </tr></thead>
+                        <tbody>
+                            {entities.iter().filter(|e| e.state != EntityState::Pending).take(SHOWN).map(|e| view! {
+                                <tr>
+                                    <th scope="row" class="mono">{e.entity_id.clone()}</th>
+                                    <td>{match e.state { EntityState::Succeeded => "✓ succeeded", EntityState::Failed => "✕ failed", EntityState::Pending => "pending" }}</td>
+                                    <td class="num">{e.attempts}</td>
+                                    <td class="error-message">{e.detail.clone().unwrap_or_default()}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            })}
+        </section>
+
+        <section aria-labelledby="preview-heading">
+            <h2 id="preview-heading">"Preview"</h2>
+            <p>
+                "Calls to "<code class="mono">{preview.endpoint.clone()}</code>", "{preview.concurrency}" at a time, one per entity"
+                {preview.entity_argument.clone().map(|a| format!(" (in {a})"))}
+                ", each with the idempotency key "<code class="mono">{format!("runboard:{}:<entity>", action.id)}</code>"."
+            </p>
+            <pre class="mono document">{preview.document.clone()}</pre>
+            <p>"Variables besides the entity:"</p>
+            <pre class="mono">{serde_json::to_string_pretty(&preview.variables).unwrap_or_default()}</pre>
+            {match effects.is_some() {
+                true => view! { <p>"The service's dry run of all entities at once says:"</p> }.into_any(),
+                false => view! { <p class="panel panel-error" role="status">"This service gives no dry run for this mutation: only Runboard's own part (entities and requests) is shown."</p> }.into_any(),
+            }}
+            <div class="table-wrap">
+                <table class="preview">
+                    <thead><tr>
+                        <th scope="col">"Entity"</th><th scope="col">"As found"</th>
+                        <th scope="col">"Money held"</th><th scope="col">"The dry run says"</th>
+                    </tr></thead>
+                    <tbody>
+                        {preview.entities.iter().take(SHOWN).map(|e| {
+                            let effect = effects.as_ref().map(|effects| {
+                                effects.iter().filter(|f| f.entity_id == e.id).map(|f| f.description.clone()).collect::<Vec<_>>().join("; ")
+                            });
+                            view! {
+                                <tr>
+                                    <th scope="row" class="mono">{e.id.clone()}</th>
+                                    <td class="error-message">{e.state.clone().unwrap_or_else(|| "not found in the service's database".into())}</td>
+                                    <td>{e.money.as_ref().map(|m| format!("{} {}", amount(&m.amount), m.currency))}</td>
+                                    <td class="error-message">{effect}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+            {(hidden_more > 0).then(|| view! { <p class="muted">{format!("and {} more, all in the Markdown record", thousands(hidden_more as u64))}</p> })}
+        </section>
+
+        <section aria-labelledby="approvals-heading">
+            <h2 id="approvals-heading">"Approvals"</h2>
+            {if action.approvals.is_empty() {
+                view! { <p class="muted">"None yet."</p> }.into_any()
+            } else {
+                view! {
+                    <ul>
+                        {action.approvals.iter().map(|a| view! {
+                            <li>{a.approver_name.clone()}" approved digest "<code class="mono">{a.digest[..12].to_owned()}"…"</code>" at "<LocalTime at=a.at /></li>
+                        }).collect_view()}
+                    </ul>
+                }.into_any()
+            }}
+        </section>
+
+        <section aria-labelledby="audit-heading">
+            <h2 id="audit-heading">"Audit trail"</h2>
+            <div class="table-wrap">
+                <table class="audit">
+                    <thead><tr>
+                        <th scope="col" class="num">"#"</th><th scope="col">"When"</th>
+                        <th scope="col">"Who"</th><th scope="col">"What"</th>
+                    </tr></thead>
+                    <tbody>
+                        {audit.into_iter().map(|e| view! {
+                            <tr>
+                                <td class="num">{e.seq}</td>
+                                <td><LocalTime at=e.at /></td>
+                                <td>{e.actor}</td>
+                                <td>{e.kind}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </section>
+    }
+}

@@ -1,0 +1,242 @@
+use std::collections::BTreeMap;
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_navigate, use_query_map};
+use runboard_model::{ActionSpec, ArgumentSpec};
+use serde_json::{Map, Value};
+
+use crate::format::thousands;
+use crate::server_fns::ask_for_action::ask_for_action;
+use crate::server_fns::read_action_form::{ActionForm, read_action_form};
+
+/// Asks for a new action on a service: pick the mutation, fill its arguments (the entities
+/// come from the screen the operator came from, or are pasted), then preview it.
+#[component]
+pub fn NewAction() -> impl IntoView {
+    let query = use_query_map();
+    let key = Memo::new(move |_| {
+        let q = query.read();
+        (
+            q.get("service").unwrap_or_default(),
+            q.get("error"),
+            q.get("batch"),
+        )
+    });
+    let form = Resource::new(
+        move || key.get(),
+        |(service, error, batch)| read_action_form(service, error, batch),
+    );
+    view! {
+        <Title text="New action" />
+        <p class="crumbs"><A href="/actions">"Actions"</A>" / new"</p>
+        <h1>"New action"</h1>
+        <Suspense fallback=|| view! { <p class="loading" role="status">"Reading the service's actions…"</p> }>
+            {move || Suspend::new(async move {
+                let form = form.await?;
+                Ok::<_, ServerFnError>(view! { <ActionFormView form /> })
+            })}
+        </Suspense>
+    }
+}
+
+/// The value a form field's text stands for, as the argument's GraphQL type wants it.
+fn typed(argument: &ArgumentSpec, text: &str) -> Result<Option<Value>, String> {
+    let text = text.trim();
+    if argument.list {
+        let items: Vec<Value> = text
+            .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+            .filter(|s| !s.is_empty())
+            .map(|s| Value::String(s.to_owned()))
+            .collect();
+        return Ok((!items.is_empty()).then_some(Value::Array(items)));
+    }
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match argument.type_name.as_str() {
+        "Boolean" => Ok(Some(Value::Bool(text == "true"))),
+        "Int" => text
+            .parse::<i64>()
+            .map(|n| Some(Value::from(n)))
+            .map_err(|_| format!("{} must be a whole number", argument.name)),
+        "Float" => text
+            .parse::<f64>()
+            .map(|n| Some(Value::from(n)))
+            .map_err(|_| format!("{} must be a number", argument.name)),
+        _ => Ok(Some(Value::String(text.to_owned()))),
+    }
+}
+
+#[component]
+fn ActionFormView(form: ActionForm) -> impl IntoView {
+    let ActionForm {
+        service,
+        actions,
+        ids,
+        picked,
+    } = form;
+    let actions = match actions {
+        Ok(actions) => actions,
+        Err(why) => {
+            return view! {
+                <p class="panel panel-error" role="alert">
+                    {format!("⚠ The actions of {service} cannot be read: {why}")}
+                </p>
+            }
+            .into_any();
+        }
+    };
+    // Retrying is what a selection is usually for.
+    let preferred = ["retrySagas", "retryBatchItems"];
+    let first = actions
+        .iter()
+        .find(|a| {
+            preferred.contains(&a.mutation.as_str())
+                && a.entity_argument().is_some()
+                && !ids.is_empty()
+        })
+        .or_else(|| actions.iter().find(|a| a.dry_run))
+        .or(actions.first())
+        .map(|a| a.mutation.clone())
+        .unwrap_or_default();
+    let chosen = RwSignal::new(first);
+    let values = RwSignal::new(BTreeMap::<String, String>::new());
+    let ids_text = ids.join("\n");
+    let actions = StoredValue::new(actions);
+    let spec = Memo::new(move |_| {
+        actions.with_value(|all| all.iter().find(|a| a.mutation == chosen.get()).cloned())
+    });
+    let problem = RwSignal::new(None::<String>);
+    let ask = Action::new(
+        move |(service, mutation, arguments): &(String, String, String)| {
+            ask_for_action(service.clone(), mutation.clone(), arguments.clone())
+        },
+    );
+    let navigate = use_navigate();
+    Effect::new(move || {
+        if let Some(Ok(id)) = ask.value().get() {
+            navigate(&format!("/actions/{id}"), Default::default());
+        }
+    });
+    let service_for_submit = service.clone();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(spec) = spec.get_untracked() else {
+            return;
+        };
+        let entered = values.get_untracked();
+        let mut arguments = Map::new();
+        for argument in &spec.arguments {
+            let text = entered.get(&argument.name).cloned().unwrap_or_default();
+            match typed(argument, &text) {
+                Ok(Some(value)) => {
+                    arguments.insert(argument.name.clone(), value);
+                }
+                Ok(None) => {}
+                Err(why) => {
+                    problem.set(Some(why));
+                    return;
+                }
+            }
+        }
+        problem.set(None);
+        ask.dispatch((
+            service_for_submit.clone(),
+            spec.mutation.clone(),
+            Value::Object(arguments).to_string(),
+        ));
+    };
+    let picked_note = picked.map(|p| view! { <p class="panel" role="status">"Picked: "{p}"."</p> });
+    view! {
+        <p>"On service "<strong>{service.clone()}</strong>". Nothing is sent for real until the action is submitted, approved by someone else, and its dry run still holds."</p>
+        {picked_note}
+        <form class="action-form" on:submit=submit>
+            <label class="filter">
+                <span>"Action"</span>
+                <select name="mutation" on:change=move |ev| chosen.set(event_target_value(&ev)) prop:value=move || chosen.get()>
+                    {actions.with_value(|all| all.iter().map(|a| {
+                        let label = if a.dry_run { a.mutation.clone() } else { format!("{} (no dry run)", a.mutation) };
+                        view! { <option value=a.mutation.clone()>{label}</option> }
+                    }).collect_view())}
+                </select>
+            </label>
+            {move || spec.get().map(|spec| view! { <ArgumentFields spec values ids_text=ids_text.clone() /> })}
+            {move || problem.get().map(|p| view! { <p class="panel panel-error" role="alert">"⚠ "{p}</p> })}
+            {move || ask.value().get().and_then(|r| r.err()).map(|e| view! { <p class="panel panel-error" role="alert">"⚠ "{e.to_string()}</p> })}
+            <button type="submit" disabled=move || ask.pending().get()>
+                {move || if ask.pending().get() { "Asking the service for a dry run…" } else { "Preview" }}
+            </button>
+        </form>
+    }
+    .into_any()
+}
+
+/// One field per argument of the chosen mutation, built from its GraphQL type.
+#[component]
+fn ArgumentFields(
+    spec: ActionSpec,
+    values: RwSignal<BTreeMap<String, String>>,
+    ids_text: String,
+) -> impl IntoView {
+    let entity_argument = spec.entity_argument().map(|a| a.name.clone());
+    if let Some(name) = &entity_argument {
+        let name = name.clone();
+        values.update(|v| {
+            v.entry(name).or_insert_with(|| ids_text.clone());
+        });
+    }
+    let description = spec.description.clone();
+    view! {
+        {description.map(|d| view! { <p class="muted">{d}</p> })}
+        {spec
+            .arguments
+            .into_iter()
+            .map(|argument| {
+                let name = argument.name.clone();
+                let label = format!("{} ({})", argument.name, argument.graphql_type());
+                let current = {
+                    let name = name.clone();
+                    move || values.with(|v| v.get(&name).cloned().unwrap_or_default())
+                };
+                let set = {
+                    let name = name.clone();
+                    move |text: String| values.update(|v| { v.insert(name.clone(), text); })
+                };
+                let help = argument.description.clone();
+                let field = if argument.list {
+                    let count = {
+                        let current = current.clone();
+                        move || current().split(|c: char| c.is_whitespace() || c == ',' || c == ';').filter(|s| !s.is_empty()).count()
+                    };
+                    view! {
+                        <textarea name=name.clone() rows="8" spellcheck="false" required=argument.required
+                            prop:value=current on:input=move |ev| set(event_target_value(&ev))></textarea>
+                        <span class="muted">{move || format!("{} IDs", thousands(count() as u64))}</span>
+                    }
+                    .into_any()
+                } else if argument.type_name == "Boolean" {
+                    view! {
+                        <input type="checkbox" name=name.clone()
+                            on:change=move |ev| set(event_target_checked(&ev).to_string()) />
+                    }
+                    .into_any()
+                } else {
+                    view! {
+                        <input type="text" name=name.clone() required=argument.required
+                            prop:value=current on:input=move |ev| set(event_target_value(&ev)) />
+                    }
+                    .into_any()
+                };
+                view! {
+                    <label class="argument">
+                        <span>{label}</span>
+                        {field}
+                        {help.map(|h| view! { <span class="muted">{h}</span> })}
+                    </label>
+                }
+            })
+            .collect_view()}
+    }
+}

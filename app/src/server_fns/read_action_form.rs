@@ -1,0 +1,60 @@
+use leptos::prelude::*;
+use runboard_model::ActionSpec;
+use serde::{Deserialize, Serialize};
+
+/// What the new-action form starts from: the service's actions and the entities picked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionForm {
+    pub service: String,
+    /// The mutations on offer, or why they cannot be read.
+    pub actions: Result<Vec<ActionSpec>, String>,
+    /// The entities picked on the screen the operator came from.
+    pub ids: Vec<String>,
+    /// Where they came from, in words.
+    pub picked: Option<String>,
+}
+
+/// The form for a new action on `service`, with the whole error group `error` or the failed
+/// items of `batch` picked, if either is given.
+#[server(prefix = "/rpc", endpoint = "action_form")]
+pub async fn read_action_form(
+    service: String,
+    error: Option<String>,
+    batch: Option<String>,
+) -> Result<ActionForm, ServerFnError> {
+    use runboard_core::actions::Selection;
+    let app = super::app_for(super::Access::Operate)?;
+    let catalog = app
+        .catalog_of(&service, false)
+        .await
+        .map_err(super::action_failed)?;
+    let selection = match (error, batch) {
+        (Some(error), _) if !error.is_empty() => Some(Selection::ErrorGroup(error)),
+        (_, Some(batch)) if !batch.is_empty() => Some(Selection::FailedBatchItems(batch)),
+        _ => None,
+    };
+    let (ids, picked) = match &selection {
+        Some(selection) => {
+            let ids = app
+                .selected_entities(&service, selection)
+                .await
+                .map_err(super::action_failed)?;
+            let picked = match selection {
+                Selection::ErrorGroup(error) => {
+                    format!("all {} failed sagas with the error “{error}”", ids.len())
+                }
+                Selection::FailedBatchItems(batch) => {
+                    format!("all {} failed items of batch {batch}", ids.len())
+                }
+            };
+            (ids, Some(picked))
+        }
+        None => (Vec::new(), None),
+    };
+    Ok(ActionForm {
+        service,
+        actions: catalog.actions.map_err(|e| e.to_string()),
+        ids,
+        picked,
+    })
+}

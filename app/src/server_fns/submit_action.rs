@@ -1,0 +1,16 @@
+use leptos::prelude::*;
+
+/// Sends a previewed action for approval, with a reason.
+#[server(prefix = "/rpc", endpoint = "submit_action")]
+pub async fn submit_action(
+    id: String,
+    reason: String,
+    incident_url: String,
+) -> Result<(), ServerFnError> {
+    let app = super::app_for(super::Access::Operate)?;
+    let incident = Some(incident_url.as_str()).filter(|u| !u.trim().is_empty());
+    app.submit_action(&super::user()?, &id, &reason, incident)
+        .await
+        .map(drop)
+        .map_err(super::action_failed)
+}
