@@ -412,7 +412,7 @@ async fn the_two_person_rule_holds(backend: Backend) {
         &s.app,
         &s.bob,
         "/api/v1/actions",
-        json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
+        json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids }, "reason": "again" }),
     )
     .await;
     assert_eq!(status, 201);
@@ -420,7 +420,7 @@ async fn the_two_person_rule_holds(backend: Backend) {
         &s.app,
         &s.bob,
         &format!("/api/v1/actions/{}/submit", second["id"].as_str().unwrap()),
-        json!({ "reason": "again" }),
+        json!({}),
     )
     .await;
     assert_eq!(status, 409, "{body}");
@@ -515,4 +515,93 @@ async fn an_expired_preview_cannot_be_approved(backend: Backend) {
     assert_eq!(detail["action"]["state"], "expired");
     run_engine(&s.app).await;
     assert!(calls_for(&s, id).await.iter().all(|c| !c.applied));
+}
+
+#[tokio::test]
+async fn failures_pause_an_action_which_can_be_resumed_or_cancelled() {
+    let s = setup(Backend::Sqlite, |config| {
+        config.actions.pause_after_calls = 2;
+        config.actions.pause_failure_share = 0.5;
+    })
+    .await;
+    let ids = failed_sagas(&s, "onboarding", 6).await;
+    let action = submitted_retry(&s, &ids).await;
+    let id = action["id"].as_str().unwrap();
+    let (status, _) = post(
+        &s.app,
+        &s.bob,
+        &format!("/api/v1/actions/{id}/approve"),
+        json!({ "digest": action["digest"] }),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // The service goes down: the dry run before executing fails, and the action pauses.
+    s.fleet.fleet.stop_service("onboarding").await;
+    run_engine(&s.app).await;
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["state"], "paused", "{detail}");
+    assert!(
+        detail["action"]["state_detail"]
+            .as_str()
+            .unwrap()
+            .contains("dry run before executing failed")
+    );
+
+    // Resumed while it is still down: its calls fail (after retries), and past the share it pauses again.
+    let (status, _) = post(
+        &s.app,
+        &s.alice,
+        &format!("/api/v1/actions/{id}/resume"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    run_engine(&s.app).await;
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let action_now = &detail["action"];
+    assert_eq!(action_now["state"], "paused", "{detail}");
+    assert!(
+        action_now["state_detail"]
+            .as_str()
+            .unwrap()
+            .contains("calls failed"),
+        "{action_now}"
+    );
+    let failed = detail["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["state"] == "failed")
+        .count();
+    assert!(failed >= 2, "{detail}");
+    assert!(
+        detail["entities"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 3 attempts")
+    );
+    assert_eq!(
+        detail["entities"][0]["attempts"], 3,
+        "transient failures are retried"
+    );
+
+    // Cancelled: it ends, and its sagas are free for another action.
+    let (status, cancelled) = post(
+        &s.app,
+        &s.alice,
+        &format!("/api/v1/actions/{id}/cancel"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(cancelled["state"], "cancelled");
+    let (status, _) = post(
+        &s.app,
+        &s.alice,
+        &format!("/api/v1/actions/{id}/resume"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 409, "an ended action stays ended");
 }

@@ -26,16 +26,16 @@ impl Drop for Runboard {
     }
 }
 
-/// Starts `runboard serve` and waits until it says where it serves.
-fn start_runboard(config: &std::path::Path) -> Runboard {
+/// Starts `runboard serve` and waits until it says where it serves; its log goes to `log`.
+fn start_runboard(config: &std::path::Path, log: &std::path::Path) -> Runboard {
     let mut child = Command::new(env!("CARGO_BIN_EXE_runboard"))
         .args(["serve", "--config"])
         .arg(config)
         .env_remove("RUNBOARD_DATABASE_URL")
         .env_remove("RUNBOARD_LISTEN")
-        .env("RUNBOARD_LOG", "warn")
+        .env("RUNBOARD_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .expect("run the runboard binary");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -87,7 +87,9 @@ async fn call(
     body
 }
 
-#[tokio::test]
+// The fleet serves from this test's runtime: several threads, so that it keeps answering
+// while the test waits on the Runboard processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runboard_killed_mid_action_resumes_and_applies_each_entity_once() {
     let fleet = start_fleet(Backend::Sqlite).await;
     let onboarding = fleet
@@ -130,7 +132,7 @@ graphql_url = "{gql}"
     )
     .unwrap();
 
-    let first = start_runboard(&config);
+    let first = start_runboard(&config, &dir.path().join("first.log"));
     let (alice, bob) = (token(&data_dir, "alice"), token(&data_dir, "bob"));
     let client = reqwest::Client::new();
     let mut ids: Vec<String> = Vec::new();
@@ -218,7 +220,7 @@ graphql_url = "{gql}"
         "killed mid-action, not after it"
     );
 
-    let second = start_runboard(&config);
+    let second = start_runboard(&config, &dir.path().join("second.log"));
     let alice = token(&data_dir, "alice");
     let started = Instant::now();
     let detail = loop {
@@ -233,11 +235,16 @@ graphql_url = "{gql}"
         if detail["action"]["state"] == "succeeded" {
             break detail;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "the restarted Runboard did not finish the action: {}",
-            detail["action"]
-        );
+        if started.elapsed() > Duration::from_secs(180) {
+            let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "the restarted Runboard did not finish the action: {} (state {}); its log ends:\n{}",
+                detail["action"]["progress"],
+                detail["action"]["state"],
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     println!("finished {:?} after the restart", started.elapsed());

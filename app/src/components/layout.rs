@@ -23,40 +23,13 @@ impl CurrentUser {
     }
 }
 
-/// A screen of SPEC.md's list; `built` is false until its issue lands, and the
-/// navigation then shows it as not yet available rather than a link into a 404.
-struct Screen {
-    label: &'static str,
-    href: &'static str,
-    built: bool,
-}
-
-const SCREENS: &[Screen] = &[
-    Screen {
-        label: "Overview",
-        href: "/",
-        built: true,
-    },
-    Screen {
-        label: "Lookup",
-        href: "/lookup",
-        built: true,
-    },
-    Screen {
-        label: "Batches",
-        href: "/batches",
-        built: true,
-    },
-    Screen {
-        label: "Funds",
-        href: "/funds",
-        built: true,
-    },
-    Screen {
-        label: "Actions",
-        href: "/actions",
-        built: true,
-    },
+/// SPEC.md's screens that have a place in the navigation: (label, address).
+const SCREENS: &[(&str, &str)] = &[
+    ("Overview", "/"),
+    ("Lookup", "/lookup"),
+    ("Batches", "/batches"),
+    ("Funds", "/funds"),
+    ("Actions", "/actions"),
 ];
 
 /// Page frame: skip link, navigation, and the main region with an error boundary,
@@ -78,24 +51,10 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <ul>
                     {SCREENS
                         .iter()
-                        .map(|screen| {
-                            if screen.built {
-                                view! {
-                                    <li>
-                                        <A href=screen.href exact=screen.href == "/">{screen.label}</A>
-                                    </li>
-                                }
-                                    .into_any()
-                            } else {
-                                view! {
-                                    <li>
-                                        <span class="nav-unbuilt" aria-disabled="true" title="Not built yet">
-                                            {screen.label}
-                                        </span>
-                                    </li>
-                                }
-                                    .into_any()
-                            }
+                        .map(|(label, href)| view! {
+                            <li>
+                                <A href=*href exact=*href == "/">{*label}</A>
+                            </li>
                         })
                         .collect_view()}
                 </ul>

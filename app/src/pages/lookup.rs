@@ -1,10 +1,11 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use runboard_model::{LookupMatches, LookupResult};
+use runboard_model::{LookupMatches, LookupResult, Role};
 
+use crate::components::layout::CurrentUser;
 use crate::components::status::StatusBadge;
-use crate::format::{thousands, url_encode};
+use crate::format::{query_string, thousands, url_encode};
 use crate::server_fns::lookup_ids::LookupIds;
 
 /// Paste anything that holds IDs; see every saga and batch item they name, in every service.
@@ -72,9 +73,41 @@ fn ServiceMatches(matches: LookupMatches) -> impl IntoView {
     } = matches;
     let service_href = format!("/services/{}", url_encode(&service));
     let heading = service.clone();
+    let me = expect_context::<CurrentUser>();
+    // A link carries up to this many IDs; more are pasted on the new-action page.
+    const LINKED: usize = 100;
+    let found: Vec<String> = sagas
+        .iter()
+        .map(|s| s.saga_id.clone())
+        .chain(batch_items.iter().map(|(_, item)| item.item_id.clone()))
+        .collect();
+    let linked_ids = (found.len() <= LINKED).then(|| found.join(","));
+    let act_href = format!(
+        "/actions/new{}",
+        query_string([
+            ("service", Some(service.as_str())),
+            ("ids", linked_ids.as_deref()),
+        ])
+    );
+    let act_label = if found.len() <= LINKED {
+        format!("Ask for an action on these {}…", found.len())
+    } else {
+        format!(
+            "Ask for an action on {service}… (paste the {} IDs there)",
+            found.len()
+        )
+    };
     view! {
         <section class="lookup-service">
             <h2><A href=service_href>{heading}</A></h2>
+            <Suspense fallback=|| ()>
+                {move || {
+                    let (href, label) = (act_href.clone(), act_label.clone());
+                    Suspend::new(async move {
+                        me.holds(Role::Operator).await.then(|| view! { <p><a class="button" href=href>{label}</a></p> })
+                    })
+                }}
+            </Suspense>
             {error.map(|e| view! { <p class="panel panel-error" role="alert">"⚠ Could not search it: "{e}</p> })}
             {(!sagas.is_empty()).then(|| view! {
                 <div class="table-wrap">

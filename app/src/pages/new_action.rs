@@ -22,11 +22,12 @@ pub fn NewAction() -> impl IntoView {
             q.get("service").unwrap_or_default(),
             q.get("error"),
             q.get("batch"),
+            q.get("ids"),
         )
     });
     let form = Resource::new(
         move || key.get(),
-        |(service, error, batch)| read_action_form(service, error, batch),
+        |(service, error, batch, ids)| read_action_form(service, error, batch, ids),
     );
     view! {
         <Title text="New action" />

@@ -57,7 +57,18 @@ pub fn Service() -> impl IntoView {
     view! {
         <Title text=move || service.get() />
         <p class="crumbs"><A href="/">"Services"</A>" / "{move || service.get()}</p>
-        <h1>{move || service.get()}</h1>
+        <div class="page-head">
+            <h1>{move || service.get()}</h1>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    me.holds(Role::Operator).await.then(|| view! {
+                        <a class="button" href=format!("/actions/new{}", query_string([("service", Some(service.get().as_str()))]))>
+                            "New action…"
+                        </a>
+                    })
+                })}
+            </Suspense>
+        </div>
         <Freshness elapsed />
 
         <section aria-labelledby="groups-heading">

@@ -20,6 +20,7 @@ pub async fn ask_for_action(
         service,
         mutation,
         arguments,
+        reason: None,
     };
     app.create_action(&super::user()?, &request)
         .await

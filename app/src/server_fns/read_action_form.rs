@@ -14,13 +14,14 @@ pub struct ActionForm {
     pub picked: Option<String>,
 }
 
-/// The form for a new action on `service`, with the whole error group `error` or the failed
-/// items of `batch` picked, if either is given.
+/// The form for a new action on `service`, with the whole error group `error`, the failed
+/// items of `batch`, or the comma-separated `ids` (from a lookup) picked, if one is given.
 #[server(prefix = "/rpc", endpoint = "action_form")]
 pub async fn read_action_form(
     service: String,
     error: Option<String>,
     batch: Option<String>,
+    ids: Option<String>,
 ) -> Result<ActionForm, ServerFnError> {
     use runboard_core::actions::Selection;
     let app = super::app_for(super::Access::Operate)?;
@@ -49,7 +50,17 @@ pub async fn read_action_form(
             };
             (ids, Some(picked))
         }
-        None => (Vec::new(), None),
+        None => {
+            let ids: Vec<String> = ids
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(String::from)
+                .collect();
+            let picked = (!ids.is_empty()).then(|| format!("{} IDs found by a lookup", ids.len()));
+            (ids, picked)
+        }
     };
     Ok(ActionForm {
         service,

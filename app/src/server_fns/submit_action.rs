@@ -9,7 +9,7 @@ pub async fn submit_action(
 ) -> Result<(), ServerFnError> {
     let app = super::app_for(super::Access::Operate)?;
     let incident = Some(incident_url.as_str()).filter(|u| !u.trim().is_empty());
-    app.submit_action(&super::user()?, &id, &reason, incident)
+    app.submit_action(&super::user()?, &id, Some(reason.as_str()), incident)
         .await
         .map(drop)
         .map_err(super::action_failed)

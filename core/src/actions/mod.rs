@@ -35,6 +35,9 @@ pub struct ActionRequest {
     pub mutation: String,
     /// One key per argument of the mutation; the list of IDs names the entities.
     pub arguments: Value,
+    /// Why it is needed; may be given now or at submission.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Why a step was refused; the message says what was wrong and what to do.
@@ -303,8 +306,8 @@ impl App {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO action (id, service, mutation, state, requester, requester_name, preview,
-                     digest, dry_run_offered, approvals_needed, created_at, expires_at, updated_at)
-                 VALUES ($1, $2, $3, 'previewed', $4, $5, $6, $7, $8, $9, $10, $11, $10)",
+                     digest, dry_run_offered, approvals_needed, created_at, expires_at, updated_at, reason)
+                 VALUES ($1, $2, $3, 'previewed', $4, $5, $6, $7, $8, $9, $10, $11, $10, $12)",
             )
             .bind(&id)
             .bind(&request.service)
@@ -317,6 +320,7 @@ impl App {
             .bind(i32::try_from(approvals_needed).unwrap_or(i32::MAX))
             .bind(now)
             .bind(expires_at)
+            .bind(request.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()))
             .execute(&mut *tx)
             .await?;
             for (position, entity) in entity_ids.iter().enumerate() {
@@ -575,16 +579,21 @@ impl App {
         Ok(expired)
     }
 
-    /// Sends a previewed action for approval, with the requester's reason; its entities
-    /// are held from now until it ends, so no other action acts on them meanwhile.
+    /// Sends a previewed action for approval, with the requester's reason (or the one given
+    /// when it was asked for); its entities are held from now until it ends, so no other
+    /// action acts on them meanwhile.
     pub async fn submit_action(
         &self,
         user: &User,
         id: &str,
-        reason: &str,
+        reason: Option<&str>,
         incident_url: Option<&str>,
     ) -> Result<Action, ActionError> {
         let action = self.action(id).await?;
+        let reason = reason
+            .filter(|r| !r.trim().is_empty())
+            .or(action.reason.as_deref())
+            .unwrap_or_default();
         if action.requester != user.subject {
             return Err(ActionError::Forbidden(format!(
                 "only {} (who asked for it) may submit this action",

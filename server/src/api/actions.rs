@@ -89,7 +89,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Action>), ApiError> {
     let request = body(
         request,
-        r#"{"service": "payments", "mutation": "retrySagas", "arguments": {"ids": ["…"]}}"#,
+        r#"{"service": "payments", "mutation": "retrySagas", "arguments": {"ids": ["…"]}, "reason": "why"}"#,
     )?;
     let action = state
         .app
@@ -173,7 +173,9 @@ pub async fn get(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Submission {
-    reason: String,
+    /// Required unless it was given when the action was asked for.
+    #[serde(default)]
+    reason: Option<String>,
     #[serde(default)]
     incident_url: Option<String>,
 }
@@ -191,7 +193,7 @@ pub async fn submit(
         .submit_action(
             user_of(&caller)?,
             &id,
-            &request.reason,
+            request.reason.as_deref(),
             request.incident_url.as_deref(),
         )
         .await
