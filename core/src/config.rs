@@ -507,6 +507,12 @@ impl Config {
                     "must each be above zero".into(),
                 );
             }
+            if let Some((mutation, _)) = service.approvals.iter().find(|(_, n)| **n == 0) {
+                return invalid(
+                    key(&format!("approvals.{mutation}")),
+                    "must be at least 1: every action needs someone other than its requester to approve it".into(),
+                );
+            }
             if let Some(pattern) = &service.id_pattern
                 && let Err(e) = regex::Regex::new(pattern)
             {

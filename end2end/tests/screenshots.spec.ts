@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { test, expect, type Page } from "@playwright/test";
 
 // Screenshots of every screen, at desk width and at phone width, kept in docs/screenshots
@@ -60,4 +61,42 @@ test("screenshot: batch on a phone", async ({ page, request }) => {
   await page.setViewportSize({ width: 390, height: 844 });
   await ready(page, `/services/payouts/batches/${api.batches[0].batch_id}`);
   await page.screenshot({ path: "../docs/screenshots/batch-phone.png" });
+});
+
+test("screenshot: sign-in", async ({ browser }) => {
+  const context = await browser.newContext({ storageState: { cookies: [], origins: [] }, viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto("/login");
+  await page.screenshot({ path: "../docs/screenshots/sign-in.png" });
+  await context.close();
+});
+
+/** Alice's personal API token from the demo's demo-users.json: how a script gets in. */
+function aliceToken(): string {
+  const users = JSON.parse(readFileSync("../target/e2e-data/demo-users.json", "utf8"));
+  return users.find((u: { login: string }) => u.login === "alice").token;
+}
+
+test("screenshots: a new action, its page awaiting approval, and the list", async ({ page, request }) => {
+  const auth = { Authorization: `Bearer ${aliceToken()}` };
+  const groups = (await (await request.get("/api/v1/services/payments/errors", { headers: auth })).json()).groups;
+  const group = groups[0].error_message as string;
+  await page.setViewportSize({ width: 1280, height: 1000 });
+  await ready(page, `/actions/new?service=payments&error=${encodeURIComponent(group)}`);
+  await expect(page.locator("select[name=mutation]")).toHaveValue("retrySagas");
+  await page.screenshot({ path: "../docs/screenshots/new-action.png" });
+
+  const sagas = (await (await request.get(`/api/v1/services/payments/sagas?status=failed&error=${encodeURIComponent(group)}&limit=5`, { headers: auth })).json()).sagas;
+  const created = await (await request.post("/api/v1/actions", {
+    headers: auth,
+    data: { service: "payments", mutation: "retrySagas", arguments: { ids: sagas.map((s: { saga_id: string }) => s.saga_id) } },
+  })).json();
+  await request.post(`/api/v1/actions/${created.id}/submit`, { headers: auth, data: { reason: "INC-2024: ledger lock timeouts after the 02:00 deploy" } });
+  await page.setViewportSize({ width: 1280, height: 1400 });
+  await ready(page, `/actions/${created.id}`);
+  await expect(page.locator("[data-state=awaiting_approval]")).toBeVisible();
+  await page.screenshot({ path: "../docs/screenshots/action.png" });
+  await page.setViewportSize({ width: 1280, height: 700 });
+  await ready(page, "/actions?view=mine");
+  await page.screenshot({ path: "../docs/screenshots/actions.png" });
 });

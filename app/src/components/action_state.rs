@@ -6,7 +6,7 @@ use runboard_model::ActionState;
 pub fn ActionStateBadge(state: ActionState) -> impl IntoView {
     let (mark, words) = match state {
         ActionState::Previewed => ("◇", "previewed, not submitted"),
-        ActionState::AwaitingApproval => ("⏳", "awaiting approval"),
+        ActionState::AwaitingApproval => ("…", "awaiting approval"),
         ActionState::Approved => ("✓", "approved, about to run"),
         ActionState::Executing => ("▶", "executing"),
         ActionState::Paused => ("⏸", "paused"),
@@ -14,7 +14,7 @@ pub fn ActionStateBadge(state: ActionState) -> impl IntoView {
         ActionState::PartiallyFailed => ("◐", "partially failed"),
         ActionState::Failed => ("✕", "failed"),
         ActionState::Rejected => ("✕", "rejected"),
-        ActionState::Expired => ("⌛", "expired"),
+        ActionState::Expired => ("–", "expired"),
         ActionState::Cancelled => ("–", "cancelled"),
     };
     view! {
