@@ -94,6 +94,12 @@ test("an operator asks to retry an error group, another approves, the fleet retr
   expect(text).toContain("Bob Operator (demo:bob)");
   expect(text).toContain(`${ids.length} succeeded, 0 failed, 0 pending.`);
   for (const id of ids.slice(0, 5)) expect(text).toContain(id);
+
+  // The saga's own page lists the action that touched it.
+  await page.goto(`/services/onboarding/sagas/${ids[0]}`);
+  const touched = page.locator("ul.saga-actions li", { hasText: "retrySagas" }).first();
+  await expect(touched).toContainText("Alice Operator");
+  await expect(touched.getByRole("link")).toHaveAttribute("href", new URL(actionUrl).pathname);
   await bobContext.close();
 });
 

@@ -91,7 +91,8 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/rpc/my_api_tokens"
         | "/rpc/revoke_api_token"
         | "/rpc/actions"
-        | "/rpc/action" => SignedIn,
+        | "/rpc/action"
+        | "/rpc/entity_actions" => SignedIn,
         _ => return None,
     })
 }

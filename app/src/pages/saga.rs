@@ -3,9 +3,12 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
+use crate::components::action_state::ActionStateBadge;
+use crate::components::local_time::LocalTime;
 use crate::components::relative_time::RelativeTime;
 use crate::components::status::StatusBadge;
 use crate::format::url_encode;
+use crate::server_fns::entity_actions::entity_actions;
 use crate::server_fns::read_saga::{SagaView, read_saga};
 
 /// One saga: its supervisor row and its history where the service keeps one.
@@ -23,6 +26,10 @@ pub fn SagaPage() -> impl IntoView {
         move || key.get(),
         |(service, saga)| read_saga(service, saga),
     );
+    let actions = Resource::new(
+        move || key.get(),
+        |(service, saga)| entity_actions(service, saga),
+    );
     view! {
         <p class="crumbs">
             <A href="/">"Services"</A>" / "
@@ -35,6 +42,30 @@ pub fn SagaPage() -> impl IntoView {
                 Ok::<_, ServerFnError>(view! { <SagaDetail view /> })
             })}
         </Transition>
+        <section aria-labelledby="saga-actions-heading">
+            <h2 id="saga-actions-heading">"Actions that touched it"</h2>
+            <Transition fallback=|| view! { <p class="loading" role="status">"Loading actions…"</p> }>
+                {move || Suspend::new(async move {
+                    let actions = actions.await?;
+                    Ok::<_, ServerFnError>(if actions.is_empty() {
+                        view! { <p class="muted">"No action has named this saga."</p> }.into_any()
+                    } else {
+                        view! {
+                            <ul class="saga-actions">
+                                {actions.into_iter().map(|action| view! {
+                                    <li>
+                                        <A href=format!("/actions/{}", action.id)>{action.mutation.clone()}</A>
+                                        " asked for by "{action.requester_name.clone()}" on "<LocalTime at=action.created_at />
+                                        " · "<ActionStateBadge state=action.state />
+                                    </li>
+                                }).collect_view()}
+                            </ul>
+                        }
+                        .into_any()
+                    })
+                })}
+            </Transition>
+        </section>
     }
 }
 

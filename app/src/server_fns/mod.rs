@@ -7,6 +7,7 @@ pub mod batch_detail;
 pub mod cancel_action;
 pub mod create_api_token;
 pub mod current_user;
+pub mod entity_actions;
 pub mod list_actions;
 pub mod lookup_ids;
 pub mod my_api_tokens;

@@ -968,6 +968,31 @@ impl App {
         Ok(ids)
     }
 
+    /// The actions that named this entity of this service, newest first.
+    pub async fn actions_on_entity(
+        &self,
+        service: &str,
+        entity: &str,
+    ) -> Result<Vec<Action>, ActionError> {
+        let ids: Vec<String> = on_pool!(self.store.pool, |pool| {
+            sqlx::query_scalar(
+                "SELECT action.id FROM action
+                 JOIN action_entity ON action_entity.action_id = action.id
+                 WHERE action.service = $1 AND action_entity.entity_id = $2
+                 ORDER BY action.created_at DESC LIMIT 50",
+            )
+            .bind(service)
+            .bind(entity)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut actions = Vec::with_capacity(ids.len());
+        for id in ids {
+            actions.push(self.action(&id).await?);
+        }
+        Ok(actions)
+    }
+
     /// A service's catalog for a form: its actions, or why they cannot be read.
     pub async fn catalog_of(&self, service: &str, refresh: bool) -> Result<Catalog, ActionError> {
         let connector = self.action_connector(service)?;
