@@ -506,7 +506,18 @@ where
             async move {
                 let request = request.into_inner();
                 let call = Call::received(&headers, &request);
-                GraphQLResponse::from(schema.execute(request.data(call)).await)
+                // On its own task: a caller that hangs up (or is killed) mid-call must not
+                // cancel the call half-way, with its transaction still open; it finishes
+                // or rolls back, and a retry with the same key finds the outcome.
+                let response =
+                    tokio::spawn(async move { schema.execute(request.data(call)).await });
+                match response.await {
+                    Ok(response) => GraphQLResponse::from(response).into_response(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a mission-control call panicked");
+                        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                    }
+                }
             }
         }),
     )

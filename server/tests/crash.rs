@@ -237,12 +237,24 @@ graphql_url = "{gql}"
         }
         if started.elapsed() > Duration::from_secs(180) {
             let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let warnings: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .take(20)
+                .collect();
+            let failures: Vec<&Value> = detail["entities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["state"] == "failed")
+                .take(5)
+                .collect();
             panic!(
-                "the restarted Runboard did not finish the action: {} (state {}); its log ends:\n{}",
+                "the restarted Runboard did not finish the action: {} (state {}, {}); failures: {failures:?}; its warnings:\n{}",
                 detail["action"]["progress"],
                 detail["action"]["state"],
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                detail["action"]["state_detail"],
+                warnings.join("\n")
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
