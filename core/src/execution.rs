@@ -187,7 +187,7 @@ async fn execute(app: &App, action: Action, fresh: bool) -> Result<(), ActionErr
             let header_refs = &header_refs;
             let action = &action;
             async move {
-                let outcome = call_entity(mission_control, action, &entity, header_refs).await;
+                let outcome = call_entity(app, mission_control, action, &entity, header_refs).await;
                 record(app, &action.id, &entity, outcome).await
             }
         });
@@ -214,6 +214,7 @@ async fn execute(app: &App, action: Action, fresh: bool) -> Result<(), ActionErr
 
 /// One call for one entity, with retries for transient failures: `(attempts, outcome)`.
 async fn call_entity(
+    app: &App,
     mission_control: &crate::mission_control::MissionControl,
     action: &Action,
     entity: &str,
@@ -234,10 +235,14 @@ async fn call_entity(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match mission_control
+        let answer = mission_control
             .request(&action.preview.document, &variables, &headers)
-            .await
-        {
+            .await;
+        app.metrics.record_call(
+            &action.service,
+            answer.as_ref().map_or_else(CallError::label, |_| "ok"),
+        );
+        match answer {
             Ok(data) => {
                 let described = effects_of(&data, &action.mutation)
                     .map(|effects| {
@@ -338,6 +343,7 @@ async fn conclude(
         .await?
         .rows_affected();
         if changed == 1 {
+            app.metrics.record_action_end(&action.service, to.as_str());
             if to.is_final() {
                 sqlx::query("DELETE FROM entity_hold WHERE action_id = $1")
                     .bind(&action.id)

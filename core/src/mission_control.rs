@@ -47,6 +47,17 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// The failure in one word, for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Unreachable { .. } => "unreachable",
+            Self::Timeout { .. } => "timeout",
+            Self::Server { .. } => "server_error",
+            Self::Refused(_) => "refused",
+            Self::Malformed(_) => "malformed",
+        }
+    }
+
     /// Whether sending the same call again later may succeed (timeouts, outages, 5xx).
     pub fn is_transient(&self) -> bool {
         matches!(

@@ -263,6 +263,16 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
     let audit = get(&s.app, &s.alice, "/api/v1/audit/verify").await;
     assert_eq!(audit["state"], "intact");
 
+    let metrics = s.app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"runboard_action_calls_total{service="onboarding",outcome="ok"} 5"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"runboard_actions_ended_total{service="onboarding",state="succeeded"} 1"#)
+    );
+
     // The webhook heard of each step people act on, in order.
     let expected = [
         "asks for approval",

@@ -12,6 +12,7 @@ test_on_both_stores!(
     the_overview_is_rendered_on_the_server_with_the_services,
     the_server_function_returns_the_services_as_json,
     the_audit_endpoint_says_whether_the_chain_is_intact,
+    a_page_for_an_unknown_service_answers_404_and_says_so,
 );
 
 async fn probes_say_live_and_ready(backend: Backend) {
@@ -202,4 +203,16 @@ async fn the_audit_endpoint_says_whether_the_chain_is_intact(backend: Backend) {
     let broken = app.get_json("/api/v1/audit/verify").await;
     assert_eq!(broken["state"], "broken");
     assert_eq!(broken["seq"], 1);
+}
+
+async fn a_page_for_an_unknown_service_answers_404_and_says_so(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app.get("/services/nonesuch").await;
+    assert_eq!(response.status(), 404);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("no service is registered as &quot;nonesuch&quot;")
+            || page.contains("no service is registered as \"nonesuch\""),
+        "{page}"
+    );
 }

@@ -86,9 +86,10 @@ fn connector<'a>(
     service: &str,
 ) -> Result<&'a runboard_core::connector::Connector, ServerFnError> {
     app.fleet.service(service).ok_or_else(|| {
-        ServerFnError::new(format!(
-            "no service is registered as {service:?}; the overview lists them"
-        ))
+        refuse(
+            http::StatusCode::NOT_FOUND,
+            format!("no service is registered as {service:?}; the overview lists them"),
+        )
     })
 }
 
