@@ -156,6 +156,8 @@ pub fn bearer_client(token: &str) -> reqwest::Client {
     );
     reqwest::Client::builder()
         .default_headers(headers)
+        // A request that hangs fails its test instead of holding up the whole run.
+        .timeout(Duration::from_secs(60))
         .build()
         .unwrap()
 }
