@@ -1,18 +1,15 @@
 # Runboard's container image: the runboard binary and its built site, nothing else.
 # Build: docker build -t runboard .   Run: see README ("Production").
+# It builds exactly as scripts/run-demo does (scripts/tools.sh, then `cargo xtask build
+# --release`), so that fixing one fixes both.
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs npm \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# The build tools first, pinned by the same script the README's commands use,
-# so that this layer is cached until the tool versions or Cargo.lock change.
-COPY scripts/tools.sh scripts/tools.sh
-COPY Cargo.lock Cargo.lock
-RUN bash -c 'source scripts/tools.sh && ensure_wasm_target && ensure_cargo_leptos && ensure_wasm_bindgen && ensure_wasm_opt'
 COPY . .
-RUN bash -c 'source scripts/tools.sh && LEPTOS_OUTPUT_NAME=runboard cargo leptos build --release'
+RUN bash -c 'source scripts/tools.sh && ensure_wasm_target && ensure_wasm_opt && build_release'
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -1,8 +1,10 @@
 import { defineConfig } from "@playwright/test";
+import { launchOptions } from "./browser";
 import { signedInAsAlice } from "./global-setup";
 
-// The server under test is the real runboard binary built by `cargo leptos build`,
-// run as `runboard demo`: a fresh SQLite store and the demo fleet with its load generator.
+// The server under test is the release runboard binary and site that users run, built by
+// `cargo xtask build --release` (scripts/test does it first), run as `runboard demo`:
+// a fresh SQLite store and the demo fleet with its load generator.
 const port = Number(process.env.RUNBOARD_E2E_PORT ?? 3417);
 const baseURL = `http://127.0.0.1:${port}`;
 
@@ -27,23 +29,11 @@ export default defineConfig({
     baseURL,
     storageState: signedInAsAlice,
     trace: "retain-on-failure",
-    launchOptions: {
-      executablePath: "/usr/bin/chromium",
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    },
+    launchOptions,
   },
   webServer: [
     {
-      command: `rm -rf ../target/e2e-data && exec ../target/debug/runboard demo --listen 127.0.0.1:${port} --data-dir ../target/e2e-data --site-root ../target/site`,
+      command: `rm -rf ../target/e2e-data && exec ../target/release/runboard demo --listen 127.0.0.1:${port} --data-dir ../target/e2e-data --site-root ../target/site`,
       url: `${baseURL}/readyz`,
       reuseExistingServer: false,
       timeout: 60_000,
@@ -74,7 +64,7 @@ export default defineConfig({
       stderr: "ignore",
     },
     {
-      command: `rm -rf ../target/e2e-oidc-data && exec ../target/debug/runboard serve --config oidc/runboard.toml --listen 127.0.0.1:${oidcPort}`,
+      command: `rm -rf ../target/e2e-oidc-data && exec ../target/release/runboard serve --config oidc/runboard.toml --listen 127.0.0.1:${oidcPort}`,
       url: `${oidcBaseURL}/readyz`,
       reuseExistingServer: false,
       timeout: 60_000,

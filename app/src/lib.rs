@@ -25,7 +25,7 @@ use pages::overview::Overview;
 use pages::saga::SagaPage;
 use pages::service::Service;
 
-/// The name cargo-leptos gives the built wasm, js and css under `pkg/`.
+/// What `cargo xtask build` calls the built wasm, js and css under `pkg/`.
 pub const SITE_OUTPUT_NAME: &str = "runboard";
 
 /// The HTML document around the app, rendered on the server only.
