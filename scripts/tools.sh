@@ -35,7 +35,7 @@ ensure_wasm_opt() {
 # target/site and target/release/runboard. See xtask/src/main.rs.
 build_release() {
   local note="release build"
-  [ -x target/release/runboard ] || note="first release build: about 20 min on 2 cores; cargo lists each crate as it compiles"
+  [ -x target/release/runboard ] || note="first release build: about 15 min on 2 cores; cargo lists each crate as it compiles"
   timed "building Runboard ($note)" cargo xtask build --release
 }
 

@@ -44,6 +44,10 @@ pub struct ActionsConfig {
     pub pause_failure_share: f64,
     /// Calls made before the failure share is judged, so that one early failure does not pause.
     pub pause_after_calls: u32,
+    /// How long a replica's claim on an executing action lasts unless renewed (a heartbeat
+    /// renews it four times as often); another replica takes over once it has run out.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
     /// One more approval is needed when an action moves more than this much of a
     /// currency: `{ EUR = "10000" }`.
     pub extra_approval_above: std::collections::BTreeMap<String, rust_decimal::Decimal>,
@@ -59,6 +63,7 @@ impl Default for ActionsConfig {
             concurrency: 4,
             pause_failure_share: 0.5,
             pause_after_calls: 10,
+            lease: Duration::from_secs(15),
             extra_approval_above: Default::default(),
             webhook_url: None,
         }
@@ -105,6 +110,12 @@ pub struct OidcConfig {
     /// The ID and access token claim that lists the person's groups.
     #[serde(default = "default_groups_claim")]
     pub groups_claim: String,
+    /// The claim that names a person the same in ID and access tokens: `sub` where the
+    /// provider keeps one subject per person, `email` or `preferred_username` where it does
+    /// not (Okta, Azure AD). With the issuer it is the person's key, which the rule that
+    /// nobody approves their own action compares.
+    #[serde(default = "default_person_claim")]
+    pub person_claim: String,
     /// The audience of the provider's JWT access tokens that scripts may send as bearer
     /// tokens; when absent, only personal API tokens are accepted as bearer tokens.
     #[serde(default)]
@@ -118,6 +129,10 @@ fn default_scopes() -> Vec<String> {
     ["openid", "profile", "email", "groups"]
         .map(String::from)
         .to_vec()
+}
+
+fn default_person_claim() -> String {
+    "sub".into()
 }
 
 fn default_groups_claim() -> String {

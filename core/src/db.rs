@@ -107,6 +107,25 @@ impl Pool {
         }
     }
 
+    /// The database's clock in milliseconds since the Unix epoch, as an SQL expression:
+    /// leases and poll slots are timed by the store, so that replicas whose own clocks
+    /// drift still agree on them.
+    pub(crate) fn now_ms(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+            Self::Postgres(_) => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
+    /// A lock on the rows of `table` (an alias in the query) that a concurrent UPDATE of
+    /// them must wait for, as a locking clause; SQLite has one writer at a time and needs none.
+    pub(crate) fn share_lock(&self, table: &str) -> String {
+        match self {
+            Self::Sqlite(_) => String::new(),
+            Self::Postgres(_) => format!("FOR SHARE OF {table}"),
+        }
+    }
+
     pub(crate) async fn close(&self) {
         on_pool!(self, |pool| pool.close().await)
     }

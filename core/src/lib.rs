@@ -39,6 +39,9 @@ pub struct App {
     pub catalogs: actions::Catalogs,
     /// Tells the configured webhook what happens to actions.
     pub notifier: notify::Notifier,
+    /// This process among the replicas sharing the store: owner of the action leases and
+    /// poll claims it takes (host name, process id and a random part).
+    pub replica: String,
 }
 
 impl App {
@@ -55,6 +58,14 @@ impl App {
             fleet,
             metrics: Metrics::default(),
             catalogs: actions::Catalogs::default(),
+            replica: replica_name(),
         }
     }
+}
+
+fn replica_name() -> String {
+    // In Kubernetes HOSTNAME is the pod's name, which is what an operator looks for.
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "runboard".into());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &random[..8])
 }

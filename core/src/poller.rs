@@ -1,6 +1,9 @@
 //! The poller: every interval, reads each service's numbers into a snapshot, several
 //! services at once but never more than the configured bound, and prunes old snapshots.
+//! However many replicas share the store, each service is read once per interval: the
+//! replica that claims a service's slot of the store's clock reads it.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -8,15 +11,73 @@ use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
 use crate::App;
+use crate::connector::Connector;
+use crate::db::on_pool;
 use crate::fleet::Fleet;
 use crate::snapshots::Snapshot;
 use crate::store::StoreError;
 
 /// Polls every service once and stores the snapshots; returns how many services answered.
 pub async fn poll_once(app: &App) -> Result<usize, StoreError> {
+    poll(app, app.fleet.services()).await
+}
+
+/// Polls the services whose slot for this interval this replica claims first; the other
+/// replicas leave them alone until the next interval. Returns how many answered.
+pub async fn poll_claimed(app: &App) -> Result<usize, StoreError> {
+    let interval_ms = i64::try_from(app.config.poller.interval.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let claim = format!(
+        "INSERT INTO poll_claim (service, slot, owner)
+         SELECT $1, {now} / $2, $3 WHERE 1 = 1
+         ON CONFLICT (service, slot) DO NOTHING",
+        now = app.store.pool.now_ms()
+    );
+    let mut claimed = HashSet::new();
+    for connector in app.fleet.services() {
+        let name = connector.name().as_str();
+        let won = on_pool!(app.store.pool, |pool| {
+            sqlx::query(&claim)
+                .bind(name)
+                .bind(interval_ms)
+                .bind(&app.replica)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if won == 1 {
+            claimed.insert(name.to_owned());
+        }
+    }
+    let retention_ms = i64::try_from(app.config.poller.retention.as_millis()).unwrap_or(i64::MAX);
+    let prune = format!(
+        "DELETE FROM poll_claim WHERE slot < ({now} - $1) / $2",
+        now = app.store.pool.now_ms()
+    );
+    on_pool!(app.store.pool, |pool| {
+        sqlx::query(&prune)
+            .bind(retention_ms)
+            .bind(interval_ms)
+            .execute(pool)
+            .await?;
+    });
+    poll(
+        app,
+        app.fleet
+            .services()
+            .filter(|connector| claimed.contains(connector.name().as_str())),
+    )
+    .await
+}
+
+async fn poll<'a>(
+    app: &App,
+    services: impl Iterator<Item = &'a Connector>,
+) -> Result<usize, StoreError> {
     let now = Utc::now();
     let bound = Semaphore::new(app.config.poller.concurrency);
-    let reads = app.fleet.services().map(|connector| async {
+    let reads = services.map(|connector| async {
         let _permit = bound
             .acquire()
             .await
@@ -59,7 +120,7 @@ pub async fn run(app: Arc<App>) {
     loop {
         ticks.tick().await;
         let started = std::time::Instant::now();
-        match poll_once(&app).await {
+        match poll_claimed(&app).await {
             Ok(answered) => tracing::debug!(
                 answered,
                 services = app.config.services.len(),

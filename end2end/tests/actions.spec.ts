@@ -77,6 +77,8 @@ test("an operator asks to retry an error group, another approves, the fleet retr
     "action.submitted",
     "action.approved",
     "action.executing",
+    "action.started",
+    "action.rechecked",
     "action.succeeded",
   ]);
 

@@ -102,6 +102,7 @@ pub(crate) enum Arg {
     OptText(Option<String>),
     Bool(bool),
     Int(i64),
+    OptInt(Option<i64>),
     Time(DateTime<Utc>),
 }
 
@@ -130,6 +131,11 @@ impl From<i64> for Arg {
         Arg::Int(v)
     }
 }
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::OptInt(v)
+    }
+}
 impl From<DateTime<Utc>> for Arg {
     fn from(v: DateTime<Utc>) -> Self {
         Arg::Time(v)
@@ -146,6 +152,7 @@ macro_rules! bind_args {
                 Arg::OptText(v) => query.bind(v.clone()),
                 Arg::Bool(v) => query.bind(*v),
                 Arg::Int(v) => query.bind(*v),
+                Arg::OptInt(v) => query.bind(*v),
                 Arg::Time(v) => query.bind(*v),
             };
         }

@@ -106,6 +106,10 @@ pub struct CallRecord {
     pub approvers: Option<String>,
     /// Why the call failed, if it did.
     pub error: Option<String>,
+    /// The `X-Runboard-Replica` and `X-Runboard-Lease-Epoch` headers: which Runboard replica
+    /// sent it, under which lease.
+    pub replica: Option<String>,
+    pub lease_epoch: Option<i64>,
 }
 
 /// What [`seed`] wrote and how long it took.

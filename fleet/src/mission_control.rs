@@ -72,6 +72,8 @@ pub(crate) struct Call {
     action: Option<String>,
     requester: Option<String>,
     approvers: Option<String>,
+    replica: Option<String>,
+    lease_epoch: Option<i64>,
     variables: String,
 }
 
@@ -89,6 +91,8 @@ impl Call {
             action: header("x-runboard-action"),
             requester: header("x-runboard-requester"),
             approvers: header("x-runboard-approvers"),
+            replica: header("x-runboard-replica"),
+            lease_epoch: header("x-runboard-lease-epoch").and_then(|e| e.parse().ok()),
             variables: serde_json::to_string(&request.variables).unwrap_or_default(),
         }
     }
@@ -106,8 +110,8 @@ enum Outcome {
 }
 
 const LOG_CALL: &str = "INSERT INTO mission_control_call (received_at, idempotency_key, mutation, \
-    variables, dry_run, applied, action, requester, approvers, error) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    variables, dry_run, applied, action, requester, approvers, error, replica, lease_epoch) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
 fn log_args(
     call: &Call,
@@ -115,7 +119,7 @@ fn log_args(
     dry_run: bool,
     applied: bool,
     error: Option<String>,
-) -> [Arg; 10] {
+) -> [Arg; 12] {
     [
         call.received_at.into(),
         call.idempotency_key.clone().into(),
@@ -127,6 +131,8 @@ fn log_args(
         call.requester.clone().into(),
         call.approvers.clone().into(),
         error.into(),
+        call.replica.clone().into(),
+        call.lease_epoch.into(),
     ]
 }
 
@@ -142,7 +148,10 @@ impl Service {
     ) -> Result<MissionControlResult, FleetError> {
         // One writer per service: a repeated key waits for the first call to commit.
         let _writer = self.writer.lock().await;
-        let outcome = self.apply_once(call, mutation, dry_run, apply).await;
+        let outcome = match self.check_fence(call, dry_run).await {
+            Ok(()) => self.apply_once(call, mutation, dry_run, apply).await,
+            Err(e) => Err(e),
+        };
         let (result, error) = match outcome {
             Ok(Outcome::Applied(result)) => return Ok(result),
             Ok(Outcome::NotApplied(result)) => (Ok(result), None),
@@ -155,6 +164,41 @@ impl Service {
             .execute(LOG_CALL, &log_args(call, mutation, dry_run, false, error))
             .await?;
         result
+    }
+
+    /// The fencing token's check: a real call from an older lease epoch of the same action
+    /// than one already seen comes from a Runboard replica that lost the lease, and is
+    /// refused; a newer epoch becomes the one to beat.
+    async fn check_fence(&self, call: &Call, dry_run: bool) -> Result<(), FleetError> {
+        #[derive(sqlx::FromRow)]
+        struct Fence {
+            epoch: i64,
+        }
+        let (Some(action), Some(epoch), false) = (&call.action, call.lease_epoch, dry_run) else {
+            return Ok(());
+        };
+        let highest: Vec<Fence> = self
+            .db
+            .fetch_all(
+                "SELECT epoch FROM runboard_fence WHERE action = $1",
+                &[action.as_str().into()],
+            )
+            .await?;
+        if let Some(Fence { epoch: highest }) = highest.first()
+            && epoch < *highest
+        {
+            return Err(FleetError::Invalid(format!(
+                "stale lease: action {action} has called with lease epoch {highest}, this call has {epoch}"
+            )));
+        }
+        self.db
+            .execute(
+                "INSERT INTO runboard_fence (action, epoch) VALUES ($1, $2) \
+                 ON CONFLICT (action) DO UPDATE SET epoch = excluded.epoch",
+                &[action.as_str().into(), epoch.into()],
+            )
+            .await?;
+        Ok(())
     }
 
     async fn apply_once(
@@ -227,12 +271,14 @@ impl Service {
             requester: Option<String>,
             approvers: Option<String>,
             error: Option<String>,
+            replica: Option<String>,
+            lease_epoch: Option<i64>,
         }
         let rows: Vec<Row> = self
             .db
             .fetch_all(
                 "SELECT received_at, idempotency_key, mutation, variables, dry_run, applied, \
-                 action, requester, approvers, error FROM mission_control_call \
+                 action, requester, approvers, error, replica, lease_epoch FROM mission_control_call \
                  ORDER BY id LIMIT $1",
                 &[limit.into()],
             )
@@ -250,6 +296,8 @@ impl Service {
                 requester: r.requester,
                 approvers: r.approvers,
                 error: r.error,
+                replica: r.replica,
+                lease_epoch: r.lease_epoch,
             })
             .collect())
     }

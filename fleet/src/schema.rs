@@ -108,7 +108,16 @@ pub(crate) async fn ensure(db: &Db, with_transfers: bool) -> Result<(), FleetErr
             action TEXT,
             requester TEXT,
             approvers TEXT,
-            error TEXT
+            error TEXT,
+            -- the X-Runboard-Replica and X-Runboard-Lease-Epoch headers
+            replica TEXT,
+            lease_epoch BIGINT
+        );
+        -- The highest lease epoch each Runboard action has called with: a real call from
+        -- an older epoch (a replica that lost the lease) is refused, the fencing token's check.
+        CREATE TABLE IF NOT EXISTS runboard_fence (
+            action TEXT PRIMARY KEY,
+            epoch BIGINT NOT NULL
         );"
     );
     if with_transfers {
@@ -131,5 +140,21 @@ pub(crate) async fn ensure(db: &Db, with_transfers: bool) -> Result<(), FleetErr
             WHERE reference IS NOT NULL;"
         ));
     }
-    db.execute_script(&ddl).await
+    db.execute_script(&ddl).await?;
+    // A database made before the call log kept the lease: add its columns.
+    if db
+        .execute(
+            "SELECT replica, lease_epoch FROM mission_control_call LIMIT 0",
+            &[],
+        )
+        .await
+        .is_err()
+    {
+        db.execute_script(
+            "ALTER TABLE mission_control_call ADD COLUMN replica TEXT;
+             ALTER TABLE mission_control_call ADD COLUMN lease_epoch BIGINT;",
+        )
+        .await?;
+    }
+    Ok(())
 }

@@ -61,8 +61,12 @@ pub enum ActionState {
     AwaitingApproval,
     Approved,
     Executing,
-    /// Stopped by Runboard (too many failures); an operator resumes or cancels it.
+    /// Stopped by Runboard (too many failures, or its dry run could not be re-checked);
+    /// an operator resumes or cancels it.
     Paused,
+    /// Cancelled while executing: nothing more is sent, and its entities stay held until
+    /// no call of it is in flight.
+    Cancelling,
     Succeeded,
     PartiallyFailed,
     Failed,
@@ -72,12 +76,13 @@ pub enum ActionState {
 }
 
 impl ActionState {
-    pub const ALL: [ActionState; 11] = [
+    pub const ALL: [ActionState; 12] = [
         Self::Previewed,
         Self::AwaitingApproval,
         Self::Approved,
         Self::Executing,
         Self::Paused,
+        Self::Cancelling,
         Self::Succeeded,
         Self::PartiallyFailed,
         Self::Failed,
@@ -93,6 +98,7 @@ impl ActionState {
             Self::Approved => "approved",
             Self::Executing => "executing",
             Self::Paused => "paused",
+            Self::Cancelling => "cancelling",
             Self::Succeeded => "succeeded",
             Self::PartiallyFailed => "partially_failed",
             Self::Failed => "failed",
@@ -104,6 +110,33 @@ impl ActionState {
 
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// The lifecycle (SPEC.md, "Actions"): the states an action in this state may move to.
+    /// Every change of state, by a person or by the engine, is checked against it.
+    pub fn next_states(self) -> &'static [ActionState] {
+        use ActionState::*;
+        match self {
+            Previewed => &[AwaitingApproval, Expired, Cancelled],
+            AwaitingApproval => &[Approved, Rejected, Expired, Cancelled],
+            Approved => &[Executing, Cancelled],
+            // Back to awaiting approval when the dry run before the first call differs.
+            Executing => &[
+                Succeeded,
+                PartiallyFailed,
+                Failed,
+                Paused,
+                AwaitingApproval,
+                Cancelling,
+            ],
+            Paused => &[Executing, Cancelled],
+            Cancelling => &[Cancelled],
+            Succeeded | PartiallyFailed | Failed | Rejected | Expired | Cancelled => &[],
+        }
+    }
+
+    pub fn can_become(self, to: ActionState) -> bool {
+        self.next_states().contains(&to)
     }
 
     /// Nothing more will happen to it.
@@ -188,6 +221,22 @@ pub enum EntityState {
     Failed,
 }
 
+impl EntityState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Pending, Self::Succeeded, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntityResult {
     pub entity_id: String,
@@ -228,4 +277,46 @@ pub struct Action {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ActionState::{self, *};
+
+    #[test]
+    fn every_state_is_reachable_from_a_preview_and_final_states_lead_nowhere() {
+        let mut reached = vec![Previewed];
+        let mut i = 0;
+        while i < reached.len() {
+            for next in reached[i].next_states() {
+                if !reached.contains(next) {
+                    reached.push(*next);
+                }
+            }
+            i += 1;
+        }
+        assert_eq!(reached.len(), ActionState::ALL.len(), "{reached:?}");
+        for state in ActionState::ALL {
+            assert_eq!(
+                state.is_final(),
+                state.next_states().is_empty(),
+                "{state:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_an_executing_action_is_cancelled_through_cancelling_and_only_a_paused_one_resumes() {
+        assert!(Executing.can_become(Cancelling) && !Executing.can_become(Cancelled));
+        assert_eq!(Cancelling.next_states(), [Cancelled]);
+        let into_executing: Vec<_> = ActionState::ALL
+            .into_iter()
+            .filter(|s| s.can_become(Executing))
+            .collect();
+        assert_eq!(into_executing, [Approved, Paused]);
+        assert!(
+            !Paused.can_become(Approved),
+            "a resumed action is re-checked, not re-approved"
+        );
+    }
 }

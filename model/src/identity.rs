@@ -41,7 +41,8 @@ impl fmt::Display for Role {
 /// A person Runboard knows: who they are at the identity provider, and what they may do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
-    /// The provider's stable subject identifier (`sub`), or the demo user's login.
+    /// The person's key: the provider's issuer and `identity.oidc.person_claim` (`sub` by
+    /// default), or the demo user's login. The two-person rule compares it.
     pub subject: String,
     /// How screens and the audit log name them.
     pub name: String,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{TestApp, TestFleet, bearer_client, registered, spawn_app_configured, start_fleet};
 use runboard_core::execution;
 use runboard_model::Role;
-use runboard_testkit::{Backend, TestStore, test_on_both_stores};
+use runboard_testkit::{Backend, ChaosProxy, TestStore, run_sql, test_on_both_stores};
 use serde_json::{Value, json};
 
 /// A Slack-compatible webhook on loopback that keeps the text of every message it gets.
@@ -42,6 +42,10 @@ struct Setup {
     bob: reqwest::Client,
     carol: reqwest::Client,
     vera: reqwest::Client,
+    /// An operator who may not approve.
+    oscar: reqwest::Client,
+    /// In front of onboarding's mission control: cut it or slow it down.
+    proxy: Arc<ChaosProxy>,
 }
 
 async fn setup(
@@ -49,7 +53,14 @@ async fn setup(
     configure: impl FnOnce(&mut runboard_core::config::Config),
 ) -> Setup {
     let fleet = start_fleet(backend).await;
-    let services = fleet.fleet.services().iter().map(registered).collect();
+    let mut services: Vec<_> = fleet.fleet.services().iter().map(registered).collect();
+    let onboarding = services
+        .iter_mut()
+        .find(|s| s.name.as_str() == "onboarding")
+        .unwrap();
+    let upstream = onboarding.graphql_url.socket_addrs(|| None).unwrap()[0];
+    let proxy = ChaosProxy::start(upstream).await;
+    onboarding.graphql_url.set_port(Some(proxy.port())).unwrap();
     let (app, ()) = spawn_app_configured(TestStore::new(backend).await, |config, _| {
         config.services = services;
         configure(config);
@@ -65,6 +76,7 @@ async fn setup(
     );
     let carol = bearer_client(&app.token_for("carol", &[Role::Approver]).await);
     let vera = bearer_client(&app.token_for("vera", &[Role::Viewer]).await);
+    let oscar = bearer_client(&app.token_for("oscar", &[Role::Operator]).await);
     Setup {
         app,
         fleet,
@@ -72,6 +84,8 @@ async fn setup(
         bob,
         carol,
         vera,
+        oscar,
+        proxy,
     }
 }
 
@@ -112,11 +126,16 @@ async fn failed_sagas(s: &Setup, service: &str, n: usize) -> Vec<String> {
 
 /// Alice asks to retry `ids` and submits it; returns the action.
 async fn submitted_retry(s: &Setup, ids: &[String]) -> Value {
+    submitted_retry_on(s, "onboarding", ids).await
+}
+
+/// Alice asks to retry `ids` of `service` and submits it; returns the action.
+async fn submitted_retry_on(s: &Setup, service: &str, ids: &[String]) -> Value {
     let (status, action) = post(
         &s.app,
         &s.alice,
         "/api/v1/actions",
-        json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
+        json!({ "service": service, "mutation": "retrySagas", "arguments": { "ids": ids } }),
     )
     .await;
     assert_eq!(status, 201, "{action}");
@@ -235,6 +254,8 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
             "action.submitted",
             "action.approved",
             "action.executing",
+            "action.started",
+            "action.rechecked",
             "action.succeeded"
         ]
     );
@@ -451,27 +472,8 @@ async fn an_approval_of_a_preview_whose_entities_changed_does_not_run(backend: B
     .await;
     assert_eq!(status, 200);
 
-    // Someone else retries one of the sagas directly at the service meanwhile.
-    let onboarding = s
-        .fleet
-        .fleet
-        .services()
-        .iter()
-        .find(|s| s.name == "onboarding")
-        .unwrap();
-    let done: Value = reqwest::Client::new()
-        .post(&onboarding.graphql_url)
-        .json(&json!({
-            "query": "mutation($ids: [ID!]!) { forceCompleteSagas(ids: $ids, reason: \"by hand\", dryRun: false) { dryRun } }",
-            "variables": { "ids": [ids[0]] },
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(done.get("errors").is_none(), "{done}");
+    // Someone else completes one of the sagas directly at the service meanwhile.
+    force_complete_by_hand(&s, &ids[0]).await;
 
     run_engine(&s.app).await;
     let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
@@ -527,27 +529,50 @@ async fn an_expired_preview_cannot_be_approved(backend: Backend) {
     assert!(calls_for(&s, id).await.iter().all(|c| !c.applied));
 }
 
-#[tokio::test]
-async fn failures_pause_an_action_which_can_be_resumed_or_cancelled() {
-    let s = setup(Backend::Sqlite, |config| {
-        config.actions.pause_after_calls = 2;
-        config.actions.pause_failure_share = 0.5;
-    })
-    .await;
-    let ids = failed_sagas(&s, "onboarding", 6).await;
-    let action = submitted_retry(&s, &ids).await;
+/// Resumes or cancels an action: `(status, body)`.
+async fn lifecycle_step(s: &Setup, client: &reqwest::Client, id: &str, step: &str) -> (u16, Value) {
+    post(
+        &s.app,
+        client,
+        &format!("/api/v1/actions/{id}/{step}"),
+        json!({}),
+    )
+    .await
+}
+
+/// The audit kinds of an action, in order.
+async fn audit_kinds(s: &Setup, id: &str) -> Vec<String> {
+    get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Bob approves the action's current preview.
+async fn approved_by_bob(s: &Setup, action: &Value) {
     let id = action["id"].as_str().unwrap();
-    let (status, _) = post(
+    let (status, body) = post(
         &s.app,
         &s.bob,
         &format!("/api/v1/actions/{id}/approve"),
         json!({ "digest": action["digest"] }),
     )
     .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{body}");
+}
 
-    // The service goes down: the dry run before executing fails, and the action pauses.
-    s.fleet.fleet.stop_service("onboarding").await;
+#[tokio::test]
+async fn resuming_after_a_failed_recheck_runs_the_dry_run_again_before_any_real_call() {
+    let s = setup(Backend::Sqlite, |_| ()).await;
+    let ids = failed_sagas(&s, "onboarding", 4).await;
+    let action = submitted_retry(&s, &ids).await;
+    let id = action["id"].as_str().unwrap();
+    approved_by_bob(&s, &action).await;
+
+    // Mission control cannot be reached: the dry run before executing fails, it pauses.
+    s.proxy.cut();
     run_engine(&s.app).await;
     let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "paused", "{detail}");
@@ -558,15 +583,128 @@ async fn failures_pause_an_action_which_can_be_resumed_or_cancelled() {
             .contains("dry run before executing failed")
     );
 
-    // Resumed while it is still down: its calls fail (after retries), and past the share it pauses again.
-    let (status, _) = post(
-        &s.app,
-        &s.alice,
-        &format!("/api/v1/actions/{id}/resume"),
-        json!({}),
+    // Resumed while still down: the dry run runs again (and fails again); nothing is sent.
+    let (status, _) = lifecycle_step(&s, &s.alice, id, "resume").await;
+    assert_eq!(status, 200);
+    run_engine(&s.app).await;
+    let kinds = audit_kinds(&s, id).await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "action.paused").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(!kinds.contains(&"action.rechecked".to_owned()), "{kinds:?}");
+    assert!(calls_for(&s, id).await.is_empty());
+
+    // Back up, and the sagas changed meanwhile (one completed by hand): resumed, the dry
+    // run runs again and finds it, so the action asks for approval again; no real call.
+    s.proxy.restore();
+    force_complete_by_hand(&s, &ids[0]).await;
+    let (status, _) = lifecycle_step(&s, &s.alice, id, "resume").await;
+    assert_eq!(status, 200);
+    run_engine(&s.app).await;
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["state"], "awaiting_approval", "{detail}");
+    assert!(calls_for(&s, id).await.iter().all(|c| !c.applied));
+
+    // Approved again, it runs: the dry run once more, then each saga once.
+    approved_by_bob(&s, &detail["action"]).await;
+    run_engine(&s.app).await;
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["state"], "succeeded", "{detail}");
+    let applied = calls_for(&s, id).await.iter().filter(|c| c.applied).count();
+    assert_eq!(applied, ids.len());
+}
+
+/// Someone completes a saga directly at the service, outside Runboard.
+async fn force_complete_by_hand(s: &Setup, saga: &str) {
+    let onboarding = s.fleet.service("onboarding");
+    let done: Value = reqwest::Client::new()
+        .post(&onboarding.graphql_url)
+        .json(&json!({
+            "query": "mutation($ids: [ID!]!) { forceCompleteSagas(ids: $ids, reason: \"by hand\", dryRun: false) { dryRun } }",
+            "variables": { "ids": [saga] },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(done.get("errors").is_none(), "{done}");
+}
+
+/// What a replica that died right after claiming an action leaves behind: the action
+/// executing under a lease that has run out, nothing sent (or, with `sent`, every entity
+/// marked sent and none recorded).
+async fn left_by_a_dead_replica(s: &Setup, id: &str, sent: bool) {
+    let url = s.app.app.config.store.effective_url();
+    run_sql(
+        &url,
+        &format!("UPDATE action SET state = 'executing' WHERE id = '{id}'"),
     )
     .await;
-    assert_eq!(status, 200);
+    run_sql(
+        &url,
+        &format!("INSERT INTO action_lease (action_id, owner, epoch, expires_ms) VALUES ('{id}', 'dead-replica', 1, 1)"),
+    )
+    .await;
+    if sent {
+        run_sql(
+            &url,
+            &format!("UPDATE action_entity SET sent_epoch = 1 WHERE action_id = '{id}'"),
+        )
+        .await;
+    }
+}
+
+test_on_both_stores!(a_crash_between_claim_and_recheck_leaves_the_recheck_to_the_next_replica);
+
+async fn a_crash_between_claim_and_recheck_leaves_the_recheck_to_the_next_replica(
+    backend: Backend,
+) {
+    let s = setup(backend, |_| ()).await;
+    let ids = failed_sagas(&s, "onboarding", 3).await;
+    let action = submitted_retry(&s, &ids).await;
+    let id = action["id"].as_str().unwrap();
+    approved_by_bob(&s, &action).await;
+    left_by_a_dead_replica(&s, id, false).await;
+    force_complete_by_hand(&s, &ids[1]).await;
+
+    run_engine(&s.app).await;
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["state"], "awaiting_approval", "{detail}");
+    assert!(
+        calls_for(&s, id).await.iter().all(|c| !c.applied),
+        "no real call"
+    );
+    let kinds = audit_kinds(&s, id).await;
+    assert_eq!(
+        kinds[kinds.len() - 3..],
+        [
+            "action.started",
+            "action.rechecked",
+            "action.preview_changed"
+        ],
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn calls_a_dead_replica_sent_go_again_with_their_keys_and_failures_pause_the_action() {
+    let s = setup(Backend::Sqlite, |config| {
+        config.actions.pause_after_calls = 2;
+        config.actions.pause_failure_share = 0.5;
+    })
+    .await;
+    let ids = failed_sagas(&s, "onboarding", 6).await;
+    let action = submitted_retry(&s, &ids).await;
+    let id = action["id"].as_str().unwrap();
+    approved_by_bob(&s, &action).await;
+    // A replica sent every call and died before recording one; the service is down now.
+    left_by_a_dead_replica(&s, id, true).await;
+    s.proxy.cut();
+
     run_engine(&s.app).await;
     let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
     let action_now = &detail["action"];
@@ -578,13 +716,6 @@ async fn failures_pause_an_action_which_can_be_resumed_or_cancelled() {
             .contains("calls failed"),
         "{action_now}"
     );
-    let failed = detail["entities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["state"] == "failed")
-        .count();
-    assert!(failed >= 2, "{detail}");
     assert!(
         detail["entities"][0]["detail"]
             .as_str()
@@ -595,23 +726,243 @@ async fn failures_pause_an_action_which_can_be_resumed_or_cancelled() {
         detail["entities"][0]["attempts"], 3,
         "transient failures are retried"
     );
+    let kinds = audit_kinds(&s, id).await;
+    assert!(
+        !kinds.contains(&"action.rechecked".to_owned()),
+        "entities sent before are not dry-run again: {kinds:?}"
+    );
 
     // Cancelled: it ends, and its sagas are free for another action.
-    let (status, cancelled) = post(
-        &s.app,
-        &s.alice,
-        &format!("/api/v1/actions/{id}/cancel"),
-        json!({}),
-    )
-    .await;
+    let (status, cancelled) = lifecycle_step(&s, &s.alice, id, "cancel").await;
     assert_eq!(status, 200);
     assert_eq!(cancelled["state"], "cancelled");
-    let (status, _) = post(
+    let (status, _) = lifecycle_step(&s, &s.alice, id, "resume").await;
+    assert_eq!(status, 409, "an ended action stays ended");
+}
+
+test_on_both_stores!(
+    a_cancel_during_execution_stops_the_calls_and_holds_the_entities_until_none_is_in_flight
+);
+
+async fn a_cancel_during_execution_stops_the_calls_and_holds_the_entities_until_none_is_in_flight(
+    backend: Backend,
+) {
+    let s = setup(backend, |config| config.actions.concurrency = 2).await;
+    let ids = failed_sagas(&s, "onboarding", 12).await;
+    let action = submitted_retry(&s, &ids).await;
+    let id = action["id"].as_str().unwrap().to_owned();
+    approved_by_bob(&s, &action).await;
+    // Every call takes a while on the wire, so that some are in flight at the cancel.
+    s.proxy.slow_down(Duration::from_millis(150));
+    let engine = {
+        let app = s.app.app.clone();
+        tokio::spawn(async move { while execution::step(&app).await.unwrap() {} })
+    };
+    while !calls_for(&s, &id).await.iter().any(|c| c.applied) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Oscar, an operator who may not approve, cannot stop Alice's running action.
+    let (status, body) = lifecycle_step(&s, &s.oscar, &id, "cancel").await;
+    assert_eq!(status, 403, "{body}");
+
+    let (status, cancelling) = lifecycle_step(&s, &s.alice, &id, "cancel").await;
+    assert_eq!(status, 200, "{cancelling}");
+    // What was let out before the cancel was recorded: nothing else may ever be sent.
+    let sent_before = sent_entities(&s, &id).await;
+    assert_eq!(cancelling["state"], "cancelling", "{cancelling}");
+    // Its sagas stay held while calls of it may be in flight: no other action can take them.
+    let held = runboard_testkit::sql_strings(
+        &s.app.app.config.store.effective_url(),
+        &format!("SELECT entity_id FROM entity_hold WHERE action_id = '{id}'"),
+    )
+    .await;
+    assert_eq!(held.len(), ids.len(), "held while cancelling");
+    engine.await.unwrap();
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["state"], "cancelled", "{detail}");
+    let pending = detail["action"]["progress"]["pending"].as_u64().unwrap();
+    assert!(
+        pending > 0,
+        "cancelled mid-way, not after the end: {detail}"
+    );
+
+    let called: Vec<String> = calls_for(&s, &id)
+        .await
+        .iter()
+        .filter(|c| !c.dry_run)
+        .map(|c| c.variables["ids"][0].as_str().unwrap().to_owned())
+        .collect();
+    for entity in &called {
+        assert!(
+            sent_before.contains(entity),
+            "{entity} was called after the cancel was recorded (sent before it: {sent_before:?})"
+        );
+    }
+    println!(
+        "cancelled with {} of {} sagas let out before it, {} pending",
+        sent_before.len(),
+        ids.len(),
+        pending
+    );
+    // Ended: the sagas are free again.
+    let (status, body) = post(
         &s.app,
-        &s.alice,
-        &format!("/api/v1/actions/{id}/resume"),
+        &s.bob,
+        "/api/v1/actions",
+        json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": &ids[..1] }, "reason": "again" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post(
+        &s.app,
+        &s.bob,
+        &format!("/api/v1/actions/{}/submit", body["id"].as_str().unwrap()),
         json!({}),
     )
     .await;
-    assert_eq!(status, 409, "an ended action stays ended");
+    assert_eq!(status, 200, "free once cancelled: {body}");
+}
+
+/// The entities of an action marked as sent in the store.
+async fn sent_entities(s: &Setup, id: &str) -> Vec<String> {
+    runboard_testkit::sql_strings(
+        &s.app.app.config.store.effective_url(),
+        &format!("SELECT entity_id FROM action_entity WHERE action_id = '{id}' AND sent_epoch IS NOT NULL"),
+    )
+    .await
+}
+
+test_on_both_stores!(
+    a_re_approval_after_the_money_grew_recomputes_the_money_and_the_approvals_needed,
+    two_approvals_at_once_on_a_two_approval_action_end_approved,
+);
+
+async fn a_re_approval_after_the_money_grew_recomputes_the_money_and_the_approvals_needed(
+    backend: Backend,
+) {
+    let (hook, messages) = webhook().await;
+    let s = setup(backend, |config| {
+        config.actions.webhook_url = Some(hook.parse().unwrap());
+        config.actions.extra_approval_above = ["EUR", "USD", "GBP", "CHF", "SEK", "PLN", "JPY"]
+            .map(|c| (c.to_owned(), rust_decimal::Decimal::from(100_000)))
+            .into();
+    })
+    .await;
+    let ids = failed_sagas(&s, "payments", 1).await;
+    let action = submitted_retry_on(&s, "payments", &ids).await;
+    let id = action["id"].as_str().unwrap();
+    assert_eq!(action["approvals_needed"], 1, "small money: {action}");
+    let currency = action["preview"]["money"][0]["currency"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    approved_by_bob(&s, &action).await;
+
+    // The transfers behind the sagas grow before the action runs.
+    let payments = s.fleet.service("payments");
+    let grown = run_sql(
+        &payments.database_url,
+        &format!(
+            "UPDATE transfer_event SET amount = '900000.00' WHERE amount IS NOT NULL AND transfer_id IN ('{}')",
+            ids.join("', '")
+        ),
+    )
+    .await;
+    assert!(grown > 0);
+
+    run_engine(&s.app).await;
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let now = &detail["action"];
+    assert_eq!(now["state"], "awaiting_approval", "{detail}");
+    assert_eq!(
+        now["approvals_needed"], 2,
+        "more money, one more approval: {now}"
+    );
+    assert_eq!(
+        now["preview"]["money"],
+        json!([{ "amount": "900000.00", "currency": currency }]),
+        "the new money: {now}"
+    );
+    let said = now["state_detail"].as_str().unwrap();
+    assert!(
+        said.contains(&format!("now 900000.00 {currency}")),
+        "{said}"
+    );
+    assert!(said.contains("approvals needed were 1, now 2"), "{said}");
+    assert!(
+        calls_for(&s, id).await.iter().all(|c| !c.applied),
+        "no real call"
+    );
+
+    // The record and the webhook show the new figures and say what changed.
+    let record = s
+        .alice
+        .get(s.app.url(&format!("/api/v1/actions/{id}/record.md")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(record.contains("900000.00"), "{record}");
+    assert!(
+        record.contains("approvals needed were 1, now 2"),
+        "{record}"
+    );
+    let told = wait_for_message(&messages, "Approval is asked again").await;
+    assert!(told.contains("900000.00"), "{told}");
+
+    // Two approvers now: Bob alone does not make it run.
+    approved_by_bob(&s, now).await;
+    let after_bob = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(after_bob["action"]["state"], "awaiting_approval");
+    let (status, body) = post(
+        &s.app,
+        &s.carol,
+        &format!("/api/v1/actions/{id}/approve"),
+        json!({ "digest": now["digest"] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "approved");
+}
+
+/// The first webhook message containing `needle`, waiting for it a while.
+async fn wait_for_message(messages: &Arc<Mutex<Vec<String>>>, needle: &str) -> String {
+    for _ in 0..100 {
+        if let Some(found) = messages.lock().unwrap().iter().find(|m| m.contains(needle)) {
+            return found.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "no webhook message says {needle:?}: {:?}",
+        messages.lock().unwrap()
+    );
+}
+
+async fn two_approvals_at_once_on_a_two_approval_action_end_approved(backend: Backend) {
+    let s = setup(backend, |config| {
+        for service in &mut config.services {
+            service.approvals.insert("retrySagas".into(), 2);
+        }
+    })
+    .await;
+    // Several times, so that the two approvals really meet.
+    for ids in failed_sagas(&s, "onboarding", 8).await.chunks(1) {
+        let action = submitted_retry(&s, ids).await;
+        let id = action["id"].as_str().unwrap();
+        assert_eq!(action["approvals_needed"], 2);
+        let path = format!("/api/v1/actions/{id}/approve");
+        let body = json!({ "digest": action["digest"] });
+        let (bob, carol) = tokio::join!(
+            post(&s.app, &s.bob, &path, body.clone()),
+            post(&s.app, &s.carol, &path, body.clone()),
+        );
+        assert_eq!((bob.0, carol.0), (200, 200), "{bob:?} {carol:?}");
+        let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+        assert_eq!(detail["action"]["state"], "approved", "{detail}");
+        assert_eq!(detail["action"]["approvals"].as_array().unwrap().len(), 2);
+    }
 }

@@ -92,13 +92,7 @@ async fn call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runboard_killed_mid_action_resumes_and_applies_each_entity_once() {
     let fleet = start_fleet(Backend::Sqlite).await;
-    let onboarding = fleet
-        .fleet
-        .services()
-        .iter()
-        .find(|s| s.name == "onboarding")
-        .unwrap()
-        .clone();
+    let onboarding = fleet.service("onboarding").clone();
     let seeded = runboard_fleet::seed(&onboarding.database_url, "onboarding", 100_000)
         .await
         .unwrap();
@@ -119,6 +113,7 @@ data_dir = "{data}"
 demo_users = true
 [actions]
 concurrency = 8
+lease = "3s"
 [[services]]
 name = "onboarding"
 team = "growth"

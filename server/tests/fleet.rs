@@ -364,13 +364,7 @@ async fn bad_filters_are_refused_with_what_to_do() {
 #[tokio::test]
 async fn connections_to_a_service_stay_within_its_bound_under_load() {
     let fleet = start_fleet(Backend::Postgres).await;
-    let payments = fleet
-        .fleet
-        .services()
-        .iter()
-        .find(|s| s.name == "payments")
-        .unwrap()
-        .clone();
+    let payments = fleet.service("payments").clone();
     let mut config = registered(&payments);
     config.max_connections = 3;
     let app = spawn_app_on(TestStore::new(Backend::Postgres).await, vec![config]).await;
@@ -522,4 +516,69 @@ async fn lookup_finds_pasted_ids_in_the_right_services() {
         "two lookups of 10,000 IDs in 3 services took {:?}",
         started.elapsed()
     );
+}
+
+/// However many replicas share the store, each service is read once per interval: the
+/// replica that claims a service's slot of the store's clock reads it, the others skip it.
+#[tokio::test]
+async fn two_replicas_polling_three_services_write_one_snapshot_per_service_per_interval() {
+    let fleet = start_fleet(Backend::Sqlite).await;
+    let services: Vec<_> = fleet.fleet.services().iter().map(registered).collect();
+    let interval = Duration::from_millis(500);
+    let (first, ()) =
+        common::spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
+            config.services = services;
+            config.poller.interval = interval;
+        })
+        .await;
+    let config = first.app.config.clone();
+    let second = runboard_core::App::new(
+        config.clone(),
+        runboard_core::store::Store::connect(&config.store)
+            .await
+            .unwrap(),
+        runboard_core::fleet::Fleet::connect(&config).await.unwrap(),
+    );
+    assert_ne!(first.app.replica, second.replica);
+
+    // Each replica looks five times an interval, out of step with the other.
+    let run = Duration::from_secs(3);
+    let started = Instant::now();
+    async fn replica(
+        app: &runboard_core::App,
+        offset: Duration,
+        started: Instant,
+        run: Duration,
+        interval: Duration,
+    ) {
+        tokio::time::sleep(offset).await;
+        while started.elapsed() < run {
+            runboard_core::poller::poll_claimed(app).await.unwrap();
+            tokio::time::sleep(interval / 5).await;
+        }
+    }
+    tokio::join!(
+        replica(&first.app, Duration::ZERO, started, run, interval),
+        replica(&second, Duration::from_millis(37), started, run, interval)
+    );
+    let intervals = run.as_millis() / interval.as_millis();
+    let url = config.store.effective_url();
+    for service in ["onboarding", "payments", "payouts"] {
+        let snapshots = runboard_testkit::sql_strings(
+            &url,
+            &format!(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM service_snapshot WHERE service = '{service}'"
+            ),
+        )
+        .await[0]
+            .parse::<u128>()
+            .unwrap();
+        println!(
+            "{service}: {snapshots} snapshots in {intervals} intervals, 2 replicas looking 5 times each"
+        );
+        assert!(
+            (intervals - 1..=intervals + 1).contains(&snapshots),
+            "{service}: {snapshots} snapshots in {intervals} intervals"
+        );
+    }
 }

@@ -16,8 +16,8 @@ use openidconnect::core::{
     CoreRsaPrivateSigningKey,
 };
 use openidconnect::{
-    AdditionalClaims, Audience, IdToken, IdTokenClaims, IssuerUrl, JsonWebKeyId, Nonce,
-    StandardClaims, SubjectIdentifier,
+    AdditionalClaims, Audience, EndUserUsername, IdToken, IdTokenClaims, IssuerUrl, JsonWebKeyId,
+    Nonce, StandardClaims, SubjectIdentifier,
 };
 use runboard_core::config::{OidcConfig, RoleGroups};
 use runboard_model::Role;
@@ -63,7 +63,6 @@ async fn spawn_with_provider_and(
     configure: impl FnOnce(&mut runboard_core::config::Config),
 ) -> Setup {
     let (app, provider) = spawn_app_configured(TestStore::new(backend).await, |config, address| {
-        configure(config);
         let provider = OidcProvider::start(
             0,
             CLIENT_ID,
@@ -77,6 +76,7 @@ async fn spawn_with_provider_and(
             client_secret: Some(CLIENT_SECRET.into()),
             scopes: vec!["openid".into(), "profile".into(), "groups".into()],
             groups_claim: "groups".into(),
+            person_claim: "sub".into(),
             api_audience: Some(API_AUDIENCE.into()),
             display_name: "Test IdP".into(),
         });
@@ -86,6 +86,7 @@ async fn spawn_with_provider_and(
             approver: vec!["sre".into()],
             admin: vec!["platform".into()],
         };
+        configure(config);
         provider
     })
     .await;
@@ -460,6 +461,7 @@ async fn stored_token_columns(app: &TestApp) -> String {
 }
 
 async fn two_people_interleaved_never_get_each_others_identity(backend: Backend) {
+    let _alone = NOT_BESIDE_A_FLEET.lock().await;
     let Setup {
         app,
         provider: _provider,
@@ -551,6 +553,8 @@ impl AdditionalClaims for Groups {}
 
 struct Forge<'a> {
     issuer: &'a str,
+    subject: &'a str,
+    username: &'a str,
     audience: &'a str,
     /// Seconds until it expires; negative for a token that already has.
     expires_in: i64,
@@ -566,7 +570,8 @@ fn forge(token: Forge<'_>) -> String {
         vec![Audience::new(token.audience.into())],
         now + chrono::Duration::seconds(token.expires_in),
         now - chrono::Duration::seconds(600),
-        StandardClaims::new(SubjectIdentifier::new("alice".into())),
+        StandardClaims::new(SubjectIdentifier::new(token.subject.into()))
+            .set_preferred_username(Some(EndUserUsername::new(token.username.into()))),
         Groups {
             groups: vec!["sre".into()],
         },
@@ -610,6 +615,8 @@ fn forgeries(
 ) -> (String, Vec<(&'static str, String)>) {
     let base = Forge {
         issuer: &provider.issuer,
+        subject: "alice",
+        username: "alice",
         audience,
         expires_in: 300,
         kid: &provider.kid,
@@ -701,7 +708,11 @@ async fn forged_or_stale_id_tokens_are_refused() {
         .verify_id_token(&valid, &nonce)
         .await
         .expect("the genuine token passes");
-    assert_eq!(person.subject, "alice");
+    assert_eq!(
+        person.subject,
+        format!("{}#alice", provider.issuer),
+        "the person's key: issuer and sub"
+    );
     assert_eq!(person.groups, ["sre"]);
     for (what, token) in bad {
         let refused = oidc.verify_id_token(&token, &nonce).await;
@@ -766,4 +777,116 @@ async fn a_rotated_provider_key_is_fetched_and_the_old_one_dropped() {
         401,
         "the retired key no longer signs"
     );
+}
+
+/// Held by the interleaving test and the one that starts a demo fleet, so that the two never
+/// run at once in this process: beside the fleet's start-up, a page of the interleaving
+/// test's server (another tokio runtime in the same process) now and then stalled until the
+/// 30 s body timeout cut it. One server per process, as in production, never showed it.
+static NOT_BESIDE_A_FLEET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Providers such as Okta and Azure AD give one person one `sub` in the ID token and
+/// another in the access token: with `person_claim` naming a claim they share, Runboard
+/// knows them as one person, and the two-person rule holds across the two.
+#[tokio::test]
+async fn one_person_signed_in_and_with_an_access_token_of_another_sub_cannot_approve_their_own_action()
+ {
+    let fleet = common::start_fleet(Backend::Sqlite).await;
+    let services: Vec<_> = fleet
+        .fleet
+        .services()
+        .iter()
+        .map(common::registered)
+        .collect();
+    let Setup { app, provider } = spawn_with_provider_and(Backend::Sqlite, |config| {
+        config.services = services;
+        config.identity.oidc.as_mut().unwrap().person_claim = "preferred_username".into();
+    })
+    .await;
+
+    // Alice, signed in through the provider (ID token: sub "alice"), asks for an action.
+    let browser = signed_in_browser(&app, "alice").await;
+    let csrf = me(&app, &browser).await.1["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let write = |path: &str, body: Value| {
+        browser
+            .post(app.url(path))
+            .header("origin", &app.address)
+            .header("x-csrf-token", &csrf)
+            .json(&body)
+            .send()
+    };
+    let sagas: Value = browser
+        .get(app.url("/api/v1/services/onboarding/sagas?status=failed&limit=2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = sagas["sagas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["saga_id"].as_str().unwrap())
+        .collect();
+    let created = write(
+        "/api/v1/actions",
+        serde_json::json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 201);
+    let action: Value = created.json().await.unwrap();
+    let id = action["id"].as_str().unwrap();
+    let submitted = write(
+        &format!("/api/v1/actions/{id}/submit"),
+        serde_json::json!({ "reason": "INC-9: stuck KYC" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(submitted.status(), 200);
+
+    // Her access token names her by another subject, as Okta's do.
+    let access = |subject: &str, username: &str| {
+        bearer_client(&forge(Forge {
+            issuer: &provider.issuer,
+            subject,
+            username,
+            audience: API_AUDIENCE,
+            expires_in: 300,
+            kid: &provider.kid,
+            key_pem: &provider.key_pem,
+            nonce: None,
+        }))
+    };
+    let approve = |client: reqwest::Client| {
+        let url = app.url(&format!("/api/v1/actions/{id}/approve"));
+        let digest = action["digest"].clone();
+        async move {
+            let response = client
+                .post(url)
+                .json(&serde_json::json!({ "digest": digest }))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = approve(access("00u1a2b3c4-alice", "alice")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("you asked for this action"),
+        "{body}"
+    );
+    // Another person, by the same claim, may.
+    let (status, body) = approve(access("00u9z8y7x6-bob", "bob")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "approved");
 }

@@ -41,13 +41,7 @@ async fn median(app: &TestApp, after: Option<&str>, runs: usize) -> Duration {
 #[tokio::test]
 async fn the_deepest_page_of_a_million_failed_sagas_costs_what_the_first_does() {
     let fleet = start_fleet(Backend::Postgres).await;
-    let onboarding = fleet
-        .fleet
-        .services()
-        .iter()
-        .find(|s| s.name == "onboarding")
-        .unwrap()
-        .clone();
+    let onboarding = fleet.service("onboarding").clone();
     let report = runboard_fleet::seed(&onboarding.database_url, "onboarding", SAGAS)
         .await
         .unwrap();

@@ -119,7 +119,9 @@ fn build(release: bool) -> Result {
             bindgen(&compiled, &pkg, !release)
         })?;
         if release {
-            step("wasm: optimising for size (wasm-opt -Oz)", || wasm_opt(&wasm))?;
+            step("wasm: optimising for size (wasm-opt -Oz)", || {
+                wasm_opt(&wasm)
+            })?;
         }
         fs::write(&stamp, b"")?;
     }

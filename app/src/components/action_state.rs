@@ -10,6 +10,7 @@ pub fn ActionStateBadge(state: ActionState) -> impl IntoView {
         ActionState::Approved => ("✓", "approved, about to run"),
         ActionState::Executing => ("▶", "executing"),
         ActionState::Paused => ("⏸", "paused"),
+        ActionState::Cancelling => ("■", "cancelling: waiting for calls in flight"),
         ActionState::Succeeded => ("✓", "succeeded"),
         ActionState::PartiallyFailed => ("◐", "partially failed"),
         ActionState::Failed => ("✕", "failed"),

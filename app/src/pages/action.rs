@@ -131,14 +131,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
             .join(", ")
     };
     let cancellable = may_operate
-        && matches!(
-            state,
-            ActionState::Previewed
-                | ActionState::AwaitingApproval
-                | ActionState::Approved
-                | ActionState::Executing
-                | ActionState::Paused
-        );
+        && (state.can_become(ActionState::Cancelled) || state.can_become(ActionState::Cancelling));
     let hidden_more = preview.entities.len().saturating_sub(SHOWN);
     view! {
         <Title text=format!("{} on {}", action.mutation, action.service) />

@@ -1,28 +1,44 @@
-//! The execution engine: runs approved actions, one call per entity, and survives being
-//! killed at any point.
+//! The execution engine: runs approved actions, one call per entity, on any number of
+//! replicas, through kills, freezes and cancels.
 //!
-//! Progress lives in the store, not in memory: each entity's result is written as its call
-//! returns, and only entities still `pending` are ever called. A Runboard that dies
-//! mid-action leaves a lease that runs out; the next one (or the same, restarted) takes
-//! the action over and carries on with what is pending. A call that was sent but not yet
-//! recorded is sent again with the same idempotency key, so the service applies it once.
+//! Only the replica holding an action's fenced [`Lease`] sends or records its calls; every
+//! write the engine makes for an action is conditional on owner and epoch, and a heartbeat
+//! keeps the lease without waiting on calls.
+//!
+//! Progress lives in the store, not in memory. Before each call leaves, the entity is
+//! marked sent under the lease's epoch, in a statement that also checks that the action is
+//! still executing and the lease still this replica's: a cancelled action, or a replica that
+//! lost its lease, sends nothing more. Each result is written as its call returns. An action
+//! taken over resends only pending entities; one marked sent may have been applied already,
+//! and goes again with the same idempotency key, so the service applies it once.
+//!
+//! Every start (approved, resumed, taken over after a crash) first runs the dry run again
+//! for the entities never sent and compares it with what the approvers saw. A difference
+//! sends the action back for approval with the entities, money and approvals needed
+//! recomputed; a dry run that fails pauses it.
 
+mod lease;
+
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
 use futures_util::StreamExt;
-use runboard_model::{Action, ActionState, DryRun, Effect};
+use runboard_model::{Action, ActionState, DryRun, Effect, EntityState, Money};
 use serde_json::json;
 
-use crate::App;
-use crate::actions::{ActionError, SINGLE_CALL, action_headers, effects_of, variables};
-use crate::audit::{NewAuditEntry, append_audit};
-use crate::db::on_pool;
-use crate::mission_control::CallError;
+pub(crate) use lease::{Lease, fence};
 
-/// How long a claim on an action lasts without being renewed.
-const LEASE: Duration = Duration::from_secs(15);
+use crate::App;
+use crate::actions::{
+    ActionError, NewPreview, SINGLE_CALL, Transition, action_headers, digest, effects_of,
+    money_moved, resolve_entities, variables,
+};
+use crate::audit::NewAuditEntry;
+use crate::db::on_pool;
+use crate::mission_control::{CallError, MissionControl};
+
 /// How often the engine looks for work when there is none.
 const IDLE: Duration = Duration::from_millis(500);
 /// Attempts per entity when the service fails transiently (timeouts, 5xx), with backoff.
@@ -43,62 +59,123 @@ pub async fn run(app: Arc<App>) {
     }
 }
 
-/// Expires old previews, then takes one action that is due and works on it.
-/// Returns whether there was work.
+/// Expires old previews, then takes the lease of one action that is due and works on it
+/// while the lease holds. Returns whether there was work.
 pub async fn step(app: &App) -> Result<bool, ActionError> {
     app.expire_previews().await?;
-    let Some((action, fresh)) = claim(app).await? else {
+    let Some((lease, action)) = claim(app).await? else {
         return Ok(false);
     };
-    execute(app, action, fresh).await?;
+    tokio::select! {
+        outcome = work_on(app, &lease, action) => outcome?,
+        // Returns only when the lease is lost: the work stops at once, mid-call if need be.
+        () = lease.keep(app) => {}
+    }
     Ok(true)
 }
 
-/// Claims an approved action, or an executing one whose lease ran out (its Runboard died).
-async fn claim(app: &App) -> Result<Option<(Action, bool)>, ActionError> {
-    let now = Utc::now();
-    let candidates: Vec<(String, String)> = on_pool!(app.store.pool, |pool| {
-        sqlx::query_as(
-            "SELECT id, state FROM action
-             WHERE state = 'approved'
-                OR (state = 'executing' AND (leased_until IS NULL OR leased_until < $1))
-             ORDER BY updated_at LIMIT 5",
-        )
-        .bind(now)
-        .fetch_all(pool)
-        .await?
-    });
-    for (id, state) in candidates {
-        let taken = on_pool!(app.store.pool, |pool| {
-            sqlx::query(
-                "UPDATE action SET state = 'executing', leased_until = $1
-                 WHERE id = $2 AND state = $3 AND (leased_until IS NULL OR leased_until < $4)",
-            )
-            .bind(now + LEASE)
-            .bind(&id)
-            .bind(&state)
-            .bind(now)
-            .execute(pool)
+/// Takes the lease of an action that needs the engine (approved, executing or being
+/// cancelled) and that no live replica holds.
+async fn claim(app: &App) -> Result<Option<(Lease, Action)>, ActionError> {
+    let query = format!(
+        "SELECT a.id FROM action a LEFT JOIN action_lease l ON l.action_id = a.id
+         WHERE a.state IN ($1, $2, $3) AND (l.action_id IS NULL OR l.expires_ms < {now})
+         ORDER BY a.updated_at LIMIT 5",
+        now = app.store.pool.now_ms()
+    );
+    let candidates: Vec<String> = on_pool!(app.store.pool, |pool| {
+        sqlx::query_scalar(&query)
+            .bind(ActionState::Approved.as_str())
+            .bind(ActionState::Executing.as_str())
+            .bind(ActionState::Cancelling.as_str())
+            .fetch_all(pool)
             .await?
-            .rows_affected()
-        });
-        if taken == 1 {
-            return Ok(Some((app.action(&id).await?, state == "approved")));
+    });
+    for id in candidates {
+        if let Some(lease) = Lease::take(app, &id).await? {
+            return Ok(Some((lease, app.action(&id).await?)));
         }
     }
     Ok(None)
 }
 
-async fn renew_lease(app: &App, id: &str) -> Result<bool, ActionError> {
-    let renewed = on_pool!(app.store.pool, |pool| {
-        sqlx::query("UPDATE action SET leased_until = $1 WHERE id = $2 AND state = 'executing'")
-            .bind(Utc::now() + LEASE)
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected()
+async fn work_on(app: &App, lease: &Lease, action: Action) -> Result<(), ActionError> {
+    let action = match action.state {
+        ActionState::Approved => {
+            let mut start = Transition::new(
+                &action,
+                ActionState::Executing,
+                engine_audit(
+                    &action,
+                    "action.executing",
+                    json!({ "entities": action.preview.entities.len() }),
+                ),
+            );
+            start.lease = Some(lease);
+            if !app.transition(start).await? {
+                return release(app, lease).await;
+            }
+            app.action(&action.id).await?
+        }
+        ActionState::Executing => action,
+        // Taken over from a replica that is gone: none of its calls can be in flight now.
+        ActionState::Cancelling => return conclude_cancelled(app, lease, &action).await,
+        _ => return release(app, lease).await,
+    };
+    let (pending, sent_before) = pending_counts(app, &action.id).await?;
+    app.store
+        .append_audit(&engine_audit(
+            &action,
+            "action.started",
+            json!({ "replica": lease.owner, "epoch": lease.epoch, "pending": pending,
+                    "sent_before_unrecorded": sent_before }),
+        ))
+        .await?;
+    if recheck(app, lease, &action).await? {
+        send_all(app, lease, &action).await?;
+    }
+    Ok(())
+}
+
+/// Pending entities, and how many of them were sent before without a recorded result.
+async fn pending_counts(app: &App, action_id: &str) -> Result<(i64, i64), ActionError> {
+    Ok(on_pool!(app.store.pool, |pool| {
+        sqlx::query_as(
+            "SELECT COUNT(*), COUNT(sent_epoch) FROM action_entity WHERE action_id = $1 AND state = $2",
+        )
+        .bind(action_id)
+        .bind(EntityState::Pending.as_str())
+        .fetch_one(pool)
+        .await?
+    }))
+}
+
+/// Ends the lease without a change of state: the action moved on meanwhile.
+async fn release(app: &App, lease: &Lease) -> Result<(), ActionError> {
+    on_pool!(app.store.pool, |pool| {
+        sqlx::query(
+            "UPDATE action_lease SET expires_ms = 0 WHERE action_id = $1 AND owner = $2 AND epoch = $3",
+        )
+        .bind(&lease.action_id)
+        .bind(&lease.owner)
+        .bind(lease.epoch)
+        .execute(pool)
+        .await?;
     });
-    Ok(renewed == 1)
+    Ok(())
+}
+
+fn engine_audit<'a>(
+    action: &'a Action,
+    kind: &'a str,
+    detail: serde_json::Value,
+) -> NewAuditEntry<'a> {
+    NewAuditEntry {
+        actor: "runboard",
+        action_id: Some(&action.id),
+        kind,
+        detail,
+    }
 }
 
 /// Effects as a comparable set: the order a service lists them in does not matter.
@@ -112,83 +189,135 @@ fn sorted(effects: &[Effect]) -> Vec<Effect> {
     effects
 }
 
-async fn execute(app: &App, action: Action, fresh: bool) -> Result<(), ActionError> {
-    let connector = app
-        .fleet
-        .service(&action.service)
-        .ok_or_else(|| ActionError::UnknownService(action.service.clone()))?;
-    let mission_control = connector.mission_control();
-    let headers = action_headers(&action);
-    let header_refs: Vec<(&str, String)> = headers.iter().map(|(k, v)| (*k, v.clone())).collect();
-    let entity_ids: Vec<String> = action
-        .preview
-        .entities
-        .iter()
-        .map(|e| e.id.clone())
-        .collect();
-
-    if fresh {
-        audit(
-            app,
-            &action,
-            "action.executing",
-            json!({ "entities": entity_ids.len() }),
+/// The dry run again, right before the first call of this start, for the entities never
+/// sent; true when it says what the approvers saw. Entities sent before (by a replica that
+/// died or froze) are left out: they may be applied already, their dry run would differ for
+/// that alone, and they are only ever resent with their idempotency key.
+async fn recheck(app: &App, lease: &Lease, action: &Action) -> Result<bool, ActionError> {
+    let DryRun::Effects { effects: approved } = &action.preview.dry_run else {
+        return Ok(true);
+    };
+    let unsent: Vec<String> = on_pool!(app.store.pool, |pool| {
+        sqlx::query_scalar(
+            "SELECT entity_id FROM action_entity
+             WHERE action_id = $1 AND state = $2 AND sent_epoch IS NULL ORDER BY position",
         )
-        .await?;
-        // Right before the first call: the dry run again, and a stop if it differs.
-        if let DryRun::Effects { effects: approved } = &action.preview.dry_run {
-            let now_data = mission_control
-                .request(
-                    &action.preview.document,
-                    &variables(&action.preview, &entity_ids, true, true),
-                    &header_refs,
-                )
-                .await;
-            let changed = match now_data {
-                Ok(data) => {
-                    let effects = effects_of(&data, &action.mutation)?;
-                    (sorted(&effects) != sorted(approved)).then_some(effects)
-                }
-                Err(e) => {
-                    return pause(
-                        app,
-                        &action,
-                        &format!("the dry run before executing failed: {e}"),
-                    )
-                    .await;
-                }
-            };
-            if let Some(effects) = changed {
-                return ask_again(app, &action, effects).await;
-            }
-        }
+        .bind(&action.id)
+        .bind(EntityState::Pending.as_str())
+        .fetch_all(pool)
+        .await?
+    });
+    if unsent.is_empty() {
+        return Ok(true);
     }
-
-    let concurrency = action.preview.concurrency.max(1) as usize;
-    loop {
-        if !renew_lease(app, &action.id).await? {
-            // Cancelled (or taken over) meanwhile: stop before the next call.
-            return Ok(());
+    let single_call = action.preview.entity_argument.is_none();
+    let (called, approved_part): (&[String], Vec<Effect>) = if single_call {
+        (&[], approved.clone())
+    } else {
+        let wanted: HashSet<&str> = unsent.iter().map(String::as_str).collect();
+        let part = approved
+            .iter()
+            .filter(|e| wanted.contains(e.entity_id.as_str()))
+            .cloned()
+            .collect();
+        (&unsent, part)
+    };
+    let mission_control = mission_control_of(app, action)?;
+    let answer = mission_control
+        .request(
+            &action.preview.document,
+            &variables(&action.preview, called, true, true),
+            &call_headers(action, lease),
+        )
+        .await;
+    let effects = match answer
+        .map_err(ActionError::Service)
+        .and_then(|data| effects_of(&data, &action.mutation))
+    {
+        Ok(effects) => effects,
+        Err(e) => {
+            pause(
+                app,
+                lease,
+                action,
+                &format!("the dry run before executing failed: {e}; resume to run it again"),
+            )
+            .await?;
+            return Ok(false);
         }
+    };
+    let same = sorted(&effects) == sorted(&approved_part);
+    app.store
+        .append_audit(&engine_audit(
+            action,
+            "action.rechecked",
+            json!({ "epoch": lease.epoch, "entities": unsent.len(), "same_as_approved": same }),
+        ))
+        .await?;
+    if !same {
+        ask_again(app, lease, action, effects, unsent.len()).await?;
+    }
+    Ok(same)
+}
+
+fn mission_control_of<'a>(
+    app: &'a App,
+    action: &Action,
+) -> Result<&'a MissionControl, ActionError> {
+    app.fleet
+        .service(&action.service)
+        .map(|connector| connector.mission_control())
+        .ok_or_else(|| ActionError::UnknownService(action.service.clone()))
+}
+
+/// The headers of every call the engine makes: who asked and approved, and the lease it
+/// holds, whose epoch a service may use as a fencing token.
+fn call_headers(action: &Action, lease: &Lease) -> Vec<(&'static str, String)> {
+    let mut headers = action_headers(action);
+    headers.push(("x-runboard-replica", lease.owner.clone()));
+    headers.push(("x-runboard-lease-epoch", lease.epoch.to_string()));
+    headers
+}
+
+/// Sends every pending entity's call, `concurrency` at a time, until none is pending, the
+/// action is cancelled, or the lease is lost.
+async fn send_all(app: &App, lease: &Lease, action: &Action) -> Result<(), ActionError> {
+    let mission_control = mission_control_of(app, action)?;
+    let headers = call_headers(action, lease);
+    let concurrency = action.preview.concurrency.max(1) as usize;
+    let stopped = AtomicBool::new(false);
+    loop {
         let pending: Vec<String> = on_pool!(app.store.pool, |pool| {
             sqlx::query_scalar(
-                "SELECT entity_id FROM action_entity WHERE action_id = $1 AND state = 'pending'
-                 ORDER BY position LIMIT $2",
+                "SELECT entity_id FROM action_entity WHERE action_id = $1 AND state = $2
+                 ORDER BY position LIMIT $3",
             )
             .bind(&action.id)
+            .bind(EntityState::Pending.as_str())
             .bind(i64::try_from(concurrency * 8).unwrap_or(64))
             .fetch_all(pool)
             .await?
         });
         if pending.is_empty() {
-            return finish(app, &action).await;
+            return finish(app, lease, action).await;
         }
         let calls = pending.into_iter().map(|entity| {
-            let header_refs = &header_refs;
-            let action = &action;
+            let (headers, stopped) = (&headers, &stopped);
             async move {
-                let outcome = call_entity(app, mission_control, action, &entity, header_refs).await;
-                record(app, &action.id, &entity, outcome).await
+                let sent = call_entity(
+                    app,
+                    mission_control,
+                    lease,
+                    action,
+                    &entity,
+                    headers,
+                    stopped,
+                )
+                .await?;
+                match sent {
+                    Some(outcome) => record(app, lease, action, &entity, outcome).await,
+                    None => Ok(()),
+                }
             }
         });
         let recorded: Vec<Result<(), ActionError>> = futures_util::stream::iter(calls)
@@ -196,6 +325,14 @@ async fn execute(app: &App, action: Action, fresh: bool) -> Result<(), ActionErr
             .collect()
             .await;
         recorded.into_iter().collect::<Result<Vec<()>, _>>()?;
+        if stopped.load(Ordering::SeqCst) {
+            // Every call this replica had in flight has ended by now.
+            let now = app.action(&action.id).await?;
+            if now.state == ActionState::Cancelling {
+                return conclude_cancelled(app, lease, &now).await;
+            }
+            return Ok(());
+        }
         let progress = app.action(&action.id).await?.progress;
         let done = progress.succeeded + progress.failed;
         let config = &app.config.actions;
@@ -207,19 +344,56 @@ async fn execute(app: &App, action: Action, fresh: bool) -> Result<(), ActionErr
                 progress.failed,
                 config.pause_failure_share * 100.0
             );
-            return pause(app, &action, &reason).await;
+            return pause(app, lease, action, &reason).await;
         }
     }
 }
 
-/// One call for one entity, with retries for transient failures: `(attempts, outcome)`.
+/// Marks `entity` as sent under this lease, if the action is still executing and the lease
+/// still this replica's by the store; false when it may not be sent. On PostgreSQL the
+/// action's row is share-locked meanwhile, so a cancel commits either before this (and
+/// nothing is sent) or after it (and the call counts as in flight).
+async fn mark_sent(
+    app: &App,
+    lease: &Lease,
+    action: &Action,
+    entity: &str,
+) -> Result<bool, ActionError> {
+    let query = format!(
+        "UPDATE action_entity SET sent_epoch = $3
+         WHERE action_id = $1 AND entity_id = $2 AND state = $5
+           AND EXISTS (SELECT 1 FROM action a JOIN action_lease l ON l.action_id = a.id
+                       WHERE a.id = $1 AND a.state = $6 AND l.owner = $4 AND l.epoch = $3
+                         AND l.expires_ms > {now} {lock})",
+        now = app.store.pool.now_ms(),
+        lock = app.store.pool.share_lock("a"),
+    );
+    let marked = on_pool!(app.store.pool, |pool| {
+        sqlx::query(&query)
+            .bind(&action.id)
+            .bind(entity)
+            .bind(lease.epoch)
+            .bind(&lease.owner)
+            .bind(EntityState::Pending.as_str())
+            .bind(ActionState::Executing.as_str())
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(marked == 1)
+}
+
+/// One call for one entity, with retries for transient failures: `(attempts, outcome)`,
+/// or `None` when it was not sent (anymore) because the action stopped or the lease went.
 async fn call_entity(
     app: &App,
-    mission_control: &crate::mission_control::MissionControl,
+    mission_control: &MissionControl,
+    lease: &Lease,
     action: &Action,
     entity: &str,
     headers: &[(&str, String)],
-) -> (u32, Result<String, String>) {
+    stopped: &AtomicBool,
+) -> Result<Option<(u32, Result<String, String>)>, ActionError> {
     let entities: Vec<String> = if entity == SINGLE_CALL {
         Vec::new()
     } else {
@@ -235,6 +409,16 @@ async fn call_entity(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // Every attempt leaves only once the store has said it may, and while this
+        // replica's own clock says the lease still holds.
+        let may_send = !stopped.load(Ordering::SeqCst)
+            && lease.holds()
+            && mark_sent(app, lease, action, entity).await?
+            && lease.holds();
+        if !may_send {
+            stopped.store(true, Ordering::SeqCst);
+            return Ok(None);
+        }
         let answer = mission_control
             .request(&action.preview.document, &variables, &headers)
             .await;
@@ -253,183 +437,207 @@ async fn call_entity(
                             .join("; ")
                     })
                     .unwrap_or_else(|e| e.to_string());
-                return (attempt, Ok(described));
+                return Ok(Some((attempt, Ok(described))));
             }
             Err(e) if e.is_transient() && attempt < ATTEMPTS => {
                 tokio::time::sleep(BACKOFF * 2_u32.pow(attempt - 1)).await;
             }
-            Err(e @ CallError::Refused(_)) => return (attempt, Err(e.to_string())),
+            Err(e @ CallError::Refused(_)) => return Ok(Some((attempt, Err(e.to_string())))),
             Err(e) => {
-                return (
+                return Ok(Some((
                     attempt,
                     Err(format!("gave up after {attempt} attempts: {e}")),
-                );
+                )));
             }
         }
     }
 }
 
+/// Writes an entity's result, if this replica still holds the lease; a result that comes
+/// back after the lease was lost is logged and dropped (the new holder resends the call
+/// with the same idempotency key).
 async fn record(
     app: &App,
-    action_id: &str,
+    lease: &Lease,
+    action: &Action,
     entity: &str,
     (attempts, outcome): (u32, Result<String, String>),
 ) -> Result<(), ActionError> {
     let (state, detail) = match outcome {
-        Ok(detail) => ("succeeded", detail),
-        Err(detail) => ("failed", detail),
+        Ok(detail) => (EntityState::Succeeded, detail),
+        Err(detail) => (EntityState::Failed, detail),
     };
-    on_pool!(app.store.pool, |pool| {
-        sqlx::query(
-            "UPDATE action_entity SET state = $1, attempts = attempts + $2, detail = $3, updated_at = $4
-             WHERE action_id = $5 AND entity_id = $6 AND state = 'pending'",
-        )
-        .bind(state)
-        .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
-        .bind(&detail)
-        .bind(Utc::now())
-        .bind(action_id)
-        .bind(entity)
-        .execute(pool)
-        .await?;
+    let query = format!(
+        "UPDATE action_entity SET state = $1, attempts = attempts + $2, detail = $3, updated_at = $4
+         WHERE action_id = $5 AND entity_id = $6 AND state = $7 AND {fence}",
+        fence = fence("$5", "$8", "$9"),
+    );
+    let written = on_pool!(app.store.pool, |pool| {
+        sqlx::query(&query)
+            .bind(state.as_str())
+            .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
+            .bind(&detail)
+            .bind(crate::audit::now())
+            .bind(&action.id)
+            .bind(entity)
+            .bind(EntityState::Pending.as_str())
+            .bind(&lease.owner)
+            .bind(lease.epoch)
+            .execute(pool)
+            .await?
+            .rows_affected()
     });
+    if written == 0 {
+        tracing::warn!(action = %action.id, %entity, epoch = lease.epoch, outcome = state.as_str(),
+            "a call's result came back after this replica lost the lease; dropped");
+    }
     Ok(())
 }
 
-async fn audit(
-    app: &App,
-    action: &Action,
-    kind: &str,
-    detail: serde_json::Value,
-) -> Result<(), ActionError> {
-    app.store
-        .append_audit(&NewAuditEntry {
-            actor: "runboard",
-            action_id: Some(&action.id),
-            kind,
-            detail,
-        })
-        .await?;
-    Ok(())
-}
-
-/// Moves an executing action to `to`, with its audit entry, releasing its entities when it ends.
+/// Moves the action on from `executing` while the lease holds, ending the lease.
 async fn conclude(
     app: &App,
+    lease: &Lease,
     action: &Action,
     to: ActionState,
     detail: Option<&str>,
-    kind: &str,
-    audit_detail: serde_json::Value,
+    audit: NewAuditEntry<'_>,
 ) -> Result<(), ActionError> {
-    let entry = NewAuditEntry {
-        actor: "runboard",
-        action_id: Some(&action.id),
-        kind,
-        detail: audit_detail,
-    };
-    let now = crate::audit::now();
-    on_pool!(app.store.pool, |pool| {
-        let mut tx = pool.begin().await?;
-        let changed = sqlx::query(
-            "UPDATE action SET state = $1, state_detail = $2, updated_at = $3, leased_until = NULL
-             WHERE id = $4 AND state = 'executing'",
-        )
-        .bind(to.as_str())
-        .bind(detail)
-        .bind(now)
-        .bind(&action.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if changed == 1 {
-            app.metrics.record_action_end(&action.service, to.as_str());
-            if to.is_final() {
-                sqlx::query("DELETE FROM entity_hold WHERE action_id = $1")
-                    .bind(&action.id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            append_audit!(tx, &entry);
-            tx.commit().await?;
-        }
-    });
-    app.told(app.action(&action.id).await).map(drop)
+    let mut conclusion = Transition::new(action, to, audit);
+    conclusion.from = ActionState::Executing;
+    conclusion.detail = detail;
+    conclusion.lease = Some(lease);
+    if !app.transition(conclusion).await? {
+        tracing::warn!(action = %action.id, to = to.as_str(),
+            "the action was moved or its lease lost before it could become {}", to.as_str());
+    }
+    Ok(())
 }
 
-async fn finish(app: &App, action: &Action) -> Result<(), ActionError> {
+async fn finish(app: &App, lease: &Lease, action: &Action) -> Result<(), ActionError> {
     let progress = app.action(&action.id).await?.progress;
     let state = match (progress.succeeded, progress.failed) {
         (_, 0) => ActionState::Succeeded,
         (0, _) => ActionState::Failed,
         _ => ActionState::PartiallyFailed,
     };
-    conclude(
-        app,
+    let kind = format!("action.{}", state.as_str());
+    let audit = engine_audit(
         action,
-        state,
-        None,
-        &format!("action.{}", state.as_str()),
+        &kind,
         json!({ "succeeded": progress.succeeded, "failed": progress.failed }),
-    )
-    .await
+    );
+    conclude(app, lease, action, state, None, audit).await
 }
 
-async fn pause(app: &App, action: &Action, reason: &str) -> Result<(), ActionError> {
+async fn pause(app: &App, lease: &Lease, action: &Action, reason: &str) -> Result<(), ActionError> {
     tracing::warn!(action = %action.id, %reason, "action paused");
-    conclude(
-        app,
-        action,
-        ActionState::Paused,
-        Some(reason),
-        "action.paused",
-        json!({ "reason": reason }),
-    )
-    .await
+    let audit = engine_audit(action, "action.paused", json!({ "reason": reason }));
+    conclude(app, lease, action, ActionState::Paused, Some(reason), audit).await
 }
 
-/// The dry run now says something else than the approved preview: store the new preview,
-/// void the approvals (they were for the old digest) and ask for approval again.
-async fn ask_again(app: &App, action: &Action, effects: Vec<Effect>) -> Result<(), ActionError> {
-    let mut preview = action.preview.clone();
-    preview.dry_run = DryRun::Effects { effects };
-    let digest = crate::actions::digest(&preview);
-    let reason = "the dry run right before executing differs from the approved preview: the entities changed since; read the new preview and approve again";
-    let entry = NewAuditEntry {
-        actor: "runboard",
-        action_id: Some(&action.id),
-        kind: "action.preview_changed",
-        detail: json!({ "approved_digest": action.digest, "new_digest": digest }),
-    };
-    let preview_json = serde_json::to_string(&preview).expect("a preview serializes");
-    let now = crate::audit::now();
-    on_pool!(app.store.pool, |pool| {
-        let mut tx = pool.begin().await?;
-        let changed = sqlx::query(
-            "UPDATE action SET state = 'awaiting_approval', state_detail = $1, preview = $2,
-                 digest = $3, updated_at = $4, leased_until = NULL, expires_at = $6
-             WHERE id = $5 AND state = 'executing'",
-        )
-        .bind(reason)
-        .bind(&preview_json)
-        .bind(&digest)
-        .bind(now)
-        .bind(&action.id)
-        .bind(
-            now + chrono::Duration::from_std(app.config.actions.preview_ttl)
-                .unwrap_or(chrono::Duration::days(1)),
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if changed == 1 {
-            sqlx::query("DELETE FROM action_approval WHERE action_id = $1")
-                .bind(&action.id)
-                .execute(&mut *tx)
-                .await?;
-            append_audit!(tx, &entry);
-            tx.commit().await?;
+/// A cancelled action whose calls have all ended: its entities are free again.
+async fn conclude_cancelled(app: &App, lease: &Lease, action: &Action) -> Result<(), ActionError> {
+    let progress = app.action(&action.id).await?.progress;
+    let mut cancelled = Transition::new(
+        action,
+        ActionState::Cancelled,
+        engine_audit(action, "action.cancelled", json!({ "progress": progress })),
+    );
+    cancelled.from = ActionState::Cancelling;
+    cancelled.detail = action.state_detail.as_deref();
+    cancelled.lease = Some(lease);
+    app.transition(cancelled).await?;
+    Ok(())
+}
+
+/// Money as a person reads it: "50.00 EUR, 12.00 USD", or "none".
+fn money_text(money: &[Money]) -> String {
+    if money.is_empty() {
+        return "none".into();
+    }
+    money
+        .iter()
+        .map(|m| format!("{} {}", m.amount, m.currency))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The dry run now says something else than the approved preview: store a new preview
+/// (the entities as found now, the new effects of the `remaining` entities still to send,
+/// the money they move), recompute the approvals it needs, void the approvals given, and
+/// ask for approval again, saying what changed.
+async fn ask_again(
+    app: &App,
+    lease: &Lease,
+    action: &Action,
+    effects: Vec<Effect>,
+    remaining: usize,
+) -> Result<(), ActionError> {
+    let connector = app
+        .fleet
+        .service(&action.service)
+        .ok_or_else(|| ActionError::UnknownService(action.service.clone()))?;
+    let ids: Vec<String> = action
+        .preview
+        .entities
+        .iter()
+        .map(|e| e.id.clone())
+        .collect();
+    let entities = match resolve_entities(connector, &ids).await {
+        Ok(entities) => entities,
+        Err(e) => {
+            let reason = format!(
+                "the dry run before executing differs from the approved preview, and the entities could not be read again for a new one: {e}; resume to try again"
+            );
+            return pause(app, lease, action, &reason).await;
         }
+    };
+    let mut preview = action.preview.clone();
+    preview.entities = entities;
+    preview.dry_run = DryRun::Effects { effects };
+    preview.money = money_moved(&preview.dry_run)?;
+    let new_digest = digest(&preview);
+    let needed = app.approvals_needed(&action.service, &action.mutation, &preview.money);
+    let scope = if remaining == ids.len() {
+        String::new()
+    } else {
+        format!(
+            " The new preview covers the {remaining} of {} entities not yet sent.",
+            ids.len()
+        )
+    };
+    let reason = format!(
+        "The dry run right before executing differs from the approved preview: the entities changed since. \
+         Money moved was {}, now {}; approvals needed were {}, now {needed}.{scope} Read the new preview and approve again.",
+        money_text(&action.preview.money),
+        money_text(&preview.money),
+        action.approvals_needed,
+    );
+    let preview_json = serde_json::to_string(&preview).expect("a preview serializes");
+    let expires_at = crate::audit::now()
+        + chrono::Duration::from_std(app.config.actions.preview_ttl)
+            .unwrap_or(chrono::Duration::days(1));
+    let audit = engine_audit(
+        action,
+        "action.preview_changed",
+        json!({
+            "approved_digest": action.digest, "new_digest": new_digest,
+            "money_before": action.preview.money, "money_now": preview.money,
+            "approvals_needed_before": action.approvals_needed, "approvals_needed_now": needed,
+            "remaining": remaining,
+        }),
+    );
+    let mut again = Transition::new(action, ActionState::AwaitingApproval, audit);
+    again.from = ActionState::Executing;
+    again.detail = Some(&reason);
+    again.lease = Some(lease);
+    again.new_preview = Some(NewPreview {
+        json: &preview_json,
+        digest: &new_digest,
+        approvals_needed: needed,
+        expires_at,
     });
-    app.told(app.action(&action.id).await).map(drop)
+    app.transition(again).await?;
+    Ok(())
 }

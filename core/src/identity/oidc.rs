@@ -250,7 +250,7 @@ impl OpenIdProvider {
             );
             token
                 .claims(&verifier, nonce)
-                .map(|claims| self.person(claims))
+                .and_then(|claims| self.person(claims))
         })
         .await
     }
@@ -278,7 +278,7 @@ impl OpenIdProvider {
             .set_allowed_jose_types(types.clone());
             token
                 .claims(&verifier, |_: Option<&Nonce>| Ok(()))
-                .map(|claims| self.person(claims))
+                .and_then(|claims| self.person(claims))
         })
         .await
     }
@@ -302,8 +302,32 @@ impl OpenIdProvider {
         outcome.map_err(|e| OidcError::InvalidToken(e.to_string()))
     }
 
-    fn person(&self, claims: &IdTokenClaims<OtherClaims, CoreGenderClaim>) -> ProviderUser {
+    /// The person a token names. Their key is the issuer plus the claim
+    /// `identity.oidc.person_claim` names (`sub` by default), the same for ID and access
+    /// tokens: providers such as Okta and Azure AD give one person different `sub`s in them.
+    fn person(
+        &self,
+        claims: &IdTokenClaims<OtherClaims, CoreGenderClaim>,
+    ) -> Result<ProviderUser, ClaimsVerificationError> {
         let subject = claims.subject().to_string();
+        let claim = self.config.person_claim.as_str();
+        let person = match claim {
+            "sub" => Some(subject.clone()),
+            "email" => claims.email().map(|e| e.to_string()),
+            "preferred_username" => claims.preferred_username().map(|u| u.to_string()),
+            other => claims
+                .additional_claims()
+                .0
+                .get(other)
+                .and_then(|v| v.as_str())
+                .map(String::from),
+        }
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| {
+            ClaimsVerificationError::Other(format!(
+                "the token has no {claim:?} claim, which identity.oidc.person_claim names as the person's key"
+            ))
+        })?;
         let name = claims
             .name()
             .and_then(|n| n.get(None))
@@ -319,11 +343,11 @@ impl OpenIdProvider {
             Some(serde_json::Value::String(one)) => vec![one.clone()],
             _ => Vec::new(),
         };
-        ProviderUser {
-            subject,
+        Ok(ProviderUser {
+            subject: format!("{}#{person}", self.issuer.as_str()),
             name,
             groups,
-        }
+        })
     }
 }
 

@@ -169,6 +169,17 @@ pub struct TestFleet {
     _databases: Vec<TestDatabase>,
 }
 
+impl TestFleet {
+    /// One of the demo services, by name.
+    pub fn service(&self, name: &str) -> &ServiceInfo {
+        self.fleet
+            .services()
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("the demo fleet has no service {name}"))
+    }
+}
+
 pub async fn start_fleet(backend: Backend) -> TestFleet {
     let dir = tempfile::tempdir().unwrap();
     let storage = match backend {

@@ -1,0 +1,422 @@
+//! The one way an action changes state. [`App::transition`] checks the move against the
+//! lifecycle ([`ActionState::can_become`]) and commits the new state, the entity holds and
+//! the audit entry in one transaction, for people's steps and the engine's alike; the
+//! people's steps (submit, reject, cancel, resume) are here too.
+
+use chrono::{DateTime, Utc};
+use runboard_model::{Action, ActionState, Role, User};
+use serde_json::json;
+
+use super::{ActionError, SINGLE_CALL};
+use crate::App;
+use crate::audit::{NewAuditEntry, append_audit};
+use crate::db::on_pool;
+use crate::execution::Lease;
+use crate::store::StoreError;
+
+/// One move of one action, and what goes with it.
+pub(crate) struct Transition<'a> {
+    pub(crate) action: &'a Action,
+    /// The state it must still be in; the move is refused if someone moved it meanwhile.
+    pub(crate) from: ActionState,
+    pub(crate) to: ActionState,
+    /// Why it is in the new state, shown with it; `None` clears the old reason.
+    pub(crate) detail: Option<&'a str>,
+    pub(crate) audit: NewAuditEntry<'a>,
+    /// The engine's moves: made only while it still holds this lease. Every move but to
+    /// `executing` ends the lease.
+    pub(crate) lease: Option<&'a Lease>,
+    /// Submission: the reason and incident link, and the entities held from now on.
+    pub(crate) submission: Option<Submission<'a>>,
+    /// A new preview that replaces the approved one: the approvals given so far are void.
+    pub(crate) new_preview: Option<NewPreview<'a>>,
+}
+
+pub(crate) struct Submission<'a> {
+    pub(crate) reason: &'a str,
+    pub(crate) incident_url: Option<&'a str>,
+    pub(crate) entities: &'a [String],
+}
+
+pub(crate) struct NewPreview<'a> {
+    /// The preview as JSON, and the SHA-256 of exactly that text.
+    pub(crate) json: &'a str,
+    pub(crate) digest: &'a str,
+    pub(crate) approvals_needed: u32,
+    pub(crate) expires_at: DateTime<Utc>,
+}
+
+impl<'a> Transition<'a> {
+    /// A person's step from the action's current state.
+    pub(crate) fn new(action: &'a Action, to: ActionState, audit: NewAuditEntry<'a>) -> Self {
+        Self {
+            action,
+            from: action.state,
+            to,
+            detail: None,
+            audit,
+            lease: None,
+            submission: None,
+            new_preview: None,
+        }
+    }
+}
+
+impl App {
+    /// Makes the move in one transaction: `Ok(false)` when the action was no longer in
+    /// `from`, or the engine's lease no longer holds. Refused when the lifecycle does not
+    /// allow it. The webhook hears of the new state afterwards.
+    pub(crate) async fn transition(&self, t: Transition<'_>) -> Result<bool, ActionError> {
+        if !t.from.can_become(t.to) {
+            return Err(ActionError::Conflict(format!(
+                "the action is {}, so it cannot become {}",
+                t.from.as_str(),
+                t.to.as_str()
+            )));
+        }
+        let now = crate::audit::now();
+        let id = t.action.id.as_str();
+        let (owner, epoch) = t.lease.map(|l| (l.owner.as_str(), l.epoch)).unzip();
+        let fence = crate::execution::fence("$4", "$6", "$7");
+        let update = format!(
+            "UPDATE action SET state = $1, state_detail = $2, updated_at = $3,
+                 reason = COALESCE($8, reason), incident_url = COALESCE($9, incident_url),
+                 preview = COALESCE($10, preview), digest = COALESCE($11, digest),
+                 approvals_needed = COALESCE($12, approvals_needed),
+                 expires_at = COALESCE($13, expires_at)
+             WHERE id = $4 AND state = $5 AND ($6 IS NULL OR {fence})"
+        );
+        let preview = t.new_preview.as_ref();
+        let changed: u64 = on_pool!(self.store.pool, |pool| {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query(&update)
+                .bind(t.to.as_str())
+                .bind(t.detail)
+                .bind(now)
+                .bind(id)
+                .bind(t.from.as_str())
+                .bind(owner)
+                .bind(epoch)
+                .bind(t.submission.as_ref().map(|s| s.reason))
+                .bind(t.submission.as_ref().and_then(|s| s.incident_url))
+                .bind(preview.map(|p| p.json))
+                .bind(preview.map(|p| p.digest))
+                .bind(preview.map(|p| i32::try_from(p.approvals_needed).unwrap_or(i32::MAX)))
+                .bind(preview.map(|p| p.expires_at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if changed == 1 {
+                if let Some(lease) = t.lease.filter(|_| t.to != ActionState::Executing) {
+                    sqlx::query(
+                        "UPDATE action_lease SET expires_ms = 0
+                         WHERE action_id = $1 AND owner = $2 AND epoch = $3",
+                    )
+                    .bind(id)
+                    .bind(&lease.owner)
+                    .bind(lease.epoch)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some(submission) = &t.submission {
+                    for entity in submission.entities {
+                        sqlx::query(
+                            "INSERT INTO entity_hold (service, entity_id, action_id) VALUES ($1, $2, $3)",
+                        )
+                        .bind(&t.action.service)
+                        .bind(entity)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                if t.new_preview.is_some() {
+                    sqlx::query("DELETE FROM action_approval WHERE action_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if t.to.is_final() {
+                    sqlx::query("DELETE FROM entity_hold WHERE action_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                append_audit!(tx, &t.audit);
+                tx.commit().await?;
+            }
+            changed
+        });
+        if changed != 1 {
+            return Ok(false);
+        }
+        if t.to.is_final() || t.to == ActionState::Paused {
+            self.metrics
+                .record_action_end(&t.action.service, t.to.as_str());
+        }
+        self.told(self.action(id).await)?;
+        Ok(true)
+    }
+
+    /// A person's step: the move, or a refusal that says the action moved meanwhile.
+    async fn step(&self, t: Transition<'_>) -> Result<Action, ActionError> {
+        let id = t.action.id.clone();
+        if self.transition(t).await? {
+            self.action(&id).await
+        } else {
+            Err(ActionError::Conflict(
+                "the action changed while you looked at it; reload it".into(),
+            ))
+        }
+    }
+
+    /// Tells the webhook about the action's new state, if that is worth telling; passes it on.
+    pub(crate) fn told(&self, action: Result<Action, ActionError>) -> Result<Action, ActionError> {
+        if let Ok(action) = &action
+            && let Some(event) = crate::notify::event_for(action.state)
+        {
+            self.notifier.send(event, action);
+        }
+        action
+    }
+
+    /// Marks an action expired if its preview is past its time; true if it did.
+    pub(super) async fn expire_if_due(&self, action: &Action) -> Result<bool, ActionError> {
+        if action.expires_at > Utc::now() || !action.state.can_become(ActionState::Expired) {
+            return Ok(false);
+        }
+        let mut expire = Transition::new(
+            action,
+            ActionState::Expired,
+            NewAuditEntry {
+                actor: "runboard",
+                action_id: Some(&action.id),
+                kind: "action.expired",
+                detail: json!({ "expires_at": action.expires_at }),
+            },
+        );
+        expire.detail = Some("its preview expired before it was approved");
+        self.transition(expire).await
+    }
+
+    /// Expires every preview past its time; returns how many.
+    pub async fn expire_previews(&self) -> Result<usize, ActionError> {
+        let due: Vec<String> = on_pool!(self.store.pool, |pool| {
+            sqlx::query_scalar("SELECT id FROM action WHERE state IN ($1, $2) AND expires_at <= $3")
+                .bind(ActionState::Previewed.as_str())
+                .bind(ActionState::AwaitingApproval.as_str())
+                .bind(Utc::now())
+                .fetch_all(pool)
+                .await?
+        });
+        let mut expired = 0;
+        for id in due {
+            let action = self.action(&id).await?;
+            if self.expire_if_due(&action).await? {
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Sends a previewed action for approval, with the requester's reason (or the one given
+    /// when it was asked for); its entities are held from now until it ends, so no other
+    /// action acts on them meanwhile.
+    pub async fn submit_action(
+        &self,
+        user: &User,
+        id: &str,
+        reason: Option<&str>,
+        incident_url: Option<&str>,
+    ) -> Result<Action, ActionError> {
+        let action = self.action(id).await?;
+        let reason = reason
+            .filter(|r| !r.trim().is_empty())
+            .or(action.reason.as_deref())
+            .unwrap_or_default();
+        if action.requester != user.subject {
+            return Err(ActionError::Forbidden(format!(
+                "only {} (who asked for it) may submit this action",
+                action.requester_name
+            )));
+        }
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(ActionError::BadArguments(
+                "a reason is required: say why this action is needed".into(),
+            ));
+        }
+        let incident_url = incident_url.map(str::trim).filter(|u| !u.is_empty());
+        if let Some(url) = incident_url
+            && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(ActionError::BadArguments(format!(
+                "the incident link must be an http(s) URL, not {url:?}"
+            )));
+        }
+        if self.expire_if_due(&action).await? {
+            return Err(ActionError::Conflict(
+                "its preview expired; make a new one".into(),
+            ));
+        }
+        let entities: Vec<String> = self
+            .action_entities(id)
+            .await?
+            .into_iter()
+            .map(|e| e.entity_id)
+            .filter(|e| e != SINGLE_CALL)
+            .collect();
+        let held = self.held_entity(&action.service, &entities).await?;
+        if let Some((entity, other)) = held {
+            return Err(ActionError::Conflict(format!(
+                "{entity} is already in action {other}, which has not ended; wait for it or cancel it"
+            )));
+        }
+        let mut submit = Transition::new(
+            &action,
+            ActionState::AwaitingApproval,
+            NewAuditEntry {
+                actor: &user.subject,
+                action_id: Some(id),
+                kind: "action.submitted",
+                detail: json!({ "reason": reason, "incident_url": incident_url, "digest": action.digest }),
+            },
+        );
+        submit.from = ActionState::Previewed;
+        submit.submission = Some(Submission {
+            reason,
+            incident_url,
+            entities: &entities,
+        });
+        match self.step(submit).await {
+            // Another submission took one of the entities between the check and the insert.
+            Err(ActionError::Store(StoreError::Query(sqlx::Error::Database(e))))
+                if e.is_unique_violation() =>
+            {
+                Err(ActionError::Conflict(
+                    "another action took some of these entities just now; reload and look".into(),
+                ))
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// The first of `entities` another live action holds, and that action.
+    async fn held_entity(
+        &self,
+        service: &str,
+        entities: &[String],
+    ) -> Result<Option<(String, String)>, ActionError> {
+        for chunk in entities.chunks(500) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let query = format!(
+                "SELECT entity_id, action_id FROM entity_hold WHERE service = $1 AND entity_id IN ({}) LIMIT 1",
+                placeholders.join(", ")
+            );
+            let held: Option<(String, String)> = on_pool!(self.store.pool, |pool| {
+                let mut q = sqlx::query_as(&query).bind(service);
+                for entity in chunk {
+                    q = q.bind(entity);
+                }
+                q.fetch_optional(pool).await?
+            });
+            if held.is_some() {
+                return Ok(held);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Rejects an action awaiting approval, with the approver's reason.
+    pub async fn reject_action(
+        &self,
+        user: &User,
+        id: &str,
+        reason: &str,
+    ) -> Result<Action, ActionError> {
+        if !user.has(Role::Approver) {
+            return Err(ActionError::Forbidden(
+                "rejecting needs the approver role".into(),
+            ));
+        }
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(ActionError::BadArguments("say why you reject it".into()));
+        }
+        let action = self.action(id).await?;
+        let mut reject = Transition::new(
+            &action,
+            ActionState::Rejected,
+            NewAuditEntry {
+                actor: &user.subject,
+                action_id: Some(id),
+                kind: "action.rejected",
+                detail: json!({ "reason": reason }),
+            },
+        );
+        reject.from = ActionState::AwaitingApproval;
+        reject.detail = Some(reason);
+        self.step(reject).await
+    }
+
+    /// Cancels an action that has not ended. One that is executing becomes `cancelling`:
+    /// the engine sends nothing more, and its entities stay held until no call of it is in
+    /// flight. Cancelling someone else's executing action needs the approver role.
+    pub async fn cancel_action(&self, user: &User, id: &str) -> Result<Action, ActionError> {
+        if !user.has(Role::Operator) {
+            return Err(ActionError::Forbidden(
+                "cancelling needs the operator role".into(),
+            ));
+        }
+        let action = self.action(id).await?;
+        let executing = action.state == ActionState::Executing;
+        if executing && action.requester != user.subject && !user.has(Role::Approver) {
+            return Err(ActionError::Forbidden(format!(
+                "stopping {}'s action while it executes needs the approver role",
+                action.requester_name
+            )));
+        }
+        let (to, kind) = if executing {
+            (ActionState::Cancelling, "action.cancelling")
+        } else {
+            (ActionState::Cancelled, "action.cancelled")
+        };
+        let detail = format!("cancelled by {}", user.name);
+        let mut cancel = Transition::new(
+            &action,
+            to,
+            NewAuditEntry {
+                actor: &user.subject,
+                action_id: Some(id),
+                kind,
+                detail: json!({ "progress": action.progress }),
+            },
+        );
+        cancel.detail = Some(&detail);
+        self.step(cancel).await
+    }
+
+    /// Resumes a paused action: the engine takes it up again, and runs the dry run again
+    /// before its next call, as at every start.
+    pub async fn resume_action(&self, user: &User, id: &str) -> Result<Action, ActionError> {
+        if !user.has(Role::Operator) {
+            return Err(ActionError::Forbidden(
+                "resuming needs the operator role".into(),
+            ));
+        }
+        let action = self.action(id).await?;
+        let mut resume = Transition::new(
+            &action,
+            ActionState::Executing,
+            NewAuditEntry {
+                actor: &user.subject,
+                action_id: Some(id),
+                kind: "action.resumed",
+                detail: json!({ "progress": action.progress }),
+            },
+        );
+        resume.from = ActionState::Paused;
+        self.step(resume).await
+    }
+}
