@@ -168,13 +168,14 @@ impl Service {
 
     /// The fencing token's check: a real call from an older lease epoch of the same action
     /// than one already seen comes from a Runboard replica that lost the lease, and is
-    /// refused; a newer epoch becomes the one to beat.
+    /// refused. A newer epoch, in a real call or a dry run (a new holder's re-check), becomes
+    /// the one to beat.
     async fn check_fence(&self, call: &Call, dry_run: bool) -> Result<(), FleetError> {
         #[derive(sqlx::FromRow)]
         struct Fence {
             epoch: i64,
         }
-        let (Some(action), Some(epoch), false) = (&call.action, call.lease_epoch, dry_run) else {
+        let (Some(action), Some(epoch)) = (&call.action, call.lease_epoch) else {
             return Ok(());
         };
         let highest: Vec<Fence> = self
@@ -184,12 +185,17 @@ impl Service {
                 &[action.as_str().into()],
             )
             .await?;
-        if let Some(Fence { epoch: highest }) = highest.first()
-            && epoch < *highest
-        {
-            return Err(FleetError::Invalid(format!(
-                "stale lease: action {action} has called with lease epoch {highest}, this call has {epoch}"
-            )));
+        match highest.first() {
+            Some(Fence { epoch: highest }) if epoch < *highest => {
+                if dry_run {
+                    return Ok(());
+                }
+                return Err(FleetError::Invalid(format!(
+                    "stale lease: action {action} has called with lease epoch {highest}, this call has {epoch}"
+                )));
+            }
+            Some(Fence { epoch: highest }) if epoch == *highest => return Ok(()),
+            _ => {}
         }
         self.db
             .execute(

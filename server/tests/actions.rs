@@ -966,3 +966,42 @@ async fn two_approvals_at_once_on_a_two_approval_action_end_approved(backend: Ba
         assert_eq!(detail["action"]["approvals"].as_array().unwrap().len(), 2);
     }
 }
+
+/// The demo fleet checks the lease epoch as a fencing token: a real call from an older
+/// epoch of an action than one it has seen (a replica that lost the lease, woken from a
+/// freeze with a call already on its way) is refused and applies nothing.
+#[tokio::test]
+async fn the_demo_fleet_refuses_a_call_from_an_older_lease_epoch() {
+    let s = setup(Backend::Sqlite, |_| ()).await;
+    let ids = failed_sagas(&s, "onboarding", 2).await;
+    let onboarding = s.fleet.service("onboarding");
+    let call = |saga: &str, epoch: u32| {
+        reqwest::Client::new()
+            .post(&onboarding.graphql_url)
+            .header("x-runboard-action", "fenced-action")
+            .header("x-runboard-lease-epoch", epoch.to_string())
+            .header("idempotency-key", format!("runboard:fenced-action:{saga}"))
+            .json(&json!({
+                "query": "mutation($ids: [ID!]!) { retrySagas(ids: $ids, dryRun: false) { dryRun } }",
+                "variables": { "ids": [saga] },
+            }))
+            .send()
+    };
+    let newer: Value = call(&ids[0], 3).await.unwrap().json().await.unwrap();
+    assert!(newer.get("errors").is_none(), "{newer}");
+    let older: Value = call(&ids[1], 2).await.unwrap().json().await.unwrap();
+    assert!(
+        older["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stale lease"),
+        "{older}"
+    );
+    let log = s.fleet.fleet.call_log("onboarding").await.unwrap();
+    let applied: Vec<Option<i64>> = log
+        .iter()
+        .filter(|c| c.action.as_deref() == Some("fenced-action") && c.applied)
+        .map(|c| c.lease_epoch)
+        .collect();
+    assert_eq!(applied, [Some(3)], "only the newer epoch's call applied");
+}

@@ -402,15 +402,17 @@ graphql_url = "{gql}"
             (detail["epoch"].as_i64().unwrap(), e.at)
         })
         .collect();
+    let late = |call: &&runboard_fleet::CallRecord| {
+        let epoch = call.lease_epoch.expect("every call names its lease");
+        starts
+            .iter()
+            .any(|(newer, at)| *newer > epoch && *at < call.received_at)
+    };
+    let late_sent = calls.iter().filter(late).count();
     let late_applied: Vec<_> = calls
         .iter()
+        .filter(late)
         .filter(|c| c.applied)
-        .filter(|c| {
-            let epoch = c.lease_epoch.expect("every call names its lease");
-            starts
-                .iter()
-                .any(|(newer, at)| *newer > epoch && *at < c.received_at)
-        })
         .map(|c| (c.idempotency_key.clone(), c.replica.clone(), c.lease_epoch))
         .collect();
     assert!(
@@ -428,7 +430,8 @@ graphql_url = "{gql}"
     println!(
         "succeeded: {entities} entities applied exactly once in {:.1}s with {faults} faults; \
          {again} calls sent again with the same key (answered from the service's idempotency table); \
-         {} execution starts (epochs); {fenced} calls from a replica that had lost its lease refused by the service's fence; \
+         {} execution starts (epochs); {late_sent} calls reached the service from a replica after it had lost its lease, \
+         none applied ({fenced} refused by the service's fence); \
          replica starts: A {}, B {}",
         wall.as_secs_f64(),
         starts.len(),
