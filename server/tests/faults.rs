@@ -94,28 +94,28 @@ impl Replica {
         self.child.as_ref().unwrap().id().to_string()
     }
 
-    fn signal(&self, signal: &str) {
-        let sent = Command::new("kill")
+    /// Sends `signal` (`-STOP`, `-CONT`); whether the process was there to get it.
+    fn signal(&self, signal: &str) -> bool {
+        Command::new("kill")
             .args([signal, &self.pid()])
             .status()
-            .unwrap();
-        assert!(sent.success(), "kill {signal} {}", self.pid());
+            .is_ok_and(|status| status.success())
+    }
+
+    /// Sends `signal` to a replica that must still be running.
+    fn must_signal(&self, signal: &str) {
+        assert!(self.signal(signal), "kill {signal} {}", self.pid());
     }
 
     fn kill(&mut self) {
+        // Thawed first, so that it dies now; it may have died by itself meanwhile.
+        if self.child.is_some() && self.stopped_until.take().is_some() {
+            self.signal("-CONT");
+        }
         if let Some(mut child) = self.child.take() {
-            if self.stopped_until.take().is_some() {
-                self.signal_pid(&child, "-CONT");
-            }
             child.kill().unwrap(); // SIGKILL: no shutdown, no cleanup
             child.wait().unwrap();
         }
-    }
-
-    fn signal_pid(&self, child: &Child, signal: &str) {
-        let _ = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status();
     }
 
     fn warnings(&self) -> String {
@@ -282,7 +282,7 @@ graphql_url = "{gql}"
                     .stopped_until
                     .is_some_and(|until| Instant::now() >= until)
                 {
-                    replica.signal("-CONT");
+                    replica.must_signal("-CONT");
                     replica.stopped_until = None;
                 }
             }
@@ -315,7 +315,7 @@ graphql_url = "{gql}"
             replica.start(&config_path);
             "SIGKILL, restarted"
         } else {
-            replica.signal("-STOP");
+            replica.must_signal("-STOP");
             let frozen = dice.between(LEASE + Duration::from_millis(500), LEASE * 2);
             replica.stopped_until = Some(Instant::now() + frozen);
             "SIGSTOP, SIGCONT after it lost the lease"
@@ -328,7 +328,7 @@ graphql_url = "{gql}"
     }
     for replica in &mut replicas {
         if replica.stopped_until.take().is_some() {
-            replica.signal("-CONT");
+            replica.must_signal("-CONT");
         }
     }
     println!("fault points:\n{}", points.join("\n"));

@@ -63,10 +63,13 @@ impl<'a> Transition<'a> {
 }
 
 impl App {
-    /// Makes the move in one transaction: `Ok(false)` when the action was no longer in
-    /// `from`, or the engine's lease no longer holds. Refused when the lifecycle does not
-    /// allow it. The webhook hears of the new state afterwards.
-    pub(crate) async fn transition(&self, t: Transition<'_>) -> Result<bool, ActionError> {
+    /// Makes the move in one transaction and returns the action as it now is; `Ok(None)`
+    /// when the action was no longer in `from`, or the engine's lease no longer holds.
+    /// Refused when the lifecycle does not allow it. The webhook hears of the new state.
+    pub(crate) async fn transition(
+        &self,
+        t: Transition<'_>,
+    ) -> Result<Option<Action>, ActionError> {
         if !t.from.can_become(t.to) {
             return Err(ActionError::Conflict(format!(
                 "the action is {}, so it cannot become {}",
@@ -108,15 +111,12 @@ impl App {
                 .rows_affected();
             if changed == 1 {
                 if let Some(lease) = t.lease.filter(|_| t.to != ActionState::Executing) {
-                    sqlx::query(
-                        "UPDATE action_lease SET expires_ms = 0
-                         WHERE action_id = $1 AND owner = $2 AND epoch = $3",
-                    )
-                    .bind(id)
-                    .bind(&lease.owner)
-                    .bind(lease.epoch)
-                    .execute(&mut *tx)
-                    .await?;
+                    sqlx::query(crate::execution::END_LEASE)
+                        .bind(id)
+                        .bind(&lease.owner)
+                        .bind(lease.epoch)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 if let Some(submission) = &t.submission {
                     for entity in submission.entities {
@@ -148,26 +148,32 @@ impl App {
             changed
         });
         if changed != 1 {
-            return Ok(false);
+            return Ok(None);
         }
         if t.to.is_final() || t.to == ActionState::Paused {
             self.metrics
                 .record_action_end(&t.action.service, t.to.as_str());
         }
-        self.told(self.action(id).await)?;
-        Ok(true)
+        self.told(self.action(id).await).map(Some)
     }
 
     /// A person's step: the move, or a refusal that says the action moved meanwhile.
     async fn step(&self, t: Transition<'_>) -> Result<Action, ActionError> {
-        let id = t.action.id.clone();
-        if self.transition(t).await? {
-            self.action(&id).await
-        } else {
-            Err(ActionError::Conflict(
-                "the action changed while you looked at it; reload it".into(),
-            ))
+        self.transition(t).await?.ok_or_else(|| {
+            ActionError::Conflict("the action changed while you looked at it; reload it".into())
+        })
+    }
+
+    /// Refuses a step that only an action in `state` can take, saying what state it is in.
+    fn only_when(action: &Action, state: ActionState, step: &str) -> Result<(), ActionError> {
+        if action.state == state {
+            return Ok(());
         }
+        Err(ActionError::Conflict(format!(
+            "the action is {}; only a {} action can be {step}",
+            action.state.as_str(),
+            state.as_str()
+        )))
     }
 
     /// Tells the webhook about the action's new state, if that is worth telling; passes it on.
@@ -196,7 +202,7 @@ impl App {
             },
         );
         expire.detail = Some("its preview expired before it was approved");
-        self.transition(expire).await
+        Ok(self.transition(expire).await?.is_some())
     }
 
     /// Expires every preview past its time; returns how many.
@@ -259,6 +265,9 @@ impl App {
                 "its preview expired; make a new one".into(),
             ));
         }
+        // Checked here, not left to the lifecycle table: an executing action may become
+        // awaiting approval too, but never by a submission.
+        Self::only_when(&action, ActionState::Previewed, "submitted")?;
         let entities: Vec<String> = self
             .action_entities(id)
             .await?
@@ -282,7 +291,6 @@ impl App {
                 detail: json!({ "reason": reason, "incident_url": incident_url, "digest": action.digest }),
             },
         );
-        submit.from = ActionState::Previewed;
         submit.submission = Some(Submission {
             reason,
             incident_url,
@@ -355,7 +363,6 @@ impl App {
                 detail: json!({ "reason": reason }),
             },
         );
-        reject.from = ActionState::AwaitingApproval;
         reject.detail = Some(reason);
         self.step(reject).await
     }
@@ -406,7 +413,9 @@ impl App {
             ));
         }
         let action = self.action(id).await?;
-        let mut resume = Transition::new(
+        // An approved action becomes executing too, but only when the engine takes it up.
+        Self::only_when(&action, ActionState::Paused, "resumed")?;
+        let resume = Transition::new(
             &action,
             ActionState::Executing,
             NewAuditEntry {
@@ -416,7 +425,6 @@ impl App {
                 detail: json!({ "progress": action.progress }),
             },
         );
-        resume.from = ActionState::Paused;
         self.step(resume).await
     }
 }

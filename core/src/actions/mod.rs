@@ -102,7 +102,8 @@ pub(crate) fn action_headers(action: &Action) -> Vec<(&'static str, String)> {
 }
 
 impl App {
-    fn action_connector(&self, service: &str) -> Result<&Connector, ActionError> {
+    /// The connector of the service an action is for.
+    pub(crate) fn action_connector(&self, service: &str) -> Result<&Connector, ActionError> {
         self.fleet
             .service(service)
             .ok_or_else(|| ActionError::UnknownService(service.to_owned()))

@@ -33,6 +33,11 @@ pub(crate) struct Lease {
     lost: AtomicBool,
 }
 
+/// Ends a lease (`$1` action, `$2` owner, `$3` epoch) without a take-over: the row stays,
+/// so the next epoch is still higher.
+pub(crate) const END_LEASE: &str =
+    "UPDATE action_lease SET expires_ms = 0 WHERE action_id = $1 AND owner = $2 AND epoch = $3";
+
 /// The SQL condition that a write is still this lease's: `$owner` and `$epoch` are the
 /// placeholders the caller binds.
 pub(crate) fn fence(action: &str, owner: &str, epoch: &str) -> String {

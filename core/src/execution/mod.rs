@@ -28,7 +28,7 @@ use futures_util::StreamExt;
 use runboard_model::{Action, ActionState, DryRun, Effect, EntityState, Money};
 use serde_json::json;
 
-pub(crate) use lease::{Lease, fence};
+pub(crate) use lease::{END_LEASE, Lease, fence};
 
 use crate::App;
 use crate::actions::{
@@ -112,10 +112,10 @@ async fn work_on(app: &App, lease: &Lease, action: Action) -> Result<(), ActionE
                 ),
             );
             start.lease = Some(lease);
-            if !app.transition(start).await? {
-                return release(app, lease).await;
+            match app.transition(start).await? {
+                Some(executing) => executing,
+                None => return release(app, lease).await,
             }
-            app.action(&action.id).await?
         }
         ActionState::Executing => action,
         // Taken over from a replica that is gone: none of its calls can be in flight now.
@@ -153,14 +153,12 @@ async fn pending_counts(app: &App, action_id: &str) -> Result<(i64, i64), Action
 /// Ends the lease without a change of state: the action moved on meanwhile.
 async fn release(app: &App, lease: &Lease) -> Result<(), ActionError> {
     on_pool!(app.store.pool, |pool| {
-        sqlx::query(
-            "UPDATE action_lease SET expires_ms = 0 WHERE action_id = $1 AND owner = $2 AND epoch = $3",
-        )
-        .bind(&lease.action_id)
-        .bind(&lease.owner)
-        .bind(lease.epoch)
-        .execute(pool)
-        .await?;
+        sqlx::query(END_LEASE)
+            .bind(&lease.action_id)
+            .bind(&lease.owner)
+            .bind(lease.epoch)
+            .execute(pool)
+            .await?;
     });
     Ok(())
 }
@@ -507,7 +505,7 @@ async fn conclude(
     conclusion.from = ActionState::Executing;
     conclusion.detail = detail;
     conclusion.lease = Some(lease);
-    if !app.transition(conclusion).await? {
+    if app.transition(conclusion).await?.is_none() {
         tracing::warn!(action = %action.id, to = to.as_str(),
             "the action was moved or its lease lost before it could become {}", to.as_str());
     }
@@ -574,10 +572,7 @@ async fn ask_again(
     effects: Vec<Effect>,
     remaining: usize,
 ) -> Result<(), ActionError> {
-    let connector = app
-        .fleet
-        .service(&action.service)
-        .ok_or_else(|| ActionError::UnknownService(action.service.clone()))?;
+    let connector = app.action_connector(&action.service)?;
     let ids: Vec<String> = action
         .preview
         .entities
