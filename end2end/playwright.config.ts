@@ -12,6 +12,11 @@ const baseURL = `http://127.0.0.1:${port}`;
 // (the npm package oidc-provider, end2end/oidc/provider.mjs) on loopback.
 export const oidcPort = port + 1;
 export const providerPort = port + 2;
+// A third: `runboard demo` after an outage of 100,000 failed onboarding sagas, for the
+// action page at fleet scale (tests/scale.spec.ts).
+export const scalePort = port + 3;
+export const scaleBaseURL = `http://127.0.0.1:${scalePort}`;
+export const scaleEntities = 100_000;
 export const oidcBaseURL = `http://127.0.0.1:${oidcPort}`;
 const providerURL = `http://127.0.0.1:${providerPort}`;
 
@@ -37,6 +42,15 @@ export default defineConfig({
       url: `${baseURL}/readyz`,
       reuseExistingServer: false,
       timeout: 60_000,
+      env: { RUNBOARD_LOG: "warn" },
+      stdout: "ignore",
+      stderr: "pipe",
+    },
+    {
+      command: `rm -rf ../target/e2e-scale-data && exec ../target/release/runboard demo --listen 127.0.0.1:${scalePort} --data-dir ../target/e2e-scale-data --site-root ../target/site --outage ${scaleEntities}`,
+      url: `${scaleBaseURL}/readyz`,
+      reuseExistingServer: false,
+      timeout: 120_000,
       env: { RUNBOARD_LOG: "warn" },
       stdout: "ignore",
       stderr: "pipe",

@@ -40,9 +40,17 @@ pub struct ActionsConfig {
     pub preview_ttl: Duration,
     /// Calls Runboard has in flight at once to one service for one action.
     pub concurrency: u32,
-    /// An action pauses once this share of its calls failed (after `pause_after_calls`).
+    /// Most entities one call names, where the mutation takes a list of them (see
+    /// `services.chunk_size` for one mutation).
+    pub chunk_size: u32,
+    /// Longest the dry run of a preview may take in all; a preview that runs out says how
+    /// far it got. Below `http.request_timeout`, so that the person asking hears why.
+    #[serde(with = "humantime_serde")]
+    pub dry_run_time_limit: Duration,
+    /// An action pauses once this share of its entities failed (after `pause_after_calls`).
     pub pause_failure_share: f64,
-    /// Calls made before the failure share is judged, so that one early failure does not pause.
+    /// Entities with a result before the failure share is judged, so that one early failure
+    /// does not pause.
     pub pause_after_calls: u32,
     /// How long a replica's claim on an executing action lasts unless renewed (a heartbeat
     /// renews it four times as often); another replica takes over once it has run out.
@@ -61,6 +69,8 @@ impl Default for ActionsConfig {
         Self {
             preview_ttl: Duration::from_secs(24 * 3600),
             concurrency: 4,
+            chunk_size: 1000,
+            dry_run_time_limit: Duration::from_secs(25),
             pause_failure_share: 0.5,
             pause_after_calls: 10,
             lease: Duration::from_secs(15),
@@ -220,7 +230,8 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             site_root: PathBuf::from("target/site"),
             request_timeout: Duration::from_secs(30),
-            body_limit_bytes: 2 * 1024 * 1024,
+            // A pasted list of 100,000 IDs (SPEC.md, "Actions") fits.
+            body_limit_bytes: 8 * 1024 * 1024,
             public_url: None,
         }
     }
@@ -309,6 +320,10 @@ pub struct ServiceConfig {
     /// Approvals each action needs, by mutation name; 1 for those not named.
     #[serde(default)]
     pub approvals: std::collections::BTreeMap<String, u32>,
+    /// Most entities one call names, by mutation name (`actions.chunk_size` for those not
+    /// named); 1 makes one call per entity, for a service that works best that way.
+    #[serde(default)]
+    pub chunk_size: std::collections::BTreeMap<String, u32>,
 }
 
 impl ServiceConfig {
@@ -327,6 +342,7 @@ impl ServiceConfig {
             row_limit: default_row_limit(),
             id_pattern: None,
             approvals: Default::default(),
+            chunk_size: Default::default(),
         }
     }
 }
@@ -482,11 +498,22 @@ impl Config {
         let actions = &self.actions;
         if actions.preview_ttl.is_zero()
             || actions.concurrency == 0
+            || actions.chunk_size == 0
+            || actions.dry_run_time_limit.is_zero()
             || !(0.0..=1.0).contains(&actions.pause_failure_share)
         {
             return invalid(
                 "actions".into(),
-                "preview_ttl must be above 0s, concurrency at least 1 and pause_failure_share between 0 and 1".into(),
+                "preview_ttl and dry_run_time_limit must be above 0s, concurrency and chunk_size at least 1 and pause_failure_share between 0 and 1".into(),
+            );
+        }
+        if actions.dry_run_time_limit >= self.http.request_timeout {
+            return invalid(
+                "actions.dry_run_time_limit".into(),
+                format!(
+                    "must be shorter than http.request_timeout ({}), so that a preview that runs out of time can say how far it got",
+                    humantime::format_duration(self.http.request_timeout)
+                ),
             );
         }
         let mut seen = HashSet::new();
@@ -526,6 +553,12 @@ impl Config {
                 return invalid(
                     key(&format!("approvals.{mutation}")),
                     "must be at least 1: every action needs someone other than its requester to approve it".into(),
+                );
+            }
+            if let Some((mutation, _)) = service.chunk_size.iter().find(|(_, n)| **n == 0) {
+                return invalid(
+                    key(&format!("chunk_size.{mutation}")),
+                    "must be at least 1 (1 is one call per entity)".into(),
                 );
             }
             if let Some(pattern) = &service.id_pattern

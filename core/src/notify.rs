@@ -30,7 +30,7 @@ struct Message<'a> {
     mutation: &'a str,
     requester: &'a str,
     reason: &'a str,
-    entities: usize,
+    entities: u64,
     money: String,
     approvers: String,
     succeeded: u64,
@@ -81,7 +81,7 @@ impl Notifier {
             mutation: &action.mutation,
             requester: &action.requester_name,
             reason: action.reason.as_deref().unwrap_or(""),
-            entities: action.preview.entities.len().max(1),
+            entities: action.preview.entities.max(1),
             money,
             approvers: action
                 .approvals

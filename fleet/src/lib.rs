@@ -331,6 +331,25 @@ fn database_url(storage: &Storage, service: &str) -> Result<String, FleetError> 
 /// failed across the service's five errors, 1% stuck, 0.5% running, created over the last
 /// 30 days; payments also gets its transfers' events. Set-based SQL, one transaction.
 pub async fn seed(database_url: &str, service: &str, sagas: u64) -> Result<SeedReport, FleetError> {
+    seed_mix(database_url, service, sagas, seed::REALISTIC).await
+}
+
+/// Like [`seed`], but as an outage leaves them: all `sagas` failed in the last hour with the
+/// service's first error, one error group for a bulk retry.
+pub async fn seed_outage(
+    database_url: &str,
+    service: &str,
+    sagas: u64,
+) -> Result<SeedReport, FleetError> {
+    seed_mix(database_url, service, sagas, seed::OUTAGE).await
+}
+
+async fn seed_mix(
+    database_url: &str,
+    service: &str,
+    sagas: u64,
+    mix: seed::Mix,
+) -> Result<SeedReport, FleetError> {
     let started = std::time::Instant::now();
     let spec =
         catalog::find(service).ok_or_else(|| FleetError::UnknownService(service.to_owned()))?;
@@ -338,7 +357,7 @@ pub async fn seed(database_url: &str, service: &str, sagas: u64) -> Result<SeedR
     let with_transfers = spec.kind == catalog::Kind::Payments;
     schema::ensure(&db, with_transfers).await?;
     let mut tx = db.begin().await?;
-    let seeded = seed::sagas(&mut tx, db.backend(), spec, sagas, seed::REALISTIC).await?;
+    let seeded = seed::sagas(&mut tx, db.backend(), spec, sagas, mix).await?;
     tx.commit().await?;
     // Fresh statistics, so the planner knows the tables grew.
     db.execute_script(match (db.backend(), with_transfers) {

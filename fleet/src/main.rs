@@ -39,6 +39,9 @@ enum Command {
         service: String,
         #[arg(long, default_value_t = 100_000)]
         sagas: u64,
+        /// Seeds an outage instead: every saga failed in the last hour with the same error.
+        #[arg(long)]
+        outage: bool,
     },
 }
 
@@ -76,17 +79,21 @@ async fn main() -> std::process::ExitCode {
             database_url,
             service,
             sagas,
-        } => runboard_fleet::seed(&database_url, &service, sagas)
-            .await
-            .map(|report| {
-                println!(
-                    "seeded {} sagas ({} transfer events) into {} in {:.1}s",
-                    report.sagas,
-                    report.transfer_events,
-                    report.service,
-                    report.elapsed.as_secs_f64()
-                );
-            }),
+            outage,
+        } => if outage {
+            runboard_fleet::seed_outage(&database_url, &service, sagas).await
+        } else {
+            runboard_fleet::seed(&database_url, &service, sagas).await
+        }
+        .map(|report| {
+            println!(
+                "seeded {} sagas ({} transfer events) into {} in {:.1}s",
+                report.sagas,
+                report.transfer_events,
+                report.service,
+                report.elapsed.as_secs_f64()
+            );
+        }),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -340,6 +340,7 @@ impl SagaMutations {
         let ids = distinct(ids);
         let result = service
             .mission_control(call, "retrySagas", dry_run, async |tx, now| {
+                service.refuse_held(&ids, dry_run)?;
                 let mut effects = Vec::with_capacity(ids.len());
                 for id in &ids {
                     effects.push(service.retry_saga(tx, id, now).await?);
@@ -367,6 +368,7 @@ impl SagaMutations {
                 if reason.is_empty() {
                     return Err(FleetError::Invalid("reason is required".to_owned()));
                 }
+                service.refuse_held(&ids, dry_run)?;
                 let mut effects = Vec::with_capacity(ids.len());
                 for id in &ids {
                     effects.push(service.force_complete_saga(tx, id, &reason, now).await?);
@@ -400,6 +402,7 @@ impl BatchMutations {
                 if !payouts::batch_exists(tx, &batch_id).await? {
                     return Err(FleetError::Invalid(format!("no batch {batch_id:?}")));
                 }
+                service.refuse_held(&item_ids, dry_run)?;
                 let fixed = service.fix_deployed();
                 let mut effects = Vec::with_capacity(item_ids.len());
                 for id in &item_ids {
@@ -461,6 +464,18 @@ impl DemoMutations {
         let (service, _) = parts(ctx)?;
         service.set_fix_deployed(on);
         Ok(on)
+    }
+
+    /// Demo control, not a mission-control action: puts exactly these entities of this
+    /// service on legal hold (an empty list lifts every hold). A real call naming one is
+    /// refused as a whole, as a service refuses an entity it objects to; dry runs pass.
+    /// Returns how many are held.
+    async fn set_legal_hold(&self, ctx: &Context<'_>, ids: Vec<ID>) -> async_graphql::Result<i32> {
+        let (service, _) = parts(ctx)?;
+        let ids = distinct(ids);
+        let held = i32::try_from(ids.len()).unwrap_or(i32::MAX);
+        service.set_legal_hold(ids);
+        Ok(held)
     }
 }
 

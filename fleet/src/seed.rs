@@ -15,6 +15,8 @@ pub(crate) struct Mix {
     pub(crate) running: f64,
     /// Sagas are created evenly over this many seconds up to now.
     pub(crate) span_secs: f64,
+    /// Every failure is the service's first error, as in an outage; else one of its five.
+    pub(crate) one_error: bool,
 }
 
 /// What `fleet seed` makes: most sagas completed, 2.5% failed across the service's five
@@ -24,6 +26,17 @@ pub(crate) const REALISTIC: Mix = Mix {
     stuck: 0.01,
     running: 0.005,
     span_secs: 30.0 * 86_400.0,
+    one_error: false,
+};
+
+/// What `fleet seed --outage` makes: an outage in the last hour failed every saga with
+/// the same error, the case a bulk retry is for.
+pub(crate) const OUTAGE: Mix = Mix {
+    failed: 1.0,
+    stuck: 0.0,
+    running: 0.0,
+    span_secs: 3600.0,
+    one_error: true,
 };
 
 /// The demo's first-start history: more trouble than real life, so the dashboard has some.
@@ -32,6 +45,7 @@ pub(crate) const DEMO_HISTORY: Mix = Mix {
     stuck: 0.03,
     running: 0.02,
     span_secs: 2.0 * 86_400.0,
+    one_error: false,
 };
 
 /// Rows a seed wrote.
@@ -93,9 +107,14 @@ pub(crate) async fn sagas(
         stuck,
         running,
         span_secs: span,
+        one_error,
     } = mix;
     let (to_stuck, to_running) = (failed + stuck, failed + stuck + running);
-    let fault_pick = backend.floor(&format!("d.r1 * {}", spec.faults.len()));
+    let fault_pick = if one_error {
+        "0".to_owned()
+    } else {
+        backend.floor(&format!("d.r1 * {}", spec.faults.len()))
+    };
     let type_pick = backend.floor(&format!("d.r2 * {}", spec.saga_types.len()));
     let step_pick = backend.floor("f.r2 * ty.steps");
     // Seconds since creation, then since the last update, by status.

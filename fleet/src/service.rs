@@ -27,6 +27,9 @@ pub(crate) struct Service {
     fix: Arc<AtomicBool>,
     /// Serialises this process's writes: the load generator and mission-control calls.
     pub(crate) writer: tokio::sync::Mutex<()>,
+    /// Entities on legal hold (a demo control): a real call naming one is refused as a
+    /// whole, as a service refuses an entity it objects to; dry runs still pass.
+    legal_hold: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Service {
@@ -44,6 +47,7 @@ impl Service {
             db,
             fix,
             writer: tokio::sync::Mutex::new(()),
+            legal_hold: Default::default(),
         };
         service.seed_history_if_empty().await?;
         Ok(service)
@@ -55,6 +59,22 @@ impl Service {
 
     pub(crate) fn set_fix_deployed(&self, on: bool) {
         self.fix.store(on, Ordering::Relaxed);
+    }
+
+    /// Puts exactly these entities on legal hold (none: lifts every hold).
+    pub(crate) fn set_legal_hold(&self, ids: Vec<String>) {
+        *self.legal_hold.lock().expect("not poisoned") = ids.into_iter().collect();
+    }
+
+    /// Refuses a real call that names an entity on legal hold, saying which.
+    pub(crate) fn refuse_held(&self, ids: &[String], dry_run: bool) -> Result<(), FleetError> {
+        let held = self.legal_hold.lock().expect("not poisoned");
+        match ids.iter().find(|id| held.contains(*id)) {
+            Some(id) if !dry_run => Err(FleetError::Invalid(format!(
+                "{id} is on legal hold and may not be changed; leave it out of the call"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     async fn seed_history_if_empty(&self) -> Result<(), FleetError> {

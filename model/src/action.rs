@@ -162,29 +162,34 @@ pub struct Effect {
     pub currency: Option<String>,
 }
 
-/// An entity as Runboard found it in the service's database before the action.
+/// Effects that do the same thing, whatever entity, amount or time they name: how an
+/// approver reads a dry run of 100,000 entities.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PreviewEntity {
-    pub id: String,
-    /// Its state in words ("failed at reserve_funds: insufficient funds"), or `None` when
-    /// the service's database does not know it.
-    pub state: Option<String>,
-    pub money: Option<Money>,
+pub struct EffectGroup {
+    /// One of its effects' descriptions, as an example.
+    pub example: String,
+    pub count: u64,
+    /// The money its effects move, per currency.
+    pub money: Vec<Money>,
 }
 
-/// The dry run's outcome.
+/// The dry run's outcome, in sum; each entity's effects are kept with its chunk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DryRun {
-    Effects {
-        effects: Vec<Effect>,
+    /// The service's dry run of every chunk.
+    Done {
+        /// Effects listed in all.
+        effects: u64,
+        /// The effects by what they do, largest group first.
+        groups: Vec<EffectGroup>,
     },
     /// The mutation takes no `dryRun`: only Runboard's own part can be shown.
     NotOffered,
 }
 
 /// Everything an approver approves: the exact requests and what they will do. Its digest
-/// binds approvals to it.
+/// binds approvals to it, together with every entity as found and every chunk's dry run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Preview {
     /// The mission-control endpoint the calls go to.
@@ -193,14 +198,24 @@ pub struct Preview {
     pub document: String,
     /// The variables of each call, the entity list aside.
     pub variables: serde_json::Value,
-    /// The argument each call puts its one entity in; `None` for a single call.
+    /// The argument each call puts its chunk of entities in; `None` for a single call.
     pub entity_argument: Option<String>,
-    pub entities: Vec<PreviewEntity>,
+    /// How many entities the action names (one for a single call).
+    pub entities: u64,
+    /// Most entities one call names; 1 is one call per entity.
+    pub chunk_size: u32,
     /// Calls sent at once, at most.
     pub concurrency: u32,
     pub dry_run: DryRun,
     /// The money the effects move, per currency.
     pub money: Vec<Money>,
+}
+
+impl Preview {
+    /// How many calls the entities need.
+    pub fn calls(&self) -> u64 {
+        self.entities.div_ceil(u64::from(self.chunk_size.max(1)))
+    }
 }
 
 /// One approver's approval of one preview.
@@ -240,6 +255,17 @@ impl EntityState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntityResult {
     pub entity_id: String,
+    /// Where the action named it: 0 for the first.
+    pub position: u64,
+    /// Its state in words as the preview found it ("failed at reserve_funds: insufficient
+    /// funds"), or `None` when the service's database did not know it.
+    pub found: Option<String>,
+    /// The money it held when the preview was made.
+    pub held: Option<Money>,
+    /// What the approved dry run said its call would do.
+    pub planned: Vec<String>,
+    /// The call that carries it: `runboard:<action>:<chunk>` is its idempotency key.
+    pub chunk: u32,
     pub state: EntityState,
     pub attempts: u32,
     /// The effect the service reported, or why the call failed.

@@ -13,7 +13,7 @@ mod service;
 
 pub use action::{
     Action, ActionProgress, ActionSpec, ActionState, Approval, ArgumentSpec, DryRun, Effect,
-    EntityResult, EntityState, Preview, PreviewEntity,
+    EffectGroup, EntityResult, EntityState, Preview,
 };
 pub use batch::{
     BatchItem, BatchItemPage, BatchItemStatus, BatchPace, BatchProgress, PACE_WINDOW_MINUTES,

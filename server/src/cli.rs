@@ -61,6 +61,10 @@ enum Command {
         /// Directory for the demo's store and files, created if missing.
         #[arg(long, env = "RUNBOARD_DATA_DIR", default_value = "runboard-data")]
         data_dir: PathBuf,
+        /// Adds an outage at start: this many onboarding sagas failed in the last hour with
+        /// the same error, to try an action on a whole error group at fleet scale.
+        #[arg(long, value_name = "SAGAS")]
+        outage: Option<u64>,
         #[command(flatten)]
         site: SiteArgs,
     },
@@ -158,6 +162,7 @@ async fn execute(command: Command) -> Result<(), Failure> {
         Command::Demo {
             listen,
             data_dir,
+            outage,
             site,
         } => {
             let mut config = Config::demo(&Overrides {
@@ -180,6 +185,17 @@ async fn execute(command: Command) -> Result<(), Failure> {
                     "demo service {:<11} GraphQL {}  database {}",
                     service.name, service.graphql_url, service.database_url
                 );
+                if let Some(sagas) = outage.filter(|_| service.name == "onboarding") {
+                    let seeded =
+                        runboard_fleet::seed_outage(&service.database_url, &service.name, sagas)
+                            .await
+                            .map_err(|e| Failure::DemoFleet(e.to_string()))?;
+                    println!(
+                        "demo outage: {} onboarding sagas failed with one error, seeded in {:.1}s",
+                        seeded.sagas,
+                        seeded.elapsed.as_secs_f64()
+                    );
+                }
                 config
                     .services
                     .push(demo::service_config(service).map_err(Failure::DemoFleet)?);

@@ -79,6 +79,14 @@ pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> ApiError {
     }
 }
 
+pub fn gateway_timeout(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::GATEWAY_TIMEOUT,
+        code,
+        message: message.into(),
+    }
+}
+
 pub fn unavailable(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError {
         status: StatusCode::SERVICE_UNAVAILABLE,

@@ -162,6 +162,16 @@ async fn run_engine(app: &TestApp) {
     panic!("the engine kept finding work");
 }
 
+/// The entities the applied calls named, in the order sent.
+fn applied_entities(calls: &[runboard_fleet::CallRecord]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.applied)
+        .flat_map(|c| c.variables["ids"].as_array().unwrap().clone())
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The calls the fleet received for an action, by its idempotency keys.
 async fn calls_for(s: &Setup, action_id: &str) -> Vec<runboard_fleet::CallRecord> {
     let prefix = format!("runboard:{action_id}:");
@@ -189,7 +199,9 @@ test_on_both_stores!(
 async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
     let (hook, messages) = webhook().await;
     let s = setup(backend, |config| {
-        config.actions.webhook_url = Some(hook.parse().unwrap())
+        config.actions.webhook_url = Some(hook.parse().unwrap());
+        // Five sagas in calls of two: chunks of 2, 2 and 1.
+        config.actions.chunk_size = 2;
     })
     .await;
     let ids = failed_sagas(&s, "onboarding", 5).await;
@@ -206,21 +218,44 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
     let action = submitted_retry(&s, &ids).await;
     let id = action["id"].as_str().unwrap().to_owned();
     let preview = &action["preview"];
-    assert_eq!(preview["entities"].as_array().unwrap().len(), 5);
-    assert!(
-        preview["entities"][0]["state"]
-            .as_str()
-            .unwrap()
-            .starts_with("failed"),
-        "{preview}"
-    );
+    assert_eq!(preview["entities"], 5, "{preview}");
+    assert_eq!(preview["chunk_size"], 2, "{preview}");
     assert!(
         preview["document"]
             .as_str()
             .unwrap()
             .contains("retrySagas(ids: $ids, dryRun: $dryRun)")
     );
-    assert_eq!(preview["dry_run"]["effects"].as_array().unwrap().len(), 5);
+    assert_eq!(preview["dry_run"]["effects"], 5, "{preview}");
+    let grouped: u64 = preview["dry_run"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(grouped, 5, "every effect is in a group: {preview}");
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let listed: Vec<&str> = detail["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entity_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ids, "the entities in the order they were named");
+    assert!(
+        detail["entities"][0]["found"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed"),
+        "{detail}"
+    );
+    assert!(
+        detail["entities"][0]["planned"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("retry"),
+        "each entity shows what its dry run said: {detail}"
+    );
     assert!(
         calls_for(&s, &id).await.is_empty(),
         "nothing is sent for real before approval"
@@ -260,17 +295,28 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
         ]
     );
 
-    // Each saga was called once, with its own key and the action's names.
+    // Each chunk was called once with its own key, naming exactly its members, so each
+    // saga was applied once; every call carries the action's names.
     let calls = calls_for(&s, &id).await;
-    let mut keys: Vec<String> = calls
+    let mut applied: Vec<(String, Value)> = calls
         .iter()
         .filter(|c| c.applied)
-        .map(|c| c.idempotency_key.clone().unwrap())
+        .map(|c| {
+            (
+                c.idempotency_key.clone().unwrap(),
+                c.variables["ids"].clone(),
+            )
+        })
         .collect();
-    keys.sort();
-    let mut expected: Vec<String> = ids.iter().map(|e| format!("runboard:{id}:{e}")).collect();
-    expected.sort();
-    assert_eq!(keys, expected);
+    applied.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        applied,
+        [
+            (format!("runboard:{id}:0"), json!(ids[0..2])),
+            (format!("runboard:{id}:1"), json!(ids[2..4])),
+            (format!("runboard:{id}:2"), json!(ids[4..5])),
+        ]
+    );
     assert!(
         calls
             .iter()
@@ -286,7 +332,7 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
 
     let metrics = s.app.get("/metrics").await.text().await.unwrap();
     assert!(
-        metrics.contains(r#"runboard_action_calls_total{service="onboarding",outcome="ok"} 5"#),
+        metrics.contains(r#"runboard_action_calls_total{service="onboarding",outcome="ok"} 3"#),
         "{metrics}"
     );
     assert!(
@@ -612,8 +658,7 @@ async fn resuming_after_a_failed_recheck_runs_the_dry_run_again_before_any_real_
     run_engine(&s.app).await;
     let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "succeeded", "{detail}");
-    let applied = calls_for(&s, id).await.iter().filter(|c| c.applied).count();
-    assert_eq!(applied, ids.len());
+    assert_eq!(applied_entities(&calls_for(&s, id).await), ids);
 }
 
 /// Someone completes a saga directly at the service, outside Runboard.
@@ -652,7 +697,7 @@ async fn left_by_a_dead_replica(s: &Setup, id: &str, sent: bool) {
     if sent {
         run_sql(
             &url,
-            &format!("UPDATE action_entity SET sent_epoch = 1 WHERE action_id = '{id}'"),
+            &format!("UPDATE action_chunk SET sent_epoch = 1 WHERE action_id = '{id}'"),
         )
         .await;
     }
@@ -713,7 +758,7 @@ async fn calls_a_dead_replica_sent_go_again_with_their_keys_and_failures_pause_t
         action_now["state_detail"]
             .as_str()
             .unwrap()
-            .contains("calls failed"),
+            .contains("entities failed"),
         "{action_now}"
     );
     assert!(
@@ -747,7 +792,12 @@ test_on_both_stores!(
 async fn a_cancel_during_execution_stops_the_calls_and_holds_the_entities_until_none_is_in_flight(
     backend: Backend,
 ) {
-    let s = setup(backend, |config| config.actions.concurrency = 2).await;
+    // One call per saga, so that the cancel falls between calls of one action.
+    let s = setup(backend, |config| {
+        config.actions.concurrency = 2;
+        config.actions.chunk_size = 1;
+    })
+    .await;
     let ids = failed_sagas(&s, "onboarding", 12).await;
     let action = submitted_retry(&s, &ids).await;
     let id = action["id"].as_str().unwrap().to_owned();
@@ -828,7 +878,10 @@ async fn a_cancel_during_execution_stops_the_calls_and_holds_the_entities_until_
 async fn sent_entities(s: &Setup, id: &str) -> Vec<String> {
     runboard_testkit::sql_strings(
         &s.app.app.config.store.effective_url(),
-        &format!("SELECT entity_id FROM action_entity WHERE action_id = '{id}' AND sent_epoch IS NOT NULL"),
+        &format!(
+            "SELECT e.entity_id FROM action_entity e JOIN action_chunk c ON c.action_id = e.action_id AND c.chunk = e.chunk
+             WHERE e.action_id = '{id}' AND c.sent_epoch IS NOT NULL"
+        ),
     )
     .await
 }

@@ -1,6 +1,7 @@
-//! A Runboard killed with SIGKILL in the middle of a 2,000-entity action, started again:
-//! every entity is applied exactly once (the demo fleet's call log says so), and the
-//! action finishes.
+//! A Runboard killed with SIGKILL in the middle of an action on a 2,000-saga error group,
+//! with chunks in flight (applied by the service, their answers still on the wire), started
+//! again: every saga is applied exactly once (the demo fleet's call log says so), each key
+//! names the same sagas every time it is sent, and the action finishes.
 
 mod common;
 
@@ -9,10 +10,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::start_fleet;
-use runboard_testkit::Backend;
+use runboard_testkit::{Backend, ChaosProxy};
 use serde_json::{Value, json};
 
-const ENTITIES: usize = 2_000;
+const OUTAGE: u64 = 2_000;
+/// Sagas per call, so that the action has twenty-odd chunks.
+const CHUNK: u64 = 100;
+const CONCURRENCY: usize = 4;
 
 struct Runboard {
     child: Child,
@@ -93,10 +97,20 @@ async fn call(
 async fn a_runboard_killed_mid_action_resumes_and_applies_each_entity_once() {
     let fleet = start_fleet(Backend::Sqlite).await;
     let onboarding = fleet.service("onboarding").clone();
-    let seeded = runboard_fleet::seed(&onboarding.database_url, "onboarding", 100_000)
+    let seeded = runboard_fleet::seed_outage(&onboarding.database_url, "onboarding", OUTAGE)
         .await
         .unwrap();
-    println!("seeded {} sagas in {:?}", seeded.sagas, seeded.elapsed);
+    println!(
+        "seeded {} failed sagas in {:?}",
+        seeded.sagas, seeded.elapsed
+    );
+    // Every answer takes a while on the wire: a chunk in flight at the kill has been
+    // applied by the service, and its answer never reaches the Runboard that sent it.
+    let graphql: url::Url = onboarding.graphql_url.parse().unwrap();
+    let proxy = ChaosProxy::start(graphql.socket_addrs(|| None).unwrap()[0]).await;
+    proxy.slow_down(Duration::from_millis(300));
+    let mut behind_proxy = graphql.clone();
+    behind_proxy.set_port(Some(proxy.port())).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
@@ -112,7 +126,8 @@ data_dir = "{data}"
 [identity]
 demo_users = true
 [actions]
-concurrency = 8
+concurrency = {concurrency}
+chunk_size = {CHUNK}
 lease = "3s"
 [[services]]
 name = "onboarding"
@@ -121,8 +136,9 @@ database_url = "{db}"
 graphql_url = "{gql}"
 "#,
             data = data_dir.display(),
+            concurrency = CONCURRENCY,
             db = onboarding.database_url,
-            gql = onboarding.graphql_url,
+            gql = behind_proxy,
         ),
     )
     .unwrap();
@@ -130,40 +146,33 @@ graphql_url = "{gql}"
     let first = start_runboard(&config, &dir.path().join("first.log"));
     let (alice, bob) = (token(&data_dir, "alice"), token(&data_dir, "bob"));
     let client = reqwest::Client::new();
-    let mut ids: Vec<String> = Vec::new();
-    let mut after = String::new();
-    while ids.len() < ENTITIES {
-        let page = call(
-            &client,
-            reqwest::Method::GET,
-            format!(
-                "{}/api/v1/services/onboarding/sagas?status=failed&sort=oldest&limit=500{after}",
-                first.url
-            ),
-            &alice,
-            None,
-        )
-        .await;
-        ids.extend(
-            page["sagas"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s["saga_id"].as_str().unwrap().to_owned()),
-        );
-        after = format!(
-            "&after={}",
-            page["next"].as_str().expect("more failed sagas")
-        );
-    }
-    ids.truncate(ENTITIES);
+    let groups = call(
+        &client,
+        reqwest::Method::GET,
+        format!("{}/api/v1/services/onboarding/errors", first.url),
+        &alice,
+        None,
+    )
+    .await;
+    let group = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|g| g["count"].as_u64().unwrap())
+        .unwrap()
+        .clone();
+    let entities = group["count"].as_u64().unwrap();
+    assert!(entities >= OUTAGE, "{group}");
 
     let action = call(
         &client,
         reqwest::Method::POST,
         format!("{}/api/v1/actions", first.url),
         &alice,
-        Some(json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } })),
+        Some(json!({
+            "service": "onboarding", "mutation": "retrySagas", "arguments": {},
+            "selection": { "error_group": group["error_message"] },
+        })),
     )
     .await;
     let id = action["id"].as_str().unwrap().to_owned();
@@ -197,7 +206,7 @@ graphql_url = "{gql}"
         .await;
         let done = detail["action"]["progress"]["succeeded"].as_u64().unwrap()
             + detail["action"]["progress"]["failed"].as_u64().unwrap();
-        if done >= 300 {
+        if done >= 3 * CHUNK {
             break done;
         }
         assert!(
@@ -209,11 +218,8 @@ graphql_url = "{gql}"
     let mut first = first;
     first.child.kill().unwrap(); // SIGKILL: no shutdown, no cleanup
     first.child.wait().unwrap();
-    println!("killed with {done_at_kill} of {ENTITIES} entities recorded");
-    assert!(
-        done_at_kill < ENTITIES as u64,
-        "killed mid-action, not after it"
-    );
+    println!("killed with {done_at_kill} of {entities} sagas recorded");
+    assert!(done_at_kill < entities, "killed mid-action, not after it");
 
     let second = start_runboard(&config, &dir.path().join("second.log"));
     let alice = token(&data_dir, "alice");
@@ -255,10 +261,11 @@ graphql_url = "{gql}"
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     println!("finished {:?} after the restart", started.elapsed());
-    assert_eq!(detail["action"]["progress"]["succeeded"], ENTITIES);
+    assert_eq!(detail["action"]["progress"]["succeeded"], entities);
 
-    // The service's own log: every entity applied exactly once; a call is sent again only
-    // if it was in flight (sent, not yet recorded) when Runboard died.
+    // The service's own log: every saga applied exactly once; a chunk is sent again only
+    // if it was in flight (sent, not yet recorded) when Runboard died, with the same key
+    // and the same sagas.
     let calls: Vec<_> = fleet
         .fleet
         .call_log("onboarding")
@@ -273,21 +280,28 @@ graphql_url = "{gql}"
         })
         .collect();
     let mut applied: std::collections::BTreeMap<&str, usize> = Default::default();
-    let mut sent: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut sent: std::collections::BTreeMap<&str, (usize, &Value)> = Default::default();
     for c in &calls {
         let key = c.idempotency_key.as_deref().unwrap();
-        *sent.entry(key).or_default() += 1;
+        let (times, named) = sent.entry(key).or_insert((0, &c.variables["ids"]));
+        *times += 1;
+        assert_eq!(
+            **named, c.variables["ids"],
+            "{key} named other sagas when sent again"
+        );
         if c.applied {
-            *applied.entry(key).or_default() += 1;
+            for saga in c.variables["ids"].as_array().unwrap() {
+                *applied.entry(saga.as_str().unwrap()).or_default() += 1;
+            }
         }
     }
-    assert_eq!(applied.len(), ENTITIES, "every entity was applied");
+    assert_eq!(applied.len() as u64, entities, "every saga was applied");
     assert!(applied.values().all(|n| *n == 1), "none was applied twice");
-    let resent = sent.values().filter(|n| **n > 1).count();
-    println!("{resent} calls were sent again after the restart (in flight at the kill)");
+    let resent = sent.values().filter(|(n, _)| *n > 1).count();
+    println!("{resent} chunks were sent again after the restart (in flight at the kill)");
     assert!(
-        resent <= 8,
-        "only calls in flight at the kill are sent again, at most the concurrency of 8: {resent}"
+        (1..=CONCURRENCY).contains(&resent),
+        "the chunks in flight at the kill, and only they, are sent again: {resent}"
     );
     drop(second);
 }

@@ -24,6 +24,8 @@ use runboard_testkit::{Backend, ChaosProxy, TestStore};
 use serde_json::json;
 
 const LEASE: Duration = Duration::from_secs(2);
+/// Entities per call.
+const CHUNK: usize = 25;
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -152,10 +154,10 @@ async fn two_replicas_under_kills_and_freezes_apply_each_entity_once() {
 
     let fleet = start_fleet(Backend::Sqlite).await;
     let onboarding = fleet.service("onboarding").clone();
-    // About one saga in forty fails in the demo's seed.
-    let seeded = runboard_fleet::seed(&onboarding.database_url, "onboarding", entities as u64 * 45)
-        .await
-        .unwrap();
+    let seeded =
+        runboard_fleet::seed_outage(&onboarding.database_url, "onboarding", entities as u64)
+            .await
+            .unwrap();
     println!("seeded {} sagas in {:?}", seeded.sagas, seeded.elapsed);
     // Calls take a few ms on the wire, as across a network, so that faults land mid-run.
     let graphql: url::Url = onboarding.graphql_url.parse().unwrap();
@@ -185,6 +187,8 @@ operator = ["sre"]
 approver = ["sre"]
 [actions]
 concurrency = 4
+# Many chunks, so that the faults fall between and inside them all through the run.
+chunk_size = {chunk}
 lease = "{lease}ms"
 [[services]]
 name = "onboarding"
@@ -193,6 +197,7 @@ database_url = "{db}"
 graphql_url = "{gql}"
 "#,
             lease = LEASE.as_millis(),
+            chunk = CHUNK,
             db = onboarding.database_url,
             gql = behind_proxy,
         ),
@@ -376,11 +381,19 @@ graphql_url = "{gql}"
         .collect();
     let mut applied: BTreeMap<&str, usize> = BTreeMap::new();
     let mut sent: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut named: BTreeMap<&str, &serde_json::Value> = BTreeMap::new();
     for call in &calls {
         let key = call.idempotency_key.as_deref().unwrap();
         *sent.entry(key).or_default() += 1;
+        let first = named.entry(key).or_insert(&call.variables["ids"]);
+        assert_eq!(
+            **first, call.variables["ids"],
+            "{key} named other entities when sent again"
+        );
         if call.applied {
-            *applied.entry(key).or_default() += 1;
+            for entity in call.variables["ids"].as_array().unwrap() {
+                *applied.entry(entity.as_str().unwrap()).or_default() += 1;
+            }
         }
     }
     assert_eq!(applied.len(), entities, "every entity applied");
@@ -429,7 +442,7 @@ graphql_url = "{gql}"
         .count();
     println!(
         "succeeded: {entities} entities applied exactly once in {:.1}s with {faults} faults; \
-         {again} calls sent again with the same key (answered from the service's idempotency table); \
+         {again} chunks of {CHUNK} sent again with the same key (answered from the service's idempotency table); \
          {} execution starts (epochs); {late_sent} calls reached the service from a replica after it had lost its lease, \
          none applied ({fenced} refused by the service's fence); \
          replica starts: A {}, B {}",

@@ -3,7 +3,7 @@ use std::time::Duration;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 use runboard_model::{ActionState, DryRun, EntityState};
 
 use crate::components::action_state::ActionStateBadge;
@@ -17,8 +17,6 @@ use crate::server_fns::reject_action::RejectAction;
 use crate::server_fns::resume_action::ResumeAction;
 use crate::server_fns::submit_action::SubmitAction;
 
-/// Rows of a long entity list shown on the page; the Markdown record has them all.
-const SHOWN: usize = 200;
 /// The page follows a running action closely.
 const LIVE: Duration = Duration::from_secs(2);
 
@@ -28,6 +26,14 @@ const LIVE: Duration = Duration::from_secs(2);
 pub fn ActionView() -> impl IntoView {
     let params = use_params_map();
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
+    let query = use_query_map();
+    let entities = Memo::new(move |_| {
+        let q = query.read();
+        (
+            q.get("after").and_then(|a| a.parse::<u64>().ok()),
+            q.get("only"),
+        )
+    });
     let submit = ServerAction::<SubmitAction>::new();
     let approve = ServerAction::<ApproveAction>::new();
     let reject = ServerAction::<RejectAction>::new();
@@ -37,6 +43,7 @@ pub fn ActionView() -> impl IntoView {
         move || {
             (
                 id.get(),
+                entities.get(),
                 submit.version().get(),
                 approve.version().get(),
                 reject.version().get(),
@@ -44,7 +51,7 @@ pub fn ActionView() -> impl IntoView {
                 resume.version().get(),
             )
         },
-        |(id, ..)| read_action(id),
+        |(id, (after, only), ..)| read_action(id, after, only),
     );
     let elapsed = auto_refresh_every(LIVE, move || page.refetch());
     let steps = Steps {
@@ -102,6 +109,8 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
         read_at: _,
         action,
         entities,
+        only,
+        next,
         audit,
         viewer,
         may_operate,
@@ -113,9 +122,26 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
     let total = action.progress.succeeded + action.progress.failed + action.progress.pending;
     let record = format!("/api/v1/actions/{}/record.md", action.id);
     let preview = action.preview.clone();
-    let effects = match &preview.dry_run {
-        DryRun::Effects { effects } => Some(effects.clone()),
+    let groups = match &preview.dry_run {
+        DryRun::Done { effects, groups } => Some((*effects, groups.clone())),
         DryRun::NotOffered => None,
+    };
+    let page_link = {
+        let base = format!("/actions/{}", action.id);
+        move |after: Option<u64>, only: Option<EntityState>| {
+            let mut query = Vec::new();
+            if let Some(after) = after {
+                query.push(format!("after={after}"));
+            }
+            if let Some(only) = only {
+                query.push(format!("only={}", only.as_str()));
+            }
+            if query.is_empty() {
+                base.clone()
+            } else {
+                format!("{base}?{}", query.join("&"))
+            }
+        }
     };
     // Copy, so that each form below can carry it.
     let id = StoredValue::new(action.id.clone());
@@ -132,7 +158,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
     };
     let cancellable = may_operate
         && (state.can_become(ActionState::Cancelled) || state.can_become(ActionState::Cancelling));
-    let hidden_more = preview.entities.len().saturating_sub(SHOWN);
+    let calls = preview.calls();
     view! {
         <Title text=format!("{} on {}", action.mutation, action.service) />
         <h1>{format!("{} on {}", action.mutation, action.service)}</h1>
@@ -214,66 +240,98 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                     percent(action.progress.succeeded + action.progress.failed, total)
                 )}
             </p>
-            {(action.progress.succeeded + action.progress.failed > 0).then(|| view! {
-                <div class="table-wrap">
-                    <table class="results">
-                        <thead><tr>
-                            <th scope="col">"Entity"</th><th scope="col">"Result"</th>
-                            <th scope="col" class="num">"Attempts"</th><th scope="col">"Detail"</th>
-                        </tr></thead>
-                        <tbody>
-                            {entities.iter().filter(|e| e.state != EntityState::Pending).take(SHOWN).map(|e| view! {
-                                <tr>
-                                    <th scope="row" class="mono">{e.entity_id.clone()}</th>
-                                    <td>{match e.state { EntityState::Succeeded => "✓ succeeded", EntityState::Failed => "✕ failed", EntityState::Pending => "pending" }}</td>
-                                    <td class="num">{e.attempts}</td>
-                                    <td class="error-message">{e.detail.clone().unwrap_or_default()}</td>
-                                </tr>
-                            }).collect_view()}
-                        </tbody>
-                    </table>
-                </div>
+            <nav class="row-actions" aria-label="Which entities">
+                {[None, Some(EntityState::Failed), Some(EntityState::Pending), Some(EntityState::Succeeded)].into_iter().map(|state| {
+                    let label = match state {
+                        None => "All",
+                        Some(EntityState::Failed) => "Failed",
+                        Some(EntityState::Pending) => "Pending",
+                        Some(EntityState::Succeeded) => "Succeeded",
+                    };
+                    let current = (state == only).then_some("page");
+                    view! { <A href=page_link(None, state) attr:aria-current=current>{label}</A> }
+                }).collect_view()}
+            </nav>
+            <div class="table-wrap">
+                <table class="results" data-testid="entities">
+                    <thead><tr>
+                        <th scope="col" class="num">"#"</th>
+                        <th scope="col">"Entity"</th><th scope="col">"As found"</th>
+                        <th scope="col">"Money held"</th><th scope="col">"The dry run said"</th>
+                        <th scope="col">"Result"</th><th scope="col" class="num">"Call"</th>
+                        <th scope="col">"Detail"</th>
+                    </tr></thead>
+                    <tbody>
+                        {entities.iter().map(|e| view! {
+                            <tr>
+                                <td class="num">{thousands(e.position + 1)}</td>
+                                <th scope="row" class="mono">{e.entity_id.clone()}</th>
+                                <td class="error-message">{e.found.clone().unwrap_or_else(|| "not found in the service's database".into())}</td>
+                                <td>{e.held.as_ref().map(|m| format!("{} {}", amount(&m.amount), m.currency))}</td>
+                                <td class="error-message">{e.planned.join("; ")}</td>
+                                <td>{match e.state { EntityState::Succeeded => "✓ succeeded", EntityState::Failed => "✕ failed", EntityState::Pending => "pending" }}</td>
+                                <td class="num" title=format!("{} attempts", e.attempts)>{e.chunk}</td>
+                                <td class="error-message">{e.detail.clone().unwrap_or_default()}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+            {entities.is_empty().then(|| view! { <p class="muted">"No entities here."</p> })}
+            {next.map(|after| view! {
+                <p><A href=page_link(Some(after), only)>"Next entities →"</A>" (the Markdown record has them all)"</p>
             })}
         </section>
 
         <section aria-labelledby="preview-heading">
             <h2 id="preview-heading">"Preview"</h2>
             <p>
-                "Calls to "<code class="mono">{preview.endpoint.clone()}</code>", "{preview.concurrency}" at a time, one per entity"
+                {format!(
+                    "{} {} to ",
+                    thousands(calls),
+                    if calls == 1 { "call" } else { "calls" }
+                )}
+                <code class="mono">{preview.endpoint.clone()}</code>
+                {format!(
+                    ", {} at a time, up to {} {} each",
+                    preview.concurrency,
+                    thousands(u64::from(preview.chunk_size)),
+                    if preview.chunk_size == 1 { "entity" } else { "entities" }
+                )}
                 {preview.entity_argument.clone().map(|a| format!(" (in {a})"))}
-                ", each with the idempotency key "<code class="mono">{format!("runboard:{}:<entity>", action.id)}</code>"."
+                ", each with the idempotency key "<code class="mono">{format!("runboard:{}:<call>", action.id)}</code>
+                ", whose entities are fixed before the first call."
             </p>
             <pre class="mono document">{preview.document.clone()}</pre>
-            <p>"Variables besides the entity:"</p>
+            <p>"Variables besides the entities:"</p>
             <pre class="mono">{serde_json::to_string_pretty(&preview.variables).unwrap_or_default()}</pre>
-            {match effects.is_some() {
-                true => view! { <p>"The service's dry run of all entities at once says:"</p> }.into_any(),
-                false => view! { <p class="panel panel-error" role="status">"This service gives no dry run for this mutation: only Runboard's own part (entities and requests) is shown."</p> }.into_any(),
+            {match groups {
+                Some((effects, groups)) => view! {
+                    <p>{format!(
+                        "The service's dry run of all {} entities lists {} effects; by what they do:",
+                        thousands(preview.entities),
+                        thousands(effects)
+                    )}</p>
+                    <div class="table-wrap">
+                        <table class="preview" data-testid="effect-groups">
+                            <thead><tr>
+                                <th scope="col" class="num">"Effects"</th><th scope="col">"For example"</th>
+                                <th scope="col">"Money"</th>
+                            </tr></thead>
+                            <tbody>
+                                {groups.into_iter().map(|g| view! {
+                                    <tr>
+                                        <td class="num">{thousands(g.count)}</td>
+                                        <td class="error-message">{g.example}</td>
+                                        <td>{g.money.iter().map(|m| format!("{} {}", amount(&m.amount), m.currency)).collect::<Vec<_>>().join(", ")}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }.into_any(),
+                None => view! { <p class="panel panel-error" role="status">"This service gives no dry run for this mutation: only Runboard's own part (entities and requests) is shown."</p> }.into_any(),
             }}
-            <div class="table-wrap">
-                <table class="preview">
-                    <thead><tr>
-                        <th scope="col">"Entity"</th><th scope="col">"As found"</th>
-                        <th scope="col">"Money held"</th><th scope="col">"The dry run says"</th>
-                    </tr></thead>
-                    <tbody>
-                        {preview.entities.iter().take(SHOWN).map(|e| {
-                            let effect = effects.as_ref().map(|effects| {
-                                effects.iter().filter(|f| f.entity_id == e.id).map(|f| f.description.clone()).collect::<Vec<_>>().join("; ")
-                            });
-                            view! {
-                                <tr>
-                                    <th scope="row" class="mono">{e.id.clone()}</th>
-                                    <td class="error-message">{e.state.clone().unwrap_or_else(|| "not found in the service's database".into())}</td>
-                                    <td>{e.money.as_ref().map(|m| format!("{} {}", amount(&m.amount), m.currency))}</td>
-                                    <td class="error-message">{effect}</td>
-                                </tr>
-                            }
-                        }).collect_view()}
-                    </tbody>
-                </table>
-            </div>
-            {(hidden_more > 0).then(|| view! { <p class="muted">{format!("and {} more, all in the Markdown record", thousands(hidden_more as u64))}</p> })}
         </section>
 
         <section aria-labelledby="approvals-heading">

@@ -92,7 +92,7 @@ fn ActionTable(actions: Vec<Action>) -> impl IntoView {
                                         <A href=href>{format!("{} on {}", action.mutation, action.service)}</A>
                                     </th>
                                     <td><ActionStateBadge state=action.state /></td>
-                                    <td class="num">{thousands(action.preview.entities.len() as u64)}</td>
+                                    <td class="num">{thousands(action.preview.entities)}</td>
                                     <td>{money}</td>
                                     <td>{action.requester_name.clone()}</td>
                                     <td><LocalTime at=action.created_at /></td>

@@ -76,6 +76,7 @@ fn ActionFormView(form: ActionForm) -> impl IntoView {
         service,
         actions,
         ids,
+        selection,
         picked,
     } = form;
     let actions = match actions {
@@ -96,7 +97,7 @@ fn ActionFormView(form: ActionForm) -> impl IntoView {
         .find(|a| {
             preferred.contains(&a.mutation.as_str())
                 && a.entity_argument().is_some()
-                && !ids.is_empty()
+                && (!ids.is_empty() || selection.is_some())
         })
         .or_else(|| actions.iter().find(|a| a.dry_run))
         .or(actions.first())
@@ -110,11 +111,21 @@ fn ActionFormView(form: ActionForm) -> impl IntoView {
         actions.with_value(|all| all.iter().find(|a| a.mutation == chosen.get()).cloned())
     });
     let problem = RwSignal::new(None::<String>);
+    let (error, batch) = selection.clone().unwrap_or_default();
     let ask = Action::new(
         move |(service, mutation, arguments): &(String, String, String)| {
-            ask_for_action(service.clone(), mutation.clone(), arguments.clone())
+            ask_for_action(
+                service.clone(),
+                mutation.clone(),
+                arguments.clone(),
+                error.clone(),
+                batch.clone(),
+            )
         },
     );
+    let selected = selection
+        .is_some()
+        .then(|| picked.clone().unwrap_or_default());
     let navigate = use_navigate();
     Effect::new(move || {
         if let Some(Ok(id)) = ask.value().get() {
@@ -122,6 +133,7 @@ fn ActionFormView(form: ActionForm) -> impl IntoView {
         }
     });
     let service_for_submit = service.clone();
+    let has_selection = selected.is_some();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Some(spec) = spec.get_untracked() else {
@@ -129,7 +141,12 @@ fn ActionFormView(form: ActionForm) -> impl IntoView {
         };
         let entered = values.get_untracked();
         let mut arguments = Map::new();
+        let entity_argument = spec.entity_argument().map(|a| a.name.clone());
         for argument in &spec.arguments {
+            // A selection is resolved on the server: its IDs never travel in the request.
+            if has_selection && Some(&argument.name) == entity_argument.as_ref() {
+                continue;
+            }
             let text = entered.get(&argument.name).cloned().unwrap_or_default();
             match typed(argument, &text) {
                 Ok(Some(value)) => {
@@ -163,7 +180,7 @@ fn ActionFormView(form: ActionForm) -> impl IntoView {
                     }).collect_view())}
                 </select>
             </label>
-            {move || spec.get().map(|spec| view! { <ArgumentFields spec values ids_text=ids_text.clone() /> })}
+            {move || spec.get().map(|spec| view! { <ArgumentFields spec values ids_text=ids_text.clone() selected=selected.clone() /> })}
             {move || problem.get().map(|p| view! { <p class="panel panel-error" role="alert">"⚠ "{p}</p> })}
             {move || ask.value().get().and_then(|r| r.err()).map(|e| view! { <p class="panel panel-error" role="alert">"⚠ "{e.to_string()}</p> })}
             <button type="submit" disabled=move || ask.pending().get()>
@@ -180,6 +197,8 @@ fn ArgumentFields(
     spec: ActionSpec,
     values: RwSignal<BTreeMap<String, String>>,
     ids_text: String,
+    /// The selection that stands in for the list of IDs, in words.
+    selected: Option<String>,
 ) -> impl IntoView {
     let entity_argument = spec.entity_argument().map(|a| a.name.clone());
     if let Some(name) = &entity_argument {
@@ -206,7 +225,13 @@ fn ArgumentFields(
                     move |text: String| values.update(|v| { v.insert(name.clone(), text); })
                 };
                 let help = argument.description.clone();
-                let field = if argument.list {
+                let field = if let Some(selected) = selected.clone().filter(|_| Some(&name) == entity_argument.as_ref()) {
+                    view! {
+                        <output name=name.clone() data-testid="selection">{selected}</output>
+                        <span class="muted">"The server reads the selection again when you preview; its IDs are not sent from here."</span>
+                    }
+                    .into_any()
+                } else if argument.list {
                     let count = {
                         let current = current.clone();
                         move || current().split(|c: char| c.is_whitespace() || c == ',' || c == ';').filter(|s| !s.is_empty()).count()

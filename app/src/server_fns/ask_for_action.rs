@@ -1,12 +1,16 @@
 use leptos::prelude::*;
 
 /// Creates an action and its preview (the service's dry run included); returns its id.
-/// `arguments` is a JSON object, one key per argument of the mutation.
+/// `arguments` is a JSON object, one key per argument of the mutation. The entities are its
+/// list of IDs, or every failed saga with the error `error`, or every failed item of
+/// `batch`, resolved here on the server.
 #[server(prefix = "/rpc", endpoint = "ask_for_action")]
 pub async fn ask_for_action(
     service: String,
     mutation: String,
     arguments: String,
+    error: Option<String>,
+    batch: Option<String>,
 ) -> Result<String, ServerFnError> {
     use runboard_core::actions::ActionRequest;
     let app = super::app_for(super::Access::Operate)?;
@@ -20,10 +24,25 @@ pub async fn ask_for_action(
         service,
         mutation,
         arguments,
+        selection: selection(error, batch),
         reason: None,
     };
-    app.create_action(&super::user()?, &request)
+    app.create_action_detached(super::user()?, request)
         .await
         .map(|action| action.id)
         .map_err(super::action_failed)
+}
+
+/// The selection an error group or a batch stands for, as a screen's link names it.
+#[cfg(feature = "ssr")]
+pub(super) fn selection(
+    error: Option<String>,
+    batch: Option<String>,
+) -> Option<runboard_core::actions::Selection> {
+    use runboard_core::actions::Selection;
+    match (error, batch) {
+        (Some(error), _) if !error.is_empty() => Some(Selection::ErrorGroup(error)),
+        (_, Some(batch)) if !batch.is_empty() => Some(Selection::FailedBatchItems(batch)),
+        _ => None,
+    }
 }

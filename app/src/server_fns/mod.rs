@@ -108,6 +108,7 @@ fn action_failed(error: runboard_core::actions::ActionError) -> ServerFnError {
         E::UnknownService(_) | E::NotFound(_) => http::StatusCode::NOT_FOUND,
         E::UnknownMutation { .. } | E::BadArguments(_) => http::StatusCode::BAD_REQUEST,
         E::Read(_) | E::Service(_) => http::StatusCode::BAD_GATEWAY,
+        E::TooSlow(_) => http::StatusCode::GATEWAY_TIMEOUT,
         E::Conflict(_) => http::StatusCode::CONFLICT,
         E::Forbidden(_) => http::StatusCode::FORBIDDEN,
         E::Store(e) => return internal("working on an action", e),

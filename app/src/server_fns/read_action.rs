@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
-use runboard_model::{Action, EntityResult};
+use runboard_model::{Action, EntityResult, EntityState};
 use serde::{Deserialize, Serialize};
 
 /// One audit entry as the action page lists it.
@@ -18,24 +18,57 @@ pub struct AuditLine {
 pub struct ActionPage {
     pub read_at: DateTime<Utc>,
     pub action: Action,
+    /// One page of its entities, as found, planned and done.
     pub entities: Vec<EntityResult>,
+    /// Only the entities in this state are listed.
+    pub only: Option<EntityState>,
+    /// The position to read the next page after, when there is one.
+    pub next: Option<u64>,
     pub audit: Vec<AuditLine>,
     pub viewer: String,
     pub may_operate: bool,
     pub may_approve: bool,
 }
 
-/// One action with its per-entity results and audit trail.
+/// Entities one page of the action page lists.
+#[cfg(feature = "ssr")]
+const ENTITIES_SHOWN: u32 = 100;
+
+/// One action with a page of its entities (after the position `after`, only those in the
+/// state `only` if given: "pending", "succeeded" or "failed") and its audit trail.
 #[server(prefix = "/rpc", endpoint = "action")]
-pub async fn read_action(id: String) -> Result<ActionPage, ServerFnError> {
+pub async fn read_action(
+    id: String,
+    after: Option<u64>,
+    only: Option<String>,
+) -> Result<ActionPage, ServerFnError> {
+    use runboard_core::actions::EntityPage;
     use runboard_model::Role;
     let app = super::app_for(super::Access::Read)?;
     let user = super::user()?;
+    let only = match only.as_deref().filter(|o| !o.is_empty()) {
+        None => None,
+        Some(text) => Some(EntityState::parse(text).ok_or_else(|| {
+            super::refuse(
+                http::StatusCode::BAD_REQUEST,
+                format!("only={text:?} is not a state; use pending, succeeded or failed"),
+            )
+        })?),
+    };
     let action = app.action(&id).await.map_err(super::action_failed)?;
-    let entities = app
-        .action_entities(&id)
+    let page = EntityPage {
+        after,
+        limit: ENTITIES_SHOWN + 1,
+        state: only,
+    };
+    let mut entities = app
+        .action_entities(&id, &page)
         .await
         .map_err(super::action_failed)?;
+    let next = (entities.len() > ENTITIES_SHOWN as usize).then(|| {
+        entities.truncate(ENTITIES_SHOWN as usize);
+        entities.last().map_or(0, |e| e.position)
+    });
     let audit = app
         .store
         .audit_of_action(&id)
@@ -54,6 +87,8 @@ pub async fn read_action(id: String) -> Result<ActionPage, ServerFnError> {
         read_at: Utc::now(),
         action,
         entities,
+        only,
+        next,
         audit,
         may_operate: user.has(Role::Operator),
         may_approve: user.has(Role::Approver),

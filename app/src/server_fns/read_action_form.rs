@@ -8,9 +8,12 @@ pub struct ActionForm {
     pub service: String,
     /// The mutations on offer, or why they cannot be read.
     pub actions: Result<Vec<ActionSpec>, String>,
-    /// The entities picked on the screen the operator came from.
+    /// The IDs found by a lookup the operator came from.
     pub ids: Vec<String>,
-    /// Where they came from, in words.
+    /// The selection picked on the screen the operator came from: `(error group, batch)`,
+    /// sent back as is so that the server resolves it again, never as a list of IDs.
+    pub selection: Option<(Option<String>, Option<String>)>,
+    /// What was picked, in words.
     pub picked: Option<String>,
 }
 
@@ -29,26 +32,23 @@ pub async fn read_action_form(
         .catalog_of(&service, false)
         .await
         .map_err(super::action_failed)?;
-    let selection = match (error, batch) {
-        (Some(error), _) if !error.is_empty() => Some(Selection::ErrorGroup(error)),
-        (_, Some(batch)) if !batch.is_empty() => Some(Selection::FailedBatchItems(batch)),
-        _ => None,
-    };
+    let selection = super::ask_for_action::selection(error, batch);
     let (ids, picked) = match &selection {
         Some(selection) => {
-            let ids = app
+            let count = app
                 .selected_entities(&service, selection)
                 .await
-                .map_err(super::action_failed)?;
+                .map_err(super::action_failed)?
+                .len();
             let picked = match selection {
                 Selection::ErrorGroup(error) => {
-                    format!("all {} failed sagas with the error “{error}”", ids.len())
+                    format!("all {count} failed sagas with the error “{error}”")
                 }
                 Selection::FailedBatchItems(batch) => {
-                    format!("all {} failed items of batch {batch}", ids.len())
+                    format!("all {count} failed items of batch {batch}")
                 }
             };
-            (ids, Some(picked))
+            (Vec::new(), Some(picked))
         }
         None => {
             let ids: Vec<String> = ids
@@ -66,6 +66,10 @@ pub async fn read_action_form(
         service,
         actions: catalog.actions.map_err(|e| e.to_string()),
         ids,
+        selection: selection.map(|s| match s {
+            Selection::ErrorGroup(error) => (Some(error), None),
+            Selection::FailedBatchItems(batch) => (None, Some(batch)),
+        }),
         picked,
     })
 }

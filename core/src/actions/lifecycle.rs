@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use runboard_model::{Action, ActionState, Role, User};
 use serde_json::json;
 
-use super::{ActionError, SINGLE_CALL};
+use super::{ActionError, Found, SINGLE_CALL};
 use crate::App;
 use crate::audit::{NewAuditEntry, append_audit};
 use crate::db::on_pool;
@@ -35,15 +35,18 @@ pub(crate) struct Transition<'a> {
 pub(crate) struct Submission<'a> {
     pub(crate) reason: &'a str,
     pub(crate) incident_url: Option<&'a str>,
-    pub(crate) entities: &'a [String],
 }
 
 pub(crate) struct NewPreview<'a> {
-    /// The preview as JSON, and the SHA-256 of exactly that text.
+    /// The preview as JSON, and its digest over it and every chunk as changed here.
     pub(crate) json: &'a str,
     pub(crate) digest: &'a str,
     pub(crate) approvals_needed: u32,
     pub(crate) expires_at: DateTime<Utc>,
+    /// Chunks whose dry run now says something else: `(chunk, effects as JSON)`.
+    pub(crate) planned: &'a [(i32, String)],
+    /// Entities as found again.
+    pub(crate) found: &'a [Found],
 }
 
 impl<'a> Transition<'a> {
@@ -118,23 +121,47 @@ impl App {
                         .execute(&mut *tx)
                         .await?;
                 }
-                if let Some(submission) = &t.submission {
-                    for entity in submission.entities {
-                        sqlx::query(
-                            "INSERT INTO entity_hold (service, entity_id, action_id) VALUES ($1, $2, $3)",
-                        )
-                        .bind(&t.action.service)
-                        .bind(entity)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                if t.submission.is_some() {
+                    sqlx::query(
+                        "INSERT INTO entity_hold (service, entity_id, action_id)
+                         SELECT $1, entity_id, action_id FROM action_entity
+                         WHERE action_id = $2 AND entity_id <> $3",
+                    )
+                    .bind(&t.action.service)
+                    .bind(id)
+                    .bind(SINGLE_CALL)
+                    .execute(&mut *tx)
+                    .await?;
                 }
-                if t.new_preview.is_some() {
+                if let Some(preview) = preview {
                     sqlx::query("DELETE FROM action_approval WHERE action_id = $1")
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
+                    for (chunk, planned) in preview.planned {
+                        sqlx::query(
+                            "UPDATE action_chunk SET planned = $3 WHERE action_id = $1 AND chunk = $2",
+                        )
+                        .bind(id)
+                        .bind(chunk)
+                        .bind(planned)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    for entity in preview.found {
+                        let held = entity.held.as_ref();
+                        sqlx::query(
+                            "UPDATE action_entity SET found = $3, held_amount = $4, held_currency = $5
+                             WHERE action_id = $1 AND entity_id = $2",
+                        )
+                        .bind(id)
+                        .bind(&entity.id)
+                        .bind(&entity.state)
+                        .bind(held.map(|m| m.amount.to_string()))
+                        .bind(held.map(|m| m.currency.clone()))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
                 if t.to.is_final() {
                     sqlx::query("DELETE FROM entity_hold WHERE action_id = $1")
@@ -268,14 +295,7 @@ impl App {
         // Checked here, not left to the lifecycle table: an executing action may become
         // awaiting approval too, but never by a submission.
         Self::only_when(&action, ActionState::Previewed, "submitted")?;
-        let entities: Vec<String> = self
-            .action_entities(id)
-            .await?
-            .into_iter()
-            .map(|e| e.entity_id)
-            .filter(|e| e != SINGLE_CALL)
-            .collect();
-        let held = self.held_entity(&action.service, &entities).await?;
+        let held = self.held_entity(&action).await?;
         if let Some((entity, other)) = held {
             return Err(ActionError::Conflict(format!(
                 "{entity} is already in action {other}, which has not ended; wait for it or cancel it"
@@ -294,7 +314,6 @@ impl App {
         submit.submission = Some(Submission {
             reason,
             incident_url,
-            entities: &entities,
         });
         match self.step(submit).await {
             // Another submission took one of the entities between the check and the insert.
@@ -309,31 +328,19 @@ impl App {
         }
     }
 
-    /// The first of `entities` another live action holds, and that action.
-    async fn held_entity(
-        &self,
-        service: &str,
-        entities: &[String],
-    ) -> Result<Option<(String, String)>, ActionError> {
-        for chunk in entities.chunks(500) {
-            let placeholders: Vec<String> =
-                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let query = format!(
-                "SELECT entity_id, action_id FROM entity_hold WHERE service = $1 AND entity_id IN ({}) LIMIT 1",
-                placeholders.join(", ")
-            );
-            let held: Option<(String, String)> = on_pool!(self.store.pool, |pool| {
-                let mut q = sqlx::query_as(&query).bind(service);
-                for entity in chunk {
-                    q = q.bind(entity);
-                }
-                q.fetch_optional(pool).await?
-            });
-            if held.is_some() {
-                return Ok(held);
-            }
-        }
-        Ok(None)
+    /// The first of the action's entities another live action holds, and that action.
+    async fn held_entity(&self, action: &Action) -> Result<Option<(String, String)>, ActionError> {
+        Ok(on_pool!(self.store.pool, |pool| {
+            sqlx::query_as(
+                "SELECT h.entity_id, h.action_id FROM action_entity e
+                 JOIN entity_hold h ON h.service = $2 AND h.entity_id = e.entity_id
+                 WHERE e.action_id = $1 ORDER BY e.position LIMIT 1",
+            )
+            .bind(&action.id)
+            .bind(&action.service)
+            .fetch_optional(pool)
+            .await?
+        }))
     }
 
     /// Rejects an action awaiting approval, with the approver's reason.

@@ -16,14 +16,19 @@ mod preview;
 mod rows;
 mod selection;
 
-use runboard_model::{Action, ActionSpec, ActionState, DryRun, EntityState, Preview, Role, User};
+use runboard_model::{
+    Action, ActionSpec, ActionState, DryRun, Effect, EntityState, Preview, Role, User,
+};
 use serde_json::{Value, json};
 
 pub use catalog::{Catalog, Catalogs};
 pub(crate) use lifecycle::{NewPreview, Transition};
 pub use preview::MAX_ENTITIES;
-pub(crate) use preview::{digest, effects_of, money_moved, resolve_entities, variables};
-pub use rows::ActionFilter;
+pub(crate) use preview::{
+    Digester, EffectTally, Found, dry_run_chunks, effects_of, resolve_entities, sorted, variables,
+};
+pub(crate) use rows::ChunkOutcome;
+pub use rows::{ActionFilter, EntityPage, MAX_ENTITY_PAGE};
 pub use selection::Selection;
 
 use crate::App;
@@ -44,6 +49,9 @@ pub struct ActionRequest {
     pub mutation: String,
     /// One key per argument of the mutation; the list of IDs names the entities.
     pub arguments: Value,
+    /// The entities picked on a screen, resolved on the server, in place of the list of IDs.
+    #[serde(default)]
+    pub selection: Option<Selection>,
     /// Why it is needed; may be given now or at submission.
     #[serde(default)]
     pub reason: Option<String>,
@@ -66,6 +74,9 @@ pub enum ActionError {
     Read(ReadError),
     #[error("the service's mission control failed: {0}")]
     Service(CallError),
+    /// The service's dry run did not finish in the time a preview may take.
+    #[error("{0}")]
+    TooSlow(String),
     #[error("there is no action {0}")]
     NotFound(String),
     /// Not now: the action is in another state, expired, or its entities are held.
@@ -101,6 +112,35 @@ pub(crate) fn action_headers(action: &Action) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Entity rows one INSERT writes: 10 parameters each, well inside both databases' limits.
+const ENTITY_ROWS_PER_INSERT: usize = 500;
+
+/// A preview as it is made: the summary, every chunk, and the digest over all of it.
+struct Plan {
+    preview: Preview,
+    chunks: Vec<PlannedChunk>,
+    digest: String,
+}
+
+/// One call's entities, and its dry run's effects as the store keeps them.
+struct PlannedChunk {
+    members: Vec<Found>,
+    planned: Option<String>,
+}
+
+/// The idempotency key of a chunk: always the same entities (SPEC.md, "Execute").
+pub(crate) fn idempotency_key(action_id: &str, chunk: i32) -> String {
+    format!("runboard:{action_id}:{chunk}")
+}
+
+/// The IDs a chunk's call names: none for the single call of a mutation without a list.
+fn chunk_ids(preview: &Preview, members: &[Found]) -> Vec<String> {
+    if preview.entity_argument.is_none() {
+        return Vec::new();
+    }
+    members.iter().map(|m| m.id.clone()).collect()
+}
+
 impl App {
     /// The connector of the service an action is for.
     pub(crate) fn action_connector(&self, service: &str) -> Result<&Connector, ActionError> {
@@ -131,42 +171,111 @@ impl App {
             })
     }
 
-    /// Builds the preview of `mutation` on `entities`: their state, the exact requests,
-    /// and the service's dry run of them all.
-    pub(crate) async fn build_preview(
+    /// Most entities one call of `mutation` names: `services.chunk_size`, else
+    /// `actions.chunk_size`.
+    fn chunk_size(&self, service: &str, mutation: &str) -> u32 {
+        self.config
+            .services
+            .iter()
+            .find(|s| s.name.as_str() == service)
+            .and_then(|s| s.chunk_size.get(mutation).copied())
+            .unwrap_or(self.config.actions.chunk_size)
+            .max(1)
+    }
+
+    /// Builds the preview of `mutation` on `entities`: their state, the exact requests in
+    /// chunks, and the service's dry run of every chunk.
+    async fn build_preview(
         &self,
         connector: &Connector,
         spec: &ActionSpec,
         entities: &[String],
         rest: serde_json::Map<String, Value>,
         headers: &[(&str, String)],
-    ) -> Result<Preview, ActionError> {
+    ) -> Result<Plan, ActionError> {
+        let entity_argument = spec.entity_argument().map(|a| a.name.clone());
         let mut preview = Preview {
             endpoint: connector.mission_control().url().to_string(),
             document: preview::document(spec),
             variables: Value::Object(rest),
-            entity_argument: spec.entity_argument().map(|a| a.name.clone()),
-            entities: resolve_entities(connector, entities).await?,
+            chunk_size: if entity_argument.is_some() {
+                self.chunk_size(connector.name().as_str(), &spec.mutation)
+            } else {
+                1
+            },
+            entities: 1,
+            entity_argument,
             concurrency: self.config.actions.concurrency,
             dry_run: DryRun::NotOffered,
             money: Vec::new(),
         };
-        if spec.dry_run {
-            let data = connector
-                .mission_control()
-                .request(
-                    &preview.document,
-                    &variables(&preview, entities, true, true),
-                    headers,
-                )
-                .await
-                .map_err(ActionError::Service)?;
-            preview.dry_run = DryRun::Effects {
-                effects: effects_of(&data, &spec.mutation)?,
-            };
-        }
-        preview.money = preview::money_moved(&preview.dry_run)?;
-        Ok(preview)
+        let members: Vec<Vec<Found>> = if preview.entity_argument.is_some() {
+            let found = resolve_entities(connector, entities).await?;
+            preview.entities = found.len() as u64;
+            found
+                .chunks(preview.chunk_size as usize)
+                .map(<[Found]>::to_vec)
+                .collect()
+        } else {
+            vec![vec![Found {
+                id: SINGLE_CALL.to_owned(),
+                state: None,
+                held: None,
+            }]]
+        };
+        let planned: Vec<Option<Vec<Effect>>> = if spec.dry_run {
+            let calls: Vec<Vec<String>> = members
+                .iter()
+                .map(|chunk| chunk_ids(&preview, chunk))
+                .collect();
+            let effects = dry_run_chunks(
+                connector.mission_control(),
+                &preview,
+                &calls,
+                headers,
+                self.config.actions.dry_run_time_limit,
+            )
+            .await?;
+            let mut tally = EffectTally::default();
+            for effect in effects.iter().flatten() {
+                tally.add(effect)?;
+            }
+            (preview.dry_run, preview.money) = tally.finish();
+            effects.into_iter().map(Some).collect()
+        } else {
+            vec![None; members.len()]
+        };
+        let mut digester = Digester::new(&preview);
+        let chunks = members
+            .into_iter()
+            .zip(planned)
+            .enumerate()
+            .map(|(number, (members, planned))| {
+                let planned =
+                    planned.map(|p| serde_json::to_string(&p).expect("effects serialize"));
+                let number = u32::try_from(number).expect("at most MAX_ENTITIES chunks");
+                digester.chunk(number, &members, planned.as_deref());
+                PlannedChunk { members, planned }
+            })
+            .collect();
+        Ok(Plan {
+            preview,
+            chunks,
+            digest: digester.finish(),
+        })
+    }
+
+    /// [`App::create_action`] on a task of its own: a request that times out or hangs up
+    /// meanwhile never cuts the preview's store writes half-way, and the action it asked
+    /// for is there when the person looks again.
+    pub async fn create_action_detached(
+        self: std::sync::Arc<Self>,
+        user: User,
+        request: ActionRequest,
+    ) -> Result<Action, ActionError> {
+        tokio::spawn(async move { self.create_action(&user, &request).await })
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     /// Creates an action and its preview (dry run included); nothing is sent for real.
@@ -182,16 +291,23 @@ impl App {
         }
         let connector = self.action_connector(&request.service)?;
         let spec = self.action_spec(connector, &request.mutation).await?;
-        let (entities, rest) = preview::split_arguments(&spec, &request.arguments)?;
+        let selected = match &request.selection {
+            Some(selection) => Some(self.selected_entities(&request.service, selection).await?),
+            None => None,
+        };
+        let (entities, rest) = preview::split_arguments(&spec, &request.arguments, selected)?;
         let id = uuid::Uuid::new_v4().to_string();
         let headers = [
             ("x-runboard-action", id.clone()),
             ("x-runboard-requester", user.subject.clone()),
         ];
-        let preview = self
+        let Plan {
+            preview,
+            chunks,
+            digest,
+        } = self
             .build_preview(connector, &spec, &entities, rest, &headers)
             .await?;
-        let digest = digest(&preview);
         let approvals_needed =
             self.approvals_needed(&request.service, &request.mutation, &preview.money);
         let now = crate::audit::now();
@@ -199,11 +315,6 @@ impl App {
             + chrono::Duration::from_std(self.config.actions.preview_ttl)
                 .unwrap_or(chrono::Duration::days(1));
         let preview_json = serde_json::to_string(&preview).expect("a preview serializes");
-        let entity_ids: Vec<String> = if preview.entity_argument.is_some() {
-            entities
-        } else {
-            vec![SINGLE_CALL.to_owned()]
-        };
         let audit = NewAuditEntry {
             actor: &user.subject,
             action_id: Some(&id),
@@ -211,7 +322,8 @@ impl App {
             detail: json!({
                 "service": request.service,
                 "mutation": request.mutation,
-                "entities": entity_ids.len(),
+                "entities": preview.entities,
+                "calls": chunks.len(),
                 "digest": digest,
                 "money": preview.money,
                 "dry_run": !matches!(preview.dry_run, DryRun::NotOffered),
@@ -221,8 +333,9 @@ impl App {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO action (id, service, mutation, state, requester, requester_name, preview,
-                     digest, dry_run_offered, approvals_needed, created_at, expires_at, updated_at, reason)
-                 VALUES ($1, $2, $3, $13, $4, $5, $6, $7, $8, $9, $10, $11, $10, $12)",
+                     digest, dry_run_offered, approvals_needed, created_at, expires_at, updated_at, reason,
+                     entity_count)
+                 VALUES ($1, $2, $3, $13, $4, $5, $6, $7, $8, $9, $10, $11, $10, $12, $14)",
             )
             .bind(&id)
             .bind(&request.service)
@@ -237,20 +350,47 @@ impl App {
             .bind(expires_at)
             .bind(request.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()))
             .bind(ActionState::Previewed.as_str())
+            .bind(i64::try_from(preview.entities).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?;
-            for (position, entity) in entity_ids.iter().enumerate() {
+            let mut position = 0_i32;
+            for (number, chunk) in chunks.iter().enumerate() {
+                let number = i32::try_from(number).unwrap_or(i32::MAX);
                 sqlx::query(
-                    "INSERT INTO action_entity (action_id, entity_id, position, state, attempts, updated_at)
-                     VALUES ($1, $2, $3, $5, 0, $4)",
+                    "INSERT INTO action_chunk (action_id, chunk, parent, state, members, idempotency_key,
+                         planned, outcome, attempts, sent_epoch, updated_at)
+                     VALUES ($1, $2, NULL, $3, $4, $5, $6, NULL, 0, NULL, $7)",
                 )
                 .bind(&id)
-                .bind(entity)
-                .bind(i32::try_from(position).unwrap_or(i32::MAX))
-                .bind(now)
+                .bind(number)
                 .bind(EntityState::Pending.as_str())
+                .bind(i32::try_from(chunk.members.len()).unwrap_or(i32::MAX))
+                .bind(idempotency_key(&id, number))
+                .bind(&chunk.planned)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
+                // Many rows a statement: 100,000 single inserts would take most of a preview.
+                for rows in chunk.members.chunks(ENTITY_ROWS_PER_INSERT) {
+                    let mut insert = sqlx::QueryBuilder::new(
+                        "INSERT INTO action_entity (action_id, entity_id, position, chunk, state, attempts,
+                             updated_at, found, held_amount, held_currency) ",
+                    );
+                    insert.push_values(rows, |mut row, entity| {
+                        row.push_bind(&id)
+                            .push_bind(&entity.id)
+                            .push_bind(position)
+                            .push_bind(number)
+                            .push_bind(EntityState::Pending.as_str())
+                            .push_bind(0_i32)
+                            .push_bind(now)
+                            .push_bind(&entity.state)
+                            .push_bind(entity.held.as_ref().map(|m| m.amount.to_string()))
+                            .push_bind(entity.held.as_ref().map(|m| m.currency.clone()));
+                        position += 1;
+                    });
+                    insert.build().execute(&mut *tx).await?;
+                }
             }
             append_audit!(tx, &audit);
             tx.commit().await?;

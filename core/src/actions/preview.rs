@@ -1,19 +1,26 @@
 //! The preview: the entities as the service's database has them, the exact requests
-//! Runboard will send, and the service's own dry run of them. Its digest is what an
-//! approval binds to.
+//! Runboard will send (in chunks), and the service's own dry run of each chunk. Its digest
+//! is what an approval binds to.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
-use runboard_model::{ActionSpec, DryRun, Effect, Money, Preview, PreviewEntity, add_to_totals};
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
+use runboard_model::{ActionSpec, DryRun, Effect, EffectGroup, Money, Preview, add_to_totals};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::ActionError;
 use crate::connector::Connector;
+use crate::mission_control::{CallError, MissionControl};
 
 /// Most entities one action may touch.
-pub const MAX_ENTITIES: usize = 10_000;
+pub const MAX_ENTITIES: usize = 100_000;
+
+/// Effect groups an approver is shown; the rest are counted together.
+const EFFECT_GROUPS: usize = 50;
 
 /// The mutation document Runboard sends: every argument as a variable, and the effects back.
 pub(crate) fn document(spec: &ActionSpec) -> String {
@@ -43,11 +50,13 @@ pub(crate) fn document(spec: &ActionSpec) -> String {
     )
 }
 
-/// Splits the requested arguments into the entity list (one call each) and the rest,
-/// checking them against the schema so that a mistake is named before anything is sent.
+/// Splits the requested arguments into the entity list and the rest, checking them against
+/// the schema so that a mistake is named before anything is sent. The entities are the
+/// list argument's IDs, or `selected` (a selection resolved on the server) in its place.
 pub(crate) fn split_arguments(
     spec: &ActionSpec,
     arguments: &Value,
+    selected: Option<Vec<String>>,
 ) -> Result<(Vec<String>, Map<String, Value>), ActionError> {
     let bad = |message: String| ActionError::BadArguments(message);
     let Value::Object(given) = arguments else {
@@ -71,22 +80,43 @@ pub(crate) fn split_arguments(
     let entity_argument = spec.entity_argument().map(|a| a.name.clone());
     let mut rest = Map::new();
     let mut entities = Vec::new();
+    let mut selected = selected;
+    if selected.is_some() && entity_argument.is_none() {
+        return Err(bad(format!(
+            "{} takes no list of IDs, so it cannot act on a selection",
+            spec.mutation
+        )));
+    }
     for argument in &spec.arguments {
         let value = given.get(&argument.name);
         if Some(&argument.name) == entity_argument.as_ref() {
-            let list = value
-                .and_then(Value::as_array)
-                .ok_or_else(|| bad(format!("{} must be a list of IDs", argument.name)))?;
-            for id in list {
-                let id = id
-                    .as_str()
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| bad(format!("{} must hold IDs as strings", argument.name)))?;
-                if !entities.iter().any(|e| e == id) {
-                    entities.push(id.to_owned());
+            let named: Vec<String> = match (selected.take(), value) {
+                (Some(_), Some(_)) => {
+                    return Err(bad(format!(
+                        "give either {} or a selection, not both",
+                        argument.name
+                    )));
                 }
-            }
+                (Some(ids), None) => ids,
+                (None, value) => value
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| bad(format!("{} must be a list of IDs", argument.name)))?
+                    .iter()
+                    .map(|id| {
+                        id.as_str()
+                            .map(|s| s.trim().to_owned())
+                            .filter(|s| !s.is_empty())
+                            .ok_or_else(|| {
+                                bad(format!("{} must hold IDs as strings", argument.name))
+                            })
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+            let mut seen = std::collections::HashSet::with_capacity(named.len());
+            entities = named
+                .into_iter()
+                .filter(|id| seen.insert(id.clone()))
+                .collect();
             if entities.is_empty() {
                 return Err(bad(format!(
                     "{} lists no IDs; name at least one",
@@ -95,7 +125,7 @@ pub(crate) fn split_arguments(
             }
             if entities.len() > MAX_ENTITIES {
                 return Err(bad(format!(
-                    "{} lists {} IDs; one action takes at most {MAX_ENTITIES}",
+                    "{} lists {} IDs; one action takes at most {MAX_ENTITIES}: split it in several",
                     argument.name,
                     entities.len()
                 )));
@@ -140,11 +170,20 @@ pub(crate) fn variables(
     Value::Object(variables)
 }
 
+/// An entity as the preview found it in the service's database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub(crate) id: String,
+    /// Its state in words, or `None` when the service's database does not know it.
+    pub(crate) state: Option<String>,
+    pub(crate) held: Option<Money>,
+}
+
 /// Reads the entities' current state (and money held) from the service's database.
 pub(crate) async fn resolve_entities(
     connector: &Connector,
     ids: &[String],
-) -> Result<Vec<PreviewEntity>, ActionError> {
+) -> Result<Vec<Found>, ActionError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -182,12 +221,73 @@ pub(crate) async fn resolve_entities(
         .collect();
     Ok(ids
         .iter()
-        .map(|id| PreviewEntity {
+        .map(|id| Found {
             id: id.clone(),
             state: states.get(id).cloned(),
-            money: money.get(id).cloned(),
+            held: money.get(id).cloned(),
         })
         .collect())
+}
+
+/// The dry run of every chunk (`None` for the single call of a mutation without an entity
+/// list), `concurrency` calls at a time, within `limit`: the effects of each chunk, in
+/// order. A dry run that cannot finish in time says how far it got.
+pub(crate) async fn dry_run_chunks(
+    mission_control: &MissionControl,
+    preview: &Preview,
+    chunks: &[Vec<String>],
+    headers: &[(&str, String)],
+    limit: Duration,
+) -> Result<Vec<Vec<Effect>>, ActionError> {
+    let started = Instant::now();
+    let mutation = mutation_of(&preview.document);
+    // Boxed, so that the calls' future is Send for every lifetime a server function needs.
+    let calls: Vec<BoxFuture<'_, Result<Vec<Effect>, ActionError>>> = chunks
+        .iter()
+        .map(|ids| {
+            async move {
+                let data = mission_control
+                    .request(
+                        &preview.document,
+                        &variables(preview, ids, true, true),
+                        headers,
+                    )
+                    .await
+                    .map_err(ActionError::Service)?;
+                effects_of(&data, mutation)
+            }
+            .boxed()
+        })
+        .collect();
+    let mut answers =
+        futures_util::stream::iter(calls).buffered(preview.concurrency.max(1) as usize);
+    let mut effects = Vec::with_capacity(chunks.len());
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            answer = answers.next() => match answer {
+                Some(answer) => effects.push(answer?),
+                None => return Ok(effects),
+            },
+            () = &mut deadline => {
+                let done: usize = chunks[..effects.len()].iter().map(Vec::len).sum();
+                let all: usize = chunks.iter().map(Vec::len).sum();
+                return Err(ActionError::TooSlow(format!(
+                    "the service's dry run covered {done} of {all} entities in {:.0?}, the most a preview may take (actions.dry_run_time_limit); try again when the service is less busy, or name fewer entities",
+                    started.elapsed()
+                )));
+            }
+        }
+    }
+}
+
+/// The mutation a document calls: the field after the operation's variables.
+fn mutation_of(document: &str) -> &str {
+    document
+        .split_once("{ ")
+        .and_then(|(_, rest)| rest.split(['(', ' ']).next())
+        .unwrap_or_default()
 }
 
 /// The effects of a dry run, out of a mutation's answer.
@@ -225,30 +325,128 @@ pub(crate) fn effects_of(data: &Value, mutation: &str) -> Result<Vec<Effect>, Ac
         .collect())
 }
 
-/// The money the effects move, per currency; amounts that do not parse are named.
-pub(crate) fn money_moved(dry_run: &DryRun) -> Result<Vec<Money>, ActionError> {
-    let mut totals = Vec::new();
-    if let DryRun::Effects { effects } = dry_run {
-        for effect in effects {
-            if let (Some(amount), Some(currency)) = (&effect.amount, &effect.currency) {
-                let amount: Decimal = amount.parse().map_err(|_| {
-                    ActionError::Service(crate::mission_control::CallError::Malformed(format!(
-                        "the effect on {} names an amount that is not a decimal: {amount:?}",
-                        effect.entity_id
-                    )))
-                })?;
-                add_to_totals(&mut totals, amount.abs(), currency);
-            }
-        }
-    }
-    Ok(totals)
+/// The dry run in sum as effects are added: how many, the money they move, and the
+/// groups of effects that do the same thing.
+#[derive(Default)]
+pub(crate) struct EffectTally {
+    effects: u64,
+    money: Vec<Money>,
+    groups: HashMap<String, EffectGroup>,
 }
 
-/// SHA-256 of the preview's JSON: any change to what is sent or what it does changes it.
-pub(crate) fn digest(preview: &Preview) -> String {
-    let text = serde_json::to_string(preview).expect("a preview serializes");
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+impl EffectTally {
+    /// Counts one effect; an amount that does not parse is named.
+    pub(crate) fn add(&mut self, effect: &Effect) -> Result<(), ActionError> {
+        self.effects += 1;
+        let group = self
+            .groups
+            .entry(what_it_does(&effect.description))
+            .or_insert_with(|| EffectGroup {
+                example: effect.description.clone(),
+                count: 0,
+                money: Vec::new(),
+            });
+        group.count += 1;
+        if let (Some(amount), Some(currency)) = (&effect.amount, &effect.currency) {
+            let amount: Decimal = amount.parse().map_err(|_| {
+                ActionError::Service(CallError::Malformed(format!(
+                    "the effect on {} names an amount that is not a decimal: {amount:?}",
+                    effect.entity_id
+                )))
+            })?;
+            add_to_totals(&mut self.money, amount.abs(), currency);
+            add_to_totals(&mut group.money, amount.abs(), currency);
+        }
+        Ok(())
+    }
+
+    /// The dry run's summary and the money moved, the largest groups first.
+    pub(crate) fn finish(self) -> (DryRun, Vec<Money>) {
+        let mut groups: Vec<EffectGroup> = self.groups.into_values().collect();
+        groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.example.cmp(&b.example)));
+        if groups.len() > EFFECT_GROUPS {
+            let mut other = EffectGroup {
+                example: "other effects".into(),
+                count: 0,
+                money: Vec::new(),
+            };
+            for group in groups.drain(EFFECT_GROUPS - 1..) {
+                other.count += group.count;
+                for money in group.money {
+                    add_to_totals(&mut other.money, money.amount, &money.currency);
+                }
+            }
+            groups.push(other);
+        }
+        let mut money = self.money;
+        money.sort_by(|a, b| a.currency.cmp(&b.currency));
+        (
+            DryRun::Done {
+                effects: self.effects,
+                groups,
+            },
+            money,
+        )
+    }
+}
+
+/// What an effect does, whatever entity, amount or time it names: its words, with every
+/// word that holds a digit (IDs, amounts, times, counts) replaced by `#`.
+fn what_it_does(description: &str) -> String {
+    description
+        .split_whitespace()
+        .map(|word| {
+            if word.chars().any(|c| c.is_ascii_digit()) {
+                "#"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The digest an approval binds to: SHA-256 over the preview's JSON and then every chunk
+/// in order (its number, each member as found, the dry run's effects as stored), fed as
+/// the chunks are made or read so that no action's size has to fit in memory at once.
+pub(crate) struct Digester(Sha256);
+
+impl Digester {
+    pub(crate) fn new(preview: &Preview) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(serde_json::to_string(preview).expect("a preview serializes"));
+        Self(hasher)
+    }
+
+    /// One chunk; `planned` is its dry run's effects as the store keeps them.
+    pub(crate) fn chunk(&mut self, chunk: u32, members: &[Found], planned: Option<&str>) {
+        self.0.update(format!("\nchunk {chunk}\n"));
+        for member in members {
+            let held = member
+                .held
+                .as_ref()
+                .map(|m| format!("{} {}", m.amount, m.currency));
+            self.0
+                .update(json!([member.id, member.state, held]).to_string() + "\n");
+        }
+        self.0.update(planned.unwrap_or("no dry run"));
+    }
+
+    pub(crate) fn finish(self) -> String {
+        self.0
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// Effects in a comparable order: the order a service lists them in does not matter.
+pub(crate) fn sorted(mut effects: Vec<Effect>) -> Vec<Effect> {
+    effects.sort_by(|a, b| {
+        a.entity_id
+            .cmp(&b.entity_id)
+            .then(a.description.cmp(&b.description))
+    });
+    effects
 }

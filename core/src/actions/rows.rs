@@ -1,12 +1,49 @@
 //! Actions as the store keeps them, and the queries that read them.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use runboard_model::{Action, ActionProgress, ActionState, Approval, EntityResult, EntityState};
+use runboard_model::{
+    Action, ActionProgress, ActionState, Approval, DryRun, Effect, EntityResult, EntityState,
+    Money, Preview,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 use super::ActionError;
 use crate::App;
 use crate::db::on_pool;
 use crate::store::StoreError;
+
+/// Most entities one page of an action lists.
+pub const MAX_ENTITY_PAGE: u32 = 1000;
+
+/// Which of an action's entities a page lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EntityPage {
+    /// The position of the last entity of the page before; `None` from the start.
+    pub after: Option<u64>,
+    /// At most this many (up to [`MAX_ENTITY_PAGE`]).
+    pub limit: u32,
+    /// Only the entities in this state.
+    pub state: Option<EntityState>,
+}
+
+/// A stored outcome; one written before chunks is the plain text of the entity's result.
+pub(crate) fn read_outcome(text: &str) -> ChunkOutcome {
+    serde_json::from_str(text).unwrap_or_else(|_| ChunkOutcome::Failed(text.to_owned()))
+}
+
+/// What the effects on `entity` did, in words; `None` when none names it. The sole member
+/// of its call (a single call, say) owns every effect, whatever entity the service names.
+pub(crate) fn descriptions(effects: &[Effect], entity: &str, sole: bool) -> Option<String> {
+    let mine: Vec<&str> = effects
+        .iter()
+        .filter(|e| sole || e.entity_id == entity)
+        .map(|e| e.description.as_str())
+        .collect();
+    (!mine.is_empty()).then(|| mine.join("; "))
+}
 
 /// Which actions a list shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,22 +73,81 @@ pub(super) struct ActionRow {
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    entity_count: i64,
+    succeeded_count: i64,
+    failed_count: i64,
 }
 
 const ACTION_COLUMNS: &str = "id, service, mutation, state, state_detail, requester, \
     requester_name, reason, incident_url, preview, digest, approvals_needed, created_at, \
-    expires_at, updated_at";
+    expires_at, updated_at, entity_count, succeeded_count, failed_count";
+
+/// What a chunk's call came to, as `action_chunk.outcome` keeps it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ChunkOutcome {
+    /// The service took the call and listed these effects.
+    Applied(Vec<Effect>),
+    /// The call failed for all its members, for this reason.
+    Failed(String),
+    /// The service refused the call as a whole; its members went on in two smaller chunks.
+    Split(String),
+}
+
+/// A preview stored before chunks (its entities and effects inside the JSON), read as a
+/// summary so that older actions still show.
+#[derive(Deserialize)]
+struct PreviewBeforeChunks {
+    endpoint: String,
+    document: String,
+    variables: serde_json::Value,
+    entity_argument: Option<String>,
+    entities: Vec<serde_json::Value>,
+    concurrency: u32,
+    dry_run: serde_json::Value,
+    money: Vec<Money>,
+}
+
+fn read_preview(text: &str) -> Result<Preview, ActionError> {
+    match serde_json::from_str(text) {
+        Ok(preview) => Ok(preview),
+        Err(e) => {
+            let old: PreviewBeforeChunks = serde_json::from_str(text).map_err(|_| corrupt(e))?;
+            let effects = old.dry_run.get("effects").and_then(|e| e.as_array());
+            Ok(Preview {
+                endpoint: old.endpoint,
+                document: old.document,
+                variables: old.variables,
+                entity_argument: old.entity_argument,
+                entities: old.entities.len() as u64,
+                chunk_size: 1,
+                concurrency: old.concurrency,
+                dry_run: match effects {
+                    Some(effects) => DryRun::Done {
+                        effects: effects.len() as u64,
+                        groups: Vec::new(),
+                    },
+                    None => DryRun::NotOffered,
+                },
+                money: old.money,
+            })
+        }
+    }
+}
 
 fn corrupt(e: impl std::error::Error + Send + Sync + 'static) -> ActionError {
     ActionError::Store(StoreError::corrupt(e))
 }
 
 impl ActionRow {
-    fn into_action(
-        self,
-        approvals: Vec<Approval>,
-        progress: ActionProgress,
-    ) -> Result<Action, ActionError> {
+    fn into_action(self, approvals: Vec<Approval>) -> Result<Action, ActionError> {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let (succeeded, failed) = (count(self.succeeded_count), count(self.failed_count));
+        let progress = ActionProgress {
+            pending: count(self.entity_count).saturating_sub(succeeded + failed),
+            succeeded,
+            failed,
+        };
         let state = ActionState::parse(&self.state).ok_or_else(|| {
             ActionError::Store(StoreError::Query(sqlx::Error::Protocol(format!(
                 "action {} has the unknown state {:?}",
@@ -59,7 +155,7 @@ impl ActionRow {
             ))))
         })?;
         Ok(Action {
-            preview: serde_json::from_str(&self.preview).map_err(corrupt)?,
+            preview: read_preview(&self.preview)?,
             id: self.id,
             service: self.service,
             mutation: self.mutation,
@@ -89,8 +185,7 @@ impl App {
         });
         let row = row.ok_or_else(|| ActionError::NotFound(id.to_owned()))?;
         let approvals = self.approvals_of(id).await?;
-        let progress = self.progress_of(id).await?;
-        row.into_action(approvals, progress)
+        row.into_action(approvals)
     }
 
     async fn approvals_of(&self, id: &str) -> Result<Vec<Approval>, ActionError> {
@@ -113,27 +208,6 @@ impl App {
                 at,
             })
             .collect())
-    }
-
-    async fn progress_of(&self, id: &str) -> Result<ActionProgress, ActionError> {
-        let rows: Vec<(String, i64)> = on_pool!(self.store.pool, |pool| {
-            sqlx::query_as(
-                "SELECT state, COUNT(*) FROM action_entity WHERE action_id = $1 GROUP BY state",
-            )
-            .bind(id)
-            .fetch_all(pool)
-            .await?
-        });
-        let mut progress = ActionProgress::default();
-        for (state, count) in rows {
-            let count = u64::try_from(count).unwrap_or(0);
-            match EntityState::parse(&state) {
-                Some(EntityState::Pending) => progress.pending = count,
-                Some(EntityState::Succeeded) => progress.succeeded = count,
-                _ => progress.failed += count,
-            }
-        }
-        Ok(progress)
     }
 
     /// Actions, newest first, as `filter` selects them; at most `limit`.
@@ -170,39 +244,115 @@ impl App {
         let mut actions = Vec::with_capacity(rows.len());
         for row in rows {
             let approvals = self.approvals_of(&row.id).await?;
-            let progress = self.progress_of(&row.id).await?;
-            actions.push(row.into_action(approvals, progress)?);
+            actions.push(row.into_action(approvals)?);
         }
         Ok(actions)
     }
 
-    /// The per-entity results of an action, in the order the entities were named.
-    pub async fn action_entities(&self, id: &str) -> Result<Vec<EntityResult>, ActionError> {
+    /// A page of an action's entities in the order they were named, after `after` (a
+    /// position; `None` from the start), only those in `state` if given: each as the preview
+    /// found it, what its dry run said, and where its call stands.
+    pub async fn action_entities(
+        &self,
+        id: &str,
+        page: &EntityPage,
+    ) -> Result<Vec<EntityResult>, ActionError> {
         #[derive(sqlx::FromRow)]
         struct Row {
             entity_id: String,
+            position: i32,
+            found: Option<String>,
+            held_amount: Option<String>,
+            held_currency: Option<String>,
+            chunk: i32,
             state: String,
             attempts: i32,
-            detail: Option<String>,
             updated_at: DateTime<Utc>,
         }
+        let state_condition = if page.state.is_some() {
+            "AND state = $4"
+        } else {
+            "AND $4 = $4"
+        };
+        let query = format!(
+            "SELECT entity_id, position, found, held_amount, held_currency, chunk, state, attempts, updated_at
+             FROM action_entity WHERE action_id = $1 AND position > $2 {state_condition}
+             ORDER BY position LIMIT $3"
+        );
         let rows: Vec<Row> = on_pool!(self.store.pool, |pool| {
-            sqlx::query_as(
-                "SELECT entity_id, state, attempts, detail, updated_at FROM action_entity
-                     WHERE action_id = $1 ORDER BY position",
-            )
-            .bind(id)
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as(&query)
+                .bind(id)
+                .bind(
+                    page.after
+                        .map_or(-1, |p| i32::try_from(p).unwrap_or(i32::MAX)),
+                )
+                .bind(i64::from(page.limit.clamp(1, MAX_ENTITY_PAGE + 1)))
+                .bind(page.state.map_or("", |s| s.as_str()))
+                .fetch_all(pool)
+                .await?
         });
+        let mut chunks: Vec<i32> = rows.iter().map(|r| r.chunk).collect();
+        chunks.dedup();
+        let mut calls = HashMap::with_capacity(chunks.len());
+        for chunk in chunks {
+            let (planned, outcome, members): (Option<String>, Option<String>, i32) = on_pool!(
+                self.store.pool,
+                |pool| {
+                    sqlx::query_as(
+                        "SELECT planned, outcome, members FROM action_chunk WHERE action_id = $1 AND chunk = $2",
+                    )
+                    .bind(id)
+                    .bind(chunk)
+                    .fetch_optional(pool)
+                    .await?
+                    .unwrap_or_default()
+                }
+            );
+            let planned: Vec<Effect> = planned
+                .map(|p| serde_json::from_str(&p).map_err(corrupt))
+                .transpose()?
+                .unwrap_or_default();
+            calls.insert(
+                chunk,
+                (planned, outcome.map(|o| read_outcome(&o)), members == 1),
+            );
+        }
         Ok(rows
             .into_iter()
-            .map(|row| EntityResult {
-                state: EntityState::parse(&row.state).unwrap_or(EntityState::Failed),
-                attempts: u32::try_from(row.attempts).unwrap_or(0),
-                entity_id: row.entity_id,
-                detail: row.detail,
-                updated_at: row.updated_at,
+            .map(|row| {
+                let (planned, outcome, sole) = &calls[&row.chunk];
+                let state = EntityState::parse(&row.state).unwrap_or(EntityState::Failed);
+                let detail = match outcome {
+                    _ if state == EntityState::Pending => None,
+                    Some(ChunkOutcome::Applied(effects)) => Some(
+                        descriptions(effects, &row.entity_id, *sole)
+                            .unwrap_or_else(|| "done; the service listed no effect on it".into()),
+                    ),
+                    Some(ChunkOutcome::Failed(why) | ChunkOutcome::Split(why)) => Some(why.clone()),
+                    None => None,
+                };
+                EntityResult {
+                    planned: planned
+                        .iter()
+                        .filter(|e| *sole || e.entity_id == row.entity_id)
+                        .map(|e| e.description.clone())
+                        .collect(),
+                    held: match (row.held_amount, row.held_currency) {
+                        (Some(amount), Some(currency)) => amount
+                            .parse::<Decimal>()
+                            .ok()
+                            .map(|amount| Money { amount, currency }),
+                        _ => None,
+                    },
+                    position: u64::try_from(row.position).unwrap_or(0),
+                    chunk: u32::try_from(row.chunk).unwrap_or(0),
+                    found: row.found,
+                    state,
+                    attempts: u32::try_from(row.attempts).unwrap_or(0),
+                    entity_id: row.entity_id,
+                    detail,
+                    updated_at: row.updated_at,
+                }
             })
             .collect())
     }

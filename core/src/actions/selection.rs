@@ -5,8 +5,10 @@ use chrono::Utc;
 use super::{ActionError, MAX_ENTITIES};
 use crate::App;
 
-/// Entities picked on a screen rather than pasted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Entities picked on a screen rather than pasted: `{"error_group": "…"}` or
+/// `{"failed_batch_items": "…"}` in a request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Selection {
     /// Every failed saga with this error message: the whole group, not a page of it.
     ErrorGroup(String),
@@ -15,7 +17,8 @@ pub enum Selection {
 }
 
 impl App {
-    /// The IDs a selection stands for, read page by page up to [`MAX_ENTITIES`].
+    /// The IDs a selection stands for, read page by page; more than [`MAX_ENTITIES`] is
+    /// refused rather than cut short.
     pub async fn selected_entities(
         &self,
         service: &str,
@@ -39,7 +42,7 @@ impl App {
                         .map_err(ActionError::Read)?;
                     ids.extend(page.sagas.into_iter().map(|s| s.saga_id));
                     match page.next {
-                        Some(next) if ids.len() < MAX_ENTITIES => {
+                        Some(next) if ids.len() <= MAX_ENTITIES => {
                             filter.after = Some(next.parse().map_err(ActionError::BadArguments)?);
                         }
                         _ => break,
@@ -60,13 +63,17 @@ impl App {
                         .map_err(ActionError::Read)?;
                     ids.extend(page.items.into_iter().map(|i| i.item_id));
                     match page.next {
-                        Some(next) if ids.len() < MAX_ENTITIES => after = Some(next),
+                        Some(next) if ids.len() <= MAX_ENTITIES => after = Some(next),
                         _ => break,
                     }
                 }
             }
         }
-        ids.truncate(MAX_ENTITIES);
+        if ids.len() > MAX_ENTITIES {
+            return Err(ActionError::BadArguments(format!(
+                "the selection holds more than {MAX_ENTITIES} entities, the most one action takes; narrow it (a filter of the service screen) or act on it in parts"
+            )));
+        }
         Ok(ids)
     }
 }

@@ -1,30 +1,34 @@
-//! The execution engine: runs approved actions, one call per entity, on any number of
+//! The execution engine: runs approved actions in chunks of entities, on any number of
 //! replicas, through kills, freezes and cancels.
 //!
 //! Only the replica holding an action's fenced [`Lease`] sends or records its calls; every
 //! write the engine makes for an action is conditional on owner and epoch, and a heartbeat
 //! keeps the lease without waiting on calls.
 //!
-//! Progress lives in the store, not in memory. Before each call leaves, the entity is
+//! The chunks and their members were fixed and stored with the preview, so a chunk's
+//! idempotency key always names the same entities. Before each call leaves, the chunk is
 //! marked sent under the lease's epoch, in a statement that also checks that the action is
 //! still executing and the lease still this replica's: a cancelled action, or a replica that
-//! lost its lease, sends nothing more. Each result is written as its call returns. An action
-//! taken over resends only pending entities; one marked sent may have been applied already,
-//! and goes again with the same idempotency key, so the service applies it once.
+//! lost its lease, sends nothing more. Each result is written as its call returns, with the
+//! action's counters, in one transaction. An action taken over resends only pending chunks;
+//! one marked sent may have been applied already, and goes again with the same idempotency
+//! key, so the service applies it once. A chunk the service refuses as a whole is split in
+//! two new chunks until the entity it objects to is alone.
 //!
 //! Every start (approved, resumed, taken over after a crash) first runs the dry run again
-//! for the entities never sent and compares it with what the approvers saw. A difference
+//! for the chunks never sent and compares it with what the approvers saw. A difference
 //! sends the action back for approval with the entities, money and approvals needed
 //! recomputed; a dry run that fails pauses it.
 
 mod lease;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use runboard_model::{Action, ActionState, DryRun, Effect, EntityState, Money};
 use serde_json::json;
 
@@ -32,8 +36,8 @@ pub(crate) use lease::{END_LEASE, Lease, fence};
 
 use crate::App;
 use crate::actions::{
-    ActionError, NewPreview, SINGLE_CALL, Transition, action_headers, digest, effects_of,
-    money_moved, resolve_entities, variables,
+    ActionError, ChunkOutcome, Digester, EffectTally, Found, NewPreview, Transition,
+    action_headers, dry_run_chunks, effects_of, resolve_entities, sorted, variables,
 };
 use crate::audit::NewAuditEntry;
 use crate::db::on_pool;
@@ -66,10 +70,15 @@ pub async fn step(app: &App) -> Result<bool, ActionError> {
     let Some((lease, action)) = claim(app).await? else {
         return Ok(false);
     };
+    let work = work_on(app, &lease, action);
+    tokio::pin!(work);
     tokio::select! {
-        outcome = work_on(app, &lease, action) => outcome?,
-        // Returns only when the lease is lost: the work stops at once, mid-call if need be.
-        () = lease.keep(app) => {}
+        outcome = &mut work => outcome?,
+        // Returns only when the lease is lost. The work is never dropped half-way: that
+        // would cut a chunk's transaction between its statements. It sends nothing more
+        // (every call checks the lease first), records nothing (every write is fenced),
+        // and ends once the calls already on the wire have.
+        () = lease.keep(app) => work.await?,
     }
     Ok(true)
 }
@@ -108,7 +117,7 @@ async fn work_on(app: &App, lease: &Lease, action: Action) -> Result<(), ActionE
                 engine_audit(
                     &action,
                     "action.executing",
-                    json!({ "entities": action.preview.entities.len() }),
+                    json!({ "entities": action.preview.entities, "calls": action.preview.calls() }),
                 ),
             );
             start.lease = Some(lease);
@@ -137,11 +146,13 @@ async fn work_on(app: &App, lease: &Lease, action: Action) -> Result<(), ActionE
     Ok(())
 }
 
-/// Pending entities, and how many of them were sent before without a recorded result.
+/// Entities in pending chunks, and how many of them were sent before without a recorded
+/// result.
 async fn pending_counts(app: &App, action_id: &str) -> Result<(i64, i64), ActionError> {
     Ok(on_pool!(app.store.pool, |pool| {
         sqlx::query_as(
-            "SELECT COUNT(*), COUNT(sent_epoch) FROM action_entity WHERE action_id = $1 AND state = $2",
+            "SELECT COALESCE(SUM(members), 0), COALESCE(SUM(CASE WHEN sent_epoch IS NULL THEN 0 ELSE members END), 0)
+             FROM action_chunk WHERE action_id = $1 AND state = $2",
         )
         .bind(action_id)
         .bind(EntityState::Pending.as_str())
@@ -176,84 +187,150 @@ fn engine_audit<'a>(
     }
 }
 
-/// Effects as a comparable set: the order a service lists them in does not matter.
-fn sorted(effects: &[Effect]) -> Vec<Effect> {
-    let mut effects = effects.to_vec();
-    effects.sort_by(|a, b| {
-        a.entity_id
-            .cmp(&b.entity_id)
-            .then(a.description.cmp(&b.description))
-    });
-    effects
+/// A pending chunk as the engine works on it.
+struct Chunk {
+    number: i32,
+    key: String,
+    members: Vec<String>,
+    /// The approved dry run's effects, as stored.
+    planned: Option<String>,
 }
 
-/// The dry run again, right before the first call of this start, for the entities never
-/// sent; true when it says what the approvers saw. Entities sent before (by a replica that
+/// Pending chunks after `after` in order, at most `limit`, with their members; only those
+/// never sent when `unsent_only`.
+async fn pending_chunks(
+    app: &App,
+    action: &Action,
+    after: i32,
+    limit: usize,
+    unsent_only: bool,
+) -> Result<Vec<Chunk>, ActionError> {
+    let query = format!(
+        "SELECT chunk, idempotency_key, planned FROM action_chunk
+         WHERE action_id = $1 AND state = $2 AND chunk > $3 {}
+         ORDER BY chunk LIMIT $4",
+        if unsent_only {
+            "AND sent_epoch IS NULL"
+        } else {
+            ""
+        }
+    );
+    let rows: Vec<(i32, String, Option<String>)> = on_pool!(app.store.pool, |pool| {
+        sqlx::query_as(&query)
+            .bind(&action.id)
+            .bind(EntityState::Pending.as_str())
+            .bind(after)
+            .bind(i64::try_from(limit).unwrap_or(64))
+            .fetch_all(pool)
+            .await?
+    });
+    let mut chunks = Vec::with_capacity(rows.len());
+    for (number, key, planned) in rows {
+        chunks.push(Chunk {
+            members: chunk_members(app, &action.id, number).await?,
+            number,
+            key,
+            planned,
+        });
+    }
+    Ok(chunks)
+}
+
+async fn chunk_members(app: &App, action_id: &str, chunk: i32) -> Result<Vec<String>, ActionError> {
+    Ok(on_pool!(app.store.pool, |pool| {
+        sqlx::query_scalar(
+            "SELECT entity_id FROM action_entity WHERE action_id = $1 AND chunk = $2 ORDER BY position",
+        )
+        .bind(action_id)
+        .bind(chunk)
+        .fetch_all(pool)
+        .await?
+    }))
+}
+
+/// The IDs a chunk's call names: none for the single call of a mutation without a list.
+fn call_ids<'a>(action: &Action, chunk: &'a Chunk) -> &'a [String] {
+    if action.preview.entity_argument.is_none() {
+        return &[];
+    }
+    &chunk.members
+}
+
+/// Chunks the recheck reads and dry-runs at a time, so that memory stays bounded.
+const RECHECK_PAGE: usize = 64;
+
+/// The dry run again, right before the first call of this start, for the chunks never
+/// sent; true when it says what the approvers saw. Chunks sent before (by a replica that
 /// died or froze) are left out: they may be applied already, their dry run would differ for
 /// that alone, and they are only ever resent with their idempotency key.
 async fn recheck(app: &App, lease: &Lease, action: &Action) -> Result<bool, ActionError> {
-    let DryRun::Effects { effects: approved } = &action.preview.dry_run else {
-        return Ok(true);
-    };
-    let unsent: Vec<String> = on_pool!(app.store.pool, |pool| {
-        sqlx::query_scalar(
-            "SELECT entity_id FROM action_entity
-             WHERE action_id = $1 AND state = $2 AND sent_epoch IS NULL ORDER BY position",
-        )
-        .bind(&action.id)
-        .bind(EntityState::Pending.as_str())
-        .fetch_all(pool)
-        .await?
-    });
-    if unsent.is_empty() {
+    if matches!(action.preview.dry_run, DryRun::NotOffered) {
         return Ok(true);
     }
-    let single_call = action.preview.entity_argument.is_none();
-    let (called, approved_part): (&[String], Vec<Effect>) = if single_call {
-        (&[], approved.clone())
-    } else {
-        let wanted: HashSet<&str> = unsent.iter().map(String::as_str).collect();
-        let part = approved
-            .iter()
-            .filter(|e| wanted.contains(e.entity_id.as_str()))
-            .cloned()
-            .collect();
-        (&unsent, part)
-    };
     let mission_control = mission_control_of(app, action)?;
-    let answer = mission_control
-        .request(
-            &action.preview.document,
-            &variables(&action.preview, called, true, true),
-            &call_headers(action, lease),
-        )
-        .await;
-    let effects = match answer
-        .map_err(ActionError::Service)
-        .and_then(|data| effects_of(&data, &action.mutation))
-    {
-        Ok(effects) => effects,
-        Err(e) => {
-            pause(
-                app,
-                lease,
-                action,
-                &format!("the dry run before executing failed: {e}; resume to run it again"),
-            )
-            .await?;
+    let headers = call_headers(action, lease);
+    let (mut after, mut entities, mut same) = (-1, 0_usize, true);
+    // Every unsent chunk's dry run as it is now; only kept when one differs.
+    let mut replanned: Vec<(i32, String)> = Vec::new();
+    loop {
+        if !lease.holds() {
             return Ok(false);
         }
-    };
-    let same = sorted(&effects) == sorted(&approved_part);
+        let chunks = pending_chunks(app, action, after, RECHECK_PAGE, true).await?;
+        let Some(last) = chunks.last() else { break };
+        after = last.number;
+        let calls: Vec<Vec<String>> = chunks
+            .iter()
+            .map(|c| call_ids(action, c).to_vec())
+            .collect();
+        let answers = dry_run_chunks(
+            mission_control,
+            &action.preview,
+            &calls,
+            &headers,
+            app.config.actions.dry_run_time_limit,
+        )
+        .await;
+        let answers = match answers {
+            Ok(answers) => answers,
+            Err(e) => {
+                pause(
+                    app,
+                    lease,
+                    action,
+                    &format!("the dry run before executing failed: {e}; resume to run it again"),
+                )
+                .await?;
+                return Ok(false);
+            }
+        };
+        for (chunk, effects) in chunks.iter().zip(answers) {
+            entities += chunk.members.len();
+            let approved: Option<Vec<Effect>> = chunk
+                .planned
+                .as_deref()
+                .and_then(|p| serde_json::from_str(p).ok());
+            let effects = sorted(effects);
+            // A chunk stored without its dry run (an action from before chunks) differs.
+            same &= approved.map(sorted).as_ref() == Some(&effects);
+            replanned.push((
+                chunk.number,
+                serde_json::to_string(&effects).expect("effects serialize"),
+            ));
+        }
+    }
+    if entities == 0 {
+        return Ok(true);
+    }
     app.store
         .append_audit(&engine_audit(
             action,
             "action.rechecked",
-            json!({ "epoch": lease.epoch, "entities": unsent.len(), "same_as_approved": same }),
+            json!({ "epoch": lease.epoch, "entities": entities, "same_as_approved": same }),
         ))
         .await?;
     if !same {
-        ask_again(app, lease, action, effects, unsent.len()).await?;
+        ask_again(app, lease, action, &replanned, entities).await?;
     }
     Ok(same)
 }
@@ -277,47 +354,42 @@ fn call_headers(action: &Action, lease: &Lease) -> Vec<(&'static str, String)> {
     headers
 }
 
-/// Sends every pending entity's call, `concurrency` at a time, until none is pending, the
-/// action is cancelled, or the lease is lost.
+/// Chunks read at a time while sending: enough to keep `concurrency` calls busy.
+const SEND_PAGE_PER_CALL: usize = 4;
+
+/// Sends every pending chunk's call, `concurrency` at a time, until none is pending, the
+/// action is cancelled, or the lease is lost. Chunks are read by keyset, so each is read
+/// once; a split chunk's halves come after every chunk there was, and are read in turn.
 async fn send_all(app: &App, lease: &Lease, action: &Action) -> Result<(), ActionError> {
     let mission_control = mission_control_of(app, action)?;
     let headers = call_headers(action, lease);
     let concurrency = action.preview.concurrency.max(1) as usize;
     let stopped = AtomicBool::new(false);
+    let mut after = -1;
     loop {
-        let pending: Vec<String> = on_pool!(app.store.pool, |pool| {
-            sqlx::query_scalar(
-                "SELECT entity_id FROM action_entity WHERE action_id = $1 AND state = $2
-                 ORDER BY position LIMIT $3",
-            )
-            .bind(&action.id)
-            .bind(EntityState::Pending.as_str())
-            .bind(i64::try_from(concurrency * 8).unwrap_or(64))
-            .fetch_all(pool)
-            .await?
-        });
-        if pending.is_empty() {
+        let chunks =
+            pending_chunks(app, action, after, concurrency * SEND_PAGE_PER_CALL, false).await?;
+        let Some(last) = chunks.last() else {
             return finish(app, lease, action).await;
-        }
-        let calls = pending.into_iter().map(|entity| {
-            let (headers, stopped) = (&headers, &stopped);
-            async move {
-                let sent = call_entity(
-                    app,
-                    mission_control,
-                    lease,
-                    action,
-                    &entity,
-                    headers,
-                    stopped,
-                )
-                .await?;
-                match sent {
-                    Some(outcome) => record(app, lease, action, &entity, outcome).await,
-                    None => Ok(()),
+        };
+        after = last.number;
+        // Boxed, so that the engine's future is Send for every lifetime a task needs.
+        let calls: Vec<BoxFuture<'_, Result<(), ActionError>>> = chunks
+            .iter()
+            .map(|chunk| {
+                let (headers, stopped) = (&headers, &stopped);
+                async move {
+                    let sent =
+                        call_chunk(app, mission_control, lease, action, chunk, headers, stopped)
+                            .await?;
+                    match sent {
+                        Some(outcome) => record(app, lease, action, chunk, outcome).await,
+                        None => Ok(()),
+                    }
                 }
-            }
-        });
+                .boxed()
+            })
+            .collect();
         let recorded: Vec<Result<(), ActionError>> = futures_util::stream::iter(calls)
             .buffer_unordered(concurrency)
             .collect()
@@ -338,7 +410,7 @@ async fn send_all(app: &App, lease: &Lease, action: &Action) -> Result<(), Actio
             && (progress.failed as f64) > config.pause_failure_share * done as f64
         {
             let reason = format!(
-                "{} of {done} calls failed, more than the {:.0} % that pauses an action; look at the failures, then resume or cancel",
+                "{} of {done} entities failed, more than the {:.0} % that pauses an action; look at the failures, then resume or cancel",
                 progress.failed,
                 config.pause_failure_share * 100.0
             );
@@ -347,7 +419,7 @@ async fn send_all(app: &App, lease: &Lease, action: &Action) -> Result<(), Actio
     }
 }
 
-/// Marks `entity` as sent under this lease, if the action is still executing and the lease
+/// Marks a chunk as sent under this lease, if the action is still executing and the lease
 /// still this replica's by the store; false when it may not be sent. On PostgreSQL the
 /// action's row is share-locked meanwhile, so a cancel commits either before this (and
 /// nothing is sent) or after it (and the call counts as in flight).
@@ -355,11 +427,11 @@ async fn mark_sent(
     app: &App,
     lease: &Lease,
     action: &Action,
-    entity: &str,
+    chunk: i32,
 ) -> Result<bool, ActionError> {
     let query = format!(
-        "UPDATE action_entity SET sent_epoch = $3
-         WHERE action_id = $1 AND entity_id = $2 AND state = $5
+        "UPDATE action_chunk SET sent_epoch = $3
+         WHERE action_id = $1 AND chunk = $2 AND state = $5
            AND EXISTS (SELECT 1 FROM action a JOIN action_lease l ON l.action_id = a.id
                        WHERE a.id = $1 AND a.state = $6 AND l.owner = $4 AND l.epoch = $3
                          AND l.expires_ms > {now} {lock})",
@@ -369,7 +441,7 @@ async fn mark_sent(
     let marked = on_pool!(app.store.pool, |pool| {
         sqlx::query(&query)
             .bind(&action.id)
-            .bind(entity)
+            .bind(chunk)
             .bind(lease.epoch)
             .bind(&lease.owner)
             .bind(EntityState::Pending.as_str())
@@ -381,29 +453,26 @@ async fn mark_sent(
     Ok(marked == 1)
 }
 
-/// One call for one entity, with retries for transient failures: `(attempts, outcome)`,
+/// One call for one chunk, with retries for transient failures: `(attempts, outcome)`,
 /// or `None` when it was not sent (anymore) because the action stopped or the lease went.
-async fn call_entity(
+async fn call_chunk(
     app: &App,
     mission_control: &MissionControl,
     lease: &Lease,
     action: &Action,
-    entity: &str,
+    chunk: &Chunk,
     headers: &[(&str, String)],
     stopped: &AtomicBool,
-) -> Result<Option<(u32, Result<String, String>)>, ActionError> {
-    let entities: Vec<String> = if entity == SINGLE_CALL {
-        Vec::new()
-    } else {
-        vec![entity.to_owned()]
-    };
+) -> Result<Option<(u32, ChunkOutcome)>, ActionError> {
     let dry_run_offered = !matches!(action.preview.dry_run, DryRun::NotOffered);
-    let variables = variables(&action.preview, &entities, false, dry_run_offered);
+    let variables = variables(
+        &action.preview,
+        call_ids(action, chunk),
+        false,
+        dry_run_offered,
+    );
     let mut headers = headers.to_vec();
-    headers.push((
-        "idempotency-key",
-        format!("runboard:{}:{entity}", action.id),
-    ));
+    headers.push(("idempotency-key", chunk.key.clone()));
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -411,7 +480,7 @@ async fn call_entity(
         // replica's own clock says the lease still holds.
         let may_send = !stopped.load(Ordering::SeqCst)
             && lease.holds()
-            && mark_sent(app, lease, action, entity).await?
+            && mark_sent(app, lease, action, chunk.number).await?
             && lease.holds();
         if !may_send {
             stopped.store(true, Ordering::SeqCst);
@@ -426,70 +495,197 @@ async fn call_entity(
         );
         match answer {
             Ok(data) => {
-                let described = effects_of(&data, &action.mutation)
-                    .map(|effects| {
-                        effects
-                            .iter()
-                            .map(|e| e.description.clone())
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    })
-                    .unwrap_or_else(|e| e.to_string());
-                return Ok(Some((attempt, Ok(described))));
+                let outcome = match effects_of(&data, &action.mutation) {
+                    Ok(effects) => ChunkOutcome::Applied(effects),
+                    Err(e) => ChunkOutcome::Failed(e.to_string()),
+                };
+                return Ok(Some((attempt, outcome)));
             }
             Err(e) if e.is_transient() && attempt < ATTEMPTS => {
                 tokio::time::sleep(BACKOFF * 2_u32.pow(attempt - 1)).await;
             }
-            Err(e @ CallError::Refused(_)) => return Ok(Some((attempt, Err(e.to_string())))),
+            // Refused as a whole: nothing of it was applied, and a smaller call may pass.
+            Err(e @ CallError::Refused(_)) if chunk.members.len() > 1 => {
+                return Ok(Some((attempt, ChunkOutcome::Split(e.to_string()))));
+            }
+            Err(e @ CallError::Refused(_)) => {
+                return Ok(Some((attempt, ChunkOutcome::Failed(e.to_string()))));
+            }
             Err(e) => {
                 return Ok(Some((
                     attempt,
-                    Err(format!("gave up after {attempt} attempts: {e}")),
+                    ChunkOutcome::Failed(format!("gave up after {attempt} attempts: {e}")),
                 )));
             }
         }
     }
 }
 
-/// Writes an entity's result, if this replica still holds the lease; a result that comes
-/// back after the lease was lost is logged and dropped (the new holder resends the call
-/// with the same idempotency key).
+/// Writes a chunk's result, its members' states and the action's counters in one
+/// transaction, if this replica still holds the lease; a result that comes back after the
+/// lease was lost is logged and dropped (the new holder resends the call with the same
+/// idempotency key). A refused chunk is split in two new chunks instead, each with its
+/// share of the approved dry run.
 async fn record(
     app: &App,
     lease: &Lease,
     action: &Action,
-    entity: &str,
-    (attempts, outcome): (u32, Result<String, String>),
+    chunk: &Chunk,
+    (attempts, outcome): (u32, ChunkOutcome),
 ) -> Result<(), ActionError> {
-    let (state, detail) = match outcome {
-        Ok(detail) => (EntityState::Succeeded, detail),
-        Err(detail) => (EntityState::Failed, detail),
+    let (chunk_state, entity_state) = match &outcome {
+        ChunkOutcome::Applied(_) => ("succeeded", Some(EntityState::Succeeded)),
+        ChunkOutcome::Failed(_) => ("failed", Some(EntityState::Failed)),
+        ChunkOutcome::Split(_) => ("split", None),
     };
-    let query = format!(
-        "UPDATE action_entity SET state = $1, attempts = attempts + $2, detail = $3, updated_at = $4
-         WHERE action_id = $5 AND entity_id = $6 AND state = $7 AND {fence}",
+    let now = crate::audit::now();
+    let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+    let members = i64::try_from(chunk.members.len()).unwrap_or(i64::MAX);
+    let outcome_json = serde_json::to_string(&outcome).expect("an outcome serializes");
+    let close_chunk = format!(
+        "UPDATE action_chunk SET state = $1, outcome = $2, attempts = attempts + $3, updated_at = $4
+         WHERE action_id = $5 AND chunk = $6 AND state = $7 AND {fence}",
         fence = fence("$5", "$8", "$9"),
     );
+    let halves = match &outcome {
+        ChunkOutcome::Split(_) => Some(split(app, action, chunk).await?),
+        _ => None,
+    };
     let written = on_pool!(app.store.pool, |pool| {
-        sqlx::query(&query)
-            .bind(state.as_str())
-            .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
-            .bind(&detail)
-            .bind(crate::audit::now())
+        let mut tx = pool.begin().await?;
+        let written = sqlx::query(&close_chunk)
+            .bind(chunk_state)
+            .bind(&outcome_json)
+            .bind(attempts)
+            .bind(now)
             .bind(&action.id)
-            .bind(entity)
+            .bind(chunk.number)
             .bind(EntityState::Pending.as_str())
             .bind(&lease.owner)
             .bind(lease.epoch)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+        if written == 1 {
+            if let Some(state) = entity_state {
+                sqlx::query(
+                    "UPDATE action_entity SET state = $1, attempts = attempts + $2, updated_at = $3
+                     WHERE action_id = $4 AND chunk = $5",
+                )
+                .bind(state.as_str())
+                .bind(attempts)
+                .bind(now)
+                .bind(&action.id)
+                .bind(chunk.number)
+                .execute(&mut *tx)
+                .await?;
+                let counter = if state == EntityState::Succeeded {
+                    "succeeded_count"
+                } else {
+                    "failed_count"
+                };
+                sqlx::query(&format!(
+                    "UPDATE action SET {counter} = {counter} + $1 WHERE id = $2"
+                ))
+                .bind(members)
+                .bind(&action.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for half in halves.iter().flatten() {
+                sqlx::query(
+                    "INSERT INTO action_chunk (action_id, chunk, parent, state, members, idempotency_key,
+                         planned, outcome, attempts, sent_epoch, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, NULL, $8)",
+                )
+                .bind(&action.id)
+                .bind(half.number)
+                .bind(chunk.number)
+                .bind(EntityState::Pending.as_str())
+                .bind(i32::try_from(half.members.len()).unwrap_or(i32::MAX))
+                .bind(&half.key)
+                .bind(&half.planned)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE action_entity SET chunk = $1, attempts = attempts + $2, updated_at = $3
+                     WHERE action_id = $4 AND chunk = $5 AND position BETWEEN $6 AND $7",
+                )
+                .bind(half.number)
+                .bind(attempts)
+                .bind(now)
+                .bind(&action.id)
+                .bind(chunk.number)
+                .bind(half.positions.0)
+                .bind(half.positions.1)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        written
     });
     if written == 0 {
-        tracing::warn!(action = %action.id, %entity, epoch = lease.epoch, outcome = state.as_str(),
+        tracing::warn!(action = %action.id, chunk = chunk.number, epoch = lease.epoch, outcome = chunk_state,
             "a call's result came back after this replica lost the lease; dropped");
     }
     Ok(())
+}
+
+/// One half of a refused chunk, to be stored as a chunk of its own.
+struct Half {
+    number: i32,
+    key: String,
+    members: Vec<String>,
+    /// The first and last position of its members.
+    positions: (i32, i32),
+    planned: Option<String>,
+}
+
+/// The two halves of a refused chunk, numbered after every chunk the action has: the
+/// members by position, each with the approved effects that name its members.
+async fn split(app: &App, action: &Action, chunk: &Chunk) -> Result<[Half; 2], ActionError> {
+    let (highest, positions): (i32, Vec<i32>) = on_pool!(app.store.pool, |pool| {
+        let highest: i32 =
+            sqlx::query_scalar("SELECT MAX(chunk) FROM action_chunk WHERE action_id = $1")
+                .bind(&action.id)
+                .fetch_one(pool)
+                .await?;
+        let positions = sqlx::query_scalar(
+            "SELECT position FROM action_entity WHERE action_id = $1 AND chunk = $2 ORDER BY position",
+        )
+        .bind(&action.id)
+        .bind(chunk.number)
+        .fetch_all(pool)
+        .await?;
+        (highest, positions)
+    });
+    let planned: Option<Vec<Effect>> = chunk
+        .planned
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok());
+    let middle = chunk.members.len() / 2;
+    let half = |offset: i32, members: &[String], positions: &[i32]| {
+        let number = highest + offset;
+        Half {
+            number,
+            key: crate::actions::idempotency_key(&action.id, number),
+            planned: planned.as_ref().map(|effects| {
+                let mine: Vec<&Effect> = effects
+                    .iter()
+                    .filter(|e| members.contains(&e.entity_id))
+                    .collect();
+                serde_json::to_string(&mine).expect("effects serialize")
+            }),
+            positions: (positions[0], positions[positions.len() - 1]),
+            members: members.to_vec(),
+        }
+    };
+    Ok([
+        half(1, &chunk.members[..middle], &positions[..middle]),
+        half(2, &chunk.members[middle..], &positions[middle..]),
+    ])
 }
 
 /// Moves the action on from `executing` while the lease holds, ending the lease.
@@ -562,45 +758,53 @@ fn money_text(money: &[Money]) -> String {
 }
 
 /// The dry run now says something else than the approved preview: store a new preview
-/// (the entities as found now, the new effects of the `remaining` entities still to send,
-/// the money they move), recompute the approvals it needs, void the approvals given, and
-/// ask for approval again, saying what changed.
+/// (the unsent entities as found now, the new effects of the `replanned` chunks, the money
+/// still to move), recompute the approvals it needs, void the approvals given, and ask for
+/// approval again, saying what changed. All of it in the transition's one transaction, so
+/// no replica can ever send on a dry run nobody approved.
 async fn ask_again(
     app: &App,
     lease: &Lease,
     action: &Action,
-    effects: Vec<Effect>,
+    replanned: &[(i32, String)],
     remaining: usize,
 ) -> Result<(), ActionError> {
     let connector = app.action_connector(&action.service)?;
-    let ids: Vec<String> = action
-        .preview
-        .entities
-        .iter()
-        .map(|e| e.id.clone())
-        .collect();
-    let entities = match resolve_entities(connector, &ids).await {
-        Ok(entities) => entities,
-        Err(e) => {
-            let reason = format!(
-                "the dry run before executing differs from the approved preview, and the entities could not be read again for a new one: {e}; resume to try again"
-            );
-            return pause(app, lease, action, &reason).await;
+    let planned: HashMap<i32, &str> = replanned.iter().map(|(c, p)| (*c, p.as_str())).collect();
+    let mut unsent = Vec::with_capacity(remaining);
+    for (chunk, _) in replanned {
+        unsent.extend(chunk_members(app, &action.id, *chunk).await?);
+    }
+    let found = if action.preview.entity_argument.is_some() {
+        match resolve_entities(connector, &unsent).await {
+            Ok(found) => found,
+            Err(e) => {
+                let reason = format!(
+                    "the dry run before executing differs from the approved preview, and the entities could not be read again for a new one: {e}; resume to try again"
+                );
+                return pause(app, lease, action, &reason).await;
+            }
         }
+    } else {
+        Vec::new()
     };
+    let found_now: HashMap<&str, &Found> = found.iter().map(|f| (f.id.as_str(), f)).collect();
+    let mut tally = EffectTally::default();
+    for (_, effects) in replanned {
+        let effects: Vec<Effect> = serde_json::from_str(effects).expect("stored just now");
+        for effect in &effects {
+            tally.add(effect)?;
+        }
+    }
     let mut preview = action.preview.clone();
-    preview.entities = entities;
-    preview.dry_run = DryRun::Effects { effects };
-    preview.money = money_moved(&preview.dry_run)?;
-    let new_digest = digest(&preview);
+    (preview.dry_run, preview.money) = tally.finish();
+    let new_digest = stored_digest(app, action, &preview, &planned, &found_now).await?;
     let needed = app.approvals_needed(&action.service, &action.mutation, &preview.money);
-    let scope = if remaining == ids.len() {
+    let all = action.preview.entities;
+    let scope = if remaining as u64 == all {
         String::new()
     } else {
-        format!(
-            " The new preview covers the {remaining} of {} entities not yet sent.",
-            ids.len()
-        )
+        format!(" The new preview's money covers the {remaining} of {all} entities not yet sent.")
     };
     let reason = format!(
         "The dry run right before executing differs from the approved preview: the entities changed since. \
@@ -632,7 +836,76 @@ async fn ask_again(
         digest: &new_digest,
         approvals_needed: needed,
         expires_at,
+        planned: replanned,
+        found: &found,
     });
     app.transition(again).await?;
     Ok(())
+}
+
+/// The digest of the action's preview as stored, with `planned` and `found` in place of
+/// what the store has for those chunks and entities: every chunk that carries entities
+/// (not those split), in order, read a page at a time.
+async fn stored_digest(
+    app: &App,
+    action: &Action,
+    preview: &runboard_model::Preview,
+    planned: &HashMap<i32, &str>,
+    found: &HashMap<&str, &Found>,
+) -> Result<String, ActionError> {
+    #[derive(sqlx::FromRow)]
+    struct Member {
+        entity_id: String,
+        found: Option<String>,
+        held_amount: Option<String>,
+        held_currency: Option<String>,
+    }
+    let mut digester = Digester::new(preview);
+    let mut after = -1;
+    loop {
+        let chunks: Vec<(i32, Option<String>)> = on_pool!(app.store.pool, |pool| {
+            sqlx::query_as(
+                "SELECT chunk, planned FROM action_chunk WHERE action_id = $1 AND state <> 'split'
+                 AND chunk > $2 ORDER BY chunk LIMIT 64",
+            )
+            .bind(&action.id)
+            .bind(after)
+            .fetch_all(pool)
+            .await?
+        });
+        let Some((last, _)) = chunks.last() else {
+            return Ok(digester.finish());
+        };
+        after = *last;
+        for (chunk, stored) in chunks {
+            let members: Vec<Member> = on_pool!(app.store.pool, |pool| {
+                sqlx::query_as(
+                    "SELECT entity_id, found, held_amount, held_currency FROM action_entity
+                     WHERE action_id = $1 AND chunk = $2 ORDER BY position",
+                )
+                .bind(&action.id)
+                .bind(chunk)
+                .fetch_all(pool)
+                .await?
+            });
+            let members: Vec<Found> = members
+                .into_iter()
+                .map(|m| match found.get(m.entity_id.as_str()) {
+                    Some(now) => (*now).clone(),
+                    None => Found {
+                        held: match (m.held_amount, m.held_currency) {
+                            (Some(amount), Some(currency)) => {
+                                amount.parse().ok().map(|amount| Money { amount, currency })
+                            }
+                            _ => None,
+                        },
+                        id: m.entity_id,
+                        state: m.found,
+                    },
+                })
+                .collect();
+            let planned = planned.get(&chunk).copied().or(stored.as_deref());
+            digester.chunk(u32::try_from(chunk).unwrap_or(0), &members, planned);
+        }
+    }
 }

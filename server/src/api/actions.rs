@@ -6,14 +6,17 @@ use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use http::StatusCode;
-use runboard_core::actions::{ActionError, ActionFilter, ActionRequest};
+use runboard_core::actions::{
+    ActionError, ActionFilter, ActionRequest, EntityPage, MAX_ENTITY_PAGE,
+};
 use runboard_core::audit::AuditEntry;
 use runboard_core::identity::Caller;
-use runboard_model::{Action, ActionSpec, ActionState, EntityResult, User};
+use runboard_model::{Action, ActionSpec, ActionState, EntityResult, EntityState, User};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{
-    ApiError, bad_gateway, bad_request, conflict, forbidden, internal, not_found, unauthorized,
+    ApiError, bad_gateway, bad_request, conflict, forbidden, gateway_timeout, internal, not_found,
+    unauthorized,
 };
 use crate::http::ServerState;
 
@@ -27,6 +30,7 @@ pub(super) fn refused(error: ActionError) -> ApiError {
         ActionError::Read(_) | ActionError::Service(_) => {
             bad_gateway("service_failed", error.to_string())
         }
+        ActionError::TooSlow(_) => gateway_timeout("service_too_slow", error.to_string()),
         ActionError::Conflict(_) => conflict(error.to_string()),
         ActionError::Forbidden(_) => forbidden(error.to_string()),
         ActionError::Store(e) => internal("working on an action", e),
@@ -89,11 +93,12 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Action>), ApiError> {
     let request = body(
         request,
-        r#"{"service": "payments", "mutation": "retrySagas", "arguments": {"ids": ["…"]}, "reason": "why"}"#,
+        r#"{"service": "payments", "mutation": "retrySagas", "arguments": {"ids": ["…"]}, "reason": "why"} (or, in place of the IDs, "selection": {"error_group": "…"} or {"failed_batch_items": "…"})"#,
     )?;
     let action = state
         .app
-        .create_action(user_of(&caller)?, &request)
+        .clone()
+        .create_action_detached(user_of(&caller)?.clone(), request)
         .await
         .map_err(refused)?;
     Ok((StatusCode::CREATED, Json(action)))
@@ -146,18 +151,54 @@ pub async fn list(
 #[derive(Serialize)]
 pub struct ActionDetail {
     action: Action,
+    /// One page of its entities.
     entities: Vec<EntityResult>,
+    /// `?after=` for the next page, when there is one.
+    next_after: Option<u64>,
     audit: Vec<AuditEntry>,
 }
 
-/// `GET /api/v1/actions/{id}`: the action, its per-entity results and its audit trail.
+#[derive(Deserialize)]
+pub struct EntityQuery {
+    after: Option<u64>,
+    limit: Option<u32>,
+    state: Option<String>,
+}
+
+/// `GET /api/v1/actions/{id}?after=&limit=&state=`: the action, a page of its entities
+/// (500 unless `limit` says, at most 1,000; only those in `state` if given) and its audit
+/// trail.
 pub async fn get(
     State(state): State<ServerState>,
     Path(id): Path<String>,
+    Query(query): Query<EntityQuery>,
 ) -> Result<Json<ActionDetail>, ApiError> {
     let app = &state.app;
+    let limit = query.limit.unwrap_or(500);
+    if !(1..=MAX_ENTITY_PAGE).contains(&limit) {
+        return Err(bad_request(format!(
+            "limit={limit} is out of range; use 1 to {MAX_ENTITY_PAGE}"
+        )));
+    }
+    let only = match query.state.as_deref() {
+        None => None,
+        Some(text) => Some(EntityState::parse(text).ok_or_else(|| {
+            bad_request(format!(
+                "state={text:?} is not an entity state; use pending, succeeded or failed"
+            ))
+        })?),
+    };
     let action = app.action(&id).await.map_err(refused)?;
-    let entities = app.action_entities(&id).await.map_err(refused)?;
+    let page = EntityPage {
+        after: query.after,
+        limit: limit + 1,
+        state: only,
+    };
+    let mut entities = app.action_entities(&id, &page).await.map_err(refused)?;
+    let next_after = (entities.len() > limit as usize).then(|| {
+        entities.truncate(limit as usize);
+        entities.last().map_or(0, |e| e.position)
+    });
     let audit = app
         .store
         .audit_of_action(&id)
@@ -166,6 +207,7 @@ pub async fn get(
     Ok(Json(ActionDetail {
         action,
         entities,
+        next_after,
         audit,
     }))
 }

@@ -8,6 +8,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use http::header;
 use runboard_model::{Action, DryRun, EntityResult, EntityState};
 
+use runboard_core::actions::{EntityPage, MAX_ENTITY_PAGE};
+
 use super::actions::refused;
 use crate::error::{ApiError, internal};
 use crate::http::ServerState;
@@ -25,6 +27,7 @@ fn time(at: DateTime<Utc>) -> String {
 
 struct EntityRow {
     id: String,
+    call: u32,
     found: String,
     money: String,
     effect: String,
@@ -61,6 +64,8 @@ struct Record {
     digest: String,
     expires_at: String,
     endpoint: String,
+    calls: u64,
+    chunk_size: u32,
     concurrency: u32,
     entity_argument: Option<String>,
     document: String,
@@ -79,29 +84,23 @@ fn record(
     audit: Vec<runboard_core::audit::AuditEntry>,
 ) -> Record {
     let preview = &action.preview;
-    let effects = match &preview.dry_run {
-        DryRun::Effects { effects } => Some(effects),
-        DryRun::NotOffered => None,
-    };
-    let entities = preview
-        .entities
+    let dry_run = !matches!(preview.dry_run, DryRun::NotOffered);
+    let entities = results
         .iter()
         .map(|e| EntityRow {
-            id: cell(&e.id),
+            id: cell(&e.entity_id),
+            call: e.chunk,
             found: cell(
-                e.state
+                e.found
                     .as_deref()
                     .unwrap_or("not found in the service's database"),
             ),
-            money: e.money.as_ref().map_or("—".into(), |m| m.to_string()),
-            effect: cell(&effects.map_or("no dry run".into(), |effects| {
-                effects
-                    .iter()
-                    .filter(|f| f.entity_id == e.id)
-                    .map(|f| f.description.clone())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })),
+            money: e.held.as_ref().map_or("—".into(), |m| m.to_string()),
+            effect: cell(&if dry_run {
+                e.planned.join("; ")
+            } else {
+                "no dry run".into()
+            }),
         })
         .collect();
     let money = if preview.money.is_empty() {
@@ -144,13 +143,15 @@ fn record(
         digest: action.digest.clone(),
         expires_at: time(action.expires_at),
         endpoint: preview.endpoint.clone(),
+        calls: preview.calls(),
+        chunk_size: preview.chunk_size,
         concurrency: preview.concurrency,
         entity_argument: preview.entity_argument.clone(),
         document: preview.document.clone(),
         variables: serde_json::to_string_pretty(&preview.variables).unwrap_or_default(),
         dry_run_note: match preview.dry_run {
-            DryRun::Effects { .. } => {
-                "The service's dry run (`dryRun: true`) of all entities at once gave the effects below."
+            DryRun::Done { .. } => {
+                "The service's dry run (`dryRun: true`) of every call gave the effects below."
             }
             DryRun::NotOffered => {
                 "**The service offers no dry run for this mutation**: only Runboard's own part (the entities and the requests) is shown."
@@ -189,6 +190,27 @@ fn record(
     }
 }
 
+/// Every entity of the action, a page at a time: the record has them all.
+async fn all_entities(
+    app: &runboard_core::App,
+    id: &str,
+) -> Result<Vec<EntityResult>, runboard_core::actions::ActionError> {
+    let mut all = Vec::new();
+    let mut page = EntityPage {
+        after: None,
+        limit: MAX_ENTITY_PAGE,
+        state: None,
+    };
+    loop {
+        let entities = app.action_entities(id, &page).await?;
+        let Some(last) = entities.last() else {
+            return Ok(all);
+        };
+        page.after = Some(last.position);
+        all.extend(entities);
+    }
+}
+
 /// `GET /api/v1/actions/{id}/record.md`.
 pub async fn markdown(
     State(state): State<ServerState>,
@@ -196,7 +218,7 @@ pub async fn markdown(
 ) -> Result<Response, ApiError> {
     let app = &state.app;
     let action = app.action(&id).await.map_err(refused)?;
-    let results = app.action_entities(&id).await.map_err(refused)?;
+    let results = all_entities(app, &id).await.map_err(refused)?;
     let audit = app
         .store
         .audit_of_action(&id)

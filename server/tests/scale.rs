@@ -1,0 +1,268 @@
+//! Actions at fleet scale against the demo fleet on PostgreSQL (real GraphQL over HTTP):
+//! an action on a whole error group of 20,000 sagas, chosen on the server, in chunks whose
+//! keys always name the same sagas; and a chunk the service refuses because of one saga,
+//! split until that saga is alone.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{TestApp, TestFleet, bearer_client, registered, spawn_app_configured, start_fleet};
+use runboard_core::execution;
+use runboard_fleet::CallRecord;
+use runboard_model::Role;
+use runboard_testkit::{Backend, TestStore};
+use serde_json::{Value, json};
+
+struct Setup {
+    app: TestApp,
+    fleet: TestFleet,
+    alice: reqwest::Client,
+    bob: reqwest::Client,
+}
+
+async fn setup(configure: impl FnOnce(&mut runboard_core::config::Config)) -> Setup {
+    let fleet = start_fleet(Backend::Postgres).await;
+    let services: Vec<_> = fleet.fleet.services().iter().map(registered).collect();
+    let (app, ()) = spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
+        config.services = services;
+        configure(config);
+    })
+    .await;
+    let alice = bearer_client(&app.token_for("alice", &[Role::Operator]).await);
+    let bob = bearer_client(&app.token_for("bob", &[Role::Approver]).await);
+    Setup {
+        app,
+        fleet,
+        alice,
+        bob,
+    }
+}
+
+async fn post(s: &Setup, client: &reqwest::Client, path: &str, body: Value) -> Value {
+    let response = client
+        .post(s.app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{path}: {status} {body}");
+    body
+}
+
+async fn get(s: &Setup, path: &str) -> Value {
+    s.alice
+        .get(s.app.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Alice asks for `request`, submits it, Bob approves it, and the engine runs until it has
+/// nothing left to do; returns the action as it ended.
+async fn asked_approved_and_run(s: &Setup, request: Value) -> Value {
+    let action = post(s, &s.alice, "/api/v1/actions", request).await;
+    let id = action["id"].as_str().unwrap().to_owned();
+    post(
+        s,
+        &s.alice,
+        &format!("/api/v1/actions/{id}/submit"),
+        json!({ "reason": "INC-9: the provider was down" }),
+    )
+    .await;
+    post(
+        s,
+        &s.bob,
+        &format!("/api/v1/actions/{id}/approve"),
+        json!({ "digest": action["digest"] }),
+    )
+    .await;
+    while execution::step(&s.app.app).await.unwrap() {}
+    get(s, &format!("/api/v1/actions/{id}?limit=1")).await["action"].clone()
+}
+
+/// The real calls the fleet's onboarding service received for an action.
+async fn real_calls(s: &Setup, action: &str) -> Vec<CallRecord> {
+    let prefix = format!("runboard:{action}:");
+    s.fleet
+        .fleet
+        .call_log("onboarding")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| !c.dry_run)
+        .filter(|c| {
+            c.idempotency_key
+                .as_deref()
+                .is_some_and(|k| k.starts_with(&prefix))
+        })
+        .collect()
+}
+
+fn ids_of(call: &CallRecord) -> Vec<String> {
+    call.variables["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every time a key was sent, it named the same entities.
+fn assert_each_key_names_the_same_entities(calls: &[CallRecord]) {
+    let mut named: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for call in calls {
+        let key = call.idempotency_key.as_deref().unwrap();
+        let ids = ids_of(call);
+        let first = named.entry(key).or_insert_with(|| ids.clone());
+        assert_eq!(*first, ids, "{key} named other entities when sent again");
+    }
+}
+
+/// How many times each entity was applied, by the service's own log.
+fn applied_counts(calls: &[CallRecord]) -> BTreeMap<String, usize> {
+    let mut applied = BTreeMap::new();
+    for call in calls.iter().filter(|c| c.applied) {
+        for id in ids_of(call) {
+            *applied.entry(id).or_default() += 1;
+        }
+    }
+    applied
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_on_an_error_group_of_20000_sagas_applies_each_once_in_fixed_chunks() {
+    const OUTAGE: u64 = 20_000;
+    let s = setup(|_| ()).await;
+    let onboarding = s.fleet.service("onboarding").clone();
+    runboard_fleet::seed_outage(&onboarding.database_url, "onboarding", OUTAGE)
+        .await
+        .unwrap();
+    let groups = get(&s, "/api/v1/services/onboarding/errors").await;
+    let group = groups["groups"]
+        .as_array()
+        .unwrap_or_else(|| panic!("error groups: {groups}"))
+        .iter()
+        .max_by_key(|g| g["count"].as_u64().unwrap())
+        .unwrap()
+        .clone();
+    let in_group = group["count"].as_u64().unwrap();
+    assert!(in_group >= OUTAGE, "{group}");
+    let error = group["error_message"].as_str().unwrap();
+
+    // The request names the group, not its 20,000 IDs.
+    let request = json!({
+        "service": "onboarding", "mutation": "retrySagas", "arguments": {},
+        "selection": { "error_group": error },
+    });
+    assert!(request.to_string().len() < 500);
+    let started = std::time::Instant::now();
+    let ended = asked_approved_and_run(&s, request).await;
+    println!(
+        "{in_group} sagas from preview to succeeded in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    assert_eq!(ended["preview"]["entities"], in_group);
+    assert_eq!(ended["progress"]["succeeded"], in_group);
+
+    let calls = real_calls(&s, ended["id"].as_str().unwrap()).await;
+    assert_each_key_names_the_same_entities(&calls);
+    let applied = applied_counts(&calls);
+    assert_eq!(applied.len() as u64, in_group, "every saga applied");
+    let twice: Vec<_> = applied.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "applied more than once: {twice:?}");
+    let chunk_size = ended["preview"]["chunk_size"].as_u64().unwrap();
+    assert_eq!(
+        calls.len() as u64,
+        in_group.div_ceil(chunk_size),
+        "one call per chunk of {chunk_size}"
+    );
+}
+
+#[tokio::test]
+async fn a_chunk_refused_for_one_saga_fails_that_saga_alone() {
+    // Ten sagas in one call; the service refuses any real call naming the seventh.
+    let s = setup(|config| config.actions.chunk_size = 10).await;
+    let page = get(
+        &s,
+        "/api/v1/services/onboarding/sagas?status=failed&sort=oldest&limit=10",
+    )
+    .await;
+    let ids: Vec<String> = page["sagas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["saga_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 10, "{page}");
+    let onboarding = s.fleet.service("onboarding").clone();
+    let held: Value = reqwest::Client::new()
+        .post(&onboarding.graphql_url)
+        .json(&json!({
+            "query": "mutation($ids: [ID!]!) { setLegalHold(ids: $ids) }",
+            "variables": { "ids": [ids[6]] },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(held["data"]["setLegalHold"], 1, "{held}");
+
+    let ended = asked_approved_and_run(
+        &s,
+        json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
+    )
+    .await;
+    let id = ended["id"].as_str().unwrap();
+    assert_eq!(ended["state"], "partially_failed", "{ended}");
+    assert_eq!(ended["progress"]["succeeded"], 9);
+    assert_eq!(ended["progress"]["failed"], 1);
+
+    let entities = get(&s, &format!("/api/v1/actions/{id}")).await["entities"].clone();
+    for (i, entity) in entities.as_array().unwrap().iter().enumerate() {
+        assert_eq!(entity["entity_id"], ids[i].as_str());
+        if i == 6 {
+            assert_eq!(entity["state"], "failed", "{entity}");
+            assert!(
+                entity["detail"].as_str().unwrap().contains("legal hold"),
+                "the service's own words: {entity}"
+            );
+        } else {
+            assert_eq!(entity["state"], "succeeded", "{entity}");
+        }
+    }
+
+    // The service was asked in halves down to the one saga, each key with its own sagas.
+    let calls = real_calls(&s, id).await;
+    assert_each_key_names_the_same_entities(&calls);
+    let applied = applied_counts(&calls);
+    let expected: BTreeMap<String, usize> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 6)
+        .map(|(_, id)| (id.clone(), 1))
+        .collect();
+    assert_eq!(
+        applied, expected,
+        "each neighbour applied once, the held one never"
+    );
+    let refused: Vec<Vec<String>> = calls.iter().filter(|c| !c.applied).map(ids_of).collect();
+    assert_eq!(
+        refused,
+        [
+            ids.clone(),
+            ids[5..].to_vec(),
+            ids[5..7].to_vec(),
+            ids[6..7].to_vec()
+        ],
+        "refused: the whole chunk, then each half that held the saga"
+    );
+}
