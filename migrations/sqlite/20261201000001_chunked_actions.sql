@@ -36,6 +36,8 @@ ALTER TABLE action_entity ADD COLUMN found TEXT;
 ALTER TABLE action_entity ADD COLUMN held_amount TEXT;
 ALTER TABLE action_entity ADD COLUMN held_currency TEXT;
 CREATE INDEX action_entity_by_chunk ON action_entity (action_id, chunk, position);
+-- The action page lists its entities a page at a time, in the order they were named.
+CREATE INDEX action_entity_by_position ON action_entity (action_id, position);
 -- A saga's page lists the actions that touched it: found by entity, not by scanning them all.
 CREATE INDEX action_entity_by_entity ON action_entity (entity_id);
 

@@ -112,6 +112,7 @@ fn ActionFormView(form: ActionForm) -> impl IntoView {
     });
     let problem = RwSignal::new(None::<String>);
     let (error, batch) = selection.clone().unwrap_or_default();
+    let batch_for_fields = batch.clone();
     let ask = Action::new(
         move |(service, mutation, arguments): &(String, String, String)| {
             ask_for_action(
@@ -180,7 +181,7 @@ fn ActionFormView(form: ActionForm) -> impl IntoView {
                     }).collect_view())}
                 </select>
             </label>
-            {move || spec.get().map(|spec| view! { <ArgumentFields spec values ids_text=ids_text.clone() selected=selected.clone() /> })}
+            {move || spec.get().map(|spec| view! { <ArgumentFields spec values ids_text=ids_text.clone() selected=selected.clone() batch=batch_for_fields.clone() /> })}
             {move || problem.get().map(|p| view! { <p class="panel panel-error" role="alert">"⚠ "{p}</p> })}
             {move || ask.value().get().and_then(|r| r.err()).map(|e| view! { <p class="panel panel-error" role="alert">"⚠ "{e.to_string()}</p> })}
             <button type="submit" disabled=move || ask.pending().get()>
@@ -199,12 +200,25 @@ fn ArgumentFields(
     ids_text: String,
     /// The selection that stands in for the list of IDs, in words.
     selected: Option<String>,
+    /// The batch whose failed items are selected: the mutation's first single ID (its
+    /// batch argument) starts with it.
+    batch: Option<String>,
 ) -> impl IntoView {
     let entity_argument = spec.entity_argument().map(|a| a.name.clone());
     if let Some(name) = &entity_argument {
         let name = name.clone();
         values.update(|v| {
             v.entry(name).or_insert_with(|| ids_text.clone());
+        });
+    }
+    let batch_argument = spec
+        .arguments
+        .iter()
+        .find(|a| !a.list && a.type_name == "ID")
+        .map(|a| a.name.clone());
+    if let (Some(name), Some(batch)) = (batch_argument, batch) {
+        values.update(|v| {
+            v.entry(name).or_insert(batch);
         });
     }
     let description = spec.description.clone();

@@ -643,23 +643,20 @@ struct Half {
     planned: Option<String>,
 }
 
-/// The two halves of a refused chunk, numbered after every chunk the action has: the
-/// members by position, each with the approved effects that name its members.
+/// The two halves of a refused chunk, each with the approved effects that name its members.
+/// Chunk `c` of an action made with `n` chunks splits into `n + 2c` and `n + 2c + 1`: numbers
+/// no other split can take, even two at once, and above every chunk read before them, so
+/// that the keyset finds them after.
 async fn split(app: &App, action: &Action, chunk: &Chunk) -> Result<[Half; 2], ActionError> {
-    let (highest, positions): (i32, Vec<i32>) = on_pool!(app.store.pool, |pool| {
-        let highest: i32 =
-            sqlx::query_scalar("SELECT MAX(chunk) FROM action_chunk WHERE action_id = $1")
-                .bind(&action.id)
-                .fetch_one(pool)
-                .await?;
-        let positions = sqlx::query_scalar(
+    let first = i32::try_from(action.preview.calls()).unwrap_or(i32::MAX) + 2 * chunk.number;
+    let positions: Vec<i32> = on_pool!(app.store.pool, |pool| {
+        sqlx::query_scalar(
             "SELECT position FROM action_entity WHERE action_id = $1 AND chunk = $2 ORDER BY position",
         )
         .bind(&action.id)
         .bind(chunk.number)
         .fetch_all(pool)
-        .await?;
-        (highest, positions)
+        .await?
     });
     let planned: Option<Vec<Effect>> = chunk
         .planned
@@ -667,7 +664,7 @@ async fn split(app: &App, action: &Action, chunk: &Chunk) -> Result<[Half; 2], A
         .and_then(|p| serde_json::from_str(p).ok());
     let middle = chunk.members.len() / 2;
     let half = |offset: i32, members: &[String], positions: &[i32]| {
-        let number = highest + offset;
+        let number = first + offset;
         Half {
             number,
             key: crate::actions::idempotency_key(&action.id, number),
@@ -683,8 +680,8 @@ async fn split(app: &App, action: &Action, chunk: &Chunk) -> Result<[Half; 2], A
         }
     };
     Ok([
-        half(1, &chunk.members[..middle], &positions[..middle]),
-        half(2, &chunk.members[middle..], &positions[middle..]),
+        half(0, &chunk.members[..middle], &positions[..middle]),
+        half(1, &chunk.members[middle..], &positions[middle..]),
     ])
 }
 
