@@ -70,7 +70,7 @@ impl Default for ActionsConfig {
             preview_ttl: Duration::from_secs(24 * 3600),
             concurrency: 4,
             chunk_size: 1000,
-            dry_run_time_limit: Duration::from_secs(25),
+            dry_run_time_limit: Duration::from_secs(50),
             pause_failure_share: 0.5,
             pause_after_calls: 10,
             lease: Duration::from_secs(15),
@@ -229,7 +229,8 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             site_root: PathBuf::from("target/site"),
-            request_timeout: Duration::from_secs(30),
+            // A preview of 100,000 entities takes most of half a minute on a small machine.
+            request_timeout: Duration::from_secs(60),
             // A pasted list of 100,000 IDs (SPEC.md, "Actions") fits.
             body_limit_bytes: 8 * 1024 * 1024,
             public_url: None,

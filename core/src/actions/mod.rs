@@ -133,14 +133,6 @@ pub(crate) fn idempotency_key(action_id: &str, chunk: i32) -> String {
     format!("runboard:{action_id}:{chunk}")
 }
 
-/// The IDs a chunk's call names: none for the single call of a mutation without a list.
-fn chunk_ids(preview: &Preview, members: &[Found]) -> Vec<String> {
-    if preview.entity_argument.is_none() {
-        return Vec::new();
-    }
-    members.iter().map(|m| m.id.clone()).collect()
-}
-
 impl App {
     /// The connector of the service an action is for.
     pub(crate) fn action_connector(&self, service: &str) -> Result<&Connector, ActionError> {
@@ -209,41 +201,60 @@ impl App {
             dry_run: DryRun::NotOffered,
             money: Vec::new(),
         };
-        let members: Vec<Vec<Found>> = if preview.entity_argument.is_some() {
-            let found = resolve_entities(connector, entities).await?;
-            preview.entities = found.len() as u64;
-            found
+        let calls: Vec<Vec<String>> = if preview.entity_argument.is_some() {
+            entities
                 .chunks(preview.chunk_size as usize)
-                .map(<[Found]>::to_vec)
+                .map(<[String]>::to_vec)
                 .collect()
         } else {
-            vec![vec![Found {
-                id: SINGLE_CALL.to_owned(),
-                state: None,
-                held: None,
-            }]]
+            vec![Vec::new()]
         };
-        let planned: Vec<Option<Vec<Effect>>> = if spec.dry_run {
-            let calls: Vec<Vec<String>> = members
-                .iter()
-                .map(|chunk| chunk_ids(&preview, chunk))
-                .collect();
-            let effects = dry_run_chunks(
-                connector.mission_control(),
-                &preview,
-                &calls,
-                headers,
-                self.config.actions.dry_run_time_limit,
-            )
-            .await?;
-            let mut tally = EffectTally::default();
-            for effect in effects.iter().flatten() {
-                tally.add(effect)?;
+        // The service's database and its mission control are read at once.
+        let (found, effects) = tokio::join!(
+            async {
+                if preview.entity_argument.is_some() {
+                    resolve_entities(connector, entities).await
+                } else {
+                    Ok(vec![Found {
+                        id: SINGLE_CALL.to_owned(),
+                        state: None,
+                        held: None,
+                    }])
+                }
+            },
+            async {
+                if !spec.dry_run {
+                    return Ok(None);
+                }
+                dry_run_chunks(
+                    connector.mission_control(),
+                    &preview,
+                    &calls,
+                    headers,
+                    self.config.actions.dry_run_time_limit,
+                )
+                .await
+                .map(Some)
+            },
+        );
+        let (found, effects) = (found?, effects?);
+        if preview.entity_argument.is_some() {
+            preview.entities = found.len() as u64;
+        }
+        let members: Vec<Vec<Found>> = found
+            .chunks(preview.chunk_size as usize)
+            .map(<[Found]>::to_vec)
+            .collect();
+        let planned: Vec<Option<Vec<Effect>>> = match effects {
+            Some(effects) => {
+                let mut tally = EffectTally::default();
+                for effect in effects.iter().flatten() {
+                    tally.add(effect)?;
+                }
+                (preview.dry_run, preview.money) = tally.finish();
+                effects.into_iter().map(Some).collect()
             }
-            (preview.dry_run, preview.money) = tally.finish();
-            effects.into_iter().map(Some).collect()
-        } else {
-            vec![None; members.len()]
+            None => vec![None; members.len()],
         };
         let mut digester = Digester::new(&preview);
         let chunks = members
