@@ -16,6 +16,7 @@ use rust_decimal::Decimal;
 
 use crate::config::{ContractQueries, ServiceConfig};
 use crate::db::{Pool, PoolSettings, on_pool};
+use crate::metrics::ServiceReads;
 use crate::mission_control::MissionControl;
 
 /// Why a read of a service failed. The variants double as metric labels.
@@ -68,7 +69,7 @@ pub struct ReadError {
 }
 
 /// Which sagas to list, and from where.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct SagaFilter {
     pub status: Option<SagaStatus>,
     pub saga_type: Option<String>,
@@ -143,6 +144,8 @@ pub struct Connector {
     timeout: Duration,
     row_limit: u32,
     mission_control: MissionControl,
+    /// Counts every statement sent, for `/metrics`; shared with the fleet's other connectors.
+    reads: ServiceReads,
 }
 
 /// A bind parameter, so that filters can be assembled at run time for either database.
@@ -319,7 +322,13 @@ impl Connector {
                 config.graphql_url.clone(),
                 config.graphql_token.clone(),
             ),
+            reads: ServiceReads::default(),
         })
+    }
+
+    /// Counts this connector's statements in `reads` from now on.
+    pub(crate) fn count_reads_in(&mut self, reads: &ServiceReads) {
+        self.reads = reads.clone();
     }
 
     pub fn name(&self) -> &ServiceName {
@@ -337,6 +346,7 @@ impl Connector {
         relation: &'static str,
         read: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, ReadError> {
+        self.reads.record(self.name.as_str(), relation);
         let problem = match tokio::time::timeout(self.timeout, read).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) => classify(relation, e),
@@ -869,7 +879,7 @@ fn classify(relation: &'static str, error: sqlx::Error) -> ReadProblem {
 }
 
 /// Where a page of sagas ended: `created_at~saga_id` in URLs, opaque to callers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SagaCursor {
     created_at: DateTime<Utc>,
     saga_id: String,

@@ -4,13 +4,18 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use regex::Regex;
+use runboard_model::add_to_totals;
 
 use crate::config::Config;
 use crate::connector::{Connector, ReadError, SagaFilter};
+use crate::metrics::ServiceReads;
+use crate::screens::SagasHolding;
 use crate::snapshots::Reading;
 
 pub struct Fleet {
     connectors: BTreeMap<String, Connector>,
+    /// Statements sent to the services' databases, counted by every connector.
+    reads: ServiceReads,
     /// The services' own ID shapes, for lookup.
     id_patterns: Vec<Regex>,
 }
@@ -19,6 +24,7 @@ impl Fleet {
     /// Prepares a connector per configured service; nothing is reached yet.
     pub async fn connect(config: &Config) -> Result<Self, ReadError> {
         let mut connectors = BTreeMap::new();
+        let reads = ServiceReads::default();
         // Validated with the config, so every pattern compiles.
         let id_patterns = config
             .services
@@ -27,13 +33,20 @@ impl Fleet {
             .filter_map(|p| Regex::new(p).ok())
             .collect();
         for service in &config.services {
-            let connector = Connector::new(service, config.stuck_after(service)).await?;
+            let mut connector = Connector::new(service, config.stuck_after(service)).await?;
+            connector.count_reads_in(&reads);
             connectors.insert(service.name.to_string(), connector);
         }
         Ok(Self {
             connectors,
+            reads,
             id_patterns,
         })
+    }
+
+    /// The statements every connector sent, for `/metrics`.
+    pub fn reads(&self) -> &ServiceReads {
+        &self.reads
     }
 
     pub fn id_patterns(&self) -> &[Regex] {
@@ -48,17 +61,24 @@ impl Fleet {
         self.connectors.values()
     }
 
-    /// Reads one service's numbers for a snapshot: counts, failed batches and funds at once.
+    /// Reads one service's numbers for a snapshot: counts, failed batches and funds at once,
+    /// keeping the largest of the sagas behind the funds for the Funds screen.
     pub async fn read(connector: &Connector, now: DateTime<Utc>) -> Result<Reading, ReadError> {
-        let (sagas, failed_batches, funds) = tokio::join!(
+        let (sagas, failed_batches, by_saga) = tokio::join!(
             connector.saga_counts(now),
             connector.failed_batches(),
-            connector.withheld_funds(),
+            connector.withheld_by_saga(),
         );
+        let by_saga = by_saga?;
+        let mut withheld_funds = Vec::new();
+        for (_, money) in by_saga.iter().flatten() {
+            add_to_totals(&mut withheld_funds, money.amount, &money.currency);
+        }
         Ok(Reading {
             sagas: sagas?,
             failed_batches: failed_batches?,
-            withheld_funds: funds?,
+            withheld_funds,
+            holding: by_saga.map(SagasHolding::largest_of),
         })
     }
 

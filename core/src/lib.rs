@@ -14,6 +14,7 @@ pub mod mission_control;
 pub mod notify;
 pub mod poller;
 pub mod registry;
+pub mod screens;
 pub mod snapshots;
 pub mod store;
 
@@ -31,6 +32,9 @@ pub struct App {
     pub store: Store,
     /// A connector per registered service, for live reads and the poller.
     pub fleet: Fleet,
+    /// What the screens show of each service's database: one shared read per query a poll
+    /// interval, however many people watch.
+    pub screens: screens::ScreenReads,
     /// What the poller counted, for `/metrics`.
     pub metrics: Metrics,
     /// The ways to sign in and the mapping from provider groups to roles.
@@ -47,16 +51,18 @@ pub struct App {
 impl App {
     /// The app over its config, store and fleet, with fresh metrics.
     pub fn new(config: Config, store: Store, fleet: Fleet) -> Self {
+        let metrics = Metrics::new(fleet.reads());
         Self {
             identity: Identity::new(&config),
             notifier: notify::Notifier::new(
                 config.actions.webhook_url.clone(),
                 config.public_url(),
             ),
+            screens: screens::ScreenReads::new(config.poller.interval),
             config,
             store,
             fleet,
-            metrics: Metrics::default(),
+            metrics,
             catalogs: actions::Catalogs::default(),
             replica: replica_name(),
         }

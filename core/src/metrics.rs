@@ -28,6 +28,30 @@ struct CallLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadLabels {
+    service: String,
+    /// The contract relation the statement read (`supervisor_view`, `withheld_funds`, …).
+    relation: &'static str,
+}
+
+/// Statements sent to the services' databases, counted by every connector of a fleet at its
+/// one place of reading: what the poller and the screens together cost each service.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceReads(Family<ReadLabels, Counter>);
+
+impl ServiceReads {
+    /// Counts one statement sent to `service`'s database about `relation`.
+    pub fn record(&self, service: &str, relation: &'static str) {
+        self.0
+            .get_or_create(&ReadLabels {
+                service: service.to_owned(),
+                relation,
+            })
+            .inc();
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndLabels {
     service: String,
     /// The state the action ended (or paused) in.
@@ -43,9 +67,15 @@ pub struct Metrics {
     last_poll: Family<ServiceLabel, Gauge>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// Fresh metrics, exposing also the statements `reads` counts (the fleet's).
+    pub fn new(reads: &ServiceReads) -> Self {
         let mut registry = Registry::with_prefix("runboard");
+        registry.register(
+            "service_reads",
+            "Statements sent to each service's database, by the relation read, by the poller and the screens",
+            reads.0.clone(),
+        );
         let polls = Family::<PollLabels, Counter>::default();
         let up = Family::<ServiceLabel, Gauge>::default();
         let last_poll = Family::<ServiceLabel, Gauge>::default();
@@ -85,9 +115,7 @@ impl Default for Metrics {
             last_poll,
         }
     }
-}
 
-impl Metrics {
     /// Counts one poll of `service`; `outcome` is `ok` or a read problem's label.
     pub fn record_poll(&self, service: &str, outcome: &'static str, at_unix_seconds: i64) {
         let service = service.to_owned();

@@ -87,8 +87,11 @@ async fn poll<'a>(
     let mut answered = 0;
     for (service, reading) in join_all(reads).await {
         let outcome = match &reading {
-            Ok(_) => {
+            Ok(reading) => {
                 answered += 1;
+                // The Funds screen shows these sagas without reading the service again.
+                app.screens
+                    .polled_funds(service.as_str(), reading.holding.clone(), now);
                 "ok"
             }
             Err(error) => {

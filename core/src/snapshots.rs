@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use runboard_model::{Money, SagaCounts, ServiceFunds, ServiceName, ServiceOverview};
 
 use crate::db::on_pool;
+use crate::screens::SagasHolding;
 use crate::store::{Store, StoreError};
 
 /// One poll of one service: its numbers, or why they could not be read.
@@ -19,6 +20,9 @@ pub struct Reading {
     pub sagas: SagaCounts,
     pub failed_batches: u64,
     pub withheld_funds: Vec<Money>,
+    /// The largest of the sagas behind the funds, for the Funds screen (not stored); `None`
+    /// where the service holds no money.
+    pub holding: Option<SagasHolding>,
 }
 
 /// One poll's stuck and failed counts, for trends.

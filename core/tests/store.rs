@@ -129,6 +129,7 @@ async fn the_overview_shows_each_services_latest_snapshot_and_pruning_drops_old_
             amount: "1234.5678".parse().unwrap(),
             currency: "EUR".into(),
         }],
+        holding: None,
     };
     for (minutes, failed) in [(0, 7), (15, 9)] {
         let snapshot = Snapshot {

@@ -6,16 +6,17 @@ use leptos_router::components::A;
 use runboard_model::Money;
 use rust_decimal::Decimal;
 
+use crate::components::live_read::{ReadAt, asked_live, refresh_shared};
 use crate::components::refresh::{Freshness, auto_refresh};
-use crate::components::relative_time::RelativeTime;
 use crate::format::{amount, thousands, url_encode};
 use crate::server_fns::read_funds::{FundsView, SagasBehind, read_funds};
 
 /// Money held by failed and stuck sagas, per currency and service, and the sagas holding it.
 #[component]
 pub fn Funds() -> impl IntoView {
-    let funds = Resource::new(|| (), |_| read_funds());
-    let elapsed = auto_refresh(move || funds.refetch());
+    let live = asked_live();
+    let funds = Resource::new(move || live.get(), read_funds);
+    let elapsed = auto_refresh(refresh_shared(move || funds.refetch()));
     view! {
         <Title text="Funds" />
         <h1>"Withheld funds"</h1>
@@ -91,6 +92,7 @@ fn Behind(behind: SagasBehind, now: chrono::DateTime<chrono::Utc>) -> impl IntoV
         service,
         sagas,
         total,
+        read_at,
     } = behind;
     let href = format!("/services/{}", url_encode(&service));
     let body = match sagas {
@@ -120,7 +122,7 @@ fn Behind(behind: SagasBehind, now: chrono::DateTime<chrono::Utc>) -> impl IntoV
     view! {
         <section class="behind">
             <h2>"Sagas behind them in "<A href=href>{service.clone()}</A></h2>
-            <p class="muted">"Read just now ("<RelativeTime at=now now=now />")."</p>
+            <ReadAt read_at now />
             {body}
         </section>
     }

@@ -5,6 +5,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use runboard_model::{ErrorGroup, Role, SagaQuery, SagaStatus};
 
 use crate::components::layout::CurrentUser;
+use crate::components::live_read::{ReadAt, asked_live, refresh_shared};
 use crate::components::refresh::{Freshness, auto_refresh};
 use crate::components::relative_time::RelativeTime;
 use crate::components::status::StatusBadge;
@@ -44,15 +45,19 @@ pub fn Service() -> impl IntoView {
     // The whole error group selected for an action: every saga with that error, not the visible page.
     let selected = RwSignal::new(None::<ErrorGroup>);
     let me = expect_context::<CurrentUser>();
-    let groups = Resource::new(move || service.get(), service_errors);
-    let sagas = Resource::new(
-        move || (service.get(), query.get()),
-        |(s, q)| service_sagas(s, q),
+    let live = asked_live();
+    let groups = Resource::new(
+        move || (service.get(), live.get()),
+        |(s, live)| service_errors(s, live),
     );
-    let elapsed = auto_refresh(move || {
+    let sagas = Resource::new(
+        move || (service.get(), query.get(), live.get()),
+        |(s, q, live)| service_sagas(s, q, live),
+    );
+    let elapsed = auto_refresh(refresh_shared(move || {
         groups.refetch();
         sagas.refetch();
-    });
+    }));
 
     view! {
         <Title text=move || service.get() />
@@ -119,12 +124,20 @@ fn ErrorGroupTable(
     /// Operators may select a group for an action; others only look.
     can_act: bool,
 ) -> impl IntoView {
-    let ErrorGroups { read_at, groups } = groups;
+    let ErrorGroups {
+        read_at,
+        answered_at,
+        groups,
+    } = groups;
     if groups.is_empty() {
-        return view! { <p class="panel empty">"No failed sagas. Nothing to fix here."</p> }
-            .into_any();
+        return view! {
+            <p class="panel empty">"No failed sagas. Nothing to fix here."</p>
+            <ReadAt read_at now=answered_at />
+        }
+        .into_any();
     }
     view! {
+        <ReadAt read_at now=answered_at />
         <div class="table-wrap">
             <table class="groups">
                 <thead>
@@ -222,7 +235,11 @@ fn SagaFilters(query: Memo<SagaQuery>) -> impl IntoView {
 
 #[component]
 fn SagaTable(list: SagaList, service: Memo<String>, query: Memo<SagaQuery>) -> impl IntoView {
-    let SagaList { read_at, page } = list;
+    let SagaList {
+        read_at,
+        answered_at,
+        page,
+    } = list;
     let link = move |after: Option<&str>| {
         let q = query.get();
         format!(
@@ -245,11 +262,13 @@ fn SagaTable(list: SagaList, service: Memo<String>, query: Memo<SagaQuery>) -> i
     if page.sagas.is_empty() {
         return view! {
             <p class="panel empty">"No saga matches these filters."</p>
+            <ReadAt read_at now=answered_at />
             {paged.then(|| view! { <p><A href=link(None)>"Back to the first page"</A></p> })}
         }
         .into_any();
     }
     view! {
+        <ReadAt read_at now=answered_at />
         <div class="table-wrap">
             <table class="sagas">
                 <thead>

@@ -9,14 +9,23 @@ pub struct ServiceBatches {
     pub batches: Result<Vec<BatchProgress>, String>,
 }
 
-/// Every service's batches, newest first; a service that cannot be read says why in its place.
+/// Every service's batches, newest first, as read for everyone watching within the poll
+/// interval; a service that cannot be read says why in its place.
 #[server(prefix = "/rpc", endpoint = "all_batches")]
 pub async fn all_batches() -> Result<Vec<ServiceBatches>, ServerFnError> {
+    use runboard_core::screens::Freshness;
+
     let app = super::app_for(super::Access::Read)?;
+    let app = &app;
     let reads = app.fleet.services().map(|connector| async move {
         ServiceBatches {
             service: connector.name().to_string(),
-            batches: connector.batches(None).await.map_err(|e| e.to_string()),
+            batches: app
+                .screens
+                .batches(connector, Freshness::Shared)
+                .await
+                .map(|figures| figures.value.clone())
+                .map_err(|e| e.to_string()),
         }
     });
     Ok(futures_util::future::join_all(reads).await)

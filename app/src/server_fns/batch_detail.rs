@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// A batch as its page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchDetail {
+    /// When the service was read for it: pace and ETA are as of then.
     pub read_at: DateTime<Utc>,
     pub batch: BatchProgress,
     pub pace: BatchPace,
@@ -15,36 +16,29 @@ pub struct BatchDetail {
     pub failed_items: Vec<BatchItem>,
 }
 
-/// One batch: its progress, pace, and failed items by error.
+/// One batch: its progress, pace, and failed items by error, as read for everyone watching
+/// within the poll interval.
 #[server(prefix = "/rpc", endpoint = "batch")]
 pub async fn read_batch(service: String, batch: String) -> Result<BatchDetail, ServerFnError> {
-    use runboard_model::BatchItemStatus;
+    use runboard_core::screens::Freshness;
 
     let app = super::app_for(super::Access::Read)?;
     let connector = super::connector(&app, &service)?;
-    let read_at = Utc::now();
-    let progress = connector
-        .batches(Some(&batch))
+    let figures = app
+        .screens
+        .batch(connector, &batch, Freshness::Shared)
         .await
-        .map_err(super::read_failed)?
-        .into_iter()
-        .next()
+        .map_err(super::read_failed)?;
+    let reading = &figures.value;
+    let progress = reading
+        .progress
+        .clone()
         .ok_or_else(|| ServerFnError::new(format!("service {service} has no batch {batch:?}")))?;
-    let (finished, errors, failed) = futures_util::join!(
-        connector.finished_items(&batch),
-        connector.batch_errors(&batch),
-        connector.batch_items(&batch, Some(BatchItemStatus::Failed), None, 50),
-    );
-    let finished: Vec<_> = finished
-        .map_err(super::read_failed)?
-        .into_iter()
-        .map(|(at, _)| at)
-        .collect();
     Ok(BatchDetail {
-        read_at,
-        pace: BatchPace::measure(&finished, progress.pending, read_at),
+        read_at: figures.read_at,
+        pace: BatchPace::measure(&reading.finished, progress.pending, figures.read_at),
         batch: progress,
-        errors: errors.map_err(super::read_failed)?,
-        failed_items: failed.map_err(super::read_failed)?.items,
+        errors: reading.errors.clone(),
+        failed_items: reading.failed_items.clone(),
     })
 }

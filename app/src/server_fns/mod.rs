@@ -95,7 +95,10 @@ fn connector<'a>(
 
 /// A service that cannot be read: its name and the cause are for the user to see.
 #[cfg(feature = "ssr")]
-fn read_failed(error: runboard_core::connector::ReadError) -> ServerFnError {
+fn read_failed(
+    error: impl std::borrow::Borrow<runboard_core::connector::ReadError>,
+) -> ServerFnError {
+    let error = error.borrow();
     tracing::warn!(%error, problem = error.problem.label(), "service read failed");
     ServerFnError::new(error.to_string())
 }

@@ -11,48 +11,49 @@ pub struct SagasBehind {
     pub sagas: Result<Vec<(String, Money)>, String>,
     /// How many sagas hold money in all.
     pub total: usize,
+    /// When the service was read for them: by the poller, or live when asked for.
+    pub read_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FundsView {
+    /// The server's clock when it answered, for "read 12 s ago".
     pub read_at: DateTime<Utc>,
     /// Per service and currency, from the latest snapshots.
     pub services: Vec<ServiceFunds>,
-    /// For each service that holds money, the sagas holding it, read live.
+    /// For each service that holds money, the sagas holding it.
     pub behind: Vec<SagasBehind>,
 }
 
-/// Withheld funds per service and currency, and the sagas behind them.
+/// Withheld funds per service and currency, and the sagas behind them: as the latest poll
+/// read them, or (`live`) read from each service now.
 #[server(prefix = "/rpc", endpoint = "funds")]
-pub async fn read_funds() -> Result<FundsView, ServerFnError> {
-    /// Sagas listed per service: the largest sums are the ones to look at first.
-    const SAGAS_SHOWN: usize = 50;
+pub async fn read_funds(#[server(default)] live: bool) -> Result<FundsView, ServerFnError> {
+    use runboard_core::screens::Freshness;
 
     let app = super::app_for(super::Access::Read)?;
-    let read_at = Utc::now();
     let services = app
         .store
         .funds()
         .await
         .map_err(|e| super::internal("reading the service snapshots", e))?;
+    let freshness = Freshness::live_if(live);
+    let app = &app;
     let reads = app.fleet.services().map(|connector| async move {
-        match connector.withheld_by_saga().await {
-            Ok(None) => None,
+        let service = connector.name().to_string();
+        match app.screens.funds(connector, freshness).await {
             Err(e) => Some(SagasBehind {
-                service: connector.name().to_string(),
+                service,
                 sagas: Err(e.problem.to_string()),
                 total: 0,
+                read_at: Utc::now(),
             }),
-            Ok(Some(mut sagas)) => {
-                sagas.sort_by_key(|(_, money)| std::cmp::Reverse(money.amount));
-                let total = sagas.len();
-                sagas.truncate(SAGAS_SHOWN);
-                Some(SagasBehind {
-                    service: connector.name().to_string(),
-                    sagas: Ok(sagas),
-                    total,
-                })
-            }
+            Ok(figures) => figures.value.as_ref().map(|holding| SagasBehind {
+                service,
+                sagas: Ok(holding.largest.clone()),
+                total: holding.total,
+                read_at: figures.read_at,
+            }),
         }
     });
     let behind = futures_util::future::join_all(reads)
@@ -61,7 +62,7 @@ pub async fn read_funds() -> Result<FundsView, ServerFnError> {
         .flatten()
         .collect();
     Ok(FundsView {
-        read_at,
+        read_at: Utc::now(),
         services,
         behind,
     })

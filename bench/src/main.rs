@@ -1,0 +1,195 @@
+//! `scripts/bench`: Runboard's figures at fleet scale (issue #12), on PostgreSQL with the
+//! demo fleet seeded to `--sagas` sagas per service, against `runboard serve` in release.
+//! Prints a table, then one JSON object of the figures on the last line of stdout.
+//!
+//! Measured: requests/s of the overview, service and funds pages under `--viewers`
+//! concurrent viewers, against `/healthz` in the same process (the ratio shows what
+//! rendering costs), and how many statements each page's viewers sent to the service's
+//! database meanwhile.
+
+mod setup;
+mod viewers;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::json;
+
+use setup::{Settings, Setup, say};
+use viewers::PageLoad;
+
+#[derive(Parser)]
+#[command(about = "Runboard's figures at fleet scale, on PostgreSQL with the demo fleet")]
+struct Args {
+    /// Sagas seeded into each demo service.
+    #[arg(long, default_value_t = 200_000)]
+    sagas: u64,
+    /// People watching a page at once.
+    #[arg(long, default_value_t = 16)]
+    viewers: usize,
+    /// How long each page is watched.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// The PostgreSQL maintenance database the run creates its databases from.
+    #[arg(
+        long,
+        env = "RUNBOARD_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
+    /// The release binary to measure.
+    #[arg(long, default_value = "target/release/runboard")]
+    runboard: PathBuf,
+    /// The site the binary serves (`cargo xtask build --release` makes it).
+    #[arg(long, default_value = "target/site")]
+    site_root: PathBuf,
+    /// Keep the databases and Runboard's log afterwards.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let settings = Settings {
+        admin_url: args.postgres_url.clone(),
+        sagas_per_service: args.sagas,
+        runboard: args.runboard.clone(),
+        site_root: args.site_root.clone(),
+        keep: args.keep,
+    };
+    let setup = match Setup::start(&settings).await {
+        Ok(setup) => setup,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(1);
+        }
+    };
+    let pages = watch_pages(&setup, &args).await;
+    let seeded_in = setup.seeded_in;
+    // The action figures (the endpoint's own rate against Runboard's action rate at
+    // `--entities N`, preview time, action page load time, peak RSS) go here, measured
+    // on the same `setup`, and into the report below beside `pages`.
+    setup.stop().await;
+    report(&args, seeded_in, &pages);
+}
+
+/// One page a viewer watches, and the service whose database it reads.
+struct Page {
+    name: &'static str,
+    path: &'static str,
+    service: Option<&'static str>,
+}
+
+/// The read pages (item 4 of the issue), each against `/healthz` measured just before.
+async fn watch_pages(setup: &Setup, args: &Args) -> Vec<(PageLoad, Option<u64>)> {
+    const PAGES: &[Page] = &[
+        Page {
+            name: "healthz",
+            path: "/healthz",
+            service: None,
+        },
+        Page {
+            name: "overview",
+            path: "/",
+            service: None,
+        },
+        Page {
+            name: "service",
+            path: "/services/payments",
+            service: Some("payments"),
+        },
+        Page {
+            name: "funds",
+            path: "/funds",
+            service: Some("payments"),
+        },
+    ];
+    // The action page joins these once an action can be made here (see main).
+    let mut measured = Vec::new();
+    for page in PAGES {
+        // One view first, so that no page is measured on a cold cache of its own.
+        let _ = setup.client.get(setup.url(page.path)).send().await;
+        let before = service_reads(setup, page.service).await;
+        say(&format!(
+            "{} viewers on {} for {:?}",
+            args.viewers, page.path, args.duration
+        ));
+        let load = viewers::watch(
+            &setup.client,
+            page.name,
+            page.path,
+            &setup.url(page.path),
+            args.viewers,
+            args.duration,
+        )
+        .await;
+        let after = service_reads(setup, page.service).await;
+        measured.push((load, after.zip(before).map(|(a, b)| a - b)));
+    }
+    measured
+}
+
+/// Statements Runboard sent to `service`'s database so far (`/metrics`), poller included.
+async fn service_reads(setup: &Setup, service: Option<&str>) -> Option<u64> {
+    let service = service?;
+    let metrics = reqwest::get(setup.url("/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let label = format!("service=\"{service}\"");
+    Some(
+        metrics
+            .lines()
+            .filter(|line| {
+                line.starts_with("runboard_service_reads_total{") && line.contains(&label)
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum(),
+    )
+}
+
+fn report(args: &Args, seeded_in: Duration, pages: &[(PageLoad, Option<u64>)]) {
+    let healthz = pages
+        .iter()
+        .find(|(p, _)| p.page == "healthz")
+        .map_or(f64::NAN, |(p, _)| p.requests_per_s);
+    println!(
+        "\n{} sagas per service, {} viewers, {:?} per page\n",
+        args.sagas, args.viewers, args.duration
+    );
+    println!(
+        "{:<10} {:<20} {:>10} {:>10} {:>9} {:>9} {:>9} {:>14}",
+        "page", "path", "req/s", "/healthz", "p50 ms", "p99 ms", "failed", "service reads"
+    );
+    let mut json_pages = Vec::new();
+    for (load, reads) in pages {
+        let ratio = load.requests_per_s / healthz;
+        println!(
+            "{:<10} {:<20} {:>10.1} {:>10.3} {:>9.1} {:>9.1} {:>9} {:>14}",
+            load.page,
+            load.path,
+            load.requests_per_s,
+            ratio,
+            load.p50_ms,
+            load.p99_ms,
+            load.failures,
+            reads.map_or("-".into(), |r| r.to_string()),
+        );
+        let mut figures = serde_json::to_value(load).expect("figures serialize");
+        figures["ratio_to_healthz"] = json!(ratio);
+        figures["service_reads"] = json!(reads);
+        json_pages.push(figures);
+    }
+    let report = json!({
+        "sagas_per_service": args.sagas,
+        "viewers": args.viewers,
+        "seconds_per_page": args.duration.as_secs_f64(),
+        "seed_s": seeded_in.as_secs_f64(),
+        "pages": json_pages,
+    });
+    println!("\n{report}");
+}

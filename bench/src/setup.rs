@@ -1,0 +1,346 @@
+//! What a run measures against: fresh PostgreSQL databases, the demo fleet seeded on them,
+//! and Runboard itself as a separate `runboard serve` process, as users run it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use runboard_core::config::StoreConfig;
+use runboard_core::store::Store;
+use runboard_fleet::{Fleet, FleetConfig, ServiceInfo, Storage};
+use runboard_model::{Role, User};
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+use std::process::{Child, Command};
+
+/// Where to find things and how big to make them.
+pub struct Settings {
+    /// The maintenance database the run creates its databases from.
+    pub admin_url: String,
+    pub sagas_per_service: u64,
+    /// The release binary and the site it serves.
+    pub runboard: PathBuf,
+    pub site_root: PathBuf,
+    /// Keep the databases after the run, to look at them.
+    pub keep: bool,
+}
+
+/// Everything a run started; [`Setup::stop`] ends it all and drops the databases.
+pub struct Setup {
+    pub fleet: Fleet,
+    /// `http://127.0.0.1:<port>`
+    pub address: String,
+    /// Signed in as a viewer with a personal API token.
+    pub client: reqwest::Client,
+    /// How long seeding the fleet took.
+    pub seeded_in: Duration,
+    runboard: Runboard,
+    databases: Vec<String>,
+    admin_url: String,
+    keep: bool,
+    dir: PathBuf,
+}
+
+impl Setup {
+    pub async fn start(settings: &Settings) -> Result<Self, String> {
+        for (what, path) in [
+            ("binary", &settings.runboard),
+            ("site", &settings.site_root),
+        ] {
+            if !path.exists() {
+                return Err(format!(
+                    "the release {what} {} is missing; build it with `cargo xtask build --release` (scripts/bench does)",
+                    path.display()
+                ));
+            }
+        }
+        let prefix = format!("bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let store_database = format!("{prefix}_store");
+        let mut databases = vec![store_database.clone()];
+        admin(
+            &settings.admin_url,
+            &format!("CREATE DATABASE {store_database}"),
+        )
+        .await?;
+        say(&format!(
+            "starting the demo fleet on PostgreSQL ({prefix}_*)"
+        ));
+        let fleet = Fleet::start(FleetConfig {
+            storage: Storage::Postgres {
+                admin_url: settings.admin_url.clone(),
+                database_prefix: prefix.clone(),
+            },
+            bearer_token: None,
+            // A quiet fleet: the figures are Runboard's, not the load generator's.
+            load: false,
+        })
+        .await
+        .map_err(|e| format!("the demo fleet did not start: {e}"))?;
+        databases.extend(
+            fleet
+                .services()
+                .iter()
+                .map(|s| database_name(&s.database_url)),
+        );
+        let seeding = Instant::now();
+        for service in fleet.services() {
+            let report = runboard_fleet::seed(
+                &service.database_url,
+                &service.name,
+                settings.sagas_per_service,
+            )
+            .await
+            .map_err(|e| format!("seeding {} failed: {e}", service.name))?;
+            say(&format!(
+                "seeded {} sagas into {} in {:.1} s",
+                report.sagas,
+                service.name,
+                report.elapsed.as_secs_f64()
+            ));
+        }
+        let seeded_in = seeding.elapsed();
+
+        let dir = std::env::temp_dir().join(&prefix);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let port = free_port()?;
+        let address = format!("http://127.0.0.1:{port}");
+        let store_url = database_url(&settings.admin_url, &store_database)?;
+        let config = config_toml(settings, port, &store_url, fleet.services())?;
+        let config_path = dir.join("runboard.toml");
+        std::fs::write(&config_path, config)
+            .map_err(|e| format!("{}: {e}", config_path.display()))?;
+        let runboard = spawn_runboard(&settings.runboard, &config_path, &dir.join("runboard.log"))?;
+        let mut setup = Self {
+            fleet,
+            address,
+            client: reqwest::Client::new(),
+            seeded_in,
+            runboard,
+            databases,
+            admin_url: settings.admin_url.clone(),
+            keep: settings.keep,
+            dir,
+        };
+        setup.wait_until_ready().await?;
+        let token = viewer_token(&store_url).await?;
+        setup.client = bearer_client(&token)?;
+        setup.wait_for_first_poll().await?;
+        Ok(setup)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    async fn wait_until_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.runboard.0.try_wait() {
+                return Err(format!(
+                    "runboard serve exited ({status}); its log is {}",
+                    self.dir.join("runboard.log").display()
+                ));
+            }
+            let ready = reqwest::get(self.url("/readyz")).await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(format!(
+            "runboard serve was not ready within 60 s; its log is {}",
+            self.dir.join("runboard.log").display()
+        ))
+    }
+
+    /// Pages show the poller's figures: measure once every service has them.
+    async fn wait_for_first_poll(&self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            let services: serde_json::Value = self
+                .client
+                .get(self.url("/api/v1/services"))
+                .send()
+                .await
+                .map_err(|e| format!("GET /api/v1/services: {e}"))?
+                .json()
+                .await
+                .map_err(|e| format!("GET /api/v1/services: {e}"))?;
+            let listed = services["services"].as_array().cloned().unwrap_or_default();
+            if !listed.is_empty() && listed.iter().all(|s| !s["polled_at"].is_null()) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err("the services were not polled within 120 s".into())
+    }
+
+    /// Stops Runboard and the fleet, and drops the databases unless asked to keep them.
+    pub async fn stop(self) {
+        drop(self.runboard);
+        self.fleet.shutdown().await;
+        if self.keep {
+            say(&format!(
+                "kept the databases {} and {}",
+                self.databases.join(", "),
+                self.dir.display()
+            ));
+            return;
+        }
+        for database in &self.databases {
+            let drop = format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)");
+            if let Err(e) = admin(&self.admin_url, &drop).await {
+                eprintln!("could not drop {database}: {e}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Progress, on stderr: stdout is the table and the JSON.
+pub fn say(what: &str) {
+    eprintln!("==> {what}");
+}
+
+async fn admin(admin_url: &str, sql: &str) -> Result<(), String> {
+    let mut connection = PgConnection::connect(admin_url).await.map_err(|e| {
+        format!("PostgreSQL at {admin_url} did not answer ({e}); start it, or pass --postgres-url")
+    })?;
+    sqlx::query(sql)
+        .execute(&mut connection)
+        .await
+        .map_err(|e| format!("{sql}: {e}"))?;
+    Ok(())
+}
+
+fn database_name(url: &str) -> String {
+    url.rsplit('/').next().unwrap_or_default().to_owned()
+}
+
+fn database_url(admin_url: &str, database: &str) -> Result<String, String> {
+    let mut url = url::Url::parse(admin_url).map_err(|e| format!("{admin_url}: {e}"))?;
+    url.set_path(&format!("/{database}"));
+    Ok(url.into())
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// A production config: the PostgreSQL store, the fleet's services, and an OpenID provider
+/// nobody signs in with (the run signs in with an API token; the provider is reached only
+/// at sign-in, so it need not exist).
+fn config_toml(
+    settings: &Settings,
+    port: u16,
+    store_url: &str,
+    services: &[ServiceInfo],
+) -> Result<String, String> {
+    let quote = |s: &str| serde_json::to_string(s).expect("a string serializes");
+    let mut toml = format!(
+        "[http]\nlisten = \"127.0.0.1:{port}\"\nsite_root = {site}\npublic_url = \"http://127.0.0.1:{port}\"\n\n\
+         [store]\nurl = {store}\n\n\
+         [identity.oidc]\nissuer = \"http://127.0.0.1:9/no-sign-in-during-the-bench\"\nclient_id = \"runboard-bench\"\n\n\
+         [identity.roles]\nviewer = [\"bench\"]\n\n",
+        site = quote(
+            &settings
+                .site_root
+                .canonicalize()
+                .map_err(|e| e.to_string())?
+                .display()
+                .to_string()
+        ),
+        store = quote(store_url),
+    );
+    for service in services {
+        toml += &format!(
+            "[[services]]\nname = {}\nteam = {}\ndatabase_url = {}\ngraphql_url = {}\nstuck_after = \"{}s\"\n",
+            quote(&service.name),
+            quote(&service.team),
+            quote(&service.database_url),
+            quote(&service.graphql_url),
+            service.stuck_after.as_secs(),
+        );
+        let queries: Vec<String> = [
+            ("withheld_funds", &service.withheld_funds_query),
+            ("saga_events", &service.saga_events_query),
+        ]
+        .into_iter()
+        .filter_map(|(key, query)| query.as_ref().map(|q| format!("{key} = {}\n", quote(q))))
+        .collect();
+        if !queries.is_empty() {
+            toml += &format!("[services.queries]\n{}", queries.concat());
+        }
+        toml += "\n";
+    }
+    Ok(toml)
+}
+
+/// The `runboard serve` process, stopped when dropped, also when a run fails half-way.
+struct Runboard(Child);
+
+impl Drop for Runboard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_runboard(binary: &Path, config: &Path, log: &Path) -> Result<Runboard, String> {
+    let log = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let stderr = log.try_clone().map_err(|e| e.to_string())?;
+    Command::new(binary)
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("RUNBOARD_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(stderr)
+        .spawn()
+        .map(Runboard)
+        .map_err(|e| format!("could not start {}: {e}", binary.display()))
+}
+
+/// A personal API token of a viewer, issued straight into the store `runboard serve` migrated.
+async fn viewer_token(store_url: &str) -> Result<String, String> {
+    let store = Store::connect(&StoreConfig {
+        url: Some(store_url.to_owned()),
+        ..StoreConfig::default()
+    })
+    .await
+    .map_err(|e| format!("the store at {store_url}: {e}"))?;
+    let viewer = User {
+        subject: "bench:viewer".into(),
+        name: "Bench viewer".into(),
+        roles: [Role::Viewer].into_iter().collect(),
+    };
+    let issued = store
+        .issue_api_token(
+            &viewer,
+            "bench",
+            Duration::from_secs(24 * 3600),
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(|e| format!("issuing the bench's API token: {e}"))?;
+    Ok(issued.secret)
+}
+
+fn bearer_client(token: &str) -> Result<reqwest::Client, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}")
+            .parse()
+            .map_err(|e| format!("{e}"))?,
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(30))
+        // Viewers keep their connections, as browsers do.
+        .pool_max_idle_per_host(64)
+        .build()
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,425 @@
+//! What the screens read of each service's database, shared by everyone watching.
+//!
+//! N people watching a page during an incident must cost the service what one does: each
+//! read (per service, query and parameters) is made once a poll interval and shared. People
+//! asking while a read is under way wait on that one read, or are shown the previous one if
+//! there is one; a read that failed is kept only briefly, so a recovering service shows
+//! again quickly. "Read live now" starts a fresh read, or joins the one under way. The Funds
+//! screen's sagas are kept from the poller's own read, so it reads nothing itself.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use runboard_model::{BatchItem, BatchItemStatus, BatchProgress, ErrorGroup, Money, SagaPage};
+use tokio::sync::OnceCell;
+
+use crate::connector::{Connector, ReadError, SagaFilter};
+
+/// How long a failed read is shown before the next viewer tries again: long enough that a
+/// crowd does not hammer a struggling service, short enough that its recovery shows at once.
+const FAILURE_KEPT: Duration = Duration::from_secs(2);
+
+/// Sagas listed behind a service's funds: the largest sums are the ones to look at first.
+pub const SAGAS_SHOWN: usize = 50;
+
+/// A shared read's figures and when they were read.
+#[derive(Debug)]
+pub struct Fresh<V> {
+    pub value: V,
+    /// When the read began: the figures are as of this time.
+    pub read_at: DateTime<Utc>,
+}
+
+/// What a shared read gives: its figures, or why the service could not be read.
+pub type Shared<V> = Result<Arc<Fresh<V>>, Arc<ReadError>>;
+
+/// Whether a screen takes the shared figures or asks for a read now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// The figures read at most a poll interval ago.
+    Shared,
+    /// A read now (or the one already under way): someone pressed "read live now".
+    Live,
+}
+
+impl Freshness {
+    /// `Live` when `live` is set.
+    pub fn live_if(live: bool) -> Self {
+        if live { Self::Live } else { Self::Shared }
+    }
+}
+
+/// The sagas behind one service's withheld funds: only the largest are kept, whatever the
+/// number of sagas, so that a service with 200,000 of them costs no more memory than one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SagasHolding {
+    /// `(saga_id, money)`, the largest [`SAGAS_SHOWN`], largest first.
+    pub largest: Vec<(String, Money)>,
+    /// How many sagas hold money in all.
+    pub total: usize,
+}
+
+impl SagasHolding {
+    /// Keeps the largest [`SAGAS_SHOWN`] of `sagas`.
+    pub fn largest_of(mut sagas: Vec<(String, Money)>) -> Self {
+        let total = sagas.len();
+        if total > SAGAS_SHOWN {
+            sagas.select_nth_unstable_by_key(SAGAS_SHOWN - 1, |(_, money)| {
+                std::cmp::Reverse(money.amount)
+            });
+            sagas.truncate(SAGAS_SHOWN);
+        }
+        sagas.sort_by_key(|(_, money)| std::cmp::Reverse(money.amount));
+        Self {
+            largest: sagas,
+            total,
+        }
+    }
+}
+
+/// A batch as its page shows it, read in one go.
+#[derive(Debug)]
+pub struct BatchReading {
+    /// `None` when the service has no such batch.
+    pub progress: Option<BatchProgress>,
+    /// When each finished item finished, oldest first.
+    pub finished: Vec<DateTime<Utc>>,
+    /// Failed items grouped by error, largest group first.
+    pub errors: Vec<(String, u64)>,
+    /// The first failed items.
+    pub failed_items: Vec<BatchItem>,
+}
+
+/// Failed items listed on a batch's page.
+const FAILED_ITEMS_SHOWN: u32 = 50;
+
+/// The screens' shared reads, one kind of query each.
+pub struct ScreenReads {
+    error_groups: SharedReads<String, Vec<ErrorGroup>>,
+    sagas: SharedReads<(String, SagaFilter), SagaPage>,
+    funds: SharedReads<String, Option<SagasHolding>>,
+    batches: SharedReads<String, Vec<BatchProgress>>,
+    batch: SharedReads<(String, String), BatchReading>,
+}
+
+impl ScreenReads {
+    /// Shared reads that last `interval`: the poll interval, so the screens are as fresh as
+    /// the overview.
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            error_groups: SharedReads::new(interval),
+            sagas: SharedReads::new(interval),
+            funds: SharedReads::new(interval),
+            batches: SharedReads::new(interval),
+            batch: SharedReads::new(interval),
+        }
+    }
+
+    /// A service's failed sagas grouped by error message.
+    pub async fn error_groups(
+        &self,
+        connector: &Connector,
+        freshness: Freshness,
+    ) -> Shared<Vec<ErrorGroup>> {
+        let key = connector.name().to_string();
+        self.error_groups
+            .get(key, freshness, |_| connector.error_groups())
+            .await
+    }
+
+    /// One page of a service's sagas; each filter and page is a read of its own.
+    pub async fn sagas(
+        &self,
+        connector: &Connector,
+        filter: &SagaFilter,
+        freshness: Freshness,
+    ) -> Shared<SagaPage> {
+        let key = (connector.name().to_string(), filter.clone());
+        self.sagas
+            .get(key, freshness, |now| connector.sagas(filter, now))
+            .await
+    }
+
+    /// The sagas behind a service's withheld funds; `None` where it holds no money. The
+    /// poller's reads keep these current (see [`ScreenReads::polled_funds`]).
+    pub async fn funds(
+        &self,
+        connector: &Connector,
+        freshness: Freshness,
+    ) -> Shared<Option<SagasHolding>> {
+        let key = connector.name().to_string();
+        self.funds
+            .get(key, freshness, |_| async {
+                Ok(connector
+                    .withheld_by_saga()
+                    .await?
+                    .map(SagasHolding::largest_of))
+            })
+            .await
+    }
+
+    /// Keeps what a poll read of the sagas behind `service`'s funds, so the Funds screen
+    /// shows it without reading the service again.
+    pub fn polled_funds(
+        &self,
+        service: &str,
+        holding: Option<SagasHolding>,
+        read_at: DateTime<Utc>,
+    ) {
+        self.funds.put(
+            service.to_owned(),
+            Fresh {
+                value: holding,
+                read_at,
+            },
+        );
+    }
+
+    /// A service's batches, newest first.
+    pub async fn batches(
+        &self,
+        connector: &Connector,
+        freshness: Freshness,
+    ) -> Shared<Vec<BatchProgress>> {
+        let key = connector.name().to_string();
+        self.batches
+            .get(key, freshness, |_| connector.batches(None))
+            .await
+    }
+
+    /// One batch: its progress, when its items finished and its failed items by error.
+    pub async fn batch(
+        &self,
+        connector: &Connector,
+        batch_id: &str,
+        freshness: Freshness,
+    ) -> Shared<BatchReading> {
+        let key = (connector.name().to_string(), batch_id.to_owned());
+        self.batch
+            .get(key, freshness, |_| async {
+                let Some(progress) = connector.batches(Some(batch_id)).await?.pop() else {
+                    return Ok(BatchReading {
+                        progress: None,
+                        finished: Vec::new(),
+                        errors: Vec::new(),
+                        failed_items: Vec::new(),
+                    });
+                };
+                let (finished, errors, failed) = tokio::join!(
+                    connector.finished_items(batch_id),
+                    connector.batch_errors(batch_id),
+                    connector.batch_items(
+                        batch_id,
+                        Some(BatchItemStatus::Failed),
+                        None,
+                        FAILED_ITEMS_SHOWN
+                    ),
+                );
+                Ok(BatchReading {
+                    progress: Some(progress),
+                    finished: finished?.into_iter().map(|(at, _)| at).collect(),
+                    errors: errors?,
+                    failed_items: failed?.items,
+                })
+            })
+            .await
+    }
+}
+
+/// One read that finished, and when.
+struct Finished<V> {
+    shared: Shared<V>,
+    at: Instant,
+}
+
+impl<V> Clone for Finished<V> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            at: self.at,
+        }
+    }
+}
+
+/// One key's reads: the latest finished, and the one under way.
+struct Slot<V> {
+    finished: Option<Finished<V>>,
+    running: Option<Arc<OnceCell<Finished<V>>>>,
+}
+
+/// Single-flight reads of one kind, each kept for `ttl`.
+struct SharedReads<K, V> {
+    ttl: Duration,
+    slots: Mutex<HashMap<K, Slot<V>>>,
+}
+
+impl<K: Eq + Hash + Clone, V> SharedReads<K, V> {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn current(&self, finished: &Finished<V>) -> bool {
+        let kept = if finished.shared.is_ok() {
+            self.ttl
+        } else {
+            FAILURE_KEPT
+        };
+        finished.at.elapsed() < kept
+    }
+
+    /// The figures for `key`: kept ones while current, else those of one read for everyone
+    /// asking. `read` is given the time the read begins.
+    async fn get<F, Fut>(&self, key: K, freshness: Freshness, read: F) -> Shared<V>
+    where
+        F: FnOnce(DateTime<Utc>) -> Fut,
+        Fut: Future<Output = Result<V, ReadError>>,
+    {
+        let running = {
+            let mut slots = self.slots.lock().expect("no panic while holding the lock");
+            if !slots.contains_key(&key) {
+                // Filters and pages make many keys: forget those nobody asked for lately.
+                slots.retain(|_, slot| {
+                    slot.running.is_some()
+                        || slot
+                            .finished
+                            .as_ref()
+                            .is_some_and(|f| f.at.elapsed() < self.ttl * 2)
+                });
+            }
+            let slot = slots.entry(key.clone()).or_insert(Slot {
+                finished: None,
+                running: None,
+            });
+            match (&slot.finished, &slot.running, freshness) {
+                (Some(finished), _, Freshness::Shared) if self.current(finished) => {
+                    return finished.shared.clone();
+                }
+                // A read is under way: who has something to look at meanwhile need not wait.
+                (Some(finished), Some(_), Freshness::Shared) => return finished.shared.clone(),
+                (_, Some(running), _) => running.clone(),
+                (_, None, _) => slot.running.insert(Arc::new(OnceCell::new())).clone(),
+            }
+        };
+        // The first caller reads; the others wait for it. Should the reader give up (its
+        // request dropped), the next one waiting reads instead.
+        let finished = running
+            .get_or_init(|| async {
+                let read_at = Utc::now();
+                let shared = read(read_at)
+                    .await
+                    .map(|value| Arc::new(Fresh { value, read_at }))
+                    .map_err(Arc::new);
+                Finished {
+                    shared,
+                    at: Instant::now(),
+                }
+            })
+            .await
+            .clone();
+        let mut slots = self.slots.lock().expect("no panic while holding the lock");
+        if let Some(slot) = slots.get_mut(&key)
+            && slot
+                .running
+                .as_ref()
+                .is_some_and(|r| Arc::ptr_eq(r, &running))
+        {
+            slot.running = None;
+            slot.finished = Some(finished.clone());
+        }
+        finished.shared
+    }
+
+    /// Keeps figures read elsewhere (by the poller) as the latest read of `key`.
+    fn put(&self, key: K, fresh: Fresh<V>) {
+        let mut slots = self.slots.lock().expect("no panic while holding the lock");
+        let slot = slots.entry(key).or_insert(Slot {
+            finished: None,
+            running: None,
+        });
+        slot.finished = Some(Finished {
+            shared: Ok(Arc::new(fresh)),
+            at: Instant::now(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use runboard_model::ServiceName;
+
+    use super::*;
+    use crate::connector::ReadProblem;
+
+    fn money(amount: i64) -> Money {
+        Money {
+            amount: amount.into(),
+            currency: "EUR".into(),
+        }
+    }
+
+    #[test]
+    fn only_the_largest_sagas_are_kept() {
+        let sagas = (0..1000).map(|i| (format!("s{i}"), money(i))).collect();
+        let holding = SagasHolding::largest_of(sagas);
+        assert_eq!(holding.total, 1000);
+        assert_eq!(holding.largest.len(), SAGAS_SHOWN);
+        assert_eq!(holding.largest[0], ("s999".to_owned(), money(999)));
+        assert_eq!(holding.largest[SAGAS_SHOWN - 1].1, money(950));
+    }
+
+    async fn counted(reads: &AtomicUsize, fail: bool) -> Result<u32, ReadError> {
+        reads.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if fail {
+            Err(ReadError {
+                service: "payments".parse::<ServiceName>().unwrap(),
+                problem: ReadProblem::Unreachable("connection refused".into()),
+            })
+        } else {
+            Ok(7)
+        }
+    }
+
+    #[tokio::test]
+    async fn many_callers_at_once_share_one_read_and_live_reads_again() {
+        let shared = SharedReads::<&str, u32>::new(Duration::from_secs(60));
+        let reads = AtomicUsize::new(0);
+        let all = (0..16).map(|_| shared.get("k", Freshness::Shared, |_| counted(&reads, false)));
+        for figures in futures_util::future::join_all(all).await {
+            assert_eq!(figures.unwrap().value, 7);
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "one read for 16 callers");
+        shared
+            .get("k", Freshness::Shared, |_| counted(&reads, false))
+            .await
+            .unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "kept for the interval");
+        let live = (0..4).map(|_| shared.get("k", Freshness::Live, |_| counted(&reads, false)));
+        futures_util::future::join_all(live).await;
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            2,
+            "live callers at once share one read"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_kept_only_briefly() {
+        let shared = SharedReads::<&str, u32>::new(Duration::from_secs(60));
+        let reads = AtomicUsize::new(0);
+        let failed = shared.get("k", Freshness::Shared, |_| counted(&reads, true));
+        assert!(failed.await.is_err());
+        tokio::time::sleep(FAILURE_KEPT + Duration::from_millis(100)).await;
+        let recovered = shared.get("k", Freshness::Shared, |_| counted(&reads, false));
+        assert_eq!(recovered.await.unwrap().value, 7);
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+}
