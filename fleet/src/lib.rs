@@ -334,8 +334,9 @@ pub async fn seed(database_url: &str, service: &str, sagas: u64) -> Result<SeedR
     seed_mix(database_url, service, sagas, seed::REALISTIC).await
 }
 
-/// Like [`seed`], but as an outage leaves them: all `sagas` failed in the last hour with the
-/// service's first error, one error group for a bulk retry.
+/// Like [`seed`], but as an outage leaves them: all `sagas` failed in the last hour with one
+/// error of their own ("upstream provider outage: connection refused"), one error group
+/// for a bulk retry.
 pub async fn seed_outage(
     database_url: &str,
     service: &str,

@@ -15,8 +15,9 @@ pub(crate) struct Mix {
     pub(crate) running: f64,
     /// Sagas are created evenly over this many seconds up to now.
     pub(crate) span_secs: f64,
-    /// Every failure is the service's first error, as in an outage; else one of its five.
-    pub(crate) one_error: bool,
+    /// Every failure has this error, at the step of the service's first error, as in an
+    /// outage; else each has one of the service's five.
+    pub(crate) outage_error: Option<&'static str>,
 }
 
 /// What `fleet seed` makes: most sagas completed, 2.5% failed across the service's five
@@ -26,7 +27,7 @@ pub(crate) const REALISTIC: Mix = Mix {
     stuck: 0.01,
     running: 0.005,
     span_secs: 30.0 * 86_400.0,
-    one_error: false,
+    outage_error: None,
 };
 
 /// What `fleet seed --outage` makes: an outage in the last hour failed every saga with
@@ -36,7 +37,7 @@ pub(crate) const OUTAGE: Mix = Mix {
     stuck: 0.0,
     running: 0.0,
     span_secs: 3600.0,
-    one_error: true,
+    outage_error: Some("upstream provider outage: connection refused"),
 };
 
 /// The demo's first-start history: more trouble than real life, so the dashboard has some.
@@ -45,7 +46,7 @@ pub(crate) const DEMO_HISTORY: Mix = Mix {
     stuck: 0.03,
     running: 0.02,
     span_secs: 2.0 * 86_400.0,
-    one_error: false,
+    outage_error: None,
 };
 
 /// Rows a seed wrote.
@@ -107,13 +108,15 @@ pub(crate) async fn sagas(
         stuck,
         running,
         span_secs: span,
-        one_error,
+        outage_error,
     } = mix;
     let (to_stuck, to_running) = (failed + stuck, failed + stuck + running);
-    let fault_pick = if one_error {
-        "0".to_owned()
-    } else {
-        backend.floor(&format!("d.r1 * {}", spec.faults.len()))
+    let (fault_pick, message) = match outage_error {
+        Some(error) => ("0".to_owned(), quote(error)),
+        None => (
+            backend.floor(&format!("d.r1 * {}", spec.faults.len())),
+            "fa.message".to_owned(),
+        ),
     };
     let type_pick = backend.floor(&format!("d.r2 * {}", spec.saga_types.len()));
     let step_pick = backend.floor("f.r2 * ty.steps");
@@ -150,7 +153,7 @@ pub(crate) async fn sagas(
                   faulted AS (
                     SELECT d.saga_id, d.state, d.r2, d.r3, d.r4, d.r5, d.r6,
                            COALESCE(fa.type_ix, d.any_type) AS type_ix,
-                           fa.step_ix AS fault_step, fa.message
+                           fa.step_ix AS fault_step, {message} AS message
                     FROM drawn d LEFT JOIN fa ON d.state = 'failed' AND fa.fault_ix = d.fault_ix),
                   placed AS (
                     SELECT f.saga_id, f.state, f.message, f.r4, f.r5, f.r6, f.type_ix,
