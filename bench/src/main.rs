@@ -2,11 +2,19 @@
 //! demo fleet seeded to `--sagas` sagas per service, against `runboard serve` in release.
 //! Prints a table, then one JSON object of the figures on the last line of stdout.
 //!
-//! Measured: requests/s of the overview, service and funds pages under `--viewers`
-//! concurrent viewers, against `/healthz` in the same process (the ratio shows what
-//! rendering costs), and how many statements each page's viewers sent to the service's
-//! database meanwhile.
+//! Measured:
+//! 1. the endpoint's own rate for the same protocol as Runboard's (the dry run of every
+//!    entity, then the real calls, in chunks of 1,000 IDs, 4 in flight), and
+//! 2. Runboard's action on an error group of `--entities` sagas, from approval to
+//!    succeeded (its re-check included), side by side, with the ratio;
+//! 3. the preview's time and the action page's load time at that size, and Runboard's
+//!    peak RSS;
+//! 4. requests/s of the overview, service, funds and action pages under `--viewers`
+//!    concurrent viewers, against `/healthz` in the same process (the ratio shows what
+//!    rendering costs), and how many statements each page's viewers sent to the service's
+//!    database meanwhile.
 
+mod actions;
 mod setup;
 mod viewers;
 
@@ -25,6 +33,9 @@ struct Args {
     /// Sagas seeded into each demo service.
     #[arg(long, default_value_t = 200_000)]
     sagas: u64,
+    /// Entities of the action measured (and as many again for the endpoint called directly).
+    #[arg(long, default_value_t = 100_000)]
+    entities: u64,
     /// People watching a page at once.
     #[arg(long, default_value_t = 16)]
     viewers: usize,
@@ -66,25 +77,35 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let pages = watch_pages(&setup, &args).await;
+    let action = match actions::measure(&setup, args.entities).await {
+        Ok(action) => action,
+        Err(e) => {
+            eprintln!("bench: the action run failed: {e}");
+            setup.stop().await;
+            std::process::exit(1);
+        }
+    };
+    let pages = watch_pages(&setup, &args, &action.page).await;
     let seeded_in = setup.seeded_in;
-    // The action figures (the endpoint's own rate against Runboard's action rate at
-    // `--entities N`, preview time, action page load time, peak RSS) go here, measured
-    // on the same `setup`, and into the report below beside `pages`.
     setup.stop().await;
-    report(&args, seeded_in, &pages);
+    report(&args, seeded_in, &action, &pages);
 }
 
 /// One page a viewer watches, and the service whose database it reads.
-struct Page {
+struct Page<'a> {
     name: &'static str,
-    path: &'static str,
+    path: &'a str,
     service: Option<&'static str>,
 }
 
-/// The read pages (item 4 of the issue), each against `/healthz` measured just before.
-async fn watch_pages(setup: &Setup, args: &Args) -> Vec<(PageLoad, Option<u64>)> {
-    const PAGES: &[Page] = &[
+/// The read pages (item 4 of the issue) and the action page at `action_page`, each against
+/// `/healthz` measured in the same run.
+async fn watch_pages(
+    setup: &Setup,
+    args: &Args,
+    action_page: &str,
+) -> Vec<(PageLoad, Option<u64>)> {
+    const PAGES: &[Page<'static>] = &[
         Page {
             name: "healthz",
             path: "/healthz",
@@ -106,9 +127,13 @@ async fn watch_pages(setup: &Setup, args: &Args) -> Vec<(PageLoad, Option<u64>)>
             service: Some("payments"),
         },
     ];
-    // The action page joins these once an action can be made here (see main).
+    let action = Page {
+        name: "action",
+        path: action_page,
+        service: None,
+    };
     let mut measured = Vec::new();
-    for page in PAGES {
+    for page in PAGES.iter().chain([&action]) {
         // One view first, so that no page is measured on a cold cache of its own.
         let _ = setup.client.get(setup.url(page.path)).send().await;
         let before = service_reads(setup, page.service).await;
@@ -152,7 +177,44 @@ async fn service_reads(setup: &Setup, service: Option<&str>) -> Option<u64> {
     )
 }
 
-fn report(args: &Args, seeded_in: Duration, pages: &[(PageLoad, Option<u64>)]) {
+fn report(
+    args: &Args,
+    seeded_in: Duration,
+    action: &actions::ActionRun,
+    pages: &[(PageLoad, Option<u64>)],
+) {
+    let ratio = action.runboard_rate() / action.endpoint_rate();
+    println!(
+        "\n{:<52} {:>10} {:>12} {:>10}",
+        "actions", "entities", "seconds", "entities/s"
+    );
+    println!(
+        "{:<52} {:>10} {:>12.1} {:>10.0}",
+        "the endpoint called directly (dry run, then real)",
+        action.entities,
+        action.endpoint_seconds,
+        action.endpoint_rate()
+    );
+    println!(
+        "{:<52} {:>10} {:>12.1} {:>10.0}",
+        "Runboard's action (approval to succeeded)",
+        action.runboard_entities,
+        action.runboard_seconds,
+        action.runboard_rate()
+    );
+    println!("{:<52} {:>10.2}", "ratio (Runboard / endpoint)", ratio);
+    println!(
+        "{:<52} {:>10.1}",
+        "preview of the action (s)", action.preview_seconds
+    );
+    println!(
+        "{:<52} {:>10.0}",
+        "action page, one view (ms, median)", action.page_ms
+    );
+    println!(
+        "{:<52} {:>10.0}",
+        "Runboard's peak RSS (MB)", action.peak_rss_mb
+    );
     let healthz = pages
         .iter()
         .find(|(p, _)| p.page == "healthz")
@@ -189,6 +251,18 @@ fn report(args: &Args, seeded_in: Duration, pages: &[(PageLoad, Option<u64>)]) {
         "viewers": args.viewers,
         "seconds_per_page": args.duration.as_secs_f64(),
         "seed_s": seeded_in.as_secs_f64(),
+        "action": {
+            "entities": action.runboard_entities,
+            "endpoint_entities": action.entities,
+            "endpoint_s": action.endpoint_seconds,
+            "endpoint_entities_per_s": action.endpoint_rate(),
+            "runboard_s": action.runboard_seconds,
+            "runboard_entities_per_s": action.runboard_rate(),
+            "ratio": ratio,
+            "preview_s": action.preview_seconds,
+            "action_page_ms": action.page_ms,
+            "peak_rss_mb": action.peak_rss_mb,
+        },
         "pages": json_pages,
     });
     println!("\n{report}");

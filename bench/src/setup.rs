@@ -34,6 +34,7 @@ pub struct Setup {
     pub client: reqwest::Client,
     /// How long seeding the fleet took.
     pub seeded_in: Duration,
+    store_url: String,
     runboard: Runboard,
     databases: Vec<String>,
     admin_url: String,
@@ -115,6 +116,7 @@ impl Setup {
             address,
             client: reqwest::Client::new(),
             seeded_in,
+            store_url: store_url.clone(),
             runboard,
             databases,
             admin_url: settings.admin_url.clone(),
@@ -122,7 +124,7 @@ impl Setup {
             dir,
         };
         setup.wait_until_ready().await?;
-        let token = viewer_token(&store_url).await?;
+        let token = issue_token(&store_url, "bench:viewer", Role::Viewer).await?;
         setup.client = bearer_client(&token)?;
         setup.wait_for_first_poll().await?;
         Ok(setup)
@@ -130,6 +132,24 @@ impl Setup {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// A client signed in with a personal API token of `subject`, who holds `role`.
+    pub async fn client_for(&self, subject: &str, role: Role) -> Result<reqwest::Client, String> {
+        bearer_client(&issue_token(&self.store_url, subject, role).await?)
+    }
+
+    /// The most memory Runboard's process has held so far (its high-water mark).
+    pub fn runboard_peak_rss_mb(&self) -> Result<f64, String> {
+        let pid = self.runboard.0.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map_err(|e| format!("reading /proc/{pid}/status: {e}"))?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or("no VmHWM in /proc/<pid>/status")?;
+        Ok(kb / 1024.0)
     }
 
     async fn wait_until_ready(&mut self) -> Result<(), String> {
@@ -303,22 +323,23 @@ fn spawn_runboard(binary: &Path, config: &Path, log: &Path) -> Result<Runboard, 
         .map_err(|e| format!("could not start {}: {e}", binary.display()))
 }
 
-/// A personal API token of a viewer, issued straight into the store `runboard serve` migrated.
-async fn viewer_token(store_url: &str) -> Result<String, String> {
+/// A personal API token of `subject`, who holds `role`, issued straight into the store
+/// `runboard serve` migrated.
+async fn issue_token(store_url: &str, subject: &str, role: Role) -> Result<String, String> {
     let store = Store::connect(&StoreConfig {
         url: Some(store_url.to_owned()),
         ..StoreConfig::default()
     })
     .await
     .map_err(|e| format!("the store at {store_url}: {e}"))?;
-    let viewer = User {
-        subject: "bench:viewer".into(),
-        name: "Bench viewer".into(),
-        roles: [Role::Viewer].into_iter().collect(),
+    let user = User {
+        subject: subject.into(),
+        name: subject.into(),
+        roles: [role].into_iter().collect(),
     };
     let issued = store
         .issue_api_token(
-            &viewer,
+            &user,
             "bench",
             Duration::from_secs(24 * 3600),
             chrono::Utc::now(),
