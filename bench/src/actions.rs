@@ -72,8 +72,13 @@ pub async fn measure(setup: &Setup, entities: u64) -> Result<ActionRun, String> 
     ));
     let started = Instant::now();
     call_directly(&onboarding, &reference_ids, true).await?;
+    let dry_run = started.elapsed().as_secs_f64();
     call_directly(&onboarding, &reference_ids, false).await?;
     let endpoint_seconds = started.elapsed().as_secs_f64();
+    say(&format!(
+        "the endpoint took {dry_run:.1} s for the dry run and {:.1} s for real",
+        endpoint_seconds - dry_run
+    ));
 
     say("Runboard's action on the rest of the error group: preview, approval, execution");
     let operator = setup
@@ -89,6 +94,7 @@ pub async fn measure(setup: &Setup, entities: u64) -> Result<ActionRun, String> 
     })))
     .await?;
     let preview_seconds = asked.elapsed().as_secs_f64();
+    say(&format!("the preview took {preview_seconds:.1} s"));
     let id = action["id"]
         .as_str()
         .ok_or("the action has no id")?

@@ -359,7 +359,8 @@ fn bearer_client(token: &str) -> Result<reqwest::Client, String> {
     );
     reqwest::Client::builder()
         .default_headers(headers)
-        .timeout(Duration::from_secs(30))
+        // Longer than Runboard's own request timeout: a slow answer is Runboard's to give.
+        .timeout(Duration::from_secs(120))
         // Viewers keep their connections, as browsers do.
         .pool_max_idle_per_host(64)
         .build()

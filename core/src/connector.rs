@@ -91,6 +91,9 @@ const LOOKUP_CHUNK: usize = 500;
 /// The largest page a caller may ask for.
 pub const MAX_PAGE: u32 = 500;
 
+/// Most sagas one read of an action's selection brings back.
+pub(crate) const SELECTION_PAGE: u32 = 5_000;
+
 /// A page size when none is asked for.
 pub const DEFAULT_PAGE: u32 = 50;
 
@@ -429,6 +432,25 @@ impl Connector {
         filter: &SagaFilter,
         now: DateTime<Utc>,
     ) -> Result<SagaPage, ReadError> {
+        self.saga_page(filter, now, MAX_PAGE).await
+    }
+
+    /// Like [`Connector::sagas`], in pages of up to [`SELECTION_PAGE`]: an action's
+    /// selection of 100,000 sagas is read in 20 statements rather than 200.
+    pub(crate) async fn sagas_for_selection(
+        &self,
+        filter: &SagaFilter,
+        now: DateTime<Utc>,
+    ) -> Result<SagaPage, ReadError> {
+        self.saga_page(filter, now, SELECTION_PAGE).await
+    }
+
+    async fn saga_page(
+        &self,
+        filter: &SagaFilter,
+        now: DateTime<Utc>,
+        max_limit: u32,
+    ) -> Result<SagaPage, ReadError> {
         let mut sql = Sql::default();
         let stuck_before = sql.param(Param::Time(self.stuck_before(now)));
         debug_assert_eq!(stuck_before, "$1", "status predicates refer to $1");
@@ -475,7 +497,7 @@ impl Connector {
             // scan starts at the cursor instead of walking down to it.
             sql.and(format!("(created_at, saga_id) {beyond} ({c}, {s})"));
         }
-        let limit = filter.limit.clamp(1, MAX_PAGE);
+        let limit = filter.limit.clamp(1, max_limit);
         // One more than asked tells whether there is a next page.
         let l = sql.param(Param::Int(i64::from(limit) + 1));
         let query = format!(

@@ -32,12 +32,12 @@ impl App {
                     status: Some(runboard_model::SagaStatus::Failed),
                     error_message: Some(error.clone()),
                     oldest_first: true,
-                    limit: crate::connector::MAX_PAGE,
+                    limit: crate::connector::SELECTION_PAGE,
                     ..Default::default()
                 };
                 loop {
                     let page = connector
-                        .sagas(&filter, Utc::now())
+                        .sagas_for_selection(&filter, Utc::now())
                         .await
                         .map_err(ActionError::Read)?;
                     ids.extend(page.sagas.into_iter().map(|s| s.saga_id));
