@@ -133,10 +133,11 @@ async fn every_response_carries_a_request_id_and_keeps_the_callers() {
 #[tokio::test]
 async fn a_body_over_the_limit_is_refused_with_413() {
     let app = spawn_app(Backend::Sqlite).await;
+    let limit = app.app.config.http.body_limit_bytes;
     let response = app
         .client
         .post(app.url("/rpc/overview"))
-        .body(vec![b'x'; 3 * 1024 * 1024])
+        .body(vec![b'x'; limit + 1])
         .send()
         .await
         .unwrap();
