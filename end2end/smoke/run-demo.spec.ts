@@ -76,7 +76,7 @@ test("scripts/run-demo serves hydrated pages with data in every area", async ({ 
   await page.goto(`/actions/${action.id}`);
   await hydrated(page);
   await expect(page.getByRole("heading", { level: 1 })).toHaveText("retrySagas on onboarding");
-  await expect(page.locator("table.preview tbody tr")).toHaveCount(ids.length);
+  await expect(page.getByTestId("entities").locator("tbody tr")).toHaveCount(ids.length);
   // The page refreshes itself in place: its age starts over, in the same document.
   await mark(page);
   const freshness = page.locator(".freshness");
