@@ -27,8 +27,8 @@ pub use preview::MAX_ENTITIES;
 pub(crate) use preview::{
     Digester, EffectTally, Found, dry_run_chunks, effects_of, resolve_entities, sorted, variables,
 };
-pub(crate) use rows::ChunkOutcome;
 pub use rows::{ActionFilter, EntityPage, MAX_ENTITY_PAGE};
+pub(crate) use rows::{ChunkOutcome, held_money};
 pub use selection::Selection;
 
 use crate::App;

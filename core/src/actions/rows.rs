@@ -34,6 +34,14 @@ pub(crate) fn read_outcome(text: &str) -> ChunkOutcome {
     serde_json::from_str(text).unwrap_or_else(|_| ChunkOutcome::Failed(text.to_owned()))
 }
 
+/// The money an entity held when the preview was made, as `action_entity` keeps it.
+pub(crate) fn held_money(amount: Option<String>, currency: Option<String>) -> Option<Money> {
+    Some(Money {
+        amount: amount?.parse::<Decimal>().ok()?,
+        currency: currency?,
+    })
+}
+
 /// What the effects on `entity` did, in words; `None` when none names it. The sole member
 /// of its call (a single call, say) owns every effect, whatever entity the service names.
 pub(crate) fn descriptions(effects: &[Effect], entity: &str, sole: bool) -> Option<String> {
@@ -337,13 +345,7 @@ impl App {
                         .filter(|e| *sole || e.entity_id == row.entity_id)
                         .map(|e| e.description.clone())
                         .collect(),
-                    held: match (row.held_amount, row.held_currency) {
-                        (Some(amount), Some(currency)) => amount
-                            .parse::<Decimal>()
-                            .ok()
-                            .map(|amount| Money { amount, currency }),
-                        _ => None,
-                    },
+                    held: held_money(row.held_amount, row.held_currency),
                     position: u64::try_from(row.position).unwrap_or(0),
                     chunk: u32::try_from(row.chunk).unwrap_or(0),
                     found: row.found,

@@ -37,7 +37,7 @@ pub(crate) use lease::{END_LEASE, Lease, fence};
 use crate::App;
 use crate::actions::{
     ActionError, ChunkOutcome, Digester, EffectTally, Found, NewPreview, Transition,
-    action_headers, dry_run_chunks, effects_of, resolve_entities, sorted, variables,
+    action_headers, dry_run_chunks, effects_of, held_money, resolve_entities, sorted, variables,
 };
 use crate::audit::NewAuditEntry;
 use crate::db::on_pool;
@@ -890,12 +890,7 @@ async fn stored_digest(
                 .map(|m| match found.get(m.entity_id.as_str()) {
                     Some(now) => (*now).clone(),
                     None => Found {
-                        held: match (m.held_amount, m.held_currency) {
-                            (Some(amount), Some(currency)) => {
-                                amount.parse().ok().map(|amount| Money { amount, currency })
-                            }
-                            _ => None,
-                        },
+                        held: held_money(m.held_amount, m.held_currency),
                         id: m.entity_id,
                         state: m.found,
                     },
