@@ -31,6 +31,26 @@ pub fn amount(value: &rust_decimal::Decimal) -> String {
     }
 }
 
+/// `2026-11-30 23:42:28 UTC`: the exact time as the server renders it. Written field by
+/// field: a page shows a hundred of these, and `format("%Y…")` parses its pattern each time.
+pub fn utc_text(at: DateTime<Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        at.year(),
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+/// The `datetime` attribute of a `<time>`: RFC 3339 to the second.
+pub fn machine_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// How long ago `at` was, in the largest unit that fits: `12 s ago`, `5 min ago`.
 pub fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let seconds = (now - at).num_seconds().max(0);
@@ -69,15 +89,19 @@ pub fn percent(part: u64, whole: u64) -> String {
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
 pub fn url_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
+    use std::fmt::Write;
+    let mut encoded = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
+                encoded.push(char::from(b));
             }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+            _ => {
+                let _ = write!(encoded, "%{b:02X}");
+            }
+        }
+    }
+    encoded
 }
 
 /// `?a=1&b=2` from the pairs whose value is not empty; `""` when none is.

@@ -314,7 +314,7 @@ fn spawn_runboard(binary: &Path, config: &Path, log: &Path) -> Result<Runboard, 
         .arg("serve")
         .arg("--config")
         .arg(config)
-        .env("RUNBOARD_LOG", "warn")
+        .env("RUNBOARD_LOG", "warn,runboard_core::actions=info")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(stderr)

@@ -1,7 +1,8 @@
 //! Actions at fleet scale against the demo fleet on PostgreSQL (real GraphQL over HTTP):
 //! an action on a whole error group of 20,000 sagas, chosen on the server, in chunks whose
 //! keys always name the same sagas; and a chunk the service refuses because of one saga,
-//! split until that saga is alone.
+//! split until that saga is alone; and a dry run cut short by its time limit, which keeps
+//! nothing of what the preview had written meanwhile.
 
 mod common;
 
@@ -11,7 +12,7 @@ use common::{TestApp, TestFleet, bearer_client, registered, spawn_app_configured
 use runboard_core::execution;
 use runboard_fleet::CallRecord;
 use runboard_model::Role;
-use runboard_testkit::{Backend, TestStore};
+use runboard_testkit::{Backend, ChaosProxy, TestStore};
 use serde_json::{Value, json};
 
 struct Setup {
@@ -23,6 +24,13 @@ struct Setup {
 
 async fn setup(configure: impl FnOnce(&mut runboard_core::config::Config)) -> Setup {
     let fleet = start_fleet(Backend::Postgres).await;
+    setup_with(fleet, configure).await
+}
+
+async fn setup_with(
+    fleet: TestFleet,
+    configure: impl FnOnce(&mut runboard_core::config::Config),
+) -> Setup {
     let services: Vec<_> = fleet.fleet.services().iter().map(registered).collect();
     let (app, ()) = spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
         config.services = services;
@@ -265,4 +273,75 @@ async fn a_chunk_refused_for_one_saga_fails_that_saga_alone() {
         ],
         "refused: the whole chunk, then each half that held the saga"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_cut_short_by_its_time_limit_keeps_no_action_and_says_how_far_it_got() {
+    // Onboarding's mission control answers every read a second late: its dry run of 50 sagas,
+    // 10 a call and one call at a time, cannot finish in the 2 s a preview may take here.
+    // The store (PostgreSQL) is written chunk by chunk while the dry run goes on.
+    let fleet = start_fleet(Backend::Postgres).await;
+    let mut mission_control = fleet
+        .service("onboarding")
+        .graphql_url
+        .parse::<url::Url>()
+        .unwrap();
+    let proxy = ChaosProxy::start(mission_control.socket_addrs(|| None).unwrap()[0]).await;
+    mission_control.set_port(Some(proxy.port())).unwrap();
+    let s = setup_with(fleet, |config| {
+        config.actions.chunk_size = 10;
+        config.actions.concurrency = 1;
+        config.actions.dry_run_time_limit = std::time::Duration::from_secs(2);
+        for service in &mut config.services {
+            if service.name.as_str() == "onboarding" {
+                service.graphql_url = mission_control.clone();
+            }
+        }
+    })
+    .await;
+    runboard_fleet::seed_outage(
+        &s.fleet.service("onboarding").database_url,
+        "onboarding",
+        50,
+    )
+    .await
+    .unwrap();
+    // The catalog is read before the slow-down, as a service that became slow would have it.
+    let catalog = get(&s, "/api/v1/services/onboarding/actions").await;
+    assert!(catalog.to_string().contains("retrySagas"), "{catalog}");
+    proxy.slow_down(std::time::Duration::from_secs(1));
+
+    let response = s
+        .alice
+        .post(s.app.url("/api/v1/actions"))
+        .json(&json!({
+            "service": "onboarding", "mutation": "retrySagas", "arguments": {},
+            "selection": { "error_group": "upstream provider outage: connection refused" },
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 504, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    let covered: u32 = message
+        .strip_prefix("the service's dry run covered ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("says how far it got: {body}"));
+    assert!(
+        covered < 50 && message.contains(" of 50 entities"),
+        "{message}"
+    );
+
+    proxy.slow_down(std::time::Duration::ZERO);
+    let actions = get(&s, "/api/v1/actions?view=all").await;
+    assert_eq!(actions["actions"], json!([]), "nothing kept: {actions}");
+    let kept = runboard_testkit::sql_strings(
+        &s.app.app.config.store.url.clone().unwrap(),
+        "SELECT action_id FROM action_chunk UNION ALL SELECT action_id FROM action_entity",
+    )
+    .await;
+    assert!(kept.is_empty(), "no chunk or entity row left: {kept:?}");
 }

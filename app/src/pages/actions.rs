@@ -1,6 +1,5 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 use runboard_model::Action;
 
@@ -89,7 +88,7 @@ fn ActionTable(actions: Vec<Action>) -> impl IntoView {
                             view! {
                                 <tr>
                                     <th scope="row">
-                                        <A href=href>{format!("{} on {}", action.mutation, action.service)}</A>
+                                        <a href=href>{format!("{} on {}", action.mutation, action.service)}</a>
                                     </th>
                                     <td><ActionStateBadge state=action.state /></td>
                                     <td class="num">{thousands(action.preview.entities)}</td>

@@ -121,7 +121,7 @@ fn ServiceMatches(matches: LookupMatches) -> impl IntoView {
                             {sagas.into_iter().map(|saga| view! {
                                 <tr>
                                     <th scope="row" class="mono">
-                                        <A href=format!("/services/{}/sagas/{}", url_encode(&service), url_encode(&saga.saga_id))>{saga.saga_id.clone()}</A>
+                                        <a href=format!("/services/{}/sagas/{}", url_encode(&service), url_encode(&saga.saga_id))>{saga.saga_id.clone()}</a>
                                     </th>
                                     <td>{saga.saga_type}</td>
                                     <td>{saga.current_step}</td>
@@ -149,7 +149,7 @@ fn ServiceMatches(matches: LookupMatches) -> impl IntoView {
                                     view! {
                                         <tr>
                                             <th scope="row" class="mono">{item.item_id}</th>
-                                            <td><A href=href>{batch}</A></td>
+                                            <td><a href=href>{batch}</a></td>
                                             <td>{item.status.as_str()}</td>
                                             <td class="error-message">{item.error.unwrap_or_default()}</td>
                                         </tr>

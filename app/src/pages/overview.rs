@@ -2,7 +2,6 @@ use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::NavigateOptions;
-use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use runboard_model::{Money, ServiceOverview};
 
@@ -159,7 +158,7 @@ fn ServiceRow(
     view! {
         <tr class:row-error=service.error.is_some()>
             <th scope="row">
-                <A href=format!("/services/{}", service.name)>{service.name.to_string()}</A>
+                <a href=format!("/services/{}", service.name)>{service.name.to_string()}</a>
             </th>
             <td>{service.team.clone()}</td>
             {match problem {

@@ -166,7 +166,7 @@ fn ErrorGroupTable(
                                     <td><RelativeTime at=group.first_seen now=read_at /></td>
                                     <td><RelativeTime at=group.last_seen now=read_at /></td>
                                     <td class="row-actions">
-                                        <A href=href>"Show sagas"</A>
+                                        <a href=href>"Show sagas"</a>
                                         {can_act.then(|| view! {
                                             <button type="button" on:click=move |_| selected.set(Some(to_select.clone()))>
                                                 "Select all "{thousands(group.count)}
@@ -289,9 +289,11 @@ fn SagaTable(list: SagaList, service: Memo<String>, query: Memo<SagaQuery>) -> i
                         .map(|saga| view! {
                             <tr>
                                 <th scope="row" class="mono">
-                                    <A href=format!("/services/{}/sagas/{}", url_encode(&service.get_untracked()), url_encode(&saga.saga_id))>
+                                    // A plain anchor: the router still navigates it in place, and
+                                    // `A` would resolve each of a page's 50 links reactively.
+                                    <a href=format!("/services/{}/sagas/{}", url_encode(&service.get_untracked()), url_encode(&saga.saga_id))>
                                         {saga.saga_id.clone()}
-                                    </A>
+                                    </a>
                                 </th>
                                 <td>{saga.saga_type.clone()}</td>
                                 <td>{saga.current_step.clone()}</td>

@@ -25,7 +25,8 @@ pub use catalog::{Catalog, Catalogs};
 pub(crate) use lifecycle::{NewPreview, Transition};
 pub use preview::MAX_ENTITIES;
 pub(crate) use preview::{
-    Digester, EffectTally, Found, dry_run_chunks, effects_of, resolve_entities, sorted, variables,
+    Digester, EffectTally, Found, dry_run_chunks, effects_of, resolve_entities, sorted,
+    stream_dry_run, variables,
 };
 pub use rows::{ActionFilter, EntityPage, MAX_ENTITY_PAGE};
 pub(crate) use rows::{ChunkOutcome, held_money};
@@ -115,17 +116,17 @@ pub(crate) fn action_headers(action: &Action) -> Vec<(&'static str, String)> {
 /// Entity rows one INSERT writes: 10 parameters each, well inside both databases' limits.
 const ENTITY_ROWS_PER_INSERT: usize = 500;
 
-/// A preview as it is made: the summary, every chunk, and the digest over all of it.
-struct Plan {
-    preview: Preview,
-    chunks: Vec<PlannedChunk>,
-    digest: String,
-}
+/// Chunks of the dry run answered ahead of the store's writes.
+const CHUNKS_AHEAD: usize = 16;
 
-/// One call's entities, and its dry run's effects as the store keeps them.
-struct PlannedChunk {
-    members: Vec<Found>,
-    planned: Option<String>,
+/// A new action before its preview is written.
+struct Draft<'a> {
+    id: &'a str,
+    user: &'a User,
+    request: &'a ActionRequest,
+    dry_run_offered: bool,
+    /// The summary so far; the entity count, the dry run's totals and the money are filled in as it is written.
+    preview: Preview,
 }
 
 /// The idempotency key of a chunk: always the same entities (SPEC.md, "Execute").
@@ -175,20 +176,52 @@ impl App {
             .max(1)
     }
 
-    /// Builds the preview of `mutation` on `entities`: their state, the exact requests in
-    /// chunks, and the service's dry run of every chunk.
-    async fn build_preview(
+    /// [`App::create_action`] on a task of its own: a request that times out or hangs up
+    /// meanwhile never cuts the preview's store writes half-way, and the action it asked
+    /// for is there when the person looks again.
+    pub async fn create_action_detached(
+        self: std::sync::Arc<Self>,
+        user: User,
+        request: ActionRequest,
+    ) -> Result<Action, ActionError> {
+        tokio::spawn(async move { self.create_action(&user, &request).await })
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Creates an action and its preview (dry run included); nothing is sent for real.
+    ///
+    /// The service's database, its dry run and the store's writes overlap: the entities are
+    /// read while the dry run's calls go out, and each chunk is written as its dry run
+    /// answers, in one transaction that commits once every chunk is in.
+    pub async fn create_action(
         &self,
-        connector: &Connector,
-        spec: &ActionSpec,
-        entities: &[String],
-        rest: serde_json::Map<String, Value>,
-        headers: &[(&str, String)],
-    ) -> Result<Plan, ActionError> {
+        user: &User,
+        request: &ActionRequest,
+    ) -> Result<Action, ActionError> {
+        if !user.has(Role::Operator) {
+            return Err(ActionError::Forbidden(
+                "asking for actions needs the operator role".into(),
+            ));
+        }
+        let started = std::time::Instant::now();
+        let connector = self.action_connector(&request.service)?;
+        let spec = self.action_spec(connector, &request.mutation).await?;
+        let selected = match &request.selection {
+            Some(selection) => Some(self.selected_entities(&request.service, selection).await?),
+            None => None,
+        };
+        let (entities, rest) = preview::split_arguments(&spec, &request.arguments, selected)?;
+        let selected_in = started.elapsed();
+        let id = uuid::Uuid::new_v4().to_string();
+        let headers = [
+            ("x-runboard-action", id.clone()),
+            ("x-runboard-requester", user.subject.clone()),
+        ];
         let entity_argument = spec.entity_argument().map(|a| a.name.clone());
-        let mut preview = Preview {
+        let preview = Preview {
             endpoint: connector.mission_control().url().to_string(),
-            document: preview::document(spec),
+            document: preview::document(&spec),
             variables: Value::Object(rest),
             chunk_size: if entity_argument.is_some() {
                 self.chunk_size(connector.name().as_str(), &spec.mutation)
@@ -209,186 +242,165 @@ impl App {
         } else {
             vec![Vec::new()]
         };
-        // The service's database and its mission control are read at once.
-        let (found, effects) = tokio::join!(
-            async {
-                if preview.entity_argument.is_some() {
-                    resolve_entities(connector, entities).await
-                } else {
-                    Ok(vec![Found {
-                        id: SINGLE_CALL.to_owned(),
-                        state: None,
-                        held: None,
-                    }])
-                }
-            },
-            async {
-                if !spec.dry_run {
-                    return Ok(None);
-                }
-                dry_run_chunks(
+        let (answers, answered) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
+        let dry_run = async {
+            if spec.dry_run {
+                stream_dry_run(
                     connector.mission_control(),
                     &preview,
                     &calls,
-                    headers,
+                    &headers,
                     self.config.actions.dry_run_time_limit,
+                    answers,
                 )
-                .await
-                .map(Some)
-            },
+                .await?;
+            }
+            Ok::<_, ActionError>(started.elapsed())
+        };
+        let write = async {
+            let found = if preview.entity_argument.is_some() {
+                resolve_entities(connector, &entities).await?
+            } else {
+                vec![Found {
+                    id: SINGLE_CALL.to_owned(),
+                    state: None,
+                    held: None,
+                }]
+            };
+            let resolved_in = started.elapsed();
+            let draft = Draft {
+                id: &id,
+                user,
+                request,
+                dry_run_offered: spec.dry_run,
+                preview: preview.clone(),
+            };
+            let written = self.write_preview(draft, &found, answered).await?;
+            Ok::<_, ActionError>((written, resolved_in))
+        };
+        let (dry_run, write) = tokio::join!(dry_run, write);
+        // The dry run's own error first: the writes stop short because of it.
+        let dry_run_in = dry_run?;
+        let (written, resolved_in) = write?;
+        if !written {
+            return Err(ActionError::Service(CallError::Malformed(
+                "the service's dry run answered fewer chunks than were asked".into(),
+            )));
+        }
+        // Where a slow preview's time went: the service's reads and dry run, or the store.
+        tracing::info!(
+            action = %id,
+            service = %request.service,
+            entities = entities.len(),
+            selection_ms = selected_in.as_millis(),
+            resolve_ms = resolved_in.as_millis(),
+            dry_run_ms = dry_run_in.as_millis(),
+            total_ms = started.elapsed().as_millis(),
+            "preview built"
         );
-        let (found, effects) = (found?, effects?);
+        self.action(&id).await
+    }
+
+    /// Writes a new action and its chunks, each chunk as its dry run answers on `answered`
+    /// (in order). On PostgreSQL the writes start at once and overlap the dry run; SQLite has
+    /// one writer for the whole store, so there they wait for the last answer rather than hold
+    /// its lock meanwhile. Commits only with every chunk in; `false` when the answers stopped
+    /// short (the dry run's error says why) and nothing was kept.
+    async fn write_preview(
+        &self,
+        draft: Draft<'_>,
+        found: &[Found],
+        mut answered: tokio::sync::mpsc::Receiver<Vec<Effect>>,
+    ) -> Result<bool, ActionError> {
+        let Draft {
+            id,
+            user,
+            request,
+            dry_run_offered,
+            mut preview,
+        } = draft;
+        let mut waiting = std::collections::VecDeque::new();
+        if matches!(self.store.pool, crate::db::Pool::Sqlite(_)) {
+            while let Some(effects) = answered.recv().await {
+                waiting.push_back(effects);
+            }
+        }
         if preview.entity_argument.is_some() {
             preview.entities = found.len() as u64;
         }
-        let members: Vec<Vec<Found>> = found
-            .chunks(preview.chunk_size as usize)
-            .map(<[Found]>::to_vec)
-            .collect();
-        let planned: Vec<Option<Vec<Effect>>> = match effects {
-            Some(effects) => {
-                let mut tally = EffectTally::default();
-                for effect in effects.iter().flatten() {
-                    tally.add(effect)?;
-                }
-                (preview.dry_run, preview.money) = tally.finish();
-                effects.into_iter().map(Some).collect()
-            }
-            None => vec![None; members.len()],
-        };
-        let mut digester = Digester::new(&preview);
-        let chunks = members
-            .into_iter()
-            .zip(planned)
-            .enumerate()
-            .map(|(number, (members, planned))| {
-                let planned =
-                    planned.map(|p| serde_json::to_string(&p).expect("effects serialize"));
-                let number = u32::try_from(number).expect("at most MAX_ENTITIES chunks");
-                digester.chunk(number, &members, planned.as_deref());
-                PlannedChunk { members, planned }
-            })
-            .collect();
-        Ok(Plan {
-            preview,
-            chunks,
-            digest: digester.finish(),
-        })
-    }
-
-    /// [`App::create_action`] on a task of its own: a request that times out or hangs up
-    /// meanwhile never cuts the preview's store writes half-way, and the action it asked
-    /// for is there when the person looks again.
-    pub async fn create_action_detached(
-        self: std::sync::Arc<Self>,
-        user: User,
-        request: ActionRequest,
-    ) -> Result<Action, ActionError> {
-        tokio::spawn(async move { self.create_action(&user, &request).await })
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-    }
-
-    /// Creates an action and its preview (dry run included); nothing is sent for real.
-    pub async fn create_action(
-        &self,
-        user: &User,
-        request: &ActionRequest,
-    ) -> Result<Action, ActionError> {
-        if !user.has(Role::Operator) {
-            return Err(ActionError::Forbidden(
-                "asking for actions needs the operator role".into(),
-            ));
-        }
-        let connector = self.action_connector(&request.service)?;
-        let spec = self.action_spec(connector, &request.mutation).await?;
-        let selected = match &request.selection {
-            Some(selection) => Some(self.selected_entities(&request.service, selection).await?),
-            None => None,
-        };
-        let (entities, rest) = preview::split_arguments(&spec, &request.arguments, selected)?;
-        let id = uuid::Uuid::new_v4().to_string();
-        let headers = [
-            ("x-runboard-action", id.clone()),
-            ("x-runboard-requester", user.subject.clone()),
-        ];
-        let Plan {
-            preview,
-            chunks,
-            digest,
-        } = self
-            .build_preview(connector, &spec, &entities, rest, &headers)
-            .await?;
-        let approvals_needed =
-            self.approvals_needed(&request.service, &request.mutation, &preview.money);
         let now = crate::audit::now();
         let expires_at = now
             + chrono::Duration::from_std(self.config.actions.preview_ttl)
                 .unwrap_or(chrono::Duration::days(1));
-        let preview_json = serde_json::to_string(&preview).expect("a preview serializes");
-        let audit = NewAuditEntry {
-            actor: &user.subject,
-            action_id: Some(&id),
-            kind: "action.previewed",
-            detail: json!({
-                "service": request.service,
-                "mutation": request.mutation,
-                "entities": preview.entities,
-                "calls": chunks.len(),
-                "digest": digest,
-                "money": preview.money,
-                "dry_run": !matches!(preview.dry_run, DryRun::NotOffered),
-            }),
-        };
+        let mut tally = EffectTally::default();
+        let mut digester = Digester::new();
+        let members = found.chunks(preview.chunk_size as usize);
+        let calls = members.len();
         on_pool!(self.store.pool, |pool| {
             let mut tx = pool.begin().await?;
+            // The action first, for its chunks to refer to; its summary, digest and
+            // approvals are known at the end and filled in then, before anyone can see it.
             sqlx::query(
                 "INSERT INTO action (id, service, mutation, state, requester, requester_name, preview,
                      digest, dry_run_offered, approvals_needed, created_at, expires_at, updated_at, reason,
                      entity_count)
-                 VALUES ($1, $2, $3, $13, $4, $5, $6, $7, $8, $9, $10, $11, $10, $12, $14)",
+                 VALUES ($1, $2, $3, $11, $4, $5, '', '', $6, 0, $7, $8, $7, $9, $10)",
             )
-            .bind(&id)
+            .bind(id)
             .bind(&request.service)
             .bind(&request.mutation)
             .bind(&user.subject)
             .bind(&user.name)
-            .bind(&preview_json)
-            .bind(&digest)
-            .bind(spec.dry_run)
-            .bind(i32::try_from(approvals_needed).unwrap_or(i32::MAX))
+            .bind(dry_run_offered)
             .bind(now)
             .bind(expires_at)
             .bind(request.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()))
-            .bind(ActionState::Previewed.as_str())
             .bind(i64::try_from(preview.entities).unwrap_or(i64::MAX))
+            .bind(ActionState::Previewed.as_str())
             .execute(&mut *tx)
             .await?;
             let mut position = 0_i32;
-            for (number, chunk) in chunks.iter().enumerate() {
+            for (number, members) in members.enumerate() {
+                let planned = if dry_run_offered {
+                    let effects = match waiting.pop_front() {
+                        Some(effects) => effects,
+                        None => match answered.recv().await {
+                            Some(effects) => effects,
+                            None => return Ok(false),
+                        },
+                    };
+                    for effect in &effects {
+                        tally.add(effect)?;
+                    }
+                    Some(serde_json::to_string(&effects).expect("effects serialize"))
+                } else {
+                    None
+                };
+                let number = u32::try_from(number).expect("at most MAX_ENTITIES chunks");
+                digester.chunk(number, members, planned.as_deref());
                 let number = i32::try_from(number).unwrap_or(i32::MAX);
                 sqlx::query(
                     "INSERT INTO action_chunk (action_id, chunk, parent, state, members, idempotency_key,
                          planned, outcome, attempts, sent_epoch, updated_at)
                      VALUES ($1, $2, NULL, $3, $4, $5, $6, NULL, 0, NULL, $7)",
                 )
-                .bind(&id)
+                .bind(id)
                 .bind(number)
                 .bind(EntityState::Pending.as_str())
-                .bind(i32::try_from(chunk.members.len()).unwrap_or(i32::MAX))
-                .bind(idempotency_key(&id, number))
-                .bind(&chunk.planned)
+                .bind(i32::try_from(members.len()).unwrap_or(i32::MAX))
+                .bind(idempotency_key(id, number))
+                .bind(&planned)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
                 // Many rows a statement: 100,000 single inserts would take most of a preview.
-                for rows in chunk.members.chunks(ENTITY_ROWS_PER_INSERT) {
+                for rows in members.chunks(ENTITY_ROWS_PER_INSERT) {
                     let mut insert = sqlx::QueryBuilder::new(
                         "INSERT INTO action_entity (action_id, entity_id, position, chunk, state, attempts,
                              updated_at, found, held_amount, held_currency) ",
                     );
                     insert.push_values(rows, |mut row, entity| {
-                        row.push_bind(&id)
+                        row.push_bind(id)
                             .push_bind(&entity.id)
                             .push_bind(position)
                             .push_bind(number)
@@ -403,10 +415,39 @@ impl App {
                     insert.build().execute(&mut *tx).await?;
                 }
             }
+            if dry_run_offered {
+                (preview.dry_run, preview.money) = std::mem::take(&mut tally).finish();
+            }
+            let approvals_needed =
+                self.approvals_needed(&request.service, &request.mutation, &preview.money);
+            let digest = std::mem::replace(&mut digester, Digester::new()).finish(&preview);
+            sqlx::query(
+                "UPDATE action SET preview = $1, digest = $2, approvals_needed = $3 WHERE id = $4",
+            )
+            .bind(serde_json::to_string(&preview).expect("a preview serializes"))
+            .bind(&digest)
+            .bind(i32::try_from(approvals_needed).unwrap_or(i32::MAX))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            let audit = NewAuditEntry {
+                actor: &user.subject,
+                action_id: Some(id),
+                kind: "action.previewed",
+                detail: json!({
+                    "service": request.service,
+                    "mutation": request.mutation,
+                    "entities": preview.entities,
+                    "calls": calls,
+                    "digest": digest,
+                    "money": preview.money,
+                    "dry_run": dry_run_offered,
+                }),
+            };
             append_audit!(tx, &audit);
             tx.commit().await?;
         });
-        self.action(&id).await
+        Ok(true)
     }
 
     /// A service's catalog for a form: its actions, or why they cannot be read.

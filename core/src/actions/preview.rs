@@ -11,6 +11,7 @@ use runboard_model::{ActionSpec, DryRun, Effect, EffectGroup, Money, Preview, ad
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
 
 use super::ActionError;
 use crate::connector::Connector;
@@ -239,6 +240,26 @@ pub(crate) async fn dry_run_chunks(
     headers: &[(&str, String)],
     limit: Duration,
 ) -> Result<Vec<Vec<Effect>>, ActionError> {
+    let (answers, mut answered) = mpsc::channel(chunks.len().max(1));
+    stream_dry_run(mission_control, preview, chunks, headers, limit, answers).await?;
+    let mut effects = Vec::with_capacity(chunks.len());
+    while let Ok(chunk) = answered.try_recv() {
+        effects.push(chunk);
+    }
+    Ok(effects)
+}
+
+/// [`dry_run_chunks`], each chunk's effects sent to `answers` as soon as they are in (in
+/// order), so that what is done with them overlaps the calls still out. Stops early, without
+/// an error, when nobody listens any more.
+pub(crate) async fn stream_dry_run(
+    mission_control: &MissionControl,
+    preview: &Preview,
+    chunks: &[Vec<String>],
+    headers: &[(&str, String)],
+    limit: Duration,
+    answers: mpsc::Sender<Vec<Effect>>,
+) -> Result<(), ActionError> {
     let started = Instant::now();
     let mutation = mutation_of(&preview.document);
     // Boxed, so that the calls' future is Send for every lifetime a server function needs.
@@ -259,22 +280,26 @@ pub(crate) async fn dry_run_chunks(
             .boxed()
         })
         .collect();
-    let mut answers =
-        futures_util::stream::iter(calls).buffered(preview.concurrency.max(1) as usize);
-    let mut effects = Vec::with_capacity(chunks.len());
+    let mut calls = futures_util::stream::iter(calls).buffered(preview.concurrency.max(1) as usize);
+    let mut done = 0;
     let deadline = tokio::time::sleep(limit);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
-            answer = answers.next() => match answer {
-                Some(answer) => effects.push(answer?),
-                None => return Ok(effects),
+            answer = calls.next() => match answer {
+                Some(answer) => {
+                    if answers.send(answer?).await.is_err() {
+                        return Ok(());
+                    }
+                    done += 1;
+                }
+                None => return Ok(()),
             },
             () = &mut deadline => {
-                let done: usize = chunks[..effects.len()].iter().map(Vec::len).sum();
+                let covered: usize = chunks[..done].iter().map(Vec::len).sum();
                 let all: usize = chunks.iter().map(Vec::len).sum();
                 return Err(ActionError::TooSlow(format!(
-                    "the service's dry run covered {done} of {all} entities in {:.0?}, the most a preview may take (actions.dry_run_time_limit); try again when the service is less busy, or name fewer entities",
+                    "the service's dry run covered {covered} of {all} entities in {:.0?}, the most a preview may take (actions.dry_run_time_limit); try again when the service is less busy, or name fewer entities",
                     started.elapsed()
                 )));
             }
@@ -406,21 +431,20 @@ fn what_it_does(description: &str) -> String {
         .join(" ")
 }
 
-/// The digest an approval binds to: SHA-256 over the preview's JSON and then every chunk
-/// in order (its number, each member as found, the dry run's effects as stored), fed as
-/// the chunks are made or read so that no action's size has to fit in memory at once.
+/// The digest an approval binds to: SHA-256 over every chunk in order (its number, each
+/// member as found, the dry run's effects as stored) and then the preview's JSON, fed as
+/// the chunks are made or read so that no action's size has to fit in memory at once. The
+/// summary comes last because the dry run's totals are known only once every chunk is in.
 pub(crate) struct Digester(Sha256);
 
 impl Digester {
-    pub(crate) fn new(preview: &Preview) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(serde_json::to_string(preview).expect("a preview serializes"));
-        Self(hasher)
+    pub(crate) fn new() -> Self {
+        Self(Sha256::new())
     }
 
     /// One chunk; `planned` is its dry run's effects as the store keeps them.
     pub(crate) fn chunk(&mut self, chunk: u32, members: &[Found], planned: Option<&str>) {
-        self.0.update(format!("\nchunk {chunk}\n"));
+        self.0.update(format!("chunk {chunk}\n"));
         for member in members {
             let held = member
                 .held
@@ -430,9 +454,12 @@ impl Digester {
                 .update(json!([member.id, member.state, held]).to_string() + "\n");
         }
         self.0.update(planned.unwrap_or("no dry run"));
+        self.0.update("\n");
     }
 
-    pub(crate) fn finish(self) -> String {
+    pub(crate) fn finish(mut self, preview: &Preview) -> String {
+        self.0
+            .update(serde_json::to_string(preview).expect("a preview serializes"));
         self.0
             .finalize()
             .iter()

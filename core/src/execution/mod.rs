@@ -857,7 +857,7 @@ async fn stored_digest(
         held_amount: Option<String>,
         held_currency: Option<String>,
     }
-    let mut digester = Digester::new(preview);
+    let mut digester = Digester::new();
     let mut after = -1;
     loop {
         let chunks: Vec<(i32, Option<String>)> = on_pool!(app.store.pool, |pool| {
@@ -871,7 +871,7 @@ async fn stored_digest(
             .await?
         });
         let Some((last, _)) = chunks.last() else {
-            return Ok(digester.finish());
+            return Ok(digester.finish(preview));
         };
         after = *last;
         for (chunk, stored) in chunks {
