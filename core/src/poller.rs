@@ -108,6 +108,7 @@ async fn poll<'a>(
         };
         app.store.record_snapshot(&snapshot).await?;
     }
+    app.screens.snapshots_recorded();
     let retention =
         chrono::Duration::from_std(app.config.poller.retention).unwrap_or(chrono::Duration::MAX);
     if let Some(cutoff) = now.checked_sub_signed(retention) {

@@ -13,10 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use runboard_model::{BatchItem, BatchItemStatus, BatchProgress, ErrorGroup, Money, SagaPage};
+use runboard_model::{
+    BatchItem, BatchItemStatus, BatchProgress, ErrorGroup, Money, SagaPage, ServiceOverview,
+};
 use tokio::sync::OnceCell;
 
 use crate::connector::{Connector, ReadError, SagaFilter};
+use crate::store::{Store, StoreError};
 
 /// How long a failed read is shown before the next viewer tries again: long enough that a
 /// crowd does not hammer a struggling service, short enough that its recovery shows at once.
@@ -33,8 +36,8 @@ pub struct Fresh<V> {
     pub read_at: DateTime<Utc>,
 }
 
-/// What a shared read gives: its figures, or why the service could not be read.
-pub type Shared<V> = Result<Arc<Fresh<V>>, Arc<ReadError>>;
+/// What a shared read gives: its figures, or why the service (or the store) could not be read.
+pub type Shared<V, E = ReadError> = Result<Arc<Fresh<V>>, Arc<E>>;
 
 /// Whether a screen takes the shared figures or asks for a read now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,8 +99,14 @@ pub struct BatchReading {
 /// Failed items listed on a batch's page.
 const FAILED_ITEMS_SHOWN: u32 = 50;
 
+/// How long the store's latest snapshots are shared between the people watching the
+/// overview and the Funds screen: they change once a poll interval, and a second keeps a
+/// new poll prompt on screen while a crowd costs the store one query a second.
+const SNAPSHOTS_SHARED_FOR: Duration = Duration::from_secs(1);
+
 /// The screens' shared reads, one kind of query each.
 pub struct ScreenReads {
+    snapshots: SharedReads<(), Vec<ServiceOverview>, StoreError>,
     error_groups: SharedReads<String, Vec<ErrorGroup>>,
     sagas: SharedReads<(String, SagaFilter), SagaPage>,
     funds: SharedReads<String, Option<SagasHolding>>,
@@ -110,12 +119,26 @@ impl ScreenReads {
     /// the overview.
     pub fn new(interval: Duration) -> Self {
         Self {
+            snapshots: SharedReads::new(SNAPSHOTS_SHARED_FOR),
             error_groups: SharedReads::new(interval),
             sagas: SharedReads::new(interval),
             funds: SharedReads::new(interval),
             batches: SharedReads::new(interval),
             batch: SharedReads::new(interval),
         }
+    }
+
+    /// Every service's latest snapshot, as the store had it at most a second ago.
+    pub async fn snapshots(&self, store: &Store) -> Shared<Vec<ServiceOverview>, StoreError> {
+        self.snapshots
+            .get((), Freshness::Shared, |_| store.overview())
+            .await
+    }
+
+    /// This process has just recorded a poll: its screens show it at once rather than
+    /// after the second the kept snapshots last.
+    pub fn snapshots_recorded(&self) {
+        self.snapshots.forget(&());
     }
 
     /// A service's failed sagas grouped by error message.
@@ -230,12 +253,12 @@ impl ScreenReads {
 }
 
 /// One read that finished, and when.
-struct Finished<V> {
-    shared: Shared<V>,
+struct Finished<V, E> {
+    shared: Shared<V, E>,
     at: Instant,
 }
 
-impl<V> Clone for Finished<V> {
+impl<V, E> Clone for Finished<V, E> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
@@ -245,18 +268,18 @@ impl<V> Clone for Finished<V> {
 }
 
 /// One key's reads: the latest finished, and the one under way.
-struct Slot<V> {
-    finished: Option<Finished<V>>,
-    running: Option<Arc<OnceCell<Finished<V>>>>,
+struct Slot<V, E> {
+    finished: Option<Finished<V, E>>,
+    running: Option<Arc<OnceCell<Finished<V, E>>>>,
 }
 
 /// Single-flight reads of one kind, each kept for `ttl`.
-struct SharedReads<K, V> {
+struct SharedReads<K, V, E = ReadError> {
     ttl: Duration,
-    slots: Mutex<HashMap<K, Slot<V>>>,
+    slots: Mutex<HashMap<K, Slot<V, E>>>,
 }
 
-impl<K: Eq + Hash + Clone, V> SharedReads<K, V> {
+impl<K: Eq + Hash + Clone, V, E> SharedReads<K, V, E> {
     fn new(ttl: Duration) -> Self {
         Self {
             ttl,
@@ -264,7 +287,7 @@ impl<K: Eq + Hash + Clone, V> SharedReads<K, V> {
         }
     }
 
-    fn current(&self, finished: &Finished<V>) -> bool {
+    fn current(&self, finished: &Finished<V, E>) -> bool {
         let kept = if finished.shared.is_ok() {
             self.ttl
         } else {
@@ -275,10 +298,10 @@ impl<K: Eq + Hash + Clone, V> SharedReads<K, V> {
 
     /// The figures for `key`: kept ones while current, else those of one read for everyone
     /// asking. `read` is given the time the read begins.
-    async fn get<F, Fut>(&self, key: K, freshness: Freshness, read: F) -> Shared<V>
+    async fn get<F, Fut>(&self, key: K, freshness: Freshness, read: F) -> Shared<V, E>
     where
         F: FnOnce(DateTime<Utc>) -> Fut,
-        Fut: Future<Output = Result<V, ReadError>>,
+        Fut: Future<Output = Result<V, E>>,
     {
         let running = {
             let mut slots = self.slots.lock().expect("no panic while holding the lock");
@@ -333,6 +356,14 @@ impl<K: Eq + Hash + Clone, V> SharedReads<K, V> {
             slot.finished = Some(finished.clone());
         }
         finished.shared
+    }
+
+    /// Drops the figures kept for `key`: the next caller reads again.
+    fn forget(&self, key: &K) {
+        let mut slots = self.slots.lock().expect("no panic while holding the lock");
+        if let Some(slot) = slots.get_mut(key) {
+            slot.finished = None;
+        }
     }
 
     /// Keeps figures read elsewhere (by the poller) as the latest read of `key`.
@@ -409,6 +440,26 @@ mod tests {
             2,
             "live callers at once share one read"
         );
+    }
+
+    #[tokio::test]
+    async fn figures_forgotten_are_read_again_by_the_next_caller() {
+        // What the poller does to the kept snapshots once it has recorded a poll.
+        let shared = SharedReads::<&str, u32>::new(Duration::from_secs(60));
+        let reads = AtomicUsize::new(0);
+        for _ in 0..3 {
+            shared
+                .get("k", Freshness::Shared, |_| counted(&reads, false))
+                .await
+                .unwrap();
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        shared.forget(&"k");
+        shared
+            .get("k", Freshness::Shared, |_| counted(&reads, false))
+            .await
+            .unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "read again after forget");
     }
 
     #[tokio::test]

@@ -173,15 +173,18 @@ impl Store {
 
     /// Withheld funds per service, from the latest snapshot of each.
     pub async fn funds(&self) -> Result<Vec<ServiceFunds>, StoreError> {
-        Ok(self
-            .overview()
-            .await?
-            .into_iter()
-            .map(|service| ServiceFunds {
-                service: service.name,
-                polled_at: service.polled_at,
-                withheld_funds: service.withheld_funds,
-            })
-            .collect())
+        Ok(funds_of(&self.overview().await?))
     }
+}
+
+/// Withheld funds per service, out of the services' latest snapshots.
+pub fn funds_of(services: &[ServiceOverview]) -> Vec<ServiceFunds> {
+    services
+        .iter()
+        .map(|service| ServiceFunds {
+            service: service.name.clone(),
+            polled_at: service.polled_at,
+            withheld_funds: service.withheld_funds.clone(),
+        })
+        .collect()
 }

@@ -32,11 +32,12 @@ pub async fn read_funds(#[server(default)] live: bool) -> Result<FundsView, Serv
     use runboard_core::screens::Freshness;
 
     let app = super::app_for(super::Access::Read)?;
-    let services = app
-        .store
-        .funds()
+    let snapshots = app
+        .screens
+        .snapshots(&app.store)
         .await
         .map_err(|e| super::internal("reading the service snapshots", e))?;
+    let services = runboard_core::snapshots::funds_of(&snapshots.value);
     let freshness = Freshness::live_if(live);
     let app = &app;
     let reads = app.fleet.services().map(|connector| async move {

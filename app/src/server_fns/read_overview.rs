@@ -15,13 +15,13 @@ pub struct Overview {
 #[server(prefix = "/rpc", endpoint = "overview")]
 pub async fn read_overview() -> Result<Overview, ServerFnError> {
     let app = super::app_for(super::Access::Read)?;
-    let services = app
-        .store
-        .overview()
+    let snapshots = app
+        .screens
+        .snapshots(&app.store)
         .await
         .map_err(|e| super::internal("reading the service snapshots", e))?;
     Ok(Overview {
         read_at: Utc::now(),
-        services,
+        services: snapshots.value.clone(),
     })
 }
