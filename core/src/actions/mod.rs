@@ -416,11 +416,11 @@ impl App {
                 }
             }
             if dry_run_offered {
-                (preview.dry_run, preview.money) = std::mem::take(&mut tally).finish();
+                (preview.dry_run, preview.money) = tally.finish();
             }
             let approvals_needed =
                 self.approvals_needed(&request.service, &request.mutation, &preview.money);
-            let digest = std::mem::replace(&mut digester, Digester::new()).finish(&preview);
+            let digest = digester.finish(&preview);
             sqlx::query(
                 "UPDATE action SET preview = $1, digest = $2, approvals_needed = $3 WHERE id = $4",
             )
