@@ -30,6 +30,13 @@ export default defineConfig({
   workers: 2,
   reporter: [["list"]],
   globalSetup: "./global-setup.ts",
+  // The action page at fleet scale is timed, so it runs alone once every other test is
+  // done: on two cores, a second browser rendering beside it measures the machine, not
+  // the page.
+  projects: [
+    { name: "screens", testIgnore: /scale\.spec\.ts/ },
+    { name: "fleet scale", testMatch: /scale\.spec\.ts/, dependencies: ["screens"] },
+  ],
   use: {
     baseURL,
     storageState: signedInAsAlice,

@@ -10,12 +10,15 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$HOME/.cargo/bin:$PWD/target/tools/
 say() { printf '\n==> %s\n' "$*"; }
 
 # timed "what it does" command...: says what starts, runs it, and says how long it took.
+# Its exit status is the command's, so that a failed step fails its caller even where
+# `set -e` does not apply (in an `&&` list, say).
 timed() {
-  local what=$1 started=$SECONDS
+  local what=$1 started=$SECONDS status=0
   shift
   say "$what"
-  "$@"
+  "$@" || status=$?
   printf '    (%s: %ss)\n' "$what" $((SECONDS - started))
+  return "$status"
 }
 
 ensure_wasm_target() {

@@ -30,6 +30,14 @@ pub const SITE_OUTPUT_NAME: &str = "runboard";
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The server's security headers chose this response's script nonce; the hydration
+    // scripts must carry it to run under its Content-Security-Policy.
+    #[cfg(feature = "ssr")]
+    if let Some(nonce) = use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<leptos::nonce::Nonce>().cloned())
+    {
+        provide_context(nonce);
+    }
     view! {
         <!DOCTYPE html>
         <html lang="en">

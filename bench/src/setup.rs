@@ -327,7 +327,7 @@ fn spawn_runboard(binary: &Path, config: &Path, log: &Path) -> Result<Runboard, 
 /// `runboard serve` migrated.
 async fn issue_token(store_url: &str, subject: &str, role: Role) -> Result<String, String> {
     let store = Store::connect(&StoreConfig {
-        url: Some(store_url.to_owned()),
+        url: Some(store_url.into()),
         ..StoreConfig::default()
     })
     .await

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use runboard_model::ServiceName;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
@@ -113,7 +114,7 @@ pub struct OidcConfig {
     pub client_id: String,
     /// Best given as RUNBOARD_OIDC_CLIENT_SECRET rather than in the file.
     #[serde(default)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<SecretString>,
     /// Scopes asked for at sign-in; `openid` is always asked for.
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
@@ -241,8 +242,9 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// `postgres://…` or `sqlite://…`; when absent, an SQLite file in `data_dir`.
-    pub url: Option<String>,
+    /// `postgres://…` or `sqlite://…`; when absent, an SQLite file in `data_dir`. A secret:
+    /// it may carry the store's password.
+    pub url: Option<SecretString>,
     /// Where the embedded SQLite store (and the demo's files) live.
     pub data_dir: PathBuf,
     pub max_connections: u32,
@@ -266,7 +268,7 @@ impl StoreConfig {
     /// The store's URL: the configured one, or the embedded SQLite file in `data_dir`.
     pub fn effective_url(&self) -> String {
         match &self.url {
-            Some(url) => url.clone(),
+            Some(url) => url.expose_secret().to_owned(),
             None => format!("sqlite://{}", self.data_dir.join("runboard.db").display()),
         }
     }
@@ -293,13 +295,14 @@ impl Default for Thresholds {
 pub struct ServiceConfig {
     pub name: ServiceName,
     pub team: String,
-    /// Read access to the service's own database.
-    pub database_url: String,
-    /// The service's mission-control GraphQL endpoint.
+    /// Read access to the service's own database; a secret, as it may carry a password.
+    pub database_url: SecretString,
+    /// The service's mission-control GraphQL endpoint; never with credentials in it (they
+    /// would be shown in every preview), which go in `graphql_token`.
     pub graphql_url: Url,
     /// Runboard's bearer token for that endpoint, where the service asks for one.
     #[serde(default)]
-    pub graphql_token: Option<String>,
+    pub graphql_token: Option<SecretString>,
     /// Overrides `thresholds.stuck_after` for this service.
     #[serde(default, with = "humantime_serde")]
     pub stuck_after: Option<Duration>,
@@ -333,7 +336,7 @@ impl ServiceConfig {
         Self {
             name,
             team,
-            database_url,
+            database_url: database_url.into(),
             graphql_url,
             graphql_token: None,
             stuck_after: None,
@@ -390,10 +393,10 @@ impl Default for ContractQueries {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretString>,
     pub data_dir: Option<PathBuf>,
     pub site_root: Option<PathBuf>,
-    pub oidc_client_secret: Option<String>,
+    pub oidc_client_secret: Option<SecretString>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -470,7 +473,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: String, message: String| Err(ConfigError::Invalid { key, message });
-        if let Some(url) = &self.store.url
+        if let Some(url) = self.store.url.as_ref().map(ExposeSecret::expose_secret)
             && !(url.starts_with("postgres://")
                 || url.starts_with("postgresql://")
                 || url.starts_with("sqlite:"))
@@ -535,7 +538,15 @@ impl Config {
                     format!("expected an http(s) URL, got {}", service.graphql_url),
                 );
             }
-            if service.database_url.trim().is_empty() {
+            if !service.graphql_url.username().is_empty()
+                || service.graphql_url.password().is_some()
+            {
+                return invalid(
+                    key("graphql_url"),
+                    "must not carry a user name or password (every preview shows this URL); give Runboard's token as graphql_token instead".into(),
+                );
+            }
+            if service.database_url.expose_secret().trim().is_empty() {
                 return invalid(key("database_url"), "must not be empty".into());
             }
             if service.stuck_after.is_some_and(|d| d.is_zero()) {
@@ -615,8 +626,8 @@ impl Config {
             if self
                 .store
                 .url
-                .as_deref()
-                .is_some_and(|u| !u.starts_with("sqlite:"))
+                .as_ref()
+                .is_some_and(|u| !u.expose_secret().starts_with("sqlite:"))
             {
                 return invalid(
                     "identity.demo_users",
@@ -773,6 +784,38 @@ mod tests {
             err.contains("services[1].graphql_url (service ledger)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_graphql_url_with_credentials_is_refused_because_previews_show_it() {
+        let err = parse(&TWO_SERVICES.replace("http://ledger", "http://runboard:s3cret@ledger"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("services[1].graphql_url (service ledger)")
+                && err.contains("graphql_token"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("s3cret"),
+            "the error does not repeat the password: {err}"
+        );
+    }
+
+    #[test]
+    fn secrets_in_the_config_are_redacted_wherever_it_is_printed() {
+        let file = format!(
+            "{}\ngraphql_token = \"token-s3cret\"\n\n[identity.oidc]\nissuer = \"https://idp.example\"\nclient_id = \"runboard\"\nclient_secret = \"client-s3cret\"\n",
+            TWO_SERVICES
+                .replace("runboard@db", "runboard:store-s3cret@db")
+                .replace("ro@ledger-db", "ro:db-s3cret@ledger-db")
+        );
+        let config = parse(&file).unwrap();
+        let printed = format!("{config:?}");
+        for secret in ["token-s3cret", "client-s3cret", "store-s3cret", "db-s3cret"] {
+            assert!(!printed.contains(secret), "{secret} is printed: {printed}");
+        }
+        assert!(printed.contains("REDACTED"), "{printed}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [`ReadError`] naming the service and what an engineer can do about it: a service
 //! that is down, slow or returns a malformed row never breaks the others.
 
+use secrecy::ExposeSecret;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -94,6 +95,9 @@ pub const MAX_PAGE: u32 = 500;
 /// Most sagas one read of an action's selection brings back.
 pub(crate) const SELECTION_PAGE: u32 = 5_000;
 
+/// The longest age a filter takes: a century, beyond any saga a service keeps.
+const MAX_AGE: Duration = Duration::from_secs(36_525 * 24 * 60 * 60);
+
 /// A page size when none is asked for.
 pub const DEFAULT_PAGE: u32 = 50;
 
@@ -104,9 +108,17 @@ impl SagaFilter {
         let age = |name: &str, value: &Option<String>| {
             given(value)
                 .map(|v| {
-                    humantime::parse_duration(v.trim()).map_err(|e| {
+                    let age = humantime::parse_duration(v.trim()).map_err(|e| {
                         format!("{name}={v:?} is not a duration ({e}); use e.g. 30m, 2h or 3d")
-                    })
+                    })?;
+                    // Bounded here so that `now - age` always has an answer both databases
+                    // can store.
+                    if age > MAX_AGE {
+                        return Err(format!(
+                            "{name}={v:?} reaches back before any saga; use at most 100y"
+                        ));
+                    }
+                    Ok(age)
                 })
                 .transpose()
         };
@@ -308,7 +320,7 @@ impl Connector {
             lazy: true,
             statement_timeout: Some(config.query_timeout),
         };
-        let pool = Pool::open(&config.database_url, &settings)
+        let pool = Pool::open(config.database_url.expose_secret(), &settings)
             .await
             .map_err(|e| ReadError {
                 service: config.name.clone(),
@@ -471,8 +483,12 @@ impl Connector {
                 sql.and(format!("{column} = {p}"));
             }
         }
-        let ago =
-            |d: Duration| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let ago = |d: Duration| {
+            chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
         if let Some(age) = filter.older_than {
             let p = sql.param(Param::Time(ago(age)));
             sql.and(format!("created_at <= {p}"));

@@ -1,6 +1,7 @@
 //! A service's mission-control GraphQL endpoint: its catalog of actions, read by
 //! introspection, and the calls Runboard makes to it.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 use runboard_model::{ActionSpec, ArgumentSpec};
@@ -72,7 +73,7 @@ impl CallError {
 pub struct MissionControl {
     url: Url,
     /// Runboard's own token for the service, where one is configured.
-    token: Option<String>,
+    token: Option<SecretString>,
     http: reqwest::Client,
 }
 
@@ -122,7 +123,7 @@ fn shape(type_ref: &TypeRef) -> (String, bool, bool) {
 }
 
 impl MissionControl {
-    pub fn new(url: Url, token: Option<String>) -> Self {
+    pub fn new(url: Url, token: Option<SecretString>) -> Self {
         Self {
             url,
             token,
@@ -135,6 +136,15 @@ impl MissionControl {
 
     pub fn url(&self) -> &Url {
         &self.url
+    }
+
+    /// The endpoint as previews and records show it to every reader: without a query or
+    /// fragment, where a key may hide (credentials in the URL are refused by the config).
+    pub fn shown_url(&self) -> String {
+        let mut url = self.url.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        url.to_string()
     }
 
     /// Sends one GraphQL request with these extra headers; the `data` of the answer.
@@ -150,7 +160,7 @@ impl MissionControl {
             .post(self.url.clone())
             .json(&json!({ "query": document, "variables": variables }));
         if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+            request = request.bearer_auth(token.expose_secret());
         }
         for (name, value) in headers {
             request = request.header(*name, value);

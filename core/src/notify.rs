@@ -22,8 +22,30 @@ pub enum Event {
     Paused,
 }
 
+/// Askama's escaper for every Slack `mrkdwn` template (see `askama.toml`): the three
+/// characters Slack asks to be escaped, so that no value can mention `<!channel>` or dress
+/// a link as `<https://…|Approve>`, and line breaks as spaces, so that no value can forge a
+/// line of its own.
+#[derive(Clone, Copy)]
+pub(crate) struct Mrkdwn;
+
+impl askama::filters::Escaper for Mrkdwn {
+    fn write_escaped_str<W: std::fmt::Write>(&self, mut dest: W, text: &str) -> std::fmt::Result {
+        for c in text.chars() {
+            match c {
+                '&' => dest.write_str("&amp;")?,
+                '<' => dest.write_str("&lt;")?,
+                '>' => dest.write_str("&gt;")?,
+                '\n' | '\r' => dest.write_char(' ')?,
+                c => dest.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Template)]
-#[template(path = "notification.txt", escape = "none")]
+#[template(path = "notification.mrkdwn")]
 struct Message<'a> {
     event: Event,
     service: &'a str,

@@ -42,15 +42,21 @@ test("the page of an action on 100,000 sagas answers in under a second", async (
   await page.getByRole("button", { name: "Sign in as Alice Operator" }).click();
   await page.waitForURL((url) => url.pathname === "/");
 
-  // Warm once (the first view of any page loads the wasm), then measure a fresh view.
+  // Warm once (the first view of any page loads the wasm), then time three fresh views:
+  // from asking for the page to its first 100 entities on screen. The middle one is what a
+  // reader waits for; one slow view alone says more about a shared machine than the page.
   await page.goto(`/actions/${action.id}`);
-  const started = Date.now();
-  const response = await page.goto(`/actions/${action.id}`);
   const rows = page.getByTestId("entities").locator("tbody tr");
-  await expect(rows).toHaveCount(100);
-  const took = Date.now() - started;
-  console.log(`action page of ${group.count} entities answered and showed in ${took} ms`);
-  expect(response?.status()).toBe(200);
+  const views: number[] = [];
+  for (let view = 0; view < 3; view++) {
+    const started = Date.now();
+    const response = await page.goto(`/actions/${action.id}`);
+    await expect(rows).toHaveCount(100);
+    views.push(Date.now() - started);
+    expect(response?.status()).toBe(200);
+  }
+  const took = [...views].sort((a, b) => a - b)[1];
+  console.log(`action page of ${group.count} entities answered and showed in ${views.join(", ")} ms (middle: ${took} ms)`);
   expect(took).toBeLessThan(1_000);
 
   await expect(page.getByRole("heading", { level: 1 })).toHaveText("retrySagas on onboarding");

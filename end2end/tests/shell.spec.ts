@@ -144,3 +144,38 @@ test("each service has a 24-hour trend chart with a text alternative", async ({ 
     await expect.poll(() => chart.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(400);
   }
 });
+
+test("every screen hydrates and works under the Content-Security-Policy without a violation", async ({ page }) => {
+  const errors = watchConsole(page);
+  // The browser's own report of each blocked script, style or frame, in the page.
+  await page.addInitScript(() => {
+    (window as unknown as { violations: string[] }).violations = [];
+    document.addEventListener("securitypolicyviolation", (event) =>
+      (window as unknown as { violations: string[] }).violations.push(`${event.violatedDirective} ${event.blockedURI}`),
+    );
+  });
+  const response = await page.goto("/batches");
+  expect(response?.headers()["content-security-policy"]).toContain("frame-ancestors 'none'");
+  await hydrated(page);
+  // Live after hydration: a client-side navigation and a server function under the policy.
+  await page.getByRole("navigation").getByRole("link", { name: "Funds" }).click();
+  await expect(page).toHaveURL(/\/funds$/);
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Withheld funds");
+  await page.goto("/services/payments?status=failed");
+  await hydrated(page);
+  expect(await page.evaluate(() => (window as unknown as { violations: string[] }).violations)).toEqual([]);
+  expect(errors).toEqual([]);
+});
+
+test("a page on another site cannot frame Runboard", async ({ page, baseURL }) => {
+  const errors = watchConsole(page);
+  await page.route("http://elsewhere.example/", (route) =>
+    route.fulfill({
+      contentType: "text/html",
+      body: `<!DOCTYPE html><title>Elsewhere</title><iframe id="runboard" src="${baseURL}/actions"></iframe>`,
+    }),
+  );
+  await page.goto("http://elsewhere.example/");
+  await expect.poll(() => errors.some((e) => e.includes("frame-ancestors"))).toBe(true);
+  await expect(page.frameLocator("#runboard").getByRole("navigation")).toHaveCount(0);
+});

@@ -99,3 +99,29 @@ pub struct IssuedApiToken {
     pub token: ApiToken,
     pub secret: String,
 }
+
+/// One browser session of a person, as an admin sees it: never its id or cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSeen {
+    pub name: String,
+    pub signed_in_at: DateTime<Utc>,
+}
+
+/// Every way a person is signed in to Runboard: what an admin looks at before ending it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonAccess {
+    /// The person key: the provider's issuer and claim, or `demo:<login>`.
+    pub subject: String,
+    /// Their browser sessions that have not ended.
+    pub sessions: Vec<SessionSeen>,
+    /// Their personal API tokens, revoked and expired ones included.
+    pub tokens: Vec<ApiToken>,
+}
+
+/// What ending a person's access ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRevoked {
+    pub subject: String,
+    pub sessions_ended: u64,
+    pub tokens_revoked: u64,
+}

@@ -18,7 +18,9 @@ pub use action::{
 pub use batch::{
     BatchItem, BatchItemPage, BatchItemStatus, BatchPace, BatchProgress, PACE_WINDOW_MINUTES,
 };
-pub use identity::{ApiToken, IssuedApiToken, Role, SignedIn, User};
+pub use identity::{
+    AccessRevoked, ApiToken, IssuedApiToken, PersonAccess, Role, SessionSeen, SignedIn, User,
+};
 pub use money::{Money, add_to_totals};
 pub use overview::{ServiceFunds, ServiceOverview};
 pub use saga::{

@@ -293,10 +293,12 @@ async fn reach_mission_control(url: &url::Url) -> Result<(), String> {
 impl ConfigArgs {
     fn overrides(&self) -> Overrides {
         Overrides {
-            database_url: self.database_url.clone(),
+            database_url: self.database_url.clone().map(Into::into),
             data_dir: self.data_dir.clone(),
             // From the environment only: a secret on the command line shows in `ps`.
-            oidc_client_secret: std::env::var("RUNBOARD_OIDC_CLIENT_SECRET").ok(),
+            oidc_client_secret: std::env::var("RUNBOARD_OIDC_CLIENT_SECRET")
+                .ok()
+                .map(Into::into),
             ..Overrides::default()
         }
     }

@@ -7,12 +7,16 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::FromRef;
 use axum::handler::Handler;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::Response;
 use axum::routing::{MethodFilter, any, on};
-use http::{HeaderName, Method, Request, StatusCode};
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use leptos::nonce::Nonce;
 use leptos::prelude::{LeptosOptions, provide_context};
 use leptos::server_fn::axum::server_fn_paths;
-use leptos_axum::{LeptosRoutes, file_and_error_handler_with_context, generate_route_list};
+use leptos_axum::{
+    AxumRouteListing, LeptosRoutes, file_and_error_handler_with_context, generate_route_list,
+};
 use runboard_app::{App as Screens, SITE_OUTPUT_NAME, shell};
 use runboard_core::App;
 use runboard_core::identity::{Access, SessionStore};
@@ -169,20 +173,26 @@ const SERVER_FN_ACCESS: &[(&str, Access)] = &[
     ("/rpc/reject_action", Access::Approve),
 ];
 
+/// The screens' routes, generated once per process. Generating them renders the app with
+/// resource loading suppressed for the whole process (leptos#4773): a page rendering
+/// meanwhile, say while a second router is built in the same process as the tests do,
+/// would wait forever for its data.
+fn screen_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: std::sync::LazyLock<Vec<AxumRouteListing>> =
+        std::sync::LazyLock::new(|| generate_route_list(Screens));
+    ROUTES.clone()
+}
+
 /// Every route Runboard answers, with its access rule: the table's routes, each screen
 /// (anyone signed in may look) and each server function (anyone signed in, unless
 /// [`SERVER_FN_ACCESS`] asks more; each also checks its caller itself).
 pub fn routes() -> Vec<RouteRule> {
     let mut rules = table().rules;
-    rules.extend(
-        generate_route_list(Screens)
-            .into_iter()
-            .map(|route| RouteRule {
-                method: Some(Method::GET),
-                path: route.path().to_owned(),
-                access: Access::Read,
-            }),
-    );
+    rules.extend(screen_routes().into_iter().map(|route| RouteRule {
+        method: Some(Method::GET),
+        path: route.path().to_owned(),
+        access: Access::Read,
+    }));
     rules.extend(server_fn_paths().map(|(path, method)| {
         RouteRule {
             method: Some(method),
@@ -215,7 +225,9 @@ pub fn router(state: ServerState) -> Router {
                 .unwrap_or(time::Duration::HOUR),
         ));
 
+    let https = config.public_url().scheme() == "https";
     let middleware = ServiceBuilder::new()
+        .layer(from_fn_with_state(https, security_headers))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http()
@@ -247,12 +259,9 @@ pub fn router(state: ServerState) -> Router {
 
     table()
         .router
-        .leptos_routes_with_context(
-            &state,
-            generate_route_list(Screens),
-            provide_app.clone(),
-            move || shell(leptos.clone()),
-        )
+        .leptos_routes_with_context(&state, screen_routes(), provide_app.clone(), move || {
+            shell(leptos.clone())
+        })
         .fallback(file_and_error_handler_with_context::<ServerState, _>(
             provide_app,
             shell,
@@ -263,6 +272,46 @@ pub fn router(state: ServerState) -> Router {
         .layer(sessions)
         .layer(middleware)
         .with_state(state)
+}
+
+/// Headers on every response that keep a page of Runboard from being turned against its
+/// reader: scripts only from this site or carrying this response's nonce (the shell gives
+/// it to the hydration scripts), no inline styles, plugins or `<base>`, never framed (so no
+/// other site can dress up the Approve button), no MIME sniffing, no referrer beyond this
+/// site, and HSTS when Runboard is served over https.
+async fn security_headers(
+    axum::extract::State(https): axum::extract::State<bool>,
+    mut request: Request<Body>,
+    next: Next,
+) -> Response {
+    let nonce = Nonce::new();
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+         frame-ancestors 'none'"
+    );
+    request.extensions_mut().insert(nonce);
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    response
 }
 
 /// Serves until `shutdown` resolves, then lets requests in flight finish.

@@ -131,25 +131,44 @@ async fn submitted_retry(s: &Setup, ids: &[String]) -> Value {
 
 /// Alice asks to retry `ids` of `service` and submits it; returns the action.
 async fn submitted_retry_on(s: &Setup, service: &str, ids: &[String]) -> Value {
-    let (status, action) = post(
-        &s.app,
+    let (status, action) = ask_and_submit(
+        s,
         &s.alice,
-        "/api/v1/actions",
-        json!({ "service": service, "mutation": "retrySagas", "arguments": { "ids": ids } }),
-    )
-    .await;
-    assert_eq!(status, 201, "{action}");
-    let id = action["id"].as_str().unwrap();
-    let (status, action) = post(
-        &s.app,
-        &s.alice,
-        &format!("/api/v1/actions/{id}/submit"),
+        service,
+        ids,
         json!({ "reason": "INC-4711: the KYC provider was down", "incident_url": "https://incidents.example/4711" }),
     )
     .await;
     assert_eq!(status, 200, "{action}");
     assert_eq!(action["state"], "awaiting_approval");
     action
+}
+
+/// `client` asks to retry `ids` of `service` and submits the action with `submission`;
+/// the submission's status and answer.
+async fn ask_and_submit(
+    s: &Setup,
+    client: &reqwest::Client,
+    service: &str,
+    ids: &[String],
+    submission: Value,
+) -> (u16, Value) {
+    let (status, action) = post(
+        &s.app,
+        client,
+        "/api/v1/actions",
+        json!({ "service": service, "mutation": "retrySagas", "arguments": { "ids": ids } }),
+    )
+    .await;
+    assert_eq!(status, 201, "{action}");
+    let id = action["id"].as_str().unwrap();
+    post(
+        &s.app,
+        client,
+        &format!("/api/v1/actions/{id}/submit"),
+        submission,
+    )
+    .await
 }
 
 /// Runs the execution engine until it has nothing left to do.
@@ -1057,4 +1076,123 @@ async fn the_demo_fleet_refuses_a_call_from_an_older_lease_epoch() {
         .map(|c| c.lease_epoch)
         .collect();
     assert_eq!(applied, [Some(3)], "only the newer epoch's call applied");
+}
+
+/// An ID is whatever a user types, so one spelled like the label of a single call's row is
+/// an entity like any other: submitting holds it, and a second action on it waits.
+#[tokio::test]
+async fn an_entity_named_like_the_single_call_label_is_held_like_any_other() {
+    let s = setup(Backend::Sqlite, |_| ()).await;
+    let named = vec![runboard_core::actions::SINGLE_CALL.to_owned()];
+    let first = submitted_retry(&s, &named).await;
+    let (status, refused) = ask_and_submit(
+        &s,
+        &s.bob,
+        "onboarding",
+        &named,
+        json!({ "reason": "INC-4712: the same saga again" }),
+    )
+    .await;
+    assert_eq!(status, 409, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "is already in action {}",
+            first["id"].as_str().unwrap()
+        )),
+        "{message}"
+    );
+}
+
+/// Alice asks to retry one failed saga and submits it with `reason`; returns the action.
+async fn submitted_with_reason(s: &Setup, reason: &str) -> Value {
+    let ids = failed_sagas(s, "onboarding", 1).await;
+    let (status, action) =
+        ask_and_submit(s, &s.alice, "onboarding", &ids, json!({ "reason": reason })).await;
+    assert_eq!(status, 200, "{action}");
+    action
+}
+
+/// A reason is read by everyone in the channel, in a trusted bot's message: it must not
+/// ping the channel, carry a link dressed as a button, or forge a line of its own.
+#[tokio::test]
+async fn a_reason_cannot_ping_the_channel_or_forge_a_link_or_a_line_in_the_webhook() {
+    let (hook, messages) = webhook().await;
+    let s = setup(Backend::Sqlite, |config| {
+        config.actions.webhook_url = Some(hook.parse().unwrap());
+    })
+    .await;
+    submitted_with_reason(
+        &s,
+        "<!channel> <https://evil.example|Approve in Runboard>\n:white_check_mark: approved by the CFO",
+    )
+    .await;
+    let message = wait_for_message(&messages, "asks for approval").await;
+    assert!(!message.contains("<!channel>"), "{message}");
+    assert!(!message.contains("<https://"), "{message}");
+    assert!(
+        message.contains("&lt;!channel&gt; &lt;https://evil.example|Approve in Runboard&gt;"),
+        "the reason is there, as text: {message}"
+    );
+    assert!(
+        !message
+            .lines()
+            .any(|line| line.starts_with(":white_check_mark:")),
+        "no line of the message is the reason's: {message}"
+    );
+}
+
+/// The Markdown record is reviewed on a code host: what a requester or a service wrote must
+/// show as typed there, not as HTML, an image, a link, a code block or extra table cells.
+#[tokio::test]
+async fn a_reason_shows_as_typed_in_the_markdown_record() {
+    let s = setup(Backend::Sqlite, |_| ()).await;
+    let reason = "<img src=x onerror=alert(1)> [approved](https://evil.example) ![](https://evil.example/t.png) `code` | forged cell |\n## Forged heading";
+    let action = submitted_with_reason(&s, reason).await;
+    let record = s
+        .alice
+        .get(s.app.url(&format!(
+            "/api/v1/actions/{}/record.md",
+            action["id"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = record
+        .lines()
+        .find(|line| line.starts_with("| Reason |"))
+        .unwrap_or_else(|| panic!("a reason row:\n{record}"));
+    assert_eq!(
+        line,
+        r"| Reason | \<img src=x onerror=alert(1)\> \[approved\](https://evil.example) !\[\](https://evil.example/t.png) \`code\` \| forged cell \| ## Forged heading |",
+    );
+    assert!(!record.contains("\n## Forged heading"), "{record}");
+}
+
+/// Every viewer sees an action's preview: a key in the endpoint's query stays on the
+/// server, while the calls still go to the endpoint as configured.
+#[tokio::test]
+async fn the_preview_shows_the_endpoint_without_the_key_in_its_query() {
+    let s = setup(Backend::Sqlite, |config| {
+        let onboarding = config
+            .services
+            .iter_mut()
+            .find(|s| s.name.as_str() == "onboarding")
+            .unwrap();
+        onboarding.graphql_url.set_query(Some("api_key=s3cret"));
+    })
+    .await;
+    let action = submitted_with_reason(&s, "INC-4713").await;
+    let id = action["id"].as_str().unwrap();
+    let seen = get(&s.app, &s.vera, &format!("/api/v1/actions/{id}")).await;
+    let endpoint = seen["action"]["preview"]["endpoint"].as_str().unwrap();
+    assert!(endpoint.ends_with("/graphql"), "{endpoint}");
+    assert!(!seen.to_string().contains("s3cret"), "{seen}");
+    assert_eq!(
+        seen["action"]["preview"]["dry_run"]["kind"], "done",
+        "the dry run went through the configured URL: {seen}"
+    );
 }

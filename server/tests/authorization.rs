@@ -46,6 +46,7 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
             Role(runboard_model::Role::Approver)
         }
         "/rpc/create_api_token" => SignedInBrowser,
+        "/api/v1/access" | "/api/v1/access/revoke" => Role(runboard_model::Role::Admin),
         "/api/v1/me"
         | "/api/v1/tokens"
         | "/api/v1/tokens/{id}"

@@ -4,6 +4,7 @@
 
 mod common;
 
+use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -247,12 +248,12 @@ async fn one_stopped_and_one_slow_service_break_nothing_else(backend: Backend) {
         }
         Backend::Postgres => {
             for (config, cut) in [(&mut slow, false), (&mut stopped, true)] {
-                let mut url = url::Url::parse(&config.database_url).unwrap();
+                let mut url = url::Url::parse(config.database_url.expose_secret()).unwrap();
                 let upstream =
                     std::net::SocketAddr::from(([127, 0, 0, 1], url.port().unwrap_or(5432)));
                 let proxy = ChaosProxy::start(upstream).await;
                 url.set_port(Some(proxy.port())).unwrap();
-                config.database_url = url.into();
+                config.database_url = String::from(url).into();
                 if cut {
                     proxy.cut();
                 }

@@ -890,3 +890,121 @@ async fn one_person_signed_in_and_with_an_access_token_of_another_sub_cannot_app
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "approved");
 }
+
+test_on_both_stores!(an_admin_ends_a_persons_sessions_and_tokens_and_their_next_request_is_refused);
+
+async fn an_admin_ends_a_persons_sessions_and_tokens_and_their_next_request_is_refused(
+    backend: Backend,
+) {
+    let Setup {
+        app,
+        provider: _provider,
+    } = spawn_with_provider(backend).await;
+    // Alice in two browsers and with a script's token; Carol beside her.
+    let laptop = signed_in_browser(&app, "alice").await;
+    let phone = signed_in_browser(&app, "alice").await;
+    let carol = signed_in_browser(&app, "carol").await;
+    let subject = me(&app, &laptop).await.1["subject"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let alice = runboard_model::User {
+        subject: subject.clone(),
+        name: "Alice Ops".into(),
+        roles: [Role::Operator].into(),
+    };
+    let script = bearer_client(
+        &app.app
+            .store
+            .issue_api_token(&alice, "nightly", Duration::from_secs(3600), Utc::now())
+            .await
+            .unwrap()
+            .secret,
+    );
+    assert_eq!(
+        script
+            .get(app.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let revoke = |client: reqwest::Client, reason: &'static str| {
+        let url = app.url("/api/v1/access/revoke");
+        let subject = subject.clone();
+        async move {
+            let response = client
+                .post(url)
+                .json(&serde_json::json!({ "subject": subject, "reason": reason }))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let operator = bearer_client(
+        &app.token_for("oscar", &[Role::Operator, Role::Approver])
+            .await,
+    );
+    assert_eq!(revoke(operator, "not mine to end").await.0, 403);
+
+    let admin = bearer_client(&app.token_for("ada", &[Role::Admin]).await);
+    let mut listing = reqwest::Url::parse(&app.url("/api/v1/access")).unwrap();
+    listing.query_pairs_mut().append_pair("subject", &subject);
+    let access: Value = admin
+        .get(listing.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(access["sessions"].as_array().unwrap().len(), 2, "{access}");
+    assert_eq!(access["sessions"][0]["name"], "Alice Ops");
+    assert_eq!(access["tokens"].as_array().unwrap().len(), 1, "{access}");
+
+    let (status, body) = revoke(admin.clone(), " ").await;
+    assert_eq!(status, 400, "a reason is asked for: {body}");
+    let (status, revoked) = revoke(admin.clone(), "laptop stolen").await;
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(revoked["sessions_ended"], 2);
+    assert_eq!(revoked["tokens_revoked"], 1);
+
+    // Her next request, page or API, in any browser or script, is refused.
+    assert_eq!(me(&app, &laptop).await.0, 401);
+    let page = phone.get(app.url("/funds")).send().await.unwrap();
+    assert_eq!(page.status(), 303);
+    assert!(location(&page).starts_with("/login"), "{}", location(&page));
+    let api = script
+        .get(app.url("/api/v1/services"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401);
+    assert!(api.text().await.unwrap().contains("revoked"));
+    // Carol is still signed in.
+    assert_eq!(me(&app, &carol).await.0, 200);
+
+    let after: Value = admin
+        .get(listing)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["sessions"], serde_json::json!([]), "{after}");
+    let audit = sql_strings(
+        &app.app.config.store.effective_url(),
+        "SELECT detail FROM audit_entry WHERE kind = 'access.revoked'",
+    )
+    .await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert!(audit[0].contains("laptop stolen"), "{audit:?}");
+}

@@ -339,7 +339,7 @@ async fn a_dry_run_cut_short_by_its_time_limit_keeps_no_action_and_says_how_far_
     let actions = get(&s, "/api/v1/actions?view=all").await;
     assert_eq!(actions["actions"], json!([]), "nothing kept: {actions}");
     let kept = runboard_testkit::sql_strings(
-        &s.app.app.config.store.url.clone().unwrap(),
+        &s.app.app.config.store.effective_url(),
         "SELECT action_id FROM action_chunk UNION ALL SELECT action_id FROM action_entity",
     )
     .await;

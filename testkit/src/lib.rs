@@ -51,7 +51,7 @@ impl TestStore {
                 let database = TestDatabase::create().await;
                 (
                     StoreConfig {
-                        url: Some(database.url()),
+                        url: Some(database.url().into()),
                         ..StoreConfig::default()
                     },
                     Some(database),
@@ -66,7 +66,7 @@ impl TestStore {
         let database = TestDatabase::create().await;
         let proxy = ChaosProxy::start(SocketAddr::from(([127, 0, 0, 1], database.port()))).await;
         let config = StoreConfig {
-            url: Some(database.url_via_port(proxy.port())),
+            url: Some(database.url_via_port(proxy.port()).into()),
             acquire_timeout: Duration::from_secs(1),
             ..StoreConfig::default()
         };

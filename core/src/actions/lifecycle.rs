@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use runboard_model::{Action, ActionState, Role, User};
 use serde_json::json;
 
-use super::{ActionError, Found, SINGLE_CALL};
+use super::{ActionError, Found};
 use crate::App;
 use crate::audit::{NewAuditEntry, append_audit};
 use crate::db::on_pool;
@@ -121,15 +121,14 @@ impl App {
                         .execute(&mut *tx)
                         .await?;
                 }
-                if t.submission.is_some() {
+                if t.submission.is_some() && names_entities(t.action) {
                     sqlx::query(
                         "INSERT INTO entity_hold (service, entity_id, action_id)
                          SELECT $1, entity_id, action_id FROM action_entity
-                         WHERE action_id = $2 AND entity_id <> $3",
+                         WHERE action_id = $2",
                     )
                     .bind(&t.action.service)
                     .bind(id)
-                    .bind(SINGLE_CALL)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -330,6 +329,9 @@ impl App {
 
     /// The first of the action's entities another live action holds, and that action.
     async fn held_entity(&self, action: &Action) -> Result<Option<(String, String)>, ActionError> {
+        if !names_entities(action) {
+            return Ok(None);
+        }
         Ok(on_pool!(self.store.pool, |pool| {
             sqlx::query_as(
                 "SELECT h.entity_id, h.action_id FROM action_entity e
@@ -434,4 +436,11 @@ impl App {
         );
         self.step(resume).await
     }
+}
+
+/// Whether the action's rows are entities of the service, which submission holds, rather
+/// than the one row of a single call: decided by the mutation's list argument, never by
+/// what a row is called, since an ID is whatever a user types.
+fn names_entities(action: &Action) -> bool {
+    action.preview.entity_argument.is_some()
 }

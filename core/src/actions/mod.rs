@@ -39,7 +39,9 @@ use crate::db::on_pool;
 use crate::mission_control::CallError;
 use crate::store::StoreError;
 
-/// The entity id of an action that is one call with no list of entities.
+/// What the one row of an action that is a single call, with no list of entities, is
+/// called on its page. Only a label: whether an action is a single call is its preview's
+/// `entity_argument` being `None`.
 pub const SINGLE_CALL: &str = "(single call)";
 
 /// What an operator asks for.
@@ -220,7 +222,7 @@ impl App {
         ];
         let entity_argument = spec.entity_argument().map(|a| a.name.clone());
         let preview = Preview {
-            endpoint: connector.mission_control().url().to_string(),
+            endpoint: connector.mission_control().shown_url(),
             document: preview::document(&spec),
             variables: Value::Object(rest),
             chunk_size: if entity_argument.is_some() {

@@ -5,6 +5,7 @@
 //! way the caller becomes a [`User`] whose roles come from their provider groups, and
 //! every route states the [`Access`] it needs. Sessions live in the store.
 
+mod access;
 mod api_tokens;
 pub mod demo;
 mod oidc;
@@ -16,6 +17,7 @@ use runboard_model::{Role, SignedIn, User};
 
 use crate::config::{Config, RoleGroups};
 
+pub use access::AccessError;
 pub use api_tokens::{IssueError, TokenError, is_api_token, issue_personal_token};
 pub use oidc::{OidcError, OpenIdProvider, PendingLogin, ProviderUser};
 pub use sessions::SessionStore;

@@ -4,6 +4,7 @@
 //! this module keeps the provider's metadata and keys, and refreshes the keys when a token
 //! names one it has not seen, which is how a provider rotates them.
 
+use secrecy::ExposeSecret;
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
@@ -173,7 +174,10 @@ impl OpenIdProvider {
         Ok(CoreClient::from_provider_metadata(
             self.metadata().await?,
             ClientId::new(self.config.client_id.clone()),
-            self.config.client_secret.clone().map(ClientSecret::new),
+            self.config
+                .client_secret
+                .as_ref()
+                .map(|secret| ClientSecret::new(secret.expose_secret().to_owned())),
         )
         .set_redirect_uri(self.redirect_url.clone()))
     }

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`: everything a screen can do, by domain.
 
+mod access;
 mod account;
 mod actions;
 mod audit;
@@ -16,7 +17,7 @@ use crate::http::RouteTable;
 
 /// The API's routes, each with who may call it.
 pub(crate) fn routes(table: RouteTable) -> RouteTable {
-    use Access::{Approve, BrowserSession, Operate, Public, Read};
+    use Access::{Admin, Approve, BrowserSession, Operate, Public, Read};
     use Method as M;
     table
         .add(M::GET, "/api/v1/me", Read, account::me)
@@ -34,6 +35,8 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
             Read,
             account::revoke_token,
         )
+        .add(M::GET, "/api/v1/access", Admin, access::of_person)
+        .add(M::POST, "/api/v1/access/revoke", Admin, access::revoke)
         .add(M::GET, "/api/v1/services", Read, services::list)
         .add(
             M::GET,

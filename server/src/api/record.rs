@@ -1,6 +1,8 @@
 //! An action as a Markdown record, to be reviewed like a pull request: who asked and why,
 //! the exact preview, the approvals, the per-entity results and the audit trail.
 
+use std::fmt;
+
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -14,11 +16,65 @@ use super::actions::refused;
 use crate::error::{ApiError, internal};
 use crate::http::ServerState;
 
-/// Text for a Markdown table cell: one line, and no `|` that would end the cell.
-fn cell(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
+/// Askama's escaper for every `.md` template (see `askama.toml`): a value becomes Markdown
+/// text that shows as typed and makes no markup. Each value sits inside a line (a table cell,
+/// a list item), so line breaks become spaces, and the characters that open HTML, links,
+/// images, code, emphasis or a new table cell are escaped with `\`.
+#[derive(Clone, Copy)]
+pub(crate) struct Markdown;
+
+impl askama::filters::Escaper for Markdown {
+    fn write_escaped_str<W: fmt::Write>(&self, mut dest: W, text: &str) -> fmt::Result {
+        for c in text.chars() {
+            match c {
+                '\n' | '\r' => dest.write_char(' ')?,
+                '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '&' | '~' => {
+                    dest.write_char('\\')?;
+                    dest.write_char(c)?;
+                }
+                c => dest.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The record's own filters, for values shown as code: inside a code span or block,
+/// backslashes are literal, so these fence the value instead of escaping it.
+mod filters {
+    use std::fmt::Display;
+
+    /// The longest run of backticks in `text`.
+    fn longest_backtick_run(text: &str) -> usize {
+        text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+    }
+
+    /// An inline code span that no backtick, `|` or line break in `value` can end early.
+    pub fn code(value: impl Display, _: &dyn askama::Values) -> askama::Result<String> {
+        let text = value
+            .to_string()
+            .replace(['\n', '\r'], " ")
+            .replace('|', "\\|");
+        let fence = "`".repeat(longest_backtick_run(&text) + 1);
+        let pad = if text.starts_with('`') || text.ends_with('`') {
+            " "
+        } else {
+            ""
+        };
+        Ok(format!("{fence}{pad}{text}{pad}{fence}"))
+    }
+
+    /// A fenced code block in `language` whose fence is longer than any backtick run in
+    /// `value`, so no line of it can close the block.
+    pub fn fenced(
+        value: impl Display,
+        _: &dyn askama::Values,
+        language: &str,
+    ) -> askama::Result<String> {
+        let text = value.to_string();
+        let fence = "`".repeat((longest_backtick_run(&text) + 1).max(3));
+        Ok(format!("{fence}{language}\n{text}\n{fence}"))
+    }
 }
 
 fn time(at: DateTime<Utc>) -> String {
@@ -40,6 +96,13 @@ struct ResultRow {
     detail: String,
 }
 
+struct ApprovalLine {
+    name: String,
+    subject: String,
+    at: String,
+    digest: String,
+}
+
 struct AuditRow {
     seq: i64,
     at: String,
@@ -49,7 +112,7 @@ struct AuditRow {
 }
 
 #[derive(Template)]
-#[template(path = "action_record.md", escape = "none")]
+#[template(path = "action_record.md")]
 struct Record {
     title: String,
     id: String,
@@ -60,8 +123,10 @@ struct Record {
     reason: String,
     incident: String,
     approvals_needed: u32,
-    approvals: Vec<String>,
+    approvals: Vec<ApprovalLine>,
     digest: String,
+    /// How each call's idempotency key is made.
+    idempotency_key: String,
     expires_at: String,
     endpoint: String,
     calls: u64,
@@ -88,19 +153,18 @@ fn record(
     let entities = results
         .iter()
         .map(|e| EntityRow {
-            id: cell(&e.entity_id),
+            id: e.entity_id.clone(),
             call: e.chunk,
-            found: cell(
-                e.found
-                    .as_deref()
-                    .unwrap_or("not found in the service's database"),
-            ),
+            found: e
+                .found
+                .clone()
+                .unwrap_or_else(|| "not found in the service's database".into()),
             money: e.held.as_ref().map_or("—".into(), |m| m.to_string()),
-            effect: cell(&if dry_run {
+            effect: if dry_run {
                 e.planned.join("; ")
             } else {
                 "no dry run".into()
-            }),
+            },
         })
         .collect();
     let money = if preview.money.is_empty() {
@@ -116,31 +180,27 @@ fn record(
     Record {
         title: format!("{} on {}", action.mutation, action.service),
         state: action.state.as_str(),
-        state_detail: action.state_detail.as_deref().map(cell),
-        requester: cell(&format!("{} ({})", action.requester_name, action.requester)),
+        state_detail: action.state_detail.clone(),
+        requester: format!("{} ({})", action.requester_name, action.requester),
         created_at: time(action.created_at),
-        reason: cell(
-            action
-                .reason
-                .as_deref()
-                .unwrap_or("not given yet (not submitted)"),
-        ),
-        incident: cell(action.incident_url.as_deref().unwrap_or("—")),
+        reason: action
+            .reason
+            .clone()
+            .unwrap_or_else(|| "not given yet (not submitted)".into()),
+        incident: action.incident_url.clone().unwrap_or_else(|| "—".into()),
         approvals_needed: action.approvals_needed,
         approvals: action
             .approvals
             .iter()
-            .map(|a| {
-                format!(
-                    "{} ({}) at {} approved digest `{}`",
-                    a.approver_name,
-                    a.approver,
-                    time(a.at),
-                    a.digest
-                )
+            .map(|a| ApprovalLine {
+                name: a.approver_name.clone(),
+                subject: a.approver.clone(),
+                at: time(a.at),
+                digest: a.digest.clone(),
             })
             .collect(),
         digest: action.digest.clone(),
+        idempotency_key: format!("runboard:{}:<call>", action.id),
         expires_at: time(action.expires_at),
         endpoint: preview.endpoint.clone(),
         calls: preview.calls(),
@@ -166,14 +226,14 @@ fn record(
         results: results
             .into_iter()
             .map(|r| ResultRow {
-                id: cell(&r.entity_id),
+                id: r.entity_id,
                 state: match r.state {
                     EntityState::Pending => "pending",
                     EntityState::Succeeded => "succeeded",
                     EntityState::Failed => "failed",
                 },
                 attempts: r.attempts,
-                detail: cell(r.detail.as_deref().unwrap_or("")),
+                detail: r.detail.unwrap_or_default(),
             })
             .collect(),
         audit: audit
@@ -181,8 +241,8 @@ fn record(
             .map(|e| AuditRow {
                 seq: e.seq,
                 at: time(e.at),
-                actor: cell(&e.actor),
-                kind: cell(&e.kind),
+                actor: e.actor,
+                kind: e.kind,
                 hash: e.hash,
             })
             .collect(),

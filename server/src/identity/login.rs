@@ -40,13 +40,18 @@ pub(crate) struct LoginQuery {
 }
 
 /// Where to go after signing in: a path on this site, never another site.
+/// `next` is resolved as a browser resolves a `Location` (dropping tabs and newlines,
+/// reading `\` as `/`), and what is sent on is that resolved path, so the check and the
+/// redirect cannot read the same text two ways.
 fn local_path(next: Option<&str>) -> String {
-    match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path.to_owned()
-        }
-        _ => "/".to_owned(),
-    }
+    let site = url::Url::parse("http://runboard.invalid/").expect("a valid URL");
+    next.filter(|path| path.starts_with('/'))
+        .and_then(|path| site.join(path).ok())
+        .filter(|url| url.origin() == site.origin())
+        .map_or_else(
+            || "/".to_owned(),
+            |url| url[url::Position::BeforePath..].to_owned(),
+        )
 }
 
 fn page(
@@ -204,7 +209,7 @@ pub(crate) async fn finish_oidc(
         );
     };
     tracing::info!(subject = %user.subject, roles = %user.roles_text(), "signed in");
-    match sign_in(&session, user).await {
+    match sign_in(&state.app.store, &session, user).await {
         Ok(()) => Redirect::to(&return_to).into_response(),
         Err(e) => e.into_response(),
     }
@@ -245,7 +250,7 @@ pub(crate) async fn demo_login(
         );
     };
     tracing::info!(subject = %user.subject, "demo user signed in");
-    match sign_in(&session, user).await {
+    match sign_in(&state.app.store, &session, user).await {
         Ok(()) => Redirect::to(&next).into_response(),
         Err(e) => e.into_response(),
     }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 use url::Url;
 
-use crate::error::{ApiError, forbidden, unauthorized, unavailable};
+use crate::error::{ApiError, forbidden, internal, unauthorized, unavailable};
 use crate::http::{RouteRule, ServerState};
 
 /// The session key of the signed-in user.
@@ -317,7 +317,13 @@ async fn session_caller(state: &ServerState, session: &Session) -> Result<Caller
 
 /// Starts a fresh session for `user`: a new session id (so one planted before sign-in is
 /// worthless) and a new CSRF token.
-pub(crate) async fn sign_in(session: &Session, user: User) -> Result<(), ApiError> {
+/// The session is saved here rather than with the response, so that its new id can be
+/// noted as this person's (an admin may end all of a person's sessions).
+pub(crate) async fn sign_in(
+    store: &runboard_core::store::Store,
+    session: &Session,
+    user: User,
+) -> Result<(), ApiError> {
     session.cycle_id().await.map_err(store_down)?;
     let now = Utc::now();
     let stored = SessionUser {
@@ -326,7 +332,18 @@ pub(crate) async fn sign_in(session: &Session, user: User) -> Result<(), ApiErro
         signed_in_at: now,
         last_seen_at: now,
     };
-    session.insert(SIGNED_IN, &stored).await.map_err(store_down)
+    session
+        .insert(SIGNED_IN, &stored)
+        .await
+        .map_err(store_down)?;
+    session.save().await.map_err(store_down)?;
+    let id = session
+        .id()
+        .ok_or_else(|| internal("signing in", "a saved session has no id"))?;
+    store
+        .record_session_owner(&id.to_string(), &stored.user, now)
+        .await
+        .map_err(store_down)
 }
 
 fn store_down(error: impl std::fmt::Display) -> ApiError {

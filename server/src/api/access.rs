@@ -1,0 +1,78 @@
+//! Another person's access, for admins: what they are signed in with, and ending all of it.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::{Extension, Json};
+use chrono::Utc;
+use runboard_core::identity::{AccessError, Caller};
+use runboard_model::{AccessRevoked, PersonAccess};
+use serde::Deserialize;
+
+use crate::error::{ApiError, bad_request, forbidden, internal, unauthorized};
+use crate::http::ServerState;
+
+fn refused(error: AccessError) -> ApiError {
+    match error {
+        AccessError::NotAdmin => forbidden(error.to_string()),
+        AccessError::Store(e) => internal("reading or ending a person's access", e),
+        invalid => bad_request(invalid.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Whose {
+    subject: String,
+}
+
+/// `GET /api/v1/access?subject=…`: a person's live sessions and all their tokens.
+pub async fn of_person(
+    State(state): State<ServerState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<Whose>, QueryRejection>,
+) -> Result<Json<PersonAccess>, ApiError> {
+    let Query(whose) = query.map_err(|e| {
+        bad_request(format!(
+            "expected ?subject=<person key, as /api/v1/me shows it>: {}",
+            e.body_text()
+        ))
+    })?;
+    let admin = caller.user().ok_or_else(|| unauthorized("sign in first"))?;
+    let access = state
+        .app
+        .store
+        .access_of(admin, &whose.subject)
+        .await
+        .map_err(refused)?;
+    Ok(Json(access))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    subject: String,
+    /// Why, for the audit log: "left the company", "laptop stolen".
+    reason: String,
+}
+
+/// `POST /api/v1/access/revoke`: ends every session of the person and revokes every live
+/// token of theirs, audited; their next request, page or API, is refused.
+pub async fn revoke(
+    State(state): State<ServerState>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Json<Revocation>, JsonRejection>,
+) -> Result<Json<AccessRevoked>, ApiError> {
+    let Json(revocation) = body.map_err(|e| {
+        bad_request(format!(
+            "expected {{\"subject\": \"<person key>\", \"reason\": \"why\"}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let admin = caller.user().ok_or_else(|| unauthorized("sign in first"))?;
+    let revoked = state
+        .app
+        .store
+        .revoke_access(admin, &revocation.subject, &revocation.reason, Utc::now())
+        .await
+        .map_err(refused)?;
+    Ok(Json(revoked))
+}
