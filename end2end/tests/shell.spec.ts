@@ -1,5 +1,7 @@
 import { test, expect, type Page } from "@playwright/test";
 import AxeBuilder from "@axe-core/playwright";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 
 // Served by `runboard demo`: the demo fleet's three services, payments, payouts and
 // onboarding, polled into snapshots while its load generator keeps them busy.
@@ -169,13 +171,22 @@ test("every screen hydrates and works under the Content-Security-Policy without 
 
 test("a page on another site cannot frame Runboard", async ({ page, baseURL }) => {
   const errors = watchConsole(page);
-  await page.route("http://elsewhere.example/", (route) =>
-    route.fulfill({
-      contentType: "text/html",
-      body: `<!DOCTYPE html><title>Elsewhere</title><iframe id="runboard" src="${baseURL}/actions"></iframe>`,
-    }),
-  );
-  await page.goto("http://elsewhere.example/");
-  await expect.poll(() => errors.some((e) => e.includes("frame-ancestors"))).toBe(true);
-  await expect(page.frameLocator("#runboard").getByRole("navigation")).toHaveCount(0);
+  // Another site on this machine, a real one: the browser lets a page reach a local server
+  // only from another local address, and a page it cannot reach would prove nothing.
+  const elsewhere = createServer((_, response) => {
+    response.writeHead(200, { "content-type": "text/html" });
+    response.end(`<!DOCTYPE html><title>Elsewhere</title><iframe id="runboard" src="${baseURL}/actions"></iframe>`);
+  });
+  await new Promise<void>((listening) => elsewhere.listen(0, "127.0.0.1", listening));
+  const { port } = elsewhere.address() as AddressInfo;
+  try {
+    const framed = page.waitForResponse((response) => response.url() === `${baseURL}/actions`);
+    await page.goto(`http://127.0.0.1:${port}/`);
+    // Runboard answered the frame's request, and the browser refused to show it.
+    expect((await framed).status()).toBe(200);
+    await expect.poll(() => errors.some((e) => e.includes("frame-ancestors"))).toBe(true);
+    await expect(page.frameLocator("#runboard").getByRole("navigation")).toHaveCount(0);
+  } finally {
+    elsewhere.close();
+  }
 });
