@@ -262,7 +262,9 @@ fn config_toml(
         "[http]\nlisten = \"127.0.0.1:{port}\"\nsite_root = {site}\npublic_url = \"http://127.0.0.1:{port}\"\n\n\
          [store]\nurl = {store}\n\n\
          [identity.oidc]\nissuer = \"http://127.0.0.1:9/no-sign-in-during-the-bench\"\nclient_id = \"runboard-bench\"\n\n\
-         [identity.roles]\nviewer = [\"bench\"]\n\n",
+         [identity.roles]\nviewer = [\"bench\"]\n\n\
+         # The viewers share one token on purpose, to measure rendering, not the limits.\n\
+         [limits]\nper_person_per_second = 1000000\nper_person_burst = 1000000\n\n",
         site = quote(
             &settings
                 .site_root

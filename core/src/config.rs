@@ -29,7 +29,36 @@ pub struct Config {
     #[serde(default)]
     pub actions: ActionsConfig,
     #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
     pub services: Vec<ServiceConfig>,
+}
+
+/// Paces that keep one person, one script or one stranger from starving everyone else,
+/// and the services behind Runboard, during an incident.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Requests a second one signed-in person (or one address not signed in) may send,
+    /// sustained; probes and the site's static files are not counted.
+    pub per_person_per_second: u32,
+    /// Requests beyond that pace one may send at once, as a page load with its data does.
+    pub per_person_burst: u32,
+    /// Sign-in requests a minute from one client address (each may write a session row).
+    pub sign_in_per_minute: u32,
+    /// Refused bearer tokens a minute from one client address, so that guessing is slow.
+    pub refused_tokens_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            per_person_per_second: 50,
+            per_person_burst: 200,
+            sign_in_per_minute: 30,
+            refused_tokens_per_minute: 10,
+        }
+    }
 }
 
 /// How corrective actions are approved and executed.
@@ -441,6 +470,12 @@ impl Config {
             thresholds: Thresholds::default(),
             poller: PollerConfig::default(),
             actions: ActionsConfig::default(),
+            // Every demo client comes from loopback: one address for all, so sign-ins are
+            // not counted per address there.
+            limits: LimitsConfig {
+                sign_in_per_minute: 10_000,
+                ..LimitsConfig::default()
+            },
             identity: IdentityConfig {
                 demo_users: true,
                 ..IdentityConfig::default()
@@ -481,6 +516,20 @@ impl Config {
             return invalid(
                 "store.url".into(),
                 "expected a postgres://… or sqlite://… URL (or leave it out for an SQLite file in store.data_dir)".into(),
+            );
+        }
+        let limits = &self.limits;
+        if [
+            limits.per_person_per_second,
+            limits.per_person_burst,
+            limits.sign_in_per_minute,
+            limits.refused_tokens_per_minute,
+        ]
+        .contains(&0)
+        {
+            return invalid(
+                "limits".into(),
+                "every limit must be at least 1 (raise it rather than turning it off)".into(),
             );
         }
         if self.store.max_connections == 0 {

@@ -62,6 +62,16 @@ pub fn conflict(message: impl Into<String>) -> ApiError {
     }
 }
 
+/// One caller asking faster than their limit; the message says the limit and when to
+/// try again.
+pub fn too_many_requests(message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        code: "too_many_requests",
+        message: message.into(),
+    }
+}
+
 pub fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError {
         status: StatusCode::BAD_REQUEST,

@@ -31,6 +31,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::identity::{self, Gate, login};
+use crate::limits::{self, Limits};
 use crate::{api, charts, health};
 
 /// The state behind every route.
@@ -215,6 +216,7 @@ pub fn router(state: ServerState) -> Router {
     let http = &config.http;
 
     let gate = Arc::new(Gate::new(routes(), http.public_url.clone()));
+    let limits = Arc::new(Limits::new(&config.limits));
     let sessions = SessionManagerLayer::new(SessionStore::new(&state.app.store))
         .with_name("runboard_session")
         .with_http_only(true)
@@ -268,6 +270,8 @@ pub fn router(state: ServerState) -> Router {
         ))
         // Per route, so that the gate sees which route matched.
         .layer(from_fn_with_state(gate, identity::authorize))
+        // Once the caller is known, before the gate: a refused token counts as one.
+        .layer(from_fn_with_state(limits, limits::limit))
         .layer(from_fn_with_state(state.clone(), identity::authenticate))
         .layer(sessions)
         .layer(middleware)
@@ -328,7 +332,11 @@ pub async fn serve(
             tracing::debug!(%error, "could not set TCP_NODELAY on a connection");
         }
     });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer's address, for the limits kept per client address.
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

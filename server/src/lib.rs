@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod http;
 mod identity;
+mod limits;
 mod telemetry;
 
 pub use http::{RouteRule, ServerState, router, routes, serve};

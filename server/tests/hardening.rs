@@ -2,9 +2,10 @@
 
 mod common;
 
-use common::spawn_app;
+use common::{bearer_client, spawn_app, spawn_app_configured};
+use runboard_core::config::LimitsConfig;
 use runboard_model::Role;
-use runboard_testkit::Backend;
+use runboard_testkit::{Backend, TestStore};
 use serde_json::Value;
 
 /// Where a signed-in browser is sent by `/login?next=…`, resolved as a browser resolves a
@@ -130,4 +131,114 @@ async fn every_page_carries_a_strict_policy_and_its_scripts_the_policys_nonce() 
         nonces.push(nonce);
     }
     assert_ne!(nonces[0], nonces[1], "a nonce is never used twice");
+}
+
+/// An app whose limits are `limits`, small enough for a test to reach.
+async fn spawn_with_limits(limits: LimitsConfig) -> common::TestApp {
+    spawn_app_configured(TestStore::new(Backend::Sqlite).await, |config, _| {
+        config.services = common::example_services();
+        config.limits = limits;
+    })
+    .await
+    .0
+}
+
+/// The statuses of `n` GETs of `path` by `client`, sent one after the other.
+async fn statuses(
+    app: &common::TestApp,
+    client: &reqwest::Client,
+    path: &str,
+    n: usize,
+) -> Vec<u16> {
+    let mut seen = Vec::with_capacity(n);
+    for _ in 0..n {
+        seen.push(
+            client
+                .get(app.url(path))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    seen
+}
+
+#[tokio::test]
+async fn one_person_asking_too_fast_is_slowed_down_and_nobody_else_is() {
+    let app = spawn_with_limits(LimitsConfig {
+        per_person_per_second: 1,
+        per_person_burst: 5,
+        ..LimitsConfig::default()
+    })
+    .await;
+    let script = bearer_client(&app.token_for("script", &[Role::Viewer]).await);
+    let seen = statuses(&app, &script, "/api/v1/services", 8).await;
+    assert_eq!(&seen[..5], [200; 5], "a burst is let through: {seen:?}");
+    assert!(seen[5..].iter().all(|s| *s == 429), "{seen:?}");
+
+    let refused = script
+        .get(app.url("/api/v1/services"))
+        .send()
+        .await
+        .unwrap();
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&wait), "Retry-After {wait}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_requests");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("at most 1 a second") && message.contains("try again in"),
+        "{message}"
+    );
+    // Someone else reads on, and the probes answer whoever asks.
+    assert_eq!(app.get("/api/v1/services").await.status(), 200);
+    assert_eq!(
+        script
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Once the pace allows, the script is let in again.
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    assert_eq!(
+        script
+            .get(app.url("/api/v1/services"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn guessing_tokens_and_signing_in_are_slowed_per_address() {
+    let app = spawn_with_limits(LimitsConfig {
+        refused_tokens_per_minute: 3,
+        sign_in_per_minute: 2,
+        ..LimitsConfig::default()
+    })
+    .await;
+    let guesser = bearer_client("rbt_guess");
+    let seen = statuses(&app, &guesser, "/api/v1/services", 5).await;
+    assert_eq!(
+        seen,
+        [401, 401, 401, 429, 429],
+        "refused tokens from one address"
+    );
+    // A good token from the same address is not held up by the guesses.
+    assert_eq!(app.get("/api/v1/services").await.status(), 200);
+
+    let stranger = reqwest::Client::new();
+    let seen = statuses(&app, &stranger, "/login", 3).await;
+    assert_eq!(seen, [200, 200, 429], "sign-in pages from one address");
 }
