@@ -1,13 +1,14 @@
 //! Another person's access, for admins: what they are signed in with, and ending all of it.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::{Extension, Json};
 use chrono::Utc;
 use runboard_core::identity::{AccessError, Caller};
 use runboard_model::{AccessRevoked, PersonAccess};
 use serde::Deserialize;
 
+use super::ApiQuery;
 use crate::error::{ApiError, bad_request, forbidden, internal, unauthorized};
 use crate::http::ServerState;
 
@@ -28,14 +29,8 @@ pub struct Whose {
 pub async fn of_person(
     State(state): State<ServerState>,
     Extension(caller): Extension<Caller>,
-    query: Result<Query<Whose>, QueryRejection>,
+    ApiQuery(whose): ApiQuery<Whose>,
 ) -> Result<Json<PersonAccess>, ApiError> {
-    let Query(whose) = query.map_err(|e| {
-        bad_request(format!(
-            "expected ?subject=<person key, as /api/v1/me shows it>: {}",
-            e.body_text()
-        ))
-    })?;
     let admin = caller.user().ok_or_else(|| unauthorized("sign in first"))?;
     let access = state
         .app

@@ -2,7 +2,7 @@
 //! execution and record.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use http::StatusCode;
@@ -14,6 +14,7 @@ use runboard_core::identity::Caller;
 use runboard_model::{Action, ActionSpec, ActionState, EntityResult, EntityState, User};
 use serde::{Deserialize, Serialize};
 
+use super::ApiQuery;
 use crate::error::{
     ApiError, bad_gateway, bad_request, conflict, forbidden, gateway_timeout, internal, not_found,
     unauthorized,
@@ -64,7 +65,7 @@ pub struct CatalogQuery {
 pub async fn catalog(
     State(state): State<ServerState>,
     Path(service): Path<String>,
-    Query(query): Query<CatalogQuery>,
+    ApiQuery(query): ApiQuery<CatalogQuery>,
 ) -> Result<Json<CatalogAnswer>, ApiError> {
     let connector = state.app.fleet.service(&service).ok_or_else(|| {
         not_found(format!(
@@ -121,7 +122,7 @@ pub struct ActionList {
 pub async fn list(
     State(state): State<ServerState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ActionList>, ApiError> {
     let user = user_of(&caller)?;
     let filter = match (query.view.as_deref(), query.state.as_deref()) {
@@ -171,7 +172,7 @@ pub struct EntityQuery {
 pub async fn get(
     State(state): State<ServerState>,
     Path(id): Path<String>,
-    Query(query): Query<EntityQuery>,
+    ApiQuery(query): ApiQuery<EntityQuery>,
 ) -> Result<Json<ActionDetail>, ApiError> {
     let app = &state.app;
     let limit = query.limit.unwrap_or(500);

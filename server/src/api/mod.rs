@@ -8,11 +8,13 @@ mod lookup;
 mod record;
 pub(crate) mod services;
 
-use axum::extract::OriginalUri;
+use axum::extract::{FromRequestParts, OriginalUri, Query};
 use http::Method;
+use http::request::Parts;
 use runboard_core::identity::Access;
+use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, not_found};
+use crate::error::{ApiError, bad_request, not_found};
 use crate::http::RouteTable;
 
 /// The API's routes, each with who may call it.
@@ -124,4 +126,24 @@ async fn unknown_route(OriginalUri(uri): OriginalUri) -> ApiError {
         "there is no API route at {}; the routes are listed in SPEC.md under \"HTTP API\"",
         uri.path()
     ))
+}
+
+/// A query string parsed into `T`; one that does not parse is refused with a 400 that says
+/// what was wrong, in the API's own error shape.
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(query)| ApiQuery(query))
+            .map_err(|rejection| {
+                bad_request(format!(
+                    "the query string is not valid: {}",
+                    rejection.body_text()
+                ))
+            })
+    }
 }

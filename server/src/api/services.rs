@@ -1,8 +1,7 @@
 //! Fleet reads: services with their numbers, and live reads of one service's sagas and batches.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use chrono::Utc;
 use runboard_core::connector::{Connector, ReadError, ReadProblem, SagaFilter, page_limit};
 use runboard_model::{
@@ -11,6 +10,7 @@ use runboard_model::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::ApiQuery;
 use crate::error::{ApiError, bad_gateway, bad_request, internal, not_found};
 use crate::http::ServerState;
 
@@ -50,9 +50,8 @@ pub async fn funds(State(state): State<ServerState>) -> Result<Json<FundsList>, 
 pub async fn sagas(
     State(state): State<ServerState>,
     Path(service): Path<String>,
-    query: Result<Query<SagaQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<SagaQuery>,
 ) -> Result<Json<SagaPage>, ApiError> {
-    let Query(query) = query.map_err(query_error)?;
     let connector = connector(&state, &service)?;
     let filter = SagaFilter::parse(&query).map_err(bad_request)?;
     let page = connector
@@ -123,9 +122,8 @@ pub struct ItemQuery {
 pub async fn batch_items(
     State(state): State<ServerState>,
     Path((service, batch_id)): Path<(String, String)>,
-    query: Result<Query<ItemQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<ItemQuery>,
 ) -> Result<Json<BatchItemPage>, ApiError> {
-    let Query(query) = query.map_err(query_error)?;
     let status: Option<BatchItemStatus> = query
         .status
         .map(|s| s.parse())
@@ -152,13 +150,6 @@ pub(crate) fn connector<'a>(
             "no service is registered as {service:?}; GET /api/v1/services lists them"
         ))
     })
-}
-
-fn query_error(rejection: QueryRejection) -> ApiError {
-    bad_request(format!(
-        "the query string is not valid: {}",
-        rejection.body_text()
-    ))
 }
 
 /// A service that cannot be read is the service's problem, not Runboard's: say which and why.

@@ -1,0 +1,253 @@
+//! Whatever a caller sends, Runboard answers without a server error (issue #14): arbitrary
+//! query strings to every list and filter, arbitrary JSON to every write, against the demo
+//! fleet's real services. A refusal is a 4xx that says what to send.
+
+mod common;
+
+use common::{TestApp, TestFleet, bearer_client, registered, spawn_app_configured, start_fleet};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use runboard_core::config::LimitsConfig;
+use runboard_model::Role;
+use runboard_testkit::{Backend, TestStore};
+use serde_json::{Value, json};
+
+/// The app over the demo fleet, a caller who holds every role, and an action of theirs.
+struct World {
+    app: TestApp,
+    _fleet: TestFleet,
+    caller: reqwest::Client,
+    action_id: String,
+}
+
+async fn world() -> World {
+    let fleet = start_fleet(Backend::Sqlite).await;
+    let services = fleet.fleet.services().iter().map(registered).collect();
+    let (app, ()) = spawn_app_configured(TestStore::new(Backend::Sqlite).await, |config, _| {
+        config.services = services;
+        // One caller sends hundreds of requests here: the limits are not what is tested.
+        config.limits = LimitsConfig {
+            per_person_per_second: 100_000,
+            per_person_burst: 100_000,
+            ..LimitsConfig::default()
+        };
+    })
+    .await;
+    let caller = bearer_client(
+        &app.token_for(
+            "prop",
+            &[Role::Viewer, Role::Operator, Role::Approver, Role::Admin],
+        )
+        .await,
+    );
+    let failed: Value = caller
+        .get(app.url("/api/v1/services/onboarding/sagas?status=failed&limit=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let action: Value = caller
+        .post(app.url("/api/v1/actions"))
+        .json(&json!({
+            "service": "onboarding",
+            "mutation": "retrySagas",
+            "arguments": { "ids": [failed["sagas"][0]["saga_id"]] },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    World {
+        app,
+        _fleet: fleet,
+        action_id: action["id"].as_str().expect("an action").to_owned(),
+        caller,
+    }
+}
+
+/// Text a person or a script might put in a URL or a field: anything at all, and the
+/// shapes the endpoints parse (durations, numbers, states, cursors) near their edges.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[0-9]{1,25}",
+        "-[0-9]{1,6}",
+        "[0-9]{1,12}(ns|ms|s|m|h|d|w|y| years)",
+        "(failed|stuck|running|completed|oldest|newest|all|mine|pending|succeeded|true|false)",
+        "[A-Za-z0-9_~:./+=-]{0,60}",
+    ]
+}
+
+const QUERY_KEYS: &[&str] = &[
+    "status",
+    "type",
+    "step",
+    "error",
+    "older_than",
+    "newer_than",
+    "sort",
+    "after",
+    "limit",
+    "live",
+    "view",
+    "state",
+    "service",
+    "subject",
+    "q",
+];
+
+fn query() -> impl Strategy<Value = Vec<(String, String)>> {
+    let key = prop_oneof![
+        4 => proptest::sample::select(QUERY_KEYS).prop_map(str::to_owned),
+        1 => any::<String>(),
+    ];
+    proptest::collection::vec((key, text()), 0..5)
+}
+
+/// A list or read path, with a service and a batch that may or may not exist.
+fn read_path(action_id: String) -> impl Strategy<Value = Vec<String>> {
+    let service = prop_oneof![
+        3 => Just("onboarding".to_owned()),
+        3 => Just("payments".to_owned()),
+        1 => text(),
+    ];
+    (0..10usize, service, text()).prop_map(move |(which, service, batch)| {
+        let parts: Vec<&str> = match which {
+            0 => vec!["services"],
+            1 => vec!["services", &service, "sagas"],
+            2 => vec!["services", &service, "errors"],
+            3 => vec!["services", &service, "batches"],
+            4 => vec!["services", &service, "batches", &batch],
+            5 => vec!["services", &service, "batches", &batch, "items"],
+            6 => vec!["funds"],
+            7 => vec!["actions"],
+            8 => vec!["actions", &action_id],
+            _ => vec!["access"],
+        };
+        parts.into_iter().map(str::to_owned).collect()
+    })
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("JSON numbers are finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        text().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        let key = prop_oneof![
+            proptest::sample::select(
+                &[
+                    "service",
+                    "mutation",
+                    "arguments",
+                    "ids",
+                    "selection",
+                    "error_group",
+                    "failed_batch_items",
+                    "reason",
+                    "incident_url",
+                    "label",
+                    "expires_in",
+                    "subject",
+                    "text",
+                    "batch",
+                ][..]
+            )
+            .prop_map(str::to_owned),
+            any::<String>(),
+        ];
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+            proptest::collection::btree_map(key, inner, 0..6)
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+        ]
+    })
+}
+
+/// What every answer must be: no server error, and a refusal that says what was wrong.
+async fn judged(response: reqwest::Response, asked: &str) -> Result<(), TestCaseError> {
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    prop_assert!(status < 500, "{asked} answered {status}: {body}");
+    if status >= 400 {
+        let error: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        prop_assert!(
+            message.len() > 10,
+            "{asked} refused ({status}) without saying why: {body}"
+        );
+    }
+    Ok(())
+}
+
+fn runner(cases: u32) -> TestRunner {
+    TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    })
+}
+
+#[test]
+fn no_query_string_makes_a_list_or_a_filter_fail_on_the_server() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let world = runtime.block_on(world());
+    runner(1000)
+        .run(
+            &(read_path(world.action_id.clone()), query()),
+            |(path, pairs)| {
+                let mut url = reqwest::Url::parse(&world.app.url("/api/v1")).unwrap();
+                url.path_segments_mut().unwrap().extend(&path);
+                url.query_pairs_mut().extend_pairs(&pairs);
+                runtime.block_on(async {
+                    let response = world.caller.get(url.clone()).send().await.unwrap();
+                    judged(response, url.as_str()).await
+                })
+            },
+        )
+        .unwrap();
+}
+
+#[test]
+fn no_json_body_makes_a_write_fail_on_the_server() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let world = runtime.block_on(world());
+    let id = world.action_id.clone();
+    let writes = vec![
+        "/api/v1/actions".to_owned(),
+        format!("/api/v1/actions/{id}/submit"),
+        format!("/api/v1/actions/{id}/approve"),
+        format!("/api/v1/actions/{id}/reject"),
+        format!("/api/v1/actions/{id}/cancel"),
+        format!("/api/v1/actions/{id}/resume"),
+        "/api/v1/lookup".to_owned(),
+        "/api/v1/access/revoke".to_owned(),
+        "/api/v1/tokens".to_owned(),
+    ];
+    runner(1000)
+        .run(
+            &(proptest::sample::select(writes), json_value()),
+            |(path, body)| {
+                runtime.block_on(async {
+                    let response = world
+                        .caller
+                        .post(world.app.url(&path))
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    judged(response, &format!("POST {path} {body}")).await
+                })
+            },
+        )
+        .unwrap();
+}
