@@ -4,7 +4,7 @@
 //! [`ReadError`] naming the service and what an engineer can do about it: a service
 //! that is down, slow or returns a malformed row never breaks the others.
 
-use secrecy::ExposeSecret;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +14,8 @@ use runboard_model::{
     SagaEvent, SagaPage, SagaQuery, SagaStatus, ServiceName, add_to_totals,
 };
 use rust_decimal::Decimal;
+use secrecy::ExposeSecret;
+use tokio::sync::Semaphore;
 
 use crate::config::{ContractQueries, ServiceConfig};
 use crate::db::{Pool, PoolSettings, on_pool};
@@ -46,6 +48,10 @@ pub enum ReadProblem {
         "its {relation} returned more than {limit} rows; raise `row_limit` for it if that is expected"
     )]
     TooManyRows { relation: &'static str, limit: u32 },
+    #[error(
+        "every connection Runboard lets viewers use on it was busy for {0:?} (one is kept for polls and actions); try again shortly, or raise its `max_connections`"
+    )]
+    Busy(Duration),
 }
 
 impl ReadProblem {
@@ -58,6 +64,7 @@ impl ReadProblem {
             Self::MalformedRow { .. } => "malformed_row",
             Self::Query { .. } => "query",
             Self::TooManyRows { .. } => "too_many_rows",
+            Self::Busy(_) => "busy",
         }
     }
 }
@@ -161,6 +168,21 @@ pub struct Connector {
     mission_control: MissionControl,
     /// Counts every statement sent, for `/metrics`; shared with the fleet's other connectors.
     reads: ServiceReads,
+    /// The connections people's reads may hold at once: all but one kept for Runboard's
+    /// own work (see [`with_reserved_connections`]).
+    viewer_slots: Arc<Semaphore>,
+}
+
+tokio::task_local! {
+    /// Set around the poller's and the actions' reads.
+    static RESERVED: ();
+}
+
+/// Runs `work` (a poll, a preview, the action engine) on the connections kept for
+/// Runboard's own work: however many different things people ask for at once, polls keep
+/// running and actions keep their re-checks.
+pub async fn with_reserved_connections<F: Future>(work: F) -> F::Output {
+    RESERVED.scope((), work).await
 }
 
 /// A bind parameter, so that filters can be assembled at run time for either database.
@@ -338,6 +360,9 @@ impl Connector {
                 config.graphql_token.clone(),
             ),
             reads: ServiceReads::default(),
+            viewer_slots: Arc::new(Semaphore::new(
+                config.max_connections.saturating_sub(1).max(1) as usize,
+            )),
         })
     }
 
@@ -361,8 +386,20 @@ impl Connector {
         relation: &'static str,
         read: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, ReadError> {
+        let started = tokio::time::Instant::now();
+        let _slot = if RESERVED.try_with(|_| ()).is_ok() {
+            None
+        } else {
+            match tokio::time::timeout(self.timeout, self.viewer_slots.clone().acquire_owned())
+                .await
+            {
+                Ok(slot) => Some(slot.expect("the semaphore is never closed")),
+                Err(_) => return Err(self.error(ReadProblem::Busy(self.timeout))),
+            }
+        };
         self.reads.record(self.name.as_str(), relation);
-        let problem = match tokio::time::timeout(self.timeout, read).await {
+        let left = self.timeout.saturating_sub(started.elapsed());
+        let problem = match tokio::time::timeout(left, read).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) => classify(relation, e),
             Err(_) => ReadProblem::Timeout(self.timeout),

@@ -1,10 +1,10 @@
 //! A service's mission-control GraphQL endpoint: its catalog of actions, read by
 //! introspection, and the calls Runboard makes to it.
 
-use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 use runboard_model::{ActionSpec, ArgumentSpec};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;

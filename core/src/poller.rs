@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::App;
 use crate::connector::Connector;
+use crate::connector::with_reserved_connections;
 use crate::db::on_pool;
 use crate::fleet::Fleet;
 use crate::snapshots::Snapshot;
@@ -82,7 +83,9 @@ async fn poll<'a>(
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        (connector.name(), Fleet::read(connector, now).await)
+        // However many different things people ask the service for, the poll has a connection.
+        let reading = with_reserved_connections(Fleet::read(connector, now)).await;
+        (connector.name(), reading)
     });
     let mut answered = 0;
     for (service, reading) in join_all(reads).await {

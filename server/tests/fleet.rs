@@ -593,3 +593,54 @@ async fn two_replicas_polling_three_services_write_one_snapshot_per_service_per_
         );
     }
 }
+
+/// A crowd asking a slow service many different things at once (no two reads shareable)
+/// holds at most all but one of its connections: the poll still reads it in time.
+#[tokio::test]
+async fn a_crowd_of_viewers_cannot_starve_the_poll_of_connections() {
+    let fleet = start_fleet(Backend::Postgres).await;
+    let payments = fleet.service("payments").clone();
+    let mut config = registered(&payments);
+    config.max_connections = 2;
+    let mut url = url::Url::parse(config.database_url.expose_secret()).unwrap();
+    let proxy = ChaosProxy::start(std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        url.port().unwrap_or(5432),
+    )))
+    .await;
+    url.set_port(Some(proxy.port())).unwrap();
+    config.database_url = String::from(url).into();
+    let app = spawn_app_on(TestStore::new(Backend::Postgres).await, vec![config]).await;
+    proxy.slow_down(Duration::from_millis(300));
+
+    let mut crowd = Vec::new();
+    for person in 0..12 {
+        crowd.push(common::bearer_client(
+            &app.token_for(&format!("viewer-{person}"), &[Role::Viewer])
+                .await,
+        ));
+    }
+    let asked = (1..=60).map(|limit| {
+        crowd[limit % crowd.len()]
+            .get(app.url(&format!(
+                "/api/v1/services/payments/sagas?status=failed&limit={limit}"
+            )))
+            .send()
+    });
+    let poll = async {
+        // Once the crowd has taken what it may, and more of it waits.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        poll_once(&app.app).await.unwrap()
+    };
+    let (answers, polled) = tokio::join!(futures_util::future::join_all(asked), poll);
+    assert_eq!(polled, 1, "the poll read the service beside the crowd");
+    let statuses: Vec<u16> = answers
+        .into_iter()
+        .map(|a| a.unwrap().status().as_u16())
+        .collect();
+    assert!(
+        statuses.iter().all(|s| [200, 502, 503].contains(s)),
+        "answered, or told why not (busy for viewers, or slow): {statuses:?}"
+    );
+    assert!(statuses.contains(&200), "{statuses:?}");
+}

@@ -195,8 +195,17 @@ impl App {
     ///
     /// The service's database, its dry run and the store's writes overlap: the entities are
     /// read while the dry run's calls go out, and each chunk is written as its dry run
-    /// answers, in one transaction that commits once every chunk is in.
+    /// answers, in one transaction that commits once every chunk is in. Its reads use the
+    /// connections kept for Runboard's own work, so a crowd of viewers cannot starve it.
     pub async fn create_action(
+        &self,
+        user: &User,
+        request: &ActionRequest,
+    ) -> Result<Action, ActionError> {
+        crate::connector::with_reserved_connections(self.preview_action(user, request)).await
+    }
+
+    async fn preview_action(
         &self,
         user: &User,
         request: &ActionRequest,

@@ -70,7 +70,8 @@ pub async fn step(app: &App) -> Result<bool, ActionError> {
     let Some((lease, action)) = claim(app).await? else {
         return Ok(false);
     };
-    let work = work_on(app, &lease, action);
+    // Its re-checks read the service on the connections kept for Runboard's own work.
+    let work = crate::connector::with_reserved_connections(work_on(app, &lease, action));
     tokio::pin!(work);
     tokio::select! {
         outcome = &mut work => outcome?,

@@ -4,7 +4,6 @@
 //! this module keeps the provider's metadata and keys, and refreshes the keys when a token
 //! names one it has not seen, which is how a provider rotates them.
 
-use secrecy::ExposeSecret;
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
@@ -17,6 +16,7 @@ use openidconnect::{
     JsonWebTokenType, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
     SignatureVerificationError,
 };
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 use url::Url;

@@ -11,7 +11,7 @@ use runboard_model::{
 use serde::{Deserialize, Serialize};
 
 use super::ApiQuery;
-use crate::error::{ApiError, bad_gateway, bad_request, internal, not_found};
+use crate::error::{ApiError, bad_gateway, bad_request, internal, not_found, unavailable};
 use crate::http::ServerState;
 
 #[derive(Serialize)]
@@ -154,11 +154,13 @@ pub(crate) fn connector<'a>(
 
 /// A service that cannot be read is the service's problem, not Runboard's: say which and why.
 pub(crate) fn read_error(error: ReadError) -> ApiError {
+    tracing::warn!(service = %error.service, problem = error.problem.label(), %error, "service read failed");
     let code = match error.problem {
+        // Runboard's own bound, not the service's failure: try again shortly.
+        ReadProblem::Busy(_) => return unavailable("service_busy", error.to_string()),
         ReadProblem::Unreachable(_) => "service_unreachable",
         ReadProblem::Timeout(_) => "service_timeout",
         _ => "service_read_failed",
     };
-    tracing::warn!(service = %error.service, problem = error.problem.label(), %error, "service read failed");
     bad_gateway(code, error.to_string())
 }
