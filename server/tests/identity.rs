@@ -561,6 +561,8 @@ struct Forge<'a> {
     kid: &'a str,
     key_pem: &'a str,
     nonce: Option<&'a str>,
+    /// The provider groups it names.
+    groups: &'a [&'a str],
 }
 
 fn forge(token: Forge<'_>) -> String {
@@ -573,7 +575,7 @@ fn forge(token: Forge<'_>) -> String {
         StandardClaims::new(SubjectIdentifier::new(token.subject.into()))
             .set_preferred_username(Some(EndUserUsername::new(token.username.into()))),
         Groups {
-            groups: vec!["sre".into()],
+            groups: token.groups.iter().map(|g| (*g).to_owned()).collect(),
         },
     )
     .set_nonce(token.nonce.map(|n| Nonce::new(n.into())));
@@ -622,6 +624,7 @@ fn forgeries(
         kid: &provider.kid,
         key_pem: &provider.key_pem,
         nonce,
+        groups: &["sre"],
     };
     let valid = forge(Forge { ..base });
     let bad = vec![
@@ -860,6 +863,7 @@ async fn one_person_signed_in_and_with_an_access_token_of_another_sub_cannot_app
             kid: &provider.kid,
             key_pem: &provider.key_pem,
             nonce: None,
+            groups: &["sre"],
         }))
     };
     let approve = |client: reqwest::Client| {
@@ -1007,4 +1011,78 @@ async fn an_admin_ends_a_persons_sessions_and_tokens_and_their_next_request_is_r
     .await;
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert!(audit[0].contains("laptop stolen"), "{audit:?}");
+}
+
+/// Someone taken out of the approvers' group at the provider loses the role in the API
+/// tokens they hold too, as soon as Runboard sees them again; back in the group, their
+/// tokens have it again, never more than they were issued with.
+#[tokio::test]
+async fn a_token_acts_with_no_more_than_the_roles_its_holder_was_last_seen_with() {
+    let Setup { app, provider } = spawn_with_provider_and(Backend::Sqlite, |config| {
+        config.identity.roles.approver = vec!["approvers".into()];
+    })
+    .await;
+    let access = |groups: &'static [&'static str]| {
+        bearer_client(&forge(Forge {
+            issuer: &provider.issuer,
+            subject: "alice",
+            username: "alice",
+            audience: API_AUDIENCE,
+            expires_in: 300,
+            kid: &provider.kid,
+            key_pem: &provider.key_pem,
+            nonce: None,
+            groups,
+        }))
+    };
+    let roles = |body: (u16, Value)| (body.0, body.1["roles"].clone());
+    let (status, seen) = me(&app, &access(&["sre", "approvers"])).await;
+    assert_eq!(status, 200, "{seen}");
+    let alice = runboard_model::User {
+        subject: seen["subject"].as_str().unwrap().to_owned(),
+        name: "Alice Ops".into(),
+        roles: [Role::Operator, Role::Approver].into(),
+    };
+    let script = bearer_client(
+        &app.app
+            .store
+            .issue_api_token(&alice, "nightly", Duration::from_secs(3600), Utc::now())
+            .await
+            .unwrap()
+            .secret,
+    );
+    assert_eq!(
+        roles(me(&app, &script).await),
+        (200, serde_json::json!(["operator", "approver"]))
+    );
+
+    // The provider takes her out of the approvers.
+    assert_eq!(me(&app, &access(&["sre"])).await.0, 200);
+    assert_eq!(
+        roles(me(&app, &script).await),
+        (200, serde_json::json!(["operator"])),
+        "her token lost the role her groups no longer give"
+    );
+
+    // Out of every group that counts: her token opens nothing, and says why.
+    assert_eq!(me(&app, &access(&["marketing"])).await.0, 403);
+    let (status, body) = me(&app, &script).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer holds any of the roles"),
+        "{body}"
+    );
+
+    // Back among approvers, and an admin besides: the token's own roles again, no more.
+    assert_eq!(
+        me(&app, &access(&["sre", "approvers", "platform"])).await.0,
+        200
+    );
+    assert_eq!(
+        roles(me(&app, &script).await),
+        (200, serde_json::json!(["operator", "approver"]))
+    );
 }

@@ -1,6 +1,7 @@
 //! Personal API tokens for scripts and CLIs: shown once, kept only as a hash, expiring,
 //! revocable by their holder.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use base64::Engine;
@@ -26,6 +27,10 @@ pub enum TokenError {
     Expired(DateTime<Utc>),
     #[error("the API token was revoked at {0}")]
     Revoked(DateTime<Utc>),
+    #[error(
+        "the API token's holder no longer holds any of the roles it was issued with (as their provider groups said when last seen); ask for one of the groups in identity.roles"
+    )]
+    NoRoleLeft,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -82,6 +87,14 @@ struct TokenRow {
     expires_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
     last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A token and its holder's roles as last seen, if Runboard has seen them.
+#[derive(sqlx::FromRow)]
+struct SeenTokenRow {
+    #[sqlx(flatten)]
+    token: TokenRow,
+    seen_roles: Option<String>,
 }
 
 impl TokenRow {
@@ -170,15 +183,28 @@ impl Store {
         secret: &str,
         now: DateTime<Utc>,
     ) -> Result<User, TokenError> {
-        let query = format!("SELECT {COLUMNS} FROM api_token WHERE secret_sha256 = $1");
-        let row: Option<TokenRow> = on_pool!(self.pool, |pool| {
+        // The holder's roles as last seen from the provider come along in the same query.
+        let query = format!(
+            "SELECT {}, p.roles AS seen_roles FROM api_token t
+             LEFT JOIN person p ON p.subject = t.subject
+             WHERE t.secret_sha256 = $1",
+            COLUMNS
+                .split(", ")
+                .map(|column| format!("t.{column}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let row: Option<SeenTokenRow> = on_pool!(self.pool, |pool| {
             sqlx::query_as(&query)
                 .bind(digest(secret))
                 .fetch_optional(pool)
                 .await
         })
         .map_err(StoreError::from)?;
-        let row = row.ok_or(TokenError::Unknown)?;
+        let SeenTokenRow {
+            token: row,
+            seen_roles,
+        } = row.ok_or(TokenError::Unknown)?;
         if let Some(at) = row.revoked_at {
             return Err(TokenError::Revoked(at));
         }
@@ -200,11 +226,48 @@ impl Store {
             })
             .map_err(StoreError::from)?;
         }
+        let issued: BTreeSet<Role> = row.roles()?.into_iter().collect();
+        // Capped at what the provider last said: a group taken away takes the role away.
+        let roles = match seen_roles {
+            Some(seen) => {
+                let seen: BTreeSet<Role> =
+                    serde_json::from_str(&seen).map_err(StoreError::corrupt)?;
+                issued.intersection(&seen).copied().collect()
+            }
+            None => issued,
+        };
+        if roles.is_empty() {
+            return Err(TokenError::NoRoleLeft);
+        }
         Ok(User {
-            roles: row.roles()?.into_iter().collect(),
+            roles,
             subject: row.subject,
             name: row.name,
         })
+    }
+
+    /// Notes a person's roles as the provider gives them now (at sign-in, or with an
+    /// access token); their API tokens act with these from now on, capped at what each was
+    /// issued with. Writes only when something changed, or once a minute.
+    pub async fn saw_person(&self, user: &User, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let roles = serde_json::to_string(&user.roles).expect("roles serialize");
+        Ok(on_pool!(self.pool, |pool| {
+            sqlx::query(
+                "INSERT INTO person (subject, name, roles, seen_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (subject) DO UPDATE SET
+                     name = excluded.name, roles = excluded.roles, seen_at = excluded.seen_at
+                 WHERE person.roles <> excluded.roles OR person.name <> excluded.name
+                     OR person.seen_at < $5",
+            )
+            .bind(&user.subject)
+            .bind(&user.name)
+            .bind(&roles)
+            .bind(now)
+            .bind(now - chrono::Duration::seconds(LAST_USED_EVERY_SECS))
+            .execute(pool)
+            .await
+            .map(drop)
+        })?)
     }
 
     /// The tokens `subject` holds, newest first, revoked and expired ones included.

@@ -132,14 +132,14 @@ impl Identity {
             .collect()
     }
 
-    /// A provider's person as a Runboard user; `None` when none of their groups gives a role.
-    pub fn user_from(&self, person: ProviderUser) -> Option<User> {
-        let roles = self.roles_for(&person.groups);
-        (!roles.is_empty()).then_some(User {
+    /// A provider's person as a Runboard user, with the roles their groups give now: none
+    /// when none of their groups counts (they are turned away, and their tokens with them).
+    pub fn user_of(&self, person: ProviderUser) -> User {
+        User {
+            roles: self.roles_for(&person.groups),
             subject: person.subject,
             name: person.name,
-            roles,
-        })
+        }
     }
 }
 
@@ -201,6 +201,6 @@ mod tests {
             name: "X".into(),
             groups: vec!["marketing".into()],
         };
-        assert_eq!(identity.user_from(stranger), None);
+        assert!(identity.user_of(stranger).roles.is_empty());
     }
 }

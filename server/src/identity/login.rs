@@ -195,7 +195,11 @@ pub(crate) async fn finish_oidc(
     };
     let name = person.name.clone();
     let groups = person.groups.join(", ");
-    let Some(user) = state.app.identity.user_from(person) else {
+    let user = match super::saw(&state.app, person).await {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
+    };
+    if user.roles.is_empty() {
         return refuse(
             StatusCode::FORBIDDEN,
             format!(
@@ -207,7 +211,7 @@ pub(crate) async fn finish_oidc(
                 }
             ),
         );
-    };
+    }
     tracing::info!(subject = %user.subject, roles = %user.roles_text(), "signed in");
     match sign_in(&state.app.store, &session, user).await {
         Ok(()) => Redirect::to(&return_to).into_response(),

@@ -262,6 +262,7 @@ async fn bearer_user(state: &ServerState, token: &str) -> Result<User, ApiError>
             .await
             .map_err(|e| match e {
                 TokenError::Store(e) => store_down(e),
+                e @ TokenError::NoRoleLeft => forbidden(e.to_string()),
                 refused => unauthorized(refused.to_string()),
             });
     }
@@ -277,12 +278,28 @@ async fn bearer_user(state: &ServerState, token: &str) -> Result<User, ApiError>
             }
             refused => unauthorized(refused.to_string()),
         })?;
-    let name = person.name.clone();
-    app.identity.user_from(person).ok_or_else(|| {
-        forbidden(format!(
-            "{name} holds none of the groups that give a Runboard role; ask for one of the groups in identity.roles"
-        ))
-    })
+    let user = saw(&state.app, person).await?;
+    if user.roles.is_empty() {
+        return Err(forbidden(format!(
+            "{} holds none of the groups that give a Runboard role; ask for one of the groups in identity.roles",
+            user.name
+        )));
+    }
+    Ok(user)
+}
+
+/// The provider's person as a user with the roles their groups give now, noted as their
+/// roles as last seen: their API tokens act with no more than these from now on.
+pub(crate) async fn saw(
+    app: &runboard_core::App,
+    person: runboard_core::identity::ProviderUser,
+) -> Result<User, ApiError> {
+    let user = app.identity.user_of(person);
+    app.store
+        .saw_person(&user, Utc::now())
+        .await
+        .map_err(store_down)?;
+    Ok(user)
 }
 
 async fn session_caller(state: &ServerState, session: &Session) -> Result<Caller, ApiError> {
