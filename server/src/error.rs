@@ -115,6 +115,12 @@ pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
     }
 }
 
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {

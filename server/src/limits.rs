@@ -18,6 +18,7 @@ use runboard_core::config::LimitsConfig;
 use runboard_core::identity::Caller;
 
 use crate::error::too_many_requests;
+use crate::identity::Unauthenticated;
 
 /// Checks between two sweeps of the limiters' memory of who asked, so that it stays as
 /// large as the people and addresses seen lately, not all those ever seen.
@@ -107,13 +108,14 @@ pub(crate) async fn limit(
                 ),
             )
         })
-    } else if request.headers().contains_key(header::AUTHORIZATION)
-        && !matches!(
-            request.extensions().get::<Caller>(),
-            Some(Caller::Bearer(_))
-        )
+    } else if request
+        .extensions()
+        .get::<Unauthenticated>()
+        .is_some_and(Unauthenticated::refused)
+        && request.headers().contains_key(header::AUTHORIZATION)
     {
-        // A token was sent and refused: guessing tokens must be slow.
+        // A token was sent and refused (not merely unchecked while the store is down):
+        // guessing tokens must be slow.
         allowed(&limits.refused_tokens, &address).map_err(|wait| {
             (
                 wait,

@@ -109,7 +109,15 @@ pub(crate) async fn authenticate(
 
 /// Why the caller could not be found out: a refused token, or a store that did not answer.
 #[derive(Clone)]
-struct Unauthenticated(ApiError);
+pub(crate) struct Unauthenticated(ApiError);
+
+impl Unauthenticated {
+    /// Whether the caller's credentials were turned away, as opposed to not being checked
+    /// at all (the store or the provider did not answer).
+    pub(crate) fn refused(&self) -> bool {
+        self.0.status().is_client_error()
+    }
+}
 
 /// Holds the caller against the route's rule, then checks that a browser write is not forged.
 pub(crate) async fn authorize(
