@@ -185,14 +185,9 @@ impl Store {
     ) -> Result<User, TokenError> {
         // The holder's roles as last seen from the provider come along in the same query.
         let query = format!(
-            "SELECT {}, p.roles AS seen_roles FROM api_token t
-             LEFT JOIN person p ON p.subject = t.subject
-             WHERE t.secret_sha256 = $1",
-            COLUMNS
-                .split(", ")
-                .map(|column| format!("t.{column}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "SELECT {COLUMNS},
+                 (SELECT p.roles FROM person p WHERE p.subject = api_token.subject) AS seen_roles
+             FROM api_token WHERE secret_sha256 = $1"
         );
         let row: Option<SeenTokenRow> = on_pool!(self.pool, |pool| {
             sqlx::query_as(&query)
