@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use runboard_core::config::StoreConfig;
 use runboard_core::store::Store;
-use runboard_fleet::{Fleet, FleetConfig, ServiceInfo, Storage};
+use runboard_fleet::{CallerCheck, Fleet, FleetConfig, ServiceInfo, Storage};
 use runboard_model::{Role, User};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -71,7 +71,7 @@ impl Setup {
                 admin_url: settings.admin_url.clone(),
                 database_prefix: prefix.clone(),
             },
-            bearer_token: None,
+            callers: CallerCheck::Anyone,
             // A quiet fleet: the figures are Runboard's, not the load generator's.
             load: false,
         })

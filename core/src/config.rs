@@ -30,8 +30,25 @@ pub struct Config {
     pub actions: ActionsConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Runboard's own OAuth2 client, for services whose mission control takes the
+    /// provider's tokens (those with a `token_audience`).
+    #[serde(default)]
+    pub mission_control_tokens: Option<MissionControlTokens>,
     #[serde(default)]
     pub services: Vec<ServiceConfig>,
+}
+
+/// Runboard's client at the OpenID provider for its own access tokens (the
+/// client-credentials grant), one per service audience.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissionControlTokens {
+    /// The provider's token endpoint.
+    pub token_url: Url,
+    pub client_id: String,
+    /// Also from the environment, `RUNBOARD_MISSION_CONTROL_CLIENT_SECRET`.
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
 }
 
 /// Paces that keep one person, one script or one stranger from starving everyone else,
@@ -332,6 +349,10 @@ pub struct ServiceConfig {
     /// Runboard's bearer token for that endpoint, where the service asks for one.
     #[serde(default)]
     pub graphql_token: Option<SecretString>,
+    /// The audience of the access token Runboard gets for this service from
+    /// `[mission_control_tokens]`, where the service takes the provider's tokens instead.
+    #[serde(default)]
+    pub token_audience: Option<String>,
     /// Overrides `thresholds.stuck_after` for this service.
     #[serde(default, with = "humantime_serde")]
     pub stuck_after: Option<Duration>,
@@ -368,6 +389,7 @@ impl ServiceConfig {
             database_url: database_url.into(),
             graphql_url,
             graphql_token: None,
+            token_audience: None,
             stuck_after: None,
             queries: ContractQueries::default(),
             query_timeout: default_query_timeout(),
@@ -426,6 +448,7 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub site_root: Option<PathBuf>,
     pub oidc_client_secret: Option<SecretString>,
+    pub mission_control_client_secret: Option<SecretString>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -480,6 +503,7 @@ impl Config {
                 demo_users: true,
                 ..IdentityConfig::default()
             },
+            mission_control_tokens: None,
             services: Vec::new(),
         };
         config.apply(overrides);
@@ -504,6 +528,12 @@ impl Config {
         {
             oidc.client_secret = Some(secret.clone());
         }
+        if let (Some(client), Some(secret)) = (
+            &mut self.mission_control_tokens,
+            &overrides.mission_control_client_secret,
+        ) {
+            client.client_secret = Some(secret.clone());
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -517,6 +547,29 @@ impl Config {
                 "store.url".into(),
                 "expected a postgres://… or sqlite://… URL (or leave it out for an SQLite file in store.data_dir)".into(),
             );
+        }
+        if let Some(client) = &self.mission_control_tokens {
+            if !matches!(client.token_url.scheme(), "http" | "https") {
+                return invalid(
+                    "mission_control_tokens.token_url".into(),
+                    format!(
+                        "expected the provider's http(s) token endpoint, got {}",
+                        client.token_url
+                    ),
+                );
+            }
+            if client.client_id.trim().is_empty() {
+                return invalid(
+                    "mission_control_tokens.client_id".into(),
+                    "must not be empty".into(),
+                );
+            }
+            if client.client_secret.is_none() {
+                return invalid(
+                    "mission_control_tokens.client_secret".into(),
+                    "is needed; give it here or in RUNBOARD_MISSION_CONTROL_CLIENT_SECRET".into(),
+                );
+            }
         }
         let limits = &self.limits;
         if [
@@ -597,6 +650,23 @@ impl Config {
             }
             if service.database_url.expose_secret().trim().is_empty() {
                 return invalid(key("database_url"), "must not be empty".into());
+            }
+            if let Some(audience) = &service.token_audience {
+                if audience.trim().is_empty() {
+                    return invalid(key("token_audience"), "must not be empty".into());
+                }
+                if service.graphql_token.is_some() {
+                    return invalid(
+                        key("token_audience"),
+                        "and graphql_token are two ways to call the service; give one".into(),
+                    );
+                }
+                if self.mission_control_tokens.is_none() {
+                    return invalid(
+                        key("token_audience"),
+                        "needs [mission_control_tokens] (token_url, client_id, client_secret): Runboard gets the service's tokens with that client".into(),
+                    );
+                }
             }
             if service.stuck_after.is_some_and(|d| d.is_zero()) {
                 return invalid(key("stuck_after"), "must be longer than 0s".into());
@@ -865,6 +935,50 @@ mod tests {
             assert!(!printed.contains(secret), "{secret} is printed: {printed}");
         }
         assert!(printed.contains("REDACTED"), "{printed}");
+    }
+
+    #[test]
+    fn a_token_audience_needs_runboards_client_and_excludes_a_static_token() {
+        let with_audience = TWO_SERVICES.replace(
+            "graphql_url = \"http://ledger:8080/graphql\"",
+            "graphql_url = \"http://ledger:8080/graphql\"\ntoken_audience = \"urn:ledger\"",
+        );
+        let err = parse(&with_audience).unwrap_err().to_string();
+        assert!(
+            err.contains("services[1].token_audience (service ledger)")
+                && err.contains("[mission_control_tokens]"),
+            "{err}"
+        );
+        let client = "\n[mission_control_tokens]\ntoken_url = \"https://idp.example/token\"\nclient_id = \"runboard-engine\"\n";
+        let err = parse(&format!("{client}{with_audience}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("RUNBOARD_MISSION_CONTROL_CLIENT_SECRET"),
+            "{err}"
+        );
+        let overrides = Overrides {
+            mission_control_client_secret: Some("engine-s3cret".into()),
+            ..Overrides::default()
+        };
+        let config = Config::parse(
+            &format!("{client}{with_audience}"),
+            Path::new("runboard.toml"),
+            &overrides,
+        )
+        .unwrap();
+        assert_eq!(
+            config.services[1].token_audience.as_deref(),
+            Some("urn:ledger")
+        );
+        let both = with_audience.replace(
+            "token_audience = \"urn:ledger\"",
+            "token_audience = \"urn:ledger\"\ngraphql_token = \"t\"",
+        );
+        let err = parse(&format!("{client}client_secret = \"s\"\n{both}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("give one"), "{err}");
     }
 
     #[test]

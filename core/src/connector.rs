@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use crate::config::{ContractQueries, ServiceConfig};
 use crate::db::{Pool, PoolSettings, on_pool};
 use crate::metrics::ServiceReads;
-use crate::mission_control::MissionControl;
+use crate::mission_control::{Credentials, MissionControl};
 
 /// Why a read of a service failed. The variants double as metric labels.
 #[derive(Debug, thiserror::Error)]
@@ -357,7 +357,10 @@ impl Connector {
             row_limit: config.row_limit,
             mission_control: MissionControl::new(
                 config.graphql_url.clone(),
-                config.graphql_token.clone(),
+                config
+                    .graphql_token
+                    .clone()
+                    .map_or(Credentials::None, Credentials::Static),
             ),
             reads: ServiceReads::default(),
             viewer_slots: Arc::new(Semaphore::new(
@@ -378,6 +381,11 @@ impl Connector {
     /// The service's mission-control endpoint, for its catalog and Runboard's calls.
     pub fn mission_control(&self) -> &MissionControl {
         &self.mission_control
+    }
+
+    /// The service's calls carry Runboard's own provider token from now on.
+    pub(crate) fn call_with(&mut self, credentials: Credentials) {
+        self.mission_control.set_credentials(credentials);
     }
 
     /// Runs one read under the service's timeout and names the service in its error.

@@ -1,6 +1,7 @@
 //! Fleet reads: the registered services, each behind its connector.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use regex::Regex;
@@ -9,6 +10,7 @@ use runboard_model::add_to_totals;
 use crate::config::Config;
 use crate::connector::{Connector, ReadError, SagaFilter};
 use crate::metrics::ServiceReads;
+use crate::mission_control::ServiceTokenClient;
 use crate::screens::SagasHolding;
 use crate::snapshots::Reading;
 
@@ -32,9 +34,16 @@ impl Fleet {
             .filter_map(|s| s.id_pattern.as_deref())
             .filter_map(|p| Regex::new(p).ok())
             .collect();
+        let token_client = config
+            .mission_control_tokens
+            .as_ref()
+            .map(|client| Arc::new(ServiceTokenClient::new(client)));
         for service in &config.services {
             let mut connector = Connector::new(service, config.stuck_after(service)).await?;
             connector.count_reads_in(&reads);
+            if let (Some(client), Some(audience)) = (&token_client, &service.token_audience) {
+                connector.call_with(client.credentials_for(audience));
+            }
             connectors.insert(service.name.to_string(), connector);
         }
         Ok(Self {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod config;
 pub mod connector;
 mod db;
+mod error_text;
 pub mod execution;
 pub mod fleet;
 pub mod identity;

@@ -7,6 +7,10 @@
 //   CLIENTS         JSON list of { client_id, client_secret, redirect_uris }
 //   USERS           JSON object: login -> { name, groups }
 //   API_AUDIENCE    audience of the JWT access tokens it issues (default "urn:runboard:api")
+//   MACHINE_CLIENTS JSON list of { client_id, client_secret }: clients that get JWT access
+//                   tokens for themselves (the client-credentials grant) for the audience
+//                   they name as `resource`, such as a service's mission control
+//   CLIENT_CREDENTIALS_TTL  seconds those tokens live (default 600)
 //
 // When it listens it prints one JSON line on stdout: its issuer, the private key it signs
 // with (so a test can forge tokens that differ in one claim only) and a stranger key that is
@@ -19,6 +23,8 @@ const port = Number(process.env.PORT ?? 0);
 const clients = JSON.parse(process.env.CLIENTS ?? "[]");
 const users = JSON.parse(process.env.USERS ?? "{}");
 const audience = process.env.API_AUDIENCE ?? "urn:runboard:api";
+const machineClients = JSON.parse(process.env.MACHINE_CLIENTS ?? "[]");
+const clientCredentialsTtl = Number(process.env.CLIENT_CREDENTIALS_TTL ?? 600);
 
 function rsaKey() {
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
@@ -37,12 +43,22 @@ const server = http.createServer();
 server.listen(port, "127.0.0.1", () => {
   const issuer = `http://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, {
-    clients: clients.map((c) => ({
-      grant_types: ["authorization_code"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "client_secret_basic",
-      ...c,
-    })),
+    clients: [
+      ...clients.map((c) => ({
+        grant_types: ["authorization_code"],
+        response_types: ["code"],
+        token_endpoint_auth_method: "client_secret_basic",
+        ...c,
+      })),
+      ...machineClients.map((c) => ({
+        grant_types: ["client_credentials"],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: "client_secret_basic",
+        ...c,
+      })),
+    ],
+    ttl: { ClientCredentials: clientCredentialsTtl },
     jwks: { keys: [signing.jwk] },
     scopes: ["openid", "profile", "groups"],
     claims: { openid: ["sub"], profile: ["name", "preferred_username"], groups: ["groups"] },
@@ -76,13 +92,15 @@ server.listen(port, "127.0.0.1", () => {
     },
     features: {
       devInteractions: { enabled: true },
+      clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => audience,
         useGrantedResource: () => true,
-        getResourceServerInfo: () => ({
+        // Any audience asked for, as a `resource`: Runboard's API, or a service's.
+        getResourceServerInfo: (_ctx, resource) => ({
           scope: "api",
-          audience,
+          audience: resource,
           accessTokenFormat: "jwt",
           jwt: { sign: { alg: "RS256" } },
         }),

@@ -16,6 +16,7 @@
 //!
 //! [`Fleet::start`] runs them; [`seed`] fills a service database with many sagas for benchmarks.
 
+mod callers;
 mod catalog;
 mod db;
 mod mission_control;
@@ -36,6 +37,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use callers::CallerCheck;
 pub use payments::{
     WITHHELD_FUNDS_POSTGRES as PAYMENTS_WITHHELD_FUNDS_POSTGRES,
     WITHHELD_FUNDS_SQLITE as PAYMENTS_WITHHELD_FUNDS_SQLITE,
@@ -48,8 +50,8 @@ use crate::service::Service;
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
     pub storage: Storage,
-    /// When set, every GraphQL call must carry `Authorization: Bearer <token>` or gets 401.
-    pub bearer_token: Option<String>,
+    /// Who may call the services' mission control; others get 401.
+    pub callers: CallerCheck,
     /// Runs the load generator: sagas start, progress, fail and stall; the batch advances.
     pub load: bool,
 }
@@ -110,6 +112,8 @@ pub struct CallRecord {
     /// sent it, under which lease.
     pub replica: Option<String>,
     pub lease_epoch: Option<i64>,
+    /// The subject of the provider token the call carried, where the service asks for one.
+    pub caller: Option<String>,
 }
 
 /// What [`seed`] wrote and how long it took.
@@ -248,7 +252,7 @@ async fn start_service(
         .await
         .map_err(bind_error)?;
     let port = listener.local_addr().map_err(bind_error)?.port();
-    let app = mission_control::router(service.clone(), config.bearer_token.clone());
+    let app = mission_control::router(service.clone(), &config.callers);
     let (stop, stopped) = oneshot::channel::<()>();
     let name = spec.name;
     let server = tokio::spawn(async move {

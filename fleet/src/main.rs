@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use runboard_fleet::{Fleet, FleetConfig, Storage};
+use runboard_fleet::{CallerCheck, Fleet, FleetConfig, Storage};
 
 #[derive(Parser)]
 #[command(about = "The demo fleet: simulated services that honour Runboard's service contract")]
@@ -23,8 +23,15 @@ enum Command {
         #[arg(long, env = "FLEET_POSTGRES_URL")]
         postgres_url: Option<String>,
         /// Requires `Authorization: Bearer <TOKEN>` on every GraphQL call.
-        #[arg(long, env = "FLEET_TOKEN")]
+        #[arg(long, env = "FLEET_TOKEN", conflicts_with = "token_issuer")]
         token: Option<String>,
+        /// Requires a JWT access token from this OpenID provider on every GraphQL call
+        /// (for `--token-audience`); its subject goes into the call log.
+        #[arg(long, env = "FLEET_TOKEN_ISSUER", requires = "token_audience")]
+        token_issuer: Option<url::Url>,
+        /// The audience the provider's tokens must name.
+        #[arg(long, env = "FLEET_TOKEN_AUDIENCE", requires = "token_issuer")]
+        token_audience: Option<String>,
         /// Leaves the services idle: no new sagas, no batch progress.
         #[arg(long)]
         no_load: bool,
@@ -59,8 +66,17 @@ async fn main() -> std::process::ExitCode {
             data_dir,
             postgres_url,
             token,
+            token_issuer,
+            token_audience,
             no_load,
         } => {
+            let callers = match (token, token_issuer, token_audience) {
+                (Some(token), _, _) => CallerCheck::Token(token),
+                (None, Some(issuer), Some(audience)) => {
+                    CallerCheck::ProviderTokens { issuer, audience }
+                }
+                _ => CallerCheck::Anyone,
+            };
             let storage = match postgres_url {
                 Some(admin_url) => Storage::Postgres {
                     admin_url,
@@ -70,7 +86,7 @@ async fn main() -> std::process::ExitCode {
             };
             serve(FleetConfig {
                 storage,
-                bearer_token: token,
+                callers,
                 load: !no_load,
             })
             .await

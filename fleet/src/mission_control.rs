@@ -13,15 +13,15 @@ use async_graphql::{
     Context, EmptySubscription, ID, MergedObject, Object, ObjectType, Schema, SimpleObject,
 };
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::Extension;
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use chrono::{DateTime, SubsecRound, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::callers::{self, Caller, CallerCheck, ProviderKeys};
 use crate::catalog::Kind;
 use crate::db::{Arg, Tx};
 use crate::payments::{self, ManualTransfer, Transfer};
@@ -74,11 +74,17 @@ pub(crate) struct Call {
     approvers: Option<String>,
     replica: Option<String>,
     lease_epoch: Option<i64>,
+    /// The subject of the provider token the call carried.
+    caller: Option<String>,
     variables: String,
 }
 
 impl Call {
-    fn received(headers: &HeaderMap, request: &async_graphql::Request) -> Call {
+    fn received(
+        headers: &HeaderMap,
+        request: &async_graphql::Request,
+        caller: Option<String>,
+    ) -> Call {
         let header = |name: &str| {
             headers
                 .get(name)
@@ -93,6 +99,7 @@ impl Call {
             approvers: header("x-runboard-approvers"),
             replica: header("x-runboard-replica"),
             lease_epoch: header("x-runboard-lease-epoch").and_then(|e| e.parse().ok()),
+            caller,
             variables: serde_json::to_string(&request.variables).unwrap_or_default(),
         }
     }
@@ -110,8 +117,8 @@ enum Outcome {
 }
 
 const LOG_CALL: &str = "INSERT INTO mission_control_call (received_at, idempotency_key, mutation, \
-    variables, dry_run, applied, action, requester, approvers, error, replica, lease_epoch) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    variables, dry_run, applied, action, requester, approvers, error, replica, lease_epoch, caller) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 fn log_args(
     call: &Call,
@@ -119,7 +126,7 @@ fn log_args(
     dry_run: bool,
     applied: bool,
     error: Option<String>,
-) -> [Arg; 12] {
+) -> [Arg; 13] {
     [
         call.received_at.into(),
         call.idempotency_key.clone().into(),
@@ -133,6 +140,7 @@ fn log_args(
         error.into(),
         call.replica.clone().into(),
         call.lease_epoch.into(),
+        call.caller.clone().into(),
     ]
 }
 
@@ -279,12 +287,13 @@ impl Service {
             error: Option<String>,
             replica: Option<String>,
             lease_epoch: Option<i64>,
+            caller: Option<String>,
         }
         let rows: Vec<Row> = self
             .db
             .fetch_all(
                 "SELECT received_at, idempotency_key, mutation, variables, dry_run, applied, \
-                 action, requester, approvers, error, replica, lease_epoch FROM mission_control_call \
+                 action, requester, approvers, error, replica, lease_epoch, caller FROM mission_control_call \
                  ORDER BY id LIMIT $1",
                 &[limit.into()],
             )
@@ -304,6 +313,7 @@ impl Service {
                 error: r.error,
                 replica: r.replica,
                 lease_epoch: r.lease_epoch,
+                caller: r.caller,
             })
             .collect())
     }
@@ -543,19 +553,25 @@ struct PayoutsMutation(SagaMutations, BatchMutations, DemoMutations);
 #[derive(MergedObject, Default)]
 struct OnboardingMutation(SagaMutations, DemoMutations);
 
-/// The service's HTTP routes: `POST /graphql`, behind the bearer token when one is set.
-pub(crate) fn router(service: Arc<Service>, token: Option<String>) -> Router {
+/// The service's HTTP routes: `POST /graphql`, behind the check of its callers.
+pub(crate) fn router(service: Arc<Service>, callers: &CallerCheck) -> Router {
     let router = match service.spec.kind {
         Kind::Payments => endpoint::<PaymentsQuery, PaymentsMutation>(service),
         Kind::Payouts => endpoint::<ServiceQuery, PayoutsMutation>(service),
         Kind::Onboarding => endpoint::<ServiceQuery, OnboardingMutation>(service),
     };
-    match token {
-        Some(token) => router.layer(axum::middleware::from_fn_with_state(
-            Arc::<str>::from(token),
-            require_token,
+    match callers {
+        CallerCheck::Anyone => router,
+        CallerCheck::Token(token) => router.layer(axum::middleware::from_fn_with_state(
+            Arc::<str>::from(token.as_str()),
+            callers::require_token,
         )),
-        None => router,
+        CallerCheck::ProviderTokens { issuer, audience } => {
+            router.layer(axum::middleware::from_fn_with_state(
+                Arc::new(ProviderKeys::new(issuer.clone(), audience.clone())),
+                callers::require_provider_token,
+            ))
+        }
     }
 }
 
@@ -570,43 +586,29 @@ where
         .finish();
     Router::new().route(
         "/graphql",
-        axum::routing::post(move |headers: HeaderMap, request: GraphQLRequest| {
-            let schema = schema.clone();
-            async move {
-                let request = request.into_inner();
-                let call = Call::received(&headers, &request);
-                // On its own task: a caller that hangs up (or is killed) mid-call must not
-                // cancel the call half-way, with its transaction still open; it finishes
-                // or rolls back, and a retry with the same key finds the outcome.
-                let response =
-                    tokio::spawn(async move { schema.execute(request.data(call)).await });
-                match response.await {
-                    Ok(response) => GraphQLResponse::from(response).into_response(),
-                    Err(e) => {
-                        tracing::error!(error = %e, "a mission-control call panicked");
-                        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        axum::routing::post(
+            move |caller: Option<Extension<Caller>>,
+                  headers: HeaderMap,
+                  request: GraphQLRequest| {
+                let schema = schema.clone();
+                async move {
+                    let request = request.into_inner();
+                    let caller = caller.map(|Extension(Caller(subject))| subject);
+                    let call = Call::received(&headers, &request, caller);
+                    // On its own task: a caller that hangs up (or is killed) mid-call must not
+                    // cancel the call half-way, with its transaction still open; it finishes
+                    // or rolls back, and a retry with the same key finds the outcome.
+                    let response =
+                        tokio::spawn(async move { schema.execute(request.data(call)).await });
+                    match response.await {
+                        Ok(response) => GraphQLResponse::from(response).into_response(),
+                        Err(e) => {
+                            tracing::error!(error = %e, "a mission-control call panicked");
+                            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                        }
                     }
                 }
-            }
-        }),
+            },
+        ),
     )
-}
-
-async fn require_token(State(token): State<Arc<str>>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if presented == Some(&*token) {
-        return next.run(request).await;
-    }
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        axum::Json(serde_json::json!({
-            "errors": [{ "message": "missing or wrong bearer token" }]
-        })),
-    )
-        .into_response()
 }

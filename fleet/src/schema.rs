@@ -111,7 +111,9 @@ pub(crate) async fn ensure(db: &Db, with_transfers: bool) -> Result<(), FleetErr
             error TEXT,
             -- the X-Runboard-Replica and X-Runboard-Lease-Epoch headers
             replica TEXT,
-            lease_epoch BIGINT
+            lease_epoch BIGINT,
+            -- the subject of the provider token the call carried
+            caller TEXT
         );
         -- The highest lease epoch each Runboard action has called with: a real call from
         -- an older epoch (a replica that lost the lease) is refused, the fencing token's check.
@@ -141,20 +143,22 @@ pub(crate) async fn ensure(db: &Db, with_transfers: bool) -> Result<(), FleetErr
         ));
     }
     db.execute_script(&ddl).await?;
-    // A database made before the call log kept the lease: add its columns.
-    if db
-        .execute(
-            "SELECT replica, lease_epoch FROM mission_control_call LIMIT 0",
-            &[],
-        )
-        .await
-        .is_err()
-    {
-        db.execute_script(
+    // A database made before the call log kept the lease or the caller: add its columns.
+    for (columns, added) in [
+        (
+            "replica, lease_epoch",
             "ALTER TABLE mission_control_call ADD COLUMN replica TEXT;
              ALTER TABLE mission_control_call ADD COLUMN lease_epoch BIGINT;",
-        )
-        .await?;
+        ),
+        (
+            "caller",
+            "ALTER TABLE mission_control_call ADD COLUMN caller TEXT;",
+        ),
+    ] {
+        let probe = format!("SELECT {columns} FROM mission_control_call LIMIT 0");
+        if db.execute(&probe, &[]).await.is_err() {
+            db.execute_script(added).await?;
+        }
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use runboard_core::fleet::Fleet;
 use runboard_core::identity::SessionStore;
 use runboard_core::store::{Store, StoreError};
 use runboard_core::{execution, poller};
-use runboard_fleet::{Fleet as DemoFleet, FleetConfig, Storage};
+use runboard_fleet::{CallerCheck, Fleet as DemoFleet, FleetConfig, Storage};
 use tokio::net::TcpListener;
 
 use crate::demo;
@@ -175,7 +175,7 @@ async fn execute(command: Command) -> Result<(), Failure> {
                 storage: Storage::Sqlite {
                     dir: data_dir.join("fleet"),
                 },
-                bearer_token: None,
+                callers: CallerCheck::Anyone,
                 load: true,
             })
             .await
@@ -297,6 +297,9 @@ impl ConfigArgs {
             data_dir: self.data_dir.clone(),
             // From the environment only: a secret on the command line shows in `ps`.
             oidc_client_secret: std::env::var("RUNBOARD_OIDC_CLIENT_SECRET")
+                .ok()
+                .map(Into::into),
+            mission_control_client_secret: std::env::var("RUNBOARD_MISSION_CONTROL_CLIENT_SECRET")
                 .ok()
                 .map(Into::into),
             ..Overrides::default()

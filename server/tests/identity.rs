@@ -69,6 +69,7 @@ async fn spawn_with_provider_and(
             CLIENT_SECRET,
             &format!("{address}/auth/callback"),
             PEOPLE,
+            None,
         );
         config.identity.oidc = Some(OidcConfig {
             issuer: provider.issuer.clone(),
@@ -765,6 +766,7 @@ async fn a_rotated_provider_key_is_fetched_and_the_old_one_dropped() {
         CLIENT_SECRET,
         "http://127.0.0.1:1/cb",
         PEOPLE,
+        None,
     );
     // Runboard fetches keys at most every 2 s, however many unknown keys it is shown.
     tokio::time::sleep(Duration::from_millis(2100)).await;

@@ -16,7 +16,7 @@ use runboard_core::config::StoreConfig;
 use runboard_core::store::Store;
 
 pub use chaos_proxy::ChaosProxy;
-pub use oidc_provider::{OidcProvider, ProviderPerson};
+pub use oidc_provider::{MachineClient, OidcProvider, ProviderPerson};
 pub use postgres::{TestDatabase, admin_url};
 
 /// The store backends every store-touching test runs on.

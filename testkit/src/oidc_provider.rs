@@ -35,15 +35,25 @@ pub struct ProviderPerson<'a> {
     pub groups: &'a [&'a str],
 }
 
+/// A client that gets tokens for itself with the client-credentials grant, living
+/// `token_lifetime` seconds, for any audience it names as `resource`.
+pub struct MachineClient<'a> {
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+    pub token_lifetime_secs: u32,
+}
+
 impl OidcProvider {
     /// Starts the provider on `port` (0: any free port) with one confidential client
-    /// (`client_id`, `client_secret`) that may return to `redirect_uri`, and these people.
+    /// (`client_id`, `client_secret`) that may return to `redirect_uri`, these people, and
+    /// a machine client if given.
     pub fn start(
         port: u16,
         client_id: &str,
         client_secret: &str,
         redirect_uri: &str,
         people: &[ProviderPerson<'_>],
+        machine: Option<&MachineClient<'_>>,
     ) -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end/oidc/provider.mjs");
         let clients = serde_json::json!([{
@@ -60,8 +70,18 @@ impl OidcProvider {
                 )
             })
             .collect();
+        let machine_clients: Vec<serde_json::Value> = machine
+            .iter()
+            .map(|m| serde_json::json!({ "client_id": m.client_id, "client_secret": m.client_secret }))
+            .collect();
+        let lifetime = machine.map_or(600, |m| m.token_lifetime_secs);
         let mut child = Command::new("node")
             .arg(script)
+            .env(
+                "MACHINE_CLIENTS",
+                serde_json::Value::Array(machine_clients).to_string(),
+            )
+            .env("CLIENT_CREDENTIALS_TTL", lifetime.to_string())
             .env("PORT", port.to_string())
             .env("CLIENTS", clients.to_string())
             .env("USERS", serde_json::Value::Object(users).to_string())

@@ -355,6 +355,14 @@ fn call_headers(action: &Action, lease: &Lease) -> Vec<(&'static str, String)> {
     headers
 }
 
+/// Tells the calls of one sending round to stop: the action was cancelled or paused, the
+/// lease went, or (with its reason) the action should pause because no call could be sent.
+#[derive(Default)]
+struct Stop {
+    stopped: AtomicBool,
+    pause_for: std::sync::Mutex<Option<String>>,
+}
+
 /// Chunks read at a time while sending: enough to keep `concurrency` calls busy.
 const SEND_PAGE_PER_CALL: usize = 4;
 
@@ -365,7 +373,7 @@ async fn send_all(app: &App, lease: &Lease, action: &Action) -> Result<(), Actio
     let mission_control = mission_control_of(app, action)?;
     let headers = call_headers(action, lease);
     let concurrency = action.preview.concurrency.max(1) as usize;
-    let stopped = AtomicBool::new(false);
+    let stop = Stop::default();
     let mut after = -1;
     loop {
         let chunks =
@@ -378,10 +386,10 @@ async fn send_all(app: &App, lease: &Lease, action: &Action) -> Result<(), Actio
         let calls: Vec<BoxFuture<'_, Result<(), ActionError>>> = chunks
             .iter()
             .map(|chunk| {
-                let (headers, stopped) = (&headers, &stopped);
+                let (headers, stop) = (&headers, &stop);
                 async move {
                     let sent =
-                        call_chunk(app, mission_control, lease, action, chunk, headers, stopped)
+                        call_chunk(app, mission_control, lease, action, chunk, headers, stop)
                             .await?;
                     match sent {
                         Some(outcome) => record(app, lease, action, chunk, outcome).await,
@@ -396,11 +404,15 @@ async fn send_all(app: &App, lease: &Lease, action: &Action) -> Result<(), Actio
             .collect()
             .await;
         recorded.into_iter().collect::<Result<Vec<()>, _>>()?;
-        if stopped.load(Ordering::SeqCst) {
+        if stop.stopped.load(Ordering::SeqCst) {
             // Every call this replica had in flight has ended by now.
             let now = app.action(&action.id).await?;
             if now.state == ActionState::Cancelling {
                 return conclude_cancelled(app, lease, &now).await;
+            }
+            let reason = stop.pause_for.lock().expect("pause reason").take();
+            if let Some(reason) = reason {
+                return pause(app, lease, action, &reason).await;
             }
             return Ok(());
         }
@@ -463,7 +475,7 @@ async fn call_chunk(
     action: &Action,
     chunk: &Chunk,
     headers: &[(&str, String)],
-    stopped: &AtomicBool,
+    stop: &Stop,
 ) -> Result<Option<(u32, ChunkOutcome)>, ActionError> {
     let dry_run_offered = !matches!(action.preview.dry_run, DryRun::NotOffered);
     let variables = variables(
@@ -477,14 +489,29 @@ async fn call_chunk(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // A call that could not say who sends it is not marked as sent: the action pauses
+        // with the chunk still pending, and goes on when someone resumes it.
+        if let Err(e) = mission_control.ready().await {
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(BACKOFF * 2_u32.pow(attempt - 1)).await;
+                continue;
+            }
+            let reason = format!("{e}; nothing more was sent; resume once it is back");
+            stop.pause_for
+                .lock()
+                .expect("pause reason")
+                .get_or_insert(reason);
+            stop.stopped.store(true, Ordering::SeqCst);
+            return Ok(None);
+        }
         // Every attempt leaves only once the store has said it may, and while this
         // replica's own clock says the lease still holds.
-        let may_send = !stopped.load(Ordering::SeqCst)
+        let may_send = !stop.stopped.load(Ordering::SeqCst)
             && lease.holds()
             && mark_sent(app, lease, action, chunk.number).await?
             && lease.holds();
         if !may_send {
-            stopped.store(true, Ordering::SeqCst);
+            stop.stopped.store(true, Ordering::SeqCst);
             return Ok(None);
         }
         let answer = mission_control

@@ -23,6 +23,7 @@ use url::Url;
 
 use super::constant_time_eq;
 use crate::config::OidcConfig;
+use crate::error_text::error_chain;
 
 /// However many tokens name unknown keys, the provider's keys are fetched at most this often.
 const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
@@ -359,16 +360,4 @@ fn parse(token: &str) -> Result<ProviderToken, OidcError> {
     token
         .parse()
         .map_err(|e| OidcError::InvalidToken(format!("it is not a well-formed JWT ({e})")))
-}
-
-/// An error and its causes on one line: the top level alone often says only "request failed".
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

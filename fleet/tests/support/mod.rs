@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses part of it
 
-use runboard_fleet::{Fleet, FleetConfig, ServiceInfo, Storage};
+use runboard_fleet::{CallerCheck, Fleet, FleetConfig, ServiceInfo, Storage};
 use serde_json::{Value, json};
 use sqlx::{Connection, Row};
 
@@ -81,7 +81,7 @@ impl TestFleet {
         };
         let fleet = Fleet::start(FleetConfig {
             storage,
-            bearer_token: bearer_token.map(str::to_owned),
+            callers: bearer_token.map_or(CallerCheck::Anyone, |t| CallerCheck::Token(t.to_owned())),
             load: false,
         })
         .await

@@ -9,7 +9,7 @@ use std::time::Duration;
 use runboard_core::App;
 use runboard_core::config::{Config, Overrides, ServiceConfig};
 use runboard_core::fleet::Fleet;
-use runboard_fleet::{Fleet as DemoFleet, FleetConfig, ServiceInfo, Storage};
+use runboard_fleet::{CallerCheck, Fleet as DemoFleet, FleetConfig, ServiceInfo, Storage};
 use runboard_model::{Role, User};
 use runboard_server::{ServerState, serve};
 use runboard_testkit::{Backend, TestDatabase, TestStore, admin_url};
@@ -181,6 +181,11 @@ impl TestFleet {
 }
 
 pub async fn start_fleet(backend: Backend) -> TestFleet {
+    start_fleet_checking(backend, CallerCheck::Anyone).await
+}
+
+/// The demo fleet, its services taking calls only from `callers`.
+pub async fn start_fleet_checking(backend: Backend, callers: CallerCheck) -> TestFleet {
     let dir = tempfile::tempdir().unwrap();
     let storage = match backend {
         Backend::Sqlite => Storage::Sqlite {
@@ -193,7 +198,7 @@ pub async fn start_fleet(backend: Backend) -> TestFleet {
     };
     let fleet = DemoFleet::start(FleetConfig {
         storage,
-        bearer_token: None,
+        callers,
         load: false,
     })
     .await

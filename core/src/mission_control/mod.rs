@@ -1,10 +1,13 @@
 //! A service's mission-control GraphQL endpoint: its catalog of actions, read by
 //! introspection, and the calls Runboard makes to it.
 
+mod credentials;
+
 use std::time::Duration;
 
+pub use credentials::{Credentials, ServiceTokenClient};
 use runboard_model::{ActionSpec, ArgumentSpec};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
@@ -45,6 +48,15 @@ pub enum CallError {
     Refused(String),
     #[error("its mission control answered something Runboard cannot read: {0}")]
     Malformed(String),
+    /// Runboard could not get its own token for the service: nothing was sent.
+    #[error(
+        "Runboard could not get its token for {audience} from the provider at {token_url}: {detail}"
+    )]
+    Credentials {
+        token_url: String,
+        audience: String,
+        detail: String,
+    },
 }
 
 impl CallError {
@@ -56,14 +68,19 @@ impl CallError {
             Self::Server { .. } => "server_error",
             Self::Refused(_) => "refused",
             Self::Malformed(_) => "malformed",
+            Self::Credentials { .. } => "no_token",
         }
     }
 
-    /// Whether sending the same call again later may succeed (timeouts, outages, 5xx).
+    /// Whether sending the same call again later may succeed (timeouts, outages, 5xx, a
+    /// token provider that did not answer).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Unreachable { .. } | Self::Timeout { .. } | Self::Server { .. }
+            Self::Unreachable { .. }
+                | Self::Timeout { .. }
+                | Self::Server { .. }
+                | Self::Credentials { .. }
         )
     }
 }
@@ -72,8 +89,8 @@ impl CallError {
 #[derive(Clone)]
 pub struct MissionControl {
     url: Url,
-    /// Runboard's own token for the service, where one is configured.
-    token: Option<SecretString>,
+    /// What the calls carry to say that Runboard calls.
+    credentials: Credentials,
     http: reqwest::Client,
 }
 
@@ -123,10 +140,10 @@ fn shape(type_ref: &TypeRef) -> (String, bool, bool) {
 }
 
 impl MissionControl {
-    pub fn new(url: Url, token: Option<SecretString>) -> Self {
+    pub fn new(url: Url, credentials: Credentials) -> Self {
         Self {
             url,
-            token,
+            credentials,
             http: reqwest::Client::builder()
                 .timeout(CALL_TIMEOUT)
                 .build()
@@ -147,6 +164,17 @@ impl MissionControl {
         url.to_string()
     }
 
+    /// Calls from now on carry these credentials.
+    pub(crate) fn set_credentials(&mut self, credentials: Credentials) {
+        self.credentials = credentials;
+    }
+
+    /// Whether a call can be sent now: Runboard holds a token for the service, or could get
+    /// one. A call that cannot say who sends it is better not marked as sent at all.
+    pub async fn ready(&self) -> Result<(), CallError> {
+        self.credentials.bearer().await.map(|_| ())
+    }
+
     /// Sends one GraphQL request with these extra headers; the `data` of the answer.
     pub async fn request(
         &self,
@@ -159,7 +187,7 @@ impl MissionControl {
             .http
             .post(self.url.clone())
             .json(&json!({ "query": document, "variables": variables }));
-        if let Some(token) = &self.token {
+        if let Some(token) = self.credentials.bearer().await? {
             request = request.bearer_auth(token.expose_secret());
         }
         for (name, value) in headers {
@@ -180,7 +208,12 @@ impl MissionControl {
             url: url.clone(),
             detail: e.to_string(),
         })?;
-        if status.is_server_error() || status.as_u16() == 429 {
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            // Revoked, or signed with a key the service no longer trusts: not a refusal of
+            // the entities. The next attempt asks the provider anew.
+            self.credentials.refused();
+        }
+        if status.is_server_error() || matches!(status.as_u16(), 401 | 429) {
             return Err(CallError::Server {
                 url,
                 status: status.as_u16(),
