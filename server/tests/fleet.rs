@@ -110,7 +110,7 @@ async fn api_view(app: &TestApp, service: &Value) -> Truth {
         }
     }
     let groups: Value = app
-        .get_json(&format!("/api/v1/services/{name}/errors"))
+        .get_json(&format!("/api/v1/services/{name}/errors?live=true"))
         .await;
     let error_groups = groups["groups"]
         .as_array()
@@ -362,6 +362,18 @@ async fn bad_filters_are_refused_with_what_to_do() {
     assert_eq!(response.status(), 404);
 }
 
+/// Runboard's open connections to one service database (it names itself `runboard`).
+async fn runboard_connections(admin: &PgPool, database: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'runboard'",
+    )
+    .bind(database)
+    .fetch_one(admin)
+    .await
+    .unwrap();
+    n
+}
+
 #[tokio::test]
 async fn connections_to_a_service_stay_within_its_bound_under_load() {
     let fleet = start_fleet(Backend::Postgres).await;
@@ -371,16 +383,7 @@ async fn connections_to_a_service_stay_within_its_bound_under_load() {
     let app = spawn_app_on(TestStore::new(Backend::Postgres).await, vec![config]).await;
     let database = payments.database_url.rsplit('/').next().unwrap().to_owned();
     let admin = PgPool::connect(&admin_url()).await.unwrap();
-    let runboard_connections = || async {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'runboard'",
-        )
-        .bind(&database)
-        .fetch_one(&admin)
-        .await
-        .unwrap();
-        n
-    };
+    let runboard_connections = || runboard_connections(&admin, &database);
 
     // A crowd during an incident: ten people, thirty reads each (within one person's limit).
     let mut crowd = Vec::new();
@@ -643,4 +646,134 @@ async fn a_crowd_of_viewers_cannot_starve_the_poll_of_connections() {
         "answered, or told why not (busy for viewers, or slow): {statuses:?}"
     );
     assert!(statuses.contains(&200), "{statuses:?}");
+}
+
+/// The load test of #14, bounded and on loopback: one viewer's script hammers the most
+/// expensive read (error groups over 20,000 failed sagas, read live) at 200 requests a
+/// second for 30 seconds while the poller polls every second and an operator asks for a
+/// preview. The viewer is slowed with 429s; the others do not notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_viewer_hammering_the_most_expensive_read_is_slowed_and_starves_nobody() {
+    const RATE: u32 = 200;
+    const WINDOW: Duration = Duration::from_secs(30);
+    let fleet = start_fleet(Backend::Postgres).await;
+    let payments = fleet.service("payments").clone();
+    runboard_fleet::seed_outage(&payments.database_url, "payments", 20_000)
+        .await
+        .unwrap();
+    let config = registered(&payments);
+    let max_connections = i64::from(config.max_connections);
+    let app = spawn_app_on(TestStore::new(Backend::Postgres).await, vec![config]).await;
+    let limits = app.app.config.limits.clone();
+    let database = payments.database_url.rsplit('/').next().unwrap().to_owned();
+    let admin = PgPool::connect(&admin_url()).await.unwrap();
+    let operator = common::bearer_client(&app.token_for("olga", &[Role::Operator]).await);
+    let script = common::bearer_client(&app.token_for("vic", &[Role::Viewer]).await);
+    let failed: Value = app
+        .get_json("/api/v1/services/payments/sagas?status=failed&limit=5")
+        .await;
+    let ids: Vec<&str> = failed["sagas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["saga_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 5, "{failed}");
+
+    let started = Instant::now();
+    let hammer = async {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1) / RATE);
+        let mut sent = Vec::new();
+        while started.elapsed() < WINDOW {
+            ticks.tick().await;
+            let request = script
+                .get(app.url("/api/v1/services/payments/errors?live=true"))
+                .send();
+            sent.push(tokio::spawn(async move {
+                let response = request.await.unwrap();
+                let retry_after = response.headers().contains_key("retry-after");
+                (response.status().as_u16(), retry_after)
+            }));
+        }
+        futures_util::future::join_all(sent).await
+    };
+    let polls = async {
+        let mut polls = Vec::new();
+        while started.elapsed() < WINDOW {
+            let began = Instant::now();
+            polls.push((poll_once(&app.app).await, began.elapsed()));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        polls
+    };
+    let preview = async {
+        tokio::time::sleep(WINDOW / 2).await;
+        let response = operator
+            .post(app.url("/api/v1/actions"))
+            .json(&serde_json::json!({
+                "service": "payments",
+                "mutation": "retrySagas",
+                "arguments": { "ids": ids },
+            }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    };
+    let peak = async {
+        let mut peak = 0;
+        while started.elapsed() < WINDOW {
+            peak = peak.max(runboard_connections(&admin, &database).await);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        peak
+    };
+    let (answers, polls, (preview_status, preview), peak) =
+        tokio::join!(hammer, polls, preview, peak);
+
+    let answers: Vec<(u16, bool)> = answers.into_iter().map(Result::unwrap).collect();
+    let count = |status: u16| answers.iter().filter(|(s, _)| *s == status).count();
+    let (ok, refused) = (count(200), count(429));
+    println!(
+        "{} requests from one viewer in {WINDOW:?}: {ok} answered, {refused} refused with 429, {} busy (503); {} polls, the slowest {:?}; peak connections {peak} of {max_connections}",
+        answers.len(),
+        count(503),
+        polls.len(),
+        polls.iter().map(|(_, took)| *took).max().unwrap(),
+    );
+    assert!(
+        answers.len() as u32 >= RATE * 25,
+        "the script sent about {RATE} a second: {}",
+        answers.len()
+    );
+    assert!(refused > 0, "the viewer is slowed");
+    assert!(
+        answers
+            .iter()
+            .all(|(s, retry_after)| *s != 429 || *retry_after),
+        "every 429 says when to come back"
+    );
+    let allowed = limits.per_person_burst + limits.per_person_per_second * 31;
+    assert!(
+        ok <= allowed as usize,
+        "at most the burst and the pace got through: {ok} > {allowed}"
+    );
+    assert!(
+        answers.iter().all(|(s, _)| [200, 429, 503].contains(s)),
+        "answered, slowed or told the service is busy, never failed"
+    );
+    assert!(polls.len() >= 10, "{} polls", polls.len());
+    for (polled, took) in &polls {
+        assert_eq!(
+            polled.as_ref().ok(),
+            Some(&1),
+            "every poll read the service (took {took:?})"
+        );
+    }
+    assert_eq!(preview_status, 201, "the operator's preview: {preview}");
+    assert!(
+        peak <= max_connections,
+        "at most max_connections = {max_connections} connections, saw {peak}"
+    );
 }

@@ -151,7 +151,7 @@ async fn an_action_on_an_error_group_of_20000_sagas_applies_each_once_in_fixed_c
     runboard_fleet::seed_outage(&onboarding.database_url, "onboarding", OUTAGE)
         .await
         .unwrap();
-    let groups = get(&s, "/api/v1/services/onboarding/errors").await;
+    let groups = get(&s, "/api/v1/services/onboarding/errors?live=true").await;
     let group = groups["groups"]
         .as_array()
         .unwrap_or_else(|| panic!("error groups: {groups}"))

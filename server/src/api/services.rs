@@ -2,8 +2,11 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::Utc;
+use std::borrow::Borrow;
+
+use chrono::{DateTime, Utc};
 use runboard_core::connector::{Connector, ReadError, ReadProblem, SagaFilter, page_limit};
+use runboard_core::screens::Freshness;
 use runboard_model::{
     BatchItemPage, BatchItemStatus, BatchProgress, ErrorGroup, SagaPage, SagaQuery, ServiceFunds,
     ServiceOverview,
@@ -63,19 +66,38 @@ pub async fn sagas(
 
 #[derive(Serialize)]
 pub struct ErrorGroups {
+    /// When the service was read for them.
+    read_at: DateTime<Utc>,
     groups: Vec<ErrorGroup>,
 }
 
-/// `GET /api/v1/services/{service}/errors`: failed sagas grouped by error message.
+/// `?live=true`: read the service now rather than take the shared read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveQuery {
+    #[serde(default)]
+    live: bool,
+}
+
+/// `GET /api/v1/services/{service}/errors`: failed sagas grouped by error message, as read
+/// for everyone within the poll interval (grouping a whole saga table for every script that
+/// asks would starve the service), or read now with `?live=true`.
 pub async fn errors(
     State(state): State<ServerState>,
     Path(service): Path<String>,
+    ApiQuery(LiveQuery { live }): ApiQuery<LiveQuery>,
 ) -> Result<Json<ErrorGroups>, ApiError> {
-    let groups = connector(&state, &service)?
-        .error_groups()
+    let connector = connector(&state, &service)?;
+    let figures = state
+        .app
+        .screens
+        .error_groups(connector, Freshness::live_if(live))
         .await
         .map_err(read_error)?;
-    Ok(Json(ErrorGroups { groups }))
+    Ok(Json(ErrorGroups {
+        read_at: figures.read_at,
+        groups: figures.value.clone(),
+    }))
 }
 
 #[derive(Serialize)]
@@ -153,9 +175,10 @@ pub(crate) fn connector<'a>(
 }
 
 /// A service that cannot be read is the service's problem, not Runboard's: say which and why.
-pub(crate) fn read_error(error: ReadError) -> ApiError {
+pub(crate) fn read_error(error: impl Borrow<ReadError>) -> ApiError {
+    let error = error.borrow();
     tracing::warn!(service = %error.service, problem = error.problem.label(), %error, "service read failed");
-    let code = match error.problem {
+    let code = match &error.problem {
         // Runboard's own bound, not the service's failure: try again shortly.
         ReadProblem::Busy(_) => return unavailable("service_busy", error.to_string()),
         ReadProblem::Unreachable(_) => "service_unreachable",
