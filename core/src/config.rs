@@ -138,12 +138,21 @@ pub struct IdentityConfig {
     /// One-click sign-in as the demo users: the embedded default on loopback only.
     pub demo_users: bool,
     pub sessions: SessionConfig,
+    /// A signed-in person's roles are asked of the provider again at least this often
+    /// (with its refresh token; a session without one ends then, and they sign in again).
+    #[serde(with = "humantime_serde")]
+    pub roles_ttl: Option<Duration>,
     /// Longest a personal API token may live.
     #[serde(with = "humantime_serde")]
     pub api_token_max_lifetime: Option<Duration>,
 }
 
 impl IdentityConfig {
+    /// How often a session's roles are renewed from the provider: every hour unless configured.
+    pub fn roles_ttl(&self) -> Duration {
+        self.roles_ttl.unwrap_or(Duration::from_secs(3600))
+    }
+
     /// The longest lifetime a personal API token may be given: 90 days unless configured.
     pub fn api_token_max_lifetime(&self) -> Duration {
         self.api_token_max_lifetime

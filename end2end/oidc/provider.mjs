@@ -12,6 +12,10 @@
 //                   they name as `resource`, such as a service's mission control
 //   CLIENT_CREDENTIALS_TTL  seconds those tokens live (default 600)
 //
+// Sign-in clients also get a refresh token, with which Runboard asks again for a person's
+// groups. `PUT /test/people/<login>/groups` with a JSON list changes a person's groups, as
+// an administrator of a real provider would.
+//
 // When it listens it prints one JSON line on stdout: its issuer, the private key it signs
 // with (so a test can forge tokens that differ in one claim only) and a stranger key that is
 // not in its JWKS. Dev interactions give the sign-in form: any user of USERS, any password.
@@ -45,7 +49,7 @@ server.listen(port, "127.0.0.1", () => {
   const provider = new Provider(issuer, {
     clients: [
       ...clients.map((c) => ({
-        grant_types: ["authorization_code"],
+        grant_types: ["authorization_code", "refresh_token"],
         response_types: ["code"],
         token_endpoint_auth_method: "client_secret_basic",
         ...c,
@@ -111,9 +115,26 @@ server.listen(port, "127.0.0.1", () => {
         ? { groups: users[token.accountId].groups, name: users[token.accountId].name }
         : undefined,
     pkce: { required: () => true },
+    // Without asking for offline_access, as many company providers do.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed("refresh_token"),
   });
   provider.on("server_error", (_ctx, err) => console.error("oidc-provider:", err));
-  server.on("request", provider.callback());
+  const callback = provider.callback();
+  server.on("request", (req, res) => {
+    const groups = req.method === "PUT" && req.url.match(/^\/test\/people\/([^/]+)\/groups$/);
+    if (!groups) return callback(req, res);
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      const login = decodeURIComponent(groups[1]);
+      if (!users[login]) {
+        res.writeHead(404).end();
+        return;
+      }
+      users[login].groups = JSON.parse(body);
+      res.writeHead(204).end();
+    });
+  });
   console.log(
     JSON.stringify({
       issuer,

@@ -1088,3 +1088,39 @@ async fn a_token_acts_with_no_more_than_the_roles_its_holder_was_last_seen_with(
         (200, serde_json::json!(["operator", "approver"]))
     );
 }
+
+#[tokio::test]
+async fn a_sessions_roles_follow_the_persons_groups_at_the_provider_within_roles_ttl() {
+    const ROLES_TTL: Duration = Duration::from_secs(2);
+    let Setup { app, provider } = spawn_with_provider_and(Backend::Sqlite, |config| {
+        config.identity.roles_ttl = Some(ROLES_TTL);
+    })
+    .await;
+    let alice = signed_in_browser(&app, "alice").await;
+    let carol = signed_in_browser(&app, "carol").await;
+    let roles = |client: reqwest::Client| {
+        let app = &app;
+        async move {
+            let (status, body) = me(app, &client).await;
+            assert_eq!(status, 200, "{body}");
+            body["roles"].clone()
+        }
+    };
+    assert_eq!(
+        roles(alice.clone()).await,
+        serde_json::json!(["operator", "approver"])
+    );
+
+    // Moved out of the SRE group at the provider: her session holds only what her
+    // groups give now once roles_ttl has passed, without signing in again.
+    provider.set_groups("alice", &["business"]).await;
+    tokio::time::sleep(ROLES_TTL + Duration::from_millis(200)).await;
+    assert_eq!(roles(alice.clone()).await, serde_json::json!(["viewer"]));
+
+    // Out of every group that gives a role: her session ends at the next renewal; Carol,
+    // whose groups did not change, stays signed in with hers.
+    provider.set_groups("alice", &["marketing"]).await;
+    tokio::time::sleep(ROLES_TTL + Duration::from_millis(200)).await;
+    assert_eq!(me(&app, &alice).await.0, 401);
+    assert_eq!(roles(carol).await, serde_json::json!(["viewer"]));
+}

@@ -111,6 +111,21 @@ impl OidcProvider {
         }
     }
 
+    /// Gives `login` these groups from now on, as the provider's administrator would.
+    pub async fn set_groups(&self, login: &str, groups: &[&str]) {
+        let response = reqwest::Client::new()
+            .put(format!("{}/test/people/{login}/groups", self.issuer))
+            .json(&groups)
+            .send()
+            .await
+            .expect("the provider answers");
+        assert_eq!(
+            response.status().as_u16(),
+            204,
+            "the provider knows {login}"
+        );
+    }
+
     /// The port it listens on, to start its successor there (a key rotation).
     pub fn port(&self) -> u16 {
         self.issuer

@@ -19,7 +19,7 @@ use crate::config::{Config, RoleGroups};
 
 pub use access::AccessError;
 pub use api_tokens::{IssueError, TokenError, is_api_token, issue_personal_token};
-pub use oidc::{OidcError, OpenIdProvider, PendingLogin, ProviderUser};
+pub use oidc::{OidcError, OpenIdProvider, PendingLogin, ProviderSignIn, ProviderUser};
 pub use sessions::SessionStore;
 
 /// Who sent a request, as found out before it is routed.

@@ -13,10 +13,10 @@ use openidconnect::core::{
 use openidconnect::{
     AdditionalClaims, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
     CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdToken, IdTokenClaims, IssuerUrl,
-    JsonWebTokenType, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    SignatureVerificationError,
+    JsonWebTokenType, Nonce, NonceVerifier, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, SignatureVerificationError, TokenResponse,
 };
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 use url::Url;
@@ -60,6 +60,14 @@ pub struct ProviderUser {
     pub subject: String,
     pub name: String,
     pub groups: Vec<String>,
+}
+
+/// A person as the provider vouched for them just now, and the refresh token it gave, if
+/// any, with which Runboard asks again later whether their groups still hold.
+#[derive(Debug, Clone)]
+pub struct ProviderSignIn {
+    pub person: ProviderUser,
+    pub refresh_token: Option<SecretString>,
 }
 
 /// A sign-in under way, kept in the browser's (not yet signed-in) session until the
@@ -218,7 +226,7 @@ impl OpenIdProvider {
         pending: PendingLogin,
         state: &str,
         code: String,
-    ) -> Result<ProviderUser, OidcError> {
+    ) -> Result<ProviderSignIn, OidcError> {
         if !constant_time_eq(pending.state.as_bytes(), state.as_bytes()) {
             return Err(OidcError::StateMismatch);
         }
@@ -229,21 +237,71 @@ impl OpenIdProvider {
             .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
             .request_async(&self.http)
             .await
-            .map_err(|e| OidcError::Exchange(error_chain(&e)))?;
+            .map_err(|e| self.exchange_failed(&e))?;
         let id_token = response
-            .extra_fields()
             .id_token()
             .ok_or_else(|| OidcError::InvalidToken("the provider sent no ID token".into()))?
             .to_string();
-        self.verify_id_token(&id_token, &Nonce::new(pending.nonce))
-            .await
+        let person = self
+            .verify_id_token(&id_token, &Nonce::new(pending.nonce))
+            .await?;
+        Ok(ProviderSignIn {
+            person,
+            refresh_token: response.refresh_token().map(|t| t.secret().clone().into()),
+        })
     }
 
-    /// Checks an ID token issued to Runboard for the sign-in that sent `nonce`.
+    /// Asks the provider again about a signed-in person, with the refresh token it gave:
+    /// a fresh ID token says who they are and which groups they hold now. A provider that
+    /// refuses (the person left, their grant was revoked) answers [`OidcError::Exchange`].
+    pub async fn renew(&self, refresh_token: &SecretString) -> Result<ProviderSignIn, OidcError> {
+        let client = self.client().await?;
+        let refresh = RefreshToken::new(refresh_token.expose_secret().to_owned());
+        let response = client
+            .exchange_refresh_token(&refresh)
+            .map_err(|e| OidcError::Exchange(e.to_string()))?
+            .request_async(&self.http)
+            .await
+            .map_err(|e| self.exchange_failed(&e))?;
+        let id_token = response.id_token().ok_or_else(|| {
+            OidcError::InvalidToken(
+                "the provider sent no ID token with the refreshed tokens".into(),
+            )
+        })?;
+        // A refreshed ID token carries no nonce: no sign-in is under way.
+        let person = self
+            .verify_id_token(&id_token.to_string(), |_: Option<&Nonce>| Ok(()))
+            .await?;
+        Ok(ProviderSignIn {
+            person,
+            // Providers that rotate refresh tokens send a new one; others keep the old.
+            refresh_token: Some(
+                response
+                    .refresh_token()
+                    .map_or_else(|| refresh_token.clone(), |t| t.secret().clone().into()),
+            ),
+        })
+    }
+
+    /// A failed token request: the provider not answering, or refusing.
+    fn exchange_failed(&self, error: &(dyn std::error::Error + 'static)) -> OidcError {
+        let unreachable = std::iter::successors(Some(error), |e| e.source()).any(|e| {
+            e.downcast_ref::<reqwest::Error>()
+                .is_some_and(|e| e.is_connect() || e.is_timeout())
+        });
+        if unreachable {
+            self.unreachable(error_chain(error))
+        } else {
+            OidcError::Exchange(error_chain(error))
+        }
+    }
+
+    /// Checks an ID token issued to Runboard: for the sign-in that sent `nonce`, or (with a
+    /// verifier that takes none) refreshed.
     pub async fn verify_id_token(
         &self,
         token: &str,
-        nonce: &Nonce,
+        nonce: impl NonceVerifier + Copy,
     ) -> Result<ProviderUser, OidcError> {
         let token = parse(token)?;
         let client_id = ClientId::new(self.config.client_id.clone());

@@ -6,11 +6,12 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use http::StatusCode;
-use runboard_core::identity::{Caller, OidcError, PendingLogin, demo};
+use runboard_core::identity::{Caller, OidcError, PendingLogin, ProviderSignIn, demo};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{constant_time_eq, encode, sign_in};
+use super::{RolesFrom, constant_time_eq, encode, sign_in};
 use crate::error::{ApiError, internal};
 use crate::http::ServerState;
 
@@ -185,8 +186,11 @@ pub(crate) async fn finish_oidc(
         );
     };
     let return_to = pending.return_to.clone();
-    let person = match provider.finish_login(pending, &returned_state, code).await {
-        Ok(person) => person,
+    let ProviderSignIn {
+        person,
+        refresh_token,
+    } = match provider.finish_login(pending, &returned_state, code).await {
+        Ok(signed_in) => signed_in,
         Err(e @ OidcError::Unreachable { .. }) => {
             return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
         }
@@ -213,7 +217,9 @@ pub(crate) async fn finish_oidc(
         );
     }
     tracing::info!(subject = %user.subject, roles = %user.roles_text(), "signed in");
-    match sign_in(&state.app.store, &session, user).await {
+    let roles_from =
+        RolesFrom::provider(&state, refresh_token.map(|t| t.expose_secret().to_owned()));
+    match sign_in(&state.app.store, &session, user, roles_from).await {
         Ok(()) => Redirect::to(&return_to).into_response(),
         Err(e) => e.into_response(),
     }
@@ -254,7 +260,7 @@ pub(crate) async fn demo_login(
         );
     };
     tracing::info!(subject = %user.subject, "demo user signed in");
-    match sign_in(&state.app.store, &session, user).await {
+    match sign_in(&state.app.store, &session, user, RolesFrom::Demo).await {
         Ok(()) => Redirect::to(&next).into_response(),
         Err(e) => e.into_response(),
     }

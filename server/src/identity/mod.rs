@@ -20,6 +20,7 @@ use runboard_core::identity::{
     Access, Caller, Denied, OidcError, TokenError, constant_time_eq, is_api_token,
 };
 use runboard_model::{SignedIn, User};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 use url::Url;
@@ -43,7 +44,51 @@ struct SessionUser {
     csrf_token: String,
     signed_in_at: DateTime<Utc>,
     last_seen_at: DateTime<Utc>,
+    /// Where the roles come from; a session from before this was kept is renewed at once.
+    #[serde(default)]
+    roles_from: RolesFrom,
 }
+
+/// Where a session's roles come from, and when they are next asked for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum RolesFrom {
+    /// A demo user's: fixed.
+    Demo,
+    /// The provider's groups: asked again at `due_at` with the refresh token, if it gave
+    /// one (kept server-side in the session, never sent to the browser).
+    Provider {
+        due_at: DateTime<Utc>,
+        refresh_token: Option<String>,
+    },
+}
+
+impl RolesFrom {
+    /// Roles the provider gave just now: asked for again after `identity.roles_ttl`.
+    pub(crate) fn provider(state: &ServerState, refresh_token: Option<String>) -> Self {
+        Self::provider_after(state.app.config.identity.roles_ttl(), refresh_token)
+    }
+
+    fn provider_after(wait: Duration, refresh_token: Option<String>) -> Self {
+        Self::Provider {
+            due_at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
+            refresh_token,
+        }
+    }
+}
+
+impl Default for RolesFrom {
+    fn default() -> Self {
+        Self::Provider {
+            due_at: DateTime::<Utc>::MIN_UTC,
+            refresh_token: None,
+        }
+    }
+}
+
+/// While the provider cannot be reached, a session's roles are asked for again this often,
+/// and the person keeps the roles last seen: an outage of the provider during an incident
+/// must not lock out the people handling it.
+const ROLES_RETRY: Duration = Duration::from_secs(60);
 
 /// Every route's access rule, by method and route pattern, and where writes may come from.
 pub(crate) struct Gate {
@@ -327,7 +372,25 @@ async fn session_caller(state: &ServerState, session: &Session) -> Result<Caller
         session.flush().await.map_err(store_down)?;
         return Ok(Caller::Anonymous);
     }
-    if elapsed(stored.last_seen_at) > TOUCH_EVERY.min(limits.idle_timeout / 4) {
+    let mut changed = false;
+    if let RolesFrom::Provider {
+        due_at,
+        refresh_token,
+    } = &stored.roles_from
+        && now >= *due_at
+    {
+        let Some(renewed) = renew_roles(state, &stored.user, refresh_token.as_deref()).await?
+        else {
+            session.flush().await.map_err(store_down)?;
+            return Ok(Caller::Anonymous);
+        };
+        stored.roles_from = renewed.roles_from(state);
+        if let Some(user) = renewed.user {
+            stored.user = user;
+        }
+        changed = true;
+    }
+    if changed || elapsed(stored.last_seen_at) > TOUCH_EVERY.min(limits.idle_timeout / 4) {
         stored.last_seen_at = now;
         session
             .insert(SIGNED_IN, &stored)
@@ -340,6 +403,65 @@ async fn session_caller(state: &ServerState, session: &Session) -> Result<Caller
     }))
 }
 
+/// What asking the provider about a signed-in person gave.
+struct Renewed {
+    /// Their user with the roles their groups give now; `None` when the provider could not
+    /// be reached and the roles last seen stay.
+    user: Option<User>,
+    refresh_token: Option<String>,
+}
+
+impl Renewed {
+    fn roles_from(&self, state: &ServerState) -> RolesFrom {
+        match self.user {
+            Some(_) => RolesFrom::provider(state, self.refresh_token.clone()),
+            None => RolesFrom::provider_after(ROLES_RETRY, self.refresh_token.clone()),
+        }
+    }
+}
+
+/// Asks the provider, with the session's refresh token, which groups the person holds now.
+/// `None` ends the session: no refresh token to ask with, a provider that refused it, a
+/// different person, or no role left.
+async fn renew_roles(
+    state: &ServerState,
+    user: &User,
+    refresh_token: Option<&str>,
+) -> Result<Option<Renewed>, ApiError> {
+    let (Some(provider), Some(refresh_token)) = (state.app.identity.oidc.as_ref(), refresh_token)
+    else {
+        tracing::info!(subject = %user.subject, "session ended: its roles are due and the provider gave no refresh token to renew them");
+        return Ok(None);
+    };
+    let renewed = match provider.renew(&refresh_token.to_owned().into()).await {
+        Ok(renewed) => renewed,
+        Err(e @ OidcError::Unreachable { .. }) => {
+            tracing::warn!(subject = %user.subject, error = %e, "roles not renewed: the provider cannot be reached; the roles last seen stay a while");
+            return Ok(Some(Renewed {
+                user: None,
+                refresh_token: Some(refresh_token.to_owned()),
+            }));
+        }
+        Err(e) => {
+            tracing::info!(subject = %user.subject, error = %e, "session ended: the provider refused to renew it");
+            return Ok(None);
+        }
+    };
+    let refresh_token = renewed.refresh_token.map(|t| t.expose_secret().to_owned());
+    let now_user = saw(&state.app, renewed.person).await?;
+    if now_user.subject != user.subject || now_user.roles.is_empty() {
+        tracing::info!(subject = %user.subject, "session ended: the provider no longer gives this person a role");
+        return Ok(None);
+    }
+    if now_user.roles != user.roles {
+        tracing::info!(subject = %user.subject, before = %user.roles_text(), now = %now_user.roles_text(), "roles renewed from the provider");
+    }
+    Ok(Some(Renewed {
+        user: Some(now_user),
+        refresh_token,
+    }))
+}
+
 /// Starts a fresh session for `user`: a new session id (so one planted before sign-in is
 /// worthless) and a new CSRF token.
 /// The session is saved here rather than with the response, so that its new id can be
@@ -348,6 +470,7 @@ pub(crate) async fn sign_in(
     store: &runboard_core::store::Store,
     session: &Session,
     user: User,
+    roles_from: RolesFrom,
 ) -> Result<(), ApiError> {
     session.cycle_id().await.map_err(store_down)?;
     let now = Utc::now();
@@ -356,6 +479,7 @@ pub(crate) async fn sign_in(
         csrf_token: uuid::Uuid::new_v4().simple().to_string(),
         signed_in_at: now,
         last_seen_at: now,
+        roles_from,
     };
     session
         .insert(SIGNED_IN, &stored)
