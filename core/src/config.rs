@@ -61,7 +61,8 @@ pub struct LimitsConfig {
     pub per_person_per_second: u32,
     /// Requests beyond that pace one may send at once, as a page load with its data does.
     pub per_person_burst: u32,
-    /// Sign-in requests a minute from one client address (each may write a session row).
+    /// Sign-in requests a minute from one client address (each costs a round trip to the
+    /// provider, and a completed one a session row).
     pub sign_in_per_minute: u32,
     /// Refused bearer tokens a minute from one client address, so that guessing is slow.
     pub refused_tokens_per_minute: u32,

@@ -1124,3 +1124,42 @@ async fn a_sessions_roles_follow_the_persons_groups_at_the_provider_within_roles
     assert_eq!(me(&app, &alice).await.0, 401);
     assert_eq!(roles(carol).await, serde_json::json!(["viewer"]));
 }
+
+#[tokio::test]
+async fn starting_a_sign_in_writes_no_session_row_until_it_completes() {
+    let Setup {
+        app,
+        provider: _provider,
+    } = spawn_with_provider(Backend::Sqlite).await;
+    let sessions = || {
+        let url = app.app.config.store.effective_url();
+        async move { sql_strings(&url, "SELECT id FROM session").await.len() }
+    };
+    // Anyone may open the sign-in link many times: it costs the store nothing.
+    for _ in 0..20 {
+        let start = browser()
+            .get(app.url("/auth/login?next=/funds"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(start.status(), 303);
+        let cookie = start
+            .headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            cookie.starts_with("runboard_sign_in=")
+                && cookie.contains("HttpOnly")
+                && cookie.contains("Path=/auth/callback"),
+            "{cookie}"
+        );
+    }
+    assert_eq!(sessions().await, 0);
+    // A sign-in that completes writes its one session.
+    let alice = signed_in_browser(&app, "alice").await;
+    assert_eq!(me(&app, &alice).await.0, 200);
+    assert_eq!(sessions().await, 1);
+}

@@ -5,7 +5,10 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cookie::{Cookie, SameSite};
+use http::{StatusCode, header};
 use runboard_core::identity::{Caller, OidcError, PendingLogin, ProviderSignIn, demo};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -15,8 +18,46 @@ use super::{RolesFrom, constant_time_eq, encode, sign_in};
 use crate::error::{ApiError, internal};
 use crate::http::ServerState;
 
-/// The session key of a sign-in under way at the provider.
-const PENDING_LOGIN: &str = "pending_login";
+/// The cookie that holds a sign-in under way at the provider, in the browser that started
+/// it: no session row is written for anyone who merely opens `/auth/login`.
+const PENDING_COOKIE: &str = "runboard_sign_in";
+/// Where that cookie is sent: only back to the callback.
+const CALLBACK_PATH: &str = "/auth/callback";
+/// How long a sign-in at the provider may take.
+const PENDING_FOR: time::Duration = time::Duration::minutes(10);
+
+/// The `Set-Cookie` of a sign-in under way (or, with `None`, of one finished).
+fn pending_cookie(state: &ServerState, pending: Option<&PendingLogin>) -> String {
+    let value = pending.map_or_else(String::new, |pending| {
+        let json = serde_json::to_vec(pending).expect("a pending sign-in serializes");
+        URL_SAFE_NO_PAD.encode(json)
+    });
+    Cookie::build((PENDING_COOKIE, value))
+        .path(CALLBACK_PATH)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.app.config.public_url().scheme() == "https")
+        .max_age(if pending.is_some() {
+            PENDING_FOR
+        } else {
+            time::Duration::ZERO
+        })
+        .build()
+        .to_string()
+}
+
+/// The sign-in this browser started, from its cookie.
+fn pending_login(headers: &http::HeaderMap) -> Option<PendingLogin> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == PENDING_COOKIE)
+        .and_then(|cookie| URL_SAFE_NO_PAD.decode(cookie.value()).ok())
+        .and_then(|json| serde_json::from_slice(&json).ok())
+}
 
 struct DemoUserView {
     login: String,
@@ -102,10 +143,10 @@ pub(crate) async fn login_page(
     page(&state, next, None, notice, StatusCode::OK)
 }
 
-/// `GET /auth/login`: off to the provider, with PKCE, state and nonce kept in this browser's session.
+/// `GET /auth/login`: off to the provider, with PKCE, state and nonce kept in a cookie of
+/// this browser's.
 pub(crate) async fn start_oidc(
     State(state): State<ServerState>,
-    session: Session,
     Query(query): Query<LoginQuery>,
 ) -> Response {
     let next = local_path(query.next.as_deref());
@@ -119,10 +160,11 @@ pub(crate) async fn start_oidc(
         );
     };
     match provider.start_login(next.clone()).await {
-        Ok((url, pending)) => match session.insert(PENDING_LOGIN, &pending).await {
-            Ok(()) => Redirect::to(url.as_str()).into_response(),
-            Err(e) => super::store_down(e).into_response(),
-        },
+        Ok((url, pending)) => (
+            [(header::SET_COOKIE, pending_cookie(&state, Some(&pending)))],
+            Redirect::to(url.as_str()),
+        )
+            .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "sign-in could not start");
             page(
@@ -145,21 +187,33 @@ pub(crate) struct Callback {
 }
 
 /// `GET /auth/callback`: the provider sends the person back with a code; each sign-in
-/// started here is finished at most once.
+/// started here is finished at most once (its cookie goes with every answer, and the
+/// provider takes each code once).
 pub(crate) async fn finish_oidc(
     State(state): State<ServerState>,
     session: Session,
+    headers: http::HeaderMap,
     Query(callback): Query<Callback>,
+) -> Response {
+    let finished = [(header::SET_COOKIE, pending_cookie(&state, None))];
+    (
+        finished,
+        finish_pending(&state, &session, &headers, callback).await,
+    )
+        .into_response()
+}
+
+async fn finish_pending(
+    state: &ServerState,
+    session: &Session,
+    headers: &http::HeaderMap,
+    callback: Callback,
 ) -> Response {
     let refuse = |status, message: String| {
         tracing::warn!(%message, "sign-in refused");
-        page(&state, "/".into(), Some(message), None, status)
+        page(state, "/".into(), Some(message), None, status)
     };
-    // Taken out of the session before anything else: a replayed callback finds nothing.
-    let pending: Option<PendingLogin> = match session.remove(PENDING_LOGIN).await {
-        Ok(pending) => pending,
-        Err(e) => return super::store_down(e).into_response(),
-    };
+    let pending = pending_login(headers);
     if let Some(error) = callback.error {
         let detail = callback.error_description.unwrap_or_default();
         return refuse(
@@ -185,7 +239,8 @@ pub(crate) async fn finish_oidc(
             "no identity provider is configured".into(),
         );
     };
-    let return_to = pending.return_to.clone();
+    // Checked again: the cookie came back from the browser.
+    let return_to = local_path(Some(&pending.return_to));
     let ProviderSignIn {
         person,
         refresh_token,
@@ -218,8 +273,8 @@ pub(crate) async fn finish_oidc(
     }
     tracing::info!(subject = %user.subject, roles = %user.roles_text(), "signed in");
     let roles_from =
-        RolesFrom::provider(&state, refresh_token.map(|t| t.expose_secret().to_owned()));
-    match sign_in(&state.app.store, &session, user, roles_from).await {
+        RolesFrom::provider(state, refresh_token.map(|t| t.expose_secret().to_owned()));
+    match sign_in(&state.app.store, session, user, roles_from).await {
         Ok(()) => Redirect::to(&return_to).into_response(),
         Err(e) => e.into_response(),
     }
