@@ -21,8 +21,6 @@ use crate::http::ServerState;
 /// The cookie that holds a sign-in under way at the provider, in the browser that started
 /// it: no session row is written for anyone who merely opens `/auth/login`.
 const PENDING_COOKIE: &str = "runboard_sign_in";
-/// Where that cookie is sent: only back to the callback.
-const CALLBACK_PATH: &str = "/auth/callback";
 /// How long a sign-in at the provider may take.
 const PENDING_FOR: time::Duration = time::Duration::minutes(10);
 
@@ -32,11 +30,16 @@ fn pending_cookie(state: &ServerState, pending: Option<&PendingLogin>) -> String
         let json = serde_json::to_vec(pending).expect("a pending sign-in serializes");
         URL_SAFE_NO_PAD.encode(json)
     });
+    let public_url = state.app.config.public_url();
+    // Sent only back to the callback, at the path the browser sees (a proxy may add a prefix).
+    let callback = public_url
+        .join("auth/callback")
+        .map_or_else(|_| "/auth/callback".to_owned(), |url| url.path().to_owned());
     Cookie::build((PENDING_COOKIE, value))
-        .path(CALLBACK_PATH)
+        .path(callback)
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(state.app.config.public_url().scheme() == "https")
+        .secure(public_url.scheme() == "https")
         .max_age(if pending.is_some() {
             PENDING_FOR
         } else {
