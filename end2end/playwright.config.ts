@@ -79,6 +79,8 @@ export default defineConfig({
         USERS: JSON.stringify({
           alice: { name: "Alice Ops", groups: ["sre"] },
           carol: { name: "Carol Business", groups: ["business"] },
+          dave: { name: "Dave Departing", groups: ["business"] },
+          adele: { name: "Adele Admin", groups: ["platform"] },
         }),
       },
       stdout: "ignore",

@@ -12,6 +12,7 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
 use components::layout::Layout;
+use pages::access::Access;
 use pages::account::Account;
 use pages::action::ActionView;
 use pages::actions::Actions;
@@ -75,6 +76,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/lookup") view=Lookup />
                     <Route path=path!("/funds") view=Funds />
                     <Route path=path!("/account") view=Account />
+                    <Route path=path!("/access") view=Access />
                     <Route path=path!("/actions") view=Actions />
                     <Route path=path!("/actions/new") view=NewAction />
                     <Route path=path!("/actions/:id") view=ActionView />

@@ -95,3 +95,46 @@ test("a personal API token is shown once, works with curl-like requests, and can
   expect(after.status()).toBe(401);
   await script.dispose();
 });
+
+async function signInAtProvider(page: Page, login: string) {
+  await page.goto(`${oidcBaseURL}/login`);
+  await page.getByRole("button", { name: "Sign in with the test provider" }).click();
+  await page.locator('input[name="login"]').fill(login);
+  await page.locator('input[name="password"]').fill("any password");
+  await page.getByRole("button", { name: "Sign-in" }).click();
+  await expect(page).toHaveURL(`${oidcBaseURL}/`);
+  await hydrated(page);
+}
+
+test("an admin ends a person's access on the Access screen, and that person's next page asks them to sign in", async ({ browser }) => {
+  const signedOut = { storageState: { cookies: [], origins: [] } };
+  const dave = await (await browser.newContext(signedOut)).newPage();
+  await signInAtProvider(dave, "dave");
+  const adele = await (await browser.newContext(signedOut)).newPage();
+  await signInAtProvider(adele, "adele");
+
+  await adele.getByRole("link", { name: "Access", exact: true }).click();
+  await expect(adele).toHaveURL(`${oidcBaseURL}/access`);
+  await expect(adele.getByRole("heading", { level: 1 })).toHaveText("Access");
+  const daveRow = adele.getByRole("row", { name: /Dave Departing/ });
+  await expect(daveRow.getByRole("cell").nth(1)).toHaveText("1");
+  await daveRow.getByRole("link", { name: "Dave Departing" }).click();
+  await expect(adele.getByRole("heading", { level: 2 })).toContainText("#dave");
+  await expect(adele.getByText(/Dave Departing since/)).toBeVisible();
+
+  await adele.getByLabel("Why (kept in the audit log)").fill("left the company");
+  await adele.getByRole("button", { name: "End all access" }).click();
+  await expect(adele.getByTestId("access-ended")).toContainText("Ended 1 session(s) and revoked 0 token(s)");
+  await expect(adele.getByRole("row", { name: /Dave Departing/ })).toHaveCount(0);
+
+  await dave.goto(`${oidcBaseURL}/funds`);
+  await expect(dave).toHaveURL(/\/login\?next=%2Ffunds$/);
+});
+
+test("the Access screen is for admins only", async ({ page }) => {
+  await signInAtProvider(page, "carol");
+  await expect(page.getByRole("link", { name: "Access", exact: true })).toHaveCount(0);
+  const response = await page.goto(`${oidcBaseURL}/access`);
+  expect(response?.status()).toBe(403);
+  await expect(page.getByRole("alert")).toContainText("admin role");
+});

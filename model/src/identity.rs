@@ -118,6 +118,16 @@ pub struct PersonAccess {
     pub tokens: Vec<ApiToken>,
 }
 
+/// Someone who can use Runboard right now: a browser session that has not ended, or a
+/// live API token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonWithAccess {
+    pub subject: String,
+    pub name: String,
+    pub sessions: u64,
+    pub live_tokens: u64,
+}
+
 /// What ending a person's access ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessRevoked {

@@ -19,7 +19,8 @@ pub use batch::{
     BatchItem, BatchItemPage, BatchItemStatus, BatchPace, BatchProgress, PACE_WINDOW_MINUTES,
 };
 pub use identity::{
-    AccessRevoked, ApiToken, IssuedApiToken, PersonAccess, Role, SessionSeen, SignedIn, User,
+    AccessRevoked, ApiToken, IssuedApiToken, PersonAccess, PersonWithAccess, Role, SessionSeen,
+    SignedIn, User,
 };
 pub use money::{Money, add_to_totals};
 pub use overview::{ServiceFunds, ServiceOverview};

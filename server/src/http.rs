@@ -172,6 +172,9 @@ const SERVER_FN_ACCESS: &[(&str, Access)] = &[
     ("/rpc/resume_action", Access::Operate),
     ("/rpc/approve_action", Access::Approve),
     ("/rpc/reject_action", Access::Approve),
+    ("/rpc/people_with_access", Access::Admin),
+    ("/rpc/person_access", Access::Admin),
+    ("/rpc/end_person_access", Access::Admin),
 ];
 
 /// The screens' routes, generated once per process. Generating them renders the app with

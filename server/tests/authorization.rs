@@ -46,7 +46,14 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
             Role(runboard_model::Role::Approver)
         }
         "/rpc/create_api_token" => SignedInBrowser,
-        "/api/v1/access" | "/api/v1/access/revoke" => Role(runboard_model::Role::Admin),
+        "/api/v1/access" | "/api/v1/access/revoke" | "/api/v1/people" => {
+            Role(runboard_model::Role::Admin)
+        }
+        // The admin's Access screen: its server functions ask for the role, and the page
+        // answers with their status.
+        "/access" | "/rpc/people_with_access" | "/rpc/person_access" | "/rpc/end_person_access" => {
+            Role(runboard_model::Role::Admin)
+        }
         "/api/v1/me"
         | "/api/v1/tokens"
         | "/api/v1/tokens/{id}"

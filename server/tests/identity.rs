@@ -974,6 +974,22 @@ async fn an_admin_ends_a_persons_sessions_and_tokens_and_their_next_request_is_r
     assert_eq!(access["sessions"].as_array().unwrap().len(), 2, "{access}");
     assert_eq!(access["sessions"][0]["name"], "Alice Ops");
     assert_eq!(access["tokens"].as_array().unwrap().len(), 1, "{access}");
+    let people = |admin: reqwest::Client| {
+        let url = app.url("/api/v1/people");
+        async move {
+            let people: Value = admin.get(url).send().await.unwrap().json().await.unwrap();
+            people["people"].as_array().unwrap().clone()
+        }
+    };
+    let listed = people(admin.clone()).await;
+    let alice_listed = listed
+        .iter()
+        .find(|p| p["subject"] == subject.as_str())
+        .unwrap_or_else(|| panic!("{listed:?}"));
+    assert_eq!(
+        (&alice_listed["sessions"], &alice_listed["live_tokens"]),
+        (&serde_json::json!(2), &serde_json::json!(1))
+    );
 
     let (status, body) = revoke(admin.clone(), " ").await;
     assert_eq!(status, 400, "a reason is asked for: {body}");
@@ -996,6 +1012,12 @@ async fn an_admin_ends_a_persons_sessions_and_tokens_and_their_next_request_is_r
     assert!(api.text().await.unwrap().contains("revoked"));
     // Carol is still signed in.
     assert_eq!(me(&app, &carol).await.0, 200);
+    let listed = people(admin.clone()).await;
+    assert!(
+        listed.iter().all(|p| p["subject"] != subject.as_str())
+            && listed.iter().any(|p| p["name"] == "Carol Business"),
+        "{listed:?}"
+    );
 
     let after: Value = admin
         .get(listing)

@@ -98,6 +98,7 @@ fn SignedInAs(signed_in: SignedIn) -> impl IntoView {
         <div class="signed-in">
             <a class="who" href="/account" data-testid="signed-in-as">{user.name.clone()}</a>
             <span class="muted roles">{user.roles_text()}</span>
+            {user.has(Role::Admin).then(|| view! { <a href="/access">"Access"</a> })}
             <form method="post" action="/auth/logout">
                 <input type="hidden" name="csrf_token" value=csrf_token />
                 <button type="submit">"Sign out"</button>

@@ -1,3 +1,4 @@
+pub mod access;
 pub mod account;
 pub mod action;
 pub mod actions;

@@ -7,14 +7,18 @@ pub mod batch_detail;
 pub mod cancel_action;
 pub mod create_api_token;
 pub mod current_user;
+pub mod end_person_access;
 pub mod entity_actions;
 pub mod list_actions;
 pub mod lookup_ids;
 pub mod my_api_tokens;
+pub mod people_with_access;
+
 pub mod read_action;
 pub mod read_action_form;
 pub mod read_funds;
 pub mod read_overview;
+pub mod read_person_access;
 pub mod read_saga;
 pub mod reject_action;
 pub mod resume_action;
@@ -59,6 +63,20 @@ fn app_for(access: Access) -> Result<std::sync::Arc<runboard_core::App>, ServerF
         return Err(refuse(status, denied));
     }
     app()
+}
+
+/// The shared server state and the signed-in caller, once found to hold what `access`
+/// asks for.
+#[cfg(feature = "ssr")]
+fn app_and_user(
+    access: Access,
+) -> Result<(std::sync::Arc<runboard_core::App>, runboard_model::User), ServerFnError> {
+    let app = app_for(access)?;
+    let user = caller()
+        .user()
+        .cloned()
+        .ok_or_else(|| ServerFnError::new("sign in first"))?;
+    Ok((app, user))
 }
 
 /// A request refused for what it asked, with the status that says so (not a 500).
@@ -126,4 +144,15 @@ fn user() -> Result<runboard_model::User, ServerFnError> {
         .user()
         .cloned()
         .ok_or_else(|| refuse(http::StatusCode::UNAUTHORIZED, "sign in first"))
+}
+
+/// An admin's request about someone's access refused: what to send, or the log's detail.
+#[cfg(feature = "ssr")]
+fn access_refused(error: runboard_core::identity::AccessError) -> ServerFnError {
+    use runboard_core::identity::AccessError;
+    match error {
+        AccessError::Store(e) => internal("reading or ending a person's access", e),
+        AccessError::NotAdmin => refuse(http::StatusCode::FORBIDDEN, error),
+        invalid => refuse(http::StatusCode::BAD_REQUEST, invalid),
+    }
 }

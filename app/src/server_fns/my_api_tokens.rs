@@ -14,11 +14,7 @@ pub struct ApiTokens {
 /// The signed-in person's personal API tokens, newest first; never their secrets.
 #[server(prefix = "/rpc", endpoint = "my_api_tokens")]
 pub async fn my_api_tokens() -> Result<ApiTokens, ServerFnError> {
-    let app = super::app_for(super::Access::Read)?;
-    let caller = super::caller();
-    let user = caller
-        .user()
-        .ok_or_else(|| ServerFnError::new("sign in first"))?;
+    let (app, user) = super::app_and_user(super::Access::Read)?;
     let tokens = app
         .store
         .api_tokens_of(&user.subject)

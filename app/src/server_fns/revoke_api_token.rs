@@ -3,11 +3,7 @@ use leptos::prelude::*;
 /// Revokes one of the signed-in person's own tokens at once.
 #[server(prefix = "/rpc", endpoint = "revoke_api_token")]
 pub async fn revoke_api_token(id: String) -> Result<(), ServerFnError> {
-    let app = super::app_for(super::Access::Read)?;
-    let caller = super::caller();
-    let user = caller
-        .user()
-        .ok_or_else(|| ServerFnError::new("sign in first"))?;
+    let (app, user) = super::app_and_user(super::Access::Read)?;
     let revoked = app
         .store
         .revoke_api_token(&user.subject, &id, chrono::Utc::now())

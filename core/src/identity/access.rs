@@ -2,7 +2,7 @@
 //! and ended at once by an admin (someone who left, a laptop lost at 3 a.m.), audited.
 
 use chrono::{DateTime, Utc};
-use runboard_model::{AccessRevoked, PersonAccess, Role, SessionSeen, User};
+use runboard_model::{AccessRevoked, PersonAccess, PersonWithAccess, Role, SessionSeen, User};
 use serde_json::json;
 
 use crate::audit::{NewAuditEntry, append_audit};
@@ -54,6 +54,43 @@ impl Store {
             .await
             .map(drop)
         })?)
+    }
+
+    /// Everyone who can use Runboard now, by name: their sessions that have not ended and
+    /// their live tokens, counted. For an admin.
+    pub async fn people_with_access(
+        &self,
+        admin: &User,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PersonWithAccess>, AccessError> {
+        if !admin.has(Role::Admin) {
+            return Err(AccessError::NotAdmin);
+        }
+        let rows: Vec<(String, String, i64, i64)> = on_pool!(self.pool, |pool| {
+            sqlx::query_as(
+                "SELECT subject, MAX(name), SUM(sessions), SUM(tokens) FROM (
+                     SELECT o.subject, o.name, 1 AS sessions, 0 AS tokens
+                     FROM session_owner o JOIN session s ON s.id = o.session_id
+                     UNION ALL
+                     SELECT subject, name, 0, 1 FROM api_token
+                     WHERE revoked_at IS NULL AND expires_at > $1
+                 ) AS access
+                 GROUP BY subject ORDER BY MAX(name), subject",
+            )
+            .bind(now)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::from)?;
+        Ok(rows
+            .into_iter()
+            .map(|(subject, name, sessions, tokens)| PersonWithAccess {
+                subject,
+                name,
+                sessions: u64::try_from(sessions).unwrap_or_default(),
+                live_tokens: u64::try_from(tokens).unwrap_or_default(),
+            })
+            .collect())
     }
 
     /// A person's sessions that have not ended and all their tokens, for an admin.

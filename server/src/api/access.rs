@@ -5,8 +5,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::{Extension, Json};
 use chrono::Utc;
 use runboard_core::identity::{AccessError, Caller};
-use runboard_model::{AccessRevoked, PersonAccess};
-use serde::Deserialize;
+use runboard_model::{AccessRevoked, PersonAccess, PersonWithAccess};
+use serde::{Deserialize, Serialize};
 
 use super::ApiQuery;
 use crate::error::{ApiError, bad_request, forbidden, internal, unauthorized};
@@ -18,6 +18,26 @@ fn refused(error: AccessError) -> ApiError {
         AccessError::Store(e) => internal("reading or ending a person's access", e),
         invalid => bad_request(invalid.to_string()),
     }
+}
+
+#[derive(Serialize)]
+pub struct People {
+    people: Vec<PersonWithAccess>,
+}
+
+/// `GET /api/v1/people`: everyone with a session not ended or a live token, by name.
+pub async fn people(
+    State(state): State<ServerState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<People>, ApiError> {
+    let admin = caller.user().ok_or_else(|| unauthorized("sign in first"))?;
+    let people = state
+        .app
+        .store
+        .people_with_access(admin, Utc::now())
+        .await
+        .map_err(refused)?;
+    Ok(Json(People { people }))
 }
 
 #[derive(Deserialize)]

@@ -37,6 +37,7 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
             Read,
             account::revoke_token,
         )
+        .add(M::GET, "/api/v1/people", Admin, access::people)
         .add(M::GET, "/api/v1/access", Admin, access::of_person)
         .add(M::POST, "/api/v1/access/revoke", Admin, access::revoke)
         .add(M::GET, "/api/v1/services", Read, services::list)

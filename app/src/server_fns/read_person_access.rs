@@ -1,0 +1,27 @@
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+use runboard_model::PersonAccess;
+use serde::{Deserialize, Serialize};
+
+/// A person's access and the server's clock when it was read, to tell live tokens from
+/// expired ones the same way on the server and in the browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonAccessRead {
+    pub read_at: DateTime<Utc>,
+    pub access: PersonAccess,
+}
+
+/// One person's sessions that have not ended and all their tokens, for admins.
+#[server(prefix = "/rpc", endpoint = "person_access")]
+pub async fn read_person_access(subject: String) -> Result<PersonAccessRead, ServerFnError> {
+    let (app, admin) = super::app_and_user(runboard_core::identity::Access::Admin)?;
+    let access = app
+        .store
+        .access_of(&admin, &subject)
+        .await
+        .map_err(super::access_refused)?;
+    Ok(PersonAccessRead {
+        read_at: Utc::now(),
+        access,
+    })
+}
