@@ -70,3 +70,22 @@ ensure_end2end_packages() {
   }
   timed "installing the browser tests' npm packages" install_packages
 }
+
+# The Kubernetes manifests' check (deploy/check.py): kubectl for `kubectl kustomize` (Debian's
+# kubernetes-client where none is installed; the manifests keep to what its older kustomize
+# reads) and kubernetes-validate from PyPI, which carries the schemas for offline checks.
+ensure_manifest_tools() {
+  if ! command -v kubectl >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    install_kubectl() {
+      apt-get install -y --no-install-recommends kubernetes-client >/dev/null \
+        || { apt-get update >/dev/null && apt-get install -y --no-install-recommends kubernetes-client >/dev/null; }
+    }
+    timed "installing Debian's kubectl for the manifests' check" install_kubectl
+  fi
+  [ -x target/tools/py/bin/python ] && target/tools/py/bin/python -c 'import kubernetes_validate' 2>/dev/null && return
+  install_validator() {
+    python3 -m venv target/tools/py && target/tools/py/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+  }
+  timed "installing kubernetes-validate (PyPI)" install_validator
+}

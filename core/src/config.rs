@@ -873,6 +873,24 @@ mod tests {
     }
 
     #[test]
+    fn the_clusters_configs_are_valid() {
+        for file in ["base", "overlays/oidc-ingress"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../deploy")
+                .join(file)
+                .join("runboard.toml");
+            let config = Config::load(&path, &Overrides::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(config.identity.oidc.is_some(), "{}", path.display());
+            assert_eq!(
+                config.http.listen.port(),
+                3000,
+                "the port the Deployment probes"
+            );
+        }
+    }
+
+    #[test]
     fn an_unknown_key_is_named() {
         let err = parse("[store]\nurll = \"sqlite://x.db\"\n")
             .unwrap_err()
