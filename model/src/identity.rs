@@ -91,6 +91,15 @@ impl ApiToken {
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
         self.revoked_at.is_none() && self.expires_at > now
     }
+
+    /// Its state at `now` in a word: `revoked`, `expired` or `live`.
+    pub fn state_at(&self, now: DateTime<Utc>) -> &'static str {
+        match (self.revoked_at, self.is_live(now)) {
+            (Some(_), _) => "revoked",
+            (None, false) => "expired",
+            (None, true) => "live",
+        }
+    }
 }
 
 /// A token just issued, with the secret that is shown this once.

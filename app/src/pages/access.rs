@@ -140,11 +140,7 @@ fn PersonDetail(read: PersonAccessRead, end: ServerAction<EndPersonAccess>) -> i
                         {tokens
                             .into_iter()
                             .map(|t| {
-                                let state = match (t.revoked_at, t.is_live(now)) {
-                                    (Some(_), _) => "revoked",
-                                    (None, false) => "expired",
-                                    (None, true) => "live",
-                                };
+                                let state = t.state_at(now);
                                 view! { <li>{format!("“{}”, {state}, expires ", t.label)}<LocalTime at=t.expires_at /></li> }
                             })
                             .collect_view()}

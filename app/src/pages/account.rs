@@ -115,11 +115,7 @@ fn TokenTable(tokens: ApiTokens, revoke: ServerAction<RevokeApiToken>) -> impl I
                         .into_iter()
                         .map(|token| {
                             let live = token.is_live(now);
-                            let state = match (token.revoked_at, live) {
-                                (Some(_), _) => "revoked",
-                                (None, false) => "expired",
-                                (None, true) => "live",
-                            };
+                            let state = token.state_at(now);
                             let roles = token.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
                             let id = token.id.clone();
                             view! {
