@@ -695,7 +695,8 @@ async fn one_viewer_hammering_the_most_expensive_read_is_slowed_and_starves_nobo
                 (response.status().as_u16(), retry_after)
             }));
         }
-        futures_util::future::join_all(sent).await
+        let answers = futures_util::future::join_all(sent).await;
+        (answers, started.elapsed())
     };
     let polls = async {
         let mut polls = Vec::new();
@@ -729,7 +730,7 @@ async fn one_viewer_hammering_the_most_expensive_read_is_slowed_and_starves_nobo
         }
         peak
     };
-    let (answers, polls, (preview_status, preview), peak) =
+    let ((answers, answered_within), polls, (preview_status, preview), peak) =
         tokio::join!(hammer, polls, preview, peak);
 
     let answers: Vec<(u16, bool)> = answers.into_iter().map(Result::unwrap).collect();
@@ -754,7 +755,10 @@ async fn one_viewer_hammering_the_most_expensive_read_is_slowed_and_starves_nobo
             .all(|(s, retry_after)| *s != 429 || *retry_after),
         "every 429 says when to come back"
     );
-    let allowed = limits.per_person_burst + limits.per_person_per_second * 31;
+    // The burst, and the pace for as long as requests kept arriving (on a loaded machine
+    // the last may arrive after the 30 s), plus a second of slack.
+    let allowed = limits.per_person_burst
+        + limits.per_person_per_second * (answered_within.as_secs() as u32 + 1);
     assert!(
         ok <= allowed as usize,
         "at most the burst and the pace got through: {ok} > {allowed}"
