@@ -34,8 +34,27 @@ pub struct Config {
     /// provider's tokens (those with a `token_audience`).
     #[serde(default)]
     pub mission_control_tokens: Option<MissionControlTokens>,
+    /// Services found in the cluster, beside those written here.
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
     #[serde(default)]
     pub services: Vec<ServiceConfig>,
+}
+
+/// Discovery of services in Kubernetes: Services labelled `runboard.io/service` become
+/// registered services, described by their annotations.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// Off unless asked for: a Runboard outside a cluster has no API server to ask.
+    #[serde(default)]
+    pub discover: bool,
+    /// The namespaces to watch; none watches every namespace the service account may read.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// The kubeconfig context to use outside a cluster (its current context otherwise).
+    #[serde(default)]
+    pub context: Option<String>,
 }
 
 /// Runboard's client at the OpenID provider for its own access tokens (the
@@ -391,6 +410,103 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
+    /// Checks what types alone cannot; `tokens_configured` says whether
+    /// `[mission_control_tokens]` is there for a `token_audience`. The problem names the
+    /// field, so that the config file and the cluster's annotations can each say where.
+    pub fn check(&self, tokens_configured: bool) -> Result<(), ServiceConfigProblem> {
+        fn problem(field: impl Into<String>, message: String) -> Result<(), ServiceConfigProblem> {
+            Err(ServiceConfigProblem {
+                field: field.into(),
+                message,
+            })
+        }
+        if self.team.trim().is_empty() {
+            return problem("team", "must name the owning team".into());
+        }
+        if !matches!(self.graphql_url.scheme(), "http" | "https") {
+            return problem(
+                "graphql_url",
+                format!("expected an http(s) URL, got {}", self.graphql_url),
+            );
+        }
+        if !self.graphql_url.username().is_empty() || self.graphql_url.password().is_some() {
+            return problem(
+                "graphql_url",
+                "must not carry a user name or password (every preview shows this URL); give Runboard's token as graphql_token instead".into(),
+            );
+        }
+        if self.database_url.expose_secret().trim().is_empty() {
+            return problem("database_url", "must not be empty".into());
+        }
+        if let Some(audience) = &self.token_audience {
+            if audience.trim().is_empty() {
+                return problem("token_audience", "must not be empty".into());
+            }
+            if self.graphql_token.is_some() {
+                return problem(
+                    "token_audience",
+                    "and graphql_token are two ways to call the service; give one".into(),
+                );
+            }
+            if !tokens_configured {
+                return problem(
+                    "token_audience",
+                    "needs [mission_control_tokens] (token_url, client_id, client_secret): Runboard gets the service's tokens with that client".into(),
+                );
+            }
+        }
+        if self.stuck_after.is_some_and(|d| d.is_zero()) {
+            return problem("stuck_after", "must be longer than 0s".into());
+        }
+        if self.query_timeout.is_zero() || self.max_connections == 0 || self.row_limit == 0 {
+            return problem(
+                "query_timeout, max_connections, row_limit",
+                "must each be above zero".into(),
+            );
+        }
+        if let Some((mutation, _)) = self.approvals.iter().find(|(_, n)| **n == 0) {
+            return problem(
+                format!("approvals.{mutation}"),
+                "must be at least 1: every action needs someone other than its requester to approve it".into(),
+            );
+        }
+        if let Some((mutation, _)) = self.chunk_size.iter().find(|(_, n)| **n == 0) {
+            return problem(
+                format!("chunk_size.{mutation}"),
+                "must be at least 1 (1 is one call per entity)".into(),
+            );
+        }
+        if let Some(pattern) = &self.id_pattern
+            && let Err(e) = regex::Regex::new(pattern)
+        {
+            return problem(
+                "id_pattern",
+                format!("is not a valid regular expression: {e}"),
+            );
+        }
+        let queries = &self.queries;
+        for (field, query) in [
+            ("supervisor_view", Some(&queries.supervisor_view)),
+            ("batch_run", Some(&queries.batch_run)),
+            ("batch_item", Some(&queries.batch_item)),
+            ("withheld_funds", queries.withheld_funds.as_ref()),
+            ("saga_events", queries.saga_events.as_ref()),
+        ] {
+            if let Some(query) = query
+                && !query
+                    .trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("select")
+            {
+                return problem(
+                    format!("queries.{field}"),
+                    "must be a single SELECT returning the contract's columns".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// A service with the contract's default queries and read limits, as a config entry would give it.
     pub fn new(name: ServiceName, team: String, database_url: String, graphql_url: Url) -> Self {
         Self {
@@ -422,6 +538,13 @@ fn default_service_connections() -> u32 {
 
 fn default_row_limit() -> u32 {
     200_000
+}
+
+/// What is wrong with one service's settings, and in which field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfigProblem {
+    pub field: String,
+    pub message: String,
 }
 
 /// The SELECTs that produce the contract's relations (SPEC.md, "The service contract").
@@ -514,6 +637,7 @@ impl Config {
                 ..IdentityConfig::default()
             },
             mission_control_tokens: None,
+            kubernetes: KubernetesConfig::default(),
             services: Vec::new(),
         };
         config.apply(overrides);
@@ -641,94 +765,8 @@ impl Config {
                     "another service already has this name; names must be unique".into(),
                 );
             }
-            if service.team.trim().is_empty() {
-                return invalid(key("team"), "must name the owning team".into());
-            }
-            if !matches!(service.graphql_url.scheme(), "http" | "https") {
-                return invalid(
-                    key("graphql_url"),
-                    format!("expected an http(s) URL, got {}", service.graphql_url),
-                );
-            }
-            if !service.graphql_url.username().is_empty()
-                || service.graphql_url.password().is_some()
-            {
-                return invalid(
-                    key("graphql_url"),
-                    "must not carry a user name or password (every preview shows this URL); give Runboard's token as graphql_token instead".into(),
-                );
-            }
-            if service.database_url.expose_secret().trim().is_empty() {
-                return invalid(key("database_url"), "must not be empty".into());
-            }
-            if let Some(audience) = &service.token_audience {
-                if audience.trim().is_empty() {
-                    return invalid(key("token_audience"), "must not be empty".into());
-                }
-                if service.graphql_token.is_some() {
-                    return invalid(
-                        key("token_audience"),
-                        "and graphql_token are two ways to call the service; give one".into(),
-                    );
-                }
-                if self.mission_control_tokens.is_none() {
-                    return invalid(
-                        key("token_audience"),
-                        "needs [mission_control_tokens] (token_url, client_id, client_secret): Runboard gets the service's tokens with that client".into(),
-                    );
-                }
-            }
-            if service.stuck_after.is_some_and(|d| d.is_zero()) {
-                return invalid(key("stuck_after"), "must be longer than 0s".into());
-            }
-            if service.query_timeout.is_zero()
-                || service.max_connections == 0
-                || service.row_limit == 0
-            {
-                return invalid(
-                    key("query_timeout, max_connections, row_limit"),
-                    "must each be above zero".into(),
-                );
-            }
-            if let Some((mutation, _)) = service.approvals.iter().find(|(_, n)| **n == 0) {
-                return invalid(
-                    key(&format!("approvals.{mutation}")),
-                    "must be at least 1: every action needs someone other than its requester to approve it".into(),
-                );
-            }
-            if let Some((mutation, _)) = service.chunk_size.iter().find(|(_, n)| **n == 0) {
-                return invalid(
-                    key(&format!("chunk_size.{mutation}")),
-                    "must be at least 1 (1 is one call per entity)".into(),
-                );
-            }
-            if let Some(pattern) = &service.id_pattern
-                && let Err(e) = regex::Regex::new(pattern)
-            {
-                return invalid(
-                    key("id_pattern"),
-                    format!("is not a valid regular expression: {e}"),
-                );
-            }
-            let queries = &service.queries;
-            for (field, query) in [
-                ("supervisor_view", Some(&queries.supervisor_view)),
-                ("batch_run", Some(&queries.batch_run)),
-                ("batch_item", Some(&queries.batch_item)),
-                ("withheld_funds", queries.withheld_funds.as_ref()),
-                ("saga_events", queries.saga_events.as_ref()),
-            ] {
-                if let Some(query) = query
-                    && !query
-                        .trim_start()
-                        .to_ascii_lowercase()
-                        .starts_with("select")
-                {
-                    return invalid(
-                        key(&format!("queries.{field}")),
-                        "must be a single SELECT returning the contract's columns".into(),
-                    );
-                }
+            if let Err(problem) = service.check(self.mission_control_tokens.is_some()) {
+                return invalid(key(&problem.field), problem.message);
             }
         }
         Ok(())

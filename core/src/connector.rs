@@ -4,14 +4,16 @@
 //! [`ReadError`] naming the service and what an engineer can do about it: a service
 //! that is down, slow or returns a malformed row never breaks the others.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
+use regex::Regex;
 use runboard_model::{
     BatchItem, BatchItemPage, BatchItemStatus, BatchProgress, ErrorGroup, Money, Saga, SagaCounts,
-    SagaEvent, SagaPage, SagaQuery, SagaStatus, ServiceName, add_to_totals,
+    SagaEvent, SagaPage, SagaQuery, SagaStatus, ServiceName, ServiceSource, add_to_totals,
 };
 use rust_decimal::Decimal;
 use secrecy::ExposeSecret;
@@ -171,6 +173,13 @@ pub struct Connector {
     /// The connections people's reads may hold at once: all but one kept for Runboard's
     /// own work (see [`with_reserved_connections`]).
     viewer_slots: Arc<Semaphore>,
+    /// Approvals each action needs, by mutation name; 1 for those not named.
+    approvals: BTreeMap<String, u32>,
+    /// Most entities one call names, by mutation name, where the service says.
+    chunk_sizes: BTreeMap<String, u32>,
+    /// The service's own ID shape, where its IDs are not UUIDs.
+    id_pattern: Option<Regex>,
+    source: ServiceSource,
 }
 
 tokio::task_local! {
@@ -366,7 +375,39 @@ impl Connector {
             viewer_slots: Arc::new(Semaphore::new(
                 config.max_connections.saturating_sub(1).max(1) as usize,
             )),
+            approvals: config.approvals.clone(),
+            chunk_sizes: config.chunk_size.clone(),
+            // Checked with the settings, so it compiles.
+            id_pattern: config
+                .id_pattern
+                .as_deref()
+                .and_then(|p| Regex::new(p).ok()),
+            source: ServiceSource::Config,
         })
+    }
+
+    /// Where Runboard learned of this service.
+    pub fn source(&self) -> &ServiceSource {
+        &self.source
+    }
+
+    pub(crate) fn found_in(&mut self, source: ServiceSource) {
+        self.source = source;
+    }
+
+    /// Approvals an action of `mutation` needs before money raises it; at least 1.
+    pub fn approvals_for(&self, mutation: &str) -> u32 {
+        self.approvals.get(mutation).copied().unwrap_or(1)
+    }
+
+    /// Most entities one call of `mutation` names, where the service's settings say.
+    pub fn chunk_size_for(&self, mutation: &str) -> Option<u32> {
+        self.chunk_sizes.get(mutation).copied()
+    }
+
+    /// The service's own ID shape, for lookup.
+    pub fn id_pattern(&self) -> Option<&Regex> {
+        self.id_pattern.as_ref()
     }
 
     /// Counts this connector's statements in `reads` from now on.

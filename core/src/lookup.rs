@@ -41,14 +41,14 @@ pub fn extract_ids(text: &str, patterns: &[Regex]) -> Vec<String> {
 
 /// Finds every ID in every service; a service that cannot be read says why in its place.
 pub async fn lookup(fleet: &Fleet, text: &str) -> Result<LookupResult, String> {
-    let ids = extract_ids(text, fleet.id_patterns());
+    let ids = extract_ids(text, &fleet.id_patterns());
     if ids.len() > MAX_IDS {
         return Err(format!(
             "the text holds {} IDs; look up at most {MAX_IDS} at a time, e.g. by splitting the paste",
             ids.len()
         ));
     }
-    let reads = fleet.services().map(|connector| {
+    let reads = fleet.services().into_iter().map(|connector| {
         let ids = &ids;
         async move {
             let (sagas, items) =

@@ -36,7 +36,8 @@ pub async fn poll_claimed(app: &App) -> Result<usize, StoreError> {
         now = app.store.pool.now_ms()
     );
     let mut claimed = HashSet::new();
-    for connector in app.fleet.services() {
+    let services = app.fleet.services();
+    for connector in &services {
         let name = connector.name().as_str();
         let won = on_pool!(app.store.pool, |pool| {
             sqlx::query(&claim)
@@ -63,22 +64,17 @@ pub async fn poll_claimed(app: &App) -> Result<usize, StoreError> {
             .execute(pool)
             .await?;
     });
-    poll(
-        app,
-        app.fleet
-            .services()
-            .filter(|connector| claimed.contains(connector.name().as_str())),
-    )
-    .await
+    let services = services
+        .into_iter()
+        .filter(|connector| claimed.contains(connector.name().as_str()))
+        .collect();
+    poll(app, services).await
 }
 
-async fn poll<'a>(
-    app: &App,
-    services: impl Iterator<Item = &'a Connector>,
-) -> Result<usize, StoreError> {
+async fn poll(app: &App, services: Vec<Arc<Connector>>) -> Result<usize, StoreError> {
     let now = Utc::now();
     let bound = Semaphore::new(app.config.poller.concurrency);
-    let reads = services.map(|connector| async {
+    let reads = services.iter().map(|connector| async {
         let _permit = bound
             .acquire()
             .await
@@ -130,7 +126,7 @@ pub async fn run(app: Arc<App>) {
         match poll_claimed(&app).await {
             Ok(answered) => tracing::debug!(
                 answered,
-                services = app.config.services.len(),
+                services = app.fleet.services().len(),
                 took = ?started.elapsed(),
                 "poll done"
             ),

@@ -1,15 +1,17 @@
 //! The service registry: which services Runboard watches, kept in the store so that
 //! every replica, snapshot and action refers to the same list.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
-use runboard_model::{RegisteredService, ServiceName};
 
-use crate::config::Config;
+use runboard_model::{DiscoveryNote, RegisteredService, ServiceName, ServiceSource};
+
+use crate::App;
+use crate::config::{Config, ServiceConfig};
 use crate::db::on_pool;
+use crate::fleet::Discovered;
 use crate::store::{Store, StoreError};
-
-/// Where a registration came from; a source only ever retires its own services.
-const SOURCE_CONFIG: &str = "config";
 
 #[derive(sqlx::FromRow)]
 struct ServiceRow {
@@ -18,6 +20,14 @@ struct ServiceRow {
     graphql_url: String,
     stuck_after_seconds: i64,
     registered_at: DateTime<Utc>,
+    source: String,
+}
+
+/// One service as a source registers it.
+pub struct Registration<'a> {
+    pub service: &'a ServiceConfig,
+    pub stuck_after: Duration,
+    pub source: ServiceSource,
 }
 
 impl Store {
@@ -28,24 +38,55 @@ impl Store {
         config: &Config,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let registrations: Vec<_> = config
+            .services
+            .iter()
+            .map(|service| Registration {
+                service,
+                stuck_after: config.stuck_after(service),
+                source: ServiceSource::Config,
+            })
+            .collect();
+        self.register("config", &registrations, now).await
+    }
+
+    /// Makes the registry's services found in the cluster match `found`. A name the config
+    /// file also registers stays the config's.
+    pub async fn register_discovered_services(
+        &self,
+        found: &[Registration<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.register("cluster:%", found, now).await
+    }
+
+    /// Registers `services` for one source, whose registrations are those whose `source`
+    /// is `LIKE source_pattern`; a source only ever retires its own.
+    async fn register(
+        &self,
+        source_pattern: &str,
+        services: &[Registration<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         on_pool!(self.pool, |pool| {
             let mut tx = pool.begin().await?;
             let known: Vec<(String,)> =
-                sqlx::query_as("SELECT name FROM service WHERE source = $1")
-                    .bind(SOURCE_CONFIG)
+                sqlx::query_as("SELECT name FROM service WHERE source LIKE $1")
+                    .bind(source_pattern)
                     .fetch_all(&mut *tx)
                     .await?;
             for (name,) in known {
-                if !config.services.iter().any(|s| s.name.as_str() == name) {
+                if !services.iter().any(|s| s.service.name.as_str() == name) {
                     sqlx::query("DELETE FROM service WHERE name = $1")
                         .bind(&name)
                         .execute(&mut *tx)
                         .await?;
                 }
             }
-            for service in &config.services {
+            for registration in services {
+                let service = registration.service;
                 let stuck_after =
-                    i64::try_from(config.stuck_after(service).as_secs()).unwrap_or(i64::MAX);
+                    i64::try_from(registration.stuck_after.as_secs()).unwrap_or(i64::MAX);
                 sqlx::query(
                     "INSERT INTO service (name, team, graphql_url, stuck_after_seconds, source, registered_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $6)
@@ -54,13 +95,14 @@ impl Store {
                         graphql_url = excluded.graphql_url,
                         stuck_after_seconds = excluded.stuck_after_seconds,
                         source = excluded.source,
-                        updated_at = excluded.updated_at",
+                        updated_at = excluded.updated_at
+                     WHERE excluded.source = 'config' OR service.source <> 'config'",
                 )
                 .bind(service.name.as_str())
                 .bind(&service.team)
                 .bind(service.graphql_url.as_str())
                 .bind(stuck_after)
-                .bind(SOURCE_CONFIG)
+                .bind(registration.source.stored())
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
@@ -74,7 +116,7 @@ impl Store {
     pub async fn registered_services(&self) -> Result<Vec<RegisteredService>, StoreError> {
         let rows: Vec<ServiceRow> = on_pool!(self.pool, |pool| {
             sqlx::query_as(
-                "SELECT name, team, graphql_url, stuck_after_seconds, registered_at
+                "SELECT name, team, graphql_url, stuck_after_seconds, registered_at, source
                  FROM service ORDER BY name",
             )
             .fetch_all(pool)
@@ -89,8 +131,32 @@ impl Store {
                     graphql_url: row.graphql_url,
                     stuck_after_seconds: row.stuck_after_seconds,
                     registered_at: row.registered_at,
+                    source: ServiceSource::from_stored(&row.source).map_err(StoreError::corrupt)?,
                 })
             })
             .collect()
+    }
+}
+
+impl App {
+    /// Makes the fleet and the registry hold the services found in the cluster, with what
+    /// discovery had to say about them on the overview.
+    pub async fn register_discovered(
+        &self,
+        found: &[Discovered],
+        notes: Vec<DiscoveryNote>,
+    ) -> Result<(), StoreError> {
+        let accepted = self.fleet.apply_discovered(found, notes).await;
+        let registrations: Vec<_> = accepted
+            .iter()
+            .map(|discovered| Registration {
+                service: &discovered.service,
+                stuck_after: self.config.stuck_after(&discovered.service),
+                source: discovered.source.clone(),
+            })
+            .collect();
+        self.store
+            .register_discovered_services(&registrations, chrono::Utc::now())
+            .await
     }
 }

@@ -1,7 +1,9 @@
 //! Snapshots of each service's numbers, written by the poller and read by the overview.
 
 use chrono::{DateTime, Utc};
-use runboard_model::{Money, SagaCounts, ServiceFunds, ServiceName, ServiceOverview};
+use runboard_model::{
+    Money, SagaCounts, ServiceFunds, ServiceName, ServiceOverview, ServiceSource,
+};
 
 use crate::db::on_pool;
 use crate::screens::SagasHolding;
@@ -37,6 +39,7 @@ pub struct TrendPoint {
 struct OverviewRow {
     name: String,
     team: String,
+    source: String,
     taken_at: Option<DateTime<Utc>>,
     reachable: Option<bool>,
     error: Option<String>,
@@ -99,7 +102,7 @@ impl Store {
     pub async fn overview(&self) -> Result<Vec<ServiceOverview>, StoreError> {
         let rows: Vec<OverviewRow> = on_pool!(self.pool, |pool| {
             sqlx::query_as(
-                "SELECT service.name, service.team, s.taken_at, s.reachable, s.error, s.running, s.stuck,
+                "SELECT service.name, service.team, service.source, s.taken_at, s.reachable, s.error, s.running, s.stuck,
                         s.failed, s.completed, s.failed_batches, s.withheld_funds
                  FROM service
                  LEFT JOIN service_snapshot s ON s.id = (
@@ -132,6 +135,7 @@ impl Store {
                 Ok(ServiceOverview {
                     name,
                     team: row.team,
+                    source: ServiceSource::from_stored(&row.source).map_err(StoreError::corrupt)?,
                     polled_at: row.taken_at,
                     reachable: row.reachable.unwrap_or(false),
                     error: row.error,

@@ -28,4 +28,4 @@ pub use saga::{
     ErrorGroup, LookupMatches, LookupResult, Saga, SagaCounts, SagaEvent, SagaPage, SagaQuery,
     SagaStatus,
 };
-pub use service::{RegisteredService, ServiceName, ServiceNameError};
+pub use service::{DiscoveryNote, RegisteredService, ServiceName, ServiceNameError, ServiceSource};

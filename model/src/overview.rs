@@ -1,13 +1,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Money, SagaCounts, ServiceName};
+use crate::{Money, SagaCounts, ServiceName, ServiceSource};
 
 /// One service's row on the overview: the latest poll of it, or why it failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceOverview {
     pub name: ServiceName,
     pub team: String,
+    pub source: ServiceSource,
     /// When the numbers below were read, UTC; `None` before the first poll.
     pub polled_at: Option<DateTime<Utc>>,
     pub reachable: bool,

@@ -73,6 +73,74 @@ impl fmt::Display for ServiceName {
     }
 }
 
+/// Where Runboard learned of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ServiceSource {
+    /// An entry of Runboard's config file.
+    Config,
+    /// A Kubernetes Service labelled `runboard.io/service`.
+    Cluster { namespace: String, name: String },
+}
+
+impl ServiceSource {
+    /// The store's word for it: `config`, or `cluster:<namespace>/<name>`.
+    pub fn stored(&self) -> String {
+        match self {
+            Self::Config => "config".into(),
+            Self::Cluster { namespace, name } => format!("cluster:{namespace}/{name}"),
+        }
+    }
+
+    /// Reads [`Self::stored`] back.
+    pub fn from_stored(text: &str) -> Result<Self, UnknownSource> {
+        if text == "config" {
+            return Ok(Self::Config);
+        }
+        let (namespace, name) = text
+            .strip_prefix("cluster:")
+            .and_then(|rest| rest.split_once('/'))
+            .ok_or_else(|| UnknownSource(text.to_owned()))?;
+        Ok(Self::Cluster {
+            namespace: namespace.into(),
+            name: name.into(),
+        })
+    }
+}
+
+/// A stored source that is neither `config` nor `cluster:<namespace>/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSource(pub String);
+
+impl fmt::Display for UnknownSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} is not a service source", self.0)
+    }
+}
+
+impl std::error::Error for UnknownSource {}
+
+impl fmt::Display for ServiceSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config => f.write_str("config file"),
+            Self::Cluster { namespace, name } => write!(f, "cluster: {namespace}/{name}"),
+        }
+    }
+}
+
+/// What discovery has to say about one Kubernetes Service: an annotation that is wrong,
+/// or a Service the config file wins over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryNote {
+    /// `<namespace>/<name>` of the Kubernetes Service; empty where the note is about the
+    /// cluster as a whole (its API cannot be reached, say).
+    pub origin: String,
+    pub message: String,
+    /// Whether the Service is left out until it is fixed (a note, not a problem, otherwise).
+    pub left_out: bool,
+}
+
 /// A service as the registry knows it: who owns it and where its mission control is.
 /// Its database URL is deliberately absent: it carries credentials and never leaves the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,11 +152,26 @@ pub struct RegisteredService {
     pub stuck_after_seconds: i64,
     /// When Runboard first saw this service, UTC.
     pub registered_at: DateTime<Utc>,
+    pub source: ServiceSource,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_reads_back_as_stored() {
+        for source in [
+            ServiceSource::Config,
+            ServiceSource::Cluster {
+                namespace: "payments".into(),
+                name: "payments-api".into(),
+            },
+        ] {
+            assert_eq!(ServiceSource::from_stored(&source.stored()), Ok(source));
+        }
+        assert!(ServiceSource::from_stored("cluster:no-slash").is_err());
+    }
 
     #[test]
     fn accepts_kubernetes_style_names() {

@@ -135,6 +135,8 @@ enum Failure {
     NoWayIn,
     #[error("the demo users' API tokens could not be issued: {0}")]
     DemoTokens(String),
+    #[error("[kubernetes] discover is on, but {0}")]
+    Cluster(#[from] runboard_cluster::ClusterError),
 }
 
 /// Runs one command; the exit code is 0 on success and 1 with the reason on stderr otherwise.
@@ -227,14 +229,14 @@ async fn execute(command: Command) -> Result<(), Failure> {
             );
             let fleet = Fleet::connect(&loaded).await?;
             let services = &loaded.services;
-            let checks = fleet.services().map(|connector| async move {
+            let checks = fleet.services().into_iter().map(|connector| async move {
                 let graphql = services
                     .iter()
                     .find(|s| &s.name == connector.name())
                     .map(|s| s.graphql_url.clone())
                     .expect("every connector comes from a configured service");
                 let (database, mission_control) = tokio::join!(
-                    Fleet::check(connector, chrono::Utc::now()),
+                    Fleet::check(&connector, chrono::Utc::now()),
                     reach_mission_control(&graphql)
                 );
                 let problems: Vec<String> = [
@@ -327,9 +329,16 @@ async fn start(config: Config) -> Result<(), Failure> {
         .await
         .map_err(|source| Failure::Listen { address, source })?;
     let bound = listener.local_addr().map_err(Failure::Serve)?;
+    let cluster = if config.kubernetes.discover {
+        Some(runboard_cluster::client(&config.kubernetes).await?)
+    } else {
+        None
+    };
     let fleet = Fleet::connect(&config).await?;
     let state = ServerState::new(App::new(config, store, fleet));
     let app = state.app.clone();
+    let discovery =
+        cluster.map(|client| tokio::spawn(runboard_cluster::discover(app.clone(), client)));
     let poller = tokio::spawn(poller::run(app.clone()));
     let session_sweeper = tokio::spawn(sweep_sessions(SessionStore::new(&app.store)));
     let engine = tokio::spawn(execution::run(app.clone()));
@@ -337,6 +346,9 @@ async fn start(config: Config) -> Result<(), Failure> {
     println!("Runboard is serving at http://{bound}");
     let served = serve(listener, state, shutdown_signal()).await;
     poller.abort();
+    if let Some(discovery) = discovery {
+        discovery.abort();
+    }
     session_sweeper.abort();
     engine.abort();
     app.fleet.close().await;

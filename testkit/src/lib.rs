@@ -5,6 +5,7 @@
 //! so tests run in parallel and leave nothing behind.
 
 mod chaos_proxy;
+mod kubernetes;
 mod oidc_provider;
 mod postgres;
 
@@ -16,6 +17,7 @@ use runboard_core::config::StoreConfig;
 use runboard_core::store::Store;
 
 pub use chaos_proxy::ChaosProxy;
+pub use kubernetes::FakeKubernetes;
 pub use oidc_provider::{MachineClient, OidcProvider, ProviderPerson};
 pub use postgres::{TestDatabase, admin_url};
 

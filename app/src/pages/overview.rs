@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
-use runboard_model::{Money, ServiceOverview};
+use runboard_model::{DiscoveryNote, Money, ServiceOverview, ServiceSource};
 
 use crate::components::local_time::LocalTime;
 use crate::components::refresh::{Freshness, auto_refresh};
@@ -66,9 +66,15 @@ pub fn Overview() -> impl IntoView {
 
 #[component]
 fn ServiceTable(rows: Rows, filter: Memo<String>, elapsed: RwSignal<i64>) -> impl IntoView {
-    let Rows { read_at, services } = rows;
+    let Rows {
+        read_at,
+        services,
+        discovery,
+    } = rows;
+    let notes = (!discovery.is_empty()).then(|| view! { <DiscoveryNotes notes=discovery /> });
     if services.is_empty() {
         return view! {
+            {notes}
             <section class="panel empty">
                 <h2>"No services registered"</h2>
                 <p>"Add a " <code>"[[services]]"</code> " entry to the config file and restart Runboard."</p>
@@ -91,6 +97,7 @@ fn ServiceTable(rows: Rows, filter: Memo<String>, elapsed: RwSignal<i64>) -> imp
     });
     let now = move || read_at + chrono::Duration::seconds(elapsed.get());
     view! {
+        {notes}
         <p class="count" role="status" aria-live="polite">
             {move || {
                 let shown = visible.read().len();
@@ -159,6 +166,12 @@ fn ServiceRow(
         <tr class:row-error=service.error.is_some()>
             <th scope="row">
                 <a href=format!("/services/{}", service.name)>{service.name.to_string()}</a>
+                <span class="source">
+                    {match &service.source {
+                        ServiceSource::Config => "config file".to_owned(),
+                        ServiceSource::Cluster { namespace, name } => format!("cluster {namespace}/{name}"),
+                    }}
+                </span>
             </th>
             <td>{service.team.clone()}</td>
             {match problem {
@@ -185,6 +198,35 @@ fn ServiceRow(
                 })}
             </td>
         </tr>
+    }
+}
+
+/// What discovery in the cluster has to say, above the services: a Service left out
+/// (which annotation is wrong, and what was expected) or one the config file wins over.
+#[component]
+fn DiscoveryNotes(notes: Vec<DiscoveryNote>) -> impl IntoView {
+    let left_out = notes.iter().filter(|n| n.left_out).count();
+    view! {
+        <section class="panel discovery" aria-labelledby="discovery-heading">
+            <h2 id="discovery-heading">
+                {if left_out == 0 {
+                    "Cluster discovery".to_owned()
+                } else {
+                    format!("Cluster discovery: {left_out} Service(s) left out")
+                }}
+            </h2>
+            <ul>
+                {notes
+                    .into_iter()
+                    .map(|note| view! {
+                        <li class:left-out=note.left_out>
+                            {(!note.origin.is_empty()).then(|| view! { <strong>{note.origin}</strong> " " })}
+                            {note.message}
+                        </li>
+                    })
+                    .collect_view()}
+            </ul>
+        </section>
     }
 }
 

@@ -17,16 +17,20 @@ pub async fn all_batches() -> Result<Vec<ServiceBatches>, ServerFnError> {
 
     let app = super::app_for(super::Access::Read)?;
     let app = &app;
-    let reads = app.fleet.services().map(|connector| async move {
-        ServiceBatches {
-            service: connector.name().to_string(),
-            batches: app
-                .screens
-                .batches(connector, Freshness::Shared)
-                .await
-                .map(|figures| figures.value.clone())
-                .map_err(|e| e.to_string()),
-        }
-    });
+    let reads = app
+        .fleet
+        .services()
+        .into_iter()
+        .map(|connector| async move {
+            ServiceBatches {
+                service: connector.name().to_string(),
+                batches: app
+                    .screens
+                    .batches(&connector, Freshness::Shared)
+                    .await
+                    .map(|figures| figures.value.clone())
+                    .map_err(|e| e.to_string()),
+            }
+        });
     Ok(futures_util::future::join_all(reads).await)
 }

@@ -26,7 +26,7 @@ pub async fn read_batch(service: String, batch: String) -> Result<BatchDetail, S
     let connector = super::connector(&app, &service)?;
     let figures = app
         .screens
-        .batch(connector, &batch, Freshness::Shared)
+        .batch(&connector, &batch, Freshness::Shared)
         .await
         .map_err(super::read_failed)?;
     let reading = &figures.value;

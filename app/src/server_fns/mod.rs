@@ -99,10 +99,10 @@ fn internal(what: &str, error: impl std::fmt::Display) -> ServerFnError {
 
 /// The connector of a registered service, or an error naming the unknown one.
 #[cfg(feature = "ssr")]
-fn connector<'a>(
-    app: &'a runboard_core::App,
+fn connector(
+    app: &runboard_core::App,
     service: &str,
-) -> Result<&'a runboard_core::connector::Connector, ServerFnError> {
+) -> Result<std::sync::Arc<runboard_core::connector::Connector>, ServerFnError> {
     app.fleet.service(service).ok_or_else(|| {
         refuse(
             http::StatusCode::NOT_FOUND,

@@ -40,23 +40,27 @@ pub async fn read_funds(#[server(default)] live: bool) -> Result<FundsView, Serv
     let services = runboard_core::snapshots::funds_of(&snapshots.value);
     let freshness = Freshness::live_if(live);
     let app = &app;
-    let reads = app.fleet.services().map(|connector| async move {
-        let service = connector.name().to_string();
-        match app.screens.funds(connector, freshness).await {
-            Err(e) => Some(SagasBehind {
-                service,
-                sagas: Err(e.problem.to_string()),
-                total: 0,
-                read_at: Utc::now(),
-            }),
-            Ok(figures) => figures.value.as_ref().map(|holding| SagasBehind {
-                service,
-                sagas: Ok(holding.largest.clone()),
-                total: holding.total,
-                read_at: figures.read_at,
-            }),
-        }
-    });
+    let reads = app
+        .fleet
+        .services()
+        .into_iter()
+        .map(|connector| async move {
+            let service = connector.name().to_string();
+            match app.screens.funds(&connector, freshness).await {
+                Err(e) => Some(SagasBehind {
+                    service,
+                    sagas: Err(e.problem.to_string()),
+                    total: 0,
+                    read_at: Utc::now(),
+                }),
+                Ok(figures) => figures.value.as_ref().map(|holding| SagasBehind {
+                    service,
+                    sagas: Ok(holding.largest.clone()),
+                    total: holding.total,
+                    read_at: figures.read_at,
+                }),
+            }
+        });
     let behind = futures_util::future::join_all(reads)
         .await
         .into_iter()

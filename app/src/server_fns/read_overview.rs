@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
-use runboard_model::ServiceOverview;
+use runboard_model::{DiscoveryNote, ServiceOverview};
 use serde::{Deserialize, Serialize};
 
 /// The overview's rows, and the server's clock when they were read, so that "N s ago"
@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub struct Overview {
     pub read_at: DateTime<Utc>,
     pub services: Vec<ServiceOverview>,
+    /// What discovery in the cluster has to say: Services left out and why.
+    pub discovery: Vec<DiscoveryNote>,
 }
 
 /// Every service with the numbers of its latest poll, or why the poll failed.
@@ -23,5 +25,6 @@ pub async fn read_overview() -> Result<Overview, ServerFnError> {
     Ok(Overview {
         read_at: Utc::now(),
         services: snapshots.value.clone(),
+        discovery: app.fleet.discovery_notes(),
     })
 }

@@ -25,7 +25,7 @@ pub async fn service_errors(
     let connector = super::connector(&app, &service)?;
     let figures = app
         .screens
-        .error_groups(connector, Freshness::live_if(live))
+        .error_groups(&connector, Freshness::live_if(live))
         .await
         .map_err(super::read_failed)?;
     Ok(ErrorGroups {

@@ -29,7 +29,7 @@ pub async fn service_sagas(
     let connector = super::connector(&app, &service)?;
     let figures = app
         .screens
-        .sagas(connector, &filter, Freshness::live_if(live))
+        .sagas(&connector, &filter, Freshness::live_if(live))
         .await
         .map_err(super::read_failed)?;
     Ok(SagaList {

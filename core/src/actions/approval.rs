@@ -9,6 +9,7 @@ use serde_json::json;
 use super::ActionError;
 use crate::App;
 use crate::audit::{NewAuditEntry, append_audit};
+use crate::connector::Connector;
 use crate::db::on_pool;
 
 /// Approvals an action needs: the service's number for the mutation (`base`), and one more
@@ -28,16 +29,18 @@ pub(crate) fn approvals_needed(
 
 impl App {
     /// Approvals `service`'s `mutation` needs when it moves `money` ([`approvals_needed`]),
-    /// with the numbers from the config ([services.approvals], default 1).
-    pub(crate) fn approvals_needed(&self, service: &str, mutation: &str, money: &[Money]) -> u32 {
-        let base = self
-            .config
-            .services
-            .iter()
-            .find(|s| s.name.as_str() == service)
-            .and_then(|s| s.approvals.get(mutation).copied())
-            .unwrap_or(1);
-        approvals_needed(base, money, &self.config.actions.extra_approval_above)
+    /// with the service's numbers (`approvals` of its settings, default 1).
+    pub(crate) fn approvals_needed(
+        &self,
+        connector: &Connector,
+        mutation: &str,
+        money: &[Money],
+    ) -> u32 {
+        approvals_needed(
+            connector.approvals_for(mutation),
+            money,
+            &self.config.actions.extra_approval_above,
+        )
     }
 
     /// Approves the preview with this digest. Approvers need the approver role, may not

@@ -16,6 +16,8 @@ mod preview;
 mod rows;
 mod selection;
 
+use std::sync::Arc;
+
 use runboard_model::{
     Action, ActionSpec, ActionState, DryRun, Effect, EntityState, Preview, Role, User,
 };
@@ -124,6 +126,8 @@ const CHUNKS_AHEAD: usize = 16;
 /// A new action before its preview is written.
 struct Draft<'a> {
     id: &'a str,
+    /// The service's connector, whose settings say how many approvals the action needs.
+    connector: &'a Connector,
     user: &'a User,
     request: &'a ActionRequest,
     dry_run_offered: bool,
@@ -138,7 +142,7 @@ pub(crate) fn idempotency_key(action_id: &str, chunk: i32) -> String {
 
 impl App {
     /// The connector of the service an action is for.
-    pub(crate) fn action_connector(&self, service: &str) -> Result<&Connector, ActionError> {
+    pub(crate) fn action_connector(&self, service: &str) -> Result<Arc<Connector>, ActionError> {
         self.fleet
             .service(service)
             .ok_or_else(|| ActionError::UnknownService(service.to_owned()))
@@ -168,12 +172,9 @@ impl App {
 
     /// Most entities one call of `mutation` names: `services.chunk_size`, else
     /// `actions.chunk_size`.
-    fn chunk_size(&self, service: &str, mutation: &str) -> u32 {
-        self.config
-            .services
-            .iter()
-            .find(|s| s.name.as_str() == service)
-            .and_then(|s| s.chunk_size.get(mutation).copied())
+    fn chunk_size(&self, connector: &Connector, mutation: &str) -> u32 {
+        connector
+            .chunk_size_for(mutation)
             .unwrap_or(self.config.actions.chunk_size)
             .max(1)
     }
@@ -217,7 +218,7 @@ impl App {
         }
         let started = std::time::Instant::now();
         let connector = self.action_connector(&request.service)?;
-        let spec = self.action_spec(connector, &request.mutation).await?;
+        let spec = self.action_spec(&connector, &request.mutation).await?;
         let selected = match &request.selection {
             Some(selection) => Some(self.selected_entities(&request.service, selection).await?),
             None => None,
@@ -235,7 +236,7 @@ impl App {
             document: preview::document(&spec),
             variables: Value::Object(rest),
             chunk_size: if entity_argument.is_some() {
-                self.chunk_size(connector.name().as_str(), &spec.mutation)
+                self.chunk_size(&connector, &spec.mutation)
             } else {
                 1
             },
@@ -270,7 +271,7 @@ impl App {
         };
         let write = async {
             let found = if preview.entity_argument.is_some() {
-                resolve_entities(connector, &entities).await?
+                resolve_entities(&connector, &entities).await?
             } else {
                 vec![Found {
                     id: SINGLE_CALL.to_owned(),
@@ -281,6 +282,7 @@ impl App {
             let resolved_in = started.elapsed();
             let draft = Draft {
                 id: &id,
+                connector: &connector,
                 user,
                 request,
                 dry_run_offered: spec.dry_run,
@@ -325,6 +327,7 @@ impl App {
     ) -> Result<bool, ActionError> {
         let Draft {
             id,
+            connector,
             user,
             request,
             dry_run_offered,
@@ -430,7 +433,7 @@ impl App {
                 (preview.dry_run, preview.money) = tally.finish();
             }
             let approvals_needed =
-                self.approvals_needed(&request.service, &request.mutation, &preview.money);
+                self.approvals_needed(connector, &request.mutation, &preview.money);
             let digest = digester.finish(&preview);
             sqlx::query(
                 "UPDATE action SET preview = $1, digest = $2, approvals_needed = $3 WHERE id = $4",
@@ -464,6 +467,6 @@ impl App {
     /// A service's catalog for a form: its actions, or why they cannot be read.
     pub async fn catalog_of(&self, service: &str, refresh: bool) -> Result<Catalog, ActionError> {
         let connector = self.action_connector(service)?;
-        Ok(self.catalogs.of(connector, refresh).await)
+        Ok(self.catalogs.of(&connector, refresh).await)
     }
 }

@@ -268,7 +268,8 @@ async fn recheck(app: &App, lease: &Lease, action: &Action) -> Result<bool, Acti
     if matches!(action.preview.dry_run, DryRun::NotOffered) {
         return Ok(true);
     }
-    let mission_control = mission_control_of(app, action)?;
+    let connector = app.action_connector(&action.service)?;
+    let mission_control = connector.mission_control();
     let headers = call_headers(action, lease);
     let (mut after, mut entities, mut same) = (-1, 0_usize, true);
     // Every unsent chunk's dry run as it is now; only kept when one differs.
@@ -336,16 +337,6 @@ async fn recheck(app: &App, lease: &Lease, action: &Action) -> Result<bool, Acti
     Ok(same)
 }
 
-fn mission_control_of<'a>(
-    app: &'a App,
-    action: &Action,
-) -> Result<&'a MissionControl, ActionError> {
-    app.fleet
-        .service(&action.service)
-        .map(|connector| connector.mission_control())
-        .ok_or_else(|| ActionError::UnknownService(action.service.clone()))
-}
-
 /// The headers of every call the engine makes: who asked and approved, and the lease it
 /// holds, whose epoch a service may use as a fencing token.
 fn call_headers(action: &Action, lease: &Lease) -> Vec<(&'static str, String)> {
@@ -370,7 +361,8 @@ const SEND_PAGE_PER_CALL: usize = 4;
 /// action is cancelled, or the lease is lost. Chunks are read by keyset, so each is read
 /// once; a split chunk's halves come after every chunk there was, and are read in turn.
 async fn send_all(app: &App, lease: &Lease, action: &Action) -> Result<(), ActionError> {
-    let mission_control = mission_control_of(app, action)?;
+    let connector = app.action_connector(&action.service)?;
+    let mission_control = connector.mission_control();
     let headers = call_headers(action, lease);
     let concurrency = action.preview.concurrency.max(1) as usize;
     let stop = Stop::default();
@@ -801,7 +793,7 @@ async fn ask_again(
         unsent.extend(chunk_members(app, &action.id, *chunk).await?);
     }
     let found = if action.preview.entity_argument.is_some() {
-        match resolve_entities(connector, &unsent).await {
+        match resolve_entities(&connector, &unsent).await {
             Ok(found) => found,
             Err(e) => {
                 let reason = format!(
@@ -824,7 +816,7 @@ async fn ask_again(
     let mut preview = action.preview.clone();
     (preview.dry_run, preview.money) = tally.finish();
     let new_digest = stored_digest(app, action, &preview, &planned, &found_now).await?;
-    let needed = app.approvals_needed(&action.service, &action.mutation, &preview.money);
+    let needed = app.approvals_needed(&connector, &action.mutation, &preview.money);
     let all = action.preview.entities;
     let scope = if remaining as u64 == all {
         String::new()

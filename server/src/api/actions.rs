@@ -67,12 +67,8 @@ pub async fn catalog(
     Path(service): Path<String>,
     ApiQuery(query): ApiQuery<CatalogQuery>,
 ) -> Result<Json<CatalogAnswer>, ApiError> {
-    let connector = state.app.fleet.service(&service).ok_or_else(|| {
-        not_found(format!(
-            "no service is registered as {service:?}; GET /api/v1/services lists them"
-        ))
-    })?;
-    let catalog = state.app.catalogs.of(connector, query.refresh).await;
+    let connector = super::services::connector(&state, &service)?;
+    let catalog = state.app.catalogs.of(&connector, query.refresh).await;
     let actions = catalog.actions.map_err(|e| {
         bad_gateway(
             "service_failed",

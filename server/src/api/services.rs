@@ -3,13 +3,14 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use std::borrow::Borrow;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use runboard_core::connector::{Connector, ReadError, ReadProblem, SagaFilter, page_limit};
 use runboard_core::screens::Freshness;
 use runboard_model::{
-    BatchItemPage, BatchItemStatus, BatchProgress, ErrorGroup, SagaPage, SagaQuery, ServiceFunds,
-    ServiceOverview,
+    BatchItemPage, BatchItemStatus, BatchProgress, DiscoveryNote, ErrorGroup, SagaPage, SagaQuery,
+    ServiceFunds, ServiceOverview,
 };
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,8 @@ use crate::http::ServerState;
 #[derive(Serialize)]
 pub struct ServiceList {
     services: Vec<ServiceOverview>,
+    /// What discovery in the cluster has to say: Services left out and why.
+    discovery: Vec<DiscoveryNote>,
 }
 
 /// `GET /api/v1/services`: every service with its latest snapshot.
@@ -30,7 +33,10 @@ pub async fn list(State(state): State<ServerState>) -> Result<Json<ServiceList>,
         .overview()
         .await
         .map_err(|e| internal("reading the service snapshots", e))?;
-    Ok(Json(ServiceList { services }))
+    Ok(Json(ServiceList {
+        services,
+        discovery: state.app.fleet.discovery_notes(),
+    }))
 }
 
 #[derive(Serialize)]
@@ -91,7 +97,7 @@ pub async fn errors(
     let figures = state
         .app
         .screens
-        .error_groups(connector, Freshness::live_if(live))
+        .error_groups(&connector, Freshness::live_if(live))
         .await
         .map_err(read_error)?;
     Ok(Json(ErrorGroups {
@@ -163,10 +169,7 @@ pub async fn batch_items(
     Ok(Json(page))
 }
 
-pub(crate) fn connector<'a>(
-    state: &'a ServerState,
-    service: &str,
-) -> Result<&'a Connector, ApiError> {
+pub(crate) fn connector(state: &ServerState, service: &str) -> Result<Arc<Connector>, ApiError> {
     state.app.fleet.service(service).ok_or_else(|| {
         not_found(format!(
             "no service is registered as {service:?}; GET /api/v1/services lists them"

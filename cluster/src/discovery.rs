@@ -1,0 +1,207 @@
+//! Watches the labelled Services (a watcher feeding a reflector per namespace) and, after
+//! each change, makes the fleet and the registry match what the reflectors hold.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{StreamExt, stream};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use runboard_core::App;
+use runboard_core::config::KubernetesConfig;
+use runboard_core::fleet::Discovered;
+use runboard_model::{DiscoveryNote, ServiceSource};
+
+use crate::annotations::{self, LABEL, Problem};
+
+/// Changes that arrive this close together are applied at once (a `kubectl apply` of many
+/// Services, a watch restarting), so that each Secret is read once for them.
+const SETTLE: Duration = Duration::from_millis(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "Runboard cannot find its way to the Kubernetes API ({0}); in a pod it uses its service account, elsewhere KUBECONFIG or ~/.kube/config"
+    )]
+    Config(String),
+    #[error("the Kubernetes client cannot be made: {0}")]
+    Client(#[from] kube::Error),
+}
+
+/// A client for the cluster: the pod's service account in a pod, else the kubeconfig (its
+/// `context` where the config names one).
+pub async fn client(config: &KubernetesConfig) -> Result<Client, ClusterError> {
+    let settings = match &config.context {
+        Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
+            context: Some(context.clone()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ClusterError::Config(e.to_string()))?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| ClusterError::Config(e.to_string()))?,
+    };
+    Ok(Client::try_from(settings)?)
+}
+
+/// Keeps the services found in the cluster registered until the process stops. An API
+/// that cannot be reached is said on the overview and asked again with backoff; the
+/// services found before stay meanwhile.
+pub async fn discover(app: Arc<App>, client: Client) {
+    let namespaces = &app.config.kubernetes.namespaces;
+    let apis: Vec<Api<Service>> = if namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
+    };
+    let mut stores = Vec::new();
+    let mut watches = Vec::new();
+    for (index, api) in apis.into_iter().enumerate() {
+        let (reader, writer) = reflector::store();
+        stores.push(reader);
+        let events = reflector::reflector(
+            writer,
+            watcher(api, watcher::Config::default().labels(LABEL)),
+        )
+        .default_backoff()
+        .map(move |event| (index, event));
+        watches.push(events.boxed());
+    }
+    let mut events = stream::select_all(watches);
+    let mut ready = vec![false; stores.len()];
+    while let Some(first) = events.next().await {
+        let mut changed = false;
+        let mut batch = vec![first];
+        // Whatever else arrives while the first change settles is applied with it.
+        while let Ok(Some(next)) = tokio::time::timeout(SETTLE, events.next()).await {
+            batch.push(next);
+        }
+        for (index, event) in batch {
+            match event {
+                Ok(watcher::Event::InitDone) => {
+                    ready[index] = true;
+                    changed = true;
+                }
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => changed = true,
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "the Kubernetes API cannot be watched");
+                    app.fleet.cluster_unreachable(Some(format!(
+                        "the Kubernetes API cannot be asked for the labelled Services ({error}); the services found before are kept, and it is asked again"
+                    )));
+                }
+            }
+        }
+        // Until every namespace has been listed once, what is missing may only be unread.
+        if changed && ready.iter().all(|r| *r) {
+            app.fleet.cluster_unreachable(None);
+            sync(&app, &client, &stores).await;
+        }
+    }
+}
+
+/// Reads every labelled Service the reflectors hold (and its Secret) into the fleet and
+/// the registry; a Service whose annotations or Secret are wrong is left out alone.
+async fn sync(app: &App, client: &Client, stores: &[Store<Service>]) {
+    let mut found = Vec::new();
+    let mut notes = Vec::new();
+    let tokens_configured = app.config.mission_control_tokens.is_some();
+    for service in stores.iter().flat_map(Store::state) {
+        let namespace = service.metadata.namespace.clone().unwrap_or_default();
+        let name = service.metadata.name.clone().unwrap_or_default();
+        match read(client, &service, tokens_configured).await {
+            Ok((settings, fingerprint)) => found.push(Discovered {
+                service: settings,
+                source: ServiceSource::Cluster { namespace, name },
+                fingerprint,
+            }),
+            Err(problem) => notes.push(DiscoveryNote {
+                origin: format!("{namespace}/{name}"),
+                message: format!("{problem}; the service is left out until this is fixed"),
+                left_out: true,
+            }),
+        }
+    }
+    tracing::info!(
+        services = found.len(),
+        left_out = notes.len(),
+        "services found in the cluster"
+    );
+    if let Err(error) = app.register_discovered(&found, notes).await {
+        tracing::error!(%error, "could not register the services found in the cluster");
+    }
+}
+
+/// One Service's settings with the database URL from its Secret, and what they were read
+/// from (the resource versions of both), to tell a change from the same Service again.
+async fn read(
+    client: &Client,
+    service: &Service,
+    tokens_configured: bool,
+) -> Result<(runboard_core::config::ServiceConfig, String), Problem> {
+    let annotations::Described {
+        service: mut settings,
+        secret,
+        secret_key,
+    } = annotations::describe(service)?;
+    let namespace = service.metadata.namespace.as_deref().unwrap_or("default");
+    let unreadable = |message: String| Problem {
+        key: "runboard.io/database-secret".into(),
+        message,
+    };
+    let found = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get(&secret)
+        .await
+        .map_err(|e| unreadable(secret_error(&secret, namespace, &e)))?;
+    let data: BTreeMap<_, _> = found.data.unwrap_or_default();
+    let Some(value) = data.get(&secret_key) else {
+        let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        return Err(Problem {
+            key: "runboard.io/database-secret-key".into(),
+            message: format!(
+                "the Secret {secret} has no key {secret_key:?} (it has {}); name the key that holds the database URL",
+                if keys.is_empty() {
+                    "none".into()
+                } else {
+                    keys.join(", ")
+                }
+            ),
+        });
+    };
+    let Ok(url) = String::from_utf8(value.0.clone()) else {
+        return Err(unreadable(format!(
+            "the Secret {secret}'s {secret_key:?} is not text; it should hold the database URL"
+        )));
+    };
+    settings.database_url = url.trim().to_owned().into();
+    settings
+        .check(tokens_configured)
+        .map_err(annotations::annotation_of)?;
+    let version = |v: &Option<String>| v.clone().unwrap_or_default();
+    let fingerprint = format!(
+        "{}/{}",
+        version(&service.metadata.resource_version),
+        version(&found.metadata.resource_version)
+    );
+    Ok((settings, fingerprint))
+}
+
+/// Why a Secret could not be read, with what to do about it.
+fn secret_error(secret: &str, namespace: &str, error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.code == 404 => {
+            format!("names the Secret {secret}, which is not in namespace {namespace}")
+        }
+        kube::Error::Api(status) if status.code == 403 => format!(
+            "names the Secret {secret}, which Runboard's service account may not read; add it to the resourceNames of Runboard's Role in {namespace}"
+        ),
+        other => format!("the Secret {secret} cannot be read now: {other}"),
+    }
+}
