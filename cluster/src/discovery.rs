@@ -11,11 +11,13 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use runboard_core::App;
-use runboard_core::config::KubernetesConfig;
+use runboard_core::config::{KubernetesConfig, Reach};
 use runboard_core::fleet::Discovered;
 use runboard_model::{DiscoveryNote, ServiceSource};
+use secrecy::ExposeSecret;
 
 use crate::annotations::{self, LABEL, Problem};
+use crate::port_forward::Bridges;
 
 /// Changes that arrive this close together are applied at once (a `kubectl apply` of many
 /// Services, a watch restarting), so that each Secret is read once for them.
@@ -74,6 +76,8 @@ pub async fn discover(app: Arc<App>, client: Client) {
         .map(move |event| (index, event));
         watches.push(events.boxed());
     }
+    let bridges =
+        (app.config.kubernetes.reach == Reach::PortForward).then(|| Bridges::new(client.clone()));
     let mut events = stream::select_all(watches);
     let mut ready = vec![false; stores.len()];
     while let Some(first) = events.next().await {
@@ -102,21 +106,21 @@ pub async fn discover(app: Arc<App>, client: Client) {
         // Until every namespace has been listed once, what is missing may only be unread.
         if changed && ready.iter().all(|r| *r) {
             app.fleet.cluster_unreachable(None);
-            sync(&app, &client, &stores).await;
+            sync(&app, &client, bridges.as_ref(), &stores).await;
         }
     }
 }
 
 /// Reads every labelled Service the reflectors hold (and its Secret) into the fleet and
 /// the registry; a Service whose annotations or Secret are wrong is left out alone.
-async fn sync(app: &App, client: &Client, stores: &[Store<Service>]) {
+async fn sync(app: &App, client: &Client, bridges: Option<&Bridges>, stores: &[Store<Service>]) {
     let mut found = Vec::new();
     let mut notes = Vec::new();
     let tokens_configured = app.config.mission_control_tokens.is_some();
     for service in stores.iter().flat_map(Store::state) {
         let namespace = service.metadata.namespace.clone().unwrap_or_default();
         let name = service.metadata.name.clone().unwrap_or_default();
-        match read(client, &service, tokens_configured).await {
+        match read(client, bridges, &service, tokens_configured).await {
             Ok((settings, fingerprint)) => found.push(Discovered {
                 service: settings,
                 source: ServiceSource::Cluster { namespace, name },
@@ -143,6 +147,7 @@ async fn sync(app: &App, client: &Client, stores: &[Store<Service>]) {
 /// from (the resource versions of both), to tell a change from the same Service again.
 async fn read(
     client: &Client,
+    bridges: Option<&Bridges>,
     service: &Service,
     tokens_configured: bool,
 ) -> Result<(runboard_core::config::ServiceConfig, String), Problem> {
@@ -181,6 +186,9 @@ async fn read(
         )));
     };
     settings.database_url = url.trim().to_owned().into();
+    if let Some(bridges) = bridges {
+        reach_through(bridges, &mut settings, namespace).await?;
+    }
     settings
         .check(tokens_configured)
         .map_err(annotations::annotation_of)?;
@@ -191,6 +199,37 @@ async fn read(
         version(&found.metadata.resource_version)
     );
     Ok((settings, fingerprint))
+}
+
+/// Points the settings' database and mission-control URLs at the loopback bridges to the
+/// Services they name.
+async fn reach_through(
+    bridges: &Bridges,
+    settings: &mut runboard_core::config::ServiceConfig,
+    namespace: &str,
+) -> Result<(), Problem> {
+    settings.graphql_url = bridges
+        .reach(&settings.graphql_url, namespace)
+        .await
+        .map_err(|message| Problem {
+            key: "runboard.io/mission-control-port".into(),
+            message,
+        })?;
+    let database = Problem {
+        key: "runboard.io/database-secret".into(),
+        message: "the database URL in the Secret is not a URL".into(),
+    };
+    let url =
+        url::Url::parse(settings.database_url.expose_secret()).map_err(|_| database.clone())?;
+    let reached = bridges
+        .reach(&url, namespace)
+        .await
+        .map_err(|message| Problem {
+            message,
+            ..database
+        })?;
+    settings.database_url = reached.to_string().into();
+    Ok(())
 }
 
 /// Why a Secret could not be read, with what to do about it.

@@ -3,6 +3,7 @@
 
 mod annotations;
 mod discovery;
+mod port_forward;
 
 pub use annotations::LABEL;
 pub use discovery::{ClusterError, client, discover};

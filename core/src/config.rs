@@ -55,6 +55,21 @@ pub struct KubernetesConfig {
     /// The kubeconfig context to use outside a cluster (its current context otherwise).
     #[serde(default)]
     pub context: Option<String>,
+    /// How the services found are reached.
+    #[serde(default)]
+    pub reach: Reach,
+}
+
+/// How Runboard reaches the databases and mission controls of the services it finds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reach {
+    /// From a pod: at the Services' cluster DNS names.
+    #[default]
+    InCluster,
+    /// From an engineer's laptop: through the API server's port-forward to a ready pod
+    /// behind each Service, bridged to a loopback port.
+    PortForward,
 }
 
 /// Runboard's client at the OpenID provider for its own access tokens (the
@@ -582,6 +597,9 @@ pub struct Overrides {
     pub site_root: Option<PathBuf>,
     pub oidc_client_secret: Option<SecretString>,
     pub mission_control_client_secret: Option<SecretString>,
+    /// A kubeconfig context to discover services in and reach them by port-forward, as an
+    /// engineer does from a laptop.
+    pub kube_context: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -667,6 +685,14 @@ impl Config {
             &overrides.mission_control_client_secret,
         ) {
             client.client_secret = Some(secret.clone());
+        }
+        if let Some(context) = &overrides.kube_context {
+            self.kubernetes = KubernetesConfig {
+                discover: true,
+                context: Some(context.clone()),
+                reach: Reach::PortForward,
+                ..self.kubernetes.clone()
+            };
         }
     }
 
@@ -865,6 +891,31 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("runboard.toml"), &Overrides::default())
+    }
+
+    #[test]
+    fn a_kube_context_on_the_command_line_discovers_and_reaches_by_port_forward() {
+        let file = "[kubernetes]\nnamespaces = [\"payments\"]\n";
+        let config = parse(file).unwrap();
+        assert!(!config.kubernetes.discover);
+        assert_eq!(config.kubernetes.reach, Reach::InCluster);
+        let overrides = Overrides {
+            kube_context: Some("prod-eu".into()),
+            ..Overrides::default()
+        };
+        let laptop = Config::parse(file, Path::new("runboard.toml"), &overrides).unwrap();
+        assert!(laptop.kubernetes.discover);
+        assert_eq!(laptop.kubernetes.reach, Reach::PortForward);
+        assert_eq!(laptop.kubernetes.context.as_deref(), Some("prod-eu"));
+        assert_eq!(laptop.kubernetes.namespaces, ["payments"]);
+        let wrong = parse("[kubernetes]\nreach = \"tunnel\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            wrong.contains("in-cluster") && wrong.contains("port-forward"),
+            "{wrong}"
+        );
     }
 
     const TWO_SERVICES: &str = r#"

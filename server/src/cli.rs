@@ -75,6 +75,10 @@ enum Command {
         /// Address to serve on (overrides http.listen).
         #[arg(long, env = "RUNBOARD_LISTEN")]
         listen: Option<SocketAddr>,
+        /// From a laptop: discover the services in this kubeconfig context and reach them
+        /// by port-forward (the config's [kubernetes] otherwise).
+        #[arg(long, value_name = "NAME")]
+        kube_context: Option<String>,
         #[command(flatten)]
         site: SiteArgs,
     },
@@ -209,10 +213,12 @@ async fn execute(command: Command) -> Result<(), Failure> {
         Command::Serve {
             config,
             listen,
+            kube_context,
             site,
         } => {
             let overrides = Overrides {
                 listen,
+                kube_context,
                 site_root: site.site_root,
                 ..config.overrides()
             };

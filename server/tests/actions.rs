@@ -120,20 +120,7 @@ async fn get(app: &TestApp, client: &reqwest::Client, path: &str) -> Value {
 
 /// Failed sagas of a service, oldest first, as the API lists them.
 async fn failed_sagas(s: &Setup, service: &str, n: usize) -> Vec<String> {
-    let page = get(
-        &s.app,
-        &s.alice,
-        &format!("/api/v1/services/{service}/sagas?status=failed&sort=oldest&limit={n}"),
-    )
-    .await;
-    let ids: Vec<String> = page["sagas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["saga_id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(ids.len(), n, "the demo fleet has failed sagas: {page}");
-    ids
+    common::failed_saga_ids(&s.app, &s.alice, service, n).await
 }
 
 /// Alice asks to retry `ids` and submits it; returns the action.

@@ -1,6 +1,9 @@
 //! A Kubernetes API server for tests, on a loopback port: it keeps Services and Secrets as
 //! JSON and answers what Runboard's client asks — lists, watches from a resource version
 //! (newline-delimited events, streamed as they happen) and gets — as the real one does.
+//! Its pods are addresses on this machine: their EndpointSlices are made from them, and a
+//! port-forward to one speaks the `v4.channel.k8s.io` WebSocket framing and connects to
+//! the address behind the pod's port. A pod can be killed, cutting its connections.
 //! A stand-in, since no cluster can run here; the client, watcher and reflector talking to
 //! it over HTTP are the real ones.
 
@@ -31,6 +34,14 @@ struct Objects {
     history: Vec<(u64, &'static str, Value)>,
     /// Secrets read, by `namespace/name`, in order.
     secrets_read: Vec<String>,
+    pods: BTreeMap<Key, FakePod>,
+}
+
+/// A pod behind a Service: where each of its ports really is, and its open port-forwards.
+struct FakePod {
+    service: String,
+    ports: BTreeMap<u16, std::net::SocketAddr>,
+    forwards: Vec<tokio::task::AbortHandle>,
 }
 
 struct Shared {
@@ -55,6 +66,18 @@ impl FakeKubernetes {
             .route("/api/v1/services", get(services))
             .route("/api/v1/namespaces/{namespace}/services", get(services_in))
             .route("/api/v1/namespaces/{namespace}/secrets/{name}", get(secret))
+            .route(
+                "/api/v1/namespaces/{namespace}/services/{name}",
+                get(one_service),
+            )
+            .route(
+                "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
+                get(endpoint_slices),
+            )
+            .route(
+                "/api/v1/namespaces/{namespace}/pods/{name}/portforward",
+                get(port_forward),
+            )
             .fallback(|| async { status(StatusCode::NOT_FOUND, "NotFound", "no such path") })
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -134,6 +157,39 @@ impl FakeKubernetes {
         objects
             .secrets
             .insert((namespace.into(), name.into()), secret);
+    }
+
+    /// Starts a ready pod behind the Service `service`: each pod port leads to an address
+    /// on this machine.
+    pub fn start_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        service: &str,
+        ports: &[(u16, std::net::SocketAddr)],
+    ) {
+        self.shared.objects.lock().unwrap().pods.insert(
+            (namespace.into(), name.into()),
+            FakePod {
+                service: service.into(),
+                ports: ports.iter().copied().collect(),
+                forwards: Vec::new(),
+            },
+        );
+    }
+
+    /// Kills a pod: it leaves its Service's endpoints and every connection through it is cut.
+    pub fn kill_pod(&self, namespace: &str, name: &str) {
+        let pod = self
+            .shared
+            .objects
+            .lock()
+            .unwrap()
+            .pods
+            .remove(&(namespace.into(), name.into()));
+        for forward in pod.map(|p| p.forwards).unwrap_or_default() {
+            forward.abort();
+        }
     }
 
     /// The Secrets read so far, as `namespace/name`, in order.
@@ -276,4 +332,175 @@ fn list_or_watch(
         .header("content-type", "application/json")
         .body(Body::from_stream(events))
         .unwrap()
+}
+
+async fn one_service(
+    State(shared): State<Arc<Shared>>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
+    let objects = shared.objects.lock().unwrap();
+    match objects.services.get(&(namespace, name.clone())) {
+        Some(service) => axum::Json(service.clone()).into_response(),
+        None => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("services \"{name}\" not found"),
+        ),
+    }
+}
+
+/// One EndpointSlice per Service: its pods, ready, with the Service's ports by name at
+/// their target ports.
+async fn endpoint_slices(
+    State(shared): State<Arc<Shared>>,
+    Path(namespace): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let objects = shared.objects.lock().unwrap();
+    let selector = query.get("labelSelector").cloned().unwrap_or_default();
+    let service = selector
+        .strip_prefix("kubernetes.io/service-name=")
+        .unwrap_or_default();
+    let mut items = Vec::new();
+    if let Some(found) = objects
+        .services
+        .get(&(namespace.clone(), service.to_owned()))
+    {
+        let ports: Vec<Value> = found["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| json!({ "name": p["name"], "port": p["targetPort"], "protocol": "TCP" }))
+            .collect();
+        let endpoints: Vec<Value> = objects
+            .pods
+            .iter()
+            .filter(|((ns, _), pod)| *ns == namespace && pod.service == service)
+            .map(|((ns, name), _)| {
+                json!({
+                    "addresses": ["10.0.0.1"],
+                    "conditions": { "ready": true },
+                    "targetRef": { "kind": "Pod", "namespace": ns, "name": name },
+                })
+            })
+            .collect();
+        items.push(json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {
+                "namespace": namespace, "name": format!("{service}-abcde"),
+                "labels": { "kubernetes.io/service-name": service },
+            },
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": ports,
+        }));
+    }
+    axum::Json(json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSliceList",
+        "metadata": { "resourceVersion": objects.version.to_string() },
+        "items": items,
+    }))
+    .into_response()
+}
+
+/// `pods/portforward` for one port: data on channel 0, errors on channel 1, each opened
+/// with the port number (little-endian), as the kubelet does.
+async fn port_forward(
+    State(shared): State<Arc<Shared>>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let port: Option<u16> = query.get("ports").and_then(|p| p.parse().ok());
+    let address = {
+        let objects = shared.objects.lock().unwrap();
+        let pod = objects.pods.get(&(namespace.clone(), name.clone()));
+        match (pod, port) {
+            (None, _) => {
+                return status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("pods \"{name}\" not found"),
+                );
+            }
+            (Some(pod), Some(port)) => pod.ports.get(&port).copied(),
+            (Some(_), None) => None,
+        }
+    };
+    let (Some(port), Some(address)) = (port, address) else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the pod has no such port",
+        );
+    };
+    upgrade
+        .protocols(["v4.channel.k8s.io"])
+        .on_upgrade(move |socket| async move {
+            let forward = tokio::spawn(carry(socket, port, address));
+            match shared
+                .objects
+                .lock()
+                .unwrap()
+                .pods
+                .get_mut(&(namespace, name))
+            {
+                Some(pod) => pod.forwards.push(forward.abort_handle()),
+                None => forward.abort(),
+            }
+        })
+}
+
+/// Carries the port-forward's channel 0 to and from a connection to `address`.
+async fn carry(socket: axum::extract::ws::WebSocket, port: u16, address: std::net::SocketAddr) {
+    use axum::extract::ws::Message;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (mut to_client, mut from_client) = socket.split();
+    let [low, high] = port.to_le_bytes();
+    for channel in [0, 1] {
+        if to_client
+            .send(Message::Binary(vec![channel, low, high].into()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let Ok(connection) = tokio::net::TcpStream::connect(address).await else {
+        let _ = to_client
+            .send(Message::Binary(
+                [&[1u8][..], b"connection refused"].concat().into(),
+            ))
+            .await;
+        return;
+    };
+    let (mut reading, mut writing) = connection.into_split();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        tokio::select! {
+            message = from_client.next() => match message {
+                Some(Ok(Message::Binary(data))) if data.len() > 1 && data[0] == 0 => {
+                    if writing.write_all(&data[1..]).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+            read = reading.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let mut frame = Vec::with_capacity(n + 1);
+                    frame.push(0);
+                    frame.extend_from_slice(&buffer[..n]);
+                    if to_client.send(Message::Binary(frame.into())).await.is_err() {
+                        break;
+                    }
+                }
+            },
+        }
+    }
+    let _ = to_client.send(Message::Close(None)).await;
 }

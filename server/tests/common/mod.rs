@@ -222,3 +222,50 @@ pub async fn start_fleet_checking(backend: Backend, callers: CallerCheck) -> Tes
 pub fn registered(service: &ServiceInfo) -> ServiceConfig {
     runboard_server::demo::service_config(service).unwrap()
 }
+
+/// The first `n` failed sagas of a service, oldest first, as the API lists them to `client`.
+pub async fn failed_saga_ids(
+    app: &TestApp,
+    client: &reqwest::Client,
+    service: &str,
+    n: usize,
+) -> Vec<String> {
+    let page: serde_json::Value = client
+        .get(app.url(&format!(
+            "/api/v1/services/{service}/sagas?status=failed&sort=oldest&limit={n}"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<String> = page["sagas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["saga_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), n, "the demo fleet has failed sagas: {page}");
+    ids
+}
+
+/// The entities the service applied for an action, in the order its log has them.
+pub async fn applied_for(fleet: &TestFleet, service: &str, action_id: &str) -> Vec<String> {
+    let prefix = format!("runboard:{action_id}:");
+    fleet
+        .fleet
+        .call_log(service)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| {
+            c.applied
+                && c.idempotency_key
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with(&prefix))
+        })
+        .flat_map(|c| c.variables["ids"].as_array().unwrap().clone())
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect()
+}
