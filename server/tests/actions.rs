@@ -120,7 +120,7 @@ async fn get(app: &TestApp, client: &reqwest::Client, path: &str) -> Value {
 
 /// Failed sagas of a service, oldest first, as the API lists them.
 async fn failed_sagas(s: &Setup, service: &str, n: usize) -> Vec<String> {
-    common::failed_saga_ids(&s.app, &s.alice, service, n).await
+    common::failed_saga_ids(&s.app.address, &s.alice, service, n).await
 }
 
 /// Alice asks to retry `ids` and submits it; returns the action.

@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::start_fleet;
+use common::{call, start_fleet, start_runboard};
 use runboard_testkit::{Backend, ChaosProxy};
 use serde_json::{Value, json};
 
@@ -17,45 +15,6 @@ const OUTAGE: u64 = 2_000;
 /// Sagas per call, so that the action has twenty-odd chunks.
 const CHUNK: u64 = 100;
 const CONCURRENCY: usize = 4;
-
-struct Runboard {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Runboard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `runboard serve` and waits until it says where it serves; its log goes to `log`.
-fn start_runboard(config: &std::path::Path, log: &std::path::Path) -> Runboard {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_runboard"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env_remove("RUNBOARD_DATABASE_URL")
-        .env_remove("RUNBOARD_LISTEN")
-        .env("RUNBOARD_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("run the runboard binary");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("runboard stopped before serving")
-            .unwrap();
-        if let Some(url) = line.strip_prefix("Runboard is serving at ") {
-            break url.to_owned();
-        }
-    };
-    // Keep reading its stdout so that it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Runboard { child, url }
-}
 
 /// The demo users' tokens, which each start issues afresh.
 fn token(data_dir: &std::path::Path, login: &str) -> String {
@@ -71,24 +30,6 @@ fn token(data_dir: &std::path::Path, login: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-async fn call(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    token: &str,
-    body: Option<Value>,
-) -> Value {
-    let mut request = client.request(method, &url).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{url}: {status} {body}");
-    body
 }
 
 // The fleet serves from this test's runtime: several threads, so that it keeps answering
@@ -143,7 +84,7 @@ graphql_url = "{gql}"
     )
     .unwrap();
 
-    let first = start_runboard(&config, &dir.path().join("first.log"));
+    let first = start_runboard(&config, &dir.path().join("first.log"), &[]);
     let (alice, bob) = (token(&data_dir, "alice"), token(&data_dir, "bob"));
     let client = reqwest::Client::new();
     let groups = call(
@@ -221,7 +162,7 @@ graphql_url = "{gql}"
     println!("killed with {done_at_kill} of {entities} sagas recorded");
     assert!(done_at_kill < entities, "killed mid-action, not after it");
 
-    let second = start_runboard(&config, &dir.path().join("second.log"));
+    let second = start_runboard(&config, &dir.path().join("second.log"), &[]);
     let alice = token(&data_dir, "alice");
     let started = Instant::now();
     let detail = loop {

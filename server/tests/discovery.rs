@@ -309,7 +309,7 @@ async fn through_port_forward_a_service_is_read_an_approved_action_runs_and_a_ki
     );
     let alice = common::bearer_client(&app.token_for("alice", &[Role::Operator]).await);
     let bob = common::bearer_client(&app.token_for("bob", &[Role::Approver]).await);
-    let ids = common::failed_saga_ids(&app, &alice, "onboarding", 5).await;
+    let ids = common::failed_saga_ids(&app.address, &alice, "onboarding", 5).await;
 
     // A previewed, approved action, its calls through the bridge to the mission-control pod.
     let post = |client: &reqwest::Client, path: &str, body: Value| {

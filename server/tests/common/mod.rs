@@ -2,7 +2,9 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use runboard_fleet::{CallerCheck, Fleet as DemoFleet, FleetConfig, ServiceInfo, 
 use runboard_model::{Role, User};
 use runboard_server::{ServerState, serve};
 use runboard_testkit::{Backend, TestDatabase, TestStore, admin_url};
+use serde_json::Value;
 use tempfile::TempDir;
 
 /// Two services, as a platform team would register them.
@@ -223,17 +226,18 @@ pub fn registered(service: &ServiceInfo) -> ServiceConfig {
     runboard_server::demo::service_config(service).unwrap()
 }
 
-/// The first `n` failed sagas of a service, oldest first, as the API lists them to `client`.
+/// The first `n` failed sagas of a service, oldest first, as the Runboard at `address`
+/// lists them to `client`.
 pub async fn failed_saga_ids(
-    app: &TestApp,
+    address: &str,
     client: &reqwest::Client,
     service: &str,
     n: usize,
 ) -> Vec<String> {
     let page: serde_json::Value = client
-        .get(app.url(&format!(
-            "/api/v1/services/{service}/sagas?status=failed&sort=oldest&limit={n}"
-        )))
+        .get(format!(
+            "{address}/api/v1/services/{service}/sagas?status=failed&sort=oldest&limit={n}"
+        ))
         .send()
         .await
         .unwrap()
@@ -268,4 +272,69 @@ pub async fn applied_for(fleet: &TestFleet, service: &str, action_id: &str) -> V
         .flat_map(|c| c.variables["ids"].as_array().unwrap().clone())
         .map(|id| id.as_str().unwrap().to_owned())
         .collect()
+}
+
+/// A `runboard serve` process, killed when dropped.
+pub struct Runboard {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Runboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `runboard serve` with `env` added and waits until it says where it serves; its
+/// log goes to `log`.
+pub fn start_runboard(
+    config: &std::path::Path,
+    log: &std::path::Path,
+    env: &[(&str, &str)],
+) -> Runboard {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runboard"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env_remove("RUNBOARD_DATABASE_URL")
+        .env_remove("RUNBOARD_LISTEN")
+        .env("RUNBOARD_LOG", "info")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("run the runboard binary");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("runboard stopped before serving")
+            .unwrap();
+        if let Some(url) = line.strip_prefix("Runboard is serving at ") {
+            break url.to_owned();
+        }
+    };
+    // Keep reading its stdout so that it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Runboard { child, url }
+}
+
+/// `method` on `url` as the holder of `token`; the answer, which must be a success.
+pub async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut request = client.request(method, &url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{url}: {status} {body}");
+    body
 }
