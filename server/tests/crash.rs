@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{call, start_fleet, start_runboard};
+use common::{call, start_fleet, start_runboard, submit_and_approve};
 use runboard_testkit::{Backend, ChaosProxy};
 use serde_json::{Value, json};
 
@@ -117,20 +117,12 @@ graphql_url = "{gql}"
     )
     .await;
     let id = action["id"].as_str().unwrap().to_owned();
-    call(
+    submit_and_approve(
         &client,
-        reqwest::Method::POST,
-        format!("{}/api/v1/actions/{id}/submit", first.url),
-        &alice,
-        Some(json!({ "reason": "crash test" })),
-    )
-    .await;
-    call(
-        &client,
-        reqwest::Method::POST,
-        format!("{}/api/v1/actions/{id}/approve", first.url),
-        &bob,
-        Some(json!({ "digest": action["digest"] })),
+        &action,
+        "crash test",
+        (&first.url, &alice),
+        (&first.url, &bob),
     )
     .await;
 

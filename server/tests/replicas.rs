@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{applied_for, call, failed_saga_ids, start_fleet, start_runboard};
+use common::{applied_for, call, failed_saga_ids, start_fleet, start_runboard, submit_and_approve};
 use runboard_model::{Role, User};
 use runboard_testkit::{Backend, FakeKubernetes, TestStore};
 use secrecy::ExposeSecret;
@@ -142,20 +142,12 @@ async fn two_replicas_from_the_manifests_both_serve_poll_each_service_once_per_i
     )
     .await;
     let id = action["id"].as_str().unwrap().to_owned();
-    let submitted = call(
+    submit_and_approve(
         &client,
-        reqwest::Method::POST,
-        format!("{}/api/v1/actions/{id}/submit", first.url),
-        &alice,
-        Some(json!({ "reason": "INC-12: the KYC provider was down" })),
-    )
-    .await;
-    call(
-        &client,
-        reqwest::Method::POST,
-        format!("{}/api/v1/actions/{id}/approve", second.url),
-        &bob,
-        Some(json!({ "digest": submitted["digest"] })),
+        &action,
+        "INC-12: the KYC provider was down",
+        (&first.url, &alice),
+        (&second.url, &bob),
     )
     .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

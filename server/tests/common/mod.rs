@@ -338,3 +338,31 @@ pub async fn call(
     assert!(status.is_success(), "{url}: {status} {body}");
     body
 }
+
+/// `requester` submits `action` (as asked for) at the Runboard at `submit_on`, then
+/// `approver` approves the digest it was asked with at `approve_on`.
+pub async fn submit_and_approve(
+    client: &reqwest::Client,
+    action: &Value,
+    reason: &str,
+    (submit_on, requester): (&str, &str),
+    (approve_on, approver): (&str, &str),
+) {
+    let id = action["id"].as_str().unwrap();
+    call(
+        client,
+        reqwest::Method::POST,
+        format!("{submit_on}/api/v1/actions/{id}/submit"),
+        requester,
+        Some(serde_json::json!({ "reason": reason })),
+    )
+    .await;
+    call(
+        client,
+        reqwest::Method::POST,
+        format!("{approve_on}/api/v1/actions/{id}/approve"),
+        approver,
+        Some(serde_json::json!({ "digest": action["digest"] })),
+    )
+    .await;
+}
