@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{registered, spawn_app_on, start_fleet};
 use runboard_core::poller::poll_once;
 use runboard_model::Role;
-use runboard_testkit::{Backend, FakeKubernetes, TestStore};
+use runboard_testkit::{Backend, ChaosProxy, FakeKubernetes, TestStore};
 use serde_json::{Value, json};
 
 /// A Service labelled for Runboard, with one port and these annotations.
@@ -273,7 +273,9 @@ async fn through_port_forward_a_service_is_read_an_approved_action_runs_and_a_ki
             ("runboard.io/database-secret", "onboarding-db"),
         ],
     ));
-    let database = address_of(&onboarding.database_url).await;
+    // The database pod's port leads to PostgreSQL through a proxy that can slow it down.
+    let slow_database = ChaosProxy::start(address_of(&onboarding.database_url).await).await;
+    let database: std::net::SocketAddr = ([127, 0, 0, 1], slow_database.port()).into();
     cluster.start_pod(
         "onboarding",
         "onboarding-db-0",
@@ -352,16 +354,28 @@ async fn through_port_forward_a_service_is_read_an_approved_action_runs_and_a_ki
     asked.sort();
     assert_eq!(applied_sorted, asked, "each saga applied once: {applied:?}");
 
-    // The database pod dies: its connections are cut, and the service reads as unreachable.
+    // The database pod dies in the middle of a read (its answers are slowed down so that
+    // the read is on the wire): its connections are cut, and the service reads as unreachable.
+    slow_database.slow_down(Duration::from_millis(500));
+    let reading = {
+        let app = app.app.clone();
+        tokio::spawn(async move { poll_once(&app).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
     cluster.kill_pod("onboarding", "onboarding-db-0");
-    assert_eq!(poll_once(&app.app).await.unwrap(), 0);
+    assert_eq!(
+        reading.await.unwrap().unwrap(),
+        0,
+        "the read under way fails"
+    );
     let list = app.get_json("/api/v1/services").await;
     let down = service(&list, "onboarding").unwrap();
     assert_eq!(down["reachable"], json!(false), "{down:#}");
-    assert!(
-        down["error"].as_str().is_some_and(|e| !e.is_empty()),
-        "{down:#}"
-    );
+    let error = down["error"].as_str().unwrap_or_default();
+    assert!(!error.is_empty(), "{down:#}");
+    let overview = app.get("/").await.text().await.unwrap();
+    assert!(overview.contains("Unreachable"), "{overview}");
+    slow_database.slow_down(Duration::ZERO);
 
     // Another ready pod takes its place: the next connection goes to it.
     cluster.start_pod(
