@@ -523,6 +523,49 @@ impl Connector {
         })
     }
 
+    /// Stuck and failed sagas at each of `times`, as far as the service's own timestamps
+    /// tell: a saga failed now counts as failed since its `updated_at`, and one not finished
+    /// and not failed as stuck from `stuck_after` past its `updated_at`. A lower bound, as
+    /// sagas that recovered since are not seen. One statement for all the times.
+    pub async fn counts_in_the_past(
+        &self,
+        times: &[DateTime<Utc>],
+    ) -> Result<Vec<(u64, u64)>, ReadError> {
+        let sums: Vec<String> = (0..times.len())
+            .map(|i| {
+                format!(
+                    "COALESCE(SUM(CASE WHEN NOT completed AND error_message IS NULL AND updated_at < ${} THEN 1 ELSE 0 END), 0), \
+                     COALESCE(SUM(CASE WHEN NOT completed AND error_message IS NOT NULL AND updated_at <= ${} THEN 1 ELSE 0 END), 0)",
+                    2 * i + 1,
+                    2 * i + 2
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM ({}) AS supervisor_view",
+            sums.join(", "),
+            self.queries.supervisor_view
+        );
+        let counts: Vec<i64> = self
+            .read("supervisor_view", async {
+                on_pool!(self.pool, |pool| {
+                    let mut query = sqlx::query(&sql);
+                    for at in times {
+                        query = query.bind(self.stuck_before(*at)).bind(*at);
+                    }
+                    let row = query.fetch_one(pool).await?;
+                    (0..2 * times.len())
+                        .map(|i| sqlx::Row::try_get::<i64, _>(&row, i))
+                        .collect::<Result<Vec<i64>, sqlx::Error>>()
+                })
+            })
+            .await?;
+        Ok(counts
+            .chunks(2)
+            .map(|pair| (count(pair[0]), count(pair[1])))
+            .collect())
+    }
+
     /// One page of sagas, newest (or oldest) first, paged by `(created_at, saga_id)`:
     /// the thousandth page costs what the first does.
     pub async fn sagas(

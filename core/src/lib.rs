@@ -47,6 +47,9 @@ pub struct App {
     /// This process among the replicas sharing the store: owner of the action leases and
     /// poll claims it takes (host name, process id and a random part).
     pub replica: String,
+    /// Services whose trend before their first poll this process has filled in (or found
+    /// needing none), so that the store is asked once per service.
+    pub trends_filled: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl App {
@@ -66,6 +69,7 @@ impl App {
             metrics,
             catalogs: actions::Catalogs::default(),
             replica: replica_name(),
+            trends_filled: Default::default(),
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
@@ -15,7 +15,7 @@ use crate::connector::Connector;
 use crate::connector::with_reserved_connections;
 use crate::db::on_pool;
 use crate::fleet::Fleet;
-use crate::snapshots::Snapshot;
+use crate::snapshots::{Snapshot, TREND_HOURS, TrendPoint};
 use crate::store::StoreError;
 
 /// Polls every service once and stores the snapshots; returns how many services answered.
@@ -74,20 +74,23 @@ pub async fn poll_claimed(app: &App) -> Result<usize, StoreError> {
 async fn poll(app: &App, services: Vec<Arc<Connector>>) -> Result<usize, StoreError> {
     let now = Utc::now();
     let bound = Semaphore::new(app.config.poller.concurrency);
-    let reads = services.iter().map(|connector| async {
+    let bound = &bound;
+    let reads = services.iter().map(|connector| async move {
         let _permit = bound
             .acquire()
             .await
             .expect("the semaphore is never closed");
         // However many different things people ask the service for, the poll has a connection.
         let reading = with_reserved_connections(Fleet::read(connector, now)).await;
-        (connector.name(), reading)
+        (connector, reading)
     });
     let mut answered = 0;
-    for (service, reading) in join_all(reads).await {
+    for (connector, reading) in join_all(reads).await {
+        let service = connector.name();
         let outcome = match &reading {
             Ok(reading) => {
                 answered += 1;
+                fill_trend(app, connector, now).await?;
                 // The Funds screen shows these sagas without reading the service again.
                 app.screens
                     .polled_funds(service.as_str(), reading.holding.clone(), now);
@@ -114,6 +117,60 @@ async fn poll(app: &App, services: Vec<Arc<Connector>>) -> Result<usize, StoreEr
         app.store.prune_snapshots(cutoff).await?;
     }
     Ok(answered)
+}
+
+/// Fills a service's trend for the hours before its first poll from the service's own
+/// timestamps, once: so that the first look at the overview already shows whether things
+/// are getting worse. A service that cannot say is asked again at the next poll.
+async fn fill_trend(
+    app: &App,
+    connector: &Connector,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let name = connector.name().as_str();
+    if app
+        .trends_filled
+        .lock()
+        .expect("never poisoned")
+        .contains(name)
+    {
+        return Ok(());
+    }
+    // This poll's snapshot is not stored yet: it is the first if none is.
+    if let Some(first) = app.store.claim_trend_fill(name, now).await? {
+        let since = now - chrono::Duration::hours(TREND_HOURS);
+        let times: Vec<DateTime<Utc>> = (1..=TREND_HOURS)
+            .rev()
+            .map(|hours| first - chrono::Duration::hours(hours))
+            .filter(|at| *at >= since)
+            .collect();
+        if !times.is_empty() {
+            match with_reserved_connections(connector.counts_in_the_past(&times)).await {
+                Ok(counts) => {
+                    let points: Vec<TrendPoint> = times
+                        .into_iter()
+                        .zip(counts)
+                        .map(|(at, (stuck, failed))| TrendPoint {
+                            at,
+                            stuck,
+                            failed,
+                            reconstructed: true,
+                        })
+                        .collect();
+                    app.store.record_reconstructed_trend(name, &points).await?;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the trend before the first poll could not be read");
+                    return app.store.give_back_trend_fill(name).await;
+                }
+            }
+        }
+    }
+    app.trends_filled
+        .lock()
+        .expect("never poisoned")
+        .insert(name.to_owned());
+    Ok(())
 }
 
 /// Polls until the process stops. A failing store is logged and retried next interval.

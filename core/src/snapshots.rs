@@ -28,11 +28,17 @@ pub struct Reading {
 }
 
 /// One poll's stuck and failed counts, for trends.
+/// How far back the overview's trends reach.
+pub const TREND_HOURS: i64 = 24;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrendPoint {
     pub at: DateTime<Utc>,
     pub stuck: u64,
     pub failed: u64,
+    /// Counted from the service's own timestamps, for a time before Runboard's first poll
+    /// of it; a lower bound, as sagas that recovered since are not seen.
+    pub reconstructed: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -107,7 +113,7 @@ impl Store {
                  FROM service
                  LEFT JOIN service_snapshot s ON s.id = (
                      SELECT id FROM service_snapshot latest
-                     WHERE latest.service = service.name
+                     WHERE latest.service = service.name AND NOT latest.reconstructed
                      ORDER BY latest.taken_at DESC, latest.id DESC LIMIT 1)
                  ORDER BY service.name",
             )
@@ -148,15 +154,15 @@ impl Store {
     }
 
     /// A service's stuck and failed counts since `since`, oldest first, from the snapshots
-    /// that read them (failed polls leave gaps).
+    /// that read them (failed polls leave gaps) and the points reconstructed before them.
     pub async fn trend(
         &self,
         service: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<TrendPoint>, StoreError> {
-        let rows: Vec<(DateTime<Utc>, i64, i64)> = on_pool!(self.pool, |pool| {
+        let rows: Vec<(DateTime<Utc>, i64, i64, bool)> = on_pool!(self.pool, |pool| {
             sqlx::query_as(
-                "SELECT taken_at, stuck, failed FROM service_snapshot
+                "SELECT taken_at, stuck, failed, reconstructed FROM service_snapshot
                  WHERE service = $1 AND taken_at >= $2 AND reachable
                  ORDER BY taken_at",
             )
@@ -167,12 +173,88 @@ impl Store {
         });
         Ok(rows
             .into_iter()
-            .map(|(at, stuck, failed)| TrendPoint {
+            .map(|(at, stuck, failed, reconstructed)| TrendPoint {
                 at,
                 stuck: to_count(stuck),
                 failed: to_count(failed),
+                reconstructed,
             })
             .collect())
+    }
+
+    /// Claims the filling of a service's trend before its first poll for this replica;
+    /// where it wins, the time the measured trend begins (its first answered poll, or `now`
+    /// before any). Only one replica ever wins, unless the filling is given back.
+    pub async fn claim_trend_fill(
+        &self,
+        service: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let first: Option<(Option<DateTime<Utc>>,)> = on_pool!(self.pool, |pool| {
+            let mut tx = pool.begin().await?;
+            let won = sqlx::query(
+                "UPDATE service SET trend_filled_at = $2 WHERE name = $1 AND trend_filled_at IS NULL",
+            )
+            .bind(service)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            let first = if won {
+                Some(
+                    sqlx::query_as(
+                        "SELECT MIN(taken_at) FROM service_snapshot
+                         WHERE service = $1 AND reachable AND NOT reconstructed",
+                    )
+                    .bind(service)
+                    .fetch_one(&mut *tx)
+                    .await?,
+                )
+            } else {
+                None
+            };
+            tx.commit().await?;
+            first
+        });
+        Ok(first.map(|(first,)| first.map_or(now, |first| first.min(now))))
+    }
+
+    /// Gives back a claim of [`Store::claim_trend_fill`] that could not be carried out.
+    pub async fn give_back_trend_fill(&self, service: &str) -> Result<(), StoreError> {
+        on_pool!(self.pool, |pool| {
+            sqlx::query("UPDATE service SET trend_filled_at = NULL WHERE name = $1")
+                .bind(service)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Stores the points of a service's trend reconstructed from its own timestamps.
+    pub async fn record_reconstructed_trend(
+        &self,
+        service: &str,
+        points: &[TrendPoint],
+    ) -> Result<(), StoreError> {
+        on_pool!(self.pool, |pool| {
+            let mut tx = pool.begin().await?;
+            for point in points {
+                sqlx::query(
+                    "INSERT INTO service_snapshot
+                       (service, taken_at, reachable, stuck, failed, withheld_funds, reconstructed)
+                     VALUES ($1, $2, TRUE, $3, $4, '[]', TRUE)",
+                )
+                .bind(service)
+                .bind(point.at)
+                .bind(i64::try_from(point.stuck).unwrap_or(i64::MAX))
+                .bind(i64::try_from(point.failed).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// Withheld funds per service, from the latest snapshot of each.

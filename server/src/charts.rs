@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use http::header;
 use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
-use runboard_core::snapshots::TrendPoint;
+use runboard_core::snapshots::{TREND_HOURS, TrendPoint};
 use runboard_model::{BatchItemStatus, BatchPace, BatchProgress};
 use rust_decimal::prelude::ToPrimitive;
 
@@ -46,11 +46,8 @@ pub async fn batch_progress(
     Ok(svg_response(svg))
 }
 
-/// How far back the overview's trends reach.
-const TREND_HOURS: i64 = 24;
-
 /// `GET /charts/services/{service}/trend.svg`: stuck and failed sagas over the last 24 hours,
-/// from the poller's snapshots.
+/// from the poller's snapshots and, before the first, the service's own timestamps.
 pub async fn service_trend(
     State(state): State<ServerState>,
     Path(service): Path<String>,
@@ -68,7 +65,8 @@ pub async fn service_trend(
     Ok(svg_response(svg))
 }
 
-/// Stuck and failed counts against the last 24 hours.
+/// Stuck and failed counts against the last 24 hours: dashed where they were reconstructed
+/// from the service's timestamps, solid from the first poll on, which a line marks.
 fn draw_trend(service: &str, points: &[TrendPoint], now: DateTime<Utc>) -> Result<String, String> {
     let start = now - chrono::Duration::hours(TREND_HOURS);
     let hours = |at: DateTime<Utc>| (at - start).num_seconds() as f64 / 3600.0;
@@ -107,6 +105,10 @@ fn draw_trend(service: &str, points: &[TrendPoint], now: DateTime<Utc>) -> Resul
             .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()
             .map_err(|e| e.to_string())?;
+        let measured_from = points.iter().position(|p| !p.reconstructed);
+        // The dashed part runs up to the first measured point, so that the line is unbroken.
+        let before = &points[..measured_from.map_or(points.len(), |i| i + 1)];
+        let measured = &points[measured_from.unwrap_or(points.len())..];
         for (label, color, value) in [
             (
                 "failed",
@@ -115,9 +117,18 @@ fn draw_trend(service: &str, points: &[TrendPoint], now: DateTime<Utc>) -> Resul
             ),
             ("stuck", STUCK, |p: &TrendPoint| p.stuck),
         ] {
+            let at = |p: &TrendPoint| (hours(p.at), value(p) as f64);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    before.iter().map(at),
+                    4,
+                    3,
+                    color.stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?;
             chart
                 .draw_series(LineSeries::new(
-                    points.iter().map(|p| (hours(p.at), value(p) as f64)),
+                    measured.iter().map(at),
                     color.stroke_width(2),
                 ))
                 .map_err(|e| e.to_string())?
@@ -125,6 +136,14 @@ fn draw_trend(service: &str, points: &[TrendPoint], now: DateTime<Utc>) -> Resul
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
                 });
+        }
+        if let (Some(first), true) = (measured_from.map(|i| points[i].at), before.len() > 1) {
+            let x = hours(first);
+            chart
+                .draw_series([PathElement::new([(x, 0.0), (x, y_max)], TOTAL)])
+                .map_err(|e| e.to_string())?
+                .label("polled from here; dashed: from the service's timestamps")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], TOTAL));
         }
         legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(|e| e.to_string())?;
@@ -339,6 +358,7 @@ mod tests {
                 at: now - chrono::Duration::minutes(30 * i),
                 stuck: i as u64 % 5,
                 failed: 10 + i as u64,
+                reconstructed: i >= 24,
             })
             .rev()
             .collect();
@@ -349,9 +369,20 @@ mod tests {
             "sagas",
             "stuck",
             "failed",
+            "polled from here",
         ] {
             assert!(svg.contains(text), "chart lacks {text:?}");
         }
+        let measured_only: Vec<_> = points
+            .iter()
+            .filter(|p| !p.reconstructed)
+            .copied()
+            .collect();
+        let svg = draw_trend("payouts", &measured_only, now).unwrap();
+        assert!(
+            !svg.contains("polled from here"),
+            "nothing is marked where nothing was reconstructed"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use common::{TestApp, registered, spawn_app_on, start_fleet};
 use runboard_core::poller::poll_once;
+use runboard_core::snapshots::TrendPoint;
 use runboard_fleet::ServiceInfo;
 use runboard_model::{Role, SagaStatus};
 use runboard_testkit::{Backend, ChaosProxy, TestStore, admin_url, test_on_both_stores};
@@ -578,15 +579,27 @@ async fn two_replicas_polling_three_services_write_one_snapshot_per_service_per_
     let intervals = run.as_millis() / interval.as_millis();
     let url = config.store.effective_url();
     for service in ["onboarding", "payments", "payouts"] {
-        let snapshots = runboard_testkit::sql_strings(
-            &url,
-            &format!(
-                "SELECT CAST(COUNT(*) AS TEXT) FROM service_snapshot WHERE service = '{service}'"
-            ),
-        )
-        .await[0]
-            .parse::<u128>()
-            .unwrap();
+        let count = |reconstructed: bool| {
+            let url = &url;
+            async move {
+                runboard_testkit::sql_strings(
+                    url,
+                    &format!(
+                        "SELECT CAST(COUNT(*) AS TEXT) FROM service_snapshot
+                         WHERE service = '{service}' AND reconstructed = {reconstructed}"
+                    ),
+                )
+                .await[0]
+                    .parse::<u128>()
+                    .unwrap()
+            }
+        };
+        let snapshots = count(false).await;
+        assert_eq!(
+            count(true).await,
+            24,
+            "{service}: the trend before the first poll is filled once, by one replica"
+        );
         println!(
             "{service}: {snapshots} snapshots in {intervals} intervals, 2 replicas looking 5 times each"
         );
@@ -780,4 +793,61 @@ async fn one_viewer_hammering_the_most_expensive_read_is_slowed_and_starves_nobo
         peak <= max_connections,
         "at most max_connections = {max_connections} connections, saw {peak}"
     );
+}
+
+#[tokio::test]
+async fn the_first_poll_fills_the_trend_before_it_from_the_services_own_timestamps() {
+    let fleet = start_fleet(Backend::Postgres).await;
+    let payments = fleet.service("payments");
+    let app = spawn_app_on(
+        TestStore::new(Backend::Postgres).await,
+        vec![registered(payments)],
+    )
+    .await;
+    let since = Utc::now() - chrono::Duration::hours(25);
+    poll_once(&app.app).await.unwrap();
+    poll_once(&app.app).await.unwrap();
+    let trend = app.app.store.trend("payments", since).await.unwrap();
+    let (before, measured): (Vec<TrendPoint>, Vec<TrendPoint>) =
+        trend.iter().partition(|p| p.reconstructed);
+    assert_eq!(
+        before.len(),
+        24,
+        "an hourly point for each hour before the first poll"
+    );
+    assert_eq!(
+        measured.len(),
+        2,
+        "and the polls, the second filling nothing more"
+    );
+    assert!(before.last().unwrap().at < measured[0].at);
+    assert!(
+        before
+            .windows(2)
+            .all(|w| w[0].failed <= w[1].failed && w[0].stuck <= w[1].stuck),
+        "counts from timestamps only grow towards now: {before:?}"
+    );
+
+    // Each point is what the service's own database says for that time.
+    let service_db = PgPool::connect(&payments.database_url).await.unwrap();
+    for point in [before[0], before[12], before[23]] {
+        let (failed,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM supervisor_view
+             WHERE NOT completed AND error_message IS NOT NULL AND updated_at <= $1",
+        )
+        .bind(point.at)
+        .fetch_one(&service_db)
+        .await
+        .unwrap();
+        assert_eq!(point.failed, failed as u64, "failed at {}", point.at);
+    }
+    assert!(before[23].failed <= measured[0].failed);
+
+    let chart = app
+        .get("/charts/services/payments/trend.svg")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(chart.contains("polled from here"), "{chart}");
 }
