@@ -75,7 +75,8 @@ fn draw_trend(service: &str, points: &[TrendPoint], now: DateTime<Utc>) -> Resul
         .map(|p| p.stuck.max(p.failed))
         .max()
         .unwrap_or(0) as f64
-        * 1.15
+        // Headroom for the legend above the lines.
+        * 2.0
         + 1.0;
     let mut svg = String::new();
     {
@@ -142,7 +143,7 @@ fn draw_trend(service: &str, points: &[TrendPoint], now: DateTime<Utc>) -> Resul
             chart
                 .draw_series([PathElement::new([(x, 0.0), (x, y_max)], TOTAL)])
                 .map_err(|e| e.to_string())?
-                .label("polled from here; dashed: from the service's timestamps")
+                .label("first poll; dashed before: from timestamps")
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], TOTAL));
         }
         legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
@@ -369,7 +370,7 @@ mod tests {
             "sagas",
             "stuck",
             "failed",
-            "polled from here",
+            "first poll",
         ] {
             assert!(svg.contains(text), "chart lacks {text:?}");
         }
@@ -380,7 +381,7 @@ mod tests {
             .collect();
         let svg = draw_trend("payouts", &measured_only, now).unwrap();
         assert!(
-            !svg.contains("polled from here"),
+            !svg.contains("first poll"),
             "nothing is marked where nothing was reconstructed"
         );
     }
