@@ -25,7 +25,6 @@ DISCOVERY = {
     ("", "secrets"): {"get"},
 }
 PORT_FORWARD = {
-    ("", "pods"): {"get", "list", "watch"},
     ("", "pods/portforward"): {"create"},
 }
 OVERLAYS = {
