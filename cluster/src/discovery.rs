@@ -12,7 +12,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use runboard_core::App;
 use runboard_core::config::{KubernetesConfig, Reach};
-use runboard_core::fleet::Discovered;
+use runboard_core::fleet::{Discovered, config_wins};
 use runboard_model::{DiscoveryNote, ServiceSource};
 use secrecy::ExposeSecret;
 
@@ -120,12 +120,23 @@ async fn sync(app: &App, client: &Client, bridges: Option<&Bridges>, stores: &[S
     for service in stores.iter().flat_map(Store::state) {
         let namespace = service.metadata.namespace.clone().unwrap_or_default();
         let name = service.metadata.name.clone().unwrap_or_default();
-        match read(client, bridges, &service, tokens_configured).await {
-            Ok((settings, fingerprint)) => found.push(Discovered {
-                service: settings,
-                source: ServiceSource::Cluster { namespace, name },
+        let source = ServiceSource::Cluster {
+            namespace: namespace.clone(),
+            name: name.clone(),
+        };
+        let configured = |registered: &str| {
+            app.fleet
+                .service(registered)
+                .is_some_and(|c| *c.source() == ServiceSource::Config)
+        };
+        match read(client, bridges, &service, tokens_configured, &configured).await {
+            Ok(Read::Found(settings, fingerprint)) => found.push(Discovered {
+                service: *settings,
+                source,
                 fingerprint,
             }),
+            // Its settings and Secret are not needed: the config file's entry is used.
+            Ok(Read::Configured(registered)) => notes.push(config_wins(&source, &registered)),
             Err(problem) => notes.push(DiscoveryNote {
                 origin: format!("{namespace}/{name}"),
                 message: format!("{problem}; the service is left out until this is fixed"),
@@ -143,19 +154,30 @@ async fn sync(app: &App, client: &Client, bridges: Option<&Bridges>, stores: &[S
     }
 }
 
-/// One Service's settings with the database URL from its Secret, and what they were read
-/// from (the resource versions of both), to tell a change from the same Service again.
+/// What reading one labelled Service gave.
+enum Read {
+    /// Its settings with the database URL from its Secret, and what they were read from
+    /// (the resource versions of both), to tell a change from the same Service again.
+    Found(Box<runboard_core::config::ServiceConfig>, String),
+    /// The name it registers, which the config file registers too.
+    Configured(String),
+}
+
 async fn read(
     client: &Client,
     bridges: Option<&Bridges>,
     service: &Service,
     tokens_configured: bool,
-) -> Result<(runboard_core::config::ServiceConfig, String), Problem> {
+    configured: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Read, Problem> {
     let annotations::Described {
         service: mut settings,
         secret,
         secret_key,
     } = annotations::describe(service)?;
+    if configured(settings.name.as_str()) {
+        return Ok(Read::Configured(settings.name.to_string()));
+    }
     let namespace = service.metadata.namespace.as_deref().unwrap_or("default");
     let unreadable = |message: String| Problem {
         key: "runboard.io/database-secret".into(),
@@ -198,7 +220,7 @@ async fn read(
         version(&service.metadata.resource_version),
         version(&found.metadata.resource_version)
     );
-    Ok((settings, fingerprint))
+    Ok(Read::Found(Box::new(settings), fingerprint))
 }
 
 /// Points the settings' database and mission-control URLs at the loopback bridges to the

@@ -103,13 +103,7 @@ impl Fleet {
             let name = discovered.service.name.to_string();
             let origin = origin_of(&discovered.source);
             if configured.contains(&name) {
-                notes.push(DiscoveryNote {
-                    origin,
-                    message: format!(
-                        "registers {name}, which the config file registers too; the config file's entry is used"
-                    ),
-                    left_out: false,
-                });
+                notes.push(config_wins(&discovered.source, &name));
                 continue;
             }
             if let Some((first, _)) = accepted.get(&name) {
@@ -264,6 +258,17 @@ impl Fleet {
         for connector in self.services() {
             connector.close().await;
         }
+    }
+}
+
+/// The note of a Service in the cluster registering a name the config file registers too.
+pub fn config_wins(source: &ServiceSource, name: &str) -> DiscoveryNote {
+    DiscoveryNote {
+        origin: origin_of(source),
+        message: format!(
+            "registers {name}, which the config file registers too; the config file's entry is used"
+        ),
+        left_out: false,
     }
 }
 
