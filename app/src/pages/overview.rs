@@ -166,14 +166,17 @@ fn ServiceRow(
         <tr class:row-error=service.error.is_some()>
             <th scope="row">
                 <a href=format!("/services/{}", service.name)>{service.name.to_string()}</a>
+            </th>
+            // Where the service came from, under its team: the row header stays its name.
+            <td>
+                {service.team.clone()}
                 <span class="source">
                     {match &service.source {
                         ServiceSource::Config => "config file".to_owned(),
                         ServiceSource::Cluster { namespace, name } => format!("cluster {namespace}/{name}"),
                     }}
                 </span>
-            </th>
-            <td>{service.team.clone()}</td>
+            </td>
             {match problem {
                 Some((kind, text)) => view! {
                     <td colspan="5" class=format!("badge-cell badge-{kind}")>
