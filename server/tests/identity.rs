@@ -99,6 +99,9 @@ fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
+        // A request that hangs fails its test instead of holding up the whole run (Runboard
+        // cuts its own at `http.request_timeout`; the provider has no such limit).
+        .timeout(Duration::from_secs(60))
         .build()
         .unwrap()
 }
@@ -796,6 +799,7 @@ static NOT_BESIDE_A_FLEET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_ne
 #[tokio::test]
 async fn one_person_signed_in_and_with_an_access_token_of_another_sub_cannot_approve_their_own_action()
  {
+    let _alone = NOT_BESIDE_A_FLEET.lock().await;
     let fleet = common::start_fleet(Backend::Sqlite).await;
     let services: Vec<_> = fleet
         .fleet
