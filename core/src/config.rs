@@ -30,6 +30,8 @@ pub struct Config {
     pub actions: ActionsConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub watches: WatchesConfig,
     /// Runboard's own OAuth2 client, for services whose mission control takes the
     /// provider's tokens (those with a `token_audience`).
     #[serde(default)]
@@ -364,6 +366,69 @@ impl StoreConfig {
     }
 }
 
+/// What Runboard watches in every poll, the figures every service starts from, and whom
+/// it tells (SPEC.md has no word on watches; issue #15 asks for them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchesConfig {
+    /// *failures rising* fires above this many failed and stuck sagas together.
+    pub failures_above: u64,
+    /// ... or when they grew by more than this share over `window` (0.5: by half).
+    pub failures_growth: f64,
+    /// How far back *failures rising* looks for growth.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// *money held* fires when withheld funds of a currency pass its figure here:
+    /// `{ EUR = "50000" }`. A currency not named is not watched.
+    pub money_held_above: std::collections::BTreeMap<String, rust_decimal::Decimal>,
+    /// *service unreachable* fires after this many failed polls in a row.
+    pub unreachable_polls: u32,
+    /// Watches turned off for every service: `["money_held"]`.
+    pub off: Vec<runboard_model::Watch>,
+    /// A firing alert nobody acknowledged is told once more after this long.
+    #[serde(with = "humantime_serde")]
+    pub repeat_after: Duration,
+    /// Where each team hears of its services' alerts: `{ payments = { webhook_url = "…" } }`.
+    /// A team not named here hears through `actions.webhook_url`.
+    pub teams: std::collections::BTreeMap<String, TeamRoute>,
+}
+
+impl Default for WatchesConfig {
+    fn default() -> Self {
+        Self {
+            failures_above: 1000,
+            failures_growth: 0.5,
+            window: Duration::from_secs(3600),
+            money_held_above: Default::default(),
+            unreachable_polls: 3,
+            off: Vec::new(),
+            repeat_after: Duration::from_secs(4 * 3600),
+            teams: Default::default(),
+        }
+    }
+}
+
+/// Where one team hears of alerts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamRoute {
+    /// A Slack-compatible incoming webhook.
+    pub webhook_url: Url,
+}
+
+/// One service's figures for the watches, each over `[watches]`'s where given.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchTuning {
+    pub failures_above: Option<u64>,
+    pub failures_growth: Option<f64>,
+    pub money_held_above: Option<std::collections::BTreeMap<String, rust_decimal::Decimal>>,
+    pub unreachable_polls: Option<u32>,
+    /// Watches turned off for this service, beside those `[watches]` turns off.
+    #[serde(default)]
+    pub off: Vec<runboard_model::Watch>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Thresholds {
@@ -422,6 +487,9 @@ pub struct ServiceConfig {
     /// named); 1 makes one call per entity, for a service that works best that way.
     #[serde(default)]
     pub chunk_size: std::collections::BTreeMap<String, u32>,
+    /// This service's own figures for the watches, over `[watches]`.
+    #[serde(default)]
+    pub watches: WatchTuning,
 }
 
 impl ServiceConfig {
@@ -539,6 +607,7 @@ impl ServiceConfig {
             id_pattern: None,
             approvals: Default::default(),
             chunk_size: Default::default(),
+            watches: WatchTuning::default(),
         }
     }
 }
@@ -654,6 +723,7 @@ impl Config {
                 demo_users: true,
                 ..IdentityConfig::default()
             },
+            watches: WatchesConfig::default(),
             mission_control_tokens: None,
             kubernetes: KubernetesConfig::default(),
             services: Vec::new(),
@@ -706,6 +776,21 @@ impl Config {
             return invalid(
                 "store.url".into(),
                 "expected a postgres://… or sqlite://… URL (or leave it out for an SQLite file in store.data_dir)".into(),
+            );
+        }
+        if self.watches.failures_growth.is_nan() || self.watches.failures_growth <= 0.0 {
+            return invalid(
+                "watches.failures_growth".into(),
+                format!(
+                    "expected a share above 0 (0.5 fires when failures grew by half), got {}",
+                    self.watches.failures_growth
+                ),
+            );
+        }
+        if self.watches.unreachable_polls == 0 {
+            return invalid(
+                "watches.unreachable_polls".into(),
+                "expected 1 or more failed polls in a row (to turn the watch off, put \"service_unreachable\" in watches.off)".into(),
             );
         }
         if let Some(client) = &self.mission_control_tokens {

@@ -19,7 +19,7 @@ use rust_decimal::Decimal;
 use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
 
-use crate::config::{ContractQueries, ServiceConfig};
+use crate::config::{ContractQueries, ServiceConfig, WatchTuning};
 use crate::db::{Pool, PoolSettings, on_pool};
 use crate::metrics::ServiceReads;
 use crate::mission_control::{Credentials, MissionControl};
@@ -180,6 +180,10 @@ pub struct Connector {
     /// The service's own ID shape, where its IDs are not UUIDs.
     id_pattern: Option<Regex>,
     source: ServiceSource,
+    /// The team that owns the service: whom its alerts are told to.
+    team: String,
+    /// The service's own figures for the watches.
+    watches: WatchTuning,
 }
 
 tokio::task_local! {
@@ -383,6 +387,8 @@ impl Connector {
                 .as_deref()
                 .and_then(|p| Regex::new(p).ok()),
             source: ServiceSource::Config,
+            team: config.team.clone(),
+            watches: config.watches.clone(),
         })
     }
 
@@ -417,6 +423,16 @@ impl Connector {
 
     pub fn name(&self) -> &ServiceName {
         &self.name
+    }
+
+    /// The team that owns the service.
+    pub fn team(&self) -> &str {
+        &self.team
+    }
+
+    /// The service's own figures for the watches, over `[watches]`.
+    pub fn watch_tuning(&self) -> &WatchTuning {
+        &self.watches
     }
 
     /// The service's mission-control endpoint, for its catalog and Runboard's calls.

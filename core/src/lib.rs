@@ -18,6 +18,7 @@ pub mod registry;
 pub mod screens;
 pub mod snapshots;
 pub mod store;
+pub mod watches;
 
 use config::Config;
 use fleet::Fleet;

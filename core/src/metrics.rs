@@ -7,6 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use runboard_model::{AlertBoard, AlertState};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabel {
@@ -52,6 +53,12 @@ impl ServiceReads {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    watch: &'static str,
+    service: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndLabels {
     service: String,
     /// The state the action ended (or paused) in.
@@ -65,6 +72,7 @@ pub struct Metrics {
     actions_ended: Family<EndLabels, Counter>,
     up: Family<ServiceLabel, Gauge>,
     last_poll: Family<ServiceLabel, Gauge>,
+    alerts_firing: Family<AlertLabels, Gauge>,
 }
 
 impl Metrics {
@@ -106,8 +114,15 @@ impl Metrics {
             "Actions the execution engine ended or paused, by service and state",
             actions_ended.clone(),
         );
+        let alerts_firing = Family::<AlertLabels, Gauge>::default();
+        registry.register(
+            "alerts_firing",
+            "Alerts firing (neither acknowledged nor silenced), by watch and service, as the store has them at the scrape",
+            alerts_firing.clone(),
+        );
         Self {
             registry,
+            alerts_firing,
             polls,
             action_calls,
             actions_ended,
@@ -117,6 +132,23 @@ impl Metrics {
     }
 
     /// Counts one poll of `service`; `outcome` is `ok` or a read problem's label.
+    /// Sets the alerts firing to those of the store's alert board, read for this scrape.
+    pub fn set_alerts_firing(&self, board: &AlertBoard) {
+        self.alerts_firing.clear();
+        for alert in board
+            .alerts
+            .iter()
+            .filter(|a| a.state == AlertState::Firing)
+        {
+            self.alerts_firing
+                .get_or_create(&AlertLabels {
+                    watch: alert.watch.as_str(),
+                    service: alert.service.to_string(),
+                })
+                .inc();
+        }
+    }
+
     pub fn record_poll(&self, service: &str, outcome: &'static str, at_unix_seconds: i64) {
         let service = service.to_owned();
         self.polls

@@ -1,6 +1,6 @@
 //! Notifications to a Slack-compatible incoming webhook when an action awaits approval, is
-//! approved, finishes, fails or pauses. Sent on the side: a webhook that is slow or down
-//! is logged and never holds up or fails the action.
+//! approved, finishes, fails or pauses, and of the watches' alerts. Sent on the side: a
+//! webhook that is slow or down is logged and never holds up an action or a poll.
 
 use std::time::Duration;
 
@@ -128,12 +128,15 @@ impl Notifier {
 
     /// Sends the message in the background; returns at once.
     pub fn send(&self, event: Event, action: &Action) {
-        let Some(webhook) = self.webhook.clone() else {
-            return;
-        };
-        let text = self.text(event, action);
+        if let Some(webhook) = self.webhook.clone() {
+            self.post(webhook, self.text(event, action));
+        }
+    }
+
+    /// Posts `text` to `webhook` in the background; returns at once. A webhook that is
+    /// slow or down is logged: it never holds up an action or a poll.
+    pub(crate) fn post(&self, webhook: Url, text: String) {
         let http = self.http.clone();
-        let id = action.id.clone();
         tokio::spawn(async move {
             let sent = http
                 .post(webhook)
@@ -142,7 +145,8 @@ impl Notifier {
                 .await
                 .and_then(|r| r.error_for_status());
             if let Err(e) = sent {
-                tracing::warn!(action = %id, error = %e, "the webhook did not take the notification");
+                let first_line = text.lines().next().unwrap_or_default();
+                tracing::warn!(message = first_line, error = %e, "the webhook did not take a message");
             }
         });
     }

@@ -109,6 +109,8 @@ async fn poll(app: &App, services: Vec<Arc<Connector>>) -> Result<usize, StoreEr
             reading: reading.map_err(|e| e.problem.to_string()),
         };
         app.store.record_snapshot(&snapshot).await?;
+        // With this poll's snapshot stored, the watches judge the streak it ends.
+        crate::watches::judge_poll(app, connector, &snapshot.reading, now).await?;
     }
     app.screens.snapshots_recorded();
     let retention =

@@ -4,6 +4,7 @@
 //! between server functions and hydrated pages, so they must build for wasm too.
 
 mod action;
+mod alert;
 mod batch;
 mod identity;
 mod money;
@@ -15,6 +16,7 @@ pub use action::{
     Action, ActionProgress, ActionSpec, ActionState, Approval, ArgumentSpec, DryRun, Effect,
     EffectGroup, EntityResult, EntityState, Preview,
 };
+pub use alert::{Acknowledgement, Alert, AlertBoard, AlertState, Silence, UnknownWatch, Watch};
 pub use batch::{
     BatchItem, BatchItemPage, BatchItemStatus, BatchPace, BatchProgress, PACE_WINDOW_MINUTES,
 };

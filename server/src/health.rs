@@ -38,6 +38,12 @@ pub async fn readyz(State(state): State<ServerState>) -> Result<Json<Value>, Api
 
 /// Prometheus metrics in the OpenMetrics text format.
 pub async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
+    // A store that cannot say leaves the alerts as the last scrape found them: the other
+    // figures still answer.
+    match state.app.store.alert_board(chrono::Utc::now()).await {
+        Ok(board) => state.app.metrics.set_alerts_firing(&board),
+        Err(error) => tracing::warn!(%error, "the alerts firing could not be read for /metrics"),
+    }
     (
         [(
             header::CONTENT_TYPE,

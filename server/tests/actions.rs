@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{
     TestApp, TestFleet, bearer_client, registered, spawn_app_configured, start_fleet,
-    start_fleet_checking,
+    start_fleet_checking, webhook,
 };
 use runboard_core::execution;
 use runboard_model::Role;
@@ -17,28 +17,6 @@ use runboard_testkit::{
     Backend, ChaosProxy, MachineClient, OidcProvider, TestStore, run_sql, test_on_both_stores,
 };
 use serde_json::{Value, json};
-
-/// A Slack-compatible webhook on loopback that keeps the text of every message it gets.
-async fn webhook() -> (String, Arc<Mutex<Vec<String>>>) {
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let keep = received.clone();
-    let router = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-            let keep = keep.clone();
-            async move {
-                keep.lock()
-                    .unwrap()
-                    .push(body["text"].as_str().unwrap_or_default().to_owned());
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (url, received)
-}
 
 struct Setup {
     app: TestApp,

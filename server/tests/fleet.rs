@@ -4,18 +4,17 @@
 
 mod common;
 
-use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{TestApp, registered, spawn_app_on, start_fleet};
+use common::{TestApp, database_behind_proxy, registered, spawn_app_on, start_fleet};
 use runboard_core::poller::poll_once;
 use runboard_core::snapshots::TrendPoint;
 use runboard_fleet::ServiceInfo;
 use runboard_model::{Role, SagaStatus};
-use runboard_testkit::{Backend, ChaosProxy, TestStore, admin_url, test_on_both_stores};
+use runboard_testkit::{Backend, TestStore, admin_url, test_on_both_stores};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::{PgPool, SqlitePool};
@@ -249,12 +248,7 @@ async fn one_stopped_and_one_slow_service_break_nothing_else(backend: Backend) {
         }
         Backend::Postgres => {
             for (config, cut) in [(&mut slow, false), (&mut stopped, true)] {
-                let mut url = url::Url::parse(config.database_url.expose_secret()).unwrap();
-                let upstream =
-                    std::net::SocketAddr::from(([127, 0, 0, 1], url.port().unwrap_or(5432)));
-                let proxy = ChaosProxy::start(upstream).await;
-                url.set_port(Some(proxy.port())).unwrap();
-                config.database_url = String::from(url).into();
+                let proxy = database_behind_proxy(config).await;
                 if cut {
                     proxy.cut();
                 }
@@ -547,13 +541,7 @@ async fn two_replicas_polling_three_services_write_one_snapshot_per_service_per_
         })
         .await;
     let config = first.app.config.clone();
-    let second = runboard_core::App::new(
-        config.clone(),
-        runboard_core::store::Store::connect(&config.store)
-            .await
-            .unwrap(),
-        runboard_core::fleet::Fleet::connect(&config).await.unwrap(),
-    );
+    let second = first.second_replica().await;
     assert_ne!(first.app.replica, second.replica);
 
     // Each replica looks five times an interval, out of step with the other.
@@ -618,14 +606,7 @@ async fn a_crowd_of_viewers_cannot_starve_the_poll_of_connections() {
     let payments = fleet.service("payments").clone();
     let mut config = registered(&payments);
     config.max_connections = 2;
-    let mut url = url::Url::parse(config.database_url.expose_secret()).unwrap();
-    let proxy = ChaosProxy::start(std::net::SocketAddr::from((
-        [127, 0, 0, 1],
-        url.port().unwrap_or(5432),
-    )))
-    .await;
-    url.set_port(Some(proxy.port())).unwrap();
-    config.database_url = String::from(url).into();
+    let proxy = database_behind_proxy(&mut config).await;
     let app = spawn_app_on(TestStore::new(Backend::Postgres).await, vec![config]).await;
     proxy.slow_down(Duration::from_millis(300));
 

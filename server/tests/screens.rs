@@ -15,12 +15,7 @@ const VIEWERS: usize = 16;
 
 /// Statements Runboard sent to `service`'s database about `relation`, as `/metrics` says.
 async fn reads(app: &TestApp, service: &str, relation: &str) -> u64 {
-    let metrics = reqwest::get(app.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let labels = format!("{{service=\"{service}\",relation=\"{relation}\"}}");
     metrics
         .lines()

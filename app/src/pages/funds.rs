@@ -95,6 +95,7 @@ fn Behind(behind: SagasBehind, now: chrono::DateTime<chrono::Utc>) -> impl IntoV
         read_at,
     } = behind;
     let href = format!("/services/{}", url_encode(&service));
+    let anchor = service.clone();
     let body = match sagas {
         Err(e) => {
             view! { <p class="panel panel-error" role="alert">"⚠ Could not read them: "{e}</p> }
@@ -120,7 +121,8 @@ fn Behind(behind: SagasBehind, now: chrono::DateTime<chrono::Utc>) -> impl IntoV
         }
     };
     view! {
-        <section class="behind">
+        // The anchor a money-held alert links to.
+        <section class="behind" id=anchor>
             <h2>"Sagas behind them in "<A href=href>{service.clone()}</A></h2>
             <ReadAt read_at now />
             {body}

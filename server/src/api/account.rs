@@ -8,9 +8,10 @@ use axum::{Extension, Json};
 use chrono::Utc;
 use http::StatusCode;
 use runboard_core::identity::{Caller, IssueError, issue_personal_token};
-use runboard_model::{ApiToken, IssuedApiToken, Role, User};
+use runboard_model::{ApiToken, IssuedApiToken, Role};
 use serde::{Deserialize, Serialize};
 
+use super::user_of;
 use crate::error::{ApiError, bad_request, forbidden, internal, not_found, unauthorized};
 use crate::http::ServerState;
 
@@ -40,10 +41,6 @@ pub async fn me(Extension(caller): Extension<Caller>) -> Result<Json<Me>, ApiErr
         signed_in_with,
         csrf_token,
     }))
-}
-
-fn user_of(caller: &Caller) -> Result<&User, ApiError> {
-    caller.user().ok_or_else(|| unauthorized("sign in first"))
 }
 
 /// How long a token lives when its holder does not say.

@@ -11,13 +11,12 @@ use runboard_core::actions::{
 };
 use runboard_core::audit::AuditEntry;
 use runboard_core::identity::Caller;
-use runboard_model::{Action, ActionSpec, ActionState, EntityResult, EntityState, User};
+use runboard_model::{Action, ActionSpec, ActionState, EntityResult, EntityState};
 use serde::{Deserialize, Serialize};
 
-use super::ApiQuery;
+use super::{ApiQuery, body, user_of};
 use crate::error::{
     ApiError, bad_gateway, bad_request, conflict, forbidden, gateway_timeout, internal, not_found,
-    unauthorized,
 };
 use crate::http::ServerState;
 
@@ -36,15 +35,6 @@ pub(super) fn refused(error: ActionError) -> ApiError {
         ActionError::Forbidden(_) => forbidden(error.to_string()),
         ActionError::Store(e) => internal("working on an action", e),
     }
-}
-
-fn user_of(caller: &Caller) -> Result<&User, ApiError> {
-    caller.user().ok_or_else(|| unauthorized("sign in first"))
-}
-
-fn body<T>(body: Result<Json<T>, JsonRejection>, expected: &str) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| bad_request(format!("expected {expected}: {}", e.body_text())))
 }
 
 #[derive(Serialize)]

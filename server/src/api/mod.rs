@@ -3,18 +3,22 @@
 mod access;
 mod account;
 mod actions;
+mod alerts;
 mod audit;
 mod lookup;
 mod record;
 pub(crate) mod services;
 
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, OriginalUri, Query};
 use http::Method;
 use http::request::Parts;
-use runboard_core::identity::Access;
+use runboard_core::identity::{Access, Caller};
+use runboard_model::User;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, bad_request, not_found};
+use crate::error::{ApiError, bad_request, not_found, unauthorized};
 use crate::http::RouteTable;
 
 /// The API's routes, each with who may call it.
@@ -119,7 +123,27 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
             Read,
             record::markdown,
         )
+        .add(M::GET, "/api/v1/alerts", Read, alerts::board)
+        .add(
+            M::POST,
+            "/api/v1/alerts/{id}/acknowledge",
+            Operate,
+            alerts::acknowledge,
+        )
+        .add(M::POST, "/api/v1/silences", Operate, alerts::silence)
         .add_any("/api/v1/{*rest}", Public, unknown_route)
+}
+
+/// The person calling; a machine client (no person) is told to sign in.
+pub(crate) fn user_of(caller: &Caller) -> Result<&User, ApiError> {
+    caller.user().ok_or_else(|| unauthorized("sign in first"))
+}
+
+/// A JSON body parsed into `T`; one that does not parse is refused with a 400 naming
+/// what was `expected`.
+pub(crate) fn body<T>(body: Result<Json<T>, JsonRejection>, expected: &str) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| bad_request(format!("expected {expected}: {}", e.body_text())))
 }
 
 async fn unknown_route(OriginalUri(uri): OriginalUri) -> ApiError {

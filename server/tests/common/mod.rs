@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use runboard_core::App;
@@ -45,6 +45,26 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Another replica on this app's config and store, with its own connectors (not serving).
+    pub async fn second_replica(&self) -> App {
+        let config = self.app.config.clone();
+        let store = runboard_core::store::Store::connect(&config.store)
+            .await
+            .unwrap();
+        let fleet = Fleet::connect(&config).await.unwrap();
+        App::new(config, store, fleet)
+    }
+
+    /// What `/metrics` says now.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// A personal API token for a user with these roles, issued straight into the store.
     pub async fn token_for(&self, login: &str, roles: &[Role]) -> String {
         let user = User {
@@ -365,4 +385,39 @@ pub async fn submit_and_approve(
         Some(serde_json::json!({ "digest": action["digest"] })),
     )
     .await;
+}
+
+/// A Slack-compatible webhook on loopback that keeps the text of every message it gets.
+pub async fn webhook() -> (String, Arc<Mutex<Vec<String>>>) {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let keep = received.clone();
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let keep = keep.clone();
+            async move {
+                keep.lock()
+                    .unwrap()
+                    .push(body["text"].as_str().unwrap_or_default().to_owned());
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, received)
+}
+
+/// Puts a proxy the test can cut or slow between Runboard and a PostgreSQL service's database.
+pub async fn database_behind_proxy(
+    service: &mut ServiceConfig,
+) -> Arc<runboard_testkit::ChaosProxy> {
+    use secrecy::ExposeSecret;
+    let mut url = url::Url::parse(service.database_url.expose_secret()).unwrap();
+    let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], url.port().unwrap_or(5432)));
+    let proxy = runboard_testkit::ChaosProxy::start(upstream).await;
+    url.set_port(Some(proxy.port())).unwrap();
+    service.database_url = String::from(url).into();
+    proxy
 }

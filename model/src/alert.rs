@@ -1,0 +1,165 @@
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ServiceName;
+
+/// What Runboard watches in every poll of a service, to speak before anyone asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Watch {
+    /// Failed or stuck sagas above a threshold, or grown by more than a share over the window.
+    FailuresRising,
+    /// Withheld funds of one currency above a threshold.
+    MoneyHeld,
+    /// The service could not be read for several polls in a row.
+    ServiceUnreachable,
+}
+
+impl Watch {
+    pub const ALL: [Self; 3] = [
+        Self::FailuresRising,
+        Self::MoneyHeld,
+        Self::ServiceUnreachable,
+    ];
+
+    /// The word in the config, the store, the API and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FailuresRising => "failures_rising",
+            Self::MoneyHeld => "money_held",
+            Self::ServiceUnreachable => "service_unreachable",
+        }
+    }
+
+    /// What the watch is called on the screens and in messages.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::FailuresRising => "Failures rising",
+            Self::MoneyHeld => "Money held",
+            Self::ServiceUnreachable => "Service unreachable",
+        }
+    }
+}
+
+impl fmt::Display for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A word that names no watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownWatch(pub String);
+
+impl fmt::Display for UnknownWatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not a watch; the watches are {}",
+            self.0,
+            Watch::ALL.map(Watch::as_str).join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownWatch {}
+
+impl FromStr for Watch {
+    type Err = UnknownWatch;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Watch::ALL
+            .into_iter()
+            .find(|watch| watch.as_str() == text)
+            .ok_or_else(|| UnknownWatch(text.to_owned()))
+    }
+}
+
+/// Where an alert stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    /// The condition holds and nobody has said they are on it.
+    Firing,
+    /// Someone is on it: no reminder is sent.
+    Acknowledged,
+    /// The condition holds, but a silence covers it until its end.
+    Silenced,
+    /// The condition cleared by itself.
+    Resolved,
+}
+
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Firing => "firing",
+            Self::Acknowledged => "acknowledged",
+            Self::Silenced => "silenced",
+            Self::Resolved => "resolved",
+        }
+    }
+}
+
+/// One time a watch's condition held for a service, from when it began until it cleared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: i64,
+    pub service: ServiceName,
+    pub watch: Watch,
+    /// What in the service the alert is about where a watch can fire for several things at
+    /// once (the currency of money held); empty otherwise.
+    pub subject: String,
+    /// What was seen, in words, as of the latest poll that saw it.
+    pub summary: String,
+    /// Runboard's page already filtered to the problem, as a path.
+    pub link: String,
+    pub state: AlertState,
+    pub fired_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub acknowledged: Option<Acknowledgement>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// Who said they are on an alert, when, and what they said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub note: String,
+}
+
+/// A time during which alerts of a service (or of every service), of one watch or all,
+/// notify nobody.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Silence {
+    pub id: i64,
+    /// `None`: every service.
+    pub service: Option<ServiceName>,
+    /// `None`: every watch.
+    pub watch: Option<Watch>,
+    pub until: DateTime<Utc>,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Silence {
+    /// Whether this silence covers an alert of `watch` on `service` at `at`.
+    pub fn covers(&self, service: &ServiceName, watch: Watch, at: DateTime<Utc>) -> bool {
+        at < self.until
+            && self.service.as_ref().is_none_or(|s| s == service)
+            && self.watch.is_none_or(|w| w == watch)
+    }
+}
+
+/// What the Alerts screen and `GET /api/v1/alerts` show: every open alert (firing,
+/// acknowledged or silenced), those resolved lately, and the silences in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertBoard {
+    /// Open ones first, newest first; then the resolved, latest resolved first.
+    pub alerts: Vec<Alert>,
+    pub silences: Vec<Silence>,
+}

@@ -1,0 +1,300 @@
+//! Watches against the demo fleet: alerts fire from the polls, are told once to the team's
+//! webhook (a real HTTP receiver on loopback), remind once, keep quiet when acknowledged or
+//! silenced, resolve by themselves, and are told once however many replicas judge.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    TestApp, bearer_client, database_behind_proxy, registered, spawn_app_configured, start_fleet,
+    webhook,
+};
+use runboard_core::poller::poll_once;
+use runboard_model::{AlertBoard, AlertState, Role, Watch};
+use runboard_testkit::{Backend, TestStore};
+use serde_json::json;
+
+/// Every currency the demo fleet's payments service may hold, each watched from 0.
+fn any_money_held() -> std::collections::BTreeMap<String, rust_decimal::Decimal> {
+    ["EUR", "USD", "GBP", "CHF"]
+        .into_iter()
+        .map(|c| (c.to_owned(), rust_decimal::Decimal::ZERO))
+        .collect()
+}
+
+async fn board(app: &TestApp) -> AlertBoard {
+    let response = app.get("/api/v1/alerts").await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// The currencies payments holds money in, as Runboard's funds answer says.
+async fn currencies_held(app: &TestApp) -> Vec<String> {
+    let funds: serde_json::Value = app.get("/api/v1/funds").await.json().await.unwrap();
+    let mut currencies: Vec<String> = funds["services"]
+        .as_array()
+        .expect("the funds answer lists services")
+        .iter()
+        .filter(|s| s["service"] == "payments")
+        .flat_map(|s| s["withheld_funds"].as_array().unwrap().clone())
+        .map(|m| m["currency"].as_str().unwrap().to_owned())
+        .collect();
+    currencies.sort();
+    currencies
+}
+
+/// Waits for the webhook's messages to arrive (they are sent on the side) and takes them.
+async fn messages_after_poll(received: &std::sync::Mutex<Vec<String>>) -> Vec<String> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::mem::take(&mut *received.lock().unwrap())
+}
+
+#[tokio::test]
+async fn money_held_is_told_once_reminded_once_and_quiet_once_acknowledged() {
+    let (hook, received) = webhook().await;
+    let fleet = start_fleet(Backend::Sqlite).await;
+    let services = fleet.fleet.services().iter().map(registered).collect();
+    let (app, ()) = spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
+        config.services = services;
+        config.actions.webhook_url = Some(hook.parse().unwrap());
+        config.watches.money_held_above = any_money_held();
+        config.watches.off = vec![Watch::FailuresRising];
+        config.watches.repeat_after = Duration::from_secs(2);
+    })
+    .await;
+
+    poll_once(&app.app).await.unwrap();
+    let currencies = currencies_held(&app).await;
+    assert!(
+        currencies.len() >= 2,
+        "the demo's payments holds money in several currencies: {currencies:?}"
+    );
+    let fired = messages_after_poll(&received).await;
+    assert_eq!(
+        fired.len(),
+        currencies.len(),
+        "one message per currency: {fired:?}"
+    );
+    for message in &fired {
+        assert!(
+            message.starts_with(":rotating_light: *Money held* on *payments*:"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with(&format!("{}/funds#payments", app.address)),
+            "the link opens the service's funds: {message}"
+        );
+    }
+    let alerts = board(&app).await.alerts;
+    assert_eq!(alerts.len(), currencies.len());
+    let mut subjects: Vec<_> = alerts.iter().map(|a| a.subject.clone()).collect();
+    subjects.sort();
+    assert_eq!(subjects, currencies);
+    assert!(alerts.iter().all(|a| a.state == AlertState::Firing));
+
+    // A second poll sees the same: nothing more is said.
+    poll_once(&app.app).await.unwrap();
+    assert_eq!(messages_after_poll(&received).await, Vec::<String>::new());
+
+    // The on-call engineer takes one; a viewer may not, and twice is refused with who did.
+    let oscar = bearer_client(&app.token_for("Oscar", &[Role::Operator]).await);
+    let taken = &alerts[0];
+    let acknowledge = |client: reqwest::Client, id: i64| {
+        let url = app.url(&format!("/api/v1/alerts/{id}/acknowledge"));
+        async move {
+            client
+                .post(url)
+                .json(&json!({ "note": "moving it by hand" }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        acknowledge(app.client.clone(), taken.id).await.status(),
+        403
+    );
+    let done = acknowledge(oscar.clone(), taken.id).await;
+    assert_eq!(done.status(), 200);
+    let done: serde_json::Value = done.json().await.unwrap();
+    assert_eq!(done["state"], "acknowledged");
+    assert_eq!(done["acknowledged"]["by"], "Oscar");
+    assert_eq!(done["acknowledged"]["note"], "moving it by hand");
+    let again = acknowledge(oscar.clone(), taken.id).await;
+    assert_eq!(again.status(), 409);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("acknowledged already, by Oscar")
+    );
+    assert_eq!(acknowledge(oscar.clone(), 999_999).await.status(), 404);
+
+    // After repeat_after, those nobody took are told once more, and only once.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    poll_once(&app.app).await.unwrap();
+    let reminders = messages_after_poll(&received).await;
+    assert_eq!(reminders.len(), currencies.len() - 1, "{reminders:?}");
+    assert!(
+        reminders
+            .iter()
+            .all(|m| m.starts_with(":bell: Still firing since") && !m.contains(&taken.summary)),
+        "{reminders:?}"
+    );
+    poll_once(&app.app).await.unwrap();
+    assert_eq!(messages_after_poll(&received).await, Vec::<String>::new());
+
+    // Prometheus sees the ones still firing, by watch and service.
+    let metrics = app.metrics().await;
+    let line = format!(
+        "runboard_alerts_firing{{watch=\"money_held\",service=\"payments\"}} {}",
+        currencies.len() - 1
+    );
+    assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+}
+
+#[tokio::test]
+async fn an_unreachable_service_fires_after_its_polls_a_silence_holds_it_back_and_it_resolves() {
+    let (hook, received) = webhook().await;
+    let fleet = start_fleet(Backend::Postgres).await;
+    // Onboarding's database is reached through a proxy the test cuts.
+    let mut onboarding = registered(fleet.service("onboarding"));
+    let proxy = database_behind_proxy(&mut onboarding).await;
+    onboarding.query_timeout = Duration::from_secs(1);
+    let (app, ()) = spawn_app_configured(TestStore::new(Backend::Sqlite).await, |config, _| {
+        config.services = vec![onboarding];
+        config.actions.webhook_url = Some(hook.parse().unwrap());
+        config.watches.unreachable_polls = 2;
+        config.watches.off = vec![Watch::FailuresRising];
+    })
+    .await;
+    poll_once(&app.app).await.unwrap();
+    assert!(board(&app).await.alerts.is_empty());
+
+    // Bad silences are refused with what to send; a good one covers the next 3 seconds.
+    let oscar = bearer_client(&app.token_for("Oscar", &[Role::Operator]).await);
+    let silence = |body: serde_json::Value| {
+        let oscar = oscar.clone();
+        let url = app.url("/api/v1/silences");
+        async move { oscar.post(url).json(&body).send().await.unwrap() }
+    };
+    for (body, status, says) in [
+        (
+            json!({ "service": "onboarding", "for": "soon", "reason": "failover" }),
+            400,
+            "\"for\" is not a duration",
+        ),
+        (
+            json!({ "watch": "everything", "for": "1h", "reason": "failover" }),
+            400,
+            "the watches are failures_rising, money_held, service_unreachable",
+        ),
+        (
+            json!({ "service": "nowhere", "for": "1h", "reason": "failover" }),
+            404,
+            "there is no service \"nowhere\"",
+        ),
+        (
+            json!({ "service": "onboarding", "for": "1h", "reason": " " }),
+            400,
+            "say why",
+        ),
+    ] {
+        let refused = silence(body).await;
+        assert_eq!(refused.status(), status);
+        let error: serde_json::Value = refused.json().await.unwrap();
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{says} in {message}");
+    }
+    let silenced = silence(json!({
+        "service": "onboarding",
+        "watch": "service_unreachable",
+        "for": "3s",
+        "reason": "database failover under way"
+    }))
+    .await;
+    assert_eq!(silenced.status(), 200);
+
+    proxy.cut();
+    poll_once(&app.app).await.unwrap();
+    assert!(
+        board(&app).await.alerts.is_empty(),
+        "one failed poll is not yet an alert"
+    );
+    poll_once(&app.app).await.unwrap();
+    let alerts = board(&app).await.alerts;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].watch, Watch::ServiceUnreachable);
+    assert_eq!(alerts[0].state, AlertState::Silenced);
+    assert!(
+        alerts[0]
+            .summary
+            .starts_with("could not be read for 2 polls in a row"),
+        "{}",
+        alerts[0].summary
+    );
+    assert_eq!(messages_after_poll(&received).await, Vec::<String>::new());
+
+    // The silence ends while the service is still down: the team hears of it then.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    poll_once(&app.app).await.unwrap();
+    let told = messages_after_poll(&received).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].starts_with(":rotating_light: *Service unreachable* on *onboarding*: could not be read for 3 polls in a row"),
+        "{}",
+        told[0]
+    );
+    assert_eq!(board(&app).await.alerts[0].state, AlertState::Firing);
+
+    // Back: the alert resolves by itself, and the team hears that too.
+    proxy.restore();
+    poll_once(&app.app).await.unwrap();
+    let told = messages_after_poll(&received).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].starts_with(
+            ":large_green_circle: Resolved by itself: *Service unreachable* on *onboarding*"
+        ),
+        "{}",
+        told[0]
+    );
+    let alerts = board(&app).await.alerts;
+    assert_eq!(alerts[0].state, AlertState::Resolved);
+    assert!(alerts[0].resolved_at.is_some());
+}
+
+#[tokio::test]
+async fn two_replicas_judging_the_same_polls_tell_each_alert_once() {
+    let (hook, received) = webhook().await;
+    let fleet = start_fleet(Backend::Sqlite).await;
+    let services = fleet.fleet.services().iter().map(registered).collect();
+    let (first, ()) = spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
+        config.services = services;
+        config.actions.webhook_url = Some(hook.parse().unwrap());
+        config.watches.money_held_above = any_money_held();
+        config.watches.off = vec![Watch::FailuresRising];
+    })
+    .await;
+    let second = first.second_replica().await;
+    // Both read every service at once, three times over (not taking turns by the poll
+    // claim, as `serve` does): the store alone keeps each alert and message single.
+    for _ in 0..3 {
+        let (a, b) = tokio::join!(poll_once(&first.app), poll_once(&second));
+        a.unwrap();
+        b.unwrap();
+    }
+    let currencies = currencies_held(&first).await;
+    let mut told = messages_after_poll(&received).await;
+    assert_eq!(
+        told.len(),
+        currencies.len(),
+        "one message per currency: {told:?}"
+    );
+    told.sort();
+    told.dedup();
+    assert_eq!(told.len(), currencies.len(), "none twice: {told:?}");
+    assert_eq!(board(&first).await.alerts.len(), currencies.len());
+}
