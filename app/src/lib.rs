@@ -16,6 +16,7 @@ use pages::access::Access;
 use pages::account::Account;
 use pages::action::ActionView;
 use pages::actions::Actions;
+use pages::alerts::Alerts;
 use pages::batch::Batch;
 use pages::batches::Batches;
 use pages::funds::Funds;
@@ -78,6 +79,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/account") view=Account />
                     <Route path=path!("/access") view=Access />
                     <Route path=path!("/actions") view=Actions />
+                    <Route path=path!("/alerts") view=Alerts />
                     <Route path=path!("/actions/new") view=NewAction />
                     <Route path=path!("/actions/:id") view=ActionView />
                     <Route path=path!("/services/:service/batches/:batch") view=Batch />

@@ -723,7 +723,15 @@ impl Config {
                 demo_users: true,
                 ..IdentityConfig::default()
             },
-            watches: WatchesConfig::default(),
+            // Any money the demo fleet's payments holds is worth an alert there, so that the
+            // Alerts screen shows what it does from the first poll.
+            watches: WatchesConfig {
+                money_held_above: ["EUR", "USD", "GBP", "CHF"]
+                    .into_iter()
+                    .map(|currency| (currency.to_owned(), rust_decimal::Decimal::ZERO))
+                    .collect(),
+                ..WatchesConfig::default()
+            },
             mission_control_tokens: None,
             kubernetes: KubernetesConfig::default(),
             services: Vec::new(),

@@ -19,6 +19,7 @@ const screens: [string, string | (() => Promise<string>)][] = [
   ["service-failed-group", "/services/payments?status=failed"],
   ["batches", "/batches"],
   ["funds", "/funds"],
+  ["alerts", "/alerts"],
 ];
 
 test("screenshot: lookup", async ({ page, request }) => {

@@ -172,6 +172,8 @@ const SERVER_FN_ACCESS: &[(&str, Access)] = &[
     ("/rpc/resume_action", Access::Operate),
     ("/rpc/approve_action", Access::Approve),
     ("/rpc/reject_action", Access::Approve),
+    ("/rpc/acknowledge_alert", Access::Operate),
+    ("/rpc/silence_alerts", Access::Operate),
     ("/rpc/people_with_access", Access::Admin),
     ("/rpc/person_access", Access::Admin),
     ("/rpc/end_person_access", Access::Admin),

@@ -36,6 +36,11 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         "/api/v1/actions/{id}/submit"
         | "/api/v1/actions/{id}/cancel"
         | "/api/v1/actions/{id}/resume" => Role(runboard_model::Role::Operator),
+        // On-call engineers take alerts and silence them; viewers only read them.
+        "/api/v1/alerts/{id}/acknowledge"
+        | "/api/v1/silences"
+        | "/rpc/acknowledge_alert"
+        | "/rpc/silence_alerts" => Role(runboard_model::Role::Operator),
         "/rpc/action_form"
         | "/rpc/ask_for_action"
         | "/rpc/submit_action"
@@ -69,7 +74,8 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/api/v1/services/{service}/actions"
         | "/api/v1/actions"
         | "/api/v1/actions/{id}"
-        | "/api/v1/actions/{id}/record.md" => SignedIn,
+        | "/api/v1/actions/{id}/record.md"
+        | "/api/v1/alerts" => SignedIn,
         "/charts/services/{service}/batches/{batch}/progress.svg"
         | "/charts/services/{service}/trend.svg"
         | "/charts/funds/{currency}/by-service.svg" => SignedIn,
@@ -83,11 +89,13 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/services/{service}/batches/{batch}"
         | "/account"
         | "/actions"
-        | "/actions/{id}" => SignedIn,
+        | "/actions/{id}"
+        | "/alerts" => SignedIn,
         // Its server function asks for the operator role, and the page answers with its status.
         "/actions/new" => Role(runboard_model::Role::Operator),
         // Server functions.
         "/rpc/overview"
+        | "/rpc/alerts"
         | "/rpc/me"
         | "/rpc/service_errors"
         | "/rpc/service_sagas"

@@ -1,8 +1,9 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
-use runboard_model::{Role, SignedIn};
+use runboard_model::{AlertBoard, AlertState, Role, SignedIn};
 
 use crate::server_fns::current_user::current_user;
+use crate::server_fns::read_alerts::read_alerts;
 
 /// The signed-in person, read once per page and shared with every screen through context.
 #[derive(Clone, Copy)]
@@ -30,6 +31,7 @@ const SCREENS: &[(&str, &str)] = &[
     ("Batches", "/batches"),
     ("Funds", "/funds"),
     ("Actions", "/actions"),
+    ("Alerts", "/alerts"),
 ];
 
 /// Page frame: skip link, navigation, and the main region with an error boundary,
@@ -42,6 +44,8 @@ pub fn Layout(children: Children) -> impl IntoView {
     Effect::new(move || hydrated.set(true));
     let me = Resource::new(|| (), |()| current_user());
     provide_context(CurrentUser(me));
+    // The navigation says how many alerts fire on every page, so nobody must go looking.
+    let alerts = Resource::new(|| (), |()| read_alerts());
 
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
@@ -53,7 +57,10 @@ pub fn Layout(children: Children) -> impl IntoView {
                         .iter()
                         .map(|(label, href)| view! {
                             <li>
-                                <A href=*href exact=*href == "/">{*label}</A>
+                                <A href=*href exact=*href == "/">
+                                    {*label}
+                                    {(*href == "/alerts").then(|| view! { <FiringCount alerts /> })}
+                                </A>
                             </li>
                         })
                         .collect_view()}
@@ -87,6 +94,26 @@ pub fn Layout(children: Children) -> impl IntoView {
                 }
             }>{children()}</ErrorBoundary>
         </main>
+    }
+}
+
+/// How many alerts fire, beside "Alerts" in the navigation; nothing while none does.
+#[component]
+fn FiringCount(alerts: Resource<Result<AlertBoard, ServerFnError>>) -> impl IntoView {
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let firing = alerts
+                    .await
+                    .map(|board| board.alerts.iter().filter(|a| a.state == AlertState::Firing).count())
+                    .unwrap_or_default();
+                (firing > 0).then(|| view! {
+                    <span class="count firing" data-testid="nav-alerts-firing">
+                        " "{firing}<span class="visually-hidden">" firing"</span>
+                    </span>
+                })
+            })}
+        </Suspense>
     }
 }
 

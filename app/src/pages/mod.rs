@@ -2,6 +2,7 @@ pub mod access;
 pub mod account;
 pub mod action;
 pub mod actions;
+pub mod alerts;
 pub mod batch;
 pub mod batches;
 pub mod funds;

@@ -1,5 +1,6 @@
 //! Server functions, one per file. Each is a public endpoint: it checks its caller itself.
 
+pub mod acknowledge_alert;
 pub mod all_batches;
 pub mod approve_action;
 pub mod ask_for_action;
@@ -13,9 +14,9 @@ pub mod list_actions;
 pub mod lookup_ids;
 pub mod my_api_tokens;
 pub mod people_with_access;
-
 pub mod read_action;
 pub mod read_action_form;
+pub mod read_alerts;
 pub mod read_funds;
 pub mod read_overview;
 pub mod read_person_access;
@@ -25,6 +26,7 @@ pub mod resume_action;
 pub mod revoke_api_token;
 pub mod service_errors;
 pub mod service_sagas;
+pub mod silence_alerts;
 pub mod submit_action;
 
 #[cfg(feature = "ssr")]

@@ -9,7 +9,7 @@ mod alerts;
 mod message;
 
 use chrono::{DateTime, Utc};
-use runboard_model::{ServiceName, Watch};
+use runboard_model::{ServiceName, Silence, UnknownWatch, User, Watch};
 
 pub use alerts::AcknowledgeError;
 
@@ -191,6 +191,87 @@ pub(crate) async fn judge_poll(
 
 fn to_chrono(duration: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+/// The longest a silence may last: a watch nobody wants for longer is turned off in the
+/// config, where a review sees it.
+const LONGEST_SILENCE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// A silence as someone asked for it, from the API or the Alerts screen; an empty service
+/// or watch means all.
+pub struct SilenceRequest<'a> {
+    pub service: Option<&'a str>,
+    pub watch: Option<&'a str>,
+    /// How long, as `2h` or `30m`.
+    pub lasting: &'a str,
+    pub reason: &'a str,
+}
+
+/// Why a silence was refused: each says what to send instead.
+#[derive(Debug, thiserror::Error)]
+pub enum SilenceError {
+    #[error("there is no service {0:?} to silence")]
+    UnknownService(String),
+    #[error(transparent)]
+    UnknownWatch(#[from] UnknownWatch),
+    #[error("\"for\" is not a duration ({0}): give one such as \"30m\" or \"2h\"")]
+    NotADuration(humantime::DurationError),
+    #[error(
+        "a silence lasts more than nothing and at most 7 days; to stop a watch for longer, turn it off in the config (watches.off)"
+    )]
+    Length,
+    #[error("say why in \"reason\": the others see it on the Alerts screen")]
+    NoReason,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl App {
+    /// Silences the alerts `request` names for as long as it says, on behalf of `by`.
+    pub async fn silence_alerts(
+        &self,
+        by: &User,
+        request: SilenceRequest<'_>,
+    ) -> Result<Silence, SilenceError> {
+        let service = match all_if_empty(request.service) {
+            None => None,
+            Some(name) => Some(
+                self.fleet
+                    .service(name)
+                    .map(|connector| connector.name().clone())
+                    .ok_or_else(|| SilenceError::UnknownService(name.to_owned()))?,
+            ),
+        };
+        let watch = all_if_empty(request.watch)
+            .map(str::parse::<Watch>)
+            .transpose()?;
+        let lasting = humantime::parse_duration(request.lasting.trim())
+            .map_err(SilenceError::NotADuration)?;
+        if lasting.is_zero() || lasting > LONGEST_SILENCE {
+            return Err(SilenceError::Length);
+        }
+        let reason = request.reason.trim();
+        if reason.is_empty() {
+            return Err(SilenceError::NoReason);
+        }
+        let now = Utc::now();
+        Ok(self
+            .store
+            .silence_alerts(
+                service.as_ref(),
+                watch,
+                now + to_chrono(lasting),
+                reason,
+                &by.name,
+                now,
+            )
+            .await?)
+    }
+}
+
+/// What was typed, trimmed; nothing typed means all.
+fn all_if_empty(text: Option<&str>) -> Option<&str> {
+    text.map(str::trim).filter(|t| !t.is_empty())
 }
 
 /// Why a message about an alert is sent.

@@ -1,23 +1,17 @@
 //! The watches' alerts: the board, acknowledging one, and silencing for a while.
 
-use std::time::Duration;
-
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use runboard_core::identity::Caller;
-use runboard_core::watches::AcknowledgeError;
-use runboard_model::{Alert, AlertBoard, Silence, Watch};
+use runboard_core::watches::{AcknowledgeError, SilenceError, SilenceRequest};
+use runboard_model::{Alert, AlertBoard, Silence};
 use serde::Deserialize;
 
 use super::{body, user_of};
 use crate::error::{ApiError, bad_request, conflict, internal, not_found};
 use crate::http::ServerState;
-
-/// The longest a silence may last: a watch nobody wants for longer is turned off in the
-/// config, where a review sees it.
-const LONGEST_SILENCE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// `GET /api/v1/alerts`: every open alert, those resolved in the last 7 days, and the
 /// silences in force.
@@ -90,46 +84,22 @@ pub async fn silence(
         request,
         r#"{"service": "payments", "watch": "money_held", "for": "2h", "reason": "…"} (service and watch may be left out)"#,
     )?;
-    let service = match request.service.as_deref() {
-        None => None,
-        Some(name) => Some(
-            state
-                .app
-                .fleet
-                .service(name)
-                .map(|connector| connector.name().clone())
-                .ok_or_else(|| not_found(format!("there is no service {name:?} to silence")))?,
-        ),
-    };
-    let watch = request
-        .watch
-        .as_deref()
-        .map(str::parse::<Watch>)
-        .transpose()
-        .map_err(|e| bad_request(e.to_string()))?;
-    let lasting = humantime::parse_duration(&request.lasting).map_err(|e| {
-        bad_request(format!(
-            "\"for\" is not a duration ({e}): give one such as \"30m\" or \"2h\""
-        ))
-    })?;
-    if lasting.is_zero() || lasting > LONGEST_SILENCE {
-        return Err(bad_request(
-            "a silence lasts more than nothing and at most 7 days; to stop a watch for longer, turn it off in the config (watches.off)",
-        ));
-    }
-    let reason = request.reason.trim();
-    if reason.is_empty() {
-        return Err(bad_request(
-            "say why in \"reason\": the others see it on the Alerts screen",
-        ));
-    }
-    let now = Utc::now();
-    let until: DateTime<Utc> = now + chrono::Duration::from_std(lasting).unwrap_or_default();
     state
         .app
-        .store
-        .silence_alerts(service.as_ref(), watch, until, reason, &user.name, now)
+        .silence_alerts(
+            user,
+            SilenceRequest {
+                service: request.service.as_deref(),
+                watch: request.watch.as_deref(),
+                lasting: &request.lasting,
+                reason: &request.reason,
+            },
+        )
         .await
         .map(Json)
-        .map_err(|e| internal("silencing alerts", e))
+        .map_err(|error| match error {
+            SilenceError::UnknownService(_) => not_found(error.to_string()),
+            SilenceError::Store(e) => internal("silencing alerts", e),
+            invalid => bad_request(invalid.to_string()),
+        })
 }

@@ -1,0 +1,12 @@
+use leptos::prelude::*;
+use runboard_model::AlertBoard;
+
+/// The alerts board: open alerts, those resolved in the last 7 days, the silences in force.
+#[server(prefix = "/rpc", endpoint = "alerts")]
+pub async fn read_alerts() -> Result<AlertBoard, ServerFnError> {
+    let app = super::app_for(super::Access::Read)?;
+    app.store
+        .alert_board(chrono::Utc::now())
+        .await
+        .map_err(|e| super::internal("reading the alerts", e))
+}

@@ -1,0 +1,44 @@
+import { test, expect } from "@playwright/test";
+import AxeBuilder from "@axe-core/playwright";
+
+// Alerts against the demo: it watches any money payments holds, so money-held alerts fire
+// from the first poll. Alice, signed in, is an operator.
+
+test("the navigation counts firing alerts, an alert opens its filtered page, and acknowledging takes it off the count", async ({ page }) => {
+  const count = page.getByTestId("nav-alerts-firing");
+  await expect(async () => {
+    await page.goto("/alerts");
+    await expect(count).toBeVisible({ timeout: 500 });
+  }).toPass({ timeout: 30_000 });
+  await expect(page.locator("main#main")).toHaveAttribute("data-hydrated", "true");
+  const firingBefore = Number((await count.textContent())!.replace(/\D/g, ""));
+  expect(firingBefore).toBeGreaterThan(0);
+
+  const results = await new AxeBuilder({ page }).analyze();
+  const blocking = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id);
+  expect(blocking).toEqual([]);
+
+  // A money-held alert links to the service on the Funds page.
+  const money = page.getByTestId("alerts-firing").getByTestId("alert").filter({ hasText: "Money held" }).first();
+  await expect(money).toContainText(/Money held \([A-Z]{3}\) on payments: [\d.]+ [A-Z]{3} withheld/);
+  await money.getByRole("link", { name: "Open the problem" }).click();
+  await expect(page).toHaveURL(/\/funds#payments$/);
+  await expect(page.locator("section#payments")).toBeVisible();
+
+  // Acknowledged with a note, it moves to its group and off the count.
+  await page.goto("/alerts");
+  await expect(page.locator("main#main")).toHaveAttribute("data-hydrated", "true");
+  const first = page.getByTestId("alerts-firing").getByTestId("alert").first();
+  const summary = (await first.locator("p").first().textContent())!;
+  await first.getByLabel("What you are doing (optional)").fill("moving the funds by hand");
+  await first.getByRole("button", { name: "Acknowledge" }).click();
+  const acknowledged = page.getByTestId("alerts-acknowledged").getByTestId("alert").filter({ hasText: summary.split(":")[0] });
+  await expect(acknowledged.first()).toContainText("acknowledged by Alice");
+  await expect(acknowledged.first()).toContainText("moving the funds by hand");
+  await page.reload();
+  if (firingBefore > 1) {
+    await expect(count).toHaveText(new RegExp(`^\\s*${firingBefore - 1}\\s*firing$`));
+  } else {
+    await expect(count).toHaveCount(0);
+  }
+});
