@@ -115,7 +115,8 @@ test("an unknown address shows a 404 page with a way back", async ({ page }) => 
 test("the navigation links every screen and marks the current one", async ({ page }) => {
   await page.goto("/");
   const nav = page.getByRole("navigation", { name: "Screens" });
-  await expect(nav.getByRole("link")).toHaveText(["Overview", "Lookup", "Batches", "Funds", "Actions"]);
+  // Alerts says how many fire, when any does.
+  await expect(nav.getByRole("link")).toHaveText(["Overview", "Lookup", "Batches", "Funds", "Actions", /^Alerts( \d+ firing)?$/]);
   await expect(nav.getByRole("link", { name: "Overview" })).toHaveAttribute("aria-current", "page");
   await hydrated(page);
   await nav.getByRole("link", { name: "Actions" }).click();
@@ -123,7 +124,7 @@ test("the navigation links every screen and marks the current one", async ({ pag
   await expect(nav.getByRole("link", { name: "Actions" })).toHaveAttribute("aria-current", "page");
 });
 
-for (const path of ["/", "/services/onboarding", "/services/payments?status=failed", "/batches", "/lookup", "/funds", "/actions", "/actions/new?service=payments", "/account", "/no/such/screen"]) {
+for (const path of ["/", "/services/onboarding", "/services/payments?status=failed", "/batches", "/lookup", "/funds", "/actions", "/actions/new?service=payments", "/alerts", "/account", "/no/such/screen"]) {
   test(`no serious or critical accessibility violation on ${path}`, async ({ page }) => {
     await polled(page, "/");
     await page.goto(path);
