@@ -206,21 +206,30 @@ impl Store {
             .collect()
     }
 
-    /// Keeps the alerts of `service` as one poll found them: each condition's alert opened
-    /// or brought up to date, and the open alerts of the `judged` watches whose condition
-    /// no longer holds resolved. Returns those resolved that their team was told of.
+    /// Keeps the alerts of `service` as one poll found them, and returns the messages due,
+    /// each claimed for this replica by the statement that records it as told:
+    /// - each condition's alert opened, or brought up to date if open;
+    /// - the open alerts of the `judged` watches whose condition no longer holds resolved
+    ///   (told if their team was told they fired);
+    /// - the first message of a firing alert nobody silenced, and one reminder
+    ///   `repeat_after` later while nobody acknowledged it.
     pub(super) async fn keep_alerts(
         &self,
         service: &str,
         judged: &[Watch],
         conditions: &[Condition],
+        repeat_after: chrono::Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<(Alert, Told)>, StoreError> {
         on_pool!(self.pool, |pool| {
             for condition in conditions {
-                let kept = sqlx::query(
-                    "UPDATE alert SET summary = $4, link = $5, last_seen_at = $6
-                     WHERE service = $1 AND watch = $2 AND subject = $3 AND resolved_at IS NULL",
+                // However many replicas see it, the index keeps one open alert.
+                sqlx::query(
+                    "INSERT INTO alert (service, watch, subject, summary, link, fired_at, last_seen_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $6)
+                     ON CONFLICT (service, watch, subject) WHERE resolved_at IS NULL
+                     DO UPDATE SET summary = excluded.summary, link = excluded.link,
+                                   last_seen_at = excluded.last_seen_at",
                 )
                 .bind(service)
                 .bind(condition.watch.as_str())
@@ -229,70 +238,21 @@ impl Store {
                 .bind(&condition.link)
                 .bind(now)
                 .execute(pool)
-                .await?
-                .rows_affected();
-                if kept == 0 {
-                    // Another replica may open it between the two: the index keeps one.
-                    sqlx::query(
-                        "INSERT INTO alert (service, watch, subject, summary, link, fired_at, last_seen_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $6)
-                         ON CONFLICT (service, watch, subject) WHERE resolved_at IS NULL DO NOTHING",
-                    )
-                    .bind(service)
-                    .bind(condition.watch.as_str())
-                    .bind(&condition.subject)
-                    .bind(&condition.summary)
-                    .bind(&condition.link)
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-                }
+                .await?;
             }
         });
-        let mut resolved = Vec::new();
+        let mut due = Vec::new();
         for open in self.open_alerts(service, now).await? {
-            let alert = &open.alert;
+            let mut alert = open.alert;
             let holds = conditions
                 .iter()
                 .any(|c| c.watch == alert.watch && c.subject == alert.subject);
-            if holds || !judged.contains(&alert.watch) {
-                continue;
-            }
-            let done = on_pool!(self.pool, |pool| {
-                sqlx::query(
-                    "UPDATE alert SET resolved_at = $2 WHERE id = $1 AND resolved_at IS NULL",
-                )
-                .bind(alert.id)
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected()
-            });
-            if done == 1 && open.notified_at.is_some() {
-                let mut alert = open.alert;
-                alert.state = AlertState::Resolved;
-                alert.resolved_at = Some(now);
-                resolved.push((alert, Told::Resolved));
-            }
-        }
-        Ok(resolved)
-    }
-
-    /// The messages due about the open alerts of `service`, each claimed for this replica
-    /// by the statement that records it as told: the first of a firing alert nobody
-    /// silenced, and one reminder `repeat_after` later while nobody acknowledged it.
-    pub(super) async fn claim_messages(
-        &self,
-        service: &ServiceName,
-        repeat_after: chrono::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(Alert, Told)>, StoreError> {
-        let mut due = Vec::new();
-        for open in self.open_alerts(service.as_str(), now).await? {
-            if open.alert.state != AlertState::Firing {
-                continue;
-            }
             let (told, claim) = match (open.notified_at, open.reminded_at) {
+                _ if !holds && judged.contains(&alert.watch) => (
+                    Told::Resolved,
+                    "UPDATE alert SET resolved_at = $2 WHERE id = $1 AND resolved_at IS NULL",
+                ),
+                _ if alert.state != AlertState::Firing => continue,
                 (None, _) => (
                     Told::Fired,
                     "UPDATE alert SET notified_at = $2 WHERE id = $1 AND notified_at IS NULL",
@@ -305,14 +265,19 @@ impl Store {
             };
             let won = on_pool!(self.pool, |pool| {
                 sqlx::query(claim)
-                    .bind(open.alert.id)
+                    .bind(alert.id)
                     .bind(now)
                     .execute(pool)
                     .await?
                     .rows_affected()
             });
-            if won == 1 {
-                due.push((open.alert, told));
+            if told == Told::Resolved {
+                alert.state = AlertState::Resolved;
+                alert.resolved_at = Some(now);
+            }
+            // A resolution is told only to a team that was told the alert fired.
+            if won == 1 && (told != Told::Resolved || open.notified_at.is_some()) {
+                due.push((alert, told));
             }
         }
         Ok(due)

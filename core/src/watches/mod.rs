@@ -166,13 +166,15 @@ pub(crate) async fn judge_poll(
             judged
         }
     };
-    let resolved = app
-        .store
-        .keep_alerts(service.as_str(), &judged, &conditions, now)
-        .await?;
     let to_tell = app
         .store
-        .claim_messages(service, to_chrono(config.repeat_after), now)
+        .keep_alerts(
+            service.as_str(),
+            &judged,
+            &conditions,
+            to_chrono(config.repeat_after),
+            now,
+        )
         .await?;
     let webhook = config
         .teams
@@ -181,7 +183,7 @@ pub(crate) async fn judge_poll(
         .or_else(|| app.config.actions.webhook_url.clone());
     if let Some(webhook) = webhook {
         let public_url = app.config.public_url();
-        for (alert, told) in to_tell.into_iter().chain(resolved) {
+        for (alert, told) in to_tell {
             app.notifier
                 .post(webhook.clone(), message::text(&alert, told, &public_url));
         }
