@@ -375,9 +375,16 @@ pub struct WatchesConfig {
     pub failures_above: u64,
     /// ... or when they grew by more than this share over `window` (0.5: by half).
     pub failures_growth: f64,
-    /// How far back *failures rising* looks for growth.
+    /// How far back *failures rising* looks for growth, and how long an error message must
+    /// have been absent from failed sagas to be *new* when it appears.
     #[serde(with = "humantime_serde")]
     pub window: Duration,
+    /// *stalled batch* fires for a batch with items pending and none finished for this long...
+    #[serde(with = "humantime_serde")]
+    pub stall_after: Duration,
+    /// ... or whose failed items pass this share of those finished (0.1: one in ten), once
+    /// at least 10 have finished. Batches that finished more than `window` ago are let be.
+    pub batch_failed_share: f64,
     /// *money held* fires when withheld funds of a currency pass its figure here:
     /// `{ EUR = "50000" }`. A currency not named is not watched.
     pub money_held_above: std::collections::BTreeMap<String, rust_decimal::Decimal>,
@@ -399,6 +406,8 @@ impl Default for WatchesConfig {
             failures_above: 1000,
             failures_growth: 0.5,
             window: Duration::from_secs(3600),
+            stall_after: Duration::from_secs(15 * 60),
+            batch_failed_share: 0.1,
             money_held_above: Default::default(),
             unreachable_polls: 3,
             off: Vec::new(),
@@ -422,11 +431,70 @@ pub struct TeamRoute {
 pub struct WatchTuning {
     pub failures_above: Option<u64>,
     pub failures_growth: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    pub stall_after: Option<Duration>,
+    pub batch_failed_share: Option<f64>,
     pub money_held_above: Option<std::collections::BTreeMap<String, rust_decimal::Decimal>>,
     pub unreachable_polls: Option<u32>,
     /// Watches turned off for this service, beside those `[watches]` turns off.
     #[serde(default)]
     pub off: Vec<runboard_model::Watch>,
+}
+
+impl WatchTuning {
+    /// The figures given that no watch can work with, as `(field, what is wrong)`: the one
+    /// check of `[watches]` and of every `[services.watches]`.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if let Some(growth) = self.failures_growth
+            && (growth.is_nan() || growth <= 0.0)
+        {
+            return Some((
+                "failures_growth",
+                format!(
+                    "expected a share above 0 (0.5 fires when failures grew by half), got {growth}"
+                ),
+            ));
+        }
+        if let Some(share) = self.batch_failed_share
+            && !(share > 0.0 && share <= 1.0)
+        {
+            return Some((
+                "batch_failed_share",
+                format!(
+                    "expected a share above 0 and at most 1 (0.1 fires when one finished item in ten failed), got {share}"
+                ),
+            ));
+        }
+        if self.stall_after.is_some_and(|d| d.is_zero()) {
+            return Some((
+                "stall_after",
+                "must be longer than 0s (to turn the watch off, put \"stalled_batch\" in off)"
+                    .into(),
+            ));
+        }
+        if self.unreachable_polls == Some(0) {
+            return Some((
+                "unreachable_polls",
+                "expected 1 or more failed polls in a row (to turn the watch off, put \"service_unreachable\" in off)".into(),
+            ));
+        }
+        None
+    }
+}
+
+impl WatchesConfig {
+    /// `[watches]`'s figures as a tuning that gives every one.
+    fn as_tuning(&self) -> WatchTuning {
+        WatchTuning {
+            failures_above: Some(self.failures_above),
+            failures_growth: Some(self.failures_growth),
+            stall_after: Some(self.stall_after),
+            batch_failed_share: Some(self.batch_failed_share),
+            money_held_above: Some(self.money_held_above.clone()),
+            unreachable_polls: Some(self.unreachable_polls),
+            off: self.off.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -540,6 +608,9 @@ impl ServiceConfig {
         }
         if self.stuck_after.is_some_and(|d| d.is_zero()) {
             return problem("stuck_after", "must be longer than 0s".into());
+        }
+        if let Some((field, message)) = self.watches.problem() {
+            return problem(format!("watches.{field}"), message);
         }
         if self.query_timeout.is_zero() || self.max_connections == 0 || self.row_limit == 0 {
             return problem(
@@ -786,20 +857,8 @@ impl Config {
                 "expected a postgres://… or sqlite://… URL (or leave it out for an SQLite file in store.data_dir)".into(),
             );
         }
-        if self.watches.failures_growth.is_nan() || self.watches.failures_growth <= 0.0 {
-            return invalid(
-                "watches.failures_growth".into(),
-                format!(
-                    "expected a share above 0 (0.5 fires when failures grew by half), got {}",
-                    self.watches.failures_growth
-                ),
-            );
-        }
-        if self.watches.unreachable_polls == 0 {
-            return invalid(
-                "watches.unreachable_polls".into(),
-                "expected 1 or more failed polls in a row (to turn the watch off, put \"service_unreachable\" in watches.off)".into(),
-            );
+        if let Some((field, message)) = self.watches.as_tuning().problem() {
+            return invalid(format!("watches.{field}"), message);
         }
         if let Some(client) = &self.mission_control_tokens {
             if !matches!(client.token_url.scheme(), "http" | "https") {
@@ -1103,6 +1162,35 @@ mod tests {
     fn duplicate_service_names_are_refused_with_the_key() {
         let err = parse(&TWO_SERVICES.replace("\"ledger\"", "\"payments\"")).unwrap_err();
         assert!(err.to_string().contains("services[1].name"), "{err}");
+    }
+
+    #[test]
+    fn watch_figures_no_watch_can_use_are_refused_alike_everywhere_and_a_service_is_named() {
+        for (figure, says) in [
+            ("failures_growth = 0.0", "watches.failures_growth"),
+            ("batch_failed_share = 1.5", "watches.batch_failed_share"),
+            ("stall_after = \"0s\"", "watches.stall_after"),
+            ("unreachable_polls = 0", "watches.unreachable_polls"),
+        ] {
+            let everywhere = parse(&format!("[watches]\n{figure}\n{TWO_SERVICES}"))
+                .unwrap_err()
+                .to_string();
+            assert!(everywhere.contains(says), "{figure}: {everywhere}");
+            let for_ledger = parse(&format!("{TWO_SERVICES}\n[services.watches]\n{figure}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                for_ledger.contains(&format!("services[1].{says} (service ledger)")),
+                "{figure}: {for_ledger}"
+            );
+        }
+        let tuned = parse(&format!(
+            "{TWO_SERVICES}\n[services.watches]\nstall_after = \"2m\"\nbatch_failed_share = 0.3\n"
+        ))
+        .unwrap();
+        let ledger = &tuned.services[1].watches;
+        assert_eq!(ledger.stall_after, Some(Duration::from_secs(120)));
+        assert_eq!(ledger.batch_failed_share, Some(0.3));
     }
 
     #[test]

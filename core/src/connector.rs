@@ -310,6 +310,7 @@ struct BatchRow {
     done: i64,
     failed: i64,
     pending: i64,
+    last_finished_at: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -792,6 +793,28 @@ impl Connector {
             .collect())
     }
 
+    /// The saga that failed first with `error_message`, of those failed with it now.
+    pub(crate) async fn first_failed_with(
+        &self,
+        error_message: &str,
+    ) -> Result<Option<String>, ReadError> {
+        let mut sql = Sql::default();
+        let p = sql.param(Param::Text(error_message.to_owned()));
+        let query = format!(
+            "SELECT saga_id FROM ({}) AS supervisor_view WHERE NOT completed AND error_message = {p} \
+             ORDER BY updated_at, saga_id LIMIT 1",
+            self.queries.supervisor_view,
+        );
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            saga_id: String,
+        }
+        let rows: Vec<Row> = self
+            .fetch_all("supervisor_view", &query, &sql.params)
+            .await?;
+        Ok(rows.into_iter().next().map(|r| r.saga_id))
+    }
+
     /// Batches, newest first, with their items counted by status.
     pub async fn batches(&self, batch_id: Option<&str>) -> Result<Vec<BatchProgress>, ReadError> {
         let mut sql = Sql::default();
@@ -799,12 +822,31 @@ impl Connector {
             let p = sql.param(Param::Text(id.to_owned()));
             sql.and(format!("batch_run.batch_id = {p}"));
         }
+        self.batch_progress(sql).await
+    }
+
+    /// The batches the *stalled batch* watch looks at: those running, and those finished
+    /// since `finished_since`.
+    pub(crate) async fn batches_to_watch(
+        &self,
+        finished_since: DateTime<Utc>,
+    ) -> Result<Vec<BatchProgress>, ReadError> {
+        let mut sql = Sql::default();
+        let p = sql.param(Param::Time(finished_since));
+        sql.and(format!(
+            "(batch_run.finished_at IS NULL OR batch_run.finished_at > {p})"
+        ));
+        self.batch_progress(sql).await
+    }
+
+    async fn batch_progress(&self, mut sql: Sql) -> Result<Vec<BatchProgress>, ReadError> {
         let l = sql.param(Param::Int(i64::from(self.row_limit)));
         let query = format!(
             "SELECT batch_run.batch_id, batch_run.name, batch_run.started_at, batch_run.finished_at, \
                COALESCE(SUM(CASE WHEN batch_item.status = 'done' THEN 1 ELSE 0 END), 0) AS done, \
                COALESCE(SUM(CASE WHEN batch_item.status = 'failed' THEN 1 ELSE 0 END), 0) AS failed, \
-               COALESCE(SUM(CASE WHEN batch_item.status = 'pending' THEN 1 ELSE 0 END), 0) AS pending \
+               COALESCE(SUM(CASE WHEN batch_item.status = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+               MAX(CASE WHEN batch_item.status IN ('done', 'failed') THEN batch_item.updated_at END) AS last_finished_at \
              FROM ({}) AS batch_run LEFT JOIN ({}) AS batch_item ON batch_item.batch_id = batch_run.batch_id \
              {} GROUP BY batch_run.batch_id, batch_run.name, batch_run.started_at, batch_run.finished_at \
              ORDER BY batch_run.started_at DESC, batch_run.batch_id LIMIT {l}",
@@ -823,6 +865,7 @@ impl Connector {
                 done: count(row.done),
                 failed: count(row.failed),
                 pending: count(row.pending),
+                last_finished_at: row.last_finished_at,
             })
             .collect())
     }

@@ -62,6 +62,12 @@ struct Message<'a> {
     link: String,
 }
 
+/// A link button under a message, as Slack's blocks draw it.
+pub(crate) struct Button {
+    pub(crate) label: &'static str,
+    pub(crate) url: String,
+}
+
 /// The webhook, if one is configured, and where Runboard's pages are.
 pub struct Notifier {
     webhook: Option<Url>,
@@ -129,18 +135,35 @@ impl Notifier {
     /// Sends the message in the background; returns at once.
     pub fn send(&self, event: Event, action: &Action) {
         if let Some(webhook) = self.webhook.clone() {
-            self.post(webhook, self.text(event, action));
+            self.post(webhook, self.text(event, action), None);
         }
     }
 
-    /// Posts `text` to `webhook` in the background; returns at once. A webhook that is
-    /// slow or down is logged: it never holds up an action or a poll.
-    pub(crate) fn post(&self, webhook: Url, text: String) {
+    /// Posts `text` to `webhook` in the background, with `button` under it where given;
+    /// returns at once. A webhook that is slow or down is logged: it never holds up an
+    /// action or a poll.
+    pub(crate) fn post(&self, webhook: Url, text: String, button: Option<Button>) {
         let http = self.http.clone();
+        let payload = match button {
+            None => serde_json::json!({ "text": text }),
+            // Slack shows the blocks; a receiver that knows none shows the text, whose
+            // last line carries the same link.
+            Some(button) => serde_json::json!({
+                "text": text,
+                "blocks": [
+                    { "type": "section", "text": { "type": "mrkdwn", "text": text } },
+                    { "type": "actions", "elements": [{
+                        "type": "button",
+                        "text": { "type": "plain_text", "text": button.label },
+                        "url": button.url,
+                    }] },
+                ],
+            }),
+        };
         tokio::spawn(async move {
             let sent = http
                 .post(webhook)
-                .json(&serde_json::json!({ "text": text }))
+                .json(&payload)
                 .send()
                 .await
                 .and_then(|r| r.error_for_status());

@@ -42,3 +42,22 @@ test("the navigation counts firing alerts, an alert opens its filtered page, and
     await expect(count).toHaveCount(0);
   }
 });
+
+test("each open alert shows on its service's overview row, linking to its problem, and on the service's page", async ({ page }) => {
+  const payments = page.locator("tr", { has: page.getByRole("link", { name: "payments", exact: true }) });
+  const badge = payments.getByTestId("row-alert").filter({ hasText: "Money held" }).first();
+  await expect(async () => {
+    await page.goto("/");
+    await expect(badge).toBeVisible({ timeout: 500 });
+  }).toPass({ timeout: 30_000 });
+  await expect(page.locator("main#main")).toHaveAttribute("data-hydrated", "true");
+  await expect(badge).toHaveAttribute("title", /withheld by failed and stuck sagas/);
+  await badge.click();
+  await expect(page).toHaveURL(/\/funds#payments$/);
+
+  await page.goto("/services/payments");
+  const panel = page.getByTestId("service-alerts");
+  await expect(panel.getByRole("heading", { name: "Alerts" })).toBeVisible();
+  await expect(panel).toContainText(/Money held.*withheld by failed and stuck sagas/);
+  await expect(panel.getByRole("link", { name: "Acknowledge or silence on the Alerts screen" }).first()).toHaveAttribute("href", "/alerts");
+});

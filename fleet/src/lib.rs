@@ -12,7 +12,9 @@
 //!
 //! Every service has `retrySagas` and `forceCompleteSagas`; all mission-control mutations
 //! take `dryRun`, honour `Idempotency-Key` and are logged (see [`Fleet::call_log`]).
-//! `setFixDeployed(on)` is a demo control: with the fix on, retries succeed.
+//! `setFixDeployed(on)` is a demo control: with the fix on, retries succeed;
+//! `setPayoutWorker(running)` stops and resumes the payout batch; `injectError` makes
+//! sagas fail with a message of one's choosing.
 //!
 //! [`Fleet::start`] runs them; [`seed`] fills a service database with many sagas for benchmarks.
 
@@ -195,6 +197,27 @@ impl Fleet {
     /// completion; with it off, they fail again with the same error.
     pub fn set_fix_deployed(&self, on: bool) {
         self.fix.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The demo's payout worker switch: off, payouts' running batch stops advancing (as the
+    /// Friday batch did) while its service answers as ever; on, it moves again.
+    pub fn set_payout_worker(&self, running: bool) {
+        for r in &self.running {
+            r.service.set_payout_worker(running);
+        }
+    }
+
+    /// Starts `count` sagas of `service` that fail at once with `message`; returns their ids.
+    pub async fn inject_error(
+        &self,
+        service: &str,
+        message: &str,
+        count: u32,
+    ) -> Result<Vec<String>, FleetError> {
+        self.find(service)?
+            .service
+            .inject_error(message, count)
+            .await
     }
 
     /// Every mission-control call `service` received, oldest first.

@@ -476,6 +476,42 @@ impl DemoMutations {
         Ok(on)
     }
 
+    /// Demo control, not a mission-control action: stops (`false`) or resumes (`true`) the
+    /// worker of payouts' batch, so that it stalls half-way as the Friday batch did.
+    /// Returns the new setting; an error on a service with no payout batch.
+    async fn set_payout_worker(
+        &self,
+        ctx: &Context<'_>,
+        running: bool,
+    ) -> async_graphql::Result<bool> {
+        let (service, _) = parts(ctx)?;
+        if !service.set_payout_worker(running) {
+            return Err(format!("{} has no payout batch; ask payouts", service.spec.name).into());
+        }
+        Ok(running)
+    }
+
+    /// Demo control, not a mission-control action: starts `count` sagas (1 to 1,000) that
+    /// fail at once with `message`, as a fault nobody has seen yet would make them.
+    /// Returns their ids.
+    async fn inject_error(
+        &self,
+        ctx: &Context<'_>,
+        message: String,
+        #[graphql(default = 1)] count: i32,
+    ) -> async_graphql::Result<Vec<ID>> {
+        let (service, _) = parts(ctx)?;
+        let count = u32::try_from(count)
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or("count must be 1 to 1000")?;
+        if message.trim().is_empty() {
+            return Err("message must say what failed".into());
+        }
+        let ids = service.inject_error(&message, count).await?;
+        Ok(ids.into_iter().map(ID).collect())
+    }
+
     /// Demo control, not a mission-control action: puts exactly these entities of this
     /// service on legal hold (an empty list lifts every hold). A real call naming one is
     /// refused as a whole, as a service refuses an entity it objects to; dry runs pass.

@@ -1,4 +1,5 @@
-//! One simulated service: its database, its load generator's tick, and its fix switch.
+//! One simulated service: its database, its load generator's tick, its fix switch and its
+//! demo controls.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,9 @@ pub(crate) struct Service {
     fix: Arc<AtomicBool>,
     /// Serialises this process's writes: the load generator and mission-control calls.
     pub(crate) writer: tokio::sync::Mutex<()>,
+    /// Whether the load generator works off the payout batch (a demo control: off, the
+    /// batch stalls as the Friday batch did).
+    payout_worker: AtomicBool,
     /// Entities on legal hold (a demo control): a real call naming one is refused as a
     /// whole, as a service refuses an entity it objects to; dry runs still pass.
     legal_hold: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -47,6 +51,7 @@ impl Service {
             db,
             fix,
             writer: tokio::sync::Mutex::new(()),
+            payout_worker: AtomicBool::new(true),
             legal_hold: Default::default(),
         };
         service.seed_history_if_empty().await?;
@@ -59,6 +64,39 @@ impl Service {
 
     pub(crate) fn set_fix_deployed(&self, on: bool) {
         self.fix.store(on, Ordering::Relaxed);
+    }
+
+    /// Starts or stops the payout batch's worker; `false` for a service that has none.
+    pub(crate) fn set_payout_worker(&self, running: bool) -> bool {
+        if self.spec.kind != Kind::Payouts {
+            return false;
+        }
+        self.payout_worker.store(running, Ordering::Relaxed);
+        true
+    }
+
+    /// Starts `count` sagas that fail at once with `message`, as a fault nobody has seen
+    /// yet would make them; returns their ids.
+    pub(crate) async fn inject_error(
+        &self,
+        message: &str,
+        count: u32,
+    ) -> Result<Vec<String>, FleetError> {
+        let _writer = self.writer.lock().await;
+        let now = now();
+        let saga_type = self.spec.saga_types[0].name;
+        let mut tx = self.db.begin().await?;
+        let mut started = Vec::new();
+        for _ in 0..count {
+            let saga_id = self.start_saga(&mut tx, saga_type, now).await?;
+            let saga = crate::sagas::find(&mut tx, &saga_id)
+                .await?
+                .ok_or_else(|| FleetError::Corrupt(format!("saga {saga_id} vanished")))?;
+            self.fail(&mut tx, &saga, message, now).await?;
+            started.push(saga_id);
+        }
+        tx.commit().await?;
+        Ok(started)
     }
 
     /// Puts exactly these entities on legal hold (none: lifts every hold).
@@ -167,7 +205,7 @@ impl Service {
             self.move_on(&mut tx, &mut rng, &saga, now).await?;
         }
 
-        if self.spec.kind == Kind::Payouts {
+        if self.spec.kind == Kind::Payouts && self.payout_worker.load(Ordering::Relaxed) {
             payouts::work_off(&mut tx, PAYOUT_ITEMS_PER_TICK, fixed, now).await?;
             if payouts::next_batch_due(&mut tx, now).await? {
                 NewBatch {

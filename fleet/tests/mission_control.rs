@@ -505,7 +505,79 @@ async fn stopped_service_is_unreachable(backend: Backend) {
     fleet.fleet.shutdown().await;
 }
 
+/// The demo controls the watches' tests use: an error nobody has seen, and a payout worker
+/// that stops.
+async fn demo_controls_inject_an_error_and_stop_the_payout_worker(backend: Backend) {
+    let fleet = TestFleet::start(backend, None).await;
+    let data = fleet
+        .graphql(
+            "onboarding",
+            "mutation { injectError(message: \"kyc vendor: certificate expired\", count: 2) }",
+            json!({}),
+        )
+        .await;
+    let ids: Vec<String> = serde_json::from_value(data["injectError"].clone()).unwrap();
+    assert_eq!(ids.len(), 2);
+    let rows = fleet
+        .rows(
+            "onboarding",
+            "SELECT saga_id FROM supervisor_view WHERE NOT completed \
+             AND error_message = 'kyc vendor: certificate expired' ORDER BY saga_id",
+        )
+        .await;
+    let mut failed: Vec<String> = rows.into_iter().filter_map(|r| r[0].clone()).collect();
+    let mut expected = ids.clone();
+    failed.sort();
+    expected.sort();
+    assert_eq!(
+        failed, expected,
+        "both injected sagas are failed with the message"
+    );
+
+    let (_, refused) = fleet
+        .graphql_with(
+            "onboarding",
+            "mutation { injectError(message: \" \") }",
+            json!({}),
+            &[],
+        )
+        .await;
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("message must say what failed"),
+        "{refused}"
+    );
+
+    let data = fleet
+        .graphql(
+            "payouts",
+            "mutation { setPayoutWorker(running: false) }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["setPayoutWorker"], false);
+    let (_, elsewhere) = fleet
+        .graphql_with(
+            "payments",
+            "mutation { setPayoutWorker(running: false) }",
+            json!({}),
+            &[],
+        )
+        .await;
+    assert!(
+        elsewhere["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("payments has no payout batch"),
+        "{elsewhere}"
+    );
+    fleet.fleet.shutdown().await;
+}
+
 on_both_backends!(
+    demo_controls_inject_an_error_and_stop_the_payout_worker,
     dry_run_changes_nothing_and_retry_moves_sagas_on,
     same_idempotency_key_applies_once,
     bearer_token_is_required,

@@ -10,8 +10,13 @@ use crate::ServiceName;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Watch {
+    /// An error message not seen in the window appears on failed sagas.
+    NewError,
     /// Failed or stuck sagas above a threshold, or grown by more than a share over the window.
     FailuresRising,
+    /// A batch with items pending and none finished for a while, or failing a large share
+    /// of its items.
+    StalledBatch,
     /// Withheld funds of one currency above a threshold.
     MoneyHeld,
     /// The service could not be read for several polls in a row.
@@ -19,8 +24,10 @@ pub enum Watch {
 }
 
 impl Watch {
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 5] = [
+        Self::NewError,
         Self::FailuresRising,
+        Self::StalledBatch,
         Self::MoneyHeld,
         Self::ServiceUnreachable,
     ];
@@ -28,7 +35,9 @@ impl Watch {
     /// The word in the config, the store, the API and the metrics.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::NewError => "new_error",
             Self::FailuresRising => "failures_rising",
+            Self::StalledBatch => "stalled_batch",
             Self::MoneyHeld => "money_held",
             Self::ServiceUnreachable => "service_unreachable",
         }
@@ -37,7 +46,9 @@ impl Watch {
     /// What the watch is called on the screens and in messages.
     pub fn title(self) -> &'static str {
         match self {
+            Self::NewError => "New error",
             Self::FailuresRising => "Failures rising",
+            Self::StalledBatch => "Stalled batch",
             Self::MoneyHeld => "Money held",
             Self::ServiceUnreachable => "Service unreachable",
         }
@@ -110,12 +121,15 @@ pub struct Alert {
     pub service: ServiceName,
     pub watch: Watch,
     /// What in the service the alert is about where a watch can fire for several things at
-    /// once (the currency of money held); empty otherwise.
+    /// once (the error message, the batch, the currency of money held); empty otherwise.
     pub subject: String,
     /// What was seen, in words, as of the latest poll that saw it.
     pub summary: String,
     /// Runboard's page already filtered to the problem, as a path.
     pub link: String,
+    /// Where to ask for the corrective action, as a path, for the watches that have one (a
+    /// new error: retry its sagas; a stalled batch: re-run its failed items).
+    pub ask_link: Option<String>,
     pub state: AlertState,
     pub fired_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,

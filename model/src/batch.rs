@@ -11,6 +11,8 @@ pub struct BatchProgress {
     pub done: u64,
     pub failed: u64,
     pub pending: u64,
+    /// When an item last finished (done or failed); `None` while none has.
+    pub last_finished_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ mod action;
 mod alert;
 mod batch;
 mod identity;
+mod link;
 mod money;
 mod overview;
 mod saga;
@@ -24,6 +25,7 @@ pub use identity::{
     AccessRevoked, ApiToken, IssuedApiToken, PersonAccess, PersonWithAccess, Role, SessionSeen,
     SignedIn, User,
 };
+pub use link::{query_string, url_encode};
 pub use money::{Money, add_to_totals};
 pub use overview::{ServiceFunds, ServiceOverview};
 pub use saga::{

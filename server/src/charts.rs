@@ -409,6 +409,7 @@ mod tests {
             done: 20,
             failed: 2,
             pending: 78,
+            last_finished_at: None,
         };
         let finished: Vec<_> = (0..22)
             .map(|i| {

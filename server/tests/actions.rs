@@ -515,7 +515,9 @@ async fn an_approval_of_a_preview_whose_entities_changed_does_not_run(backend: B
     assert_eq!(status, 200);
 
     // Someone else completes one of the sagas directly at the service meanwhile.
-    force_complete_by_hand(&s, &ids[0]).await;
+    s.fleet
+        .force_complete_by_hand("onboarding", &ids[0..=0])
+        .await;
 
     run_engine(&s.app).await;
     let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
@@ -641,7 +643,9 @@ async fn resuming_after_a_failed_recheck_runs_the_dry_run_again_before_any_real_
     // Back up, and the sagas changed meanwhile (one completed by hand): resumed, the dry
     // run runs again and finds it, so the action asks for approval again; no real call.
     s.proxy.restore();
-    force_complete_by_hand(&s, &ids[0]).await;
+    s.fleet
+        .force_complete_by_hand("onboarding", &ids[0..=0])
+        .await;
     let (status, _) = lifecycle_step(&s, &s.alice, id, "resume").await;
     assert_eq!(status, 200);
     run_engine(&s.app).await;
@@ -655,24 +659,6 @@ async fn resuming_after_a_failed_recheck_runs_the_dry_run_again_before_any_real_
     let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "succeeded", "{detail}");
     assert_eq!(applied_entities(&calls_for(&s, id).await), ids);
-}
-
-/// Someone completes a saga directly at the service, outside Runboard.
-async fn force_complete_by_hand(s: &Setup, saga: &str) {
-    let onboarding = s.fleet.service("onboarding");
-    let done: Value = reqwest::Client::new()
-        .post(&onboarding.graphql_url)
-        .json(&json!({
-            "query": "mutation($ids: [ID!]!) { forceCompleteSagas(ids: $ids, reason: \"by hand\", dryRun: false) { dryRun } }",
-            "variables": { "ids": [saga] },
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(done.get("errors").is_none(), "{done}");
 }
 
 /// What a replica that died right after claiming an action leaves behind: the action
@@ -710,7 +696,9 @@ async fn a_crash_between_claim_and_recheck_leaves_the_recheck_to_the_next_replic
     let id = action["id"].as_str().unwrap();
     approved_by_bob(&s, &action).await;
     left_by_a_dead_replica(&s, id, false).await;
-    force_complete_by_hand(&s, &ids[1]).await;
+    s.fleet
+        .force_complete_by_hand("onboarding", &ids[1..=1])
+        .await;
 
     run_engine(&s.app).await;
     let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{
     TestApp, bearer_client, database_behind_proxy, registered, spawn_app_configured, start_fleet,
-    webhook,
+    start_fleet_working, webhook, webhook_keeping,
 };
 use runboard_core::poller::poll_once;
 use runboard_model::{AlertBoard, AlertState, Role, Watch};
@@ -44,8 +44,13 @@ async fn currencies_held(app: &TestApp) -> Vec<String> {
     currencies
 }
 
+/// Every watch but `watch`: the tests below hear of one watch at a time.
+fn all_but(watch: Watch) -> Vec<Watch> {
+    Watch::ALL.into_iter().filter(|w| *w != watch).collect()
+}
+
 /// Waits for the webhook's messages to arrive (they are sent on the side) and takes them.
-async fn messages_after_poll(received: &std::sync::Mutex<Vec<String>>) -> Vec<String> {
+async fn messages_after_poll<T>(received: &std::sync::Mutex<Vec<T>>) -> Vec<T> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     std::mem::take(&mut *received.lock().unwrap())
 }
@@ -59,7 +64,7 @@ async fn money_held_is_told_once_reminded_once_and_quiet_once_acknowledged() {
         config.services = services;
         config.actions.webhook_url = Some(hook.parse().unwrap());
         config.watches.money_held_above = any_money_held();
-        config.watches.off = vec![Watch::FailuresRising];
+        config.watches.off = all_but(Watch::MoneyHeld);
         config.watches.repeat_after = Duration::from_secs(2);
     })
     .await;
@@ -167,7 +172,7 @@ async fn an_unreachable_service_fires_after_its_polls_a_silence_holds_it_back_an
         config.services = vec![onboarding];
         config.actions.webhook_url = Some(hook.parse().unwrap());
         config.watches.unreachable_polls = 2;
-        config.watches.off = vec![Watch::FailuresRising];
+        config.watches.off = all_but(Watch::ServiceUnreachable);
     })
     .await;
     poll_once(&app.app).await.unwrap();
@@ -189,7 +194,7 @@ async fn an_unreachable_service_fires_after_its_polls_a_silence_holds_it_back_an
         (
             json!({ "watch": "everything", "for": "1h", "reason": "failover" }),
             400,
-            "the watches are failures_rising, money_held, service_unreachable",
+            "the watches are new_error, failures_rising, stalled_batch, money_held, service_unreachable",
         ),
         (
             json!({ "service": "nowhere", "for": "1h", "reason": "failover" }),
@@ -275,7 +280,7 @@ async fn two_replicas_judging_the_same_polls_tell_each_alert_once() {
         config.services = services;
         config.actions.webhook_url = Some(hook.parse().unwrap());
         config.watches.money_held_above = any_money_held();
-        config.watches.off = vec![Watch::FailuresRising];
+        config.watches.off = all_but(Watch::MoneyHeld);
     })
     .await;
     let second = first.second_replica().await;
@@ -297,4 +302,233 @@ async fn two_replicas_judging_the_same_polls_tell_each_alert_once() {
     told.dedup();
     assert_eq!(told.len(), currencies.len(), "none twice: {told:?}");
     assert_eq!(board(&first).await.alerts.len(), currencies.len());
+}
+
+/// The text of a message as the webhook got it, and the link of the button under it.
+fn text_and_button(body: &serde_json::Value) -> (String, Option<String>) {
+    let text = body["text"].as_str().unwrap().to_owned();
+    let button = body["blocks"]
+        .as_array()
+        .and_then(|blocks| blocks.iter().find(|b| b["type"] == "actions"))
+        .map(|actions| {
+            let button = &actions["elements"][0];
+            assert_eq!(button["type"], "button");
+            assert_eq!(button["text"]["text"], "Ask for the corrective action");
+            button["url"].as_str().unwrap().to_owned()
+        });
+    (text, button)
+}
+
+#[tokio::test]
+async fn a_new_error_is_told_once_with_the_button_that_asks_for_its_fix_and_resolves_when_fixed() {
+    let (hook, received) = webhook_keeping(|body| body).await;
+    let fleet = start_fleet(Backend::Postgres).await;
+    let services = fleet.fleet.services().iter().map(registered).collect();
+    let (app, ()) = spawn_app_configured(TestStore::new(Backend::Sqlite).await, |config, _| {
+        config.services = services;
+        config.actions.webhook_url = Some(hook.parse().unwrap());
+        config.watches.off = all_but(Watch::NewError);
+    })
+    .await;
+    // The first poll learns the errors the fleet already has (those its history gave in
+    // the last hour are new to it and may fire: they are not what this test is about).
+    poll_once(&app.app).await.unwrap();
+    let before = board(&app).await.alerts.len();
+    messages_after_poll(&received).await;
+
+    let message = "ledger: connection reset by peer <never seen before>";
+    let injected = fleet
+        .fleet
+        .inject_error("payments", message, 3)
+        .await
+        .unwrap();
+    poll_once(&app.app).await.unwrap();
+    let told = messages_after_poll(&received).await;
+    assert_eq!(told.len(), 1, "one message for the new error: {told:?}");
+    let (text, button) = text_and_button(&told[0]);
+    let encoded = "ledger%3A%20connection%20reset%20by%20peer%20%3Cnever%20seen%20before%3E";
+    assert!(
+        text.starts_with(
+            ":rotating_light: *New error* on *payments*: \"ledger: connection reset by peer &lt;never seen before&gt;\" on 3 failed sagas, the first "
+        ),
+        "{text}"
+    );
+    assert!(
+        injected.iter().any(|id| text.contains(id.as_str())),
+        "the first saga is one of those that failed with it: {text}"
+    );
+    // In mrkdwn a link's `&` is written `&amp;`, which Slack shows as `&`; the button's
+    // link is plain JSON.
+    assert!(
+        text.contains(&format!(
+            "Open in Runboard: {}/services/payments?status=failed&amp;error={encoded}",
+            app.address
+        )),
+        "{text}"
+    );
+    let ask = format!(
+        "{}/actions/new?service=payments&error={encoded}",
+        app.address
+    );
+    assert_eq!(button.as_deref(), Some(ask.as_str()));
+    assert!(
+        text.ends_with(&format!(
+            "Ask for the corrective action: {}",
+            ask.replace('&', "&amp;")
+        )),
+        "{text}"
+    );
+
+    let alerts = board(&app).await.alerts;
+    assert_eq!(alerts.len(), before + 1);
+    let alert = alerts
+        .iter()
+        .find(|a| a.subject == message)
+        .expect("the new error's alert, named by its message");
+    assert_eq!(alert.watch, Watch::NewError);
+    assert_eq!(alert.state, AlertState::Firing);
+
+    // The next poll sees it again, and another saga failing with it: it is new no more,
+    // and nothing more is said.
+    fleet
+        .fleet
+        .inject_error("payments", message, 1)
+        .await
+        .unwrap();
+    poll_once(&app.app).await.unwrap();
+    assert!(messages_after_poll(&received).await.is_empty());
+    let still = board(&app).await.alerts;
+    assert_eq!(still.len(), before + 1);
+    assert!(
+        still
+            .iter()
+            .any(|a| a.id == alert.id && a.state == AlertState::Firing)
+    );
+
+    // Its sagas completed by the service's own mission control: the alert resolves, told
+    // without the button.
+    let failed_with_it: Vec<String> = app
+        .get(&format!(
+            "/api/v1/services/payments/sagas?status=failed&error={encoded}&limit=10"
+        ))
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["sagas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["saga_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(failed_with_it.len(), 4);
+    fleet
+        .force_complete_by_hand("payments", &failed_with_it)
+        .await;
+    poll_once(&app.app).await.unwrap();
+    let told = messages_after_poll(&received).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    let (text, button) = text_and_button(&told[0]);
+    assert!(
+        text.starts_with(":large_green_circle: Resolved by itself: *New error* on *payments*"),
+        "{text}"
+    );
+    assert_eq!(button, None);
+    let resolved = board(&app).await.alerts;
+    assert!(
+        resolved
+            .iter()
+            .any(|a| a.id == alert.id && a.state == AlertState::Resolved)
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_payout_worker_stalls_its_batch_and_the_alert_resolves_when_it_resumes() {
+    let (hook, received) = webhook_keeping(|body| body).await;
+    let fleet = start_fleet_working(Backend::Sqlite).await;
+    let stall_after = Duration::from_secs(3);
+    let payouts = registered(fleet.service("payouts"));
+    let (app, ()) = spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
+        config.services = vec![payouts];
+        config.actions.webhook_url = Some(hook.parse().unwrap());
+        config.watches.off = all_but(Watch::StalledBatch);
+        config.watches.stall_after = stall_after;
+        // Only the stall: the demo batch fails few of its items.
+        config.watches.batch_failed_share = 1.0;
+    })
+    .await;
+    // The worker works the batch off a few items a second: nothing stalls.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    poll_once(&app.app).await.unwrap();
+    assert!(board(&app).await.alerts.is_empty());
+
+    fleet.fleet.set_payout_worker(false);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    poll_once(&app.app).await.unwrap();
+    assert!(
+        board(&app).await.alerts.is_empty(),
+        "a second without progress is no stall"
+    );
+    // The first poll after stall_after (and the tick the worker may have been in) fires.
+    tokio::time::sleep(stall_after).await;
+    poll_once(&app.app).await.unwrap();
+    let alerts = board(&app).await.alerts;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let alert = &alerts[0];
+    assert_eq!(alert.watch, Watch::StalledBatch);
+    assert_eq!(alert.state, AlertState::Firing);
+    let batch = &alert.subject;
+    let batches: serde_json::Value = app
+        .get("/api/v1/services/payouts/batches")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let running = batches["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["finished_at"].is_null())
+        .expect("the demo's batch is running");
+    assert_eq!(&running["batch_id"], batch.as_str());
+    let told = messages_after_poll(&received).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    let (text, button) = text_and_button(&told[0]);
+    assert!(
+        text.starts_with(&format!(
+            ":rotating_light: *Stalled batch* on *payouts*: batch \"{}\": no item finished for ",
+            running["name"].as_str().unwrap()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "Open in Runboard: {}/services/payouts/batches/{batch}",
+            app.address
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        button,
+        Some(format!(
+            "{}/actions/new?service=payouts&batch={batch}",
+            app.address
+        )),
+        "its failed items can be asked to run again from the message"
+    );
+
+    // Still stalled at the next poll: said once.
+    poll_once(&app.app).await.unwrap();
+    assert!(messages_after_poll(&received).await.is_empty());
+
+    fleet.fleet.set_payout_worker(true);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    poll_once(&app.app).await.unwrap();
+    let told = messages_after_poll(&received).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    let (text, _) = text_and_button(&told[0]);
+    assert!(
+        text.starts_with(":large_green_circle: Resolved by itself: *Stalled batch* on *payouts*"),
+        "{text}"
+    );
+    assert_eq!(board(&app).await.alerts[0].state, AlertState::Resolved);
 }

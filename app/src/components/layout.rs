@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 use runboard_model::{AlertBoard, AlertState, Role, SignedIn};
 
+use crate::components::service_alerts::AlertsOnPage;
 use crate::server_fns::current_user::current_user;
 use crate::server_fns::read_alerts::read_alerts;
 
@@ -46,6 +47,7 @@ pub fn Layout(children: Children) -> impl IntoView {
     provide_context(CurrentUser(me));
     // The navigation says how many alerts fire on every page, so nobody must go looking.
     let alerts = Resource::new(|| (), |()| read_alerts());
+    provide_context(AlertsOnPage(alerts));
 
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>

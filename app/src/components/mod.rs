@@ -5,4 +5,5 @@ pub mod local_time;
 pub mod progress_bar;
 pub mod refresh;
 pub mod relative_time;
+pub mod service_alerts;
 pub mod status;

@@ -120,7 +120,9 @@ fn AlertItem(
 ) -> impl IntoView {
     let service_href = format!("/services/{}", alert.service);
     let open = alert.state != AlertState::Resolved;
-    let subject = (!alert.subject.is_empty()).then(|| format!(" ({})", alert.subject));
+    // The subject where the summary does not already say it (a new error's message does).
+    let subject = (!alert.subject.is_empty() && !alert.summary.contains(&alert.subject))
+        .then(|| format!(" ({})", alert.subject));
     view! {
         <li class="alert" data-testid="alert">
             <p>
@@ -137,6 +139,9 @@ fn AlertItem(
             </p>
             <div class="row-actions">
                 <a href=alert.link.clone()>"Open the problem"</a>
+                {alert.ask_link.clone().filter(|_| open && may_operate).map(|href| view! {
+                    <a class="button" href=href>"Ask for the corrective action…"</a>
+                })}
                 {(open && may_operate && alert.acknowledged.is_none()).then(|| view! {
                     <ActionForm action=acknowledge attr:class="filters">
                         <input type="hidden" name="id" value=alert.id.to_string() />

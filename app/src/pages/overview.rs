@@ -7,6 +7,7 @@ use runboard_model::{DiscoveryNote, Money, ServiceOverview, ServiceSource};
 
 use crate::components::local_time::LocalTime;
 use crate::components::refresh::{Freshness, auto_refresh};
+use crate::components::service_alerts::{ServiceAlerts, Shown};
 use crate::format::{ago, amount, query_string, thousands, url_encode};
 use crate::server_fns::read_overview::{Overview as Rows, read_overview};
 
@@ -166,6 +167,7 @@ fn ServiceRow(
         <tr class:row-error=service.error.is_some()>
             <th scope="row">
                 <a href=format!("/services/{}", service.name)>{service.name.to_string()}</a>
+                <ServiceAlerts service=service.name.to_string() shown=Shown::Badges />
             </th>
             // Where the service came from, under its team: the row header stays its name.
             <td>

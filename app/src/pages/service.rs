@@ -8,6 +8,7 @@ use crate::components::layout::CurrentUser;
 use crate::components::live_read::{ReadAt, asked_live, refresh_shared};
 use crate::components::refresh::{Freshness, auto_refresh};
 use crate::components::relative_time::RelativeTime;
+use crate::components::service_alerts::{ServiceAlerts, Shown};
 use crate::components::status::StatusBadge;
 use crate::format::{query_string, thousands, url_encode};
 use crate::server_fns::service_errors::{ErrorGroups, service_errors};
@@ -75,6 +76,12 @@ pub fn Service() -> impl IntoView {
             </Suspense>
         </div>
         <Freshness elapsed />
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let may_operate = me.holds(Role::Operator).await;
+                view! { <ServiceAlerts service=service.get() shown=Shown::Panel { may_operate } /> }
+            })}
+        </Suspense>
 
         <section aria-labelledby="groups-heading">
             <h2 id="groups-heading">"Failed sagas by error"</h2>

@@ -11,7 +11,7 @@ use crate::store::{Store, StoreError};
 /// How long resolved alerts stay on the board.
 const RESOLVED_SHOWN: chrono::Duration = chrono::Duration::days(7);
 
-const ALERT_COLUMNS: &str = "id, service, watch, subject, summary, link, fired_at, last_seen_at, \
+const ALERT_COLUMNS: &str = "id, service, watch, subject, summary, link, ask_link, fired_at, last_seen_at, \
      notified_at, reminded_at, acknowledged_by, acknowledged_at, acknowledged_note, resolved_at";
 
 type AlertRow = (
@@ -21,6 +21,7 @@ type AlertRow = (
     String,
     String,
     String,
+    Option<String>,
     DateTime<Utc>,
     DateTime<Utc>,
     Option<DateTime<Utc>>,
@@ -46,6 +47,7 @@ fn stored(row: AlertRow, silences: &[Silence], now: DateTime<Utc>) -> Result<Sto
         subject,
         summary,
         link,
+        ask_link,
         fired_at,
         last_seen_at,
         notified_at,
@@ -79,6 +81,7 @@ fn stored(row: AlertRow, silences: &[Silence], now: DateTime<Utc>) -> Result<Sto
             subject,
             summary,
             link,
+            ask_link,
             state,
             fired_at,
             last_seen_at,
@@ -174,6 +177,61 @@ impl Store {
         Ok(u32::try_from(streak).unwrap_or(u32::MAX))
     }
 
+    /// The error messages (their keys) failed sagas of `service` carried at some poll
+    /// since `since`; those seen last before it are forgotten.
+    pub(super) async fn errors_seen(
+        &self,
+        service: &str,
+        since: DateTime<Utc>,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let keys: Vec<(String,)> = on_pool!(self.pool, |pool| {
+            sqlx::query("DELETE FROM error_seen WHERE service = $1 AND last_seen_at < $2")
+                .bind(service)
+                .bind(since)
+                .execute(pool)
+                .await?;
+            sqlx::query_as("SELECT error_key FROM error_seen WHERE service = $1")
+                .bind(service)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(keys.into_iter().map(|(key,)| key).collect())
+    }
+
+    /// Remembers that failed sagas of `service` carry these error messages (their keys) at `now`.
+    pub(super) async fn saw_errors<'k>(
+        &self,
+        service: &str,
+        keys: impl Iterator<Item = &'k str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // Messages alike in their first characters share a key, which a statement names once.
+        let keys: Vec<&str> = keys
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // A few hundred rows a statement: one round trip for the usual handful of errors,
+        // and no statement past either database's limit on parameters.
+        for chunk in keys.chunks(200) {
+            let rows = (0..chunk.len())
+                .map(|i| format!("($1, $2, ${})", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO error_seen (service, last_seen_at, error_key) VALUES {rows}
+                 ON CONFLICT (service, error_key) DO UPDATE SET last_seen_at = excluded.last_seen_at"
+            );
+            on_pool!(self.pool, |pool| {
+                let mut query = sqlx::query(&sql).bind(service).bind(now);
+                for key in chunk {
+                    query = query.bind(*key);
+                }
+                query.execute(pool).await?;
+            });
+        }
+        Ok(())
+    }
+
     async fn silences_in_force(&self, now: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
         let rows: Vec<SilenceRow> = on_pool!(self.pool, |pool| {
             sqlx::query_as(
@@ -222,20 +280,21 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<(Alert, Told)>, StoreError> {
         on_pool!(self.pool, |pool| {
-            for condition in conditions {
+            for condition in conditions.iter().filter(|c| c.fires) {
                 // However many replicas see it, the index keeps one open alert.
                 sqlx::query(
-                    "INSERT INTO alert (service, watch, subject, summary, link, fired_at, last_seen_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $6)
+                    "INSERT INTO alert (service, watch, subject, summary, link, ask_link, fired_at, last_seen_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
                      ON CONFLICT (service, watch, subject) WHERE resolved_at IS NULL
                      DO UPDATE SET summary = excluded.summary, link = excluded.link,
-                                   last_seen_at = excluded.last_seen_at",
+                                   ask_link = excluded.ask_link, last_seen_at = excluded.last_seen_at",
                 )
                 .bind(service)
                 .bind(condition.watch.as_str())
                 .bind(&condition.subject)
                 .bind(&condition.summary)
                 .bind(&condition.link)
+                .bind(&condition.ask_link)
                 .bind(now)
                 .execute(pool)
                 .await?;

@@ -1,27 +1,25 @@
 //! Watches: on every poll of a service, Runboard looks at what it read for the conditions
-//! an on-call engineer must hear of (failures rising, money held, the service unreachable),
+//! an on-call engineer must hear of (a new error, failures rising, a stalled batch, money
+//! held, the service unreachable),
 //! keeps an alert in the store while one holds, and tells the service's team once, with a
 //! link to the page already filtered to the problem. The replica that polls a service
 //! judges it; each alert is opened and each message claimed by one statement, so that
 //! several replicas tell a team once.
 
 mod alerts;
+mod conditions;
 mod message;
 
 use chrono::{DateTime, Utc};
-use runboard_model::{ServiceName, Silence, UnknownWatch, User, Watch};
+use runboard_model::{Silence, UnknownWatch, User, Watch};
 
 pub use alerts::AcknowledgeError;
 
 use crate::App;
 use crate::config::{WatchTuning, WatchesConfig};
-use crate::connector::Connector;
+use crate::connector::{Connector, with_reserved_connections};
 use crate::snapshots::Reading;
 use crate::store::StoreError;
-
-/// Rises of fewer sagas than this never count as *failures rising*, whatever the share:
-/// 2 failed sagas becoming 4 is no incident.
-const GROWTH_FLOOR: u64 = 10;
 
 /// A watch's condition holding for a service in one poll.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +28,10 @@ struct Condition {
     subject: String,
     summary: String,
     link: String,
+    ask_link: Option<String>,
+    /// Whether the condition opens an alert; `false`: it only keeps open one that fired
+    /// before (an error no longer new that failed sagas still carry).
+    fires: bool,
 }
 
 /// One service's figures: `[watches]` with the service's own tuning over them.
@@ -37,6 +39,8 @@ struct Figures<'a> {
     failures_above: u64,
     failures_growth: f64,
     window: std::time::Duration,
+    stall_after: std::time::Duration,
+    batch_failed_share: f64,
     money_held_above: &'a std::collections::BTreeMap<String, rust_decimal::Decimal>,
     unreachable_polls: u32,
     off: Vec<Watch>,
@@ -48,14 +52,15 @@ impl<'a> Figures<'a> {
             failures_above: tuning.failures_above.unwrap_or(config.failures_above),
             failures_growth: tuning.failures_growth.unwrap_or(config.failures_growth),
             window: config.window,
+            stall_after: tuning.stall_after.unwrap_or(config.stall_after),
+            batch_failed_share: tuning
+                .batch_failed_share
+                .unwrap_or(config.batch_failed_share),
             money_held_above: tuning
                 .money_held_above
                 .as_ref()
                 .unwrap_or(&config.money_held_above),
-            unreachable_polls: tuning
-                .unreachable_polls
-                .unwrap_or(config.unreachable_polls)
-                .max(1),
+            unreachable_polls: tuning.unreachable_polls.unwrap_or(config.unreachable_polls),
             off: config.off.iter().chain(&tuning.off).copied().collect(),
         }
     }
@@ -63,44 +68,6 @@ impl<'a> Figures<'a> {
     fn on(&self, watch: Watch) -> bool {
         !self.off.contains(&watch)
     }
-}
-
-fn service_page(service: &ServiceName, query: &str) -> String {
-    format!(
-        "/services/{}{query}",
-        url::form_urlencoded::byte_serialize(service.as_str().as_bytes()).collect::<String>()
-    )
-}
-
-/// *failures rising*: above the threshold, or grown by more than the share since the
-/// window began (`before`: failed and stuck then, where a snapshot says).
-fn failures_rising(
-    service: &ServiceName,
-    now: u64,
-    before: Option<u64>,
-    figures: &Figures,
-) -> Option<Condition> {
-    let window = humantime::format_duration(figures.window);
-    let summary = if now > figures.failures_above {
-        format!(
-            "{now} failed or stuck sagas, above the {} the watch allows",
-            figures.failures_above
-        )
-    } else {
-        let before = before?;
-        let grown = now.saturating_sub(before);
-        let share = grown as f64 / before.max(1) as f64;
-        if grown < GROWTH_FLOOR || share <= figures.failures_growth {
-            return None;
-        }
-        format!("{now} failed or stuck sagas, up from {before} {window} ago")
-    };
-    Some(Condition {
-        watch: Watch::FailuresRising,
-        subject: String::new(),
-        summary,
-        link: service_page(service, "?status=failed"),
-    })
 }
 
 /// Judges one poll of a service, keeps its alerts in the store, and tells its team what
@@ -120,33 +87,50 @@ pub(crate) async fn judge_poll(
     // alerts of the others stay as they were until it does.
     let judged: Vec<Watch> = match reading {
         Ok(reading) => {
+            let mut judged = Watch::ALL.to_vec();
             if figures.on(Watch::FailuresRising) {
                 let before = app
                     .store
                     .failures_before(service.as_str(), now - to_chrono(figures.window))
                     .await?;
-                conditions.extend(failures_rising(
+                conditions.extend(conditions::failures_rising(
                     service,
                     reading.sagas.failed + reading.sagas.stuck,
                     before,
                     &figures,
                 ));
             }
-            if figures.on(Watch::MoneyHeld) {
-                conditions.extend(reading.withheld_funds.iter().filter_map(|money| {
-                    let limit = figures.money_held_above.get(&money.currency)?;
-                    (money.amount > *limit).then(|| Condition {
-                        watch: Watch::MoneyHeld,
-                        subject: money.currency.clone(),
-                        summary: format!(
-                            "{money} withheld by failed and stuck sagas, above the {limit} {} the watch allows",
-                            money.currency
-                        ),
-                        link: format!("/funds#{}", service.as_str()),
-                    })
-                }));
+            if figures.on(Watch::NewError) {
+                match with_reserved_connections(connector.error_groups()).await {
+                    Ok(groups) => conditions.extend(
+                        conditions::new_errors(app, connector, &groups, &figures, now).await?,
+                    ),
+                    Err(error) => {
+                        tracing::warn!(%error, "new errors could not be judged this poll");
+                        judged.retain(|w| *w != Watch::NewError);
+                    }
+                }
             }
-            Watch::ALL.to_vec()
+            if figures.on(Watch::StalledBatch) {
+                let finished_since = now - to_chrono(figures.window);
+                match with_reserved_connections(connector.batches_to_watch(finished_since)).await {
+                    Ok(batches) => conditions.extend(batches.iter().filter_map(|batch| {
+                        conditions::stalled_batch(service, batch, &figures, now)
+                    })),
+                    Err(error) => {
+                        tracing::warn!(%error, "batches could not be judged this poll");
+                        judged.retain(|w| *w != Watch::StalledBatch);
+                    }
+                }
+            }
+            if figures.on(Watch::MoneyHeld) {
+                conditions.extend(conditions::money_held(
+                    service,
+                    &reading.withheld_funds,
+                    &figures,
+                ));
+            }
+            judged
         }
         Err(error) => {
             if figures.on(Watch::ServiceUnreachable) {
@@ -156,7 +140,9 @@ pub(crate) async fn judge_poll(
                         watch: Watch::ServiceUnreachable,
                         subject: String::new(),
                         summary: format!("could not be read for {streak} polls in a row: {error}"),
-                        link: service_page(service, ""),
+                        link: conditions::service_page(service, ""),
+                        ask_link: None,
+                        fires: true,
                     });
                 }
             }
@@ -184,8 +170,8 @@ pub(crate) async fn judge_poll(
     if let Some(webhook) = webhook {
         let public_url = app.config.public_url();
         for (alert, told) in to_tell {
-            app.notifier
-                .post(webhook.clone(), message::text(&alert, told, &public_url));
+            let (text, button) = message::text(&alert, told, &public_url);
+            app.notifier.post(webhook.clone(), text, button);
         }
     }
     Ok(())
@@ -289,34 +275,10 @@ enum Told {
 mod tests {
     use super::*;
 
-    fn figures(config: &WatchesConfig) -> Figures<'_> {
+    /// `config`'s figures for a service that tunes none.
+    pub(super) fn figures(config: &WatchesConfig) -> Figures<'_> {
         static NONE: std::sync::LazyLock<WatchTuning> = std::sync::LazyLock::new(Default::default);
         Figures::new(config, &NONE)
-    }
-
-    #[test]
-    fn failures_rise_above_the_threshold_or_by_more_than_the_share() {
-        let config = WatchesConfig {
-            failures_above: 500,
-            failures_growth: 0.5,
-            ..WatchesConfig::default()
-        };
-        let figures = figures(&config);
-        let payments: ServiceName = "payments".parse().unwrap();
-        let fires = |now, before| failures_rising(&payments, now, before, &figures);
-        assert!(fires(501, None).is_some(), "above the threshold");
-        assert!(fires(500, None).is_none(), "at it");
-        assert!(fires(151, Some(100)).is_some(), "grown by more than half");
-        assert!(fires(150, Some(100)).is_none(), "by exactly half");
-        assert!(fires(9, Some(0)).is_none(), "fewer than ten more");
-        assert!(fires(10, Some(0)).is_some(), "ten from none");
-        assert!(fires(40, Some(100)).is_none(), "falling");
-        let rising = fires(300, Some(100)).unwrap();
-        assert_eq!(
-            rising.summary,
-            "300 failed or stuck sagas, up from 100 1h ago"
-        );
-        assert_eq!(rising.link, "/services/payments?status=failed");
     }
 
     #[test]

@@ -193,6 +193,27 @@ pub struct TestFleet {
 }
 
 impl TestFleet {
+    /// Someone completes these sagas directly at the service's mission control, outside
+    /// Runboard.
+    pub async fn force_complete_by_hand(&self, service: &str, sagas: &[String]) {
+        let done: Value = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .unwrap()
+            .post(&self.service(service).graphql_url)
+            .json(&serde_json::json!({
+                "query": "mutation($ids: [ID!]!) { forceCompleteSagas(ids: $ids, reason: \"by hand\", dryRun: false) { dryRun } }",
+                "variables": { "ids": sagas },
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(done.get("errors").is_none(), "{done}");
+    }
+
     /// One of the demo services, by name.
     pub fn service(&self, name: &str) -> &ServiceInfo {
         self.fleet
@@ -209,6 +230,16 @@ pub async fn start_fleet(backend: Backend) -> TestFleet {
 
 /// The demo fleet, its services taking calls only from `callers`.
 pub async fn start_fleet_checking(backend: Backend, callers: CallerCheck) -> TestFleet {
+    start_fleet_as(backend, callers, false).await
+}
+
+/// The demo fleet with its load generator running: sagas start, move on and fail, and the
+/// payout batch advances (while its worker runs) about 8 items a second.
+pub async fn start_fleet_working(backend: Backend) -> TestFleet {
+    start_fleet_as(backend, CallerCheck::Anyone, true).await
+}
+
+async fn start_fleet_as(backend: Backend, callers: CallerCheck, load: bool) -> TestFleet {
     let dir = tempfile::tempdir().unwrap();
     let storage = match backend {
         Backend::Sqlite => Storage::Sqlite {
@@ -222,7 +253,7 @@ pub async fn start_fleet_checking(backend: Backend, callers: CallerCheck) -> Tes
     let fleet = DemoFleet::start(FleetConfig {
         storage,
         callers,
-        load: false,
+        load,
     })
     .await
     .expect("the demo fleet starts");
@@ -389,16 +420,21 @@ pub async fn submit_and_approve(
 
 /// A Slack-compatible webhook on loopback that keeps the text of every message it gets.
 pub async fn webhook() -> (String, Arc<Mutex<Vec<String>>>) {
+    webhook_keeping(|body| body["text"].as_str().unwrap_or_default().to_owned()).await
+}
+
+/// A webhook receiver on loopback that keeps what `keep` takes of each message's body.
+pub async fn webhook_keeping<T: Send + 'static>(
+    keep: fn(Value) -> T,
+) -> (String, Arc<Mutex<Vec<T>>>) {
     let received = Arc::new(Mutex::new(Vec::new()));
-    let keep = received.clone();
+    let kept = received.clone();
     let router = axum::Router::new().route(
         "/hook",
         axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-            let keep = keep.clone();
+            let kept = kept.clone();
             async move {
-                keep.lock()
-                    .unwrap()
-                    .push(body["text"].as_str().unwrap_or_default().to_owned());
+                kept.lock().unwrap().push(keep(body));
                 "ok"
             }
         }),
