@@ -388,6 +388,10 @@ pub struct WatchesConfig {
     /// *money held* fires when withheld funds of a currency pass its figure here:
     /// `{ EUR = "50000" }`. A currency not named is not watched.
     pub money_held_above: std::collections::BTreeMap<String, rust_decimal::Decimal>,
+    /// ... or when a saga has held money of a currency for longer than this; none: money is
+    /// not watched by age.
+    #[serde(with = "humantime_serde")]
+    pub money_held_longer_than: Option<Duration>,
     /// *service unreachable* fires after this many failed polls in a row.
     pub unreachable_polls: u32,
     /// Watches turned off for every service: `["money_held"]`.
@@ -409,6 +413,7 @@ impl Default for WatchesConfig {
             stall_after: Duration::from_secs(15 * 60),
             batch_failed_share: 0.1,
             money_held_above: Default::default(),
+            money_held_longer_than: None,
             unreachable_polls: 3,
             off: Vec::new(),
             repeat_after: Duration::from_secs(4 * 3600),
@@ -435,6 +440,8 @@ pub struct WatchTuning {
     pub stall_after: Option<Duration>,
     pub batch_failed_share: Option<f64>,
     pub money_held_above: Option<std::collections::BTreeMap<String, rust_decimal::Decimal>>,
+    #[serde(default, with = "humantime_serde")]
+    pub money_held_longer_than: Option<Duration>,
     pub unreachable_polls: Option<u32>,
     /// Watches turned off for this service, beside those `[watches]` turns off.
     #[serde(default)]
@@ -472,6 +479,12 @@ impl WatchTuning {
                     .into(),
             ));
         }
+        if self.money_held_longer_than.is_some_and(|d| d.is_zero()) {
+            return Some((
+                "money_held_longer_than",
+                "must be longer than 0s (leave it out not to watch money by age)".into(),
+            ));
+        }
         if self.unreachable_polls == Some(0) {
             return Some((
                 "unreachable_polls",
@@ -491,6 +504,7 @@ impl WatchesConfig {
             stall_after: Some(self.stall_after),
             batch_failed_share: Some(self.batch_failed_share),
             money_held_above: Some(self.money_held_above.clone()),
+            money_held_longer_than: self.money_held_longer_than,
             unreachable_polls: Some(self.unreachable_polls),
             off: self.off.clone(),
         }

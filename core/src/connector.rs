@@ -1039,6 +1039,31 @@ impl Connector {
             .map(Some)
     }
 
+    /// Per currency, since when the saga holding money the longest has been failed or
+    /// stuck (its last update); none where the service holds no money.
+    pub(crate) async fn oldest_holding(&self) -> Result<Vec<(String, DateTime<Utc>)>, ReadError> {
+        let Some(funds_query) = &self.queries.withheld_funds else {
+            return Ok(Vec::new());
+        };
+        let sql = format!(
+            "SELECT withheld_funds.currency, MIN(supervisor_view.updated_at) AS since \
+             FROM ({funds_query}) AS withheld_funds \
+             JOIN ({}) AS supervisor_view ON supervisor_view.saga_id = withheld_funds.saga_id \
+             GROUP BY withheld_funds.currency",
+            self.queries.supervisor_view
+        );
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            currency: String,
+            since: DateTime<Utc>,
+        }
+        let rows: Vec<Row> = self.fetch_all("withheld_funds", &sql, &[]).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.currency.trim().to_owned(), r.since))
+            .collect())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await
     }

@@ -532,3 +532,38 @@ async fn a_stopped_payout_worker_stalls_its_batch_and_the_alert_resolves_when_it
     );
     assert_eq!(board(&app).await.alerts[0].state, AlertState::Resolved);
 }
+
+#[tokio::test]
+async fn money_held_longer_than_the_age_fires_per_currency_without_any_amount_figure() {
+    let (hook, received) = webhook().await;
+    let fleet = start_fleet(Backend::Postgres).await;
+    let payments = registered(fleet.service("payments"));
+    let (app, ()) = spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
+        config.services = vec![payments];
+        config.actions.webhook_url = Some(hook.parse().unwrap());
+        config.watches.off = all_but(Watch::MoneyHeld);
+        // No amount is watched; the demo's history has held money for hours.
+        config.watches.money_held_longer_than = Some(Duration::from_secs(60));
+    })
+    .await;
+    poll_once(&app.app).await.unwrap();
+    let currencies = currencies_held(&app).await;
+    assert!(!currencies.is_empty());
+    let alerts = board(&app).await.alerts;
+    let mut subjects: Vec<_> = alerts.iter().map(|a| a.subject.clone()).collect();
+    subjects.sort();
+    assert_eq!(subjects, currencies);
+    for alert in &alerts {
+        assert!(
+            alert
+                .summary
+                .contains("withheld by failed and stuck sagas, the oldest held for ")
+                && alert
+                    .summary
+                    .ends_with(", longer than the 1m the watch allows"),
+            "{}",
+            alert.summary
+        );
+    }
+    assert_eq!(messages_after_poll(&received).await.len(), currencies.len());
+}

@@ -79,22 +79,45 @@ pub(super) fn failures_rising(
     })
 }
 
-/// *money held*: one condition per currency whose withheld funds pass its figure.
+/// *money held*: one condition per currency whose withheld funds pass its figure, or
+/// that a saga has held longer than `money_held_longer_than` (`oldest`: since when, per
+/// currency).
 pub(super) fn money_held(
     service: &ServiceName,
     withheld: &[Money],
+    oldest: &[(String, DateTime<Utc>)],
     figures: &Figures,
+    now: DateTime<Utc>,
 ) -> Vec<Condition> {
     withheld
         .iter()
         .filter_map(|money| {
-            let limit = figures.money_held_above.get(&money.currency)?;
-            (money.amount > *limit).then(|| Condition {
+            let mut why = Vec::new();
+            if let Some(limit) = figures.money_held_above.get(&money.currency)
+                && money.amount > *limit
+            {
+                why.push(format!(
+                    "above the {limit} {} the watch allows",
+                    money.currency
+                ));
+            }
+            if let Some(age) = figures.money_held_longer_than
+                && let Some((_, since)) = oldest.iter().find(|(c, _)| *c == money.currency)
+                && let Ok(held) = (now - *since).to_std()
+                && held > age
+            {
+                why.push(format!(
+                    "the oldest held for {}, longer than the {} the watch allows",
+                    in_minutes(held),
+                    humantime::format_duration(age)
+                ));
+            }
+            (!why.is_empty()).then(|| Condition {
                 watch: Watch::MoneyHeld,
                 subject: money.currency.clone(),
                 summary: format!(
-                    "{money} withheld by failed and stuck sagas, above the {limit} {} the watch allows",
-                    money.currency
+                    "{money} withheld by failed and stuck sagas, {}",
+                    why.join("; ")
                 ),
                 link: format!("/funds#{}", service.as_str()),
                 ask_link: None,
@@ -102,6 +125,11 @@ pub(super) fn money_held(
             })
         })
         .collect()
+}
+
+/// A time as people say it: to the minute.
+fn in_minutes(time: std::time::Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(std::time::Duration::from_secs(time.as_secs() / 60 * 60))
 }
 
 /// *new error*: an error message on failed sagas that no poll saw there within the
@@ -319,6 +347,55 @@ mod tests {
             ..moving
         };
         assert_eq!(judge(&few), None, "fewer than 10 finished");
+    }
+
+    #[test]
+    fn money_is_held_above_a_currencys_figure_or_longer_than_the_age() {
+        let now: DateTime<Utc> = "2026-12-04T17:00:00Z".parse().unwrap();
+        let config = WatchesConfig {
+            money_held_above: [("EUR".to_owned(), "1000".parse().unwrap())].into(),
+            money_held_longer_than: Some(std::time::Duration::from_secs(2 * 86_400)),
+            ..WatchesConfig::default()
+        };
+        let figures = figures(&config);
+        let payments: ServiceName = "payments".parse().unwrap();
+        let money = |amount: &str, currency: &str| Money {
+            amount: amount.parse().unwrap(),
+            currency: currency.to_owned(),
+        };
+        let withheld = [
+            money("1500.00", "EUR"),
+            money("99.50", "USD"),
+            money("5", "GBP"),
+        ];
+        let oldest = [
+            ("EUR".to_owned(), now - chrono::Duration::hours(1)),
+            (
+                "USD".to_owned(),
+                now - chrono::Duration::minutes(3 * 24 * 60 + 5),
+            ),
+            ("GBP".to_owned(), now - chrono::Duration::hours(47)),
+        ];
+        let held = money_held(&payments, &withheld, &oldest, &figures, now);
+        let summaries: Vec<_> = held
+            .iter()
+            .map(|c| (c.subject.as_str(), c.summary.as_str()))
+            .collect();
+        assert_eq!(
+            summaries,
+            [
+                (
+                    "EUR",
+                    "1500.00 EUR withheld by failed and stuck sagas, above the 1000 EUR the watch allows"
+                ),
+                (
+                    "USD",
+                    "99.50 USD withheld by failed and stuck sagas, the oldest held for 3days 5m, longer than the 2days the watch allows"
+                ),
+            ],
+            "GBP is neither above a figure (it has none) nor held two days"
+        );
+        assert_eq!(held[0].link, "/funds#payments");
     }
 
     #[test]

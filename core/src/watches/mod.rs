@@ -42,6 +42,7 @@ struct Figures<'a> {
     stall_after: std::time::Duration,
     batch_failed_share: f64,
     money_held_above: &'a std::collections::BTreeMap<String, rust_decimal::Decimal>,
+    money_held_longer_than: Option<std::time::Duration>,
     unreachable_polls: u32,
     off: Vec<Watch>,
 }
@@ -60,6 +61,9 @@ impl<'a> Figures<'a> {
                 .money_held_above
                 .as_ref()
                 .unwrap_or(&config.money_held_above),
+            money_held_longer_than: tuning
+                .money_held_longer_than
+                .or(config.money_held_longer_than),
             unreachable_polls: tuning.unreachable_polls.unwrap_or(config.unreachable_polls),
             off: config.off.iter().chain(&tuning.off).copied().collect(),
         }
@@ -124,11 +128,26 @@ pub(crate) async fn judge_poll(
                 }
             }
             if figures.on(Watch::MoneyHeld) {
-                conditions.extend(conditions::money_held(
-                    service,
-                    &reading.withheld_funds,
-                    &figures,
-                ));
+                // Read only where money is watched by age, and only if some is held.
+                let oldest = match figures.money_held_longer_than {
+                    Some(_) if !reading.withheld_funds.is_empty() => {
+                        with_reserved_connections(connector.oldest_holding()).await
+                    }
+                    _ => Ok(Vec::new()),
+                };
+                match oldest {
+                    Ok(oldest) => conditions.extend(conditions::money_held(
+                        service,
+                        &reading.withheld_funds,
+                        &oldest,
+                        &figures,
+                        now,
+                    )),
+                    Err(error) => {
+                        tracing::warn!(%error, "money held could not be judged this poll");
+                        judged.retain(|w| *w != Watch::MoneyHeld);
+                    }
+                }
             }
             judged
         }
