@@ -1,4 +1,5 @@
-//! Prometheus metrics of the fleet reads and the actions' calls, served at `/metrics`.
+//! Prometheus metrics of the fleet reads, the actions' calls, the alerts and Runboard's own
+//! HTTP routes, served at `/metrics`.
 //! Read failures are labelled by [`crate::connector::ReadProblem::label`], call failures by
 //! [`crate::mission_control::CallError::label`].
 
@@ -6,6 +7,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use runboard_model::{AlertBoard, AlertState};
 
@@ -65,8 +67,43 @@ struct EndLabels {
     state: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// The route table's path (`/api/v1/actions/{id}`), never the request's own: one
+    /// series per route however many ids are asked for; `fallback` for static files and
+    /// paths no route knows.
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    method: String,
+}
+
+/// Latency buckets from 5 ms to about 20 s: a screen's read to a slow preview.
+fn latency_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.005, 2.0, 13,
+    ))
+}
+
+/// Counts a request in flight until dropped.
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    requests_in_flight: Gauge,
     polls: Family<PollLabels, Counter>,
     action_calls: Family<CallLabels, Counter>,
     actions_ended: Family<EndLabels, Counter>,
@@ -120,8 +157,32 @@ impl Metrics {
             "Alerts firing (neither acknowledged nor silenced), by watch and service, as the store has them at the scrape",
             alerts_firing.clone(),
         );
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_seconds =
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        let requests_in_flight = Gauge::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route (as the route table names it), method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to each HTTP response's head, by route and method",
+            request_seconds.clone(),
+        );
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests being answered",
+            requests_in_flight.clone(),
+        );
         Self {
             registry,
+            requests,
+            request_seconds,
+            requests_in_flight,
             alerts_firing,
             polls,
             action_calls,
@@ -131,7 +192,29 @@ impl Metrics {
         }
     }
 
-    /// Counts one poll of `service`; `outcome` is `ok` or a read problem's label.
+    /// Counts a request in flight while the guard lives.
+    pub fn request_started(&self) -> InFlight {
+        self.requests_in_flight.inc();
+        InFlight(self.requests_in_flight.clone())
+    }
+
+    /// Counts one answered request of `route` and the time to its response's head.
+    pub fn record_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+                status,
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+            })
+            .observe(seconds);
+    }
+
     /// Sets the alerts firing to those of the store's alert board, read for this scrape.
     pub fn set_alerts_firing(&self, board: &AlertBoard) {
         self.alerts_firing.clear();
@@ -149,6 +232,7 @@ impl Metrics {
         }
     }
 
+    /// Counts one poll of `service`; `outcome` is `ok` or a read problem's label.
     pub fn record_poll(&self, service: &str, outcome: &'static str, at_unix_seconds: i64) {
         let service = service.to_owned();
         self.polls

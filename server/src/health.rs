@@ -52,3 +52,30 @@ pub async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
         state.app.metrics.encode(),
     )
 }
+
+/// Counts each request in `/metrics` by the route that matched, its method and status,
+/// with the time to its response's head and the requests in flight. Per route (the
+/// router's layer), around the identity and limit checks, so refusals count too.
+pub async fn measure_request(
+    State(state): State<ServerState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("fallback", |path| path.as_str())
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let metrics = &state.app.metrics;
+    let _in_flight = metrics.request_started();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics.record_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}

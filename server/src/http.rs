@@ -279,6 +279,7 @@ pub fn router(state: ServerState) -> Router {
         .layer(from_fn_with_state(limits, limits::limit))
         .layer(from_fn_with_state(state.clone(), identity::authenticate))
         .layer(sessions)
+        .layer(from_fn_with_state(state.clone(), health::measure_request))
         .layer(middleware)
         .with_state(state)
 }

@@ -222,3 +222,42 @@ async fn a_page_for_an_unknown_service_answers_404_and_says_so(backend: Backend)
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_method_and_status_with_their_latency() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for _ in 0..2 {
+        assert_eq!(app.get("/api/v1/services").await.status(), 200);
+    }
+    assert_eq!(
+        app.get("/api/v1/actions/no-such-action").await.status(),
+        404
+    );
+    let anonymous = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let refused = anonymous
+        .get(app.url("/api/v1/services"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    let metrics = app.metrics().await;
+    for line in [
+        // By the route table's path, not the id asked for.
+        r#"runboard_http_requests_total{route="/api/v1/services",method="GET",status="200"} 2"#,
+        r#"runboard_http_requests_total{route="/api/v1/services",method="GET",status="401"} 1"#,
+        r#"runboard_http_requests_total{route="/api/v1/actions/{id}",method="GET",status="404"} 1"#,
+        r#"runboard_http_request_duration_seconds_count{route="/api/v1/services",method="GET"} 3"#,
+        // The scrape itself.
+        "runboard_http_requests_in_flight 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("no-such-action"),
+        "one series per route, whatever ids are asked for"
+    );
+}
