@@ -7,6 +7,7 @@ pub mod connector;
 mod db;
 mod error_text;
 pub mod execution;
+pub mod failure;
 pub mod fleet;
 pub mod identity;
 pub mod lookup;

@@ -12,7 +12,8 @@ use runboard_core::snapshots::{TREND_HOURS, TrendPoint};
 use runboard_model::{BatchItemStatus, BatchPace, BatchProgress};
 use rust_decimal::prelude::ToPrimitive;
 
-use crate::api::services::{connector, read_error};
+use crate::api::services::connector;
+use crate::error::failed;
 use crate::error::{ApiError, internal, not_found};
 use crate::http::ServerState;
 
@@ -33,14 +34,11 @@ pub async fn batch_progress(
     let batch = connector
         .batches(Some(&batch_id))
         .await
-        .map_err(read_error)?
+        .map_err(failed)?
         .into_iter()
         .next()
         .ok_or_else(|| not_found(format!("service {service} has no batch {batch_id:?}")))?;
-    let finished = connector
-        .finished_items(&batch_id)
-        .await
-        .map_err(read_error)?;
+    let finished = connector.finished_items(&batch_id).await.map_err(failed)?;
     let svg = draw_batch_progress(&batch, &finished, Utc::now())
         .map_err(|e| internal("drawing a batch chart", e))?;
     Ok(svg_response(svg))

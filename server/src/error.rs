@@ -7,6 +7,7 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
+use runboard_core::failure::{Classified, Failure};
 use serde::Serialize;
 
 #[derive(Debug, Clone)]
@@ -112,6 +113,25 @@ pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         code: "internal",
         message: "something went wrong; the details are in Runboard's log".into(),
+    }
+}
+
+/// The one place an error of the core becomes a response, by the kind of failure it says
+/// it is: its own words for the caller, or, for Runboard's own failure, the log's.
+pub fn failed(error: impl Classified) -> ApiError {
+    let message = error.to_string();
+    match error.failure() {
+        Failure::NotFound => not_found(message),
+        Failure::BadInput => bad_request(message),
+        Failure::Conflict => conflict(message),
+        Failure::Forbidden => forbidden(message),
+        Failure::Service(code) => {
+            tracing::warn!(error = %message, "a service failed");
+            bad_gateway(code, message)
+        }
+        Failure::ServiceTooSlow => gateway_timeout("service_too_slow", message),
+        Failure::Busy => unavailable("service_busy", message),
+        Failure::Internal(what) => internal(what, message),
     }
 }
 

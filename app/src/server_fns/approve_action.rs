@@ -7,5 +7,5 @@ pub async fn approve_action(id: String, digest: String) -> Result<(), ServerFnEr
     app.approve_action(&super::user()?, &id, &digest)
         .await
         .map(drop)
-        .map_err(super::action_failed)
+        .map_err(super::failed)
 }

@@ -30,7 +30,7 @@ pub async fn ask_for_action(
     app.create_action_detached(super::user()?, request)
         .await
         .map(|action| action.id)
-        .map_err(super::action_failed)
+        .map_err(super::failed)
 }
 
 /// The selection an error group or a batch stands for, as a screen's link names it.

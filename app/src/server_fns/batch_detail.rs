@@ -28,7 +28,7 @@ pub async fn read_batch(service: String, batch: String) -> Result<BatchDetail, S
         .screens
         .batch(&connector, &batch, Freshness::Shared)
         .await
-        .map_err(super::read_failed)?;
+        .map_err(super::failed)?;
     let reading = &figures.value;
     let progress = reading
         .progress

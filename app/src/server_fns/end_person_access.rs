@@ -12,5 +12,5 @@ pub async fn end_person_access(
     app.store
         .revoke_access(&admin, &subject, &reason, chrono::Utc::now())
         .await
-        .map_err(super::access_refused)
+        .map_err(super::failed)
 }

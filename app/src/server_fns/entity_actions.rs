@@ -7,5 +7,5 @@ pub async fn entity_actions(service: String, id: String) -> Result<Vec<Action>, 
     let app = super::app_for(super::Access::Read)?;
     app.actions_on_entity(&service, &id)
         .await
-        .map_err(super::action_failed)
+        .map_err(super::failed)
 }

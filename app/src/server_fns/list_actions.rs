@@ -12,5 +12,5 @@ pub async fn list_actions(view: String) -> Result<Vec<Action>, ServerFnError> {
         "awaiting_me" => ActionFilter::AwaitingApprovalBy(&user.subject),
         _ => ActionFilter::All,
     };
-    app.actions(filter, 200).await.map_err(super::action_failed)
+    app.actions(filter, 200).await.map_err(super::failed)
 }

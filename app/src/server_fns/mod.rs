@@ -113,28 +113,25 @@ fn connector(
     })
 }
 
-/// A service that cannot be read: its name and the cause are for the user to see.
+/// The one place an error of the core becomes a server function's error, with the status
+/// of the kind of failure it says it is: its own words for the user, or, for Runboard's own
+/// failure, the log's.
 #[cfg(feature = "ssr")]
-fn read_failed(
-    error: impl std::borrow::Borrow<runboard_core::connector::ReadError>,
-) -> ServerFnError {
-    let error = error.borrow();
-    tracing::warn!(%error, problem = error.problem.label(), "service read failed");
-    ServerFnError::new(error.to_string())
-}
-
-/// An action step refused or failed, with the status that says which.
-#[cfg(feature = "ssr")]
-fn action_failed(error: runboard_core::actions::ActionError) -> ServerFnError {
-    use runboard_core::actions::ActionError as E;
-    let status = match &error {
-        E::UnknownService(_) | E::NotFound(_) => http::StatusCode::NOT_FOUND,
-        E::UnknownMutation { .. } | E::BadArguments(_) => http::StatusCode::BAD_REQUEST,
-        E::Read(_) | E::Service(_) => http::StatusCode::BAD_GATEWAY,
-        E::TooSlow(_) => http::StatusCode::GATEWAY_TIMEOUT,
-        E::Conflict(_) => http::StatusCode::CONFLICT,
-        E::Forbidden(_) => http::StatusCode::FORBIDDEN,
-        E::Store(e) => return internal("working on an action", e),
+fn failed(error: impl runboard_core::failure::Classified) -> ServerFnError {
+    use http::StatusCode;
+    use runboard_core::failure::Failure;
+    let status = match error.failure() {
+        Failure::NotFound => StatusCode::NOT_FOUND,
+        Failure::BadInput => StatusCode::BAD_REQUEST,
+        Failure::Conflict => StatusCode::CONFLICT,
+        Failure::Forbidden => StatusCode::FORBIDDEN,
+        Failure::Service(_) => {
+            tracing::warn!(%error, "a service failed");
+            StatusCode::BAD_GATEWAY
+        }
+        Failure::ServiceTooSlow => StatusCode::GATEWAY_TIMEOUT,
+        Failure::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        Failure::Internal(what) => return internal(what, error),
     };
     refuse(status, error)
 }
@@ -146,15 +143,4 @@ fn user() -> Result<runboard_model::User, ServerFnError> {
         .user()
         .cloned()
         .ok_or_else(|| refuse(http::StatusCode::UNAUTHORIZED, "sign in first"))
-}
-
-/// An admin's request about someone's access refused: what to send, or the log's detail.
-#[cfg(feature = "ssr")]
-fn access_refused(error: runboard_core::identity::AccessError) -> ServerFnError {
-    use runboard_core::identity::AccessError;
-    match error {
-        AccessError::Store(e) => internal("reading or ending a person's access", e),
-        AccessError::NotAdmin => refuse(http::StatusCode::FORBIDDEN, error),
-        invalid => refuse(http::StatusCode::BAD_REQUEST, invalid),
-    }
 }

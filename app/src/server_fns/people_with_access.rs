@@ -8,5 +8,5 @@ pub async fn people_with_access() -> Result<Vec<PersonWithAccess>, ServerFnError
     app.store
         .people_with_access(&admin, chrono::Utc::now())
         .await
-        .map_err(super::access_refused)
+        .map_err(super::failed)
 }

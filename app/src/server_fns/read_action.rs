@@ -55,7 +55,7 @@ pub async fn read_action(
             )
         })?),
     };
-    let action = app.action(&id).await.map_err(super::action_failed)?;
+    let action = app.action(&id).await.map_err(super::failed)?;
     let page = EntityPage {
         after,
         limit: ENTITIES_SHOWN + 1,
@@ -64,7 +64,7 @@ pub async fn read_action(
     let mut entities = app
         .action_entities(&id, &page)
         .await
-        .map_err(super::action_failed)?;
+        .map_err(super::failed)?;
     let next = (entities.len() > ENTITIES_SHOWN as usize).then(|| {
         entities.truncate(ENTITIES_SHOWN as usize);
         entities.last().map_or(0, |e| e.position)

@@ -31,14 +31,14 @@ pub async fn read_action_form(
     let catalog = app
         .catalog_of(&service, false)
         .await
-        .map_err(super::action_failed)?;
+        .map_err(super::failed)?;
     let selection = super::ask_for_action::selection(error, batch);
     let (ids, picked) = match &selection {
         Some(selection) => {
             let count = app
                 .selected_entities(&service, selection)
                 .await
-                .map_err(super::action_failed)?
+                .map_err(super::failed)?
                 .len();
             let picked = match selection {
                 Selection::ErrorGroup(error) => {

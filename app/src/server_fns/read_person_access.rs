@@ -19,7 +19,7 @@ pub async fn read_person_access(subject: String) -> Result<PersonAccessRead, Ser
         .store
         .access_of(&admin, &subject)
         .await
-        .map_err(super::access_refused)?;
+        .map_err(super::failed)?;
     Ok(PersonAccessRead {
         read_at: Utc::now(),
         access,

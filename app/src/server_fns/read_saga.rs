@@ -21,13 +21,13 @@ pub async fn read_saga(service: String, saga: String) -> Result<SagaView, Server
     let (found, events) =
         futures_util::join!(connector.find_sagas(&ids), connector.saga_events(&saga));
     let saga = found
-        .map_err(super::read_failed)?
+        .map_err(super::failed)?
         .into_iter()
         .next()
         .ok_or_else(|| ServerFnError::new(format!("service {service} has no saga {saga:?}")))?;
     Ok(SagaView {
         read_at,
         saga,
-        events: events.map_err(super::read_failed)?,
+        events: events.map_err(super::failed)?,
     })
 }

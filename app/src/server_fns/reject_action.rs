@@ -6,5 +6,5 @@ pub async fn reject_action(id: String, reason: String) -> Result<(), ServerFnErr
     app.reject_action(&super::user()?, &id, &reason)
         .await
         .map(drop)
-        .map_err(super::action_failed)
+        .map_err(super::failed)
 }

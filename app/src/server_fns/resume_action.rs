@@ -6,5 +6,5 @@ pub async fn resume_action(id: String) -> Result<(), ServerFnError> {
     app.resume_action(&super::user()?, &id)
         .await
         .map(drop)
-        .map_err(super::action_failed)
+        .map_err(super::failed)
 }

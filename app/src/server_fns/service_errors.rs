@@ -27,7 +27,7 @@ pub async fn service_errors(
         .screens
         .error_groups(&connector, Freshness::live_if(live))
         .await
-        .map_err(super::read_failed)?;
+        .map_err(super::failed)?;
     Ok(ErrorGroups {
         read_at: figures.read_at,
         answered_at: Utc::now(),

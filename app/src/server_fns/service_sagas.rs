@@ -31,7 +31,7 @@ pub async fn service_sagas(
         .screens
         .sagas(&connector, &filter, Freshness::live_if(live))
         .await
-        .map_err(super::read_failed)?;
+        .map_err(super::failed)?;
     Ok(SagaList {
         read_at: figures.read_at,
         answered_at: Utc::now(),

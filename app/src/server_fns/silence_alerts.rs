@@ -8,7 +8,7 @@ pub async fn silence_alerts(
     lasting: String,
     reason: String,
 ) -> Result<(), ServerFnError> {
-    use runboard_core::watches::{SilenceError, SilenceRequest};
+    use runboard_core::watches::SilenceRequest;
     let app = super::app_for(super::Access::Operate)?;
     let request = SilenceRequest {
         service: Some(&service),
@@ -19,9 +19,5 @@ pub async fn silence_alerts(
     app.silence_alerts(&super::user()?, request)
         .await
         .map(drop)
-        .map_err(|error| match error {
-            SilenceError::UnknownService(_) => super::refuse(http::StatusCode::NOT_FOUND, error),
-            SilenceError::Store(e) => super::internal("silencing alerts", e),
-            invalid => super::refuse(http::StatusCode::BAD_REQUEST, invalid),
-        })
+        .map_err(super::failed)
 }

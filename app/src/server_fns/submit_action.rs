@@ -12,5 +12,5 @@ pub async fn submit_action(
     app.submit_action(&super::user()?, &id, Some(reason.as_str()), incident)
         .await
         .map(drop)
-        .map_err(super::action_failed)
+        .map_err(super::failed)
 }

@@ -4,21 +4,13 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::{Extension, Json};
 use chrono::Utc;
-use runboard_core::identity::{AccessError, Caller};
+use runboard_core::identity::Caller;
 use runboard_model::{AccessRevoked, PersonAccess, PersonWithAccess};
 use serde::{Deserialize, Serialize};
 
 use super::ApiQuery;
-use crate::error::{ApiError, bad_request, forbidden, internal, unauthorized};
+use crate::error::{ApiError, bad_request, failed, unauthorized};
 use crate::http::ServerState;
-
-fn refused(error: AccessError) -> ApiError {
-    match error {
-        AccessError::NotAdmin => forbidden(error.to_string()),
-        AccessError::Store(e) => internal("reading or ending a person's access", e),
-        invalid => bad_request(invalid.to_string()),
-    }
-}
 
 #[derive(Serialize)]
 pub struct People {
@@ -36,7 +28,7 @@ pub async fn people(
         .store
         .people_with_access(admin, Utc::now())
         .await
-        .map_err(refused)?;
+        .map_err(failed)?;
     Ok(Json(People { people }))
 }
 
@@ -57,7 +49,7 @@ pub async fn of_person(
         .store
         .access_of(admin, &whose.subject)
         .await
-        .map_err(refused)?;
+        .map_err(failed)?;
     Ok(Json(access))
 }
 
@@ -88,6 +80,6 @@ pub async fn revoke(
         .store
         .revoke_access(admin, &revocation.subject, &revocation.reason, Utc::now())
         .await
-        .map_err(refused)?;
+        .map_err(failed)?;
     Ok(Json(revoked))
 }

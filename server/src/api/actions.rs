@@ -6,36 +6,15 @@ use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use http::StatusCode;
-use runboard_core::actions::{
-    ActionError, ActionFilter, ActionRequest, EntityPage, MAX_ENTITY_PAGE,
-};
+use runboard_core::actions::{ActionFilter, ActionRequest, EntityPage, MAX_ENTITY_PAGE};
 use runboard_core::audit::AuditEntry;
 use runboard_core::identity::Caller;
 use runboard_model::{Action, ActionSpec, ActionState, EntityResult, EntityState};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiQuery, body, user_of};
-use crate::error::{
-    ApiError, bad_gateway, bad_request, conflict, forbidden, gateway_timeout, internal, not_found,
-};
+use crate::error::{ApiError, bad_gateway, bad_request, failed, internal};
 use crate::http::ServerState;
-
-/// The one place an action's refusal becomes a response.
-pub(super) fn refused(error: ActionError) -> ApiError {
-    match error {
-        ActionError::UnknownService(_) | ActionError::NotFound(_) => not_found(error.to_string()),
-        ActionError::UnknownMutation { .. } | ActionError::BadArguments(_) => {
-            bad_request(error.to_string())
-        }
-        ActionError::Read(_) | ActionError::Service(_) => {
-            bad_gateway("service_failed", error.to_string())
-        }
-        ActionError::TooSlow(_) => gateway_timeout("service_too_slow", error.to_string()),
-        ActionError::Conflict(_) => conflict(error.to_string()),
-        ActionError::Forbidden(_) => forbidden(error.to_string()),
-        ActionError::Store(e) => internal("working on an action", e),
-    }
-}
 
 #[derive(Serialize)]
 pub struct CatalogAnswer {
@@ -87,7 +66,7 @@ pub async fn create(
         .clone()
         .create_action_detached(user_of(&caller)?.clone(), request)
         .await
-        .map_err(refused)?;
+        .map_err(failed)?;
     Ok((StatusCode::CREATED, Json(action)))
 }
 
@@ -131,7 +110,7 @@ pub async fn list(
         .app
         .actions(filter, query.limit.unwrap_or(100))
         .await
-        .map_err(refused)?;
+        .map_err(failed)?;
     Ok(Json(ActionList { actions }))
 }
 
@@ -175,13 +154,13 @@ pub async fn get(
             ))
         })?),
     };
-    let action = app.action(&id).await.map_err(refused)?;
+    let action = app.action(&id).await.map_err(failed)?;
     let page = EntityPage {
         after: query.after,
         limit: limit + 1,
         state: only,
     };
-    let mut entities = app.action_entities(&id, &page).await.map_err(refused)?;
+    let mut entities = app.action_entities(&id, &page).await.map_err(failed)?;
     let next_after = (entities.len() > limit as usize).then(|| {
         entities.truncate(limit as usize);
         entities.last().map_or(0, |e| e.position)
@@ -227,7 +206,7 @@ pub async fn submit(
         )
         .await
         .map(Json)
-        .map_err(refused)
+        .map_err(failed)
 }
 
 #[derive(Deserialize)]
@@ -250,7 +229,7 @@ pub async fn approve(
         .approve_action(user_of(&caller)?, &id, &request.digest)
         .await
         .map(Json)
-        .map_err(refused)
+        .map_err(failed)
 }
 
 #[derive(Deserialize)]
@@ -272,7 +251,7 @@ pub async fn reject(
         .reject_action(user_of(&caller)?, &id, &request.reason)
         .await
         .map(Json)
-        .map_err(refused)
+        .map_err(failed)
 }
 
 /// `POST /api/v1/actions/{id}/cancel`.
@@ -286,7 +265,7 @@ pub async fn cancel(
         .cancel_action(user_of(&caller)?, &id)
         .await
         .map(Json)
-        .map_err(refused)
+        .map_err(failed)
 }
 
 /// `POST /api/v1/actions/{id}/resume`: carries on with a paused action.
@@ -300,5 +279,5 @@ pub async fn resume(
         .resume_action(user_of(&caller)?, &id)
         .await
         .map(Json)
-        .map_err(refused)
+        .map_err(failed)
 }

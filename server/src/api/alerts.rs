@@ -5,12 +5,12 @@ use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use chrono::Utc;
 use runboard_core::identity::Caller;
-use runboard_core::watches::{AcknowledgeError, SilenceError, SilenceRequest};
+use runboard_core::watches::SilenceRequest;
 use runboard_model::{Alert, AlertBoard, Silence};
 use serde::Deserialize;
 
 use super::{body, user_of};
-use crate::error::{ApiError, bad_request, conflict, internal, not_found};
+use crate::error::{ApiError, failed, internal, not_found};
 use crate::http::ServerState;
 
 /// `GET /api/v1/alerts`: every open alert, those resolved in the last 7 days, and the
@@ -51,13 +51,7 @@ pub async fn acknowledge(
         .acknowledge_alert(id, &user.name, note.trim(), Utc::now())
         .await
         .map(Json)
-        .map_err(|error| match error {
-            AcknowledgeError::Unknown(_) => not_found(error.to_string()),
-            AcknowledgeError::Resolved(_) | AcknowledgeError::Already { .. } => {
-                conflict(error.to_string())
-            }
-            AcknowledgeError::Store(e) => internal("acknowledging an alert", e),
-        })
+        .map_err(failed)
 }
 
 #[derive(Deserialize)]
@@ -97,9 +91,5 @@ pub async fn silence(
         )
         .await
         .map(Json)
-        .map_err(|error| match error {
-            SilenceError::UnknownService(_) => not_found(error.to_string()),
-            SilenceError::Store(e) => internal("silencing alerts", e),
-            invalid => bad_request(invalid.to_string()),
-        })
+        .map_err(failed)
 }

@@ -12,8 +12,7 @@ use runboard_model::{Action, DryRun, EntityResult, EntityState};
 
 use runboard_core::actions::{EntityPage, MAX_ENTITY_PAGE};
 
-use super::actions::refused;
-use crate::error::{ApiError, internal};
+use crate::error::{ApiError, failed, internal};
 use crate::http::ServerState;
 
 /// Askama's escaper for every `.md` template (see `askama.toml`): a value becomes Markdown
@@ -277,8 +276,8 @@ pub async fn markdown(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let app = &state.app;
-    let action = app.action(&id).await.map_err(refused)?;
-    let results = all_entities(app, &id).await.map_err(refused)?;
+    let action = app.action(&id).await.map_err(failed)?;
+    let results = all_entities(app, &id).await.map_err(failed)?;
     let audit = app
         .store
         .audit_of_action(&id)

@@ -2,11 +2,10 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use std::borrow::Borrow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use runboard_core::connector::{Connector, ReadError, ReadProblem, SagaFilter, page_limit};
+use runboard_core::connector::{Connector, SagaFilter, page_limit};
 use runboard_core::screens::Freshness;
 use runboard_model::{
     BatchItemPage, BatchItemStatus, BatchProgress, DiscoveryNote, ErrorGroup, SagaPage, SagaQuery,
@@ -15,7 +14,7 @@ use runboard_model::{
 use serde::{Deserialize, Serialize};
 
 use super::ApiQuery;
-use crate::error::{ApiError, bad_gateway, bad_request, internal, not_found, unavailable};
+use crate::error::{ApiError, bad_request, failed, internal, not_found};
 use crate::http::ServerState;
 
 #[derive(Serialize)]
@@ -63,10 +62,7 @@ pub async fn sagas(
 ) -> Result<Json<SagaPage>, ApiError> {
     let connector = connector(&state, &service)?;
     let filter = SagaFilter::parse(&query).map_err(bad_request)?;
-    let page = connector
-        .sagas(&filter, Utc::now())
-        .await
-        .map_err(read_error)?;
+    let page = connector.sagas(&filter, Utc::now()).await.map_err(failed)?;
     Ok(Json(page))
 }
 
@@ -99,7 +95,7 @@ pub async fn errors(
         .screens
         .error_groups(&connector, Freshness::live_if(live))
         .await
-        .map_err(read_error)?;
+        .map_err(failed)?;
     Ok(Json(ErrorGroups {
         read_at: figures.read_at,
         groups: figures.value.clone(),
@@ -119,7 +115,7 @@ pub async fn batches(
     let batches = connector(&state, &service)?
         .batches(None)
         .await
-        .map_err(read_error)?;
+        .map_err(failed)?;
     Ok(Json(BatchList { batches }))
 }
 
@@ -131,7 +127,7 @@ pub async fn batch(
     connector(&state, &service)?
         .batches(Some(&batch_id))
         .await
-        .map_err(read_error)?
+        .map_err(failed)?
         .into_iter()
         .next()
         .map(Json)
@@ -165,7 +161,7 @@ pub async fn batch_items(
             page_limit(query.limit).map_err(bad_request)?,
         )
         .await
-        .map_err(read_error)?;
+        .map_err(failed)?;
     Ok(Json(page))
 }
 
@@ -175,18 +171,4 @@ pub(crate) fn connector(state: &ServerState, service: &str) -> Result<Arc<Connec
             "no service is registered as {service:?}; GET /api/v1/services lists them"
         ))
     })
-}
-
-/// A service that cannot be read is the service's problem, not Runboard's: say which and why.
-pub(crate) fn read_error(error: impl Borrow<ReadError>) -> ApiError {
-    let error = error.borrow();
-    tracing::warn!(service = %error.service, problem = error.problem.label(), %error, "service read failed");
-    let code = match &error.problem {
-        // Runboard's own bound, not the service's failure: try again shortly.
-        ReadProblem::Busy(_) => return unavailable("service_busy", error.to_string()),
-        ReadProblem::Unreachable(_) => "service_unreachable",
-        ReadProblem::Timeout(_) => "service_timeout",
-        _ => "service_read_failed",
-    };
-    bad_gateway(code, error.to_string())
 }
