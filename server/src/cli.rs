@@ -1,4 +1,5 @@
-//! The command line of SPEC.md's "Running it": `demo`, `serve`, `check-config`, `migrate`.
+//! The command line of SPEC.md's "Running it": `demo`, `serve`, `check-config`, `migrate`;
+//! and `action`, a client of a Runboard's API for actions kept as files.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use runboard_core::{execution, poller};
 use runboard_fleet::{CallerCheck, Fleet as DemoFleet, FleetConfig, Storage};
 use tokio::net::TcpListener;
 
+use crate::action_cli::ActionCommand;
 use crate::demo;
 use crate::http::{ServerState, serve};
 use crate::telemetry::{self, LogFormat};
@@ -29,7 +31,8 @@ Environment variables (each overrides its flag's default and the config file):
   RUNBOARD_SITE_ROOT      directory of the built site with pkg/ (--site-root; config http.site_root)
   RUNBOARD_OIDC_CLIENT_SECRET  the OpenID provider's client secret (config identity.oidc.client_secret)
   RUNBOARD_LOG_FORMAT     text or json (--log-format)
-  RUNBOARD_LOG            what to log, e.g. \"info\" or \"debug,sqlx=warn\"";
+  RUNBOARD_LOG            what to log, e.g. \"info\" or \"debug,sqlx=warn\"
+  RUNBOARD_URL, RUNBOARD_TOKEN  the Runboard and personal API token `runboard action` uses";
 
 /// How often sessions past their timeout are deleted from the store.
 const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
@@ -92,6 +95,12 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Plan, submit and follow actions kept as reviewable files, against a running Runboard
+    /// (RUNBOARD_URL) with a personal API token (RUNBOARD_TOKEN).
+    Action {
+        #[command(subcommand)]
+        command: ActionCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +136,9 @@ enum Failure {
         address: SocketAddr,
         source: std::io::Error,
     },
+    /// A request to a Runboard's API that did not go through; the text says why.
+    #[error("{0}")]
+    Client(String),
     #[error("{0} service(s) could not be read; see above")]
     Services(usize),
     #[error("the demo fleet did not start: {0}")]
@@ -165,6 +177,9 @@ pub fn run(cli: Cli) -> ExitCode {
 
 async fn execute(command: Command) -> Result<(), Failure> {
     match command {
+        Command::Action { command } => crate::action_cli::run(command)
+            .await
+            .map_err(Failure::Client),
         Command::Demo {
             listen,
             data_dir,

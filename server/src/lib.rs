@@ -1,6 +1,8 @@
 //! The runboard binary's library. This file only wires the modules; `main.rs` parses
 //! the command line and calls [`cli::run`].
 
+mod action_cli;
+mod action_file;
 mod api;
 mod charts;
 pub mod cli;

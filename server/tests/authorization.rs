@@ -75,6 +75,7 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/api/v1/actions"
         | "/api/v1/actions/{id}"
         | "/api/v1/actions/{id}/record.md"
+        | "/api/v1/actions/{id}/request.toml"
         | "/api/v1/alerts" => SignedIn,
         "/charts/services/{service}/batches/{batch}/progress.svg"
         | "/charts/services/{service}/trend.svg"

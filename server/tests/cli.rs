@@ -281,3 +281,179 @@ async fn check_config_reaches_every_service_and_names_those_it_cannot() {
     );
     assert!(stderr(&output).contains("1 service(s) could not be read"));
 }
+
+/// `runboard action …` against `address` with `token`, from an async test.
+async fn action_command(args: Vec<String>, address: &str, token: &str) -> Output {
+    let (address, token) = (address.to_owned(), token.to_owned());
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_runboard"))
+            .arg("action")
+            .args(&args)
+            .env("RUNBOARD_URL", address)
+            .env("RUNBOARD_TOKEN", token)
+            .output()
+            .expect("run the runboard binary")
+    })
+    .await
+    .unwrap()
+}
+
+/// The digest `plan` or `submit` printed.
+fn printed_digest(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", stderr(output));
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("Digest: "))
+        .unwrap_or_else(|| panic!("no digest in:\n{stdout}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_file_plans_submits_and_is_followed_and_the_action_pages_file_plans_the_same() {
+    use runboard_model::Role;
+    let fleet = common::start_fleet(runboard_testkit::Backend::Sqlite).await;
+    let services = fleet
+        .fleet
+        .services()
+        .iter()
+        .map(common::registered)
+        .collect();
+    let (app, ()) = common::spawn_app_configured(
+        runboard_testkit::TestStore::new(runboard_testkit::Backend::Sqlite).await,
+        |config, _| config.services = services,
+    )
+    .await;
+    let token = app.token_for("Oscar", &[Role::Operator]).await;
+    let ids = common::failed_saga_ids(&app.address, &app.client, "onboarding", 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("retry.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "# Reviewed in PR 42.\nservice = \"onboarding\"\nmutation = \"retrySagas\"\n\
+             reason = \"INC-4711: KYC vendor back\"\n\n[arguments]\nids = {ids:?}\n"
+        ),
+    )
+    .unwrap();
+    let file_arg = file.to_str().unwrap().to_owned();
+
+    let planned = action_command(vec!["plan".into(), file_arg.clone()], &app.address, &token).await;
+    let digest = printed_digest(&planned);
+    let stdout = String::from_utf8_lossy(&planned.stdout);
+    assert!(
+        stdout.contains("on onboarding: retrySagas (previewed)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Entities: 3 in 1 call(s)"), "{stdout}");
+    assert!(
+        stdout.contains("The service's dry run: 3 effect(s)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Nothing is sent until it is submitted and approved."));
+    let id = stdout
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("Action "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let detail = app.get_json(&format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["digest"], digest.as_str());
+    assert_eq!(detail["action"]["state"], "previewed");
+
+    // The action page's file, planned again, previews the same to the same digest.
+    let downloaded = app.get(&format!("/api/v1/actions/{id}/request.toml")).await;
+    assert_eq!(downloaded.status(), 200);
+    assert!(
+        downloaded.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(&format!("action-{id}.toml"))
+    );
+    let text = downloaded.text().await.unwrap();
+    assert!(
+        text.starts_with(&format!("# What Runboard action {id} asked of onboarding")),
+        "{text}"
+    );
+    let again = dir.path().join("downloaded.toml");
+    std::fs::write(&again, text).unwrap();
+    let replanned = action_command(
+        vec!["plan".into(), again.to_str().unwrap().into()],
+        &app.address,
+        &token,
+    )
+    .await;
+    assert_eq!(printed_digest(&replanned), digest);
+
+    let submitted = action_command(vec!["submit".into(), file_arg], &app.address, &token).await;
+    let stdout = String::from_utf8_lossy(&submitted.stdout).into_owned();
+    assert!(
+        submitted.status.success(),
+        "{stdout}\n{}",
+        stderr(&submitted)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Submitted: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.contains(" awaits 1 approval(s) at "), "{line}");
+    let submitted_id = line
+        .trim_start_matches("Submitted: ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        line.ends_with(&format!("{}/actions/{submitted_id}", app.address)),
+        "{line}"
+    );
+
+    let status = action_command(
+        vec!["status".into(), submitted_id.clone()],
+        &app.address,
+        &token,
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{stdout}\n{}", stderr(&status));
+    assert!(
+        stdout.starts_with(&format!(
+            "Action {submitted_id} on onboarding: retrySagas (awaiting_approval)"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Approvals: 0 of 1 needed"), "{stdout}");
+
+    // A file with a mistake, and a token a Runboard does not know, say what is wrong.
+    let wrong = dir.path().join("wrong.toml");
+    std::fs::write(
+        &wrong,
+        "service = \"onboarding\"\nmutaton = \"retrySagas\"\n",
+    )
+    .unwrap();
+    let refused = action_command(
+        vec!["plan".into(), wrong.to_str().unwrap().into()],
+        &app.address,
+        &token,
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(1));
+    let err = stderr(&refused);
+    assert!(
+        err.contains("is not an action file") && err.contains("unknown field `mutaton`"),
+        "{err}"
+    );
+    let stranger = action_command(
+        vec!["status".into(), submitted_id],
+        &app.address,
+        "rb_not-a-token",
+    )
+    .await;
+    assert_eq!(stranger.status.code(), Some(1));
+    assert!(
+        stderr(&stranger).contains("Runboard refused (401 Unauthorized)"),
+        "{}",
+        stderr(&stranger)
+    );
+}

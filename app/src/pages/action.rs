@@ -121,6 +121,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
     let state = action.state;
     let total = action.progress.succeeded + action.progress.failed + action.progress.pending;
     let record = format!("/api/v1/actions/{}/record.md", action.id);
+    let request_file = format!("/api/v1/actions/{}/request.toml", action.id);
     let preview = action.preview.clone();
     let groups = match &preview.dry_run {
         DryRun::Done { effects, groups } => Some((*effects, groups.clone())),
@@ -225,7 +226,12 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                     <button type="submit" class="secondary">"Cancel action"</button>
                 </ActionForm>
             })}
-            <p><a href=record download>"Download the Markdown record"</a></p>
+            <p>
+                <a href=record download>"Download the Markdown record"</a>
+                " · "
+                <a href=request_file download>"Download the request as a file"</a>
+                " (for review, and for "<code>"runboard action plan"</code>")"
+            </p>
         </section>
 
         <section aria-labelledby="progress-heading">

@@ -123,6 +123,12 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
             Read,
             record::markdown,
         )
+        .add(
+            M::GET,
+            "/api/v1/actions/{id}/request.toml",
+            Read,
+            record::request_file,
+        )
         .add(M::GET, "/api/v1/alerts", Read, alerts::board)
         .add(
             M::POST,

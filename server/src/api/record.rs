@@ -12,6 +12,7 @@ use runboard_model::{Action, DryRun, EntityResult, EntityState};
 
 use runboard_core::actions::{EntityPage, MAX_ENTITY_PAGE};
 
+use crate::action_file::ActionFile;
 use crate::error::{ApiError, failed, internal};
 use crate::http::ServerState;
 
@@ -286,16 +287,65 @@ pub async fn markdown(
     let text = record(action, results, audit)
         .render()
         .map_err(|e| internal("rendering an action's record", e))?;
-    let name = format!("attachment; filename=\"action-{id}.md\"");
-    Ok((
+    Ok(attachment(
+        "text/markdown; charset=utf-8",
+        &format!("action-{id}.md"),
+        text,
+    ))
+}
+
+/// `GET /api/v1/actions/{id}/request.toml`: what the action asked for, as the file
+/// `runboard action plan` reads, every entity named (a selection resolved to its IDs).
+pub async fn request_file(
+    State(state): State<ServerState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let app = &state.app;
+    let action = app.action(&id).await.map_err(failed)?;
+    let mut arguments = match &action.preview.variables {
+        serde_json::Value::Object(variables) => variables.clone(),
+        _ => serde_json::Map::new(),
+    };
+    if let Some(argument) = &action.preview.entity_argument {
+        let ids = all_entities(app, &id)
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .map(|entity| serde_json::Value::String(entity.entity_id))
+            .collect();
+        arguments.insert(argument.clone(), serde_json::Value::Array(ids));
+    }
+    let file = ActionFile {
+        service: action.service.clone(),
+        mutation: action.mutation.clone(),
+        reason: action.reason.clone(),
+        incident_url: action.incident_url.clone(),
+        selection: None,
+        arguments,
+    };
+    let text = file.to_text(&format!(
+        "What Runboard action {id} asked of {}: `runboard action plan` previews it again,\n\
+         to the same digest while the service's data is as it was; `runboard action submit` asks for it.",
+        action.service
+    ));
+    Ok(attachment(
+        "application/toml; charset=utf-8",
+        &format!("action-{id}.toml"),
+        text,
+    ))
+}
+
+/// A file to download.
+fn attachment(content_type: &'static str, name: &str, text: String) -> Response {
+    (
         [
+            (header::CONTENT_TYPE, content_type.to_owned()),
             (
-                header::CONTENT_TYPE,
-                "text/markdown; charset=utf-8".to_owned(),
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
             ),
-            (header::CONTENT_DISPOSITION, name),
         ],
         text,
     )
-        .into_response())
+        .into_response()
 }

@@ -1,0 +1,233 @@
+//! `runboard action plan|submit|status`: a client of a Runboard's API for actions kept as
+//! reviewable files ([`ActionFile`]), with a personal API token.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use runboard_model::{Action, DryRun};
+use serde_json::Value;
+use url::Url;
+
+use crate::action_file::ActionFile;
+
+/// How long one request may take: a preview waits for the service's dry run.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Subcommand)]
+pub enum ActionCommand {
+    /// Ask for the preview of the action a file describes and print it: the entities, the
+    /// money, the service's dry run and the digest approvers approve. Nothing is sent for
+    /// real; the preview waits, previewed, until it is submitted.
+    Plan {
+        /// The action file (TOML: service, mutation, reason, [arguments] or [selection]).
+        file: PathBuf,
+        #[command(flatten)]
+        runboard: RunboardArgs,
+    },
+    /// Preview the file's action as `plan` does, then submit it for approval; prints the
+    /// action's address.
+    Submit {
+        file: PathBuf,
+        #[command(flatten)]
+        runboard: RunboardArgs,
+    },
+    /// Where an action stands: its state, approvals and progress.
+    Status {
+        /// The action's id, as `plan` and `submit` print it.
+        id: String,
+        #[command(flatten)]
+        runboard: RunboardArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunboardArgs {
+    /// The Runboard to ask, as its address: https://runboard.example.com
+    #[arg(long, env = "RUNBOARD_URL")]
+    url: Url,
+    /// A personal API token (the Account page makes one).
+    #[arg(long, env = "RUNBOARD_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+/// Runs one action command; what it prints goes to stdout, an error's reason to the caller.
+pub async fn run(command: ActionCommand) -> Result<(), String> {
+    match command {
+        ActionCommand::Plan { file, runboard } => {
+            let action = plan(&runboard, &read(&file)?).await?;
+            print!("{}", described(&action, &runboard.url));
+            println!("Nothing is sent until it is submitted and approved.");
+            Ok(())
+        }
+        ActionCommand::Submit { file, runboard } => {
+            let file = read(&file)?;
+            let planned = plan(&runboard, &file).await?;
+            print!("{}", described(&planned, &runboard.url));
+            let submitted: Action = call(
+                &runboard,
+                reqwest::Method::POST,
+                &format!("/api/v1/actions/{}/submit", planned.id),
+                Some(serde_json::json!({
+                    "reason": file.reason,
+                    "incident_url": file.incident_url,
+                })),
+            )
+            .await?;
+            println!(
+                "Submitted: {} awaits {} approval(s) at {}",
+                submitted.id,
+                submitted.approvals_needed,
+                page(&runboard.url, &submitted.id)
+            );
+            Ok(())
+        }
+        ActionCommand::Status { id, runboard } => {
+            let action: Value = call(
+                &runboard,
+                reqwest::Method::GET,
+                &format!("/api/v1/actions/{}?limit=1", url_segment(&id)),
+                None,
+            )
+            .await?;
+            let action: Action = serde_json::from_value(action["action"].clone())
+                .map_err(|e| format!("Runboard's answer about action {id} is not one: {e}"))?;
+            print!("{}", described(&action, &runboard.url));
+            Ok(())
+        }
+    }
+}
+
+fn read(path: &PathBuf) -> Result<ActionFile, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the action file {}: {e}", path.display()))?;
+    ActionFile::parse(&text).map_err(|e| format!("{} is not an action file: {e}", path.display()))
+}
+
+async fn plan(runboard: &RunboardArgs, file: &ActionFile) -> Result<Action, String> {
+    call(
+        runboard,
+        reqwest::Method::POST,
+        "/api/v1/actions",
+        Some(file.request()),
+    )
+    .await
+}
+
+fn url_segment(text: &str) -> String {
+    runboard_model::url_encode(text)
+}
+
+fn page(base: &Url, id: &str) -> String {
+    base.join(&format!("actions/{}", url_segment(id)))
+        .map_or_else(|_| id.to_owned(), String::from)
+}
+
+/// One request to the API; a refusal is said in the API's own words.
+async fn call<T: serde::de::DeserializeOwned>(
+    runboard: &RunboardArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<T, String> {
+    let url = runboard
+        .url
+        .join(path.trim_start_matches('/'))
+        .map_err(|e| format!("{} and {path} make no address: {e}", runboard.url))?;
+    let client = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+    let mut request = client
+        .request(method, url.clone())
+        .bearer_auth(&runboard.token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach Runboard at {url}: {e}"))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("Runboard's answer from {url} broke off: {e}"))?;
+    if !status.is_success() {
+        let said = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or(text);
+        return Err(format!("Runboard refused ({status}): {said}"));
+    }
+    serde_json::from_str(&text)
+        .map_err(|e| format!("Runboard's answer from {url} is not what was expected: {e}"))
+}
+
+/// An action as a reviewer reads it in a terminal.
+fn described(action: &Action, base: &Url) -> String {
+    use std::fmt::Write;
+    let preview = &action.preview;
+    let mut text = format!(
+        "Action {} on {}: {} ({})\n  {}\n",
+        action.id,
+        action.service,
+        action.mutation,
+        action.state.as_str(),
+        page(base, &action.id)
+    );
+    let calls = preview.calls();
+    let _ = writeln!(
+        text,
+        "Entities: {} in {calls} call(s) of at most {}, {} at once",
+        preview.entities, preview.chunk_size, preview.concurrency
+    );
+    let money: Vec<String> = preview.money.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        text,
+        "Money moved: {}",
+        if money.is_empty() {
+            "none".to_owned()
+        } else {
+            money.join(", ")
+        }
+    );
+    match &preview.dry_run {
+        DryRun::Done { effects, groups } => {
+            let _ = writeln!(text, "The service's dry run: {effects} effect(s)");
+            for group in groups {
+                let money: Vec<String> = group.money.iter().map(ToString::to_string).collect();
+                let _ = writeln!(
+                    text,
+                    "  {} × {}{}",
+                    group.count,
+                    group.example,
+                    if money.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", money.join(", "))
+                    }
+                );
+            }
+        }
+        DryRun::NotOffered => {
+            let _ = writeln!(text, "The service's dry run: not offered by this mutation");
+        }
+    }
+    let _ = writeln!(
+        text,
+        "Approvals: {} of {} needed",
+        action.approvals.len(),
+        action.approvals_needed
+    );
+    let progress = &action.progress;
+    if progress.succeeded + progress.failed > 0 {
+        let _ = writeln!(
+            text,
+            "Progress: {} succeeded, {} failed, {} pending",
+            progress.succeeded, progress.failed, progress.pending
+        );
+    }
+    let _ = writeln!(text, "Digest: {}", action.digest);
+    text
+}
