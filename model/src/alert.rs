@@ -137,6 +137,18 @@ pub struct Alert {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
+impl Alert {
+    /// The watch's title, with the subject where the summary does not name it in words:
+    /// "Money held (EUR)"; a new error's message and a stalled batch's name are in theirs.
+    pub fn headline(&self) -> String {
+        match self.watch {
+            Watch::NewError | Watch::StalledBatch => self.watch.title().to_owned(),
+            _ if self.subject.is_empty() => self.watch.title().to_owned(),
+            _ => format!("{} ({})", self.watch.title(), self.subject),
+        }
+    }
+}
+
 /// Who said they are on an alert, when, and what they said.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Acknowledgement {
@@ -176,4 +188,44 @@ pub struct AlertBoard {
     /// Open ones first, newest first; then the resolved, latest resolved first.
     pub alerts: Vec<Alert>,
     pub silences: Vec<Silence>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_headline_names_the_subject_only_where_the_summary_does_not() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let alert = |watch, subject: &str| Alert {
+            id: 1,
+            service: "payments".parse().unwrap(),
+            watch,
+            subject: subject.into(),
+            summary: String::new(),
+            link: String::new(),
+            ask_link: None,
+            state: AlertState::Firing,
+            fired_at: at,
+            last_seen_at: at,
+            acknowledged: None,
+            resolved_at: None,
+        };
+        assert_eq!(
+            alert(Watch::MoneyHeld, "EUR").headline(),
+            "Money held (EUR)"
+        );
+        assert_eq!(
+            alert(Watch::FailuresRising, "").headline(),
+            "Failures rising"
+        );
+        assert_eq!(
+            alert(Watch::NewError, "ledger: timeout").headline(),
+            "New error"
+        );
+        assert_eq!(
+            alert(Watch::StalledBatch, "9f1c…").headline(),
+            "Stalled batch"
+        );
+    }
 }

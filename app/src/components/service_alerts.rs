@@ -1,5 +1,7 @@
 use leptos::prelude::*;
-use runboard_model::{Alert, AlertBoard, AlertState};
+use runboard_model::{Alert, AlertBoard, AlertState, Role};
+
+use crate::components::layout::CurrentUser;
 
 /// The alerts board the navigation counts, read once per page and shared through context
 /// with the screens that show a service's own alerts.
@@ -13,19 +15,20 @@ pub enum Shown {
     Badges,
     /// What was seen, where to look and, for operators, where to ask for the fix: the
     /// service's page.
-    Panel { may_operate: bool },
+    Panel,
 }
 
 /// The alerts open on `service` (firing, acknowledged or silenced), where the service is
 /// shown, so that nobody has to go to the Alerts screen to learn what concerns it.
 /// Nothing while none is open.
 #[component]
-pub fn ServiceAlerts(service: String, shown: Shown) -> impl IntoView {
+pub fn ServiceAlerts(#[prop(into)] service: Signal<String>, shown: Shown) -> impl IntoView {
     let AlertsOnPage(board) = expect_context::<AlertsOnPage>();
+    let me = expect_context::<CurrentUser>();
     view! {
         <Suspense fallback=|| ()>
             {move || {
-                let service = service.clone();
+                let service = service.get();
                 Suspend::new(async move {
                     let open: Vec<Alert> = board
                         .await
@@ -37,9 +40,12 @@ pub fn ServiceAlerts(service: String, shown: Shown) -> impl IntoView {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    (!open.is_empty()).then(|| match shown {
+                    if open.is_empty() {
+                        return None;
+                    }
+                    Some(match shown {
                         Shown::Badges => badges(open).into_any(),
-                        Shown::Panel { may_operate } => panel(open, may_operate).into_any(),
+                        Shown::Panel => panel(open, me.holds(Role::Operator).await).into_any(),
                     })
                 })
             }}
@@ -70,7 +76,7 @@ fn badges(open: Vec<Alert>) -> impl IntoView {
                             title=alert.summary.clone()
                             data-testid="row-alert"
                         >
-                            "⚠ "{alert.watch.title()}{state_note(&alert)}
+                            "⚠ "{alert.headline()}{state_note(&alert)}
                         </a>
                     </li>
                 })
@@ -89,7 +95,7 @@ fn panel(open: Vec<Alert>, may_operate: bool) -> impl IntoView {
                     .map(|alert| view! {
                         <li class="alert">
                             <p>
-                                <strong>{alert.watch.title()}</strong>{state_note(&alert)}": "{alert.summary.clone()}
+                                <strong>{alert.headline()}</strong>{state_note(&alert)}": "{alert.summary.clone()}
                             </p>
                             <div class="row-actions">
                                 <a href=alert.link.clone()>"Open the problem"</a>

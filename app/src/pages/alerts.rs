@@ -120,13 +120,10 @@ fn AlertItem(
 ) -> impl IntoView {
     let service_href = format!("/services/{}", alert.service);
     let open = alert.state != AlertState::Resolved;
-    // The subject where the summary does not already say it (a new error's message does).
-    let subject = (!alert.subject.is_empty() && !alert.summary.contains(&alert.subject))
-        .then(|| format!(" ({})", alert.subject));
     view! {
         <li class="alert" data-testid="alert">
             <p>
-                <strong>{alert.watch.title()}</strong>{subject}" on "
+                <strong>{alert.headline()}</strong>" on "
                 <A href=service_href>{alert.service.to_string()}</A>": "{alert.summary.clone()}
             </p>
             <p class="muted">

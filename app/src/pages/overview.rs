@@ -122,6 +122,7 @@ fn ServiceTable(rows: Rows, filter: Memo<String>, elapsed: RwSignal<i64>) -> imp
                         <th scope="col" class="num">"Failed batches"</th>
                         <th scope="col" class="num">"Withheld"</th>
                         <th scope="col">"Updated"</th>
+                        <th scope="col">"Alerts"</th>
                     </tr>
                 </thead>
                 <tbody>
@@ -167,7 +168,6 @@ fn ServiceRow(
         <tr class:row-error=service.error.is_some()>
             <th scope="row">
                 <a href=format!("/services/{}", service.name)>{service.name.to_string()}</a>
-                <ServiceAlerts service=service.name.to_string() shown=Shown::Badges />
             </th>
             // Where the service came from, under its team: the row header stays its name.
             <td>
@@ -202,6 +202,7 @@ fn ServiceRow(
                     <LocalTime at />
                 })}
             </td>
+            <td><ServiceAlerts service=service.name.to_string() shown=Shown::Badges /></td>
         </tr>
     }
 }

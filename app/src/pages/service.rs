@@ -76,12 +76,7 @@ pub fn Service() -> impl IntoView {
             </Suspense>
         </div>
         <Freshness elapsed />
-        <Suspense fallback=|| ()>
-            {move || Suspend::new(async move {
-                let may_operate = me.holds(Role::Operator).await;
-                view! { <ServiceAlerts service=service.get() shown=Shown::Panel { may_operate } /> }
-            })}
-        </Suspense>
+        <ServiceAlerts service shown=Shown::Panel />
 
         <section aria-labelledby="groups-heading">
             <h2 id="groups-heading">"Failed sagas by error"</h2>
