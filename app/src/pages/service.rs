@@ -28,6 +28,7 @@ const AGES: &[(&str, &str)] = &[
 pub fn Service() -> impl IntoView {
     let params = use_params_map();
     let service = Memo::new(move |_| params.read().get("service").unwrap_or_default());
+    let first_name = service.get_untracked();
     let query_map = use_query_map();
     let query = Memo::new(move |_| {
         let q = query_map.read();
@@ -61,7 +62,9 @@ pub fn Service() -> impl IntoView {
     }));
 
     view! {
-        <Title text=move || service.get() />
+        // On the server the head is written once the page is, when this view may be gone
+        // already: then the name it was rendered for stands.
+        <Title text=move || service.try_get().unwrap_or_else(|| first_name.clone()) />
         <p class="crumbs"><A href="/">"Services"</A>" / "{move || service.get()}</p>
         <div class="page-head">
             <h1>{move || service.get()}</h1>
