@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use runboard_model::{Action, DryRun};
+use runboard_model::{Action, DryRun, url_encode};
 use serde_json::Value;
 use url::Url;
 
@@ -86,7 +86,7 @@ pub async fn run(command: ActionCommand) -> Result<(), String> {
             let action: Value = call(
                 &runboard,
                 reqwest::Method::GET,
-                &format!("/api/v1/actions/{}?limit=1", url_segment(&id)),
+                &format!("/api/v1/actions/{}?limit=1", url_encode(&id)),
                 None,
             )
             .await?;
@@ -114,12 +114,8 @@ async fn plan(runboard: &RunboardArgs, file: &ActionFile) -> Result<Action, Stri
     .await
 }
 
-fn url_segment(text: &str) -> String {
-    runboard_model::url_encode(text)
-}
-
 fn page(base: &Url, id: &str) -> String {
-    base.join(&format!("actions/{}", url_segment(id)))
+    base.join(&format!("actions/{}", url_encode(id)))
         .map_or_else(|_| id.to_owned(), String::from)
 }
 
