@@ -1,0 +1,281 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("runboard.toml"), &Overrides::default())
+}
+
+#[test]
+fn a_kube_context_on_the_command_line_discovers_and_reaches_by_port_forward() {
+    let file = "[kubernetes]\nnamespaces = [\"payments\"]\n";
+    let config = parse(file).unwrap();
+    assert!(!config.kubernetes.discover);
+    assert_eq!(config.kubernetes.reach, Reach::InCluster);
+    let overrides = Overrides {
+        kube_context: Some("prod-eu".into()),
+        ..Overrides::default()
+    };
+    let laptop = Config::parse(file, Path::new("runboard.toml"), &overrides).unwrap();
+    assert!(laptop.kubernetes.discover);
+    assert_eq!(laptop.kubernetes.reach, Reach::PortForward);
+    assert_eq!(laptop.kubernetes.context.as_deref(), Some("prod-eu"));
+    assert_eq!(laptop.kubernetes.namespaces, ["payments"]);
+    let wrong = parse("[kubernetes]\nreach = \"tunnel\"\n")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        wrong.contains("in-cluster") && wrong.contains("port-forward"),
+        "{wrong}"
+    );
+}
+
+const TWO_SERVICES: &str = r#"
+    [store]
+    url = "postgres://runboard@db/runboard"
+
+    [[services]]
+    name = "payments"
+    team = "payments"
+    database_url = "postgres://ro@payments-db/payments"
+    graphql_url = "http://payments:8080/graphql"
+    stuck_after = "10m"
+
+    [[services]]
+    name = "ledger"
+    team = "core"
+    database_url = "postgres://ro@ledger-db/ledger"
+    graphql_url = "http://ledger:8080/graphql"
+"#;
+
+#[test]
+fn parses_a_full_file_with_defaults_filled_in() {
+    let config = parse(TWO_SERVICES).unwrap();
+    assert_eq!(config.services.len(), 2);
+    assert_eq!(
+        config.stuck_after(&config.services[0]),
+        Duration::from_secs(600)
+    );
+    assert_eq!(
+        config.stuck_after(&config.services[1]),
+        Duration::from_secs(1800)
+    );
+    assert_eq!(config.http.listen.to_string(), "127.0.0.1:3000");
+}
+
+#[test]
+fn the_documented_example_config_is_valid() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../runboard.example.toml"
+    ));
+    let config = Config::load(path, &Overrides::default()).unwrap();
+    assert_eq!(config.services.len(), 2);
+}
+
+#[test]
+fn the_clusters_configs_are_valid() {
+    for file in ["base", "overlays/oidc-ingress"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy")
+            .join(file)
+            .join("runboard.toml");
+        let config = Config::load(&path, &Overrides::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(config.identity.oidc.is_some(), "{}", path.display());
+        assert_eq!(
+            config.http.listen.port(),
+            3000,
+            "the port the Deployment probes"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_key_is_named() {
+    let err = parse("[store]\nurll = \"sqlite://x.db\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown field `urll`"), "{err}");
+    assert!(err.contains("runboard.toml"), "{err}");
+}
+
+#[test]
+fn a_wrong_type_names_the_key_line_and_expectation() {
+    let err = parse("[http]\nrequest_timeout = 30\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("request_timeout"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn a_bad_service_name_says_what_names_may_be() {
+    let err = parse(&TWO_SERVICES.replace("\"ledger\"", "\"Ledger\"")).unwrap_err();
+    assert!(
+        err.to_string().contains("not a valid service name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_service_names_are_refused_with_the_key() {
+    let err = parse(&TWO_SERVICES.replace("\"ledger\"", "\"payments\"")).unwrap_err();
+    assert!(err.to_string().contains("services[1].name"), "{err}");
+}
+
+#[test]
+fn watch_figures_no_watch_can_use_are_refused_alike_everywhere_and_a_service_is_named() {
+    for (figure, says) in [
+        ("failures_growth = 0.0", "watches.failures_growth"),
+        ("batch_failed_share = 1.5", "watches.batch_failed_share"),
+        ("stall_after = \"0s\"", "watches.stall_after"),
+        ("unreachable_polls = 0", "watches.unreachable_polls"),
+    ] {
+        let everywhere = parse(&format!("[watches]\n{figure}\n{TWO_SERVICES}"))
+            .unwrap_err()
+            .to_string();
+        assert!(everywhere.contains(says), "{figure}: {everywhere}");
+        let for_ledger = parse(&format!("{TWO_SERVICES}\n[services.watches]\n{figure}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            for_ledger.contains(&format!("services[1].{says} (service ledger)")),
+            "{figure}: {for_ledger}"
+        );
+    }
+    let tuned = parse(&format!(
+        "{TWO_SERVICES}\n[services.watches]\nstall_after = \"2m\"\nbatch_failed_share = 0.3\n"
+    ))
+    .unwrap();
+    let ledger = &tuned.services[1].watches;
+    assert_eq!(ledger.stall_after, Some(Duration::from_secs(120)));
+    assert_eq!(ledger.batch_failed_share, Some(0.3));
+}
+
+#[test]
+fn a_non_http_graphql_url_is_refused_with_the_service() {
+    let err = parse(&TWO_SERVICES.replace("http://ledger", "ftp://ledger")).unwrap_err();
+    let err = err.to_string();
+    assert!(
+        err.contains("services[1].graphql_url (service ledger)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_graphql_url_with_credentials_is_refused_because_previews_show_it() {
+    let err = parse(&TWO_SERVICES.replace("http://ledger", "http://runboard:s3cret@ledger"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("services[1].graphql_url (service ledger)") && err.contains("graphql_token"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("s3cret"),
+        "the error does not repeat the password: {err}"
+    );
+}
+
+#[test]
+fn secrets_in_the_config_are_redacted_wherever_it_is_printed() {
+    let file = format!(
+        "{}\ngraphql_token = \"token-s3cret\"\n\n[identity.oidc]\nissuer = \"https://idp.example\"\nclient_id = \"runboard\"\nclient_secret = \"client-s3cret\"\n",
+        TWO_SERVICES
+            .replace("runboard@db", "runboard:store-s3cret@db")
+            .replace("ro@ledger-db", "ro:db-s3cret@ledger-db")
+    );
+    let config = parse(&file).unwrap();
+    let printed = format!("{config:?}");
+    for secret in ["token-s3cret", "client-s3cret", "store-s3cret", "db-s3cret"] {
+        assert!(!printed.contains(secret), "{secret} is printed: {printed}");
+    }
+    assert!(printed.contains("REDACTED"), "{printed}");
+}
+
+#[test]
+fn a_token_audience_needs_runboards_client_and_excludes_a_static_token() {
+    let with_audience = TWO_SERVICES.replace(
+        "graphql_url = \"http://ledger:8080/graphql\"",
+        "graphql_url = \"http://ledger:8080/graphql\"\ntoken_audience = \"urn:ledger\"",
+    );
+    let err = parse(&with_audience).unwrap_err().to_string();
+    assert!(
+        err.contains("services[1].token_audience (service ledger)")
+            && err.contains("[mission_control_tokens]"),
+        "{err}"
+    );
+    let client = "\n[mission_control_tokens]\ntoken_url = \"https://idp.example/token\"\nclient_id = \"runboard-engine\"\n";
+    let err = parse(&format!("{client}{with_audience}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("RUNBOARD_MISSION_CONTROL_CLIENT_SECRET"),
+        "{err}"
+    );
+    let overrides = Overrides {
+        mission_control_client_secret: Some("engine-s3cret".into()),
+        ..Overrides::default()
+    };
+    let config = Config::parse(
+        &format!("{client}{with_audience}"),
+        Path::new("runboard.toml"),
+        &overrides,
+    )
+    .unwrap();
+    assert_eq!(
+        config.services[1].token_audience.as_deref(),
+        Some("urn:ledger")
+    );
+    let both = with_audience.replace(
+        "token_audience = \"urn:ledger\"",
+        "token_audience = \"urn:ledger\"\ngraphql_token = \"t\"",
+    );
+    let err = parse(&format!("{client}client_secret = \"s\"\n{both}"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("give one"), "{err}");
+}
+
+#[test]
+fn a_store_url_of_an_unknown_kind_is_refused() {
+    let err = parse("[store]\nurl = \"mysql://x\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("store.url"), "{err}");
+}
+
+#[test]
+fn overrides_win_over_the_file() {
+    let overrides = Overrides {
+        listen: Some("127.0.0.1:4000".parse().unwrap()),
+        database_url: Some("sqlite://override.db".into()),
+        ..Overrides::default()
+    };
+    let config = Config::parse(TWO_SERVICES, Path::new("x.toml"), &overrides).unwrap();
+    assert_eq!(config.http.listen.port(), 4000);
+    assert_eq!(config.store.effective_url(), "sqlite://override.db");
+}
+
+#[test]
+fn without_a_store_url_the_store_is_sqlite_in_the_data_dir() {
+    let overrides = Overrides {
+        data_dir: Some(PathBuf::from("/var/lib/runboard")),
+        ..Overrides::default()
+    };
+    let config = Config::demo(&overrides).unwrap();
+    assert_eq!(
+        config.store.effective_url(),
+        "sqlite:///var/lib/runboard/runboard.db"
+    );
+}
+
+#[test]
+fn the_demo_refuses_to_listen_beyond_loopback() {
+    let overrides = Overrides {
+        listen: Some("0.0.0.0:3000".parse().unwrap()),
+        ..Overrides::default()
+    };
+    let err = Config::demo(&overrides).unwrap_err().to_string();
+    assert!(err.contains("loopback"), "{err}");
+}

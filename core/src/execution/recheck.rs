@@ -1,0 +1,258 @@
+//! The dry run again before a start, and a new approval when it says something else.
+
+use std::collections::HashMap;
+
+use runboard_model::{Action, ActionState, DryRun, Effect, Money};
+use serde_json::json;
+
+use super::{Lease, call_headers, call_ids, chunk_members, engine_audit, pause, pending_chunks};
+use crate::App;
+use crate::actions::{
+    ActionError, Digester, EffectTally, Found, NewPreview, Transition, dry_run_chunks, held_money,
+    resolve_entities, sorted,
+};
+use crate::db::on_pool;
+
+/// Chunks the recheck reads and dry-runs at a time, so that memory stays bounded.
+const RECHECK_PAGE: usize = 64;
+
+/// The dry run again, right before the first call of this start, for the chunks never
+/// sent; true when it says what the approvers saw. Chunks sent before (by a replica that
+/// died or froze) are left out: they may be applied already, their dry run would differ for
+/// that alone, and they are only ever resent with their idempotency key.
+pub(super) async fn recheck(
+    app: &App,
+    lease: &Lease,
+    action: &Action,
+) -> Result<bool, ActionError> {
+    if matches!(action.preview.dry_run, DryRun::NotOffered) {
+        return Ok(true);
+    }
+    let connector = app.action_connector(&action.service)?;
+    let mission_control = connector.mission_control();
+    let headers = call_headers(action, lease);
+    let (mut after, mut entities, mut same) = (-1, 0_usize, true);
+    // Every unsent chunk's dry run as it is now; only kept when one differs.
+    let mut replanned: Vec<(i32, String)> = Vec::new();
+    loop {
+        if !lease.holds() {
+            return Ok(false);
+        }
+        let chunks = pending_chunks(app, action, after, RECHECK_PAGE, true).await?;
+        let Some(last) = chunks.last() else { break };
+        after = last.number;
+        let calls: Vec<Vec<String>> = chunks
+            .iter()
+            .map(|c| call_ids(action, c).to_vec())
+            .collect();
+        let answers = dry_run_chunks(
+            mission_control,
+            &action.preview,
+            &calls,
+            &headers,
+            app.config.actions.dry_run_time_limit,
+        )
+        .await;
+        let answers = match answers {
+            Ok(answers) => answers,
+            Err(e) => {
+                pause(
+                    app,
+                    lease,
+                    action,
+                    &format!("the dry run before executing failed: {e}; resume to run it again"),
+                )
+                .await?;
+                return Ok(false);
+            }
+        };
+        for (chunk, effects) in chunks.iter().zip(answers) {
+            entities += chunk.members.len();
+            let approved: Option<Vec<Effect>> = chunk
+                .planned
+                .as_deref()
+                .and_then(|p| serde_json::from_str(p).ok());
+            let effects = sorted(effects);
+            // A chunk stored without its dry run (an action from before chunks) differs.
+            same &= approved.map(sorted).as_ref() == Some(&effects);
+            replanned.push((
+                chunk.number,
+                serde_json::to_string(&effects).expect("effects serialize"),
+            ));
+        }
+    }
+    if entities == 0 {
+        return Ok(true);
+    }
+    app.store
+        .append_audit(&engine_audit(
+            action,
+            "action.rechecked",
+            json!({ "epoch": lease.epoch, "entities": entities, "same_as_approved": same }),
+        ))
+        .await?;
+    if !same {
+        ask_again(app, lease, action, &replanned, entities).await?;
+    }
+    Ok(same)
+}
+
+/// Money as a person reads it: "50.00 EUR, 12.00 USD", or "none".
+fn money_text(money: &[Money]) -> String {
+    if money.is_empty() {
+        return "none".into();
+    }
+    money
+        .iter()
+        .map(|m| format!("{} {}", m.amount, m.currency))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The dry run now says something else than the approved preview: store a new preview
+/// (the unsent entities as found now, the new effects of the `replanned` chunks, the money
+/// still to move), recompute the approvals it needs, void the approvals given, and ask for
+/// approval again, saying what changed. All of it in the transition's one transaction, so
+/// no replica can ever send on a dry run nobody approved.
+async fn ask_again(
+    app: &App,
+    lease: &Lease,
+    action: &Action,
+    replanned: &[(i32, String)],
+    remaining: usize,
+) -> Result<(), ActionError> {
+    let connector = app.action_connector(&action.service)?;
+    let planned: HashMap<i32, &str> = replanned.iter().map(|(c, p)| (*c, p.as_str())).collect();
+    let mut unsent = Vec::with_capacity(remaining);
+    for (chunk, _) in replanned {
+        unsent.extend(chunk_members(app, &action.id, *chunk).await?);
+    }
+    let found = if action.preview.entity_argument.is_some() {
+        match resolve_entities(&connector, &unsent).await {
+            Ok(found) => found,
+            Err(e) => {
+                let reason = format!(
+                    "the dry run before executing differs from the approved preview, and the entities could not be read again for a new one: {e}; resume to try again"
+                );
+                return pause(app, lease, action, &reason).await;
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let found_now: HashMap<&str, &Found> = found.iter().map(|f| (f.id.as_str(), f)).collect();
+    let mut tally = EffectTally::default();
+    for (_, effects) in replanned {
+        let effects: Vec<Effect> = serde_json::from_str(effects).expect("stored just now");
+        for effect in &effects {
+            tally.add(effect)?;
+        }
+    }
+    let mut preview = action.preview.clone();
+    (preview.dry_run, preview.money) = tally.finish();
+    let new_digest = stored_digest(app, action, &preview, &planned, &found_now).await?;
+    let needed = app.approvals_needed(&connector, &action.mutation, &preview.money);
+    let all = action.preview.entities;
+    let scope = if remaining as u64 == all {
+        String::new()
+    } else {
+        format!(" The new preview's money covers the {remaining} of {all} entities not yet sent.")
+    };
+    let reason = format!(
+        "The dry run right before executing differs from the approved preview: the entities changed since. \
+         Money moved was {}, now {}; approvals needed were {}, now {needed}.{scope} Read the new preview and approve again.",
+        money_text(&action.preview.money),
+        money_text(&preview.money),
+        action.approvals_needed,
+    );
+    let preview_json = serde_json::to_string(&preview).expect("a preview serializes");
+    let expires_at = crate::audit::now()
+        + chrono::Duration::from_std(app.config.actions.preview_ttl)
+            .unwrap_or(chrono::Duration::days(1));
+    let audit = engine_audit(
+        action,
+        "action.preview_changed",
+        json!({
+            "approved_digest": action.digest, "new_digest": new_digest,
+            "money_before": action.preview.money, "money_now": preview.money,
+            "approvals_needed_before": action.approvals_needed, "approvals_needed_now": needed,
+            "remaining": remaining,
+        }),
+    );
+    let mut again = Transition::new(action, ActionState::AwaitingApproval, audit);
+    again.from = ActionState::Executing;
+    again.detail = Some(&reason);
+    again.lease = Some(lease);
+    again.new_preview = Some(NewPreview {
+        json: &preview_json,
+        digest: &new_digest,
+        approvals_needed: needed,
+        expires_at,
+        planned: replanned,
+        found: &found,
+    });
+    app.transition(again).await?;
+    Ok(())
+}
+
+/// The digest of the action's preview as stored, with `planned` and `found` in place of
+/// what the store has for those chunks and entities: every chunk that carries entities
+/// (not those split), in order, read a page at a time.
+async fn stored_digest(
+    app: &App,
+    action: &Action,
+    preview: &runboard_model::Preview,
+    planned: &HashMap<i32, &str>,
+    found: &HashMap<&str, &Found>,
+) -> Result<String, ActionError> {
+    #[derive(sqlx::FromRow)]
+    struct Member {
+        entity_id: String,
+        found: Option<String>,
+        held_amount: Option<String>,
+        held_currency: Option<String>,
+    }
+    let mut digester = Digester::new();
+    let mut after = -1;
+    loop {
+        let chunks: Vec<(i32, Option<String>)> = on_pool!(app.store.pool, |pool| {
+            sqlx::query_as(
+                "SELECT chunk, planned FROM action_chunk WHERE action_id = $1 AND state <> 'split'
+                 AND chunk > $2 ORDER BY chunk LIMIT 64",
+            )
+            .bind(&action.id)
+            .bind(after)
+            .fetch_all(pool)
+            .await?
+        });
+        let Some((last, _)) = chunks.last() else {
+            return Ok(digester.finish(preview));
+        };
+        after = *last;
+        for (chunk, stored) in chunks {
+            let members: Vec<Member> = on_pool!(app.store.pool, |pool| {
+                sqlx::query_as(
+                    "SELECT entity_id, found, held_amount, held_currency FROM action_entity
+                     WHERE action_id = $1 AND chunk = $2 ORDER BY position",
+                )
+                .bind(&action.id)
+                .bind(chunk)
+                .fetch_all(pool)
+                .await?
+            });
+            let members: Vec<Found> = members
+                .into_iter()
+                .map(|m| match found.get(m.entity_id.as_str()) {
+                    Some(now) => (*now).clone(),
+                    None => Found {
+                        held: held_money(m.held_amount, m.held_currency),
+                        id: m.entity_id,
+                        state: m.found,
+                    },
+                })
+                .collect();
+            let planned = planned.get(&chunk).copied().or(stored.as_deref());
+            digester.chunk(u32::try_from(chunk).unwrap_or(0), &members, planned);
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! Sending the chunks' calls, recording their results, and splitting refused chunks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
+use runboard_model::{Action, ActionState, DryRun, Effect, EntityState};
+
+use super::{
+    ATTEMPTS, BACKOFF, Chunk, Lease, call_headers, call_ids, conclude_cancelled, fence, finish,
+    pause, pending_chunks,
+};
+use crate::App;
+use crate::actions::{ActionError, ChunkOutcome, effects_of, variables};
+use crate::db::on_pool;
+use crate::mission_control::{CallError, MissionControl};
+
+/// Tells the calls of one sending round to stop: the action was cancelled or paused, the
+/// lease went, or (with its reason) the action should pause because no call could be sent.
+#[derive(Default)]
+struct Stop {
+    stopped: AtomicBool,
+    pause_for: std::sync::Mutex<Option<String>>,
+}
+
+/// Chunks read at a time while sending: enough to keep `concurrency` calls busy.
+const SEND_PAGE_PER_CALL: usize = 4;
+
+/// Sends every pending chunk's call, `concurrency` at a time, until none is pending, the
+/// action is cancelled, or the lease is lost. Chunks are read by keyset, so each is read
+/// once; a split chunk's halves come after every chunk there was, and are read in turn.
+pub(super) async fn send_all(app: &App, lease: &Lease, action: &Action) -> Result<(), ActionError> {
+    let connector = app.action_connector(&action.service)?;
+    let mission_control = connector.mission_control();
+    let headers = call_headers(action, lease);
+    let concurrency = action.preview.concurrency.max(1) as usize;
+    let stop = Stop::default();
+    let mut after = -1;
+    loop {
+        let chunks =
+            pending_chunks(app, action, after, concurrency * SEND_PAGE_PER_CALL, false).await?;
+        let Some(last) = chunks.last() else {
+            return finish(app, lease, action).await;
+        };
+        after = last.number;
+        // Boxed, so that the engine's future is Send for every lifetime a task needs.
+        let calls: Vec<BoxFuture<'_, Result<(), ActionError>>> = chunks
+            .iter()
+            .map(|chunk| {
+                let (headers, stop) = (&headers, &stop);
+                async move {
+                    let sent =
+                        call_chunk(app, mission_control, lease, action, chunk, headers, stop)
+                            .await?;
+                    match sent {
+                        Some(outcome) => record(app, lease, action, chunk, outcome).await,
+                        None => Ok(()),
+                    }
+                }
+                .boxed()
+            })
+            .collect();
+        let recorded: Vec<Result<(), ActionError>> = futures_util::stream::iter(calls)
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        recorded.into_iter().collect::<Result<Vec<()>, _>>()?;
+        if stop.stopped.load(Ordering::SeqCst) {
+            // Every call this replica had in flight has ended by now.
+            let now = app.action(&action.id).await?;
+            if now.state == ActionState::Cancelling {
+                return conclude_cancelled(app, lease, &now).await;
+            }
+            let reason = stop.pause_for.lock().expect("pause reason").take();
+            if let Some(reason) = reason {
+                return pause(app, lease, action, &reason).await;
+            }
+            return Ok(());
+        }
+        let progress = app.action(&action.id).await?.progress;
+        let done = progress.succeeded + progress.failed;
+        let config = &app.config.actions;
+        if done >= u64::from(config.pause_after_calls)
+            && (progress.failed as f64) > config.pause_failure_share * done as f64
+        {
+            let reason = format!(
+                "{} of {done} entities failed, more than the {:.0} % that pauses an action; look at the failures, then resume or cancel",
+                progress.failed,
+                config.pause_failure_share * 100.0
+            );
+            return pause(app, lease, action, &reason).await;
+        }
+    }
+}
+
+/// Marks a chunk as sent under this lease, if the action is still executing and the lease
+/// still this replica's by the store; false when it may not be sent. On PostgreSQL the
+/// action's row is share-locked meanwhile, so a cancel commits either before this (and
+/// nothing is sent) or after it (and the call counts as in flight).
+async fn mark_sent(
+    app: &App,
+    lease: &Lease,
+    action: &Action,
+    chunk: i32,
+) -> Result<bool, ActionError> {
+    let query = format!(
+        "UPDATE action_chunk SET sent_epoch = $3
+         WHERE action_id = $1 AND chunk = $2 AND state = $5
+           AND EXISTS (SELECT 1 FROM action a JOIN action_lease l ON l.action_id = a.id
+                       WHERE a.id = $1 AND a.state = $6 AND l.owner = $4 AND l.epoch = $3
+                         AND l.expires_ms > {now} {lock})",
+        now = app.store.pool.now_ms(),
+        lock = app.store.pool.share_lock("a"),
+    );
+    let marked = on_pool!(app.store.pool, |pool| {
+        sqlx::query(&query)
+            .bind(&action.id)
+            .bind(chunk)
+            .bind(lease.epoch)
+            .bind(&lease.owner)
+            .bind(EntityState::Pending.as_str())
+            .bind(ActionState::Executing.as_str())
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(marked == 1)
+}
+
+/// One call for one chunk, with retries for transient failures: `(attempts, outcome)`,
+/// or `None` when it was not sent (anymore) because the action stopped or the lease went.
+async fn call_chunk(
+    app: &App,
+    mission_control: &MissionControl,
+    lease: &Lease,
+    action: &Action,
+    chunk: &Chunk,
+    headers: &[(&str, String)],
+    stop: &Stop,
+) -> Result<Option<(u32, ChunkOutcome)>, ActionError> {
+    let dry_run_offered = !matches!(action.preview.dry_run, DryRun::NotOffered);
+    let variables = variables(
+        &action.preview,
+        call_ids(action, chunk),
+        false,
+        dry_run_offered,
+    );
+    let mut headers = headers.to_vec();
+    headers.push(("idempotency-key", chunk.key.clone()));
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        // A call that could not say who sends it is not marked as sent: the action pauses
+        // with the chunk still pending, and goes on when someone resumes it.
+        if let Err(e) = mission_control.ready().await {
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(BACKOFF * 2_u32.pow(attempt - 1)).await;
+                continue;
+            }
+            let reason = format!("{e}; nothing more was sent; resume once it is back");
+            stop.pause_for
+                .lock()
+                .expect("pause reason")
+                .get_or_insert(reason);
+            stop.stopped.store(true, Ordering::SeqCst);
+            return Ok(None);
+        }
+        // Every attempt leaves only once the store has said it may, and while this
+        // replica's own clock says the lease still holds.
+        let may_send = !stop.stopped.load(Ordering::SeqCst)
+            && lease.holds()
+            && mark_sent(app, lease, action, chunk.number).await?
+            && lease.holds();
+        if !may_send {
+            stop.stopped.store(true, Ordering::SeqCst);
+            return Ok(None);
+        }
+        let answer = mission_control
+            .request(&action.preview.document, &variables, &headers)
+            .await;
+        app.metrics.record_call(
+            &action.service,
+            answer.as_ref().map_or_else(CallError::label, |_| "ok"),
+        );
+        match answer {
+            Ok(data) => {
+                let outcome = match effects_of(&data, &action.mutation) {
+                    Ok(effects) => ChunkOutcome::Applied(effects),
+                    Err(e) => ChunkOutcome::Failed(e.to_string()),
+                };
+                return Ok(Some((attempt, outcome)));
+            }
+            Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                tokio::time::sleep(BACKOFF * 2_u32.pow(attempt - 1)).await;
+            }
+            // Refused as a whole: nothing of it was applied, and a smaller call may pass.
+            Err(e @ CallError::Refused(_)) if chunk.members.len() > 1 => {
+                return Ok(Some((attempt, ChunkOutcome::Split(e.to_string()))));
+            }
+            Err(e @ CallError::Refused(_)) => {
+                return Ok(Some((attempt, ChunkOutcome::Failed(e.to_string()))));
+            }
+            Err(e) => {
+                return Ok(Some((
+                    attempt,
+                    ChunkOutcome::Failed(format!("gave up after {attempt} attempts: {e}")),
+                )));
+            }
+        }
+    }
+}
+
+/// Writes a chunk's result, its members' states and the action's counters in one
+/// transaction, if this replica still holds the lease; a result that comes back after the
+/// lease was lost is logged and dropped (the new holder resends the call with the same
+/// idempotency key). A refused chunk is split in two new chunks instead, each with its
+/// share of the approved dry run.
+async fn record(
+    app: &App,
+    lease: &Lease,
+    action: &Action,
+    chunk: &Chunk,
+    (attempts, outcome): (u32, ChunkOutcome),
+) -> Result<(), ActionError> {
+    let (chunk_state, entity_state) = match &outcome {
+        ChunkOutcome::Applied(_) => ("succeeded", Some(EntityState::Succeeded)),
+        ChunkOutcome::Failed(_) => ("failed", Some(EntityState::Failed)),
+        ChunkOutcome::Split(_) => ("split", None),
+    };
+    let now = crate::audit::now();
+    let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+    let members = i64::try_from(chunk.members.len()).unwrap_or(i64::MAX);
+    let outcome_json = serde_json::to_string(&outcome).expect("an outcome serializes");
+    let close_chunk = format!(
+        "UPDATE action_chunk SET state = $1, outcome = $2, attempts = attempts + $3, updated_at = $4
+         WHERE action_id = $5 AND chunk = $6 AND state = $7 AND {fence}",
+        fence = fence("$5", "$8", "$9"),
+    );
+    let halves = match &outcome {
+        ChunkOutcome::Split(_) => Some(split(app, action, chunk).await?),
+        _ => None,
+    };
+    let written = on_pool!(app.store.pool, |pool| {
+        let mut tx = pool.begin().await?;
+        let written = sqlx::query(&close_chunk)
+            .bind(chunk_state)
+            .bind(&outcome_json)
+            .bind(attempts)
+            .bind(now)
+            .bind(&action.id)
+            .bind(chunk.number)
+            .bind(EntityState::Pending.as_str())
+            .bind(&lease.owner)
+            .bind(lease.epoch)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if written == 1 {
+            if let Some(state) = entity_state {
+                sqlx::query(
+                    "UPDATE action_entity SET state = $1, attempts = attempts + $2, updated_at = $3
+                     WHERE action_id = $4 AND chunk = $5",
+                )
+                .bind(state.as_str())
+                .bind(attempts)
+                .bind(now)
+                .bind(&action.id)
+                .bind(chunk.number)
+                .execute(&mut *tx)
+                .await?;
+                let counter = if state == EntityState::Succeeded {
+                    "succeeded_count"
+                } else {
+                    "failed_count"
+                };
+                sqlx::query(&format!(
+                    "UPDATE action SET {counter} = {counter} + $1 WHERE id = $2"
+                ))
+                .bind(members)
+                .bind(&action.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for half in halves.iter().flatten() {
+                sqlx::query(
+                    "INSERT INTO action_chunk (action_id, chunk, parent, state, members, idempotency_key,
+                         planned, outcome, attempts, sent_epoch, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, NULL, $8)",
+                )
+                .bind(&action.id)
+                .bind(half.number)
+                .bind(chunk.number)
+                .bind(EntityState::Pending.as_str())
+                .bind(i32::try_from(half.members.len()).unwrap_or(i32::MAX))
+                .bind(&half.key)
+                .bind(&half.planned)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE action_entity SET chunk = $1, attempts = attempts + $2, updated_at = $3
+                     WHERE action_id = $4 AND chunk = $5 AND position BETWEEN $6 AND $7",
+                )
+                .bind(half.number)
+                .bind(attempts)
+                .bind(now)
+                .bind(&action.id)
+                .bind(chunk.number)
+                .bind(half.positions.0)
+                .bind(half.positions.1)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        written
+    });
+    if written == 0 {
+        tracing::warn!(action = %action.id, chunk = chunk.number, epoch = lease.epoch, outcome = chunk_state,
+            "a call's result came back after this replica lost the lease; dropped");
+    }
+    Ok(())
+}
+
+/// One half of a refused chunk, to be stored as a chunk of its own.
+struct Half {
+    number: i32,
+    key: String,
+    members: Vec<String>,
+    /// The first and last position of its members.
+    positions: (i32, i32),
+    planned: Option<String>,
+}
+
+/// The two halves of a refused chunk, each with the approved effects that name its members.
+/// Chunk `c` of an action made with `n` chunks splits into `n + 2c` and `n + 2c + 1`: numbers
+/// no other split can take, even two at once, and above every chunk read before them, so
+/// that the keyset finds them after.
+async fn split(app: &App, action: &Action, chunk: &Chunk) -> Result<[Half; 2], ActionError> {
+    let first = i32::try_from(action.preview.calls()).unwrap_or(i32::MAX) + 2 * chunk.number;
+    let positions: Vec<i32> = on_pool!(app.store.pool, |pool| {
+        sqlx::query_scalar(
+            "SELECT position FROM action_entity WHERE action_id = $1 AND chunk = $2 ORDER BY position",
+        )
+        .bind(&action.id)
+        .bind(chunk.number)
+        .fetch_all(pool)
+        .await?
+    });
+    let planned: Option<Vec<Effect>> = chunk
+        .planned
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok());
+    let middle = chunk.members.len() / 2;
+    let half = |offset: i32, members: &[String], positions: &[i32]| {
+        let number = first + offset;
+        Half {
+            number,
+            key: crate::actions::idempotency_key(&action.id, number),
+            planned: planned.as_ref().map(|effects| {
+                let mine: Vec<&Effect> = effects
+                    .iter()
+                    .filter(|e| members.contains(&e.entity_id))
+                    .collect();
+                serde_json::to_string(&mine).expect("effects serialize")
+            }),
+            positions: (positions[0], positions[positions.len() - 1]),
+            members: members.to_vec(),
+        }
+    };
+    Ok([
+        half(0, &chunk.members[..middle], &positions[..middle]),
+        half(1, &chunk.members[middle..], &positions[middle..]),
+    ])
+}
