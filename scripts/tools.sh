@@ -89,3 +89,14 @@ ensure_manifest_tools() {
   }
   timed "installing kubernetes-validate (PyPI)" install_validator
 }
+
+# The API's OpenAPI document's check: openapi-spec-validator from PyPI, which carries the
+# OpenAPI 3.1 schema for offline checks, in the same virtual environment.
+ensure_openapi_validator() {
+  [ -x target/tools/py/bin/openapi-spec-validator ] && return
+  install_openapi_validator() {
+    [ -x target/tools/py/bin/python ] || python3 -m venv target/tools/py
+    target/tools/py/bin/pip install --quiet --disable-pip-version-check openapi-spec-validator==0.9.0
+  }
+  timed "installing openapi-spec-validator (PyPI)" install_openapi_validator
+}

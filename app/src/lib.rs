@@ -17,6 +17,7 @@ use pages::account::Account;
 use pages::action::ActionView;
 use pages::actions::Actions;
 use pages::alerts::Alerts;
+use pages::api_reference::ApiReferencePage;
 use pages::batch::Batch;
 use pages::batches::Batches;
 use pages::funds::Funds;
@@ -80,6 +81,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/access") view=Access />
                     <Route path=path!("/actions") view=Actions />
                     <Route path=path!("/alerts") view=Alerts />
+                    <Route path=path!("/api") view=ApiReferencePage />
                     <Route path=path!("/actions/new") view=NewAction />
                     <Route path=path!("/actions/:id") view=ActionView />
                     <Route path=path!("/services/:service/batches/:batch") view=Batch />

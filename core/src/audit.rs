@@ -16,7 +16,7 @@ use crate::store::{Store, StoreError};
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One step, as it is recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub seq: i64,
     pub at: DateTime<Utc>,
@@ -41,7 +41,7 @@ pub struct NewAuditEntry<'a> {
 }
 
 /// What checking the chain found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ChainCheck {
     Intact { entries: i64 },

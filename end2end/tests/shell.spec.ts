@@ -124,7 +124,7 @@ test("the navigation links every screen and marks the current one", async ({ pag
   await expect(nav.getByRole("link", { name: "Actions" })).toHaveAttribute("aria-current", "page");
 });
 
-for (const path of ["/", "/services/onboarding", "/services/payments?status=failed", "/batches", "/lookup", "/funds", "/actions", "/actions/new?service=payments", "/alerts", "/account", "/no/such/screen"]) {
+for (const path of ["/", "/services/onboarding", "/services/payments?status=failed", "/batches", "/lookup", "/funds", "/actions", "/actions/new?service=payments", "/alerts", "/account", "/api", "/no/such/screen"]) {
   test(`no serious or critical accessibility violation on ${path}`, async ({ page }) => {
     await polled(page, "/");
     await page.goto(path);

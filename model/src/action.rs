@@ -5,6 +5,7 @@ use crate::Money;
 
 /// A mission-control mutation a service offers, as its GraphQL schema describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionSpec {
     /// The mutation's name: `retrySagas`.
     pub mutation: String,
@@ -26,6 +27,7 @@ impl ActionSpec {
 
 /// One argument of a mutation, with the GraphQL type a form is built from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ArgumentSpec {
     pub name: String,
     pub description: Option<String>,
@@ -55,6 +57,7 @@ impl ArgumentSpec {
 
 /// Where an action is in its life (SPEC.md, "Actions: preview, approval, execution").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActionState {
     Previewed,
@@ -155,6 +158,7 @@ impl ActionState {
 
 /// What a call does (or in a dry run would do) to one entity, as the service says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Effect {
     pub entity_id: String,
     pub description: String,
@@ -165,6 +169,7 @@ pub struct Effect {
 /// Effects that do the same thing, whatever entity, amount or time they name: how an
 /// approver reads a dry run of 100,000 entities.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EffectGroup {
     /// One of its effects' descriptions, as an example.
     pub example: String,
@@ -175,6 +180,7 @@ pub struct EffectGroup {
 
 /// The dry run's outcome, in sum; each entity's effects are kept with its chunk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DryRun {
     /// The service's dry run of every chunk.
@@ -191,6 +197,7 @@ pub enum DryRun {
 /// Everything an approver approves: the exact requests and what they will do. Its digest
 /// binds approvals to it, together with every entity as found and every chunk's dry run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Preview {
     /// The mission-control endpoint the calls go to.
     pub endpoint: String,
@@ -220,6 +227,7 @@ impl Preview {
 
 /// One approver's approval of one preview.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Approval {
     pub approver: String,
     pub approver_name: String,
@@ -229,6 +237,7 @@ pub struct Approval {
 
 /// Where one entity of an action stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EntityState {
     Pending,
@@ -253,6 +262,7 @@ impl EntityState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntityResult {
     pub entity_id: String,
     /// Where the action named it: 0 for the first.
@@ -275,6 +285,7 @@ pub struct EntityResult {
 
 /// How far an action's calls have come.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionProgress {
     pub pending: u64,
     pub succeeded: u64,
@@ -283,6 +294,7 @@ pub struct ActionProgress {
 
 /// A corrective action: who asked for what, why, its preview, approvals and progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Action {
     pub id: String,
     pub service: String,

@@ -8,6 +8,7 @@ use crate::ServiceName;
 
 /// What Runboard watches in every poll of a service, to speak before anyone asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Watch {
     /// An error message not seen in the window appears on failed sagas.
@@ -91,6 +92,7 @@ impl FromStr for Watch {
 
 /// Where an alert stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {
     /// The condition holds and nobody has said they are on it.
@@ -116,6 +118,7 @@ impl AlertState {
 
 /// One time a watch's condition held for a service, from when it began until it cleared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alert {
     pub id: i64,
     pub service: ServiceName,
@@ -151,6 +154,7 @@ impl Alert {
 
 /// Who said they are on an alert, when, and what they said.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Acknowledgement {
     pub by: String,
     pub at: DateTime<Utc>,
@@ -160,6 +164,7 @@ pub struct Acknowledgement {
 /// A time during which alerts of a service (or of every service), of one watch or all,
 /// notify nobody.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Silence {
     pub id: i64,
     /// `None`: every service.
@@ -184,6 +189,7 @@ impl Silence {
 /// What the Alerts screen and `GET /api/v1/alerts` show: every open alert (firing,
 /// acknowledged or silenced), those resolved lately, and the silences in force.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertBoard {
     /// Open ones first, newest first; then the resolved, latest resolved first.
     pub alerts: Vec<Alert>,

@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 
 /// A batch run with how far its items got.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchProgress {
     pub batch_id: String,
     pub name: String,
@@ -16,6 +17,7 @@ pub struct BatchProgress {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BatchItemStatus {
     Pending,
@@ -49,6 +51,7 @@ impl std::str::FromStr for BatchItemStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchItem {
     pub item_id: String,
     pub status: BatchItemStatus,
@@ -57,6 +60,7 @@ pub struct BatchItem {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchItemPage {
     pub items: Vec<BatchItem>,
     pub next: Option<String>,
@@ -64,6 +68,7 @@ pub struct BatchItemPage {
 
 /// How fast a batch moves and when it will be through, from when its items finished.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchPace {
     /// Items finished (done or failed) per minute over the last [`PACE_WINDOW_MINUTES`].
     pub items_per_minute: f64,

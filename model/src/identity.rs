@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// What a person may do in Runboard (SPEC.md, "Roles"). Roles add up: an operator who is
 /// also an approver holds both. Any role may read everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads everything, acts on nothing: business users.
@@ -40,6 +41,7 @@ impl fmt::Display for Role {
 
 /// A person Runboard knows: who they are at the identity provider, and what they may do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// The person's key: the provider's issuer and `identity.oidc.person_claim` (`sub` by
     /// default), or the demo user's login. The two-person rule compares it.
@@ -66,6 +68,7 @@ impl User {
 
 /// The signed-in user as a screen sees them, with the token their forms must carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedIn {
     pub user: User,
     /// Proves a form was rendered by Runboard for this session (cross-site request forgery).
@@ -74,6 +77,7 @@ pub struct SignedIn {
 
 /// A personal API token as its holder sees it in a list: never the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiToken {
     pub id: String,
     /// What it is for, in its holder's words: "nightly report".
@@ -104,6 +108,7 @@ impl ApiToken {
 
 /// A token just issued, with the secret that is shown this once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssuedApiToken {
     pub token: ApiToken,
     pub secret: String,
@@ -111,6 +116,7 @@ pub struct IssuedApiToken {
 
 /// One browser session of a person, as an admin sees it: never its id or cookie.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionSeen {
     pub name: String,
     pub signed_in_at: DateTime<Utc>,
@@ -118,6 +124,7 @@ pub struct SessionSeen {
 
 /// Every way a person is signed in to Runboard: what an admin looks at before ending it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PersonAccess {
     /// The person key: the provider's issuer and claim, or `demo:<login>`.
     pub subject: String,
@@ -130,6 +137,7 @@ pub struct PersonAccess {
 /// Someone who can use Runboard right now: a browser session that has not ended, or a
 /// live API token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PersonWithAccess {
     pub subject: String,
     pub name: String,
@@ -139,6 +147,7 @@ pub struct PersonWithAccess {
 
 /// What ending a person's access ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccessRevoked {
     pub subject: String,
     pub sessions_ended: u64,

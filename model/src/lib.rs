@@ -5,6 +5,7 @@
 
 mod action;
 mod alert;
+mod api_reference;
 mod batch;
 mod identity;
 mod link;
@@ -18,6 +19,7 @@ pub use action::{
     EffectGroup, EntityResult, EntityState, Preview,
 };
 pub use alert::{Acknowledgement, Alert, AlertBoard, AlertState, Silence, UnknownWatch, Watch};
+pub use api_reference::{ApiOperation, ApiParameter, ApiReference, ApiSchema};
 pub use batch::{
     BatchItem, BatchItemPage, BatchItemStatus, BatchPace, BatchProgress, PACE_WINDOW_MINUTES,
 };

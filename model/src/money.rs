@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// An amount of one currency. The amount is a decimal, never a float, and travels as a
 /// string in JSON so that no client rounds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Money {
     #[serde(with = "rust_decimal::serde::str")]
     pub amount: Decimal,

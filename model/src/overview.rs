@@ -5,6 +5,7 @@ use crate::{Money, SagaCounts, ServiceName, ServiceSource};
 
 /// One service's row on the overview: the latest poll of it, or why it failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceOverview {
     pub name: ServiceName,
     pub team: String,
@@ -21,6 +22,7 @@ pub struct ServiceOverview {
 
 /// Withheld funds of one service, per currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceFunds {
     pub service: ServiceName,
     pub polled_at: Option<DateTime<Utc>>,

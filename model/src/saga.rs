@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// A saga's status, derived from its supervisor row (SPEC.md, "Words"): completed wins,
 /// then an error message means failed, then no progress for `stuck_after` means stuck.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SagaStatus {
     Running,
@@ -67,6 +68,7 @@ impl FromStr for SagaStatus {
 
 /// One saga as its service's supervisor reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Saga {
     pub saga_id: String,
     pub saga_type: String,
@@ -79,6 +81,7 @@ pub struct Saga {
 
 /// How many sagas of a service are in each status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SagaCounts {
     pub running: u64,
     pub stuck: u64,
@@ -88,6 +91,7 @@ pub struct SagaCounts {
 
 /// One page of sagas; `next` is the cursor of the following page, if there is one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SagaPage {
     pub sagas: Vec<Saga>,
     pub next: Option<String>,
@@ -95,6 +99,7 @@ pub struct SagaPage {
 
 /// Failed sagas sharing one error message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorGroup {
     pub error_message: String,
     pub count: u64,
@@ -105,6 +110,8 @@ pub struct ErrorGroup {
 /// Which sagas to list, as it travels in URLs and the API's query string: plain text,
 /// parsed and checked on the server (`SagaFilter` in the core). Empty values mean "any".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct SagaQuery {
     pub status: Option<String>,
@@ -125,6 +132,7 @@ pub struct SagaQuery {
 
 /// What one service holds of the looked-up IDs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LookupMatches {
     pub service: String,
     pub sagas: Vec<Saga>,
@@ -136,6 +144,7 @@ pub struct LookupMatches {
 
 /// The IDs found in a pasted text, matched across all services.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LookupResult {
     /// How many distinct IDs the text held.
     pub ids: usize,
@@ -146,6 +155,7 @@ pub struct LookupResult {
 
 /// One entry of a saga's history, as the service's own events tell it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SagaEvent {
     pub at: DateTime<Utc>,
     pub kind: String,

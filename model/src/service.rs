@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// lowercase letters, digits and `-`, starting with a letter, at most 63 characters
 /// (the shape of a Kubernetes service name, so discovered services fit too).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct ServiceName(String);
 
@@ -75,6 +76,7 @@ impl fmt::Display for ServiceName {
 
 /// Where Runboard learned of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ServiceSource {
     /// An entry of Runboard's config file.
@@ -132,6 +134,7 @@ impl fmt::Display for ServiceSource {
 /// What discovery has to say about one Kubernetes Service: an annotation that is wrong,
 /// or a Service the config file wins over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiscoveryNote {
     /// `<namespace>/<name>` of the Kubernetes Service; empty where the note is about the
     /// cluster as a whole (its API cannot be reached, say).
@@ -144,6 +147,7 @@ pub struct DiscoveryNote {
 /// A service as the registry knows it: who owns it and where its mission control is.
 /// Its database URL is deliberately absent: it carries credentials and never leaves the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisteredService {
     pub name: ServiceName,
     pub team: String,

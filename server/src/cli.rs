@@ -14,6 +14,7 @@ use runboard_core::fleet::Fleet;
 use runboard_core::identity::SessionStore;
 use runboard_core::store::{Store, StoreError};
 use runboard_core::{execution, poller};
+#[cfg(feature = "demo")]
 use runboard_fleet::{CallerCheck, Fleet as DemoFleet, FleetConfig, Storage};
 use tokio::net::TcpListener;
 
@@ -57,6 +58,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The embedded default: an SQLite store in DATA_DIR and the demo fleet, on loopback only.
+    #[cfg(feature = "demo")]
     Demo {
         /// Address to serve on; must be a loopback address.
         #[arg(long, env = "RUNBOARD_LISTEN", default_value = "127.0.0.1:3000")]
@@ -101,6 +103,9 @@ enum Command {
         #[command(subcommand)]
         command: ActionCommand,
     },
+    /// Print the API's OpenAPI 3.1 document (also served at /api/v1/openapi.json), for
+    /// client generators and reviews.
+    Openapi,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +146,7 @@ enum Failure {
     Client(String),
     #[error("{0} service(s) could not be read; see above")]
     Services(usize),
+    #[cfg(feature = "demo")]
     #[error("the demo fleet did not start: {0}")]
     DemoFleet(String),
     #[error("the server stopped with an error: {0}")]
@@ -177,9 +183,17 @@ pub fn run(cli: Cli) -> ExitCode {
 
 async fn execute(command: Command) -> Result<(), Failure> {
     match command {
+        Command::Openapi => {
+            let document = crate::http::api_document()
+                .to_pretty_json()
+                .expect("the document serializes");
+            println!("{document}");
+            Ok(())
+        }
         Command::Action { command } => crate::action_cli::run(command)
             .await
             .map_err(Failure::Client),
+        #[cfg(feature = "demo")]
         Command::Demo {
             listen,
             data_dir,
@@ -249,20 +263,20 @@ async fn execute(command: Command) -> Result<(), Failure> {
                 store.kind()
             );
             let fleet = Fleet::connect(&loaded).await?;
-            let services = &loaded.services;
+            let no_variables = serde_json::json!({});
+            let no_variables = &no_variables;
             let checks = fleet.services().into_iter().map(|connector| async move {
-                let graphql = services
-                    .iter()
-                    .find(|s| &s.name == connector.name())
-                    .map(|s| s.graphql_url.clone())
-                    .expect("every connector comes from a configured service");
+                // The smallest GraphQL question, through the client the actions use, with
+                // the credentials they carry.
                 let (database, mission_control) = tokio::join!(
                     Fleet::check(&connector, chrono::Utc::now()),
-                    reach_mission_control(&graphql)
+                    connector
+                        .mission_control()
+                        .request("{ __typename }", no_variables, &[])
                 );
                 let problems: Vec<String> = [
                     database.err().map(|e| e.problem.to_string()),
-                    mission_control.err(),
+                    mission_control.err().map(|e| e.to_string()),
                 ]
                 .into_iter()
                 .flatten()
@@ -290,26 +304,6 @@ async fn execute(command: Command) -> Result<(), Failure> {
             println!("store migrated ({:?})", store.kind());
             Ok(())
         }
-    }
-}
-
-/// Asks a mission-control endpoint the smallest GraphQL question there is.
-async fn reach_mission_control(url: &url::Url) -> Result<(), String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let response = client
-        .post(url.clone())
-        .json(&serde_json::json!({ "query": "{ __typename }" }))
-        .send()
-        .await
-        .map_err(|e| format!("its mission control at {url} is unreachable: {e}"))?;
-    match response.status() {
-        s if s.is_success() => Ok(()),
-        // It answers; calls will carry Runboard's token.
-        reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN => Ok(()),
-        s => Err(format!("its mission control at {url} answers {s}")),
     }
 }
 

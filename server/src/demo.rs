@@ -3,9 +3,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+#[cfg(feature = "demo")]
 use runboard_core::config::ServiceConfig;
 use runboard_core::identity::demo;
 use runboard_core::store::Store;
+#[cfg(feature = "demo")]
 use runboard_fleet::ServiceInfo;
 use serde::Serialize;
 
@@ -69,6 +71,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 /// A demo fleet service as a `[[services]]` entry would register it.
+#[cfg(feature = "demo")]
 pub fn service_config(service: &ServiceInfo) -> Result<ServiceConfig, String> {
     let invalid = |what: &str, e: &dyn std::fmt::Display| {
         format!("service {} has an invalid {what}: {e}", service.name)

@@ -17,12 +17,14 @@ pub struct ApiError {
     message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error the API answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody<'a> {
     error: Detail<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorDetail)]
 struct Detail<'a> {
     code: &'a str,
     message: &'a str,
@@ -143,7 +145,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
+        let body = ErrorBody {
             error: Detail {
                 code: self.code,
                 message: &self.message,

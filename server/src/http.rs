@@ -81,6 +81,8 @@ pub struct RouteRule {
 pub(crate) struct RouteTable {
     router: Router<ServerState>,
     rules: Vec<RouteRule>,
+    /// The API's routes with what they take and answer, for the OpenAPI document.
+    docs: Vec<(RouteRule, api::Doc)>,
 }
 
 impl RouteTable {
@@ -88,6 +90,7 @@ impl RouteTable {
         Self {
             router: Router::new(),
             rules: Vec::new(),
+            docs: Vec::new(),
         }
     }
 
@@ -109,6 +112,13 @@ impl RouteTable {
             path: path.to_owned(),
             access,
         });
+        self
+    }
+
+    /// Documents the route added last.
+    pub(crate) fn doc(mut self, doc: api::Doc) -> Self {
+        let rule = self.rules.last().expect("a route to document").clone();
+        self.docs.push((rule, doc));
         self
     }
 
@@ -160,6 +170,13 @@ fn table() -> RouteTable {
             charts::funds_by_service,
         );
     api::routes(table)
+}
+
+/// The OpenAPI document of the API, made once from the route table.
+pub(crate) fn api_document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: std::sync::LazyLock<utoipa::openapi::OpenApi> =
+        std::sync::LazyLock::new(|| api::openapi::document(&table().docs));
+    &DOCUMENT
 }
 
 /// Server functions that ask more of their caller than being signed in.
@@ -215,7 +232,11 @@ pub fn routes() -> Vec<RouteRule> {
 /// Every route of Runboard: probes, sign-in, the JSON API, the screens and their server functions.
 pub fn router(state: ServerState) -> Router {
     let app = state.app.clone();
-    let provide_app = move || provide_context(app.clone());
+    let reference = Arc::new(api::openapi::reference_page(api_document()));
+    let provide_app = move || {
+        provide_context(app.clone());
+        provide_context(reference.clone());
+    };
     let leptos = state.leptos.clone();
     let config = &state.app.config;
     let http = &config.http;

@@ -28,6 +28,8 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
     use Expect::*;
     Some(match path {
         "/healthz" | "/readyz" | "/metrics" => Anyone,
+        // What the API offers is no secret: client generators read it before any sign-in.
+        "/api/v1/openapi.json" => Anyone,
         "/login" | "/auth/login" | "/auth/callback" | "/auth/demo" | "/auth/logout" => Anyone,
         // The API's answer for routes it does not have.
         "/api/v1/{*rest}" => Anyone,
@@ -91,7 +93,8 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/account"
         | "/actions"
         | "/actions/{id}"
-        | "/alerts" => SignedIn,
+        | "/alerts"
+        | "/api" => SignedIn,
         // Its server function asks for the operator role, and the page answers with its status.
         "/actions/new" => Role(runboard_model::Role::Operator),
         // Server functions.
@@ -109,7 +112,8 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/rpc/revoke_api_token"
         | "/rpc/actions"
         | "/rpc/action"
-        | "/rpc/entity_actions" => SignedIn,
+        | "/rpc/entity_actions"
+        | "/rpc/api_reference" => SignedIn,
         _ => return None,
     })
 }

@@ -276,7 +276,7 @@ async fn check_config_reaches_every_service_and_names_those_it_cannot() {
         .expect(&stdout);
     assert!(ghost.contains("its database is unreachable"), "{ghost}");
     assert!(
-        ghost.contains("mission control at http://127.0.0.1:9/graphql is unreachable"),
+        ghost.contains("mission control at http://127.0.0.1:9/graphql cannot be reached"),
         "{ghost}"
     );
     assert!(stderr(&output).contains("1 service(s) could not be read"));

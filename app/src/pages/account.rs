@@ -39,7 +39,8 @@ pub fn Account() -> impl IntoView {
             <h2 id="tokens-heading">"Personal API tokens"</h2>
             <p class="muted">
                 "Scripts send a token as "<code>"Authorization: Bearer rbt_…"</code>
-                ". It acts as you, with the roles you hold now, until it expires or you revoke it."
+                ". It acts as you, with the roles you hold now, until it expires or you revoke it. The "
+                <a href="/api">"API reference"</a>" lists every route it may call."
             </p>
             <ActionForm action=create attr:class="filters">
                 <label class="filter">

@@ -3,6 +3,7 @@ pub mod account;
 pub mod action;
 pub mod actions;
 pub mod alerts;
+pub mod api_reference;
 pub mod batch;
 pub mod batches;
 pub mod funds;

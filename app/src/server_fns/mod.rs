@@ -2,6 +2,7 @@
 
 pub mod acknowledge_alert;
 pub mod all_batches;
+
 pub mod approve_action;
 pub mod ask_for_action;
 pub mod batch_detail;
@@ -17,6 +18,7 @@ pub mod people_with_access;
 pub mod read_action;
 pub mod read_action_form;
 pub mod read_alerts;
+pub mod read_api_reference;
 pub mod read_funds;
 pub mod read_overview;
 pub mod read_person_access;

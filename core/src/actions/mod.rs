@@ -47,7 +47,7 @@ use crate::store::StoreError;
 pub const SINGLE_CALL: &str = "(single call)";
 
 /// What an operator asks for.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     pub service: String,

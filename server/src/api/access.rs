@@ -12,7 +12,7 @@ use super::ApiQuery;
 use crate::error::{ApiError, bad_request, failed, unauthorized};
 use crate::http::ServerState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct People {
     people: Vec<PersonWithAccess>,
 }
@@ -32,7 +32,8 @@ pub async fn people(
     Ok(Json(People { people }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Whose {
     subject: String,
 }
@@ -53,7 +54,7 @@ pub async fn of_person(
     Ok(Json(access))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Revocation {
     subject: String,

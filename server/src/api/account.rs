@@ -15,7 +15,7 @@ use super::user_of;
 use crate::error::{ApiError, bad_request, forbidden, internal, not_found, unauthorized};
 use crate::http::ServerState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Me {
     subject: String,
     name: String,
@@ -46,7 +46,7 @@ pub async fn me(Extension(caller): Extension<Caller>) -> Result<Json<Me>, ApiErr
 /// How long a token lives when its holder does not say.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenList {
     tokens: Vec<ApiToken>,
 }
@@ -65,13 +65,14 @@ pub async fn list_tokens(
     Ok(Json(TokenList { tokens }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// What the token is for, so its holder can tell tokens apart: "nightly report".
     label: String,
     /// How long it lives, e.g. "30d"; 30 days when absent, at most identity.api_token_max_lifetime.
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, example = "30d")]
     expires_in: Option<Duration>,
 }
 

@@ -16,14 +16,15 @@ use super::{ApiQuery, body, user_of};
 use crate::error::{ApiError, bad_gateway, bad_request, failed, internal};
 use crate::http::ServerState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CatalogAnswer {
     service: String,
     read_at: DateTime<Utc>,
     actions: Vec<ActionSpec>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CatalogQuery {
     #[serde(default)]
     refresh: bool,
@@ -70,7 +71,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(action)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `mine`, `awaiting_me` or `all` (the default).
     view: Option<String>,
@@ -78,7 +80,7 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ActionList {
     actions: Vec<Action>,
 }
@@ -114,7 +116,7 @@ pub async fn list(
     Ok(Json(ActionList { actions }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ActionDetail {
     action: Action,
     /// One page of its entities.
@@ -124,7 +126,8 @@ pub struct ActionDetail {
     audit: Vec<AuditEntry>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EntityQuery {
     after: Option<u64>,
     limit: Option<u32>,
@@ -178,7 +181,7 @@ pub async fn get(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Submission {
     /// Required unless it was given when the action was asked for.
@@ -209,7 +212,7 @@ pub async fn submit(
         .map_err(failed)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRequest {
     /// The digest of the preview the approver read.
@@ -232,7 +235,7 @@ pub async fn approve(
         .map_err(failed)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rejection {
     reason: String,

@@ -25,7 +25,7 @@ pub async fn board(State(state): State<ServerState>) -> Result<Json<AlertBoard>,
         .map_err(|e| internal("reading the alerts", e))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Acknowledging {
     /// What the person is doing about it, for the others.
@@ -54,7 +54,7 @@ pub async fn acknowledge(
         .map_err(failed)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSilence {
     /// Left out: every service.

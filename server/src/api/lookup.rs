@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::error::{ApiError, bad_request};
 use crate::http::ServerState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LookupRequest {
     text: String,

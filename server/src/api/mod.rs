@@ -6,6 +6,7 @@ mod actions;
 mod alerts;
 mod audit;
 mod lookup;
+pub(crate) mod openapi;
 mod record;
 pub(crate) mod services;
 
@@ -20,123 +21,78 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, bad_request, not_found, unauthorized};
 use crate::http::RouteTable;
+pub(crate) use openapi::Doc;
 
-/// The API's routes, each with who may call it.
+/// The API's routes, each with who may call it and what it takes and answers (the
+/// OpenAPI document at `/api/v1/openapi.json` is made from this table).
 pub(crate) fn routes(table: RouteTable) -> RouteTable {
     use Access::{Admin, Approve, BrowserSession, Operate, Public, Read};
     use Method as M;
+    use runboard_model as model;
     table
+        .add(M::GET, "/api/v1/openapi.json", Public, openapi::openapi_json)
+        .doc(Doc::new("api", "This document: every route, who may call it, what it takes and answers").answers::<serde_json::Value>())
         .add(M::GET, "/api/v1/me", Read, account::me)
+        .doc(Doc::new("account", "Who is calling: their roles, and the session's CSRF token").answers::<account::Me>())
         .add(M::GET, "/api/v1/tokens", Read, account::list_tokens)
+        .doc(Doc::new("account", "The caller's API tokens, never their secrets").answers::<account::TokenList>())
         // A token may not mint tokens.
-        .add(
-            M::POST,
-            "/api/v1/tokens",
-            BrowserSession,
-            account::create_token,
-        )
-        .add(
-            M::DELETE,
-            "/api/v1/tokens/{id}",
-            Read,
-            account::revoke_token,
-        )
+        .add(M::POST, "/api/v1/tokens", BrowserSession, account::create_token)
+        .doc(Doc::new("account", "Makes an API token; its secret is shown this once").takes::<account::NewToken>().answers_with::<model::IssuedApiToken>(201))
+        .add(M::DELETE, "/api/v1/tokens/{id}", Read, account::revoke_token)
+        .doc(Doc::new("account", "Revokes one of the caller's API tokens"))
         .add(M::GET, "/api/v1/people", Admin, access::people)
+        .doc(Doc::new("access", "Everyone who signed in or holds a token").answers::<access::People>())
         .add(M::GET, "/api/v1/access", Admin, access::of_person)
+        .doc(Doc::new("access", "One person's sessions and tokens").query::<access::Whose>().answers::<model::PersonAccess>())
         .add(M::POST, "/api/v1/access/revoke", Admin, access::revoke)
+        .doc(Doc::new("access", "Ends every session and token of one person").takes::<access::Revocation>().answers::<model::AccessRevoked>())
         .add(M::GET, "/api/v1/services", Read, services::list)
-        .add(
-            M::GET,
-            "/api/v1/services/{service}/sagas",
-            Read,
-            services::sagas,
-        )
-        .add(
-            M::GET,
-            "/api/v1/services/{service}/errors",
-            Read,
-            services::errors,
-        )
-        .add(
-            M::GET,
-            "/api/v1/services/{service}/batches",
-            Read,
-            services::batches,
-        )
-        .add(
-            M::GET,
-            "/api/v1/services/{service}/batches/{batch}",
-            Read,
-            services::batch,
-        )
-        .add(
-            M::GET,
-            "/api/v1/services/{service}/batches/{batch}/items",
-            Read,
-            services::batch_items,
-        )
+        .doc(Doc::new("fleet", "Every service with its latest snapshot: counts, money held, reachability").answers::<services::ServiceList>())
+        .add(M::GET, "/api/v1/services/{service}/sagas", Read, services::sagas)
+        .doc(Doc::new("fleet", "One page of a service's sagas, filtered").query::<model::SagaQuery>().answers::<model::SagaPage>())
+        .add(M::GET, "/api/v1/services/{service}/errors", Read, services::errors)
+        .doc(Doc::new("fleet", "A service's failed sagas grouped by error message").query::<services::LiveQuery>().answers::<services::ErrorGroups>())
+        .add(M::GET, "/api/v1/services/{service}/batches", Read, services::batches)
+        .doc(Doc::new("fleet", "A service's batches with their progress").answers::<services::BatchList>())
+        .add(M::GET, "/api/v1/services/{service}/batches/{batch}", Read, services::batch)
+        .doc(Doc::new("fleet", "One batch's progress").answers::<model::BatchProgress>())
+        .add(M::GET, "/api/v1/services/{service}/batches/{batch}/items", Read, services::batch_items)
+        .doc(Doc::new("fleet", "One page of a batch's items").query::<services::ItemQuery>().answers::<model::BatchItemPage>())
         .add(M::GET, "/api/v1/funds", Read, services::funds)
+        .doc(Doc::new("fleet", "Money held by failed and stuck sagas, per service and currency").answers::<services::FundsList>())
         .add(M::POST, "/api/v1/lookup", Read, lookup::lookup)
+        .doc(Doc::new("fleet", "Finds sagas and batch items by ID across every service").takes::<lookup::LookupRequest>().answers::<model::LookupResult>())
         .add(M::GET, "/api/v1/audit/verify", Read, audit::verify)
-        .add(
-            M::GET,
-            "/api/v1/services/{service}/actions",
-            Read,
-            actions::catalog,
-        )
+        .doc(Doc::new("audit", "Checks the audit log's hash chain").answers::<runboard_core::audit::ChainCheck>())
+        .add(M::GET, "/api/v1/services/{service}/actions", Read, actions::catalog)
+        .doc(Doc::new("actions", "The corrective actions a service's mission control offers").query::<actions::CatalogQuery>().answers::<actions::CatalogAnswer>())
         .add(M::POST, "/api/v1/actions", Operate, actions::create)
+        .doc(Doc::new("actions", "Asks for an action: resolves its entities and runs the service's dry run (the preview)").takes::<runboard_core::actions::ActionRequest>().answers_with::<model::Action>(201))
         .add(M::GET, "/api/v1/actions", Read, actions::list)
+        .doc(Doc::new("actions", "Actions, newest first").query::<actions::ListQuery>().answers::<actions::ActionList>())
         .add(M::GET, "/api/v1/actions/{id}", Read, actions::get)
-        .add(
-            M::POST,
-            "/api/v1/actions/{id}/submit",
-            Operate,
-            actions::submit,
-        )
-        .add(
-            M::POST,
-            "/api/v1/actions/{id}/approve",
-            Approve,
-            actions::approve,
-        )
-        .add(
-            M::POST,
-            "/api/v1/actions/{id}/reject",
-            Approve,
-            actions::reject,
-        )
-        .add(
-            M::POST,
-            "/api/v1/actions/{id}/cancel",
-            Operate,
-            actions::cancel,
-        )
-        .add(
-            M::POST,
-            "/api/v1/actions/{id}/resume",
-            Operate,
-            actions::resume,
-        )
-        .add(
-            M::GET,
-            "/api/v1/actions/{id}/record.md",
-            Read,
-            record::markdown,
-        )
-        .add(
-            M::GET,
-            "/api/v1/actions/{id}/request.toml",
-            Read,
-            record::request_file,
-        )
+        .doc(Doc::new("actions", "One action with its approvals and a page of its entities").query::<actions::EntityQuery>().answers::<actions::ActionDetail>())
+        .add(M::POST, "/api/v1/actions/{id}/submit", Operate, actions::submit)
+        .doc(Doc::new("actions", "Submits a previewed action for approval, bound to its preview's digest").takes::<actions::Submission>().answers::<model::Action>())
+        .add(M::POST, "/api/v1/actions/{id}/approve", Approve, actions::approve)
+        .doc(Doc::new("actions", "Approves the exact preview whose digest is sent").takes::<actions::ApprovalRequest>().answers::<model::Action>())
+        .add(M::POST, "/api/v1/actions/{id}/reject", Approve, actions::reject)
+        .doc(Doc::new("actions", "Rejects an action, with the reason").takes::<actions::Rejection>().answers::<model::Action>())
+        .add(M::POST, "/api/v1/actions/{id}/cancel", Operate, actions::cancel)
+        .doc(Doc::new("actions", "Cancels an action; calls in flight finish, no other starts").answers::<model::Action>())
+        .add(M::POST, "/api/v1/actions/{id}/resume", Operate, actions::resume)
+        .doc(Doc::new("actions", "Carries on with a paused action, after the dry run again").answers::<model::Action>())
+        .add(M::GET, "/api/v1/actions/{id}/record.md", Read, record::markdown)
+        .doc(Doc::new("actions", "The action's record in Markdown, for an incident review").file("text/markdown"))
+        .add(M::GET, "/api/v1/actions/{id}/request.toml", Read, record::request_file)
+        .doc(Doc::new("actions", "The action's request as a file `runboard action plan` reads").file("application/toml"))
         .add(M::GET, "/api/v1/alerts", Read, alerts::board)
-        .add(
-            M::POST,
-            "/api/v1/alerts/{id}/acknowledge",
-            Operate,
-            alerts::acknowledge,
-        )
+        .doc(Doc::new("alerts", "Open alerts, those resolved lately, and the silences").answers::<model::AlertBoard>())
+        .add(M::POST, "/api/v1/alerts/{id}/acknowledge", Operate, alerts::acknowledge)
+        .doc(Doc::new("alerts", "Acknowledges an alert: no more reminders").takes::<alerts::Acknowledging>().answers::<model::Alert>())
         .add(M::POST, "/api/v1/silences", Operate, alerts::silence)
+        .doc(Doc::new("alerts", "No message about the alerts it covers until it ends").takes::<alerts::NewSilence>().answers::<model::Silence>())
         .add_any("/api/v1/{*rest}", Public, unknown_route)
 }
 

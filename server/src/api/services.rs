@@ -17,7 +17,7 @@ use super::ApiQuery;
 use crate::error::{ApiError, bad_request, failed, internal, not_found};
 use crate::http::ServerState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ServiceList {
     services: Vec<ServiceOverview>,
     /// What discovery in the cluster has to say: Services left out and why.
@@ -38,7 +38,7 @@ pub async fn list(State(state): State<ServerState>) -> Result<Json<ServiceList>,
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct FundsList {
     services: Vec<ServiceFunds>,
 }
@@ -66,7 +66,7 @@ pub async fn sagas(
     Ok(Json(page))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorGroups {
     /// When the service was read for them.
     read_at: DateTime<Utc>,
@@ -74,7 +74,8 @@ pub struct ErrorGroups {
 }
 
 /// `?live=true`: read the service now rather than take the shared read.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LiveQuery {
     #[serde(default)]
@@ -102,7 +103,7 @@ pub async fn errors(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BatchList {
     batches: Vec<BatchProgress>,
 }
@@ -134,7 +135,8 @@ pub async fn batch(
         .ok_or_else(|| not_found(format!("service {service} has no batch {batch_id:?}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ItemQuery {
     status: Option<String>,
