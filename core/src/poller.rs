@@ -33,7 +33,7 @@ pub async fn poll_claimed(app: &App) -> Result<usize, StoreError> {
         "INSERT INTO poll_claim (service, slot, owner)
          SELECT $1, {now} / $2, $3 WHERE 1 = 1
          ON CONFLICT (service, slot) DO NOTHING",
-        now = app.store.pool.now_ms()
+        now = app.store.pool.dialect().now_ms()
     );
     let mut claimed = HashSet::new();
     let services = app.fleet.services();
@@ -55,7 +55,7 @@ pub async fn poll_claimed(app: &App) -> Result<usize, StoreError> {
     let retention_ms = i64::try_from(app.config.poller.retention.as_millis()).unwrap_or(i64::MAX);
     let prune = format!(
         "DELETE FROM poll_claim WHERE slot < ({now} - $1) / $2",
-        now = app.store.pool.now_ms()
+        now = app.store.pool.dialect().now_ms()
     );
     on_pool!(app.store.pool, |pool| {
         sqlx::query(&prune)

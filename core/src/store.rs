@@ -7,6 +7,8 @@
 use std::time::Duration;
 
 use crate::config::StoreConfig;
+use runboard_dialect::Dialect;
+
 use crate::db::{OpenError, Pool, PoolSettings, on_pool};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,13 +37,6 @@ impl From<OpenError> for StoreError {
     }
 }
 
-/// Which database the store runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreKind {
-    Sqlite,
-    Postgres,
-}
-
 pub struct Store {
     pub(crate) pool: Pool,
 }
@@ -60,11 +55,9 @@ impl Store {
         Ok(Self { pool })
     }
 
-    pub fn kind(&self) -> StoreKind {
-        match self.pool {
-            Pool::Sqlite(_) => StoreKind::Sqlite,
-            Pool::Postgres(_) => StoreKind::Postgres,
-        }
+    /// Which database the store runs on.
+    pub fn kind(&self) -> Dialect {
+        self.pool.dialect()
     }
 
     /// Applies the migrations not yet applied; safe to run on every start and from several replicas.

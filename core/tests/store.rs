@@ -5,7 +5,7 @@ use std::path::Path;
 use chrono::{Duration, TimeZone, Utc};
 use runboard_core::config::{Config, Overrides};
 use runboard_core::snapshots::{Reading, Snapshot};
-use runboard_core::store::{Store, StoreKind};
+use runboard_core::store::Store;
 use runboard_model::{Money, SagaCounts};
 use runboard_testkit::{Backend, TestStore, test_on_both_stores};
 
@@ -30,11 +30,7 @@ test_on_both_stores!(
 
 async fn runs_on_the_backend_it_was_asked_for(backend: Backend) {
     let test = TestStore::new(backend).await;
-    let expected = match backend {
-        Backend::Sqlite => StoreKind::Sqlite,
-        Backend::Postgres => StoreKind::Postgres,
-    };
-    assert_eq!(test.store.kind(), expected);
+    assert_eq!(test.store.kind(), backend);
     test.store
         .check(std::time::Duration::from_secs(2))
         .await

@@ -45,7 +45,7 @@ pub use payments::{
     WITHHELD_FUNDS_SQLITE as PAYMENTS_WITHHELD_FUNDS_SQLITE,
 };
 
-use crate::db::{Backend, Db};
+use crate::db::Dialect;
 use crate::service::Service;
 
 /// How to run the fleet.
@@ -296,7 +296,7 @@ async fn start_service(
         graphql_url: format!("http://127.0.0.1:{port}/graphql"),
         stuck_after: catalog::STUCK_AFTER,
         withheld_funds_query: (spec.kind == catalog::Kind::Payments)
-            .then(|| payments::withheld_funds_query(service.db.backend()).to_owned()),
+            .then(|| payments::withheld_funds_query(service.db.dialect()).to_owned()),
         saga_events_query: (spec.kind == catalog::Kind::Payments)
             .then(|| payments::SAGA_EVENTS.to_owned()),
         id_pattern: None,
@@ -381,17 +381,17 @@ async fn seed_mix(
     let started = std::time::Instant::now();
     let spec =
         catalog::find(service).ok_or_else(|| FleetError::UnknownService(service.to_owned()))?;
-    let db = Db::connect(database_url).await?;
+    let db = crate::db::connect(database_url).await?;
     let with_transfers = spec.kind == catalog::Kind::Payments;
     schema::ensure(&db, with_transfers).await?;
     let mut tx = db.begin().await?;
-    let seeded = seed::sagas(&mut tx, db.backend(), spec, sagas, mix).await?;
+    let seeded = seed::sagas(&mut tx, db.dialect(), spec, sagas, mix).await?;
     tx.commit().await?;
     // Fresh statistics, so the planner knows the tables grew.
-    db.execute_script(match (db.backend(), with_transfers) {
-        (Backend::Sqlite, _) => "ANALYZE",
-        (Backend::Postgres, false) => "ANALYZE saga",
-        (Backend::Postgres, true) => "ANALYZE saga; ANALYZE transfer_event",
+    db.execute_script(match (db.dialect(), with_transfers) {
+        (Dialect::Sqlite, _) => "ANALYZE",
+        (Dialect::Postgres, false) => "ANALYZE saga",
+        (Dialect::Postgres, true) => "ANALYZE saga; ANALYZE transfer_event",
     })
     .await?;
     db.close().await;

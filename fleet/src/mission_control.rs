@@ -445,7 +445,7 @@ impl TransferMutations {
         dry_run: bool,
     ) -> async_graphql::Result<MissionControlResult> {
         let (service, call) = parts(ctx)?;
-        let backend = service.db.backend();
+        let backend = service.db.dialect();
         let result = service
             .mission_control(call, "transferFunds", dry_run, async |tx, now| {
                 let transfer = ManualTransfer::parse(

@@ -9,7 +9,7 @@ use rand::Rng;
 use rust_decimal::Decimal;
 
 use crate::FleetError;
-use crate::db::{Arg, Backend, Tx};
+use crate::db::{Arg, Dialect, Tx};
 use crate::mission_control::Effect;
 
 /// The currencies transfers are made in.
@@ -47,10 +47,10 @@ pub(crate) const SAGA_EVENTS: &str = "SELECT transfer_id AS saga_id, created_at 
      TRIM(COALESCE(CAST(amount AS TEXT) || ' ' || currency, '') || ' ' || COALESCE(detail, '')) AS detail \
      FROM transfer_event";
 
-pub(crate) fn withheld_funds_query(backend: Backend) -> &'static str {
+pub(crate) fn withheld_funds_query(backend: Dialect) -> &'static str {
     match backend {
-        Backend::Sqlite => WITHHELD_FUNDS_SQLITE,
-        Backend::Postgres => WITHHELD_FUNDS_POSTGRES,
+        Dialect::Sqlite => WITHHELD_FUNDS_SQLITE,
+        Dialect::Postgres => WITHHELD_FUNDS_POSTGRES,
     }
 }
 
@@ -224,7 +224,7 @@ pub(crate) async fn find_by_reference(
 /// Appends `event` as the transfer's next event.
 pub(crate) async fn append(
     tx: &mut Tx,
-    backend: Backend,
+    backend: Dialect,
     transfer_id: &str,
     event: Event,
     now: DateTime<Utc>,
@@ -257,7 +257,7 @@ pub(crate) async fn append(
 /// Opens a transfer the load generator made up.
 pub(crate) async fn initiate_random(
     tx: &mut Tx,
-    backend: Backend,
+    backend: Dialect,
     transfer_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), FleetError> {
@@ -284,7 +284,7 @@ pub(crate) async fn initiate_random(
 /// Appends the event that finishing `step` makes.
 pub(crate) async fn step_done(
     tx: &mut Tx,
-    backend: Backend,
+    backend: Dialect,
     transfer_id: &str,
     step: &str,
     now: DateTime<Utc>,
@@ -364,7 +364,7 @@ impl ManualTransfer {
     pub(crate) async fn book(
         self,
         tx: &mut Tx,
-        backend: Backend,
+        backend: Dialect,
         now: DateTime<Utc>,
     ) -> Result<Effect, FleetError> {
         if let Some(existing) = find_by_reference(tx, &self.reference).await? {

@@ -6,7 +6,7 @@ use rand::Rng;
 
 use crate::FleetError;
 use crate::catalog::PAYOUT_ITEM_FAULTS;
-use crate::db::{Arg, Backend, Tx};
+use crate::db::{Arg, Dialect, Tx};
 use crate::mission_control::Effect;
 
 /// Items in a weekly payout batch.
@@ -26,7 +26,7 @@ pub(crate) struct NewBatch {
 }
 
 impl NewBatch {
-    pub(crate) async fn create(self, tx: &mut Tx, backend: Backend) -> Result<String, FleetError> {
+    pub(crate) async fn create(self, tx: &mut Tx, backend: Dialect) -> Result<String, FleetError> {
         let batch_id = uuid::Uuid::new_v4().to_string();
         let finished_at = match self.finished_secs_ago {
             Some(ago) => backend.ago(&ago.to_string()),

@@ -66,6 +66,7 @@ pub(crate) async fn find(tx: &mut Tx, saga_id: &str) -> Result<Option<Saga>, Fle
         &[saga_id.into()],
     )
     .await
+    .map_err(Into::into)
 }
 
 impl Service {
@@ -96,7 +97,7 @@ impl Service {
         )
         .await?;
         if self.spec.kind == Kind::Payments {
-            payments::initiate_random(tx, self.db.backend(), &saga_id, now).await?;
+            payments::initiate_random(tx, self.db.dialect(), &saga_id, now).await?;
         }
         Ok(saga_id)
     }
@@ -111,7 +112,7 @@ impl Service {
         if self.spec.kind == Kind::Payments {
             payments::step_done(
                 tx,
-                self.db.backend(),
+                self.db.dialect(),
                 &saga.saga_id,
                 &saga.current_step,
                 now,
@@ -298,7 +299,7 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<(), FleetError> {
         if self.spec.kind == Kind::Payments {
-            payments::append(tx, self.db.backend(), saga_id, event, now).await?;
+            payments::append(tx, self.db.dialect(), saga_id, event, now).await?;
         }
         Ok(())
     }

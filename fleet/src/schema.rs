@@ -5,7 +5,7 @@
 //! keep what the simulation needs (a saga's fault, whether it stalled; a payout's amount).
 
 use crate::FleetError;
-use crate::db::{Backend, Db};
+use crate::db::{Db, Dialect};
 
 /// Types that differ between the dialects; the DDL below is written once with these slots.
 struct Types {
@@ -16,16 +16,16 @@ struct Types {
     create_view: &'static str,
 }
 
-fn types(backend: Backend) -> Types {
+fn types(backend: Dialect) -> Types {
     match backend {
-        Backend::Sqlite => Types {
+        Dialect::Sqlite => Types {
             time: "TEXT",
             boolean: "INTEGER",
             numeric: "TEXT",
             serial_key: "INTEGER PRIMARY KEY AUTOINCREMENT",
             create_view: "CREATE VIEW IF NOT EXISTS",
         },
-        Backend::Postgres => Types {
+        Dialect::Postgres => Types {
             time: "TIMESTAMPTZ",
             boolean: "BOOLEAN",
             numeric: "NUMERIC",
@@ -42,7 +42,7 @@ pub(crate) async fn ensure(db: &Db, with_transfers: bool) -> Result<(), FleetErr
         numeric,
         serial_key,
         create_view,
-    } = types(db.backend());
+    } = types(db.dialect());
     let mut ddl = format!(
         "CREATE TABLE IF NOT EXISTS saga (
             saga_id TEXT PRIMARY KEY,

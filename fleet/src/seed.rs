@@ -4,7 +4,7 @@
 
 use crate::FleetError;
 use crate::catalog::{Kind, STUCK_AFTER, ServiceSpec};
-use crate::db::{Backend, Tx};
+use crate::db::{Dialect, Tx};
 use crate::payouts::quote;
 
 /// How a batch of seeded sagas divides into statuses, and how far back they go.
@@ -58,7 +58,7 @@ pub(crate) struct Seeded {
 /// Adds `count` sagas of `spec`'s types (and, for payments, their transfers' events).
 pub(crate) async fn sagas(
     tx: &mut Tx,
-    backend: Backend,
+    backend: Dialect,
     spec: &ServiceSpec,
     count: u64,
     mix: Mix,

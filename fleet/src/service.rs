@@ -44,7 +44,7 @@ impl Service {
         database_url: &str,
         fix: Arc<AtomicBool>,
     ) -> Result<Service, FleetError> {
-        let db = Db::connect(database_url).await?;
+        let db = crate::db::connect(database_url).await?;
         schema::ensure(&db, spec.kind == Kind::Payments).await?;
         let service = Service {
             spec,
@@ -124,9 +124,9 @@ impl Service {
         let mut tx = self.db.begin().await?;
         let counted: Vec<Count> = tx.fetch_all("SELECT COUNT(*) AS n FROM saga", &[]).await?;
         if counted.first().is_some_and(|c| c.n > 0) {
-            return tx.rollback().await;
+            return Ok(tx.rollback().await?);
         }
-        let backend = self.db.backend();
+        let backend = self.db.dialect();
         seed::sagas(
             &mut tx,
             backend,
@@ -158,7 +158,7 @@ impl Service {
             .create(&mut tx, backend)
             .await?;
         }
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 
     /// One step of the load generator: sagas start, move on, now and then fail or stall;
@@ -216,11 +216,11 @@ impl Service {
                     failed: 0.0,
                     finished_secs_ago: None,
                 }
-                .create(&mut tx, self.db.backend())
+                .create(&mut tx, self.db.dialect())
                 .await?;
             }
         }
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 
     /// A running saga's next moment: most wait a little longer or finish their step;

@@ -26,6 +26,8 @@ pub struct ApiOperation {
     pub parameters: Vec<ApiParameter>,
     /// The schema of its JSON body, if it takes one.
     pub body: Option<String>,
+    /// An example of that body.
+    pub body_example: Option<String>,
     /// The status of its success.
     pub status: String,
     /// What it answers: a schema's name, or a media type for a file.

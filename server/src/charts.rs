@@ -2,16 +2,17 @@
 //! `<img>` never runs what a service's names might smuggle in. Each page that shows a
 //! chart also gives its numbers as text, for screen readers and for copying.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http::header;
 use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
 use runboard_core::snapshots::{TREND_HOURS, TrendPoint};
-use runboard_model::{BatchItemStatus, BatchPace, BatchProgress};
+use runboard_model::{ServiceName, BatchItemStatus, BatchPace, BatchProgress};
 use rust_decimal::prelude::ToPrimitive;
 
+use crate::api::extract::ApiPath;
 use crate::api::services::connector;
 use crate::error::failed;
 use crate::error::{ApiError, internal, not_found};
@@ -28,7 +29,7 @@ const STUCK: RGBColor = RGBColor(0x8a, 0x5a, 0x00);
 /// with the projection to the ETA.
 pub async fn batch_progress(
     State(state): State<ServerState>,
-    Path((service, batch_id)): Path<(String, String)>,
+    ApiPath((service, batch_id)): ApiPath<(ServiceName, String)>,
 ) -> Result<Response, ApiError> {
     let connector = connector(&state, &service)?;
     let batch = connector
@@ -48,7 +49,7 @@ pub async fn batch_progress(
 /// from the poller's snapshots and, before the first, the service's own timestamps.
 pub async fn service_trend(
     State(state): State<ServerState>,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<ServiceName>,
 ) -> Result<Response, ApiError> {
     connector(&state, &service)?;
     let now = Utc::now();

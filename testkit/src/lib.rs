@@ -21,12 +21,8 @@ pub use kubernetes::FakeKubernetes;
 pub use oidc_provider::{MachineClient, OidcProvider, ProviderPerson};
 pub use postgres::{TestDatabase, admin_url};
 
-/// The store backends every store-touching test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+/// The store backends every store-touching test runs on: the dialect layer's databases.
+pub use runboard_dialect::Dialect as Backend;
 
 /// A migrated, empty store of one backend, and what keeps it alive.
 pub struct TestStore {
@@ -117,42 +113,34 @@ macro_rules! test_on_both_stores {
 /// Runs one statement on the database at `url` behind Runboard's back, as an operator
 /// with a SQL console would; returns the rows it changed.
 pub async fn run_sql(url: &str, sql: &str) -> u64 {
-    if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url)
-            .await
-            .expect("the store opens");
-        let done = sqlx::query(sql)
-            .execute(&pool)
-            .await
-            .expect("the statement runs");
-        pool.close().await;
-        done.rows_affected()
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.expect("the store opens");
-        let done = sqlx::query(sql)
-            .execute(&pool)
-            .await
-            .expect("the statement runs");
-        pool.close().await;
-        done.rows_affected()
-    }
+    let pool = console(url).await;
+    let done = pool.execute(sql, &[]).await.expect("the statement runs");
+    pool.close().await;
+    done
 }
 
 /// The single text column of every row `sql` selects on the database at `url`.
 pub async fn sql_strings(url: &str, sql: &str) -> Vec<String> {
-    if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url)
-            .await
-            .expect("the store opens");
-        sqlx::query_scalar(sql)
-            .fetch_all(&pool)
-            .await
-            .expect("the query runs")
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.expect("the store opens");
-        sqlx::query_scalar(sql)
-            .fetch_all(&pool)
-            .await
-            .expect("the query runs")
-    }
+    let pool = console(url).await;
+    let strings = runboard_dialect::on_pool!(pool, |pool| sqlx::query_scalar(sql)
+        .fetch_all(pool)
+        .await
+        .expect("the query runs"));
+    pool.close().await;
+    strings
+}
+
+/// A connection to a database as a SQL console has one.
+async fn console(url: &str) -> runboard_dialect::Pool {
+    let settings = runboard_dialect::PoolSettings {
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(10),
+        // It writes, as a console does (not owned, SQLite would open read-only).
+        owned: true,
+        lazy: false,
+        statement_timeout: None,
+    };
+    runboard_dialect::Pool::open(url, &settings)
+        .await
+        .expect("the database opens")
 }

@@ -108,6 +108,7 @@ fn OperationRow(operation: ApiOperation) -> impl IntoView {
         who,
         parameters,
         body,
+        body_example,
         status,
         answer,
         ..
@@ -128,7 +129,12 @@ fn OperationRow(operation: ApiOperation) -> impl IntoView {
                             </li>
                         })
                         .collect_view()}
-                    {body.map(|body| view! { <li>"body: "{named(body)}</li> })}
+                    {body.map(|body| view! {
+                        <li>
+                            "body: "{named(body)}
+                            {body_example.map(|example| view! { <br /><span class="muted">"e.g. "</span><code>{example}</code> })}
+                        </li>
+                    })}
                 </ul>
             </td>
             <td>{status}" "{answer.map(named)}</td>

@@ -334,7 +334,7 @@ impl App {
             mut preview,
         } = draft;
         let mut waiting = std::collections::VecDeque::new();
-        if matches!(self.store.pool, crate::db::Pool::Sqlite(_)) {
+        if self.store.pool.dialect() == runboard_dialect::Dialect::Sqlite {
             while let Some(effects) = answered.recv().await {
                 waiting.push_back(effects);
             }

@@ -77,3 +77,20 @@ impl App {
         Ok(ids)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Selection;
+
+    #[test]
+    fn a_selection_is_read_from_a_request_by_its_kind_and_a_wrong_kind_is_named() {
+        let group: Selection = serde_json::from_str(r#"{"error_group": "card declined"}"#).unwrap();
+        assert_eq!(group, Selection::ErrorGroup("card declined".into()));
+        let items: Selection = serde_json::from_str(r#"{"failed_batch_items": "b-7"}"#).unwrap();
+        assert_eq!(items, Selection::FailedBatchItems("b-7".into()));
+        let wrong = serde_json::from_str::<Selection>(r#"{"error": "card declined"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(wrong.contains("error_group") && wrong.contains("failed_batch_items"), "{wrong}");
+    }
+}

@@ -3,8 +3,9 @@
 use chrono::{DateTime, Utc};
 use runboard_model::{BatchItem, BatchItemPage, BatchItemStatus, BatchProgress};
 
-use super::sql::{Param, Sql};
+use super::sql::Sql;
 use super::{Connector, LOOKUP_CHUNK, MAX_PAGE, ReadError, ReadProblem, count, next_page};
+use crate::db::Arg;
 use crate::db::on_pool;
 
 #[derive(sqlx::FromRow)]
@@ -59,7 +60,7 @@ impl Connector {
     pub async fn batches(&self, batch_id: Option<&str>) -> Result<Vec<BatchProgress>, ReadError> {
         let mut sql = Sql::default();
         if let Some(id) = batch_id {
-            let p = sql.param(Param::Text(id.to_owned()));
+            let p = sql.param(Arg::Text(id.to_owned()));
             sql.and(format!("batch_run.batch_id = {p}"));
         }
         self.batch_progress(sql).await
@@ -72,7 +73,7 @@ impl Connector {
         finished_since: DateTime<Utc>,
     ) -> Result<Vec<BatchProgress>, ReadError> {
         let mut sql = Sql::default();
-        let p = sql.param(Param::Time(finished_since));
+        let p = sql.param(Arg::Time(finished_since));
         sql.and(format!(
             "(batch_run.finished_at IS NULL OR batch_run.finished_at > {p})"
         ));
@@ -80,7 +81,7 @@ impl Connector {
     }
 
     async fn batch_progress(&self, mut sql: Sql) -> Result<Vec<BatchProgress>, ReadError> {
-        let l = sql.param(Param::Int(i64::from(self.row_limit)));
+        let l = sql.param(Arg::Int(i64::from(self.row_limit)));
         let query = format!(
             "SELECT batch_run.batch_id, batch_run.name, batch_run.started_at, batch_run.finished_at, \
                COALESCE(SUM(CASE WHEN batch_item.status = 'done' THEN 1 ELSE 0 END), 0) AS done, \
@@ -130,8 +131,8 @@ impl Connector {
         batch_id: &str,
     ) -> Result<Vec<(DateTime<Utc>, BatchItemStatus)>, ReadError> {
         let mut sql = Sql::default();
-        let b = sql.param(Param::Text(batch_id.to_owned()));
-        let l = sql.param(Param::Int(i64::from(self.row_limit) + 1));
+        let b = sql.param(Arg::Text(batch_id.to_owned()));
+        let l = sql.param(Arg::Int(i64::from(self.row_limit) + 1));
         let query = format!(
             "SELECT item_id, status, error, updated_at FROM ({}) AS batch_item \
              WHERE batch_id = {b} AND status IN ('done', 'failed') ORDER BY updated_at LIMIT {l}",
@@ -152,8 +153,8 @@ impl Connector {
     /// A batch's failed items grouped by error, largest group first.
     pub async fn batch_errors(&self, batch_id: &str) -> Result<Vec<(String, u64)>, ReadError> {
         let mut sql = Sql::default();
-        let b = sql.param(Param::Text(batch_id.to_owned()));
-        let l = sql.param(Param::Int(i64::from(self.row_limit)));
+        let b = sql.param(Arg::Text(batch_id.to_owned()));
+        let l = sql.param(Arg::Int(i64::from(self.row_limit)));
         let query = format!(
             "SELECT COALESCE(error, '(no error given)') AS error, COUNT(*) AS count FROM ({}) AS batch_item \
              WHERE batch_id = {b} AND status = 'failed' GROUP BY error ORDER BY count DESC, error LIMIT {l}",
@@ -198,18 +199,18 @@ impl Connector {
         limit: u32,
     ) -> Result<BatchItemPage, ReadError> {
         let mut sql = Sql::default();
-        let b = sql.param(Param::Text(batch_id.to_owned()));
+        let b = sql.param(Arg::Text(batch_id.to_owned()));
         sql.and(format!("batch_id = {b}"));
         if let Some(status) = status {
-            let p = sql.param(Param::Text(status.as_str().to_owned()));
+            let p = sql.param(Arg::Text(status.as_str().to_owned()));
             sql.and(format!("status = {p}"));
         }
         if let Some(after) = after {
-            let p = sql.param(Param::Text(after.to_owned()));
+            let p = sql.param(Arg::Text(after.to_owned()));
             sql.and(format!("item_id > {p}"));
         }
         let limit = limit.clamp(1, MAX_PAGE);
-        let l = sql.param(Param::Int(i64::from(limit) + 1));
+        let l = sql.param(Arg::Int(i64::from(limit) + 1));
         let query = format!(
             "SELECT item_id, status, error, updated_at FROM ({}) AS batch_item {} ORDER BY item_id LIMIT {l}",
             self.queries.batch_item,

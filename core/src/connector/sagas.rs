@@ -5,8 +5,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use runboard_model::{ErrorGroup, Saga, SagaCounts, SagaEvent, SagaPage, SagaQuery, SagaStatus};
 
-use super::sql::{Param, Sql};
+use super::sql::Sql;
 use super::{Connector, LOOKUP_CHUNK, ReadError, count, next_page};
+use crate::db::Arg;
 use crate::db::on_pool;
 
 /// Which sagas to list, and from where.
@@ -252,7 +253,7 @@ impl Connector {
         max_limit: u32,
     ) -> Result<SagaPage, ReadError> {
         let mut sql = Sql::default();
-        let stuck_before = sql.param(Param::Time(self.stuck_before(now)));
+        let stuck_before = sql.param(Arg::Time(self.stuck_before(now)));
         debug_assert_eq!(stuck_before, "$1", "status predicates refer to $1");
         if let Some(status) = filter.status {
             let (_, predicate) = STATUS_PREDICATES
@@ -267,7 +268,7 @@ impl Connector {
             ("error_message", &filter.error_message),
         ] {
             if let Some(value) = value {
-                let p = sql.param(Param::Text(value.clone()));
+                let p = sql.param(Arg::Text(value.clone()));
                 sql.and(format!("{column} = {p}"));
             }
         }
@@ -278,11 +279,11 @@ impl Connector {
                 .unwrap_or(DateTime::<Utc>::MIN_UTC)
         };
         if let Some(age) = filter.older_than {
-            let p = sql.param(Param::Time(ago(age)));
+            let p = sql.param(Arg::Time(ago(age)));
             sql.and(format!("created_at <= {p}"));
         }
         if let Some(age) = filter.newer_than {
-            let p = sql.param(Param::Time(ago(age)));
+            let p = sql.param(Arg::Time(ago(age)));
             sql.and(format!("created_at >= {p}"));
         }
         let (order, beyond) = if filter.oldest_first {
@@ -295,15 +296,15 @@ impl Connector {
             saga_id,
         }) = &filter.after
         {
-            let c = sql.param(Param::Time(*created_at));
-            let s = sql.param(Param::Text(saga_id.clone()));
+            let c = sql.param(Arg::Time(*created_at));
+            let s = sql.param(Arg::Text(saga_id.clone()));
             // A row comparison, which both databases turn into an index range: the
             // scan starts at the cursor instead of walking down to it.
             sql.and(format!("(created_at, saga_id) {beyond} ({c}, {s})"));
         }
         let limit = filter.limit.clamp(1, max_limit);
         // One more than asked tells whether there is a next page.
-        let l = sql.param(Param::Int(i64::from(limit) + 1));
+        let l = sql.param(Arg::Int(i64::from(limit) + 1));
         let query = format!(
             "SELECT saga_id, saga_type, current_step, completed, error_message, created_at, updated_at \
              FROM ({}) AS supervisor_view {} ORDER BY created_at {order}, saga_id {order} LIMIT {l}",
@@ -355,8 +356,8 @@ impl Connector {
             return Ok(None);
         };
         let mut sql = Sql::default();
-        let id = sql.param(Param::Text(saga_id.to_owned()));
-        let l = sql.param(Param::Int(i64::from(self.row_limit)));
+        let id = sql.param(Arg::Text(saga_id.to_owned()));
+        let l = sql.param(Arg::Int(i64::from(self.row_limit)));
         let query = format!(
             "SELECT at, kind, detail FROM ({events}) AS saga_events WHERE saga_id = {id} ORDER BY at LIMIT {l}"
         );
@@ -413,7 +414,7 @@ impl Connector {
         error_message: &str,
     ) -> Result<Option<String>, ReadError> {
         let mut sql = Sql::default();
-        let p = sql.param(Param::Text(error_message.to_owned()));
+        let p = sql.param(Arg::Text(error_message.to_owned()));
         let query = format!(
             "SELECT saga_id FROM ({}) AS supervisor_view WHERE NOT completed AND error_message = {p} \
              ORDER BY updated_at, saga_id LIMIT 1",

@@ -70,7 +70,7 @@ impl Lease {
     pub(crate) async fn take(app: &App, action_id: &str) -> Result<Option<Lease>, ActionError> {
         let length = app.config.actions.lease;
         let asked = Instant::now();
-        let now = app.store.pool.now_ms();
+        let now = app.store.pool.dialect().now_ms();
         let query = format!(
             "INSERT INTO action_lease (action_id, owner, epoch, expires_ms) VALUES ($1, $2, 1, {now} + $3)
              ON CONFLICT (action_id) DO UPDATE
@@ -100,7 +100,7 @@ impl Lease {
     /// beside the calls, never behind them. A store that does not answer is retried: the
     /// local deadline stops the sending meanwhile if it stays away too long.
     pub(crate) async fn keep(&self, app: &App) {
-        let now = app.store.pool.now_ms();
+        let now = app.store.pool.dialect().now_ms();
         let query = format!(
             "UPDATE action_lease SET expires_ms = {now} + $1
              WHERE action_id = $2 AND owner = $3 AND epoch = $4 AND expires_ms > 0"

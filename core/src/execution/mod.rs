@@ -88,7 +88,7 @@ async fn claim(app: &App) -> Result<Option<(Lease, Action)>, ActionError> {
         "SELECT a.id FROM action a LEFT JOIN action_lease l ON l.action_id = a.id
          WHERE a.state IN ($1, $2, $3) AND (l.action_id IS NULL OR l.expires_ms < {now})
          ORDER BY a.updated_at LIMIT 5",
-        now = app.store.pool.now_ms()
+        now = app.store.pool.dialect().now_ms()
     );
     let candidates: Vec<String> = on_pool!(app.store.pool, |pool| {
         sqlx::query_scalar(&query)

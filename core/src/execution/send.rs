@@ -109,8 +109,8 @@ async fn mark_sent(
            AND EXISTS (SELECT 1 FROM action a JOIN action_lease l ON l.action_id = a.id
                        WHERE a.id = $1 AND a.state = $6 AND l.owner = $4 AND l.epoch = $3
                          AND l.expires_ms > {now} {lock})",
-        now = app.store.pool.now_ms(),
-        lock = app.store.pool.share_lock("a"),
+        now = app.store.pool.dialect().now_ms(),
+        lock = app.store.pool.dialect().share_lock("a"),
     );
     let marked = on_pool!(app.store.pool, |pool| {
         sqlx::query(&query)

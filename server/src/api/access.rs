@@ -1,15 +1,13 @@
 //! Another person's access, for admins: what they are signed in with, and ending all of it.
 
+use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
-use axum::{Extension, Json};
 use chrono::Utc;
-use runboard_core::identity::Caller;
 use runboard_model::{AccessRevoked, PersonAccess, PersonWithAccess};
 use serde::{Deserialize, Serialize};
 
-use super::ApiQuery;
-use crate::error::{ApiError, bad_request, failed, unauthorized};
+use super::extract::{ApiQuery, BodyExample, JsonBody, SignedInUser};
+use crate::error::{ApiError, failed};
 use crate::http::ServerState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -20,13 +18,12 @@ pub struct People {
 /// `GET /api/v1/people`: everyone with a session not ended or a live token, by name.
 pub async fn people(
     State(state): State<ServerState>,
-    Extension(caller): Extension<Caller>,
+    SignedInUser(admin): SignedInUser,
 ) -> Result<Json<People>, ApiError> {
-    let admin = caller.user().ok_or_else(|| unauthorized("sign in first"))?;
     let people = state
         .app
         .store
-        .people_with_access(admin, Utc::now())
+        .people_with_access(&admin, Utc::now())
         .await
         .map_err(failed)?;
     Ok(Json(People { people }))
@@ -41,14 +38,13 @@ pub struct Whose {
 /// `GET /api/v1/access?subject=…`: a person's live sessions and all their tokens.
 pub async fn of_person(
     State(state): State<ServerState>,
-    Extension(caller): Extension<Caller>,
+    SignedInUser(admin): SignedInUser,
     ApiQuery(whose): ApiQuery<Whose>,
 ) -> Result<Json<PersonAccess>, ApiError> {
-    let admin = caller.user().ok_or_else(|| unauthorized("sign in first"))?;
     let access = state
         .app
         .store
-        .access_of(admin, &whose.subject)
+        .access_of(&admin, &whose.subject)
         .await
         .map_err(failed)?;
     Ok(Json(access))
@@ -62,24 +58,21 @@ pub struct Revocation {
     reason: String,
 }
 
+impl BodyExample for Revocation {
+    const EXAMPLE: &'static str = r#"{"subject": "<person key>", "reason": "why"}"#;
+}
+
 /// `POST /api/v1/access/revoke`: ends every session of the person and revokes every live
 /// token of theirs, audited; their next request, page or API, is refused.
 pub async fn revoke(
     State(state): State<ServerState>,
-    Extension(caller): Extension<Caller>,
-    body: Result<Json<Revocation>, JsonRejection>,
+    SignedInUser(admin): SignedInUser,
+    JsonBody(revocation): JsonBody<Revocation>,
 ) -> Result<Json<AccessRevoked>, ApiError> {
-    let Json(revocation) = body.map_err(|e| {
-        bad_request(format!(
-            "expected {{\"subject\": \"<person key>\", \"reason\": \"why\"}}: {}",
-            e.body_text()
-        ))
-    })?;
-    let admin = caller.user().ok_or_else(|| unauthorized("sign in first"))?;
     let revoked = state
         .app
         .store
-        .revoke_access(admin, &revocation.subject, &revocation.reason, Utc::now())
+        .revoke_access(&admin, &revocation.subject, &revocation.reason, Utc::now())
         .await
         .map_err(failed)?;
     Ok(Json(revoked))

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use chrono::Utc;
@@ -11,7 +10,7 @@ use runboard_core::identity::{Caller, IssueError, issue_personal_token};
 use runboard_model::{ApiToken, IssuedApiToken, Role};
 use serde::{Deserialize, Serialize};
 
-use super::user_of;
+use super::extract::{BodyExample, JsonBody, SignedInUser};
 use crate::error::{ApiError, bad_request, forbidden, internal, not_found, unauthorized};
 use crate::http::ServerState;
 
@@ -54,12 +53,12 @@ pub struct TokenList {
 /// `GET /api/v1/tokens`: the caller's personal API tokens, never their secrets.
 pub async fn list_tokens(
     State(state): State<ServerState>,
-    Extension(caller): Extension<Caller>,
+    SignedInUser(user): SignedInUser,
 ) -> Result<Json<TokenList>, ApiError> {
     let tokens = state
         .app
         .store
-        .api_tokens_of(&user_of(&caller)?.subject)
+        .api_tokens_of(&user.subject)
         .await
         .map_err(|e| internal("listing API tokens", e))?;
     Ok(Json(TokenList { tokens }))
@@ -76,18 +75,16 @@ pub struct NewToken {
     expires_in: Option<Duration>,
 }
 
+impl BodyExample for NewToken {
+    const EXAMPLE: &'static str = r#"{"label": "what it is for", "expires_in": "30d"}"#;
+}
+
 /// `POST /api/v1/tokens`: a new token for the signed-in person; its secret is in this answer only.
 pub async fn create_token(
     State(state): State<ServerState>,
     Extension(caller): Extension<Caller>,
-    body: Result<Json<NewToken>, JsonRejection>,
+    JsonBody(request): JsonBody<NewToken>,
 ) -> Result<(StatusCode, Json<IssuedApiToken>), ApiError> {
-    let Json(request) = body.map_err(|e| {
-        bad_request(format!(
-            "expected {{\"label\": \"what it is for\", \"expires_in\": \"30d\"}}: {}",
-            e.body_text()
-        ))
-    })?;
     let app = &state.app;
     let issued = issue_personal_token(
         &app.store,
@@ -108,13 +105,13 @@ pub async fn create_token(
 /// `DELETE /api/v1/tokens/{id}`: revokes one of the caller's own tokens at once.
 pub async fn revoke_token(
     State(state): State<ServerState>,
-    Extension(caller): Extension<Caller>,
+    SignedInUser(user): SignedInUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let revoked = state
         .app
         .store
-        .revoke_api_token(&user_of(&caller)?.subject, &id, Utc::now())
+        .revoke_api_token(&user.subject, &id, Utc::now())
         .await
         .map_err(|e| internal("revoking an API token", e))?;
     if revoked {

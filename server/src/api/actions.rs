@@ -1,24 +1,22 @@
 //! Corrective actions: the services' catalogs, and each action's preview, approvals,
 //! execution and record.
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 use runboard_core::actions::{ActionFilter, ActionRequest, EntityPage, MAX_ENTITY_PAGE};
 use runboard_core::audit::AuditEntry;
-use runboard_core::identity::Caller;
-use runboard_model::{Action, ActionSpec, ActionState, EntityResult, EntityState};
+use runboard_model::{ServiceName, Action, ActionSpec, ActionState, EntityResult, EntityState};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiQuery, body, user_of};
+use super::extract::{ApiPath, ApiQuery, BodyExample, JsonBody, SignedInUser};
 use crate::error::{ApiError, bad_gateway, bad_request, failed, internal};
 use crate::http::ServerState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CatalogAnswer {
-    service: String,
+    service: ServiceName,
     read_at: DateTime<Utc>,
     actions: Vec<ActionSpec>,
 }
@@ -34,7 +32,7 @@ pub struct CatalogQuery {
 /// introspection (`?refresh=true` reads them again).
 pub async fn catalog(
     State(state): State<ServerState>,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<ServiceName>,
     ApiQuery(query): ApiQuery<CatalogQuery>,
 ) -> Result<Json<CatalogAnswer>, ApiError> {
     let connector = super::services::connector(&state, &service)?;
@@ -52,20 +50,20 @@ pub async fn catalog(
     }))
 }
 
+impl BodyExample for ActionRequest {
+    const EXAMPLE: &'static str = r#"{"service": "payments", "mutation": "retrySagas", "arguments": {"ids": ["…"]}, "reason": "why"} (or, in place of the IDs, "selection": {"error_group": "…"} or {"failed_batch_items": "…"})"#;
+}
+
 /// `POST /api/v1/actions`: creates an action and its preview (dry run included).
 pub async fn create(
     State(state): State<ServerState>,
-    Extension(caller): Extension<Caller>,
-    request: Result<Json<ActionRequest>, JsonRejection>,
+    SignedInUser(user): SignedInUser,
+    JsonBody(request): JsonBody<ActionRequest>,
 ) -> Result<(StatusCode, Json<Action>), ApiError> {
-    let request = body(
-        request,
-        r#"{"service": "payments", "mutation": "retrySagas", "arguments": {"ids": ["…"]}, "reason": "why"} (or, in place of the IDs, "selection": {"error_group": "…"} or {"failed_batch_items": "…"})"#,
-    )?;
     let action = state
         .app
         .clone()
-        .create_action_detached(user_of(&caller)?.clone(), request)
+        .create_action_detached(user, request)
         .await
         .map_err(failed)?;
     Ok((StatusCode::CREATED, Json(action)))
@@ -88,10 +86,9 @@ pub struct ActionList {
 /// `GET /api/v1/actions?view=mine|awaiting_me|all&state=`: newest first.
 pub async fn list(
     State(state): State<ServerState>,
-    Extension(caller): Extension<Caller>,
+    SignedInUser(user): SignedInUser,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ActionList>, ApiError> {
-    let user = user_of(&caller)?;
     let filter = match (query.view.as_deref(), query.state.as_deref()) {
         (_, Some(text)) => ActionFilter::InState(ActionState::parse(text).ok_or_else(|| {
             bad_request(format!(
@@ -191,18 +188,21 @@ pub struct Submission {
     incident_url: Option<String>,
 }
 
+impl BodyExample for Submission {
+    const EXAMPLE: &'static str = r#"{"reason": "why", "incident_url": "https://…"}"#;
+}
+
 /// `POST /api/v1/actions/{id}/submit`: sends it for approval, with a reason.
 pub async fn submit(
     State(state): State<ServerState>,
-    Extension(caller): Extension<Caller>,
+    SignedInUser(user): SignedInUser,
     Path(id): Path<String>,
-    request: Result<Json<Submission>, JsonRejection>,
+    JsonBody(request): JsonBody<Submission>,
 ) -> Result<Json<Action>, ApiError> {
-    let request = body(request, r#"{"reason": "why", "incident_url": "https://…"}"#)?;
     state
         .app
         .submit_action(
-            user_of(&caller)?,
+            &user,
             &id,
             request.reason.as_deref(),
             request.incident_url.as_deref(),
@@ -219,17 +219,20 @@ pub struct ApprovalRequest {
     digest: String,
 }
 
+impl BodyExample for ApprovalRequest {
+    const EXAMPLE: &'static str = r#"{"digest": "the preview's digest"}"#;
+}
+
 /// `POST /api/v1/actions/{id}/approve`: approves the preview with this digest.
 pub async fn approve(
     State(state): State<ServerState>,
-    Extension(caller): Extension<Caller>,
+    SignedInUser(user): SignedInUser,
     Path(id): Path<String>,
-    request: Result<Json<ApprovalRequest>, JsonRejection>,
+    JsonBody(request): JsonBody<ApprovalRequest>,
 ) -> Result<Json<Action>, ApiError> {
-    let request = body(request, r#"{"digest": "the preview's digest"}"#)?;
     state
         .app
-        .approve_action(user_of(&caller)?, &id, &request.digest)
+        .approve_action(&user, &id, &request.digest)
         .await
         .map(Json)
         .map_err(failed)
@@ -241,17 +244,20 @@ pub struct Rejection {
     reason: String,
 }
 
+impl BodyExample for Rejection {
+    const EXAMPLE: &'static str = r#"{"reason": "why not"}"#;
+}
+
 /// `POST /api/v1/actions/{id}/reject`: rejects it, with a reason.
 pub async fn reject(
     State(state): State<ServerState>,
-    Extension(caller): Extension<Caller>,
+    SignedInUser(user): SignedInUser,
     Path(id): Path<String>,
-    request: Result<Json<Rejection>, JsonRejection>,
+    JsonBody(request): JsonBody<Rejection>,
 ) -> Result<Json<Action>, ApiError> {
-    let request = body(request, r#"{"reason": "why not"}"#)?;
     state
         .app
-        .reject_action(user_of(&caller)?, &id, &request.reason)
+        .reject_action(&user, &id, &request.reason)
         .await
         .map(Json)
         .map_err(failed)
@@ -260,12 +266,12 @@ pub async fn reject(
 /// `POST /api/v1/actions/{id}/cancel`.
 pub async fn cancel(
     State(state): State<ServerState>,
-    Extension(caller): Extension<Caller>,
+    SignedInUser(user): SignedInUser,
     Path(id): Path<String>,
 ) -> Result<Json<Action>, ApiError> {
     state
         .app
-        .cancel_action(user_of(&caller)?, &id)
+        .cancel_action(&user, &id)
         .await
         .map(Json)
         .map_err(failed)
@@ -274,12 +280,12 @@ pub async fn cancel(
 /// `POST /api/v1/actions/{id}/resume`: carries on with a paused action.
 pub async fn resume(
     State(state): State<ServerState>,
-    Extension(caller): Extension<Caller>,
+    SignedInUser(user): SignedInUser,
     Path(id): Path<String>,
 ) -> Result<Json<Action>, ApiError> {
     state
         .app
-        .resume_action(user_of(&caller)?, &id)
+        .resume_action(&user, &id)
         .await
         .map(Json)
         .map_err(failed)

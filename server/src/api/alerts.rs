@@ -1,15 +1,13 @@
 //! The watches' alerts: the board, acknowledging one, and silencing for a while.
 
-use axum::extract::rejection::JsonRejection;
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
 use chrono::Utc;
-use runboard_core::identity::Caller;
 use runboard_core::watches::SilenceRequest;
 use runboard_model::{Alert, AlertBoard, Silence};
 use serde::Deserialize;
 
-use super::{body, user_of};
+use super::extract::{BodyExample, JsonBody, SignedInUser};
 use crate::error::{ApiError, failed, internal, not_found};
 use crate::http::ServerState;
 
@@ -33,18 +31,20 @@ pub struct Acknowledging {
     note: String,
 }
 
+impl BodyExample for Acknowledging {
+    const EXAMPLE: &'static str = r#"{"note": "what you are doing about it"}"#;
+}
+
 /// `POST /api/v1/alerts/{id}/acknowledge`: the caller is on it; no reminder follows.
 pub async fn acknowledge(
     State(state): State<ServerState>,
-    Extension(caller): Extension<Caller>,
+    SignedInUser(user): SignedInUser,
     Path(id): Path<String>,
-    request: Result<Json<Acknowledging>, JsonRejection>,
+    JsonBody(Acknowledging { note }): JsonBody<Acknowledging>,
 ) -> Result<Json<Alert>, ApiError> {
-    let user = user_of(&caller)?;
     let id: i64 = id
         .parse()
         .map_err(|_| not_found(format!("there is no alert {id:?}: alert ids are numbers")))?;
-    let Acknowledging { note } = body(request, r#"{"note": "what you are doing about it"}"#)?;
     state
         .app
         .store
@@ -67,21 +67,20 @@ pub struct NewSilence {
     reason: String,
 }
 
+impl BodyExample for NewSilence {
+    const EXAMPLE: &'static str = r#"{"service": "payments", "watch": "money_held", "for": "2h", "reason": "…"} (service and watch may be left out)"#;
+}
+
 /// `POST /api/v1/silences`: no message about the alerts it covers until it ends.
 pub async fn silence(
     State(state): State<ServerState>,
-    Extension(caller): Extension<Caller>,
-    request: Result<Json<NewSilence>, JsonRejection>,
+    SignedInUser(user): SignedInUser,
+    JsonBody(request): JsonBody<NewSilence>,
 ) -> Result<Json<Silence>, ApiError> {
-    let user = user_of(&caller)?;
-    let request = body(
-        request,
-        r#"{"service": "payments", "watch": "money_held", "for": "2h", "reason": "…"} (service and watch may be left out)"#,
-    )?;
     state
         .app
         .silence_alerts(
-            user,
+            &user,
             SilenceRequest {
                 service: request.service.as_deref(),
                 watch: request.watch.as_deref(),

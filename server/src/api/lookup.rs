@@ -1,9 +1,9 @@
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use runboard_model::LookupResult;
 use serde::Deserialize;
 
+use super::extract::{BodyExample, JsonBody};
 use crate::error::{ApiError, bad_request};
 use crate::http::ServerState;
 
@@ -13,17 +13,15 @@ pub struct LookupRequest {
     text: String,
 }
 
+impl BodyExample for LookupRequest {
+    const EXAMPLE: &'static str = r#"{"text": "log lines or IDs, pasted as they are"}"#;
+}
+
 /// `POST /api/v1/lookup`: the IDs in a pasted text, matched across all services.
 pub async fn lookup(
     State(state): State<ServerState>,
-    body: Result<Json<LookupRequest>, JsonRejection>,
+    JsonBody(request): JsonBody<LookupRequest>,
 ) -> Result<Json<LookupResult>, ApiError> {
-    let Json(request) = body.map_err(|e| {
-        bad_request(format!(
-            "send a JSON body like {{\"text\": \"…\"}}: {}",
-            e.body_text()
-        ))
-    })?;
     runboard_core::lookup::lookup(&state.app.fleet, &request.text)
         .await
         .map(Json)

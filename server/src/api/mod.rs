@@ -5,21 +5,17 @@ mod account;
 mod actions;
 mod alerts;
 mod audit;
+pub(crate) mod extract;
 mod lookup;
 pub(crate) mod openapi;
 mod record;
 pub(crate) mod services;
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, OriginalUri, Query};
+use axum::extract::OriginalUri;
 use http::Method;
-use http::request::Parts;
-use runboard_core::identity::{Access, Caller};
-use runboard_model::User;
-use serde::de::DeserializeOwned;
+use runboard_core::identity::Access;
 
-use crate::error::{ApiError, bad_request, not_found, unauthorized};
+use crate::error::{ApiError, not_found};
 use crate::http::RouteTable;
 pub(crate) use openapi::Doc;
 
@@ -96,41 +92,9 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
         .add_any("/api/v1/{*rest}", Public, unknown_route)
 }
 
-/// The person calling; a machine client (no person) is told to sign in.
-pub(crate) fn user_of(caller: &Caller) -> Result<&User, ApiError> {
-    caller.user().ok_or_else(|| unauthorized("sign in first"))
-}
-
-/// A JSON body parsed into `T`; one that does not parse is refused with a 400 naming
-/// what was `expected`.
-pub(crate) fn body<T>(body: Result<Json<T>, JsonRejection>, expected: &str) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| bad_request(format!("expected {expected}: {}", e.body_text())))
-}
-
 async fn unknown_route(OriginalUri(uri): OriginalUri) -> ApiError {
     not_found(format!(
         "there is no API route at {}; the routes are listed in SPEC.md under \"HTTP API\"",
         uri.path()
     ))
-}
-
-/// A query string parsed into `T`; one that does not parse is refused with a 400 that says
-/// what was wrong, in the API's own error shape.
-pub(crate) struct ApiQuery<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(query)| ApiQuery(query))
-            .map_err(|rejection| {
-                bad_request(format!(
-                    "the query string is not valid: {}",
-                    rejection.body_text()
-                ))
-            })
-    }
 }

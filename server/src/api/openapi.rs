@@ -19,6 +19,7 @@ use utoipa::openapi::{
 };
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
+use super::extract::BodyExample;
 use crate::error::ErrorBody;
 use crate::http::RouteRule;
 
@@ -26,8 +27,8 @@ use crate::http::RouteRule;
 pub(crate) struct Doc {
     tag: &'static str,
     summary: &'static str,
-    /// The schema name of its JSON body.
-    body: Option<String>,
+    /// The schema name of its JSON body, and an example of one.
+    body: Option<(String, &'static str)>,
     answer: Answer,
     query: Vec<utoipa::openapi::path::Parameter>,
     /// Every schema the body and answer name, for the document's components.
@@ -59,8 +60,8 @@ impl Doc {
     }
 
     /// Takes a JSON body of `T`.
-    pub(crate) fn takes<T: ToSchema>(mut self) -> Self {
-        self.body = Some(self.schema_of::<T>());
+    pub(crate) fn takes<T: ToSchema + BodyExample>(mut self) -> Self {
+        self.body = Some((self.schema_of::<T>(), T::EXAMPLE));
         self
     }
 
@@ -235,9 +236,10 @@ pub(crate) fn document(routes: &[(RouteRule, Doc)]) -> OpenApi {
         {
             operation = operation.parameter(parameter);
         }
-        if let Some(body) = &doc.body {
+        if let Some((body, example)) = &doc.body {
             operation = operation.request_body(Some(
                 RequestBodyBuilder::new()
+                    .description(Some(format!("For example: `{example}`")))
                     .required(Some(Required::True))
                     .content("application/json", Content::new(Some(reference(body))))
                     .build(),
@@ -349,6 +351,10 @@ pub(crate) fn reference_page(document: &OpenApi) -> ApiReference {
                     })
                     .collect(),
                 body: answer_of(&operation["requestBody"]["content"]),
+                body_example: operation["requestBody"]["description"]
+                    .as_str()
+                    .and_then(|d| d.strip_prefix("For example: `")?.strip_suffix('`'))
+                    .map(str::to_owned),
                 status,
                 answer: answer_of(&success["content"]),
             });

@@ -1,19 +1,20 @@
 //! Fleet reads: services with their numbers, and live reads of one service's sagas and batches.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use runboard_core::connector::{Connector, SagaFilter, page_limit};
 use runboard_core::screens::Freshness;
 use runboard_model::{
+    ServiceName,
     BatchItemPage, BatchItemStatus, BatchProgress, DiscoveryNote, ErrorGroup, SagaPage, SagaQuery,
     ServiceFunds, ServiceOverview,
 };
 use serde::{Deserialize, Serialize};
 
-use super::ApiQuery;
+use super::extract::{ApiPath, ApiQuery};
 use crate::error::{ApiError, bad_request, failed, internal, not_found};
 use crate::http::ServerState;
 
@@ -57,7 +58,7 @@ pub async fn funds(State(state): State<ServerState>) -> Result<Json<FundsList>, 
 /// `GET /api/v1/services/{service}/sagas`: sagas filtered and keyset-paged.
 pub async fn sagas(
     State(state): State<ServerState>,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<ServiceName>,
     ApiQuery(query): ApiQuery<SagaQuery>,
 ) -> Result<Json<SagaPage>, ApiError> {
     let connector = connector(&state, &service)?;
@@ -87,7 +88,7 @@ pub struct LiveQuery {
 /// asks would starve the service), or read now with `?live=true`.
 pub async fn errors(
     State(state): State<ServerState>,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<ServiceName>,
     ApiQuery(LiveQuery { live }): ApiQuery<LiveQuery>,
 ) -> Result<Json<ErrorGroups>, ApiError> {
     let connector = connector(&state, &service)?;
@@ -111,7 +112,7 @@ pub struct BatchList {
 /// `GET /api/v1/services/{service}/batches`: batches with done / failed / pending.
 pub async fn batches(
     State(state): State<ServerState>,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<ServiceName>,
 ) -> Result<Json<BatchList>, ApiError> {
     let batches = connector(&state, &service)?
         .batches(None)
@@ -123,7 +124,7 @@ pub async fn batches(
 /// `GET /api/v1/services/{service}/batches/{id}`: one batch's progress.
 pub async fn batch(
     State(state): State<ServerState>,
-    Path((service, batch_id)): Path<(String, String)>,
+    ApiPath((service, batch_id)): ApiPath<(ServiceName, String)>,
 ) -> Result<Json<BatchProgress>, ApiError> {
     connector(&state, &service)?
         .batches(Some(&batch_id))
@@ -147,7 +148,7 @@ pub struct ItemQuery {
 /// `GET /api/v1/services/{service}/batches/{id}/items`: a batch's items, keyset-paged.
 pub async fn batch_items(
     State(state): State<ServerState>,
-    Path((service, batch_id)): Path<(String, String)>,
+    ApiPath((service, batch_id)): ApiPath<(ServiceName, String)>,
     ApiQuery(query): ApiQuery<ItemQuery>,
 ) -> Result<Json<BatchItemPage>, ApiError> {
     let status: Option<BatchItemStatus> = query
@@ -167,8 +168,11 @@ pub async fn batch_items(
     Ok(Json(page))
 }
 
-pub(crate) fn connector(state: &ServerState, service: &str) -> Result<Arc<Connector>, ApiError> {
-    state.app.fleet.service(service).ok_or_else(|| {
+pub(crate) fn connector(
+    state: &ServerState,
+    service: &ServiceName,
+) -> Result<Arc<Connector>, ApiError> {
+    state.app.fleet.service(service.as_str()).ok_or_else(|| {
         not_found(format!(
             "no service is registered as {service:?}; GET /api/v1/services lists them"
         ))

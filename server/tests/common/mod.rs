@@ -285,7 +285,8 @@ pub async fn failed_saga_ids(
     service: &str,
     n: usize,
 ) -> Vec<String> {
-    let page: serde_json::Value = client
+    // Read as the model's own type: the API answers what the browser reads.
+    let page: runboard_model::SagaPage = client
         .get(format!(
             "{address}/api/v1/services/{service}/sagas?status=failed&sort=oldest&limit={n}"
         ))
@@ -295,13 +296,14 @@ pub async fn failed_saga_ids(
         .json()
         .await
         .unwrap();
-    let ids: Vec<String> = page["sagas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["saga_id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(ids.len(), n, "the demo fleet has failed sagas: {page}");
+    assert!(
+        page.sagas
+            .iter()
+            .all(|s| s.status == runboard_model::SagaStatus::Failed),
+        "{page:?}"
+    );
+    let ids: Vec<String> = page.sagas.into_iter().map(|s| s.saga_id).collect();
+    assert_eq!(ids.len(), n, "the demo fleet has failed sagas");
     ids
 }
 

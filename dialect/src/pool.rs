@@ -1,0 +1,228 @@
+//! One pool over either database, and transactions on it.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::{Arg, Dialect, Row, bind_args};
+
+/// A pool on an SQLite file or a PostgreSQL database; [`on_pool!`](crate::on_pool) runs
+/// one query text on either.
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A transaction on either database.
+pub enum Transaction {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// How a pool connects; the store writes, connectors only read.
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// Runboard's own store: create the SQLite file, journal in WAL mode.
+    pub owned: bool,
+    /// A service's database: connect on first use, so a service that is down does not stop start-up.
+    pub lazy: bool,
+    /// PostgreSQL stops a statement after this long, so a timed-out read does not keep working.
+    pub statement_timeout: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the URL is not valid: {0}")]
+    Url(sqlx::Error),
+    #[error("cannot create the directory {path}: {source}")]
+    Directory {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Connect(sqlx::Error),
+}
+
+impl Pool {
+    /// Opens a pool on the database at `url` as `settings` say.
+    pub async fn open(url: &str, settings: &PoolSettings) -> Result<Self, OpenError> {
+        if url.starts_with("sqlite:") {
+            let mut options = SqliteConnectOptions::from_str(url)
+                .map_err(OpenError::Url)?
+                .busy_timeout(Duration::from_secs(5));
+            if settings.owned {
+                options = options
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .foreign_keys(true);
+                if let Some(dir) = options.get_filename().parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir).map_err(|source| OpenError::Directory {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                }
+            } else {
+                options = options.read_only(true);
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(settings.acquire_timeout)
+                .test_before_acquire(settings.owned);
+            Ok(Self::Sqlite(if settings.lazy {
+                pool.connect_lazy_with(options)
+            } else {
+                pool.connect_with(options)
+                    .await
+                    .map_err(OpenError::Connect)?
+            }))
+        } else {
+            // Named, so that a service's DBA can see which connections are Runboard's.
+            let mut options = PgConnectOptions::from_str(url)
+                .map_err(OpenError::Url)?
+                .application_name("runboard");
+            if let Some(timeout) = settings.statement_timeout {
+                options = options.options([("statement_timeout", timeout.as_millis().to_string())]);
+            }
+            // A service's pool skips the ping before each read: the read itself tells, and a
+            // slow database then shows as slow, not as a pool that timed out.
+            let pool = PgPoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(settings.acquire_timeout)
+                .test_before_acquire(settings.owned);
+            Ok(Self::Postgres(if settings.lazy {
+                pool.connect_lazy_with(options)
+            } else {
+                pool.connect_with(options)
+                    .await
+                    .map_err(OpenError::Connect)?
+            }))
+        }
+    }
+
+    /// Which database it is.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Pool::Sqlite(_) => Dialect::Sqlite,
+            Pool::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Begins a write transaction. SQLite takes its write lock at once, so a transaction
+    /// that reads before it writes never fails on a writer that came in between.
+    pub async fn begin(&self) -> Result<Transaction, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(pool) => Transaction::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(pool) => Transaction::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Begins a transaction that only reads, so it takes no write lock.
+    pub async fn begin_read(&self) -> Result<Transaction, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(pool) => Transaction::Sqlite(pool.begin().await?),
+            Pool::Postgres(pool) => Transaction::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Runs one statement; the rows it changed.
+    pub async fn execute(&self, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
+        crate::on_pool!(self, |pool| Ok(bind_args!(sqlx::query(sql), args)
+            .execute(pool)
+            .await?
+            .rows_affected()))
+    }
+
+    /// Every row one query selects.
+    pub async fn fetch_all<T: Row>(&self, sql: &str, args: &[Arg]) -> Result<Vec<T>, sqlx::Error> {
+        crate::on_pool!(self, |pool| bind_args!(sqlx::query_as::<_, T>(sql), args)
+            .fetch_all(pool)
+            .await)
+    }
+
+    /// Runs several `;`-separated statements without parameters (DDL).
+    pub async fn execute_script(&self, sql: &str) -> Result<(), sqlx::Error> {
+        crate::on_pool!(self, |pool| sqlx::raw_sql(sql)
+            .execute(pool)
+            .await
+            .map(drop))
+    }
+
+    pub async fn close(&self) {
+        crate::on_pool!(self, |pool| pool.close().await)
+    }
+}
+
+impl Transaction {
+    /// Runs one statement; the rows it changed.
+    pub async fn execute(&mut self, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            Transaction::Sqlite(tx) => bind_args!(sqlx::query(sql), args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            Transaction::Postgres(tx) => bind_args!(sqlx::query(sql), args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    /// Every row one query selects.
+    pub async fn fetch_all<T: Row>(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Vec<T>, sqlx::Error> {
+        match self {
+            Transaction::Sqlite(tx) => {
+                bind_args!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_all(&mut **tx)
+                    .await
+            }
+            Transaction::Postgres(tx) => {
+                bind_args!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_all(&mut **tx)
+                    .await
+            }
+        }
+    }
+
+    /// The row one query selects, if any.
+    pub async fn fetch_optional<T: Row>(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Option<T>, sqlx::Error> {
+        match self {
+            Transaction::Sqlite(tx) => {
+                bind_args!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_optional(&mut **tx)
+                    .await
+            }
+            Transaction::Postgres(tx) => {
+                bind_args!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_optional(&mut **tx)
+                    .await
+            }
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Transaction::Sqlite(tx) => tx.commit().await,
+            Transaction::Postgres(tx) => tx.commit().await,
+        }
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Transaction::Sqlite(tx) => tx.rollback().await,
+            Transaction::Postgres(tx) => tx.rollback().await,
+        }
+    }
+}
