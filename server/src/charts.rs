@@ -9,7 +9,7 @@ use http::header;
 use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
 use runboard_core::snapshots::{TREND_HOURS, TrendPoint};
-use runboard_model::{ServiceName, BatchItemStatus, BatchPace, BatchProgress};
+use runboard_model::{BatchItemStatus, BatchPace, BatchProgress, ServiceName};
 use rust_decimal::prelude::ToPrimitive;
 
 use crate::api::extract::ApiPath;
@@ -56,11 +56,11 @@ pub async fn service_trend(
     let points = state
         .app
         .store
-        .trend(&service, now - chrono::Duration::hours(TREND_HOURS))
+        .trend(service.as_str(), now - chrono::Duration::hours(TREND_HOURS))
         .await
         .map_err(|e| internal("reading the service snapshots", e))?;
-    let svg =
-        draw_trend(&service, &points, now).map_err(|e| internal("drawing a trend chart", e))?;
+    let svg = draw_trend(service.as_str(), &points, now)
+        .map_err(|e| internal("drawing a trend chart", e))?;
     Ok(svg_response(svg))
 }
 
@@ -155,7 +155,7 @@ fn draw_trend(service: &str, points: &[TrendPoint], now: DateTime<Utc>) -> Resul
 /// from the latest snapshots.
 pub async fn funds_by_service(
     State(state): State<ServerState>,
-    Path(currency): Path<String>,
+    ApiPath(currency): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let funds = state
         .app

@@ -91,6 +91,9 @@ mod tests {
         let wrong = serde_json::from_str::<Selection>(r#"{"error": "card declined"}"#)
             .unwrap_err()
             .to_string();
-        assert!(wrong.contains("error_group") && wrong.contains("failed_batch_items"), "{wrong}");
+        assert!(
+            wrong.contains("error_group") && wrong.contains("failed_batch_items"),
+            "{wrong}"
+        );
     }
 }

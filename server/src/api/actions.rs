@@ -1,13 +1,13 @@
 //! Corrective actions: the services' catalogs, and each action's preview, approvals,
 //! execution and record.
 
-use axum::extract::{Path, State};
 use axum::Json;
+use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 use runboard_core::actions::{ActionFilter, ActionRequest, EntityPage, MAX_ENTITY_PAGE};
 use runboard_core::audit::AuditEntry;
-use runboard_model::{ServiceName, Action, ActionSpec, ActionState, EntityResult, EntityState};
+use runboard_model::{Action, ActionSpec, ActionState, EntityResult, EntityState, ServiceName};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{ApiPath, ApiQuery, BodyExample, JsonBody, SignedInUser};

@@ -8,9 +8,8 @@ use chrono::{DateTime, Utc};
 use runboard_core::connector::{Connector, SagaFilter, page_limit};
 use runboard_core::screens::Freshness;
 use runboard_model::{
-    ServiceName,
     BatchItemPage, BatchItemStatus, BatchProgress, DiscoveryNote, ErrorGroup, SagaPage, SagaQuery,
-    ServiceFunds, ServiceOverview,
+    ServiceFunds, ServiceName, ServiceOverview,
 };
 use serde::{Deserialize, Serialize};
 
