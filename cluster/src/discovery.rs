@@ -12,7 +12,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use runboard_core::App;
 use runboard_core::config::{KubernetesConfig, Reach};
-use runboard_core::fleet::{Discovered, config_wins};
+use runboard_core::services::{Discovered, config_wins};
 use runboard_model::{DiscoveryNote, ServiceSource};
 use secrecy::ExposeSecret;
 

@@ -8,23 +8,23 @@ mod db;
 mod error_text;
 pub mod execution;
 pub mod failure;
-pub mod fleet;
+pub mod graphql_client;
 pub mod identity;
 pub mod lookup;
 pub mod metrics;
-pub mod mission_control;
 pub mod notify;
 pub mod poller;
 pub mod registry;
 pub mod screens;
+pub mod services;
 pub mod snapshots;
 pub mod store;
 pub mod watches;
 
 use config::Config;
-use fleet::Fleet;
 use identity::Identity;
 use metrics::Metrics;
+use services::Fleet;
 use store::Store;
 
 /// What every request handler, server function and background task shares.

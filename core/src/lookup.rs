@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use regex::Regex;
 use runboard_model::{LookupMatches, LookupResult};
 
-use crate::fleet::Fleet;
+use crate::services::Fleet;
 
 /// The most IDs one lookup takes: enough for a day of incident logs, and a bound on the work.
 pub const MAX_IDS: usize = 10_000;

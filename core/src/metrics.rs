@@ -1,7 +1,7 @@
 //! Prometheus metrics of the fleet reads, the actions' calls, the alerts and Runboard's own
 //! HTTP routes, served at `/metrics`.
 //! Read failures are labelled by [`crate::connector::ReadProblem::label`], call failures by
-//! [`crate::mission_control::CallError::label`].
+//! [`crate::graphql_client::CallError::label`].
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -26,7 +26,7 @@ struct PollLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
     service: String,
-    /// `ok`, or why the call failed ([`crate::mission_control::CallError::label`]).
+    /// `ok`, or why the call failed ([`crate::graphql_client::CallError::label`]).
     outcome: &'static str,
 }
 

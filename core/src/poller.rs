@@ -14,7 +14,7 @@ use crate::App;
 use crate::connector::Connector;
 use crate::connector::with_reserved_connections;
 use crate::db::on_pool;
-use crate::fleet::Fleet;
+use crate::services::Fleet;
 use crate::snapshots::{Snapshot, TREND_HOURS, TrendPoint};
 use crate::store::StoreError;
 

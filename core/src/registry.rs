@@ -10,7 +10,7 @@ use runboard_model::{DiscoveryNote, RegisteredService, ServiceName, ServiceSourc
 use crate::App;
 use crate::config::{Config, ServiceConfig};
 use crate::db::on_pool;
-use crate::fleet::Discovered;
+use crate::services::Discovered;
 use crate::store::{Store, StoreError};
 
 #[derive(sqlx::FromRow)]

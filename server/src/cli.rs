@@ -10,8 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use runboard_core::App;
 use runboard_core::config::{Config, ConfigError, Overrides};
 use runboard_core::connector::ReadError;
-use runboard_core::fleet::Fleet;
 use runboard_core::identity::SessionStore;
+use runboard_core::services::Fleet;
 use runboard_core::store::{Store, StoreError};
 use runboard_core::{execution, poller};
 #[cfg(feature = "demo")]

@@ -234,7 +234,9 @@ graphql_url = "{gql}"
     let app = App::new(
         config.clone(),
         store.store,
-        runboard_core::fleet::Fleet::connect(&config).await.unwrap(),
+        runboard_core::services::Fleet::connect(&config)
+            .await
+            .unwrap(),
     );
     let person = |login: &str| User {
         subject: format!("test:{login}"),

@@ -126,6 +126,8 @@ async fn every_documented_route_answers_each_role_as_the_document_says() {
     let batch = batches["batches"][0]["batch_id"]
         .as_str()
         .expect("payouts has batches");
+    // `{id}` is the action's id everywhere: for a token it names none of the caller's, so
+    // revoking answers 404 (with the error schema) and the caller keeps its way in.
     let concrete = |path: &str| {
         path.replace("{service}/batches", "payouts/batches")
             .replace("{service}", "onboarding")
@@ -157,10 +159,6 @@ async fn every_documented_route_answers_each_role_as_the_document_says() {
     let mut wrong = Vec::new();
     for (path, item) in document["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
-            // Revoking the caller's own token would end the test's way in.
-            if method == "delete" {
-                continue;
-            }
             for (role, client) in &callers {
                 let mut request = client
                     .request(

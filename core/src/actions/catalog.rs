@@ -9,7 +9,7 @@ use runboard_model::ActionSpec;
 use tokio::sync::RwLock;
 
 use crate::connector::Connector;
-use crate::mission_control::CallError;
+use crate::graphql_client::CallError;
 
 /// How long a catalog read is reused; a failed read is tried again sooner.
 const KEEP: Duration = Duration::from_secs(300);

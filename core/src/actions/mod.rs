@@ -38,7 +38,7 @@ use crate::App;
 use crate::audit::{NewAuditEntry, append_audit};
 use crate::connector::{Connector, ReadError};
 use crate::db::on_pool;
-use crate::mission_control::CallError;
+use crate::graphql_client::CallError;
 use crate::store::StoreError;
 
 /// What the one row of an action that is a single call, with no list of entities, is

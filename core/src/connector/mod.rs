@@ -24,8 +24,8 @@ pub use sagas::{DEFAULT_PAGE, MAX_PAGE, SagaCursor, SagaFilter, page_limit};
 
 use crate::config::{ContractQueries, ServiceConfig, WatchTuning};
 use crate::db::{Pool, PoolSettings};
+use crate::graphql_client::{Credentials, MissionControl};
 use crate::metrics::ServiceReads;
-use crate::mission_control::{Credentials, MissionControl};
 
 /// Why a read of a service failed. The variants double as metric labels.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use super::{
 use crate::App;
 use crate::actions::{ActionError, ChunkOutcome, effects_of, variables};
 use crate::db::on_pool;
-use crate::mission_control::{CallError, MissionControl};
+use crate::graphql_client::{CallError, MissionControl};
 
 /// Tells the calls of one sending round to stop: the action was cancelled or paused, the
 /// lease went, or (with its reason) the action should pause because no call could be sent.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use runboard_core::App;
 use runboard_core::config::{Config, Overrides, ServiceConfig};
-use runboard_core::fleet::Fleet;
+use runboard_core::services::Fleet;
 use runboard_fleet::{CallerCheck, Fleet as DemoFleet, FleetConfig, ServiceInfo, Storage};
 use runboard_model::{Role, User};
 use runboard_server::{ServerState, serve};

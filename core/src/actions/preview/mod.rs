@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::ActionError;
 use crate::connector::Connector;
-use crate::mission_control::{CallError, MissionControl};
+use crate::graphql_client::{CallError, MissionControl};
 
 /// Most entities one action may touch.
 pub const MAX_ENTITIES: usize = 100_000;
@@ -330,12 +330,12 @@ pub(crate) fn effects_of(data: &Value, mutation: &str) -> Result<Vec<Effect>, Ac
         .and_then(|r| r.get("effects"))
         .cloned()
         .ok_or_else(|| {
-            ActionError::Service(crate::mission_control::CallError::Malformed(format!(
+            ActionError::Service(crate::graphql_client::CallError::Malformed(format!(
                 "{mutation} answered without effects"
             )))
         })?;
     let raw: Vec<Raw> = serde_json::from_value(effects).map_err(|e| {
-        ActionError::Service(crate::mission_control::CallError::Malformed(format!(
+        ActionError::Service(crate::graphql_client::CallError::Malformed(format!(
             "{mutation}'s effects do not read: {e}"
         )))
     })?;

@@ -12,8 +12,8 @@ use runboard_model::{DiscoveryNote, ServiceSource, add_to_totals};
 
 use crate::config::{Config, ServiceConfig};
 use crate::connector::{Connector, ReadError, SagaFilter};
+use crate::graphql_client::ServiceTokenClient;
 use crate::metrics::ServiceReads;
-use crate::mission_control::ServiceTokenClient;
 use crate::screens::SagasHolding;
 use crate::snapshots::Reading;
 

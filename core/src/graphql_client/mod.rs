@@ -1,5 +1,5 @@
-//! A service's mission-control GraphQL endpoint: its catalog of actions, read by
-//! introspection, and the calls Runboard makes to it.
+//! Runboard's GraphQL client of a service's mission-control endpoint: its catalog of
+//! actions, read by introspection, and the calls Runboard makes to it.
 
 mod credentials;
 
