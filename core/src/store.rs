@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use crate::config::StoreConfig;
 use runboard_dialect::Dialect;
 
+use crate::config::StoreConfig;
 use crate::db::{OpenError, Pool, PoolSettings, on_pool};
 
 #[derive(Debug, thiserror::Error)]

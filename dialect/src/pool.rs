@@ -49,7 +49,7 @@ pub enum OpenError {
 impl Pool {
     /// Opens a pool on the database at `url` as `settings` say.
     pub async fn open(url: &str, settings: &PoolSettings) -> Result<Self, OpenError> {
-        if url.starts_with("sqlite:") {
+        if Dialect::of_url(url) == Dialect::Sqlite {
             let mut options = SqliteConnectOptions::from_str(url)
                 .map_err(OpenError::Url)?
                 .busy_timeout(Duration::from_secs(5));

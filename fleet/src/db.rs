@@ -15,7 +15,7 @@ use crate::FleetError;
 
 /// Connects to a service database, creating it (SQLite file or PostgreSQL database) if missing.
 pub(crate) async fn connect(url: &str) -> Result<Db, FleetError> {
-    if url.starts_with("sqlite:") {
+    if Dialect::of_url(url) == Dialect::Sqlite {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             // WAL lets Runboard read while the fleet writes; the timeout rides out writers.

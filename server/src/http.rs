@@ -172,11 +172,21 @@ fn table() -> RouteTable {
     api::routes(table)
 }
 
+/// The cookie a browser session travels in.
+pub(crate) const SESSION_COOKIE: &str = "runboard_session";
+
 /// The OpenAPI document of the API, made once from the route table.
 pub(crate) fn api_document() -> &'static utoipa::openapi::OpenApi {
     static DOCUMENT: std::sync::LazyLock<utoipa::openapi::OpenApi> =
         std::sync::LazyLock::new(|| api::openapi::document(&table().docs));
     &DOCUMENT
+}
+
+/// The API reference screen's view of that document, made once as well.
+fn api_reference() -> Arc<runboard_model::ApiReference> {
+    static REFERENCE: std::sync::LazyLock<Arc<runboard_model::ApiReference>> =
+        std::sync::LazyLock::new(|| Arc::new(api::openapi::reference_page(api_document())));
+    REFERENCE.clone()
 }
 
 /// Server functions that ask more of their caller than being signed in.
@@ -232,7 +242,7 @@ pub fn routes() -> Vec<RouteRule> {
 /// Every route of Runboard: probes, sign-in, the JSON API, the screens and their server functions.
 pub fn router(state: ServerState) -> Router {
     let app = state.app.clone();
-    let reference = Arc::new(api::openapi::reference_page(api_document()));
+    let reference = api_reference();
     let provide_app = move || {
         provide_context(app.clone());
         provide_context(reference.clone());
@@ -244,7 +254,7 @@ pub fn router(state: ServerState) -> Router {
     let gate = Arc::new(Gate::new(routes(), http.public_url.clone()));
     let limits = Arc::new(Limits::new(&config.limits));
     let sessions = SessionManagerLayer::new(SessionStore::new(&state.app.store))
-        .with_name("runboard_session")
+        .with_name(SESSION_COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(config.public_url().scheme() == "https")

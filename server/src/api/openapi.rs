@@ -239,7 +239,7 @@ pub(crate) fn document(routes: &[(RouteRule, Doc)]) -> OpenApi {
         if let Some((body, example)) = &doc.body {
             operation = operation.request_body(Some(
                 RequestBodyBuilder::new()
-                    .description(Some(format!("For example: `{example}`")))
+                    .description(Some(described_example(example)))
                     .required(Some(Required::True))
                     .content("application/json", Content::new(Some(reference(body))))
                     .build(),
@@ -265,7 +265,7 @@ pub(crate) fn document(routes: &[(RouteRule, Doc)]) -> OpenApi {
                 Http::builder()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "A personal API token (`Authorization: Bearer rb_…`), made on the Account page; it acts with its maker's roles",
+                        "A personal API token (`Authorization: Bearer rbt_…`), made on the Account page; it acts with its maker's roles",
                     ))
                     .build(),
             ),
@@ -273,7 +273,7 @@ pub(crate) fn document(routes: &[(RouteRule, Doc)]) -> OpenApi {
         .security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                "runboard_session",
+                crate::http::SESSION_COOKIE,
                 "The browser session of a person signed in at /login",
             ))),
         )
@@ -302,8 +302,20 @@ pub(crate) fn document(routes: &[(RouteRule, Doc)]) -> OpenApi {
 }
 
 /// The document, for scripts and the API reference page.
-pub async fn openapi_json() -> Json<OpenApi> {
-    Json(crate::http::api_document().clone())
+pub async fn openapi_json() -> Json<&'static OpenApi> {
+    Json(crate::http::api_document())
+}
+
+/// A body's example as the document describes the body; the reference page reads it back.
+fn described_example(example: &str) -> String {
+    format!("For example: `{example}`")
+}
+
+/// The example a body's description gives, as [`described_example`] wrote it.
+fn example_described(description: &str) -> Option<&str> {
+    description
+        .strip_prefix("For example: `")?
+        .strip_suffix('`')
 }
 
 /// The document as the API reference page shows it.
@@ -353,7 +365,7 @@ pub(crate) fn reference_page(document: &OpenApi) -> ApiReference {
                 body: answer_of(&operation["requestBody"]["content"]),
                 body_example: operation["requestBody"]["description"]
                     .as_str()
-                    .and_then(|d| d.strip_prefix("For example: `")?.strip_suffix('`'))
+                    .and_then(example_described)
                     .map(str::to_owned),
                 status,
                 answer: answer_of(&success["content"]),
