@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::callers::{self, Caller, CallerCheck, ProviderKeys};
 use crate::catalog::Kind;
-use crate::db::{Arg, Tx};
+use crate::db::{Arg, Dialect, Tx};
 use crate::payments::{self, ManualTransfer, Transfer};
 use crate::payouts;
 use crate::service::Service;
@@ -154,8 +154,13 @@ impl Service {
         dry_run: bool,
         apply: impl AsyncFnOnce(&mut Tx, DateTime<Utc>) -> Result<Vec<Effect>, FleetError>,
     ) -> Result<MissionControlResult, FleetError> {
-        // One writer per service: a repeated key waits for the first call to commit.
-        let _writer = self.writer.lock().await;
+        // One writer per service: a repeated key waits for the first call to commit. Dry
+        // runs on PostgreSQL run side by side, as a real service's would: each rolls back,
+        // and no writer runs meanwhile. SQLite takes one writing transaction at a time, so
+        // there they queue like real calls.
+        let shared = dry_run && self.db.dialect() == Dialect::Postgres;
+        let _shared = if shared { Some(self.writer.read().await) } else { None };
+        let _exclusive = if shared { None } else { Some(self.writer.write().await) };
         let outcome = match self.check_fence(call, dry_run).await {
             Ok(()) => self.apply_once(call, mutation, dry_run, apply).await,
             Err(e) => Err(e),

@@ -26,8 +26,9 @@ pub(crate) struct Service {
     pub(crate) db: Db,
     /// The fleet's "fix deployed" switch, shared by all its services.
     fix: Arc<AtomicBool>,
-    /// Serialises this process's writes: the load generator and mission-control calls.
-    pub(crate) writer: tokio::sync::Mutex<()>,
+    /// Serialises this process's writes: the load generator and mission-control calls,
+    /// taken exclusively; dry runs on PostgreSQL share it (see `Service::mission_control`).
+    pub(crate) writer: tokio::sync::RwLock<()>,
     /// Whether the load generator works off the payout batch (a demo control: off, the
     /// batch stalls as the Friday batch did).
     payout_worker: AtomicBool,
@@ -50,7 +51,7 @@ impl Service {
             spec,
             db,
             fix,
-            writer: tokio::sync::Mutex::new(()),
+            writer: tokio::sync::RwLock::new(()),
             payout_worker: AtomicBool::new(true),
             legal_hold: Default::default(),
         };
@@ -82,7 +83,7 @@ impl Service {
         message: &str,
         count: u32,
     ) -> Result<Vec<String>, FleetError> {
-        let _writer = self.writer.lock().await;
+        let _writer = self.writer.write().await;
         let now = now();
         let saga_type = self.spec.saga_types[0].name;
         let mut tx = self.db.begin().await?;
@@ -120,7 +121,7 @@ impl Service {
         struct Count {
             n: i64,
         }
-        let _writer = self.writer.lock().await;
+        let _writer = self.writer.write().await;
         let mut tx = self.db.begin().await?;
         let counted: Vec<Count> = tx.fetch_all("SELECT COUNT(*) AS n FROM saga", &[]).await?;
         if counted.first().is_some_and(|c| c.n > 0) {
@@ -166,7 +167,7 @@ impl Service {
     pub(crate) async fn tick(&self) -> Result<(), FleetError> {
         let mut rng = StdRng::from_rng(&mut rand::rng());
         let fixed = self.fix_deployed();
-        let _writer = self.writer.lock().await;
+        let _writer = self.writer.write().await;
         let now = now();
         let mut tx = self.db.begin().await?;
 
