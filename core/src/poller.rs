@@ -113,6 +113,7 @@ async fn poll(app: &App, services: Vec<Arc<Connector>>) -> Result<usize, StoreEr
         crate::watches::judge_poll(app, connector, &snapshot.reading, now).await?;
     }
     app.screens.snapshots_recorded();
+    app.screens.alerts_changed();
     let retention =
         chrono::Duration::from_std(app.config.poller.retention).unwrap_or(chrono::Duration::MAX);
     if let Some(cutoff) = now.checked_sub_signed(retention) {

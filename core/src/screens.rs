@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use runboard_model::{
-    BatchItem, BatchItemStatus, BatchProgress, ErrorGroup, Money, SagaPage, ServiceOverview,
+    AlertBoard, BatchItem, BatchItemStatus, BatchProgress, ErrorGroup, Money, SagaPage,
+    ServiceOverview,
 };
 use tokio::sync::OnceCell;
 
@@ -99,14 +100,16 @@ pub struct BatchReading {
 /// Failed items listed on a batch's page.
 const FAILED_ITEMS_SHOWN: u32 = 50;
 
-/// How long the store's latest snapshots are shared between the people watching the
-/// overview and the Funds screen: they change once a poll interval, and a second keeps a
-/// new poll prompt on screen while a crowd costs the store one query a second.
-const SNAPSHOTS_SHARED_FOR: Duration = Duration::from_secs(1);
+/// How long what every page reads of the store (the latest snapshots of the overview and
+/// the Funds screen, the alerts in the navigation) is shared between the people watching:
+/// it changes once a poll interval, and a second keeps a new poll prompt on screen while a
+/// crowd costs the store one query a second.
+const STORE_READS_SHARED_FOR: Duration = Duration::from_secs(1);
 
 /// The screens' shared reads, one kind of query each.
 pub struct ScreenReads {
     snapshots: SharedReads<(), Vec<ServiceOverview>, StoreError>,
+    alerts: SharedReads<(), AlertBoard, StoreError>,
     error_groups: SharedReads<String, Vec<ErrorGroup>>,
     sagas: SharedReads<(String, SagaFilter), SagaPage>,
     funds: SharedReads<String, Option<SagasHolding>>,
@@ -119,7 +122,8 @@ impl ScreenReads {
     /// the overview.
     pub fn new(interval: Duration) -> Self {
         Self {
-            snapshots: SharedReads::new(SNAPSHOTS_SHARED_FOR),
+            snapshots: SharedReads::new(STORE_READS_SHARED_FOR),
+            alerts: SharedReads::new(STORE_READS_SHARED_FOR),
             error_groups: SharedReads::new(interval),
             sagas: SharedReads::new(interval),
             funds: SharedReads::new(interval),
@@ -139,6 +143,20 @@ impl ScreenReads {
     /// after the second the kept snapshots last.
     pub fn snapshots_recorded(&self) {
         self.snapshots.forget(&());
+    }
+
+    /// The alerts board as the store had it at most a second ago, for what every page shows
+    /// of it (the navigation's count, a service's alerts); the Alerts screen reads it live.
+    pub async fn alert_board(&self, store: &Store) -> Shared<AlertBoard, StoreError> {
+        self.alerts
+            .get((), Freshness::Shared, |now| store.alert_board(now))
+            .await
+    }
+
+    /// This process has just changed an alert (a poll judged, someone acknowledged or
+    /// silenced): its pages show the change at once.
+    pub fn alerts_changed(&self) {
+        self.alerts.forget(&());
     }
 
     /// A service's failed sagas grouped by error message.

@@ -159,8 +159,16 @@ impl Service {
         // and no writer runs meanwhile. SQLite takes one writing transaction at a time, so
         // there they queue like real calls.
         let shared = dry_run && self.db.dialect() == Dialect::Postgres;
-        let _shared = if shared { Some(self.writer.read().await) } else { None };
-        let _exclusive = if shared { None } else { Some(self.writer.write().await) };
+        let _shared = if shared {
+            Some(self.writer.read().await)
+        } else {
+            None
+        };
+        let _exclusive = if shared {
+            None
+        } else {
+            Some(self.writer.write().await)
+        };
         let outcome = match self.check_fence(call, dry_run).await {
             Ok(()) => self.apply_once(call, mutation, dry_run, apply).await,
             Err(e) => Err(e),

@@ -100,6 +100,7 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         // Server functions.
         "/rpc/overview"
         | "/rpc/alerts"
+        | "/rpc/alerts_on_page"
         | "/rpc/me"
         | "/rpc/service_errors"
         | "/rpc/service_sagas"

@@ -3,8 +3,8 @@ use leptos_router::components::A;
 use runboard_model::{AlertBoard, AlertState, Role, SignedIn};
 
 use crate::components::service_alerts::AlertsOnPage;
+use crate::server_fns::alerts_on_page::alerts_on_page;
 use crate::server_fns::current_user::current_user;
-use crate::server_fns::read_alerts::read_alerts;
 
 /// The signed-in person, read once per page and shared with every screen through context.
 #[derive(Clone, Copy)]
@@ -46,7 +46,7 @@ pub fn Layout(children: Children) -> impl IntoView {
     let me = Resource::new(|| (), |()| current_user());
     provide_context(CurrentUser(me));
     // The navigation says how many alerts fire on every page, so nobody must go looking.
-    let alerts = Resource::new(|| (), |()| read_alerts());
+    let alerts = Resource::new(|| (), |()| alerts_on_page());
     provide_context(AlertsOnPage(alerts));
 
     view! {

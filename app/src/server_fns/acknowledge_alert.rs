@@ -5,8 +5,7 @@ use leptos::prelude::*;
 pub async fn acknowledge_alert(id: i64, note: String) -> Result<(), ServerFnError> {
     let app = super::app_for(super::Access::Operate)?;
     let user = super::user()?;
-    app.store
-        .acknowledge_alert(id, &user.name, note.trim(), chrono::Utc::now())
+    app.acknowledge_alert(id, &user, &note)
         .await
         .map(drop)
         .map_err(super::failed)

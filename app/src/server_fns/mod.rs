@@ -1,8 +1,8 @@
 //! Server functions, one per file. Each is a public endpoint: it checks its caller itself.
 
 pub mod acknowledge_alert;
+pub mod alerts_on_page;
 pub mod all_batches;
-
 pub mod approve_action;
 pub mod ask_for_action;
 pub mod batch_detail;

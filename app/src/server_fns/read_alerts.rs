@@ -1,7 +1,8 @@
 use leptos::prelude::*;
 use runboard_model::AlertBoard;
 
-/// The alerts board: open alerts, those resolved in the last 7 days, the silences in force.
+/// The alerts board as the store has it now (the Alerts screen): open alerts, those
+/// resolved in the last 7 days, the silences in force.
 #[server(prefix = "/rpc", endpoint = "alerts")]
 pub async fn read_alerts() -> Result<AlertBoard, ServerFnError> {
     let app = super::app_for(super::Access::Read)?;

@@ -363,7 +363,7 @@ impl Store {
     }
 
     /// Records that `by` is on alert `id`: no reminder is sent for it from now on.
-    pub async fn acknowledge_alert(
+    pub(crate) async fn acknowledge_alert(
         &self,
         id: i64,
         by: &str,

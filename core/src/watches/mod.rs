@@ -11,7 +11,7 @@ mod conditions;
 mod message;
 
 use chrono::{DateTime, Utc};
-use runboard_model::{Silence, UnknownWatch, User, Watch};
+use runboard_model::{Alert, Silence, UnknownWatch, User, Watch};
 
 pub use alerts::AcknowledgeError;
 
@@ -262,7 +262,7 @@ impl App {
             return Err(SilenceError::NoReason);
         }
         let now = Utc::now();
-        Ok(self
+        let silence = self
             .store
             .silence_alerts(
                 service.as_ref(),
@@ -272,7 +272,24 @@ impl App {
                 &by.name,
                 now,
             )
-            .await?)
+            .await?;
+        self.screens.alerts_changed();
+        Ok(silence)
+    }
+
+    /// Records that `by` is on alert `id`, with a note for the others: no reminder follows.
+    pub async fn acknowledge_alert(
+        &self,
+        id: i64,
+        by: &User,
+        note: &str,
+    ) -> Result<Alert, AcknowledgeError> {
+        let alert = self
+            .store
+            .acknowledge_alert(id, &by.name, note.trim(), Utc::now())
+            .await?;
+        self.screens.alerts_changed();
+        Ok(alert)
     }
 }
 

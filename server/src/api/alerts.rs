@@ -47,8 +47,7 @@ pub async fn acknowledge(
         .map_err(|_| not_found(format!("there is no alert {id:?}: alert ids are numbers")))?;
     state
         .app
-        .store
-        .acknowledge_alert(id, &user.name, note.trim(), Utc::now())
+        .acknowledge_alert(id, &user, &note)
         .await
         .map(Json)
         .map_err(failed)
