@@ -29,6 +29,18 @@ async fn board(app: &TestApp) -> AlertBoard {
     response.json().await.unwrap()
 }
 
+/// The alerts as every page shows them (the navigation's count, a service's alerts).
+async fn alerts_on_page(app: &TestApp) -> AlertBoard {
+    let response = app
+        .client
+        .post(app.url("/rpc/alerts_on_page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
 /// The currencies payments holds money in, as Runboard's funds answer says.
 async fn currencies_held(app: &TestApp) -> Vec<String> {
     let funds: serde_json::Value = app.get("/api/v1/funds").await.json().await.unwrap();
@@ -120,8 +132,24 @@ async fn money_held_is_told_once_reminded_once_and_quiet_once_acknowledged() {
         acknowledge(app.client.clone(), taken.id).await.status(),
         403
     );
+    // Pages share one read of the alerts a second; an acknowledgment shows on them at once.
+    let on_page = |board: AlertBoard| {
+        board
+            .alerts
+            .into_iter()
+            .find(|a| a.id == taken.id)
+            .map(|a| a.state)
+    };
+    assert_eq!(
+        on_page(alerts_on_page(&app).await),
+        Some(AlertState::Firing)
+    );
     let done = acknowledge(oscar.clone(), taken.id).await;
     assert_eq!(done.status(), 200);
+    assert_eq!(
+        on_page(alerts_on_page(&app).await),
+        Some(AlertState::Acknowledged)
+    );
     let done: serde_json::Value = done.json().await.unwrap();
     assert_eq!(done["state"], "acknowledged");
     assert_eq!(done["acknowledged"]["by"], "Oscar");
