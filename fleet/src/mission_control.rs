@@ -158,16 +158,10 @@ impl Service {
         // runs on PostgreSQL run side by side, as a real service's would: each rolls back,
         // and no writer runs meanwhile. SQLite takes one writing transaction at a time, so
         // there they queue like real calls.
-        let shared = dry_run && self.db.dialect() == Dialect::Postgres;
-        let _shared = if shared {
-            Some(self.writer.read().await)
+        let (_shared, _exclusive) = if dry_run && self.db.dialect() == Dialect::Postgres {
+            (Some(self.writer.read().await), None)
         } else {
-            None
-        };
-        let _exclusive = if shared {
-            None
-        } else {
-            Some(self.writer.write().await)
+            (None, Some(self.writer.write().await))
         };
         let outcome = match self.check_fence(call, dry_run).await {
             Ok(()) => self.apply_once(call, mutation, dry_run, apply).await,
