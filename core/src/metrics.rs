@@ -78,6 +78,12 @@ struct RequestLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScreenLabels {
+    /// The screen's route (`/services/{service}`).
+    screen: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
     method: String,
@@ -110,6 +116,7 @@ pub struct Metrics {
     up: Family<ServiceLabel, Gauge>,
     last_poll: Family<ServiceLabel, Gauge>,
     alerts_firing: Family<AlertLabels, Gauge>,
+    screens_rendered: Family<ScreenLabels, Counter>,
 }
 
 impl Metrics {
@@ -178,8 +185,15 @@ impl Metrics {
             "HTTP requests being answered",
             requests_in_flight.clone(),
         );
+        let screens_rendered = Family::<ScreenLabels, Counter>::default();
+        registry.register(
+            "screens_rendered",
+            "Pages of the shared screens rendered, by screen; each is given to everyone holding the same roles for a second",
+            screens_rendered.clone(),
+        );
         Self {
             registry,
+            screens_rendered,
             requests,
             request_seconds,
             requests_in_flight,
@@ -213,6 +227,15 @@ impl Metrics {
                 method: method.to_owned(),
             })
             .observe(seconds);
+    }
+
+    /// Counts one page of a shared screen rendered.
+    pub fn record_screen_rendered(&self, screen: &str) {
+        self.screens_rendered
+            .get_or_create(&ScreenLabels {
+                screen: screen.to_owned(),
+            })
+            .inc();
     }
 
     /// Sets the alerts firing to those of the store's alert board, read for this scrape.

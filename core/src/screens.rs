@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,9 @@ pub struct ScreenReads {
     funds: SharedReads<String, Option<SagasHolding>>,
     batches: SharedReads<String, Vec<BatchProgress>>,
     batch: SharedReads<(String, String), BatchReading>,
+    /// Counts what this process learned that changes what screens show (a poll, an alert
+    /// judged, acknowledged or silenced), so that pages rendered before it are not shown again.
+    changes: AtomicU64,
 }
 
 impl ScreenReads {
@@ -129,7 +133,26 @@ impl ScreenReads {
             funds: SharedReads::new(interval),
             batches: SharedReads::new(interval),
             batch: SharedReads::new(interval),
+            changes: AtomicU64::new(0),
         }
+    }
+
+    /// How many times this process has learned something that changes what screens show:
+    /// a page rendered at an older count is out of date.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A live read is news for everyone watching, not only for who asked for it.
+    fn read<V, E>(&self, freshness: Freshness, shared: Shared<V, E>) -> Shared<V, E> {
+        if freshness == Freshness::Live {
+            self.changed();
+        }
+        shared
     }
 
     /// Every service's latest snapshot, as the store had it at most a second ago.
@@ -143,6 +166,7 @@ impl ScreenReads {
     /// after the second the kept snapshots last.
     pub fn snapshots_recorded(&self) {
         self.snapshots.forget(&());
+        self.changed();
     }
 
     /// The alerts board as the store had it at most a second ago, for what every page shows
@@ -157,6 +181,7 @@ impl ScreenReads {
     /// silenced): its pages show the change at once.
     pub fn alerts_changed(&self) {
         self.alerts.forget(&());
+        self.changed();
     }
 
     /// A service's failed sagas grouped by error message.
@@ -166,9 +191,11 @@ impl ScreenReads {
         freshness: Freshness,
     ) -> Shared<Vec<ErrorGroup>> {
         let key = connector.name().to_string();
-        self.error_groups
+        let shared = self
+            .error_groups
             .get(key, freshness, |_| connector.error_groups())
-            .await
+            .await;
+        self.read(freshness, shared)
     }
 
     /// One page of a service's sagas; each filter and page is a read of its own.
@@ -179,9 +206,11 @@ impl ScreenReads {
         freshness: Freshness,
     ) -> Shared<SagaPage> {
         let key = (connector.name().to_string(), filter.clone());
-        self.sagas
+        let shared = self
+            .sagas
             .get(key, freshness, |now| connector.sagas(filter, now))
-            .await
+            .await;
+        self.read(freshness, shared)
     }
 
     /// The sagas behind a service's withheld funds; `None` where it holds no money. The
@@ -192,14 +221,16 @@ impl ScreenReads {
         freshness: Freshness,
     ) -> Shared<Option<SagasHolding>> {
         let key = connector.name().to_string();
-        self.funds
+        let shared = self
+            .funds
             .get(key, freshness, |_| async {
                 Ok(connector
                     .withheld_by_saga()
                     .await?
                     .map(SagasHolding::largest_of))
             })
-            .await
+            .await;
+        self.read(freshness, shared)
     }
 
     /// Keeps what a poll read of the sagas behind `service`'s funds, so the Funds screen
@@ -217,6 +248,7 @@ impl ScreenReads {
                 read_at,
             },
         );
+        self.changed();
     }
 
     /// A service's batches, newest first.
@@ -226,9 +258,11 @@ impl ScreenReads {
         freshness: Freshness,
     ) -> Shared<Vec<BatchProgress>> {
         let key = connector.name().to_string();
-        self.batches
+        let shared = self
+            .batches
             .get(key, freshness, |_| connector.batches(None))
-            .await
+            .await;
+        self.read(freshness, shared)
     }
 
     /// One batch: its progress, when its items finished and its failed items by error.
@@ -239,7 +273,8 @@ impl ScreenReads {
         freshness: Freshness,
     ) -> Shared<BatchReading> {
         let key = (connector.name().to_string(), batch_id.to_owned());
-        self.batch
+        let shared = self
+            .batch
             .get(key, freshness, |_| async {
                 let Some(progress) = connector.batches(Some(batch_id)).await?.pop() else {
                     return Ok(BatchReading {
@@ -266,7 +301,8 @@ impl ScreenReads {
                     failed_items: failed?.items,
                 })
             })
-            .await
+            .await;
+        self.read(freshness, shared)
     }
 }
 
@@ -292,13 +328,13 @@ struct Slot<V, E> {
 }
 
 /// Single-flight reads of one kind, each kept for `ttl`.
-struct SharedReads<K, V, E = ReadError> {
+pub struct SharedReads<K, V, E = ReadError> {
     ttl: Duration,
     slots: Mutex<HashMap<K, Slot<V, E>>>,
 }
 
 impl<K: Eq + Hash + Clone, V, E> SharedReads<K, V, E> {
-    fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
             slots: Mutex::new(HashMap::new()),
@@ -316,7 +352,7 @@ impl<K: Eq + Hash + Clone, V, E> SharedReads<K, V, E> {
 
     /// The figures for `key`: kept ones while current, else those of one read for everyone
     /// asking. `read` is given the time the read begins.
-    async fn get<F, Fut>(&self, key: K, freshness: Freshness, read: F) -> Shared<V, E>
+    pub async fn get<F, Fut>(&self, key: K, freshness: Freshness, read: F) -> Shared<V, E>
     where
         F: FnOnce(DateTime<Utc>) -> Fut,
         Fut: Future<Output = Result<V, E>>,

@@ -11,6 +11,8 @@ async function ready(page: Page, path: string) {
   }).toPass({ timeout: 20_000 });
   await expect(page.locator("main#main")).toHaveAttribute("data-hydrated", "true");
   await expect(page.locator(".loading")).toHaveCount(0);
+  // The top bar names the person once the live page has asked who it is.
+  await expect(page.getByTestId("signed-in-as")).toBeVisible();
 }
 
 const screens: [string, string | (() => Promise<string>)][] = [

@@ -32,6 +32,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::identity::{self, Gate, login};
 use crate::limits::{self, Limits};
+use crate::shared_pages::{self, SharedPages};
 use crate::{api, charts, health};
 
 /// The state behind every route.
@@ -41,6 +42,8 @@ pub struct ServerState {
     pub app: Arc<App>,
     /// Where the built site lives and what its files are called, for SSR and static files.
     pub leptos: LeptosOptions,
+    /// Screens rendered once for everyone holding the same roles.
+    pub pages: Arc<SharedPages>,
 }
 
 impl FromRef<ServerState> for LeptosOptions {
@@ -61,6 +64,7 @@ impl ServerState {
         Self {
             app: Arc::new(app),
             leptos,
+            pages: Arc::new(SharedPages::new()),
         }
     }
 }
@@ -295,15 +299,22 @@ pub fn router(state: ServerState) -> Router {
             http.request_timeout,
         ));
 
-    table()
-        .router
+    // The screens and their server functions; the shared screens' pages are rendered once
+    // for everyone holding the same roles.
+    let screens = Router::new()
         .leptos_routes_with_context(&state, screen_routes(), provide_app.clone(), move || {
             shell(leptos.clone())
         })
+        .layer(from_fn_with_state(state.clone(), shared_pages::share));
+
+    table()
+        .router
+        .merge(screens)
         .fallback(file_and_error_handler_with_context::<ServerState, _>(
             provide_app,
             shell,
         ))
+        .layer(from_fn_with_state(state.clone(), shared_pages::note_writes))
         // Per route, so that the gate sees which route matched.
         .layer(from_fn_with_state(gate, identity::authorize))
         // Once the caller is known, before the gate: a refused token counts as one.

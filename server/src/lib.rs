@@ -12,6 +12,7 @@ mod health;
 mod http;
 mod identity;
 mod limits;
+mod shared_pages;
 mod telemetry;
 
 pub use http::{RouteRule, ServerState, router, routes, serve};

@@ -102,6 +102,7 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/rpc/alerts"
         | "/rpc/alerts_on_page"
         | "/rpc/me"
+        | "/rpc/my_roles"
         | "/rpc/service_errors"
         | "/rpc/service_sagas"
         | "/rpc/saga"

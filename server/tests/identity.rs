@@ -212,8 +212,9 @@ async fn signing_in_through_the_provider_gives_the_roles_of_ones_groups_and_sign
     assert_eq!(body["signed_in_with"], "session");
     let csrf = body["csrf_token"].as_str().unwrap().to_owned();
 
-    // The overview renders with her name; a stranger is sent to sign in.
-    let page = browser.get(app.url("/")).send().await.unwrap();
+    // Her account page names her (the shared screens name nobody: the top bar asks in the
+    // browser); a stranger is sent to sign in.
+    let page = browser.get(app.url("/account")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("Alice Ops"));
     let stranger = browser_get_status(&app, "/").await;
@@ -379,14 +380,7 @@ async fn personal_api_tokens_are_shown_once_kept_hashed_and_revocable(backend: B
     assert!(secret.starts_with("rbt_") && secret.len() > 40, "{secret}");
 
     // Only a hash is stored, and the list never shows the secret again.
-    let listed = browser
-        .get(app.url("/api/v1/tokens"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let listed = text_at(&browser, app.url("/api/v1/tokens")).await;
     assert!(listed.contains("nightly report") && !listed.contains(&secret));
     let stored = stored_token_columns(&app).await;
     assert!(
@@ -497,12 +491,13 @@ async fn two_people_interleaved_never_get_each_others_identity(backend: Backend)
             alice_csrf.as_str(),
         ),
     ];
-    let requests = (0..400).map(|i| {
+    let requests = (0..500).map(|i| {
         let (client, name, csrf, other, other_csrf) = people[i % 2];
         let app = &app;
         async move {
-            match i % 4 {
-                // The JSON API, the server function the screens use, and a rendered page.
+            match i % 5 {
+                // The JSON API, the server function the screens use, a shared screen and the
+                // personal account page.
                 0 | 1 => {
                     let (status, body) = me(app, client).await;
                     assert_eq!(status, 200);
@@ -522,15 +517,16 @@ async fn two_people_interleaved_never_get_each_others_identity(backend: Backend)
                     assert_eq!(body["user"]["name"], name, "request {i}");
                     assert_eq!(body["csrf_token"], csrf, "request {i}");
                 }
+                3 => {
+                    let html = text_at(client, app.url("/")).await;
+                    assert!(html.contains("Services"), "request {i}");
+                    assert!(
+                        !html.contains(other) && !html.contains(other_csrf),
+                        "request {i}"
+                    );
+                }
                 _ => {
-                    let html = client
-                        .get(app.url("/"))
-                        .send()
-                        .await
-                        .unwrap()
-                        .text()
-                        .await
-                        .unwrap();
+                    let html = text_at(client, app.url("/account")).await;
                     assert!(html.contains(name) && !html.contains(other), "request {i}");
                     assert!(
                         html.contains(csrf) && !html.contains(other_csrf),
@@ -1188,4 +1184,9 @@ async fn starting_a_sign_in_writes_no_session_row_until_it_completes() {
     let alice = signed_in_browser(&app, "alice").await;
     assert_eq!(me(&app, &alice).await.0, 200);
     assert_eq!(sessions().await, 1);
+}
+
+/// What `client` is answered at `url`, as text.
+async fn text_at(client: &reqwest::Client, url: String) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
 }

@@ -144,11 +144,18 @@ async fn money_held_is_told_once_reminded_once_and_quiet_once_acknowledged() {
         on_page(alerts_on_page(&app).await),
         Some(AlertState::Firing)
     );
+    // The Alerts screen is rendered once a second for everyone with the same roles.
+    let alerts_screen = || async { app.get("/alerts").await.text().await.unwrap() };
+    assert!(!alerts_screen().await.contains("“moving it by hand”"));
     let done = acknowledge(oscar.clone(), taken.id).await;
     assert_eq!(done.status(), 200);
     assert_eq!(
         on_page(alerts_on_page(&app).await),
         Some(AlertState::Acknowledged)
+    );
+    assert!(
+        alerts_screen().await.contains("“moving it by hand”"),
+        "the Alerts screen shows the acknowledgment at once, not a render from before it"
     );
     let done: serde_json::Value = done.json().await.unwrap();
     assert_eq!(done["state"], "acknowledged");

@@ -1,3 +1,5 @@
+use std::collections::BTreeSet;
+
 use leptos::prelude::*;
 use leptos_router::components::A;
 use runboard_model::{AlertBoard, AlertState, Role, SignedIn};
@@ -5,23 +7,17 @@ use runboard_model::{AlertBoard, AlertState, Role, SignedIn};
 use crate::components::service_alerts::AlertsOnPage;
 use crate::server_fns::alerts_on_page::alerts_on_page;
 use crate::server_fns::current_user::current_user;
+use crate::server_fns::my_roles::my_roles;
 
-/// The signed-in person, read once per page and shared with every screen through context.
+/// The signed-in person's roles, read once per page and shared with every screen through
+/// context, so that screens show a control only to those the server would let use it.
 #[derive(Clone, Copy)]
-pub struct CurrentUser(Resource<Result<Option<SignedIn>, ServerFnError>>);
+pub struct MyRoles(Resource<Result<BTreeSet<Role>, ServerFnError>>);
 
-impl CurrentUser {
-    /// Whether the signed-in person holds `role`: screens show a control only to those
-    /// the server would let use it.
+impl MyRoles {
+    /// Whether the signed-in person holds `role`.
     pub async fn holds(self, role: Role) -> bool {
-        self.signed_in()
-            .await
-            .is_some_and(|signed_in| signed_in.user.has(role))
-    }
-
-    /// The signed-in person, if the page knows one.
-    pub async fn signed_in(self) -> Option<SignedIn> {
-        self.0.await.ok().flatten()
+        self.0.await.is_ok_and(|roles| roles.contains(&role))
     }
 }
 
@@ -43,8 +39,11 @@ pub fn Layout(children: Children) -> impl IntoView {
     // browser tests wait for before they click.
     let hydrated = RwSignal::new(false);
     Effect::new(move || hydrated.set(true));
-    let me = Resource::new(|| (), |()| current_user());
-    provide_context(CurrentUser(me));
+    provide_context(MyRoles(Resource::new(|| (), |()| my_roles())));
+    // Who is signed in is read by the browser once the page is live, never rendered on the
+    // server: the rest of a screen is then the same for everyone holding the same roles, and
+    // the server renders it once for all of them (the server's shared pages).
+    let me = LocalResource::new(current_user);
     // The navigation says how many alerts fire on every page, so nobody must go looking.
     let alerts = Resource::new(|| (), |()| alerts_on_page());
     provide_context(AlertsOnPage(alerts));
@@ -68,14 +67,12 @@ pub fn Layout(children: Children) -> impl IntoView {
                         .collect_view()}
                 </ul>
             </nav>
-            <Suspense fallback=|| ()>
-                {move || Suspend::new(async move {
-                    match me.await {
-                        Ok(Some(signed_in)) => view! { <SignedInAs signed_in /> }.into_any(),
-                        _ => view! { <a class="sign-in-link" href="/login">"Sign in"</a> }.into_any(),
-                    }
-                })}
-            </Suspense>
+            {move || match me.get() {
+                Some(Ok(Some(signed_in))) => view! { <SignedInAs signed_in /> }.into_any(),
+                Some(Ok(None)) => view! { <a class="sign-in-link" href="/login">"Sign in"</a> }.into_any(),
+                // Until the browser knows (or without scripts): the account page names them.
+                _ => view! { <a class="who" href="/account">"Account"</a> }.into_any(),
+            }}
         </header>
         <main id="main" data-hydrated=move || hydrated.get().to_string()>
             <ErrorBoundary fallback=|errors| {
@@ -119,7 +116,7 @@ fn FiringCount(alerts: Resource<Result<AlertBoard, ServerFnError>>) -> impl Into
     }
 }
 
-/// The top bar's name, roles and sign-out button (a form, so it works before hydration).
+/// The top bar's name, roles and sign-out button.
 #[component]
 fn SignedInAs(signed_in: SignedIn) -> impl IntoView {
     let SignedIn { user, csrf_token } = signed_in;
@@ -128,10 +125,18 @@ fn SignedInAs(signed_in: SignedIn) -> impl IntoView {
             <a class="who" href="/account" data-testid="signed-in-as">{user.name.clone()}</a>
             <span class="muted roles">{user.roles_text()}</span>
             {user.has(Role::Admin).then(|| view! { <a href="/access">"Access"</a> })}
-            <form method="post" action="/auth/logout">
-                <input type="hidden" name="csrf_token" value=csrf_token />
-                <button type="submit">"Sign out"</button>
-            </form>
+            <SignOut csrf_token />
         </div>
+    }
+}
+
+/// The sign-out button: a form, so it works without scripts.
+#[component]
+pub fn SignOut(csrf_token: String) -> impl IntoView {
+    view! {
+        <form method="post" action="/auth/logout">
+            <input type="hidden" name="csrf_token" value=csrf_token />
+            <button type="submit">"Sign out"</button>
+        </form>
     }
 }

@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use runboard_model::{Alert, AlertBoard, AlertState, Role};
 
-use crate::components::layout::CurrentUser;
+use crate::components::layout::MyRoles;
 
 /// The alerts board the navigation counts, read once per page and shared through context
 /// with the screens that show a service's own alerts.
@@ -24,7 +24,7 @@ pub enum Shown {
 #[component]
 pub fn ServiceAlerts(#[prop(into)] service: Signal<String>, shown: Shown) -> impl IntoView {
     let AlertsOnPage(board) = expect_context::<AlertsOnPage>();
-    let me = expect_context::<CurrentUser>();
+    let me = expect_context::<MyRoles>();
     view! {
         <Suspense fallback=|| ()>
             {move || {

@@ -2,19 +2,21 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use runboard_model::IssuedApiToken;
 
-use crate::components::layout::CurrentUser;
+use crate::components::layout::SignOut;
 use crate::components::local_time::LocalTime;
 use crate::server_fns::create_api_token::CreateApiToken;
+use crate::server_fns::current_user::current_user;
 use crate::server_fns::my_api_tokens::{ApiTokens, my_api_tokens};
 use crate::server_fns::revoke_api_token::RevokeApiToken;
 
 /// Lifetimes offered for a new token: (days, label).
 const LIFETIMES: &[(u32, &str)] = &[(7, "7 days"), (30, "30 days"), (90, "90 days")];
 
-/// Who the signed-in person is, and their personal API tokens for scripts and CLIs.
+/// Who the signed-in person is, how to sign out (here too, so it works before the page is
+/// live), and their personal API tokens for scripts and CLIs.
 #[component]
 pub fn Account() -> impl IntoView {
-    let me = expect_context::<CurrentUser>();
+    let me = Resource::new(|| (), |()| current_user());
     let create = ServerAction::<CreateApiToken>::new();
     let revoke = ServerAction::<RevokeApiToken>::new();
     let tokens = Resource::new(
@@ -26,11 +28,12 @@ pub fn Account() -> impl IntoView {
         <h1>"Account"</h1>
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
-                me.signed_in().await.map(|signed_in| view! {
+                me.await.ok().flatten().map(|signed_in| view! {
                     <p>
                         "Signed in as "<strong>{signed_in.user.name.clone()}</strong>
                         " ("{signed_in.user.roles_text()}")."
                     </p>
+                    <SignOut csrf_token=signed_in.csrf_token />
                 })
             })}
         </Suspense>

@@ -3,7 +3,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use runboard_model::{Alert, AlertBoard, AlertState, Role, Silence, Watch};
 
-use crate::components::layout::CurrentUser;
+use crate::components::layout::MyRoles;
 use crate::components::local_time::LocalTime;
 use crate::components::refresh::{Freshness, auto_refresh};
 use crate::server_fns::acknowledge_alert::AcknowledgeAlert;
@@ -45,7 +45,7 @@ pub fn Alerts() -> impl IntoView {
         |_| read_alerts(),
     );
     let elapsed = auto_refresh(move || board.refetch());
-    let me = expect_context::<CurrentUser>();
+    let me = expect_context::<MyRoles>();
     let may_operate = Resource::new(|| (), move |()| me.holds(Role::Operator));
     let error = move || {
         acknowledge

@@ -4,7 +4,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 use runboard_model::Role;
 
-use crate::components::layout::CurrentUser;
+use crate::components::layout::MyRoles;
 use crate::components::local_time::LocalTime;
 use crate::components::progress_bar::ProgressBar;
 use crate::components::refresh::{Freshness, auto_refresh};
@@ -28,7 +28,7 @@ pub fn Batch() -> impl IntoView {
         |(service, batch)| read_batch(service, batch),
     );
     let elapsed = auto_refresh(move || detail.refetch());
-    let me = expect_context::<CurrentUser>();
+    let me = expect_context::<MyRoles>();
     view! {
         <p class="crumbs"><A href="/batches">"Batches"</A>" / "{move || key.get().0}</p>
         <Freshness elapsed />

@@ -3,7 +3,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use runboard_model::{LookupMatches, LookupResult, Role};
 
-use crate::components::layout::CurrentUser;
+use crate::components::layout::MyRoles;
 use crate::components::status::StatusBadge;
 use crate::format::{query_string, thousands, url_encode};
 use crate::server_fns::lookup_ids::LookupIds;
@@ -73,7 +73,7 @@ fn ServiceMatches(matches: LookupMatches) -> impl IntoView {
     } = matches;
     let service_href = format!("/services/{}", url_encode(&service));
     let heading = service.clone();
-    let me = expect_context::<CurrentUser>();
+    let me = expect_context::<MyRoles>();
     // A link carries up to this many IDs; more are pasted on the new-action page.
     const LINKED: usize = 100;
     let found: Vec<String> = sagas

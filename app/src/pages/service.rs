@@ -4,7 +4,7 @@ use leptos_router::components::{A, Form};
 use leptos_router::hooks::{use_params_map, use_query_map};
 use runboard_model::{ErrorGroup, Role, SagaQuery, SagaStatus};
 
-use crate::components::layout::CurrentUser;
+use crate::components::layout::MyRoles;
 use crate::components::live_read::{ReadAt, asked_live, refresh_shared};
 use crate::components::refresh::{Freshness, auto_refresh};
 use crate::components::relative_time::RelativeTime;
@@ -46,7 +46,7 @@ pub fn Service() -> impl IntoView {
     });
     // The whole error group selected for an action: every saga with that error, not the visible page.
     let selected = RwSignal::new(None::<ErrorGroup>);
-    let me = expect_context::<CurrentUser>();
+    let me = expect_context::<MyRoles>();
     let live = asked_live();
     let groups = Resource::new(
         move || (service.get(), live.get()),

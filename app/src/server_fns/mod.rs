@@ -14,6 +14,7 @@ pub mod entity_actions;
 pub mod list_actions;
 pub mod lookup_ids;
 pub mod my_api_tokens;
+pub mod my_roles;
 pub mod people_with_access;
 pub mod read_action;
 pub mod read_action_form;

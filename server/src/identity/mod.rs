@@ -167,7 +167,7 @@ impl Unauthenticated {
 /// Holds the caller against the route's rule, then checks that a browser write is not forged.
 pub(crate) async fn authorize(
     State(gate): State<Arc<Gate>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let caller = request
@@ -210,6 +210,8 @@ pub(crate) async fn authorize(
     if let Err(e) = check_csrf(&request, &caller, gate.public_url.as_ref()) {
         return e.into_response();
     }
+    // What the route asked, for the handlers behind the gate (a write is counted by it).
+    request.extensions_mut().insert(access);
     next.run(request).await
 }
 
