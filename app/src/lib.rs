@@ -28,6 +28,10 @@ use pages::overview::Overview;
 use pages::saga::SagaPage;
 use pages::service::Service;
 
+/// The URL parameter of a screen's live read ("Read live now"): the server renders such a
+/// view for its asker alone.
+pub use components::live_read::LIVE as LIVE_READ;
+
 /// What `cargo xtask build` calls the built wasm, js and css under `pkg/`.
 pub const SITE_OUTPUT_NAME: &str = "runboard";
 

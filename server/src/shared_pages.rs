@@ -20,6 +20,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode, header};
 use leptos::nonce::Nonce;
+use runboard_app::LIVE_READ;
 use runboard_core::identity::{Access, Caller};
 use runboard_core::screens::{Freshness, SharedReads};
 use runboard_model::Role;
@@ -44,9 +45,6 @@ const SHARED_SCREENS: &[&str] = &[
     "/services/{service}/sagas/{saga}",
     "/services/{service}/batches/{batch}",
 ];
-
-/// The URL parameter of a live read ("Read live now"): such a view is rendered for its asker.
-const LIVE: &str = "live";
 
 /// The pages rendered lately, by address, roles and what this process knew when rendering.
 pub struct SharedPages {
@@ -92,17 +90,18 @@ pub(crate) async fn share(
     request: Request,
     next: Next,
 ) -> Response {
+    let screen = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .filter(|path| SHARED_SCREENS.contains(path))
+        .map(str::to_owned);
     let roles = request
         .extensions()
         .get::<Caller>()
         .and_then(Caller::user)
         .map(|user| user.roles.clone());
     let nonce = request.extensions().get::<Nonce>().map(ToString::to_string);
-    let screen = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .filter(|path| SHARED_SCREENS.contains(&path.as_str()));
     let (Some(screen), Some(roles), Some(nonce)) = (screen, roles, nonce) else {
         return next.run(request).await;
     };
@@ -120,10 +119,11 @@ pub(crate) async fn share(
         writes: pages.writes.load(Ordering::Acquire),
     };
     let metrics = &state.app.metrics;
+    let this_nonce = nonce.as_str();
     let rendered = pages
         .renders
         .get(key, Freshness::Shared, |_| async move {
-            let rendered = render(request, next).await;
+            let rendered = render(request, next, this_nonce).await;
             metrics.record_screen_rendered(&screen);
             rendered
         })
@@ -157,13 +157,16 @@ fn asks_live(request: &Request) -> bool {
     request.uri().query().is_some_and(|query| {
         query
             .split('&')
-            .any(|pair| pair.split('=').next() == Some(LIVE))
+            .any(|pair| pair.split('=').next() == Some(LIVE_READ))
     })
 }
 
-/// Renders the page in full and keeps it.
-async fn render(request: Request, next: Next) -> Result<RenderedPage, std::convert::Infallible> {
-    let nonce = request.extensions().get::<Nonce>().map(ToString::to_string);
+/// Renders the page in full and keeps it, cut where its script nonce `nonce` stands.
+async fn render(
+    request: Request,
+    next: Next,
+    nonce: &str,
+) -> Result<RenderedPage, std::convert::Infallible> {
     let (mut parts, body) = next.run(request).await.into_parts();
     let text = match axum::body::to_bytes(body, usize::MAX)
         .await
@@ -180,14 +183,10 @@ async fn render(request: Request, next: Next) -> Result<RenderedPage, std::conve
     // The body is given whole: its length is its own, not the stream's.
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::TRANSFER_ENCODING);
-    let around_nonce = match nonce {
-        Some(nonce) => text.split(nonce.as_str()).map(str::to_owned).collect(),
-        None => vec![text],
-    };
     Ok(RenderedPage {
         status: parts.status,
         headers: parts.headers,
-        around_nonce,
+        around_nonce: text.split(nonce).map(str::to_owned).collect(),
     })
 }
 

@@ -9,7 +9,7 @@ use leptos_router::hooks::{use_location, use_navigate, use_query_map};
 use crate::components::relative_time::RelativeTime;
 
 /// The URL parameter that asks for a live read; its value only makes each link new.
-const LIVE: &str = "live";
+pub const LIVE: &str = "live";
 
 /// Whether the URL asks for a live read.
 pub fn asked_live() -> Memo<bool> {
