@@ -200,6 +200,40 @@ fn the_digest_changes_with_anything_an_approver_saw_and_only_then() {
     );
 }
 
+/// An approval in flight binds to a digest computed by the release that previewed it. A
+/// release that hashed the same preview differently would void every such approval on
+/// upgrade, so a change to this value must be a deliberate one (a field added to `Preview`
+/// stays out of its JSON while empty, for instance).
+#[test]
+fn the_digest_of_a_preview_is_the_one_earlier_releases_computed() {
+    let euros = |amount: &str| Money {
+        amount: amount.parse().unwrap(),
+        currency: "EUR".into(),
+    };
+    let previewed = Preview {
+        dry_run: DryRun::Done {
+            effects: 1,
+            groups: vec![EffectGroup {
+                example: "retry transfer at settle".into(),
+                count: 1,
+                money: vec![euros("50.00")],
+            }],
+        },
+        money: vec![euros("50.00")],
+        ..preview()
+    };
+    let mut digester = Digester::new();
+    digester.chunk(
+        0,
+        &[found("s-1", "failed", Some("50.00"))],
+        Some(r#"[{"entityId":"s-1","description":"retry transfer at settle"}]"#),
+    );
+    digester.chunk(1, &[found("s-2", "stuck", None)], None);
+    assert_eq!(digester.finish(&previewed), GOLDEN_DIGEST);
+}
+
+const GOLDEN_DIGEST: &str = "45b57bfd83b8b15238eeb4d9d96333904c0b95a6a718d1b3fc2c682ff40328a4";
+
 #[test]
 fn effects_compare_whatever_order_the_service_lists_them_in() {
     let effect = |entity: &str, description: &str| Effect {
