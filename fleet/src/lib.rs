@@ -14,7 +14,7 @@
 //! take `dryRun`, honour `Idempotency-Key` and are logged (see [`Fleet::call_log`]).
 //! `setFixDeployed(on)` is a demo control: with the fix on, retries succeed;
 //! `setPayoutWorker(running)` stops and resumes the payout batch; `injectError` makes
-//! sagas fail with a message of one's choosing.
+//! sagas fail with a message of one's choosing, at a step of one's choosing.
 //!
 //! [`Fleet::start`] runs them; [`seed`] fills a service database with many sagas for benchmarks.
 
@@ -207,16 +207,18 @@ impl Fleet {
         }
     }
 
-    /// Starts `count` sagas of `service` that fail at once with `message`; returns their ids.
+    /// Starts `count` sagas of `service` that fail with `message` at `at_step` (their first
+    /// step when `None`), the steps before it done; returns their ids.
     pub async fn inject_error(
         &self,
         service: &str,
         message: &str,
         count: u32,
+        at_step: Option<&str>,
     ) -> Result<Vec<String>, FleetError> {
         self.find(service)?
             .service
-            .inject_error(message, count)
+            .inject_error(message, count, at_step)
             .await
     }
 

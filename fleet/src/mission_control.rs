@@ -438,6 +438,7 @@ struct TransferMutations;
 #[Object]
 impl TransferMutations {
     /// Books a manual transfer between two accounts, settled at once, as a new transfer.
+    /// An account on legal hold refuses the real call (dry runs pass).
     /// `amount` is a decimal with at most two places (such as "12.34"); `currency` is one of
     /// EUR, USD, GBP, CHF; `reference` must not have been used before and names the effect.
     #[allow(clippy::too_many_arguments)] // one per GraphQL argument
@@ -461,6 +462,10 @@ impl TransferMutations {
                     &amount,
                     &currency,
                     &reference,
+                )?;
+                service.refuse_held(
+                    &[transfer.from_account.clone(), transfer.to_account.clone()],
+                    dry_run,
                 )?;
                 Ok(vec![transfer.book(tx, backend, now).await?])
             })
@@ -499,13 +504,16 @@ impl DemoMutations {
     }
 
     /// Demo control, not a mission-control action: starts `count` sagas (1 to 1,000) that
-    /// fail at once with `message`, as a fault nobody has seen yet would make them.
+    /// fail with `message`, as a fault nobody has seen yet would make them, at `atStep`
+    /// (their first step if not given) once the steps before it are done: on payments,
+    /// `atStep: "post_to_ledger"` leaves transfers failed and holding their money.
     /// Returns their ids.
     async fn inject_error(
         &self,
         ctx: &Context<'_>,
         message: String,
         #[graphql(default = 1)] count: i32,
+        at_step: Option<String>,
     ) -> async_graphql::Result<Vec<ID>> {
         let (service, _) = parts(ctx)?;
         let count = u32::try_from(count)
@@ -515,12 +523,14 @@ impl DemoMutations {
         if message.trim().is_empty() {
             return Err("message must say what failed".into());
         }
-        let ids = service.inject_error(&message, count).await?;
+        let ids = service
+            .inject_error(&message, count, at_step.as_deref().map(str::trim))
+            .await?;
         Ok(ids.into_iter().map(ID).collect())
     }
 
-    /// Demo control, not a mission-control action: puts exactly these entities of this
-    /// service on legal hold (an empty list lifts every hold). A real call naming one is
+    /// Demo control, not a mission-control action: puts exactly these entities (or, for
+    /// `transferFunds`, accounts) of this service on legal hold (an empty list lifts every hold). A real call naming one is
     /// refused as a whole, as a service refuses an entity it objects to; dry runs pass.
     /// Returns how many are held.
     async fn set_legal_hold(&self, ctx: &Context<'_>, ids: Vec<ID>) -> async_graphql::Result<i32> {

@@ -140,22 +140,37 @@ impl Service {
     }
 
     /// Walks the saga through its remaining steps to completion, as a retry does once
-    /// the fix is deployed.
+    /// the fix is deployed: each step's event where the service keeps events, then the
+    /// saga's row moved to done in one write. False when the saga's step is not one of its
+    /// type's, so there is nothing to walk.
     pub(crate) async fn run_to_completion(
         &self,
         tx: &mut Tx,
         saga: &Saga,
         now: DateTime<Utc>,
-    ) -> Result<(), FleetError> {
+    ) -> Result<bool, FleetError> {
         let steps = self.steps_from(saga);
-        for step in steps {
-            let at = Saga {
-                current_step: step.to_owned(),
-                ..saga.clone()
-            };
-            self.advance(tx, &at, now).await?;
+        let Some(last) = steps.last() else {
+            return Ok(false);
+        };
+        if self.spec.kind == Kind::Payments {
+            for step in &steps {
+                payments::step_done(tx, self.db.dialect(), &saga.saga_id, step, now).await?;
+            }
         }
-        Ok(())
+        tx.execute(
+            "UPDATE saga SET current_step = $2, completed = $3, error_message = NULL, fault = NULL, \
+             stalled = $4, updated_at = $5 WHERE saga_id = $1",
+            &[
+                saga.saga_id.clone().into(),
+                (*last).into(),
+                true.into(),
+                false.into(),
+                now.into(),
+            ],
+        )
+        .await?;
+        Ok(true)
     }
 
     fn steps_from(&self, saga: &Saga) -> Vec<&'static str> {
@@ -225,14 +240,14 @@ impl Service {
         let money = self.money_of(tx, &saga.saga_id, false).await?;
         self.record_transfer_event(tx, &saga.saga_id, payments::Event::kind("retried"), now)
             .await?;
-        // The fault stays behind: without the fix the next step hits it again.
-        tx.execute(
-            "UPDATE saga SET error_message = NULL, stalled = $2, updated_at = $3 WHERE saga_id = $1",
-            &[saga.saga_id.clone().into(), false.into(), now.into()],
-        )
-        .await?;
-        if fixed {
-            self.run_to_completion(tx, &saga, now).await?;
+        let completed = fixed && self.run_to_completion(tx, &saga, now).await?;
+        if !completed {
+            // The fault stays behind: without the fix the next step hits it again.
+            tx.execute(
+                "UPDATE saga SET error_message = NULL, stalled = $2, updated_at = $3 WHERE saga_id = $1",
+                &[saga.saga_id.clone().into(), false.into(), now.into()],
+            )
+            .await?;
         }
         Ok(Effect::new(&saga.saga_id, description, money))
     }

@@ -82,17 +82,39 @@ impl Service {
         &self,
         message: &str,
         count: u32,
+        at_step: Option<&str>,
     ) -> Result<Vec<String>, FleetError> {
+        let saga_type = &self.spec.saga_types[0];
+        let done_before = match at_step {
+            None => 0,
+            Some(step) => saga_type
+                .steps
+                .iter()
+                .position(|s| *s == step)
+                .ok_or_else(|| {
+                    FleetError::Invalid(format!(
+                        "{}'s {} sagas have no step {step:?}; their steps are {}",
+                        self.spec.name,
+                        saga_type.name,
+                        saga_type.steps.join(", ")
+                    ))
+                })?,
+        };
         let _writer = self.writer.write().await;
         let now = now();
-        let saga_type = self.spec.saga_types[0].name;
         let mut tx = self.db.begin().await?;
         let mut started = Vec::new();
         for _ in 0..count {
-            let saga_id = self.start_saga(&mut tx, saga_type, now).await?;
-            let saga = crate::sagas::find(&mut tx, &saga_id)
+            let saga_id = self.start_saga(&mut tx, saga_type.name, now).await?;
+            let mut saga = crate::sagas::find(&mut tx, &saga_id)
                 .await?
                 .ok_or_else(|| FleetError::Corrupt(format!("saga {saga_id} vanished")))?;
+            // The steps before the failing one finish, as they would have: a transfer
+            // failing after `reserve_funds` holds its money.
+            for step in &saga_type.steps[..done_before] {
+                saga.current_step = (*step).to_owned();
+                self.advance(&mut tx, &saga, now).await?;
+            }
             self.fail(&mut tx, &saga, message, now).await?;
             started.push(saga_id);
         }
@@ -183,7 +205,9 @@ impl Service {
         for saga in retried {
             match (&saga.fault, fixed) {
                 (Some(fault), false) => self.fail(&mut tx, &saga, fault, now).await?,
-                _ => self.run_to_completion(&mut tx, &saga, now).await?,
+                _ => {
+                    self.run_to_completion(&mut tx, &saga, now).await?;
+                }
             }
         }
 

@@ -290,9 +290,81 @@ async fn transfer_funds_appends_events(backend: Backend) {
         "{reused}"
     );
     assert_eq!(single(fleet.rows("payments", events).await), "4");
+
+    // An account on legal hold: its dry run passes, the real call is refused and says why.
+    fleet
+        .graphql(
+            "payments",
+            "mutation { setLegalHold(ids: [\"acct-20002\"]) }",
+            json!({}),
+        )
+        .await;
+    let held = |dry_run: bool| json!({ "amount": "1.00", "currency": "EUR", "reference": "INC-43", "dryRun": dry_run });
+    let (_, dry) = fleet
+        .graphql_with("payments", TRANSFER, held(true), &[])
+        .await;
+    assert_eq!(dry["data"]["transferFunds"]["dryRun"], true, "{dry}");
+    let (_, refused) = fleet
+        .graphql_with("payments", TRANSFER, held(false), &[])
+        .await;
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("acct-20002 is on legal hold"),
+        "{refused}"
+    );
+    assert_eq!(single(fleet.rows("payments", events).await), "4");
+
     let log = fleet.fleet.call_log("payments").await.unwrap();
     assert_eq!(log.iter().filter(|c| c.applied).count(), 1);
-    assert_eq!(log.iter().filter(|c| c.error.is_some()).count(), 6);
+    assert_eq!(log.iter().filter(|c| c.error.is_some()).count(), 7);
+}
+
+/// A retry with the fix deployed walks a transfer through every step it had left: its
+/// events say so (settled, nothing held) and its saga row ends completed at the last step.
+async fn a_retried_transfer_settles_once_the_fix_is_deployed(backend: Backend) {
+    let fleet = TestFleet::start(backend, None).await;
+    fleet.fleet.set_fix_deployed(true);
+    let failed = failed_ids(&fleet, "payments", 3).await;
+    let data = fleet
+        .graphql("payments", RETRY, json!({ "ids": failed, "dryRun": false }))
+        .await;
+    let effects = data["retrySagas"]["effects"].as_array().unwrap();
+    assert_eq!(effects.len(), 3, "{data}");
+    for id in &failed {
+        let transfer = fleet
+            .graphql(
+                "payments",
+                "query($id: ID) { transfer(id: $id) { stage error held } }",
+                json!({ "id": id }),
+            )
+            .await;
+        assert_eq!(
+            transfer["transfer"],
+            json!({ "stage": "SETTLED", "error": null, "held": "0" }),
+            "{id}"
+        );
+        let row = fleet
+            .rows(
+                "payments",
+                &format!(
+                    "SELECT current_step, CASE WHEN completed THEN 'yes' ELSE 'no' END, \
+                     error_message FROM saga WHERE saga_id = '{id}'"
+                ),
+            )
+            .await;
+        assert_eq!(
+            row,
+            vec![vec![
+                Some("settle".to_owned()),
+                Some("yes".to_owned()),
+                None
+            ]],
+            "{id}"
+        );
+    }
+    fleet.fleet.shutdown().await;
 }
 
 /// The withheld-funds query agrees with the transfers' fold, to the cent, and a
@@ -550,6 +622,48 @@ async fn demo_controls_inject_an_error_and_stop_the_payout_worker(backend: Backe
         "{refused}"
     );
 
+    // Failing at a later step, the steps before it done: a transfer holds its money.
+    let data = fleet
+        .graphql(
+            "payments",
+            "mutation { injectError(message: \"ledger down\", atStep: \"post_to_ledger\") }",
+            json!({}),
+        )
+        .await;
+    let id = data["injectError"][0].as_str().unwrap().to_owned();
+    let transfer = fleet
+        .graphql(
+            "payments",
+            "query($id: ID) { transfer(id: $id) { stage error amount held } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        transfer["transfer"]["stage"], "FUNDS_RESERVED",
+        "{transfer}"
+    );
+    assert_eq!(transfer["transfer"]["error"], "ledger down");
+    assert_eq!(
+        transfer["transfer"]["held"], transfer["transfer"]["amount"],
+        "it holds what it reserved"
+    );
+    let (_, unknown_step) = fleet
+        .graphql_with(
+            "payments",
+            "mutation { injectError(message: \"x\", atStep: \"post_to_ledgr\") }",
+            json!({}),
+            &[],
+        )
+        .await;
+    let message = unknown_step["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("no step \"post_to_ledgr\"")
+            && message.contains("reserve_funds, post_to_ledger, settle"),
+        "{unknown_step}"
+    );
+
     let data = fleet
         .graphql(
             "payouts",
@@ -583,6 +697,7 @@ on_both_backends!(
     bearer_token_is_required,
     transfer_funds_appends_events,
     withheld_funds_match_the_fold,
+    a_retried_transfer_settles_once_the_fix_is_deployed,
     failed_batch_items_are_retried,
     introspection_lists_actions_with_dry_run,
     stopped_service_is_unreachable,

@@ -374,7 +374,7 @@ async fn a_new_error_is_told_once_with_the_button_that_asks_for_its_fix_and_reso
     let message = "ledger: connection reset by peer <never seen before>";
     let injected = fleet
         .fleet
-        .inject_error("payments", message, 3)
+        .inject_error("payments", message, 3, None)
         .await
         .unwrap();
     poll_once(&app.app).await.unwrap();
@@ -427,7 +427,7 @@ async fn a_new_error_is_told_once_with_the_button_that_asks_for_its_fix_and_reso
     // and nothing more is said.
     fleet
         .fleet
-        .inject_error("payments", message, 1)
+        .inject_error("payments", message, 1, None)
         .await
         .unwrap();
     poll_once(&app.app).await.unwrap();
