@@ -287,6 +287,7 @@ fn config_toml(
         let queries: Vec<String> = [
             ("withheld_funds", &service.withheld_funds_query),
             ("saga_events", &service.saga_events_query),
+            ("entity_facts", &service.entity_facts_query),
         ]
         .into_iter()
         .filter_map(|(key, query)| query.as_ref().map(|q| format!("{key} = {}\n", quote(q))))

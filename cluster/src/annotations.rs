@@ -25,12 +25,13 @@ const CHUNK_SIZE: &str = "runboard.io/chunk-size";
 const TOKEN_AUDIENCE: &str = "runboard.io/token-audience";
 /// The contract's relations, each `runboard.io/query.<relation>` (SPEC.md, "The service
 /// contract"), with the config file's field it stands for.
-const QUERIES: [(&str, &str); 5] = [
+const QUERIES: [(&str, &str); 6] = [
     ("runboard.io/query.supervisor-view", "supervisor_view"),
     ("runboard.io/query.batch-run", "batch_run"),
     ("runboard.io/query.batch-item", "batch_item"),
     ("runboard.io/query.withheld-funds", "withheld_funds"),
     ("runboard.io/query.saga-events", "saga_events"),
+    ("runboard.io/query.entity-facts", "entity_facts"),
 ];
 const KNOWN: [&str; 10] = [
     TEAM,
@@ -171,7 +172,8 @@ pub(crate) fn describe(service: &Service) -> Result<Described, Problem> {
             "batch_run" => queries.batch_run = query.into(),
             "batch_item" => queries.batch_item = query.into(),
             "withheld_funds" => queries.withheld_funds = Some(query.into()),
-            _ => queries.saga_events = Some(query.into()),
+            "saga_events" => queries.saga_events = Some(query.into()),
+            _ => queries.entity_facts = Some(query.into()),
         }
     }
     Ok(Described {
@@ -350,6 +352,14 @@ mod tests {
                 "runboard.io/query.withheld-funds",
                 "SELECT saga_id, amount, currency FROM held",
             ),
+            (
+                "runboard.io/query.saga-events",
+                "SELECT saga_id, at, kind, detail FROM history",
+            ),
+            (
+                "runboard.io/query.entity-facts",
+                "SELECT saga_id, name, value FROM facts",
+            ),
         ]);
         let described = describe(&service(
             &annotations,
@@ -371,6 +381,14 @@ mod tests {
         assert_eq!(
             settings.queries.withheld_funds.as_deref(),
             Some("SELECT saga_id, amount, currency FROM held")
+        );
+        assert_eq!(
+            settings.queries.saga_events.as_deref(),
+            Some("SELECT saga_id, at, kind, detail FROM history")
+        );
+        assert_eq!(
+            settings.queries.entity_facts.as_deref(),
+            Some("SELECT saga_id, name, value FROM facts")
         );
     }
 

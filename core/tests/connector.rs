@@ -214,6 +214,7 @@ test_on_both_stores!(
     errors_are_grouped_by_message,
     batches_count_their_items,
     withheld_funds_sum_exactly_per_currency,
+    facts_about_a_saga_come_from_its_own_rows,
     a_query_without_a_required_column_is_named,
     a_malformed_row_is_named_and_breaks_only_its_read,
 );
@@ -391,6 +392,46 @@ async fn withheld_funds_sum_exactly_per_currency(backend: Backend) {
             format!("{}.{:02} USD", usd * 10 + usd / 10, (usd % 10) * 10)
         ]
     );
+}
+
+/// A saga's facts come by name from the service's `entity_facts` query, only that saga's; a
+/// service without the query says it offers none rather than "no facts".
+async fn facts_about_a_saga_come_from_its_own_rows(backend: Backend) {
+    let db = service_db(backend).await;
+    let facts = "SELECT saga_id, 'reference' AS name, saga_type AS value FROM saga \
+                 UNION ALL SELECT saga_id, 'currency', currency FROM held";
+    let config = service_config(
+        &db.url,
+        &format!("[services.queries]\nentity_facts = \"{facts}\"\n"),
+    );
+    let connector = Connector::new(&config, Duration::from_secs(60))
+        .await
+        .unwrap();
+    // Saga 10: failed, a payout, holding 0.10 EUR (see `saga` and `fill!`).
+    let saga = saga(10).0;
+    let read = connector.saga_facts(&saga).await.unwrap().unwrap();
+    let named: Vec<(&str, &str)> = read
+        .iter()
+        .map(|f| (f.name.as_str(), f.value.as_str()))
+        .collect();
+    assert_eq!(named, [("currency", "EUR"), ("reference", "payout")]);
+    assert!(
+        connector(&db).await.saga_facts(&saga).await.unwrap().is_none(),
+        "no entity_facts query: none offered"
+    );
+    let bad = Config::parse(
+        &format!(
+            "[[services]]\nname = \"payments\"\nteam = \"payments\"\ndatabase_url = \"{}\"\n\
+             graphql_url = \"http://127.0.0.1:1/graphql\"\n\
+             [services.queries]\nentity_facts = \"DELETE FROM saga\"\n",
+            db.url
+        ),
+        Path::new("test.toml"),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("queries.entity_facts"), "{bad}");
 }
 
 async fn a_query_without_a_required_column_is_named(backend: Backend) {

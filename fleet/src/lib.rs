@@ -90,6 +90,9 @@ pub struct ServiceInfo {
     /// `(saga_id, at, kind, detail)` for each event of a saga, where the service keeps them:
     /// payments' transfer events.
     pub saga_events_query: Option<String>,
+    /// `(saga_id, name, value)`, the facts a service keeps about a saga: payments' accounts
+    /// and reference of each transfer.
+    pub entity_facts_query: Option<String>,
 }
 
 /// One mission-control call a service received, as its `mission_control_call` table keeps it.
@@ -301,6 +304,8 @@ async fn start_service(
             .then(|| payments::withheld_funds_query(service.db.dialect()).to_owned()),
         saga_events_query: (spec.kind == catalog::Kind::Payments)
             .then(|| payments::SAGA_EVENTS.to_owned()),
+        entity_facts_query: (spec.kind == catalog::Kind::Payments)
+            .then(|| payments::ENTITY_FACTS.to_owned()),
         id_pattern: None,
     };
     let running = Running {

@@ -47,6 +47,13 @@ pub(crate) const SAGA_EVENTS: &str = "SELECT transfer_id AS saga_id, created_at 
      TRIM(COALESCE(CAST(amount AS TEXT) || ' ' || currency, '') || ' ' || COALESCE(detail, '')) AS detail \
      FROM transfer_event";
 
+/// What a transfer was asked to do, as facts `(saga_id, name, value)`: its accounts and
+/// reference, from its `initiated` event. The same text on both databases.
+pub(crate) const ENTITY_FACTS: &str = "\
+SELECT transfer_id AS saga_id, 'from_account' AS name, from_account AS value FROM transfer_event WHERE kind = 'initiated' \
+UNION ALL SELECT transfer_id, 'to_account', to_account FROM transfer_event WHERE kind = 'initiated' \
+UNION ALL SELECT transfer_id, 'reference', reference FROM transfer_event WHERE kind = 'initiated'";
+
 pub(crate) fn withheld_funds_query(backend: Dialect) -> &'static str {
     match backend {
         Dialect::Sqlite => WITHHELD_FUNDS_SQLITE,

@@ -153,6 +153,15 @@ pub struct LookupResult {
     pub not_found: Vec<String>,
 }
 
+/// One fact the service keeps about a saga, such as the account it debits: what an
+/// engineer looks up before fixing it by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SagaFact {
+    pub name: String,
+    pub value: String,
+}
+
 /// One entry of a saga's history, as the service's own events tell it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

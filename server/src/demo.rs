@@ -88,5 +88,6 @@ pub fn service_config(service: &ServiceInfo) -> Result<ServiceConfig, String> {
     config.stuck_after = Some(service.stuck_after);
     config.queries.withheld_funds = service.withheld_funds_query.clone();
     config.queries.saga_events = service.saga_events_query.clone();
+    config.queries.entity_facts = service.entity_facts_query.clone();
     Ok(config)
 }

@@ -11,7 +11,7 @@ use crate::format::url_encode;
 use crate::server_fns::entity_actions::entity_actions;
 use crate::server_fns::read_saga::{SagaView, read_saga};
 
-/// One saga: its supervisor row and its history where the service keeps one.
+/// One saga: its supervisor row, and its facts and history where the service keeps them.
 #[component]
 pub fn SagaPage() -> impl IntoView {
     let params = use_params_map();
@@ -75,6 +75,7 @@ fn SagaDetail(view: SagaView) -> impl IntoView {
         read_at,
         saga,
         events,
+        facts,
     } = view;
     view! {
         <Title text=format!("Saga {}", saga.saga_id) />
@@ -89,6 +90,23 @@ fn SagaDetail(view: SagaView) -> impl IntoView {
                 <div class="wide"><dt>"Error"</dt><dd class="error-message">{e}</dd></div>
             })}
         </dl>
+        {facts.map(|facts| view! {
+            <section aria-labelledby="facts-heading">
+                <h2 id="facts-heading">"Facts"</h2>
+                {if facts.is_empty() {
+                    view! { <p class="muted">"The service keeps no facts about this saga."</p> }.into_any()
+                } else {
+                    view! {
+                        <dl class="saga-facts">
+                            {facts.into_iter().map(|fact| view! {
+                                <div><dt>{fact.name}</dt><dd class="mono">{fact.value}</dd></div>
+                            }).collect_view()}
+                        </dl>
+                    }
+                    .into_any()
+                }}
+            </section>
+        })}
         <section aria-labelledby="history-heading">
             <h2 id="history-heading">"History"</h2>
             {match events {

@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
-use runboard_model::{Saga, SagaEvent};
+use runboard_model::{Saga, SagaEvent, SagaFact};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -9,17 +9,22 @@ pub struct SagaView {
     pub saga: Saga,
     /// Its history, oldest first; `None` where the service keeps none Runboard can read.
     pub events: Option<Vec<SagaEvent>>,
+    /// What the service keeps about it (accounts, reference); `None` where it offers nothing.
+    pub facts: Option<Vec<SagaFact>>,
 }
 
-/// One saga's supervisor row and, where the service gives one, its history.
+/// One saga's supervisor row and, where the service gives them, its history and facts.
 #[server(prefix = "/rpc", endpoint = "saga")]
 pub async fn read_saga(service: String, saga: String) -> Result<SagaView, ServerFnError> {
     let app = super::app_for(super::Access::Read)?;
     let connector = super::connector(&app, &service)?;
     let read_at = Utc::now();
     let ids = [saga.clone()];
-    let (found, events) =
-        futures_util::join!(connector.find_sagas(&ids), connector.saga_events(&saga));
+    let (found, events, facts) = futures_util::join!(
+        connector.find_sagas(&ids),
+        connector.saga_events(&saga),
+        connector.saga_facts(&saga)
+    );
     let saga = found
         .map_err(super::failed)?
         .into_iter()
@@ -29,5 +34,6 @@ pub async fn read_saga(service: String, saga: String) -> Result<SagaView, Server
         read_at,
         saga,
         events: events.map_err(super::failed)?,
+        facts: facts.map_err(super::failed)?,
     })
 }

@@ -157,6 +157,7 @@ impl ServiceConfig {
             ("batch_item", Some(&queries.batch_item)),
             ("withheld_funds", queries.withheld_funds.as_ref()),
             ("saga_events", queries.saga_events.as_ref()),
+            ("entity_facts", queries.entity_facts.as_ref()),
         ] {
             if let Some(query) = query
                 && !query
@@ -226,6 +227,9 @@ pub struct ContractQueries {
     pub withheld_funds: Option<String>,
     /// `(saga_id, at, kind, detail)` for each event of a saga, where the service keeps its history.
     pub saga_events: Option<String>,
+    /// `(saga_id, name, value)`, one row per fact the service keeps about a saga (its
+    /// accounts, its reference), all text; absent where it offers none.
+    pub entity_facts: Option<String>,
 }
 
 impl Default for ContractQueries {
@@ -236,6 +240,7 @@ impl Default for ContractQueries {
             batch_item: "SELECT batch_id, item_id, status, error, updated_at FROM batch_item".into(),
             withheld_funds: None,
             saga_events: None,
+            entity_facts: None,
         }
     }
 }

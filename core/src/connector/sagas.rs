@@ -1,14 +1,18 @@
-//! The sagas relation (`supervisor_view`, `saga_events`): counts, pages, lookups and error groups.
+//! The sagas relation (`supervisor_view`, `saga_events`, `entity_facts`): counts, pages,
+//! lookups and error groups.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use runboard_model::{ErrorGroup, Saga, SagaCounts, SagaEvent, SagaPage, SagaQuery, SagaStatus};
+use runboard_model::{
+    ErrorGroup, Saga, SagaCounts, SagaEvent, SagaFact, SagaPage, SagaQuery, SagaStatus,
+};
 
 use super::sql::Sql;
 use super::{Connector, LOOKUP_CHUNK, ReadError, count, next_page};
 use crate::db::Arg;
 use crate::db::on_pool;
+use runboard_dialect::Row;
 
 /// Which sagas to list, and from where.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -352,31 +356,78 @@ impl Connector {
 
     /// A saga's history, oldest first, where the service gives one (`None` where it does not).
     pub async fn saga_events(&self, saga_id: &str) -> Result<Option<Vec<SagaEvent>>, ReadError> {
-        let Some(events) = &self.queries.saga_events else {
-            return Ok(None);
-        };
-        let mut sql = Sql::default();
-        let id = sql.param(Arg::Text(saga_id.to_owned()));
-        let l = sql.param(Arg::Int(i64::from(self.row_limit)));
-        let query = format!(
-            "SELECT at, kind, detail FROM ({events}) AS saga_events WHERE saga_id = {id} ORDER BY at LIMIT {l}"
-        );
         #[derive(sqlx::FromRow)]
         struct Row {
             at: DateTime<Utc>,
             kind: String,
             detail: Option<String>,
         }
-        let rows: Vec<Row> = self.fetch_all("saga_events", &query, &sql.params).await?;
-        Ok(Some(
+        let rows: Option<Vec<Row>> = self
+            .rows_of_saga(
+                "saga_events",
+                self.queries.saga_events.as_deref(),
+                saga_id,
+                "at, kind, detail",
+                "at",
+            )
+            .await?;
+        Ok(rows.map(|rows| {
             rows.into_iter()
                 .map(|r| SagaEvent {
                     at: r.at,
                     kind: r.kind,
                     detail: r.detail.unwrap_or_default(),
                 })
-                .collect(),
-        ))
+                .collect()
+        }))
+    }
+
+    /// The facts the service keeps about a saga, by name (`None` where it offers none).
+    pub async fn saga_facts(&self, saga_id: &str) -> Result<Option<Vec<SagaFact>>, ReadError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            name: String,
+            value: Option<String>,
+        }
+        let rows: Option<Vec<Row>> = self
+            .rows_of_saga(
+                "entity_facts",
+                self.queries.entity_facts.as_deref(),
+                saga_id,
+                "name, value",
+                "name",
+            )
+            .await?;
+        Ok(rows.map(|rows| {
+            rows.into_iter()
+                .map(|r| SagaFact {
+                    name: r.name,
+                    value: r.value.unwrap_or_default(),
+                })
+                .collect()
+        }))
+    }
+
+    /// One saga's rows of an optional per-saga relation (`saga_events`, `entity_facts`),
+    /// `None` where the service has no query for it.
+    async fn rows_of_saga<R: Row>(
+        &self,
+        relation: &'static str,
+        query: Option<&str>,
+        saga_id: &str,
+        columns: &str,
+        order: &str,
+    ) -> Result<Option<Vec<R>>, ReadError> {
+        let Some(query) = query else {
+            return Ok(None);
+        };
+        let mut sql = Sql::default();
+        let id = sql.param(Arg::Text(saga_id.to_owned()));
+        let l = sql.param(Arg::Int(i64::from(self.row_limit)));
+        let query = format!(
+            "SELECT {columns} FROM ({query}) AS {relation} WHERE saga_id = {id} ORDER BY {order} LIMIT {l}"
+        );
+        Ok(Some(self.fetch_all(relation, &query, &sql.params).await?))
     }
 
     /// Failed sagas grouped by error message, largest group first.
