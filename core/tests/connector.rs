@@ -5,9 +5,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use runboard_core::actions::runbook::template::Template;
+use runboard_core::actions::runbook::values::entity_values;
 use runboard_core::config::{Config, Overrides, ServiceConfig};
 use runboard_core::connector::{Connector, ReadProblem, SagaFilter};
-use runboard_model::{BatchItemStatus, SagaStatus};
+use runboard_model::{ActionSpec, ArgumentSpec, BatchItemStatus, SagaStatus};
 use runboard_testkit::{Backend, TestDatabase, test_on_both_stores};
 use sqlx::Connection;
 
@@ -215,6 +217,7 @@ test_on_both_stores!(
     batches_count_their_items,
     withheld_funds_sum_exactly_per_currency,
     facts_about_a_saga_come_from_its_own_rows,
+    a_runbook_step_is_filled_in_from_each_sagas_own_data,
     a_query_without_a_required_column_is_named,
     a_malformed_row_is_named_and_breaks_only_its_read,
 );
@@ -404,19 +407,24 @@ async fn facts_about_a_saga_come_from_its_own_rows(backend: Backend) {
         &db.url,
         &format!("[services.queries]\nentity_facts = \"{facts}\"\n"),
     );
-    let connector = Connector::new(&config, Duration::from_secs(60))
+    let with_facts = Connector::new(&config, Duration::from_secs(60))
         .await
         .unwrap();
     // Saga 10: failed, a payout, holding 0.10 EUR (see `saga` and `fill!`).
     let saga = saga(10).0;
-    let read = connector.saga_facts(&saga).await.unwrap().unwrap();
+    let read = with_facts.saga_facts(&saga).await.unwrap().unwrap();
     let named: Vec<(&str, &str)> = read
         .iter()
         .map(|f| (f.name.as_str(), f.value.as_str()))
         .collect();
     assert_eq!(named, [("currency", "EUR"), ("reference", "payout")]);
     assert!(
-        connector(&db).await.saga_facts(&saga).await.unwrap().is_none(),
+        connector(&db)
+            .await
+            .saga_facts(&saga)
+            .await
+            .unwrap()
+            .is_none(),
         "no entity_facts query: none offered"
     );
     let bad = Config::parse(
@@ -432,6 +440,76 @@ async fn facts_about_a_saga_come_from_its_own_rows(backend: Backend) {
     .unwrap_err()
     .to_string();
     assert!(bad.contains("queries.entity_facts"), "{bad}");
+}
+
+/// A runbook step's arguments, filled in for each saga from the service's own rows: its
+/// supervisor row, the money it holds and its facts, read once for all of them; a saga
+/// lacking a value (a completed one holds no money) is refused by name, never sent a blank.
+async fn a_runbook_step_is_filled_in_from_each_sagas_own_data(backend: Backend) {
+    let db = service_db(backend).await;
+    let config = service_config(
+        &db.url,
+        "[services.queries]\nwithheld_funds = \"SELECT saga_id, amount, currency FROM held\"\n\
+         entity_facts = \"SELECT saga_id, 'account' AS name, 'acct-' || saga_type AS value FROM saga\"\n",
+    );
+    let connector = Connector::new(&config, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let spec = ActionSpec {
+        mutation: "transferFunds".into(),
+        description: None,
+        arguments: ["fromAccount", "amount", "currency", "reference", "note"]
+            .map(|name| ArgumentSpec {
+                name: name.into(),
+                description: None,
+                type_name: "String".into(),
+                list: false,
+                required: true,
+            })
+            .into(),
+        dry_run: true,
+    };
+    let step = Template::parse(
+        serde_json::json!({
+            "fromAccount": "{{ facts.account }}",
+            "amount": "{{ funds.amount }}",
+            "currency": "{{ funds.currency }}",
+            "reference": "RB-{{ entity.id }}",
+            "note": "{{ saga.status }} at {{ saga.step }}: {{ param.ticket }}",
+        })
+        .as_object()
+        .unwrap(),
+    )
+    .unwrap();
+    step.check(&spec).unwrap();
+
+    // Saga 10: failed, a payout, holding 0.10 EUR; saga 3: completed, holding nothing.
+    let (failed, completed) = (saga(10).0, saga(3).0);
+    let params = [("ticket".to_owned(), "INC-7".to_owned())].into();
+    let values = entity_values(
+        &connector,
+        &[failed.clone(), completed.clone()],
+        &step.placeholders(),
+        &params,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        serde_json::Value::Object(step.render(&spec, &values[&failed]).unwrap()),
+        serde_json::json!({
+            "fromAccount": "acct-payout",
+            "amount": "0.10",
+            "currency": "EUR",
+            "reference": "RB-saga-0010",
+            "note": "failed at reserve_funds: INC-7",
+        })
+    );
+    assert_eq!(
+        step.render(&spec, &values[&completed])
+            .unwrap_err()
+            .to_string(),
+        "argument \"amount\": no value for funds.amount: it holds no money"
+    );
 }
 
 async fn a_query_without_a_required_column_is_named(backend: Backend) {

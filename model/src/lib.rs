@@ -31,7 +31,7 @@ pub use link::{query_string, url_encode};
 pub use money::{Money, add_to_totals};
 pub use overview::{ServiceFunds, ServiceOverview};
 pub use saga::{
-    ErrorGroup, LookupMatches, LookupResult, Saga, SagaCounts, SagaEvent, SagaFact, SagaPage, SagaQuery,
-    SagaStatus,
+    ErrorGroup, LookupMatches, LookupResult, Saga, SagaCounts, SagaEvent, SagaFact, SagaPage,
+    SagaQuery, SagaStatus,
 };
 pub use service::{DiscoveryNote, RegisteredService, ServiceName, ServiceNameError, ServiceSource};

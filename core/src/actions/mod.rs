@@ -7,13 +7,15 @@
 //! - [`rows`]: actions as the store keeps them, and the queries that read them;
 //! - [`lifecycle`]: the one way an action changes state, and the people's steps;
 //! - [`approval`]: who may approve, how many must, and recording an approval;
-//! - [`selection`]: the entities a selection on a screen stands for.
+//! - [`selection`]: the entities a selection on a screen stands for;
+//! - [`runbook`]: several steps per entity, approved as one (being built, #17).
 
 mod approval;
 mod catalog;
 mod lifecycle;
 mod preview;
 mod rows;
+pub mod runbook;
 mod selection;
 
 use std::sync::Arc;

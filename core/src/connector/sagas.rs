@@ -408,6 +408,42 @@ impl Connector {
         }))
     }
 
+    /// The facts the service keeps about each of `ids`, as `(saga_id, fact)`, read in
+    /// chunks (`None` where it offers none): what runbooks fill their arguments from.
+    pub async fn facts_of(
+        &self,
+        ids: &[String],
+    ) -> Result<Option<Vec<(String, SagaFact)>>, ReadError> {
+        let Some(facts) = &self.queries.entity_facts else {
+            return Ok(None);
+        };
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            saga_id: String,
+            name: String,
+            value: Option<String>,
+        }
+        let mut found = Vec::new();
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let mut sql = Sql::default();
+            let list = sql.in_list(chunk);
+            let query = format!(
+                "SELECT saga_id, name, value FROM ({facts}) AS entity_facts WHERE saga_id IN ({list})"
+            );
+            let rows: Vec<Row> = self.fetch_all("entity_facts", &query, &sql.params).await?;
+            found.extend(rows.into_iter().map(|r| {
+                (
+                    r.saga_id,
+                    SagaFact {
+                        name: r.name,
+                        value: r.value.unwrap_or_default(),
+                    },
+                )
+            }));
+        }
+        Ok(Some(found))
+    }
+
     /// One saga's rows of an optional per-saga relation (`saga_events`, `entity_facts`),
     /// `None` where the service has no query for it.
     async fn rows_of_saga<R: Row>(
