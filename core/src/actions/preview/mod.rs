@@ -479,4 +479,4 @@ pub(crate) fn sorted(mut effects: Vec<Effect>) -> Vec<Effect> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

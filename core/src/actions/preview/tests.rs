@@ -5,7 +5,13 @@ use runboard_model::ArgumentSpec;
 
 use super::*;
 
-fn argument(name: &str, type_name: &str, list: bool, required: bool) -> ArgumentSpec {
+/// An argument of a mutation, as introspection gives it (the runbook tests use it too).
+pub(in crate::actions) fn argument(
+    name: &str,
+    type_name: &str,
+    list: bool,
+    required: bool,
+) -> ArgumentSpec {
     ArgumentSpec {
         name: name.into(),
         description: None,

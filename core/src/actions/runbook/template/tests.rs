@@ -1,20 +1,10 @@
 //! A runbook step's arguments, filled in per entity: what is sent, and what is refused
 //! before anything is.
 
-use runboard_model::ArgumentSpec;
 use serde_json::json;
 
 use super::*;
-
-fn argument(name: &str, type_name: &str, list: bool, required: bool) -> ArgumentSpec {
-    ArgumentSpec {
-        name: name.into(),
-        description: None,
-        type_name: type_name.into(),
-        list,
-        required,
-    }
-}
+use crate::actions::preview::tests::argument;
 
 /// Payments' `transferFunds`, with a made-up `priority: Int` and `urgent: Boolean` to try types.
 fn transfer_funds() -> ActionSpec {
