@@ -26,6 +26,16 @@ impl App {
     ) -> Result<Vec<String>, ActionError> {
         let connector = self.action_connector(service)?;
         let mut ids = Vec::new();
+        // Each entity once, whatever the paging gives: a service keeping its times as text
+        // (SQLite) may hold one written with six decimals, "…22.565000", where the page's
+        // cursor is bound as "…22.565", which sorts before it; the next page then starts
+        // with the row the last one ended on.
+        let mut seen = std::collections::HashSet::new();
+        let mut add = |id: String, ids: &mut Vec<String>| {
+            if seen.insert(id.clone()) {
+                ids.push(id);
+            }
+        };
         match selection {
             Selection::ErrorGroup(error) => {
                 let mut filter = crate::connector::SagaFilter {
@@ -40,7 +50,9 @@ impl App {
                         .sagas_for_selection(&filter, Utc::now())
                         .await
                         .map_err(ActionError::Read)?;
-                    ids.extend(page.sagas.into_iter().map(|s| s.saga_id));
+                    for saga in page.sagas {
+                        add(saga.saga_id, &mut ids);
+                    }
                     match page.next {
                         Some(next) if ids.len() <= MAX_ENTITIES => {
                             filter.after = Some(next.parse().map_err(ActionError::BadArguments)?);
@@ -61,7 +73,9 @@ impl App {
                         )
                         .await
                         .map_err(ActionError::Read)?;
-                    ids.extend(page.items.into_iter().map(|i| i.item_id));
+                    for item in page.items {
+                        add(item.item_id, &mut ids);
+                    }
                     match page.next {
                         Some(next) if ids.len() <= MAX_ENTITIES => after = Some(next),
                         _ => break,
