@@ -29,8 +29,8 @@ pub use catalog::{Catalog, Catalogs};
 pub(crate) use lifecycle::{NewPreview, Transition};
 pub use preview::MAX_ENTITIES;
 pub(crate) use preview::{
-    Digester, EffectTally, Found, dry_run_chunks, effects_of, resolve_entities, sorted,
-    stream_dry_run, variables,
+    Digester, EffectTally, Found, dry_run_chunks, effects_of, extend_once, resolve_entities,
+    sorted, stream_dry_run, variables,
 };
 pub use rows::{ActionFilter, EntityPage, MAX_ENTITY_PAGE};
 pub(crate) use rows::{ChunkOutcome, held_money};

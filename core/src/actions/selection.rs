@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 
-use super::{ActionError, MAX_ENTITIES};
+use super::{ActionError, MAX_ENTITIES, extend_once};
 use crate::App;
 
 /// Entities picked on a screen rather than pasted: `{"error_group": "…"}` or
@@ -31,11 +31,6 @@ impl App {
         // cursor is bound as "…22.565", which sorts before it; the next page then starts
         // with the row the last one ended on.
         let mut seen = std::collections::HashSet::new();
-        let mut add = |id: String, ids: &mut Vec<String>| {
-            if seen.insert(id.clone()) {
-                ids.push(id);
-            }
-        };
         match selection {
             Selection::ErrorGroup(error) => {
                 let mut filter = crate::connector::SagaFilter {
@@ -50,9 +45,11 @@ impl App {
                         .sagas_for_selection(&filter, Utc::now())
                         .await
                         .map_err(ActionError::Read)?;
-                    for saga in page.sagas {
-                        add(saga.saga_id, &mut ids);
-                    }
+                    extend_once(
+                        &mut ids,
+                        &mut seen,
+                        page.sagas.into_iter().map(|s| s.saga_id),
+                    );
                     match page.next {
                         Some(next) if ids.len() <= MAX_ENTITIES => {
                             filter.after = Some(next.parse().map_err(ActionError::BadArguments)?);
@@ -73,9 +70,11 @@ impl App {
                         )
                         .await
                         .map_err(ActionError::Read)?;
-                    for item in page.items {
-                        add(item.item_id, &mut ids);
-                    }
+                    extend_once(
+                        &mut ids,
+                        &mut seen,
+                        page.items.into_iter().map(|i| i.item_id),
+                    );
                     match page.next {
                         Some(next) if ids.len() <= MAX_ENTITIES => after = Some(next),
                         _ => break,

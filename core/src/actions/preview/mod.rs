@@ -2,7 +2,7 @@
 //! Runboard will send (in chunks), and the service's own dry run of each chunk. Its digest
 //! is what an approval binds to.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
@@ -113,11 +113,8 @@ pub(crate) fn split_arguments(
                     })
                     .collect::<Result<_, _>>()?,
             };
-            let mut seen = std::collections::HashSet::with_capacity(named.len());
-            entities = named
-                .into_iter()
-                .filter(|id| seen.insert(id.clone()))
-                .collect();
+            let mut seen = HashSet::with_capacity(named.len());
+            extend_once(&mut entities, &mut seen, named);
             if entities.is_empty() {
                 return Err(bad(format!(
                     "{} lists no IDs; name at least one",
@@ -466,6 +463,16 @@ impl Digester {
             .map(|b| format!("{b:02x}"))
             .collect()
     }
+}
+
+/// Appends the IDs of `more` not `seen` before, in order: a pasted list often repeats one,
+/// and pages read from a service may overlap.
+pub(crate) fn extend_once(
+    ids: &mut Vec<String>,
+    seen: &mut HashSet<String>,
+    more: impl IntoIterator<Item = String>,
+) {
+    ids.extend(more.into_iter().filter(|id| seen.insert(id.clone())));
 }
 
 /// Effects in a comparable order: the order a service lists them in does not matter.
