@@ -530,8 +530,9 @@ impl DemoMutations {
     }
 
     /// Demo control, not a mission-control action: puts exactly these entities (or, for
-    /// `transferFunds`, accounts) of this service on legal hold (an empty list lifts every hold). A real call naming one is
-    /// refused as a whole, as a service refuses an entity it objects to; dry runs pass.
+    /// `transferFunds`, accounts) of this service on legal hold (an empty list lifts every
+    /// hold). A real call naming one is refused as a whole, as a service refuses an entity it
+    /// objects to; dry runs pass.
     /// Returns how many are held.
     async fn set_legal_hold(&self, ctx: &Context<'_>, ids: Vec<ID>) -> async_graphql::Result<i32> {
         let (service, _) = parts(ctx)?;
