@@ -216,6 +216,11 @@ pub struct Preview {
     pub dry_run: DryRun,
     /// The money the effects move, per currency.
     pub money: Vec<Money>,
+    /// A runbook's steps, in the order each entity goes through them; empty for an action of
+    /// one mutation. Left out of the JSON when empty, so that the digest of every action of
+    /// one mutation stays what it was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepPreview>,
 }
 
 impl Preview {
@@ -223,6 +228,24 @@ impl Preview {
     pub fn calls(&self) -> u64 {
         self.entities.div_ceil(u64::from(self.chunk_size.max(1)))
     }
+}
+
+/// One step of a runbook: a mutation each entity gets its own call of, with its arguments
+/// filled in from that entity's data, and the service's dry run of every such call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StepPreview {
+    /// What the step is for, in the runbook's words: "transfer the held funds".
+    pub title: String,
+    pub mutation: String,
+    /// The GraphQL document each of its calls sends.
+    pub document: String,
+    /// The arguments as written, placeholders such as `{{ funds.amount }}` unfilled; each
+    /// entity's own are kept with its call.
+    pub arguments: serde_json::Value,
+    pub dry_run: DryRun,
+    /// The money its effects move, per currency.
+    pub money: Vec<Money>,
 }
 
 /// One approver's approval of one preview.
@@ -281,6 +304,55 @@ pub struct EntityResult {
     /// The effect the service reported, or why the call failed.
     pub detail: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// In a runbook, each step for this entity in order: what it would do and what it did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<EntityStep>,
+}
+
+/// Where one step of a runbook stands for one entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Succeeded,
+    Failed,
+    /// Never to be sent: an earlier step failed for this entity.
+    Skipped,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Pending, Self::Succeeded, Self::Failed, Self::Skipped]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// One runbook step of one entity: its own call, `runboard:<action>:<step>:<chunk>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EntityStep {
+    /// The step's index in the runbook, from 0.
+    pub step: u32,
+    pub chunk: u32,
+    pub state: StepState,
+    /// What the approved dry run said this step would do to it.
+    pub planned: Vec<String>,
+    /// The variables its call sends, filled in for this entity.
+    pub variables: serde_json::Value,
+    pub attempts: u32,
+    /// The effect the service reported, why the call failed, or why it was never sent.
+    pub detail: Option<String>,
 }
 
 /// How far an action's calls have come.
@@ -312,9 +384,19 @@ pub struct Action {
     pub approvals_needed: u32,
     pub approvals: Vec<Approval>,
     pub progress: ActionProgress,
+    /// In a runbook, the step whose calls the engine sends now (from 0); 0 otherwise.
+    #[serde(default)]
+    pub current_step: u32,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Action {
+    /// A runbook: several steps per entity, approved as one.
+    pub fn is_runbook(&self) -> bool {
+        !self.preview.steps.is_empty()
+    }
 }
 
 #[cfg(test)]

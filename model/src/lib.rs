@@ -16,7 +16,7 @@ mod service;
 
 pub use action::{
     Action, ActionProgress, ActionSpec, ActionState, Approval, ArgumentSpec, DryRun, Effect,
-    EffectGroup, EntityResult, EntityState, Preview,
+    EffectGroup, EntityResult, EntityState, EntityStep, Preview, StepPreview, StepState,
 };
 pub use alert::{Acknowledgement, Alert, AlertBoard, AlertState, Silence, UnknownWatch, Watch};
 pub use api_reference::{ApiOperation, ApiParameter, ApiReference, ApiSchema};

@@ -238,3 +238,190 @@ graphql_url = "{gql}"
     );
     drop(second);
 }
+
+/// Held transfers the runbook below fixes: enough for ten rounds of calls per step.
+const HELD: u32 = 40;
+
+// A runbook's entity goes through its steps in order; a kill between two steps must not
+// make the first run again, nor let the second run before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runboard_killed_in_a_runbooks_second_step_resumes_there_and_never_repeats_the_first() {
+    let fleet = start_fleet(Backend::Sqlite).await;
+    let payments = fleet.service("payments").clone();
+    let ids = fleet
+        .fleet
+        .inject_error(
+            "payments",
+            "ledger-service rejected posting: account frozen",
+            HELD,
+            Some("post_to_ledger"),
+        )
+        .await
+        .unwrap();
+    let graphql: url::Url = payments.graphql_url.parse().unwrap();
+    let proxy = ChaosProxy::start(graphql.socket_addrs(|| None).unwrap()[0]).await;
+    proxy.slow_down(Duration::from_millis(300));
+    let mut behind_proxy = graphql.clone();
+    behind_proxy.set_port(Some(proxy.port())).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let config = dir.path().join("runboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[http]
+listen = "127.0.0.1:0"
+[store]
+data_dir = "{data}"
+[identity]
+demo_users = true
+[actions]
+concurrency = {CONCURRENCY}
+lease = "3s"
+[[services]]
+name = "payments"
+team = "payments"
+database_url = "{db}"
+graphql_url = "{gql}"
+[services.queries]
+withheld_funds = '''{funds}'''
+entity_facts = '''{facts}'''
+"#,
+            data = data_dir.display(),
+            db = payments.database_url,
+            gql = behind_proxy,
+            funds = payments.withheld_funds_query.as_deref().unwrap(),
+            facts = payments.entity_facts_query.as_deref().unwrap(),
+        ),
+    )
+    .unwrap();
+
+    let first = start_runboard(&config, &dir.path().join("first.log"), &[]);
+    let (alice, bob) = (token(&data_dir, "alice"), token(&data_dir, "bob"));
+    let client = reqwest::Client::new();
+    let action = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/api/v1/actions", first.url),
+        &alice,
+        Some(json!({
+            "service": "payments",
+            "entities": ids,
+            "params": { "reason": "INC-7" },
+            "steps": [
+                { "title": "Transfer the held funds", "mutation": "transferFunds",
+                  "arguments": { "fromAccount": "{{ facts.from_account }}",
+                                 "toAccount": "{{ facts.to_account }}",
+                                 "amount": "{{ funds.amount }}", "currency": "{{ funds.currency }}",
+                                 "reference": "RB-{{ entity.id }}" } },
+                { "title": "Force-complete the saga", "mutation": "forceCompleteSagas",
+                  "arguments": { "reason": "{{ param.reason }}" } },
+            ],
+        })),
+    )
+    .await;
+    let id = action["id"].as_str().unwrap().to_owned();
+    submit_and_approve(
+        &client,
+        &action,
+        "crash test",
+        (&first.url, &alice),
+        (&first.url, &bob),
+    )
+    .await;
+
+    // Kill it in the second step, once some sagas are complete and others not yet.
+    let started = Instant::now();
+    loop {
+        let detail = call(
+            &client,
+            reqwest::Method::GET,
+            format!("{}/api/v1/actions/{id}", first.url),
+            &alice,
+            None,
+        )
+        .await;
+        let complete = detail["action"]["progress"]["succeeded"].as_u64().unwrap();
+        if detail["action"]["current_step"] == 1 && complete >= 8 {
+            assert!(complete < u64::from(HELD), "killed too late: {detail}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the runbook did not reach its second step: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut first = first;
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+    let killed_at = chrono::Utc::now();
+
+    let second = start_runboard(&config, &dir.path().join("second.log"), &[]);
+    let alice = token(&data_dir, "alice");
+    let started = Instant::now();
+    let detail = loop {
+        let detail = call(
+            &client,
+            reqwest::Method::GET,
+            format!("{}/api/v1/actions/{id}", second.url),
+            &alice,
+            None,
+        )
+        .await;
+        if detail["action"]["state"] == "succeeded" {
+            break detail;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the restarted Runboard did not finish the runbook: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(detail["action"]["progress"]["succeeded"], HELD);
+
+    // The service's own log: each transfer sent once, before the kill; each completion
+    // applied once, after its saga's transfer, any resend with the same key and saga.
+    let calls: Vec<_> = fleet
+        .fleet
+        .call_log("payments")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| !c.dry_run && c.action.as_deref() == Some(id.as_str()))
+        .collect();
+    for saga in &ids {
+        let transfers: Vec<usize> = (0..calls.len())
+            .filter(|&i| {
+                calls[i].mutation == "transferFunds"
+                    && calls[i].variables["reference"] == format!("RB-{saga}")
+            })
+            .collect();
+        assert_eq!(transfers.len(), 1, "{saga}'s transfer was sent once");
+        let transfer = &calls[transfers[0]];
+        assert!(
+            transfer.applied && transfer.received_at < killed_at,
+            "{transfer:?}"
+        );
+        let completions: Vec<usize> = (0..calls.len())
+            .filter(|&i| {
+                calls[i].mutation == "forceCompleteSagas"
+                    && calls[i].variables["ids"] == json!([saga])
+            })
+            .collect();
+        let applied: Vec<&usize> = completions.iter().filter(|&&i| calls[i].applied).collect();
+        assert_eq!(applied.len(), 1, "{saga} was completed once");
+        assert!(
+            transfers[0] < completions[0],
+            "{saga}: the transfer came first"
+        );
+        let keys: std::collections::BTreeSet<_> = completions
+            .iter()
+            .map(|&i| calls[i].idempotency_key.clone())
+            .collect();
+        assert_eq!(keys.len(), 1, "{saga}'s completion kept its key: {keys:?}");
+    }
+    drop(second);
+}

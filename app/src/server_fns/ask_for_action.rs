@@ -25,7 +25,7 @@ pub async fn ask_for_action(
         mutation,
         arguments,
         selection: selection(error, batch),
-        reason: None,
+        ..ActionRequest::default()
     };
     app.create_action_detached(super::user()?, request)
         .await

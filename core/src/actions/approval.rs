@@ -43,6 +43,26 @@ impl App {
         )
     }
 
+    /// Approvals a runbook needs: the most any of its steps' mutations needs, and one more
+    /// when the money of all its steps together passes a currency's `extra_approval_above`.
+    pub(crate) fn approvals_needed_for_runbook(
+        &self,
+        connector: &Connector,
+        preview: &runboard_model::Preview,
+    ) -> u32 {
+        let base = preview
+            .steps
+            .iter()
+            .map(|step| connector.approvals_for(&step.mutation))
+            .max()
+            .unwrap_or(1);
+        approvals_needed(
+            base,
+            &preview.money,
+            &self.config.actions.extra_approval_above,
+        )
+    }
+
     /// Approves the preview with this digest. Approvers need the approver role, may not
     /// approve their own request, and count once each.
     pub async fn approve_action(

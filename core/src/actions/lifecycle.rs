@@ -442,5 +442,5 @@ impl App {
 /// than the one row of a single call: decided by the mutation's list argument, never by
 /// what a row is called, since an ID is whatever a user types.
 fn names_entities(action: &Action) -> bool {
-    action.preview.entity_argument.is_some()
+    action.preview.entity_argument.is_some() || action.is_runbook()
 }

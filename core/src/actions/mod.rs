@@ -29,8 +29,8 @@ pub use catalog::{Catalog, Catalogs};
 pub(crate) use lifecycle::{NewPreview, Transition};
 pub use preview::MAX_ENTITIES;
 pub(crate) use preview::{
-    Digester, EffectTally, Found, dry_run_chunks, effects_of, extend_once, resolve_entities,
-    sorted, stream_dry_run, variables,
+    Digester, DryRunCall, EffectTally, Found, dry_run_each, effects_of, extend_once,
+    resolve_entities, sorted, stream_dry_run, variables,
 };
 pub use rows::{ActionFilter, EntityPage, MAX_ENTITY_PAGE};
 pub(crate) use rows::{ChunkOutcome, held_money};
@@ -48,13 +48,17 @@ use crate::store::StoreError;
 /// `entity_argument` being `None`.
 pub const SINGLE_CALL: &str = "(single call)";
 
-/// What an operator asks for.
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+/// What an operator asks for: one mutation (`mutation` and its `arguments`), or a runbook
+/// (`steps`, with the entities in `selection` or `entities`).
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     pub service: String,
+    /// The mutation of an action of one step; left out for a runbook.
+    #[serde(default)]
     pub mutation: String,
     /// One key per argument of the mutation; the list of IDs names the entities.
+    #[serde(default)]
     pub arguments: Value,
     /// The entities picked on a screen, resolved on the server, in place of the list of IDs.
     #[serde(default)]
@@ -62,6 +66,18 @@ pub struct ActionRequest {
     /// Why it is needed; may be given now or at submission.
     #[serde(default)]
     pub reason: Option<String>,
+    /// A runbook's steps, in the order each entity goes through them.
+    #[serde(default)]
+    pub steps: Vec<runbook::RunbookStep>,
+    /// The entities a runbook acts on, when no selection names them.
+    #[serde(default)]
+    pub entities: Vec<String>,
+    /// The runbook's parameters (`{{ param.reason }}`), the same for every entity.
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+    /// A runbook's name, shown where an action shows its mutation.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// Why a step was refused; the message says what was wrong and what to do.
@@ -121,6 +137,35 @@ pub(crate) fn action_headers(action: &Action) -> Vec<(&'static str, String)> {
 
 /// Entity rows one INSERT writes: 10 parameters each, well inside both databases' limits.
 const ENTITY_ROWS_PER_INSERT: usize = 500;
+
+/// Writes the entities `found` as pending rows of action `id`, numbered from `position` on
+/// (left past them), each in the chunk `chunk_of(position)`. Many rows a statement: 100,000
+/// single inserts would take most of a preview.
+macro_rules! insert_entities {
+    ($tx:expr, $id:expr, $found:expr, $position:ident, $chunk_of:expr, $now:expr) => {
+        for rows in $found.chunks($crate::actions::ENTITY_ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO action_entity (action_id, entity_id, position, chunk, state, attempts,
+                     updated_at, found, held_amount, held_currency) ",
+            );
+            insert.push_values(rows, |mut row, entity: &$crate::actions::Found| {
+                row.push_bind($id)
+                    .push_bind(&entity.id)
+                    .push_bind($position)
+                    .push_bind(($chunk_of)($position))
+                    .push_bind(runboard_model::EntityState::Pending.as_str())
+                    .push_bind(0_i32)
+                    .push_bind($now)
+                    .push_bind(&entity.state)
+                    .push_bind(entity.held.as_ref().map(|m| m.amount.to_string()))
+                    .push_bind(entity.held.as_ref().map(|m| m.currency.clone()));
+                $position += 1;
+            });
+            insert.build().execute(&mut *$tx).await?;
+        }
+    };
+}
+pub(crate) use insert_entities;
 
 /// Chunks of the dry run answered ahead of the store's writes.
 const CHUNKS_AHEAD: usize = 16;
@@ -218,6 +263,9 @@ impl App {
                 "asking for actions needs the operator role".into(),
             ));
         }
+        if !request.steps.is_empty() {
+            return self.preview_runbook(user, request).await;
+        }
         let started = std::time::Instant::now();
         let connector = self.action_connector(&request.service)?;
         let spec = self.action_spec(&connector, &request.mutation).await?;
@@ -247,6 +295,7 @@ impl App {
             concurrency: self.config.actions.concurrency,
             dry_run: DryRun::NotOffered,
             money: Vec::new(),
+            steps: Vec::new(),
         };
         let calls: Vec<Vec<String>> = if preview.entity_argument.is_some() {
             entities
@@ -261,8 +310,9 @@ impl App {
             if spec.dry_run {
                 stream_dry_run(
                     connector.mission_control(),
-                    &preview,
-                    &calls,
+                    &preview.document,
+                    preview.concurrency,
+                    &preview::dry_run_calls(&preview, &calls),
                     &headers,
                     self.config.actions.dry_run_time_limit,
                     answers,
@@ -409,27 +459,7 @@ impl App {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                // Many rows a statement: 100,000 single inserts would take most of a preview.
-                for rows in members.chunks(ENTITY_ROWS_PER_INSERT) {
-                    let mut insert = sqlx::QueryBuilder::new(
-                        "INSERT INTO action_entity (action_id, entity_id, position, chunk, state, attempts,
-                             updated_at, found, held_amount, held_currency) ",
-                    );
-                    insert.push_values(rows, |mut row, entity| {
-                        row.push_bind(id)
-                            .push_bind(&entity.id)
-                            .push_bind(position)
-                            .push_bind(number)
-                            .push_bind(EntityState::Pending.as_str())
-                            .push_bind(0_i32)
-                            .push_bind(now)
-                            .push_bind(&entity.state)
-                            .push_bind(entity.held.as_ref().map(|m| m.amount.to_string()))
-                            .push_bind(entity.held.as_ref().map(|m| m.currency.clone()));
-                        position += 1;
-                    });
-                    insert.build().execute(&mut *tx).await?;
-                }
+                insert_entities!(tx, id, members, position, |_| number, now);
             }
             if dry_run_offered {
                 (preview.dry_run, preview.money) = tally.finish();

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use runboard_model::{
     Action, ActionProgress, ActionState, Approval, DryRun, Effect, EntityResult, EntityState,
-    Money, Preview,
+    EntityStep, Money, Preview, StepState,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -84,11 +84,12 @@ pub(super) struct ActionRow {
     entity_count: i64,
     succeeded_count: i64,
     failed_count: i64,
+    current_step: i32,
 }
 
 const ACTION_COLUMNS: &str = "id, service, mutation, state, state_detail, requester, \
     requester_name, reason, incident_url, preview, digest, approvals_needed, created_at, \
-    expires_at, updated_at, entity_count, succeeded_count, failed_count";
+    expires_at, updated_at, entity_count, succeeded_count, failed_count, current_step";
 
 /// What a chunk's call came to, as `action_chunk.outcome` keeps it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -138,6 +139,7 @@ fn read_preview(text: &str) -> Result<Preview, ActionError> {
                     None => DryRun::NotOffered,
                 },
                 money: old.money,
+                steps: Vec::new(),
             })
         }
     }
@@ -177,6 +179,7 @@ impl ActionRow {
             approvals_needed: u32::try_from(self.approvals_needed).unwrap_or(1),
             approvals,
             progress,
+            current_step: u32::try_from(self.current_step).unwrap_or(0),
             created_at: self.created_at,
             expires_at: self.expires_at,
             updated_at: self.updated_at,
@@ -325,6 +328,15 @@ impl App {
                 (planned, outcome.map(|o| read_outcome(&o)), members == 1),
             );
         }
+        let mut steps = self
+            .entity_steps(
+                id,
+                &rows
+                    .iter()
+                    .map(|r| r.entity_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .await?;
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -351,12 +363,81 @@ impl App {
                     found: row.found,
                     state,
                     attempts: u32::try_from(row.attempts).unwrap_or(0),
+                    steps: steps.remove(&row.entity_id).unwrap_or_default(),
                     entity_id: row.entity_id,
                     detail,
                     updated_at: row.updated_at,
                 }
             })
             .collect())
+    }
+
+    /// Each of `entities`' runbook steps in order, by entity: none for an action of one
+    /// mutation, whose calls name no single entity.
+    async fn entity_steps(
+        &self,
+        id: &str,
+        entities: &[&str],
+    ) -> Result<HashMap<String, Vec<EntityStep>>, ActionError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            entity_id: String,
+            step: i32,
+            chunk: i32,
+            state: String,
+            planned: Option<String>,
+            outcome: Option<String>,
+            variables: Option<String>,
+            attempts: i32,
+        }
+        if entities.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<Row> = on_pool!(self.store.pool, |pool| {
+            let mut query = sqlx::QueryBuilder::new(
+                "SELECT entity_id, step, chunk, state, planned, outcome, variables, attempts
+                 FROM action_chunk WHERE action_id = ",
+            );
+            query.push_bind(id).push(" AND entity_id IN (");
+            let mut list = query.separated(", ");
+            for entity in entities {
+                list.push_bind(*entity);
+            }
+            query.push(") ORDER BY entity_id, step");
+            query.build_query_as().fetch_all(pool).await?
+        });
+        let mut steps: HashMap<String, Vec<EntityStep>> = HashMap::new();
+        for row in rows {
+            let state = StepState::parse(&row.state).unwrap_or(StepState::Failed);
+            let planned: Vec<Effect> = row
+                .planned
+                .map(|p| serde_json::from_str(&p).map_err(corrupt))
+                .transpose()?
+                .unwrap_or_default();
+            let detail = match row.outcome.as_deref().map(read_outcome) {
+                _ if state == StepState::Pending => None,
+                Some(ChunkOutcome::Applied(effects)) => Some(
+                    descriptions(&effects, &row.entity_id, true)
+                        .unwrap_or_else(|| "done; the service listed no effect on it".into()),
+                ),
+                Some(ChunkOutcome::Failed(why) | ChunkOutcome::Split(why)) => Some(why),
+                None => None,
+            };
+            steps.entry(row.entity_id).or_default().push(EntityStep {
+                step: u32::try_from(row.step).unwrap_or(0),
+                chunk: u32::try_from(row.chunk).unwrap_or(0),
+                state,
+                planned: planned.into_iter().map(|e| e.description).collect(),
+                variables: row
+                    .variables
+                    .map(|v| serde_json::from_str(&v).map_err(corrupt))
+                    .transpose()?
+                    .unwrap_or(serde_json::Value::Null),
+                attempts: u32::try_from(row.attempts).unwrap_or(0),
+                detail,
+            });
+        }
+        Ok(steps)
     }
 
     /// The actions that named this entity of this service, newest first.

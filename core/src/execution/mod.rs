@@ -23,20 +23,22 @@
 mod lease;
 mod recheck;
 mod send;
+mod steps;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use runboard_model::{Action, ActionState, EntityState};
-use serde_json::json;
+use runboard_model::{Action, ActionState, DryRun, EntityState};
+use serde_json::{Value, json};
 
 pub(crate) use lease::{END_LEASE, Lease, fence};
 
 use recheck::recheck;
-use send::send_all;
+use send::{Sent, send_all};
 
 use crate::App;
-use crate::actions::{ActionError, Transition, action_headers};
+use crate::actions::runbook::with_dry_run;
+use crate::actions::{ActionError, Transition, action_headers, variables};
 use crate::audit::NewAuditEntry;
 use crate::db::on_pool;
 
@@ -115,7 +117,10 @@ async fn work_on(app: &App, lease: &Lease, action: Action) -> Result<(), ActionE
                 engine_audit(
                     &action,
                     "action.executing",
-                    json!({ "entities": action.preview.entities, "calls": action.preview.calls() }),
+                    json!({
+                        "entities": action.preview.entities,
+                        "calls": action.preview.calls() * action.preview.steps.len().max(1) as u64,
+                    }),
                 ),
             );
             start.lease = Some(lease);
@@ -138,8 +143,13 @@ async fn work_on(app: &App, lease: &Lease, action: Action) -> Result<(), ActionE
                     "sent_before_unrecorded": sent_before }),
         ))
         .await?;
-    if recheck(app, lease, &action).await? {
-        send_all(app, lease, &action).await?;
+    if action.is_runbook() {
+        return steps::run_steps(app, lease, action).await;
+    }
+    if recheck(app, lease, &action).await?
+        && send_all(app, lease, &action).await? == Sent::AllRecorded
+    {
+        finish(app, lease, &action).await?;
     }
     Ok(())
 }
@@ -188,14 +198,18 @@ fn engine_audit<'a>(
 /// A pending chunk as the engine works on it.
 struct Chunk {
     number: i32,
+    /// The runbook step it belongs to; 0 for an action of one mutation.
+    step: u32,
     key: String,
     members: Vec<String>,
     /// The approved dry run's effects, as stored.
     planned: Option<String>,
+    /// A runbook call's own variables (its entity's values filled in), as stored.
+    variables: Option<String>,
 }
 
-/// Pending chunks after `after` in order, at most `limit`, with their members; only those
-/// never sent when `unsent_only`.
+/// Pending chunks of the action's current step after `after` in order, at most `limit`,
+/// with their members; only those never sent when `unsent_only`.
 async fn pending_chunks(
     app: &App,
     action: &Action,
@@ -204,8 +218,8 @@ async fn pending_chunks(
     unsent_only: bool,
 ) -> Result<Vec<Chunk>, ActionError> {
     let query = format!(
-        "SELECT chunk, idempotency_key, planned FROM action_chunk
-         WHERE action_id = $1 AND state = $2 AND chunk > $3 {}
+        "SELECT chunk, idempotency_key, planned, entity_id, variables FROM action_chunk
+         WHERE action_id = $1 AND state = $2 AND chunk > $3 AND step = $5 {}
          ORDER BY chunk LIMIT $4",
         if unsent_only {
             "AND sent_epoch IS NULL"
@@ -213,45 +227,88 @@ async fn pending_chunks(
             ""
         }
     );
-    let rows: Vec<(i32, String, Option<String>)> = on_pool!(app.store.pool, |pool| {
+    type Row = (i32, String, Option<String>, Option<String>, Option<String>);
+    let rows: Vec<Row> = on_pool!(app.store.pool, |pool| {
         sqlx::query_as(&query)
             .bind(&action.id)
             .bind(EntityState::Pending.as_str())
             .bind(after)
             .bind(i64::try_from(limit).unwrap_or(64))
+            .bind(i32::try_from(action.current_step).unwrap_or(i32::MAX))
             .fetch_all(pool)
             .await?
     });
     let mut chunks = Vec::with_capacity(rows.len());
-    for (number, key, planned) in rows {
+    for (number, key, planned, entity, variables) in rows {
+        let members = match entity {
+            Some(entity) => vec![entity],
+            None => chunk_members(app, action, number).await?,
+        };
         chunks.push(Chunk {
-            members: chunk_members(app, &action.id, number).await?,
+            members,
             number,
+            step: action.current_step,
             key,
             planned,
+            variables,
         });
     }
     Ok(chunks)
 }
 
-async fn chunk_members(app: &App, action_id: &str, chunk: i32) -> Result<Vec<String>, ActionError> {
+/// The entities a chunk's call names: a runbook's call names its one entity.
+async fn chunk_members(app: &App, action: &Action, chunk: i32) -> Result<Vec<String>, ActionError> {
+    let query = if action.is_runbook() {
+        "SELECT entity_id FROM action_chunk WHERE action_id = $1 AND chunk = $2"
+    } else {
+        "SELECT entity_id FROM action_entity WHERE action_id = $1 AND chunk = $2 ORDER BY position"
+    };
     Ok(on_pool!(app.store.pool, |pool| {
-        sqlx::query_scalar(
-            "SELECT entity_id FROM action_entity WHERE action_id = $1 AND chunk = $2 ORDER BY position",
-        )
-        .bind(action_id)
-        .bind(chunk)
-        .fetch_all(pool)
-        .await?
+        sqlx::query_scalar(query)
+            .bind(&action.id)
+            .bind(chunk)
+            .fetch_all(pool)
+            .await?
     }))
 }
 
-/// The IDs a chunk's call names: none for the single call of a mutation without a list.
-fn call_ids<'a>(action: &Action, chunk: &'a Chunk) -> &'a [String] {
-    if action.preview.entity_argument.is_none() {
-        return &[];
+/// What a chunk's call sends: its document, the mutation whose answer it reads, and its
+/// variables, as a dry run or for real. A runbook's call sends its step's document with the
+/// variables stored for its entity; any other sends the action's, with the chunk's IDs (none
+/// for the single call of a mutation without a list).
+fn call_of<'a>(
+    action: &'a Action,
+    chunk: &Chunk,
+    dry_run: bool,
+) -> Result<(&'a str, &'a str, Value), ActionError> {
+    let offered = |d: &DryRun| !matches!(d, DryRun::NotOffered);
+    if let Some(step) = action.preview.steps.get(chunk.step as usize) {
+        let stored: Value = chunk
+            .variables
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| ActionError::Store(crate::store::StoreError::corrupt(e)))?
+            .unwrap_or(Value::Null);
+        let variables = if offered(&step.dry_run) {
+            with_dry_run(&stored, dry_run)
+        } else {
+            stored
+        };
+        return Ok((&step.document, &step.mutation, variables));
     }
-    &chunk.members
+    let ids: &[String] = if action.preview.entity_argument.is_none() {
+        &[]
+    } else {
+        &chunk.members
+    };
+    let variables = variables(
+        &action.preview,
+        ids,
+        dry_run,
+        offered(&action.preview.dry_run),
+    );
+    Ok((&action.preview.document, &action.mutation, variables))
 }
 
 /// The headers of every call the engine makes: who asked and approved, and the lease it

@@ -5,19 +5,19 @@ use std::collections::HashMap;
 use runboard_model::{Action, ActionState, DryRun, Effect, Money};
 use serde_json::json;
 
-use super::{Lease, call_headers, call_ids, chunk_members, engine_audit, pause, pending_chunks};
+use super::{Lease, call_headers, call_of, chunk_members, engine_audit, pause, pending_chunks};
 use crate::App;
 use crate::actions::{
-    ActionError, Digester, EffectTally, Found, NewPreview, Transition, dry_run_chunks, held_money,
-    resolve_entities, sorted,
+    ActionError, Digester, DryRunCall, EffectTally, Found, NewPreview, Transition, dry_run_each,
+    held_money, resolve_entities, sorted,
 };
 use crate::db::on_pool;
 
 /// Chunks the recheck reads and dry-runs at a time, so that memory stays bounded.
 const RECHECK_PAGE: usize = 64;
 
-/// The dry run again, right before the first call of this start, for the chunks never
-/// sent; true when it says what the approvers saw. Chunks sent before (by a replica that
+/// The dry run again, right before the first call of this start (and of each runbook
+/// step), for the current step's chunks never sent; true when it says what the approvers saw. Chunks sent before (by a replica that
 /// died or froze) are left out: they may be applied already, their dry run would differ for
 /// that alone, and they are only ever resent with their idempotency key.
 pub(super) async fn recheck(
@@ -25,7 +25,11 @@ pub(super) async fn recheck(
     lease: &Lease,
     action: &Action,
 ) -> Result<bool, ActionError> {
-    if matches!(action.preview.dry_run, DryRun::NotOffered) {
+    let offered = match action.preview.steps.get(action.current_step as usize) {
+        Some(step) => &step.dry_run,
+        None => &action.preview.dry_run,
+    };
+    if matches!(offered, DryRun::NotOffered) {
         return Ok(true);
     }
     let connector = app.action_connector(&action.service)?;
@@ -41,13 +45,20 @@ pub(super) async fn recheck(
         let chunks = pending_chunks(app, action, after, RECHECK_PAGE, true).await?;
         let Some(last) = chunks.last() else { break };
         after = last.number;
-        let calls: Vec<Vec<String>> = chunks
-            .iter()
-            .map(|c| call_ids(action, c).to_vec())
-            .collect();
-        let answers = dry_run_chunks(
+        let mut document = "";
+        let mut calls = Vec::with_capacity(chunks.len());
+        for chunk in &chunks {
+            let (sends, _, variables) = call_of(action, chunk, true)?;
+            document = sends;
+            calls.push(DryRunCall {
+                entities: chunk.members.len(),
+                variables,
+            });
+        }
+        let answers = dry_run_each(
             mission_control,
-            &action.preview,
+            document,
+            action.preview.concurrency,
             &calls,
             &headers,
             app.config.actions.dry_run_time_limit,
@@ -125,9 +136,9 @@ async fn ask_again(
     let planned: HashMap<i32, &str> = replanned.iter().map(|(c, p)| (*c, p.as_str())).collect();
     let mut unsent = Vec::with_capacity(remaining);
     for (chunk, _) in replanned {
-        unsent.extend(chunk_members(app, &action.id, *chunk).await?);
+        unsent.extend(chunk_members(app, action, *chunk).await?);
     }
-    let found = if action.preview.entity_argument.is_some() {
+    let found = if action.preview.entity_argument.is_some() || action.is_runbook() {
         match resolve_entities(&connector, &unsent).await {
             Ok(found) => found,
             Err(e) => {
@@ -149,9 +160,14 @@ async fn ask_again(
         }
     }
     let mut preview = action.preview.clone();
-    (preview.dry_run, preview.money) = tally.finish();
+    let needed = if action.is_runbook() {
+        renew_steps(&mut preview, action.current_step as usize, tally);
+        app.approvals_needed_for_runbook(&connector, &preview)
+    } else {
+        (preview.dry_run, preview.money) = tally.finish();
+        app.approvals_needed(&connector, &action.mutation, &preview.money)
+    };
     let new_digest = stored_digest(app, action, &preview, &planned, &found_now).await?;
-    let needed = app.approvals_needed(&connector, &action.mutation, &preview.money);
     let all = action.preview.entities;
     let scope = if remaining as u64 == all {
         String::new()
@@ -195,9 +211,30 @@ async fn ask_again(
     Ok(())
 }
 
+/// A runbook's preview with the current step's dry run as it is now, and its summary over
+/// what is left to send: this step's replanned calls and every later step as approved.
+fn renew_steps(preview: &mut runboard_model::Preview, current: usize, tally: EffectTally) {
+    (preview.steps[current].dry_run, preview.steps[current].money) = tally.finish();
+    let (mut effects, mut money) = (0, Vec::new());
+    for step in &preview.steps[current..] {
+        if let DryRun::Done { effects: n, .. } = &step.dry_run {
+            effects += n;
+        }
+        for m in &step.money {
+            runboard_model::add_to_totals(&mut money, m.amount, &m.currency);
+        }
+    }
+    money.sort_by(|a: &Money, b: &Money| a.currency.cmp(&b.currency));
+    preview.money = money;
+    preview.dry_run = DryRun::Done {
+        effects,
+        groups: Vec::new(),
+    };
+}
+
 /// The digest of the action's preview as stored, with `planned` and `found` in place of
 /// what the store has for those chunks and entities: every chunk that carries entities
-/// (not those split), in order, read a page at a time.
+/// (not those split), in order, read a page at a time; a runbook's call with its variables.
 async fn stored_digest(
     app: &App,
     action: &Action,
@@ -215,31 +252,44 @@ async fn stored_digest(
     let mut digester = Digester::new();
     let mut after = -1;
     loop {
-        let chunks: Vec<(i32, Option<String>)> = on_pool!(app.store.pool, |pool| {
+        type Row = (i32, Option<String>, Option<String>, Option<String>);
+        let chunks: Vec<Row> = on_pool!(app.store.pool, |pool| {
             sqlx::query_as(
-                "SELECT chunk, planned FROM action_chunk WHERE action_id = $1 AND state <> 'split'
-                 AND chunk > $2 ORDER BY chunk LIMIT 64",
+                "SELECT chunk, planned, entity_id, variables FROM action_chunk
+                 WHERE action_id = $1 AND state <> 'split' AND chunk > $2 ORDER BY chunk LIMIT 64",
             )
             .bind(&action.id)
             .bind(after)
             .fetch_all(pool)
             .await?
         });
-        let Some((last, _)) = chunks.last() else {
+        let Some((last, ..)) = chunks.last() else {
             return Ok(digester.finish(preview));
         };
         after = *last;
-        for (chunk, stored) in chunks {
-            let members: Vec<Member> = on_pool!(app.store.pool, |pool| {
-                sqlx::query_as(
-                    "SELECT entity_id, found, held_amount, held_currency FROM action_entity
-                     WHERE action_id = $1 AND chunk = $2 ORDER BY position",
-                )
-                .bind(&action.id)
-                .bind(chunk)
-                .fetch_all(pool)
-                .await?
-            });
+        for (chunk, stored, entity, variables) in chunks {
+            let members: Vec<Member> = match &entity {
+                Some(entity) => on_pool!(app.store.pool, |pool| {
+                    sqlx::query_as(
+                        "SELECT entity_id, found, held_amount, held_currency FROM action_entity
+                         WHERE action_id = $1 AND entity_id = $2",
+                    )
+                    .bind(&action.id)
+                    .bind(entity)
+                    .fetch_all(pool)
+                    .await?
+                }),
+                None => on_pool!(app.store.pool, |pool| {
+                    sqlx::query_as(
+                        "SELECT entity_id, found, held_amount, held_currency FROM action_entity
+                         WHERE action_id = $1 AND chunk = $2 ORDER BY position",
+                    )
+                    .bind(&action.id)
+                    .bind(chunk)
+                    .fetch_all(pool)
+                    .await?
+                }),
+            };
             let members: Vec<Found> = members
                 .into_iter()
                 .map(|m| match found.get(m.entity_id.as_str()) {
@@ -253,6 +303,9 @@ async fn stored_digest(
                 .collect();
             let planned = planned.get(&chunk).copied().or(stored.as_deref());
             digester.chunk(u32::try_from(chunk).unwrap_or(0), &members, planned);
+            if let Some(variables) = &variables {
+                digester.variables(variables);
+            }
         }
     }
 }

@@ -4,14 +4,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
-use runboard_model::{Action, ActionState, DryRun, Effect, EntityState};
+use runboard_model::{Action, ActionState, Effect, EntityState, StepState};
 
 use super::{
-    ATTEMPTS, BACKOFF, Chunk, Lease, call_headers, call_ids, conclude_cancelled, fence, finish,
-    pause, pending_chunks,
+    ATTEMPTS, BACKOFF, Chunk, Lease, call_headers, call_of, conclude_cancelled, fence, pause,
+    pending_chunks, steps,
 };
 use crate::App;
-use crate::actions::{ActionError, ChunkOutcome, effects_of, variables};
+use crate::actions::{ActionError, ChunkOutcome, effects_of};
 use crate::db::on_pool;
 use crate::graphql_client::{CallError, MissionControl};
 
@@ -26,10 +26,24 @@ struct Stop {
 /// Chunks read at a time while sending: enough to keep `concurrency` calls busy.
 const SEND_PAGE_PER_CALL: usize = 4;
 
-/// Sends every pending chunk's call, `concurrency` at a time, until none is pending, the
-/// action is cancelled, or the lease is lost. Chunks are read by keyset, so each is read
-/// once; a split chunk's halves come after every chunk there was, and are read in turn.
-pub(super) async fn send_all(app: &App, lease: &Lease, action: &Action) -> Result<(), ActionError> {
+/// How a round of sending ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sent {
+    /// Every chunk of the step has its result: the action goes on (next step, or finishes).
+    AllRecorded,
+    /// It stopped short: cancelled, paused, or the lease went. Whoever stopped it moved it on.
+    Stopped,
+}
+
+/// Sends every pending chunk's call of the action's current step, `concurrency` at a time,
+/// until none is pending, the action is cancelled or paused, or the lease is lost. Chunks
+/// are read by keyset, so each is read once; a split chunk's halves come after every chunk
+/// there was, and are read in turn.
+pub(super) async fn send_all(
+    app: &App,
+    lease: &Lease,
+    action: &Action,
+) -> Result<Sent, ActionError> {
     let connector = app.action_connector(&action.service)?;
     let mission_control = connector.mission_control();
     let headers = call_headers(action, lease);
@@ -40,7 +54,7 @@ pub(super) async fn send_all(app: &App, lease: &Lease, action: &Action) -> Resul
         let chunks =
             pending_chunks(app, action, after, concurrency * SEND_PAGE_PER_CALL, false).await?;
         let Some(last) = chunks.last() else {
-            return finish(app, lease, action).await;
+            return Ok(Sent::AllRecorded);
         };
         after = last.number;
         // Boxed, so that the engine's future is Send for every lifetime a task needs.
@@ -69,15 +83,22 @@ pub(super) async fn send_all(app: &App, lease: &Lease, action: &Action) -> Resul
             // Every call this replica had in flight has ended by now.
             let now = app.action(&action.id).await?;
             if now.state == ActionState::Cancelling {
-                return conclude_cancelled(app, lease, &now).await;
+                conclude_cancelled(app, lease, &now).await?;
+                return Ok(Sent::Stopped);
             }
             let reason = stop.pause_for.lock().expect("pause reason").take();
             if let Some(reason) = reason {
-                return pause(app, lease, action, &reason).await;
+                pause(app, lease, action, &reason).await?;
             }
-            return Ok(());
+            return Ok(Sent::Stopped);
         }
-        let progress = app.action(&action.id).await?.progress;
+        // A runbook is judged by its current step: during the first, no entity has
+        // succeeded yet, since success means every step done.
+        let progress = if action.is_runbook() {
+            steps::step_progress(app, action).await?
+        } else {
+            app.action(&action.id).await?.progress
+        };
         let done = progress.succeeded + progress.failed;
         let config = &app.config.actions;
         if done >= u64::from(config.pause_after_calls)
@@ -88,7 +109,8 @@ pub(super) async fn send_all(app: &App, lease: &Lease, action: &Action) -> Resul
                 progress.failed,
                 config.pause_failure_share * 100.0
             );
-            return pause(app, lease, action, &reason).await;
+            pause(app, lease, action, &reason).await?;
+            return Ok(Sent::Stopped);
         }
     }
 }
@@ -138,13 +160,7 @@ async fn call_chunk(
     headers: &[(&str, String)],
     stop: &Stop,
 ) -> Result<Option<(u32, ChunkOutcome)>, ActionError> {
-    let dry_run_offered = !matches!(action.preview.dry_run, DryRun::NotOffered);
-    let variables = variables(
-        &action.preview,
-        call_ids(action, chunk),
-        false,
-        dry_run_offered,
-    );
+    let (document, mutation, variables) = call_of(action, chunk, false)?;
     let mut headers = headers.to_vec();
     headers.push(("idempotency-key", chunk.key.clone()));
     let mut attempt = 0;
@@ -176,7 +192,7 @@ async fn call_chunk(
             return Ok(None);
         }
         let answer = mission_control
-            .request(&action.preview.document, &variables, &headers)
+            .request(document, &variables, &headers)
             .await;
         app.metrics.record_call(
             &action.service,
@@ -184,7 +200,7 @@ async fn call_chunk(
         );
         match answer {
             Ok(data) => {
-                let outcome = match effects_of(&data, &action.mutation) {
+                let outcome = match effects_of(&data, mutation) {
                     Ok(effects) => ChunkOutcome::Applied(effects),
                     Err(e) => ChunkOutcome::Failed(e.to_string()),
                 };
@@ -222,8 +238,12 @@ async fn record(
     chunk: &Chunk,
     (attempts, outcome): (u32, ChunkOutcome),
 ) -> Result<(), ActionError> {
+    // A runbook's entity has succeeded once its last step has; it fails at any step, and its
+    // later steps are never sent.
+    let runbook_entity = action.is_runbook().then(|| chunk.members[0].as_str());
+    let last_step = chunk.step as usize + 1 >= action.preview.steps.len();
     let (chunk_state, entity_state) = match &outcome {
-        ChunkOutcome::Applied(_) => ("succeeded", Some(EntityState::Succeeded)),
+        ChunkOutcome::Applied(_) => ("succeeded", last_step.then_some(EntityState::Succeeded)),
         ChunkOutcome::Failed(_) => ("failed", Some(EntityState::Failed)),
         ChunkOutcome::Split(_) => ("split", None),
     };
@@ -257,17 +277,45 @@ async fn record(
             .rows_affected();
         if written == 1 {
             if let Some(state) = entity_state {
-                sqlx::query(
-                    "UPDATE action_entity SET state = $1, attempts = attempts + $2, updated_at = $3
-                     WHERE action_id = $4 AND chunk = $5",
-                )
-                .bind(state.as_str())
-                .bind(attempts)
-                .bind(now)
-                .bind(&action.id)
-                .bind(chunk.number)
-                .execute(&mut *tx)
-                .await?;
+                // The members first ($1): the two kinds name them by different columns.
+                let entity_rows = match runbook_entity {
+                    Some(entity) => sqlx::query(
+                        "UPDATE action_entity SET state = $2, attempts = attempts + $3, updated_at = $4
+                         WHERE action_id = $5 AND entity_id = $1",
+                    )
+                    .bind(entity),
+                    None => sqlx::query(
+                        "UPDATE action_entity SET state = $2, attempts = attempts + $3, updated_at = $4
+                         WHERE action_id = $5 AND chunk = $1",
+                    )
+                    .bind(chunk.number),
+                };
+                entity_rows
+                    .bind(state.as_str())
+                    .bind(attempts)
+                    .bind(now)
+                    .bind(&action.id)
+                    .execute(&mut *tx)
+                    .await?;
+                if let (Some(entity), EntityState::Failed) = (runbook_entity, state) {
+                    let why = ChunkOutcome::Failed(format!(
+                        "not sent: step {} failed for it",
+                        chunk.step + 1
+                    ));
+                    sqlx::query(
+                        "UPDATE action_chunk SET state = $1, outcome = $2, updated_at = $3
+                         WHERE action_id = $4 AND entity_id = $5 AND step > $6 AND state = $7",
+                    )
+                    .bind(StepState::Skipped.as_str())
+                    .bind(serde_json::to_string(&why).expect("an outcome serializes"))
+                    .bind(now)
+                    .bind(&action.id)
+                    .bind(entity)
+                    .bind(i32::try_from(chunk.step).unwrap_or(i32::MAX))
+                    .bind(EntityState::Pending.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 let counter = if state == EntityState::Succeeded {
                     "succeeded_count"
                 } else {

@@ -227,49 +227,71 @@ pub(crate) async fn resolve_entities(
         .collect())
 }
 
-/// The dry run of every chunk (`None` for the single call of a mutation without an entity
-/// list), `concurrency` calls at a time, within `limit`: the effects of each chunk, in
-/// order. A dry run that cannot finish in time says how far it got.
-pub(crate) async fn dry_run_chunks(
+/// [`stream_dry_run`] of `calls`, their effects collected in order.
+pub(crate) async fn dry_run_each(
     mission_control: &MissionControl,
-    preview: &Preview,
-    chunks: &[Vec<String>],
+    document: &str,
+    concurrency: u32,
+    calls: &[DryRunCall],
     headers: &[(&str, String)],
     limit: Duration,
 ) -> Result<Vec<Vec<Effect>>, ActionError> {
-    let (answers, mut answered) = mpsc::channel(chunks.len().max(1));
-    stream_dry_run(mission_control, preview, chunks, headers, limit, answers).await?;
-    let mut effects = Vec::with_capacity(chunks.len());
-    while let Ok(chunk) = answered.try_recv() {
-        effects.push(chunk);
+    let (answers, mut answered) = mpsc::channel(calls.len().max(1));
+    stream_dry_run(
+        mission_control,
+        document,
+        concurrency,
+        calls,
+        headers,
+        limit,
+        answers,
+    )
+    .await?;
+    let mut effects = Vec::with_capacity(calls.len());
+    while let Ok(call) = answered.try_recv() {
+        effects.push(call);
     }
     Ok(effects)
 }
 
-/// [`dry_run_chunks`], each chunk's effects sent to `answers` as soon as they are in (in
-/// order), so that what is done with them overlaps the calls still out. Stops early, without
-/// an error, when nobody listens any more.
+/// One call of a dry run: its variables (`dryRun` set), and how many entities it names.
+pub(crate) struct DryRunCall {
+    pub(crate) entities: usize,
+    pub(crate) variables: Value,
+}
+
+/// The dry-run calls of an action's chunks.
+pub(crate) fn dry_run_calls(preview: &Preview, chunks: &[Vec<String>]) -> Vec<DryRunCall> {
+    chunks
+        .iter()
+        .map(|ids| DryRunCall {
+            entities: ids.len(),
+            variables: variables(preview, ids, true, true),
+        })
+        .collect()
+}
+
+/// The dry run of every call, each call's effects sent to `answers` as soon as they are in
+/// (in order), so that what is done with them overlaps the calls still out. Stops early,
+/// without an error, when nobody listens any more.
 pub(crate) async fn stream_dry_run(
     mission_control: &MissionControl,
-    preview: &Preview,
-    chunks: &[Vec<String>],
+    document: &str,
+    concurrency: u32,
+    calls: &[DryRunCall],
     headers: &[(&str, String)],
     limit: Duration,
     answers: mpsc::Sender<Vec<Effect>>,
 ) -> Result<(), ActionError> {
     let started = Instant::now();
-    let mutation = mutation_of(&preview.document);
+    let mutation = mutation_of(document);
     // Boxed, so that the calls' future is Send for every lifetime a server function needs.
-    let calls: Vec<BoxFuture<'_, Result<Vec<Effect>, ActionError>>> = chunks
+    let requests: Vec<BoxFuture<'_, Result<Vec<Effect>, ActionError>>> = calls
         .iter()
-        .map(|ids| {
+        .map(|call| {
             async move {
                 let data = mission_control
-                    .request(
-                        &preview.document,
-                        &variables(preview, ids, true, true),
-                        headers,
-                    )
+                    .request(document, &call.variables, headers)
                     .await
                     .map_err(ActionError::Service)?;
                 effects_of(&data, mutation)
@@ -277,13 +299,13 @@ pub(crate) async fn stream_dry_run(
             .boxed()
         })
         .collect();
-    let mut calls = futures_util::stream::iter(calls).buffered(preview.concurrency.max(1) as usize);
+    let mut requests = futures_util::stream::iter(requests).buffered(concurrency.max(1) as usize);
     let mut done = 0;
     let deadline = tokio::time::sleep(limit);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
-            answer = calls.next() => match answer {
+            answer = requests.next() => match answer {
                 Some(answer) => {
                     if answers.send(answer?).await.is_err() {
                         return Ok(());
@@ -293,8 +315,8 @@ pub(crate) async fn stream_dry_run(
                 None => return Ok(()),
             },
             () = &mut deadline => {
-                let covered: usize = chunks[..done].iter().map(Vec::len).sum();
-                let all: usize = chunks.iter().map(Vec::len).sum();
+                let covered: usize = calls[..done].iter().map(|c| c.entities).sum();
+                let all: usize = calls.iter().map(|c| c.entities).sum();
                 return Err(ActionError::TooSlow(format!(
                     "the service's dry run covered {covered} of {all} entities in {:.0?}, the most a preview may take (actions.dry_run_time_limit); try again when the service is less busy, or name fewer entities",
                     started.elapsed()
@@ -452,6 +474,11 @@ impl Digester {
         }
         self.0.update(planned.unwrap_or("no dry run"));
         self.0.update("\n");
+    }
+
+    /// A runbook call's own variables, after its [`Digester::chunk`].
+    pub(crate) fn variables(&mut self, variables: &str) {
+        self.0.update(format!("variables {variables}\n"));
     }
 
     pub(crate) fn finish(mut self, preview: &Preview) -> String {

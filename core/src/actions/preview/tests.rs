@@ -129,6 +129,7 @@ fn preview() -> Preview {
         concurrency: 4,
         dry_run: DryRun::NotOffered,
         money: Vec::new(),
+        steps: Vec::new(),
     }
 }
 

@@ -3,7 +3,14 @@
 //! what is built so far:
 //!
 //! - [`template`]: a step's arguments, filled in for each entity from its values;
-//! - [`values`]: those values, read for all the entities at once from the service's data.
+//! - [`values`]: those values, read for all the entities at once from the service's data;
+//! - [`preview`]: every step's call for every entity, dry-run and written under one digest.
+//!
+//! The engine runs the steps in order per entity (`crate::execution`).
 
+mod preview;
 pub mod template;
 pub mod values;
+
+pub(crate) use preview::with_dry_run;
+pub use preview::{MAX_RUNBOOK_ENTITIES, RunbookStep};

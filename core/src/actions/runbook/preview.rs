@@ -1,0 +1,412 @@
+//! A runbook's preview: every step's call for every entity, filled in from that entity's own
+//! data and dry-run by the service, written in one transaction under one digest.
+//!
+//! Each entity gets a call of its own per step (one member a chunk), so that a step failing
+//! for one entity stops only that entity's later steps, and a later step can never name an
+//! entity whose earlier step did not succeed. Chunk numbers run on across the steps: the
+//! call of step `s` for the entity at position `p` of `n` is chunk `s·n + p`.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use runboard_model::{
+    Action, ActionSpec, ActionState, DryRun, Effect, EntityState, Money, Preview, StepPreview,
+    User, add_to_totals,
+};
+use serde_json::{Map, Value, json};
+
+use super::template::{Placeholder, Template};
+use super::values::entity_values;
+use crate::App;
+use crate::actions::preview::document;
+use crate::actions::{
+    ActionError, ActionRequest, Digester, DryRunCall, EffectTally, Found, dry_run_each,
+    extend_once, insert_entities, resolve_entities,
+};
+use crate::audit::{NewAuditEntry, append_audit};
+use crate::db::on_pool;
+
+/// Most entities one runbook fixes: each gets a call of its own per step, and the whole
+/// dry run has to fit in the time a preview may take.
+pub const MAX_RUNBOOK_ENTITIES: usize = 10_000;
+
+/// Chunk rows one INSERT writes: 11 parameters each, well inside both databases' limits.
+const CHUNK_ROWS_PER_INSERT: usize = 500;
+
+/// One step of a runbook as an operator writes it.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunbookStep {
+    /// What the step is for, in words: "transfer the held funds".
+    pub title: String,
+    /// The service's mission-control mutation the step calls.
+    pub mutation: String,
+    /// Its arguments, one key each, with placeholders such as `{{ funds.amount }}` that each
+    /// entity fills in; the list of IDs is left out (Runboard fills it with the entity).
+    #[serde(default)]
+    pub arguments: Value,
+}
+
+/// A step read and checked against its mutation.
+struct CheckedStep {
+    title: String,
+    spec: ActionSpec,
+    template: Template,
+    arguments: Value,
+}
+
+/// The key of a runbook's call: `runboard:<action>:<step>:<chunk>`, the step counted from 0.
+pub(crate) fn step_key(action_id: &str, step: usize, chunk: i32) -> String {
+    format!("runboard:{action_id}:{step}:{chunk}")
+}
+
+/// The chunk of the call of `step` for the entity at `position`, of `entities` in all.
+fn step_chunk(entities: usize, step: usize, position: usize) -> i32 {
+    i32::try_from(step * entities + position).expect("at most MAX_RUNBOOK_ENTITIES per step")
+}
+
+/// Every step's calls and their dry run, before they are written.
+struct Plan<'a> {
+    id: &'a str,
+    label: String,
+    found: Vec<Found>,
+    preview: Preview,
+    /// Per step, per entity: the call's variables (its entity list filled, `dryRun` aside).
+    variables: Vec<Vec<Value>>,
+    /// Per step (when it offers a dry run), per entity: the dry run's effects.
+    planned: Vec<Option<Vec<Vec<Effect>>>>,
+}
+
+impl App {
+    /// A runbook's preview: reads every entity's values, fills in each step's call for each,
+    /// dry-runs them step after step (each against the data as it is now, before any earlier
+    /// step ran), and writes it all. Nothing is sent for real.
+    pub(in crate::actions) async fn preview_runbook(
+        &self,
+        user: &User,
+        request: &ActionRequest,
+    ) -> Result<Action, ActionError> {
+        let bad = |message: String| ActionError::BadArguments(message);
+        if !request.mutation.is_empty() || !request.arguments.is_null() {
+            return Err(bad(
+                "give either a mutation and its arguments, or a runbook's steps, not both".into(),
+            ));
+        }
+        let started = Instant::now();
+        let connector = self.action_connector(&request.service)?;
+        // Every step is read and checked before anything is read from the service or sent.
+        let mut steps = Vec::with_capacity(request.steps.len());
+        for (n, step) in request.steps.iter().enumerate() {
+            let title = step.title.trim().to_owned();
+            if title.is_empty() {
+                return Err(bad(format!(
+                    "step {} needs a title that says what it is for",
+                    n + 1
+                )));
+            }
+            let spec = self.action_spec(&connector, step.mutation.trim()).await?;
+            let arguments = match &step.arguments {
+                Value::Object(arguments) => arguments.clone(),
+                Value::Null => Map::new(),
+                _ => {
+                    return Err(bad(format!(
+                        "step {} ({title}): arguments must be an object, one key per argument",
+                        n + 1
+                    )));
+                }
+            };
+            let template = Template::parse(&arguments)
+                .and_then(|template| template.check(&spec).map(|()| template))
+                .map_err(|e| bad(format!("step {} ({title}): {e}", n + 1)))?;
+            steps.push(CheckedStep {
+                title,
+                spec,
+                template,
+                arguments: Value::Object(arguments),
+            });
+        }
+        let ids = self.runbook_entities(request).await?;
+        let mut needed: Vec<&Placeholder> = steps
+            .iter()
+            .flat_map(|s| s.template.placeholders())
+            .collect();
+        needed.sort();
+        needed.dedup();
+        let (values, found) = tokio::join!(
+            entity_values(&connector, &ids, &needed, &request.params),
+            resolve_entities(&connector, &ids),
+        );
+        let (values, found) = (values.map_err(ActionError::Read)?, found?);
+        let mut variables = Vec::with_capacity(steps.len());
+        for (n, step) in steps.iter().enumerate() {
+            let mut calls = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let own = values.get(id).cloned().unwrap_or_default();
+                let mut call = step.template.render(&step.spec, &own).map_err(|e| {
+                    bad(format!("step {} ({}), entity {id}: {e}", n + 1, step.title))
+                })?;
+                if let Some(list) = step.spec.entity_argument() {
+                    call.insert(list.name.clone(), json!([id]));
+                }
+                calls.push(Value::Object(call));
+            }
+            variables.push(calls);
+        }
+
+        let id = uuid::Uuid::new_v4().to_string();
+        let headers = [
+            ("x-runboard-action", id.clone()),
+            ("x-runboard-requester", user.subject.clone()),
+        ];
+        let concurrency = self.config.actions.concurrency;
+        let limit = self.config.actions.dry_run_time_limit;
+        let mut planned = Vec::with_capacity(steps.len());
+        let mut step_previews = Vec::with_capacity(steps.len());
+        let (mut money, mut effects_in_all, mut any_dry_run) = (Vec::<Money>::new(), 0, false);
+        for (step, calls) in steps.iter().zip(&variables) {
+            let document = document(&step.spec);
+            let (dry_run, step_money, effects) = if step.spec.dry_run {
+                let dry: Vec<DryRunCall> = calls
+                    .iter()
+                    .map(|call| DryRunCall {
+                        entities: 1,
+                        variables: with_dry_run(call, true),
+                    })
+                    .collect();
+                let effects = dry_run_each(
+                    connector.mission_control(),
+                    &document,
+                    concurrency,
+                    &dry,
+                    &headers,
+                    limit.saturating_sub(started.elapsed()),
+                )
+                .await?;
+                let mut tally = EffectTally::default();
+                for effect in effects.iter().flatten() {
+                    tally.add(effect)?;
+                }
+                let (dry_run, step_money) = tally.finish();
+                any_dry_run = true;
+                (dry_run, step_money, Some(effects))
+            } else {
+                (DryRun::NotOffered, Vec::new(), None)
+            };
+            if let DryRun::Done { effects, .. } = &dry_run {
+                effects_in_all += effects;
+            }
+            for m in &step_money {
+                add_to_totals(&mut money, m.amount, &m.currency);
+            }
+            planned.push(effects);
+            step_previews.push(StepPreview {
+                title: step.title.clone(),
+                mutation: step.spec.mutation.clone(),
+                document,
+                arguments: step.arguments.clone(),
+                dry_run,
+                money: step_money,
+            });
+        }
+        money.sort_by(|a, b| a.currency.cmp(&b.currency));
+        let preview = Preview {
+            endpoint: connector.mission_control().shown_url(),
+            document: String::new(),
+            variables: json!({}),
+            entity_argument: None,
+            entities: ids.len() as u64,
+            chunk_size: 1,
+            concurrency,
+            dry_run: if any_dry_run {
+                DryRun::Done {
+                    effects: effects_in_all,
+                    groups: Vec::new(),
+                }
+            } else {
+                DryRun::NotOffered
+            },
+            money,
+            steps: step_previews,
+        };
+        let label = request
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map_or_else(
+                || {
+                    steps
+                        .iter()
+                        .map(|s| s.spec.mutation.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" → ")
+                },
+                str::to_owned,
+            );
+        let plan = Plan {
+            id: &id,
+            label,
+            found,
+            preview,
+            variables,
+            planned,
+        };
+        self.write_runbook(user, request, &connector, plan).await?;
+        tracing::info!(action = %id, service = %request.service, entities = ids.len(),
+            steps = steps.len(), total_ms = started.elapsed().as_millis(), "runbook preview built");
+        self.action(&id).await
+    }
+
+    /// The entities a runbook acts on: its selection, or its list of IDs, each once.
+    async fn runbook_entities(&self, request: &ActionRequest) -> Result<Vec<String>, ActionError> {
+        let bad = |message: String| ActionError::BadArguments(message);
+        let named = match (&request.selection, request.entities.is_empty()) {
+            (Some(_), false) => {
+                return Err(bad("give either entities or a selection, not both".into()));
+            }
+            (Some(selection), true) => self.selected_entities(&request.service, selection).await?,
+            (None, _) => request
+                .entities
+                .iter()
+                .map(|id| id.trim().to_owned())
+                .filter(|id| !id.is_empty())
+                .collect(),
+        };
+        let mut ids = Vec::with_capacity(named.len());
+        extend_once(&mut ids, &mut HashSet::new(), named);
+        if ids.is_empty() {
+            return Err(bad(
+                "a runbook needs entities: name them in entities, or give a selection".into(),
+            ));
+        }
+        if ids.len() > MAX_RUNBOOK_ENTITIES {
+            return Err(bad(format!(
+                "the runbook names {} entities; one runbook fixes at most {MAX_RUNBOOK_ENTITIES}, each with a call of its own per step: split it in several",
+                ids.len()
+            )));
+        }
+        Ok(ids)
+    }
+
+    /// Writes a runbook's action, its entities and every step's calls, with the digest over
+    /// all of it, in one transaction.
+    async fn write_runbook(
+        &self,
+        user: &User,
+        request: &ActionRequest,
+        connector: &crate::connector::Connector,
+        mut plan: Plan<'_>,
+    ) -> Result<(), ActionError> {
+        let Plan { id, .. } = plan;
+        let found = std::mem::take(&mut plan.found);
+        let now = crate::audit::now();
+        let expires_at = now
+            + chrono::Duration::from_std(self.config.actions.preview_ttl)
+                .unwrap_or(chrono::Duration::days(1));
+        let entities = found.len();
+        // The calls in chunk order, each with what the digest and the store keep of it.
+        let mut calls = Vec::with_capacity(entities * plan.variables.len());
+        let mut digester = Digester::new();
+        for (step, variables) in plan.variables.iter().enumerate() {
+            for (position, member) in found.iter().enumerate() {
+                let chunk = step_chunk(entities, step, position);
+                let planned = plan.planned[step].as_ref().map(|effects| {
+                    serde_json::to_string(&effects[position]).expect("effects serialize")
+                });
+                let variables = variables[position].to_string();
+                digester.chunk(
+                    u32::try_from(chunk).unwrap_or(0),
+                    std::slice::from_ref(member),
+                    planned.as_deref(),
+                );
+                digester.variables(&variables);
+                calls.push((step, chunk, member.id.as_str(), planned, variables));
+            }
+        }
+        let approvals_needed = self.approvals_needed_for_runbook(connector, &plan.preview);
+        let digest = digester.finish(&plan.preview);
+        let preview_json = serde_json::to_string(&plan.preview).expect("a preview serializes");
+        let reason = request
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        on_pool!(self.store.pool, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO action (id, service, mutation, state, requester, requester_name, preview,
+                     digest, dry_run_offered, approvals_needed, created_at, expires_at, updated_at, reason,
+                     entity_count)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $11, $13, $14)",
+            )
+            .bind(id)
+            .bind(&request.service)
+            .bind(&plan.label)
+            .bind(ActionState::Previewed.as_str())
+            .bind(&user.subject)
+            .bind(&user.name)
+            .bind(&preview_json)
+            .bind(&digest)
+            .bind(!matches!(plan.preview.dry_run, DryRun::NotOffered))
+            .bind(i32::try_from(approvals_needed).unwrap_or(i32::MAX))
+            .bind(now)
+            .bind(expires_at)
+            .bind(reason)
+            .bind(i64::try_from(entities).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+            let mut position = 0_i32;
+            insert_entities!(tx, id, &found, position, |p: i32| p, now);
+            for rows in calls.chunks(CHUNK_ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO action_chunk (action_id, chunk, step, entity_id, variables, state,
+                         members, idempotency_key, planned, attempts, updated_at) ",
+                );
+                insert.push_values(
+                    rows,
+                    |mut row, (step, chunk, entity, planned, variables)| {
+                        row.push_bind(id)
+                            .push_bind(*chunk)
+                            .push_bind(i32::try_from(*step).unwrap_or(i32::MAX))
+                            .push_bind(*entity)
+                            .push_bind(variables)
+                            .push_bind(EntityState::Pending.as_str())
+                            .push_bind(1_i32)
+                            .push_bind(step_key(id, *step, *chunk))
+                            .push_bind(planned)
+                            .push_bind(0_i32)
+                            .push_bind(now);
+                    },
+                );
+                insert.build().execute(&mut *tx).await?;
+            }
+            let audit = NewAuditEntry {
+                actor: &user.subject,
+                action_id: Some(id),
+                kind: "action.previewed",
+                detail: json!({
+                    "service": request.service,
+                    "runbook": plan.label,
+                    "steps": plan.preview.steps.iter().map(|s| &s.mutation).collect::<Vec<_>>(),
+                    "entities": entities,
+                    "calls": calls.len(),
+                    "digest": digest,
+                    "money": plan.preview.money,
+                    "dry_run": !matches!(plan.preview.dry_run, DryRun::NotOffered),
+                }),
+            };
+            append_audit!(tx, &audit);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
+
+/// A call's variables with `dryRun` set.
+pub(crate) fn with_dry_run(variables: &Value, dry_run: bool) -> Value {
+    let mut variables = variables.clone();
+    if let Value::Object(map) = &mut variables {
+        map.insert("dryRun".into(), Value::Bool(dry_run));
+    }
+    variables
+}

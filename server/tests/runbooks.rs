@@ -1,0 +1,377 @@
+//! Runbooks (#17) through the API against the demo fleet (real GraphQL over HTTP): several
+//! steps per entity, each filled in from that entity's own data, previewed and approved as
+//! one, and run in order per entity.
+//!
+//! The story is the seed case: payments transfers failed at `post_to_ledger` while holding
+//! their money; the fix is to transfer the held funds by hand and then force-complete the
+//! saga.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{TestApp, TestFleet, bearer_client, registered, spawn_app_configured, start_fleet};
+use runboard_core::execution;
+use runboard_model::Role;
+use runboard_testkit::{Backend, TestStore, test_on_both_stores};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+struct Setup {
+    app: TestApp,
+    alice: reqwest::Client,
+    bob: reqwest::Client,
+}
+
+async fn runboard_for(
+    fleet: &TestFleet,
+    backend: Backend,
+    configure: impl FnOnce(&mut runboard_core::config::Config),
+) -> Setup {
+    let services = fleet.fleet.services().iter().map(registered).collect();
+    let (app, ()) = spawn_app_configured(TestStore::new(backend).await, |config, _| {
+        config.services = services;
+        configure(config);
+    })
+    .await;
+    let alice = bearer_client(
+        &app.token_for("alice", &[Role::Operator, Role::Approver])
+            .await,
+    );
+    let bob = bearer_client(
+        &app.token_for("bob", &[Role::Operator, Role::Approver])
+            .await,
+    );
+    Setup { app, alice, bob }
+}
+
+async fn post(s: &Setup, client: &reqwest::Client, path: &str, body: Value) -> (u16, Value) {
+    let response = client
+        .post(s.app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(s: &Setup, path: &str) -> Value {
+    s.alice
+        .get(s.app.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `count` payments transfers that failed at `post_to_ledger`, each holding its money.
+async fn held_transfers(fleet: &TestFleet, count: u32) -> Vec<String> {
+    fleet
+        .fleet
+        .inject_error(
+            "payments",
+            "ledger-service rejected posting: account frozen",
+            count,
+            Some("post_to_ledger"),
+        )
+        .await
+        .unwrap()
+}
+
+/// The runbook of the story: transfer each saga's held funds between its own accounts,
+/// then force-complete it.
+fn transfer_and_complete(ids: &[String]) -> Value {
+    json!({
+        "service": "payments",
+        "name": "Transfer the held funds and force-complete",
+        "entities": ids,
+        "params": { "reason": "INC-7: ledger rejected postings" },
+        "steps": [
+            {
+                "title": "Transfer the held funds",
+                "mutation": "transferFunds",
+                "arguments": {
+                    "fromAccount": "{{ facts.from_account }}",
+                    "toAccount": "{{ facts.to_account }}",
+                    "amount": "{{ funds.amount }}",
+                    "currency": "{{ funds.currency }}",
+                    "reference": "RB-{{ entity.id }}",
+                },
+            },
+            {
+                "title": "Force-complete the saga",
+                "mutation": "forceCompleteSagas",
+                "arguments": { "reason": "{{ param.reason }}" },
+            },
+        ],
+    })
+}
+
+/// A page of an action's entities, each with its steps.
+async fn entities_of(s: &Setup, id: &str) -> Vec<Value> {
+    get(s, &format!("/api/v1/actions/{id}?limit=100")).await["entities"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn money_by_currency(money: &Value) -> BTreeMap<String, Decimal> {
+    money
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["currency"].as_str().unwrap().to_owned(),
+                m["amount"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+test_on_both_stores!(
+    a_runbook_shows_each_entitys_story_and_its_approvals_follow_the_money_of_all_its_steps,
+    a_step_that_fails_for_one_entity_stops_only_that_entitys_later_steps,
+);
+
+async fn a_runbook_shows_each_entitys_story_and_its_approvals_follow_the_money_of_all_its_steps(
+    backend: Backend,
+) {
+    let fleet = start_fleet(backend).await;
+    let ids = held_transfers(&fleet, 3).await;
+    let s = runboard_for(&fleet, backend, |_| {}).await;
+
+    // A template that cannot be filled in is refused before any call reaches the service.
+    let mut bad = transfer_and_complete(&ids);
+    bad["steps"][0]["arguments"]["amount"] = json!("{{ funds.amout }}");
+    let before = fleet.fleet.call_log("payments").await.unwrap().len();
+    let (status, refused) = post(&s, &s.alice, "/api/v1/actions", bad).await;
+    assert_eq!(status, 400, "{refused}");
+    let said = refused.to_string();
+    assert!(
+        said.contains("step 1 (Transfer the held funds)") && said.contains("funds.amout"),
+        "{said}"
+    );
+    assert_eq!(
+        fleet.fleet.call_log("payments").await.unwrap().len(),
+        before,
+        "nothing was sent for a refused runbook"
+    );
+
+    let (status, action) = post(&s, &s.alice, "/api/v1/actions", transfer_and_complete(&ids)).await;
+    assert_eq!(status, 201, "{action}");
+    let id = action["id"].as_str().unwrap();
+    assert_eq!(
+        action["mutation"],
+        "Transfer the held funds and force-complete"
+    );
+    let steps = action["preview"]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(action["preview"]["entities"], 3);
+
+    // Each entity's story: what it held, the transfer of exactly that, then its completion.
+    for entity in entities_of(&s, id).await {
+        let saga = entity["entity_id"].as_str().unwrap();
+        let held = &entity["held"];
+        let amount = held["amount"]
+            .as_str()
+            .expect("a held transfer holds money");
+        let story = entity["steps"].as_array().unwrap();
+        assert_eq!(story.len(), 2, "{entity}");
+        let transfer = &story[0];
+        assert_eq!(transfer["state"], "pending");
+        assert_eq!(transfer["variables"]["amount"], amount, "{entity}");
+        assert_eq!(transfer["variables"]["currency"], held["currency"]);
+        assert_eq!(transfer["variables"]["reference"], format!("RB-{saga}"));
+        assert!(
+            transfer["variables"]["fromAccount"]
+                .as_str()
+                .is_some_and(|a| !a.is_empty()),
+            "{entity}"
+        );
+        assert_eq!(transfer["planned"].as_array().unwrap().len(), 1, "{entity}");
+        let completion = &story[1];
+        assert_eq!(completion["variables"]["ids"], json!([saga]));
+        assert_eq!(
+            completion["variables"]["reason"],
+            "INC-7: ledger rejected postings"
+        );
+        let would = completion["planned"][0].as_str().unwrap();
+        assert!(would.contains("releases"), "{would}");
+    }
+
+    // The same runbook on the same data has the same digest.
+    let (_, again) = post(&s, &s.alice, "/api/v1/actions", transfer_and_complete(&ids)).await;
+    assert_eq!(again["digest"], action["digest"]);
+
+    // The money of all steps counts: each step alone moves no more than the limit (the
+    // transfer moves what the saga holds, the completion releases it), both together do.
+    let per_step = steps
+        .iter()
+        .map(|step| money_by_currency(&step["money"]))
+        .fold(BTreeMap::new(), |mut most, money| {
+            for (currency, amount) in money {
+                let seen = most.entry(currency).or_insert(Decimal::ZERO);
+                *seen = (*seen).max(amount);
+            }
+            most
+        });
+    assert!(!per_step.is_empty(), "{action}");
+    let total = money_by_currency(&action["preview"]["money"]);
+    for (currency, most) in &per_step {
+        assert_eq!(total[currency], most * Decimal::from(2), "{currency}");
+    }
+    assert_eq!(action["approvals_needed"], 1, "no limit set: {action}");
+    let strict = runboard_for(&fleet, backend, |config| {
+        config.actions.extra_approval_above = per_step.clone();
+    })
+    .await;
+    let (status, runbook) = post(
+        &strict,
+        &strict.alice,
+        "/api/v1/actions",
+        transfer_and_complete(&ids),
+    )
+    .await;
+    assert_eq!(status, 201, "{runbook}");
+    assert_eq!(
+        runbook["approvals_needed"], 2,
+        "the whole runbook moves more than the limit: {runbook}"
+    );
+    let (status, one_step) = post(
+        &strict,
+        &strict.alice,
+        "/api/v1/actions",
+        json!({ "service": "payments", "mutation": "forceCompleteSagas",
+                "arguments": { "ids": ids, "reason": "INC-7" } }),
+    )
+    .await;
+    assert_eq!(status, 201, "{one_step}");
+    assert_eq!(
+        one_step["approvals_needed"], 1,
+        "the completion alone stays within the limit: {one_step}"
+    );
+}
+
+async fn a_step_that_fails_for_one_entity_stops_only_that_entitys_later_steps(backend: Backend) {
+    let fleet = start_fleet(backend).await;
+    let ids = held_transfers(&fleet, 3).await;
+    let s = runboard_for(&fleet, backend, |_| {}).await;
+    let (status, action) = post(&s, &s.alice, "/api/v1/actions", transfer_and_complete(&ids)).await;
+    assert_eq!(status, 201, "{action}");
+    let id = action["id"].as_str().unwrap().to_owned();
+    let (status, submitted) = post(
+        &s,
+        &s.alice,
+        &format!("/api/v1/actions/{id}/submit"),
+        json!({ "reason": "INC-7: ledger rejected postings" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{submitted}");
+    let (status, approved) = post(
+        &s,
+        &s.bob,
+        &format!("/api/v1/actions/{id}/approve"),
+        json!({ "digest": action["digest"] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{approved}");
+
+    // After the approval, the first saga's source account goes on legal hold: the service
+    // refuses its transfer for real (its dry run passed).
+    let stories = entities_of(&s, &id).await;
+    let stopped = ids[0].clone();
+    let frozen = stories
+        .iter()
+        .find(|e| e["entity_id"] == stopped.as_str())
+        .unwrap()["steps"][0]["variables"]["fromAccount"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let held: Value = reqwest::Client::new()
+        .post(&fleet.service("payments").graphql_url)
+        .json(&json!({ "query": format!("mutation {{ setLegalHold(ids: [\"{frozen}\"]) }}") }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(held["data"]["setLegalHold"], 1, "{held}");
+
+    for _ in 0..200 {
+        if !execution::step(&s.app.app).await.unwrap() {
+            break;
+        }
+    }
+    let detail = get(&s, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["state"], "partially_failed", "{detail}");
+    assert_eq!(detail["action"]["progress"]["succeeded"], 2);
+    assert_eq!(detail["action"]["progress"]["failed"], 1);
+
+    for entity in entities_of(&s, &id).await {
+        let saga = entity["entity_id"].as_str().unwrap();
+        let states: Vec<&str> = entity["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|step| step["state"].as_str().unwrap())
+            .collect();
+        if saga == stopped {
+            assert_eq!(entity["state"], "failed");
+            assert_eq!(states, ["failed", "skipped"], "{entity}");
+            let why = entity["steps"][1]["detail"].as_str().unwrap();
+            assert!(why.contains("step 1 failed"), "{why}");
+        } else {
+            assert_eq!(entity["state"], "succeeded");
+            assert_eq!(states, ["succeeded", "succeeded"], "{entity}");
+        }
+    }
+
+    // The service's own log: per saga, the transfer (step 0) was applied before its
+    // completion (step 1), each call once; the stopped saga's completion was never sent.
+    let calls: Vec<_> = fleet
+        .fleet
+        .call_log("payments")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| !c.dry_run && c.action.as_deref() == Some(id.as_str()))
+        .collect();
+    for saga in &ids {
+        let transfer = calls
+            .iter()
+            .position(|c| {
+                c.mutation == "transferFunds" && c.variables["reference"] == format!("RB-{saga}")
+            })
+            .unwrap_or_else(|| panic!("no transfer for {saga}: {calls:?}"));
+        let completion = calls.iter().position(|c| {
+            c.mutation == "forceCompleteSagas" && c.variables["ids"] == json!([saga])
+        });
+        if *saga == stopped {
+            assert!(!calls[transfer].applied, "{:?}", calls[transfer]);
+            assert_eq!(
+                completion, None,
+                "a stopped saga's completion is never sent"
+            );
+        } else {
+            let completion = completion.unwrap_or_else(|| panic!("no completion for {saga}"));
+            assert!(transfer < completion, "{saga}: the transfer comes first");
+            assert!(calls[transfer].applied && calls[completion].applied);
+            let key = calls[transfer].idempotency_key.as_deref().unwrap();
+            assert!(key.starts_with(&format!("runboard:{id}:0:")), "{key}");
+            let key = calls[completion].idempotency_key.as_deref().unwrap();
+            assert!(key.starts_with(&format!("runboard:{id}:1:")), "{key}");
+        }
+    }
+    let audit: Vec<String> = detail["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(audit.contains(&"action.step_done".to_owned()), "{audit:?}");
+}
