@@ -57,7 +57,7 @@ impl Classified for ReadError {
 impl Classified for ActionError {
     fn failure(&self) -> Failure {
         match self {
-            Self::UnknownService(_) | Self::NotFound(_) => Failure::NotFound,
+            Self::UnknownService(_) | Self::NotFound(_) | Self::NoRunbook(_) => Failure::NotFound,
             Self::UnknownMutation { .. } | Self::BadArguments(_) => Failure::BadInput,
             Self::Read(_) | Self::Service(_) => Failure::Service("service_failed"),
             Self::TooSlow(_) => Failure::ServiceTooSlow,

@@ -11,3 +11,19 @@ ALTER TABLE action_chunk ADD COLUMN variables TEXT;
 -- An entity's calls, step by step: its story on the action's page, and its later steps
 -- skipped when one fails.
 CREATE INDEX action_chunk_by_entity ON action_chunk (action_id, entity_id, step);
+
+-- Runbooks kept under a name per service, to be started on any selection: their steps
+-- (mutation, arguments with placeholders) as JSON, checked against the service's catalog
+-- when saved.
+CREATE TABLE runbook (
+    id          TEXT PRIMARY KEY,
+    service     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    description TEXT NOT NULL,
+    steps       TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    updated_by  TEXT NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL,
+    UNIQUE (service, name)
+);

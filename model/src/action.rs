@@ -221,6 +221,10 @@ pub struct Preview {
     /// one mutation stays what it was.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepPreview>,
+    /// A runbook's parameters as the operator gave them (`{{ param.reason }}`), the same for
+    /// every entity.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, String>,
 }
 
 impl Preview {
@@ -228,6 +232,39 @@ impl Preview {
     pub fn calls(&self) -> u64 {
         self.entities.div_ceil(u64::from(self.chunk_size.max(1)))
     }
+}
+
+/// One step of a runbook as written: a mutation and its arguments, with placeholders such as
+/// `{{ funds.amount }}` that each entity fills in from its own data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RunbookStep {
+    /// What the step is for, in words: "transfer the held funds".
+    pub title: String,
+    /// The service's mission-control mutation the step calls.
+    pub mutation: String,
+    /// Its arguments, one key each; the list of IDs is left out (Runboard fills it with the
+    /// entity).
+    #[serde(default)]
+    pub arguments: serde_json::Value,
+}
+
+/// A runbook kept for a service under a name, to be started on any selection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SavedRunbook {
+    pub id: String,
+    pub service: String,
+    /// "Transfer the held funds and force-complete".
+    pub name: String,
+    /// When to use it, and what it does.
+    pub description: String,
+    pub steps: Vec<RunbookStep>,
+    /// The parameters its steps use (`{{ param.reason }}`): asked for when it starts.
+    pub params: Vec<String>,
+    pub updated_by: String,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// One step of a runbook: a mutation each entity gets its own call of, with its arguments

@@ -16,7 +16,8 @@ mod service;
 
 pub use action::{
     Action, ActionProgress, ActionSpec, ActionState, Approval, ArgumentSpec, DryRun, Effect,
-    EffectGroup, EntityResult, EntityState, EntityStep, Preview, StepPreview, StepState,
+    EffectGroup, EntityResult, EntityState, EntityStep, Preview, RunbookStep, SavedRunbook,
+    StepPreview, StepState,
 };
 pub use alert::{Acknowledgement, Alert, AlertBoard, AlertState, Silence, UnknownWatch, Watch};
 pub use api_reference::{ApiOperation, ApiParameter, ApiReference, ApiSchema};

@@ -32,6 +32,14 @@ pub enum ActionCommand {
         #[command(flatten)]
         runboard: RunboardArgs,
     },
+    /// Save the runbook a file describes (its name, description and [[steps]]) for its
+    /// service, replacing the one of that name, once its steps check against the service;
+    /// prints its id. Its entities and reason, if any, are not kept.
+    Save {
+        file: PathBuf,
+        #[command(flatten)]
+        runboard: RunboardArgs,
+    },
     /// Where an action stands: its state, approvals and progress.
     Status {
         /// The action's id, as `plan` and `submit` print it.
@@ -79,6 +87,24 @@ pub async fn run(command: ActionCommand) -> Result<(), String> {
                 submitted.id,
                 submitted.approvals_needed,
                 page(&runboard.url, &submitted.id)
+            );
+            Ok(())
+        }
+        ActionCommand::Save { file, runboard } => {
+            let file = read(&file)?;
+            let saved: runboard_model::SavedRunbook = call(
+                &runboard,
+                reqwest::Method::POST,
+                "/api/v1/runbooks",
+                Some(file.runbook()?),
+            )
+            .await?;
+            println!(
+                "Saved runbook \"{}\" of {} ({} step(s)) as {}",
+                saved.name,
+                saved.service,
+                saved.steps.len(),
+                saved.id
             );
             Ok(())
         }
@@ -172,12 +198,37 @@ fn described(action: &Action, base: &Url) -> String {
         action.state.as_str(),
         page(base, &action.id)
     );
-    let calls = preview.calls();
-    let _ = writeln!(
-        text,
-        "Entities: {} in {calls} call(s) of at most {}, {} at once",
-        preview.entities, preview.chunk_size, preview.concurrency
-    );
+    if action.is_runbook() {
+        let _ = writeln!(
+            text,
+            "Entities: {}, each with a call of its own per step, {} at once; keys runboard:{}:<step>:<call>",
+            preview.entities, preview.concurrency, action.id
+        );
+        for (n, step) in preview.steps.iter().enumerate() {
+            let money: Vec<String> = step.money.iter().map(ToString::to_string).collect();
+            let _ = writeln!(
+                text,
+                "Step {}: {} ({}), money {}",
+                n + 1,
+                step.title,
+                step.mutation,
+                if money.is_empty() {
+                    "none".to_owned()
+                } else {
+                    money.join(", ")
+                }
+            );
+        }
+    } else {
+        let _ = writeln!(
+            text,
+            "Entities: {} in {} call(s) of at most {}, {} at once",
+            preview.entities,
+            preview.calls(),
+            preview.chunk_size,
+            preview.concurrency
+        );
+    }
     let money: Vec<String> = preview.money.iter().map(ToString::to_string).collect();
     let _ = writeln!(
         text,

@@ -34,7 +34,9 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         // The API's answer for routes it does not have.
         "/api/v1/{*rest}" => Anyone,
         "/api/v1/tokens" if method == Some(&Method::POST) => SignedInBrowser,
-        "/api/v1/actions" if method == Some(&Method::POST) => Role(runboard_model::Role::Operator),
+        "/api/v1/actions" | "/api/v1/runbooks" if method == Some(&Method::POST) => {
+            Role(runboard_model::Role::Operator)
+        }
         "/api/v1/actions/{id}/submit"
         | "/api/v1/actions/{id}/cancel"
         | "/api/v1/actions/{id}/resume" => Role(runboard_model::Role::Operator),
@@ -78,6 +80,9 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/api/v1/actions/{id}"
         | "/api/v1/actions/{id}/record.md"
         | "/api/v1/actions/{id}/request.toml"
+        | "/api/v1/services/{service}/runbooks"
+        | "/api/v1/runbooks/{id}"
+        | "/api/v1/runbooks/{id}/runbook.toml"
         | "/api/v1/alerts" => SignedIn,
         "/charts/services/{service}/batches/{batch}/progress.svg"
         | "/charts/services/{service}/trend.svg"

@@ -457,3 +457,173 @@ async fn an_action_file_plans_submits_and_is_followed_and_the_action_pages_file_
         stderr(&stranger)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runbook_file_is_saved_exported_and_planned_to_the_same_digest_as_its_start_and_its_request_file()
+ {
+    use runboard_model::Role;
+    let fleet = common::start_fleet(runboard_testkit::Backend::Sqlite).await;
+    let ids = fleet
+        .fleet
+        .inject_error(
+            "payments",
+            "ledger-service rejected posting: account frozen",
+            3,
+            Some("post_to_ledger"),
+        )
+        .await
+        .unwrap();
+    let services = fleet
+        .fleet
+        .services()
+        .iter()
+        .map(common::registered)
+        .collect();
+    let (app, ()) = common::spawn_app_configured(
+        runboard_testkit::TestStore::new(runboard_testkit::Backend::Sqlite).await,
+        |config, _| config.services = services,
+    )
+    .await;
+    let token = app.token_for("Oscar", &[Role::Operator]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("runbook.toml");
+    std::fs::write(
+        &file,
+        r#"# Reviewed in PR 43.
+service = "payments"
+name = "Transfer the held funds and force-complete"
+description = "For transfers the ledger refused: book the held money by hand, then close the saga."
+
+[[steps]]
+title = "Transfer the held funds"
+mutation = "transferFunds"
+arguments = { fromAccount = "{{ facts.from_account }}", toAccount = "{{ facts.to_account }}", amount = "{{ funds.amount }}", currency = "{{ funds.currency }}", reference = "RB-{{ entity.id }}" }
+
+[[steps]]
+title = "Force-complete the saga"
+mutation = "forceCompleteSagas"
+arguments = { reason = "{{ param.reason }}" }
+"#,
+    )
+    .unwrap();
+    let saved = action_command(
+        vec!["save".into(), file.to_str().unwrap().into()],
+        &app.address,
+        &token,
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&saved.stdout).into_owned();
+    assert!(saved.status.success(), "{stdout}\n{}", stderr(&saved));
+    let runbook = stdout.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(
+        stdout.starts_with(
+            "Saved runbook \"Transfer the held funds and force-complete\" of payments (2 step(s))"
+        ),
+        "{stdout}"
+    );
+    let listed = app.get_json("/api/v1/services/payments/runbooks").await;
+    assert_eq!(listed["runbooks"][0]["id"], runbook.as_str(), "{listed}");
+    assert_eq!(
+        listed["runbooks"][0]["params"],
+        serde_json::json!(["reason"])
+    );
+
+    // Exported, it is the file again, its parameter left to fill in.
+    let exported = app
+        .get(&format!("/api/v1/runbooks/{runbook}/runbook.toml"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        exported.contains("[[steps]]") && exported.contains("reason = \"\""),
+        "{exported}"
+    );
+    let unfilled = dir.path().join("unfilled.toml");
+    std::fs::write(
+        &unfilled,
+        exported.replace(
+            "\n[params]\n",
+            &format!("\nentities = {ids:?}\n\n[params]\n"),
+        ),
+    )
+    .unwrap();
+    let refused = action_command(
+        vec!["plan".into(), unfilled.to_str().unwrap().into()],
+        &app.address,
+        &token,
+    )
+    .await;
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("the runbook's parameter \"reason\" is not given"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let filled = dir.path().join("filled.toml");
+    std::fs::write(
+        &filled,
+        exported
+            .replace("reason = \"\"", "reason = \"INC-7\"")
+            .replace(
+                "\n[params]\n",
+                &format!("\nentities = {ids:?}\n\n[params]\n"),
+            ),
+    )
+    .unwrap();
+    let planned = action_command(
+        vec!["plan".into(), filled.to_str().unwrap().into()],
+        &app.address,
+        &token,
+    )
+    .await;
+    let digest = printed_digest(&planned);
+    let stdout = String::from_utf8_lossy(&planned.stdout).into_owned();
+    assert!(
+        stdout.contains("Step 1: Transfer the held funds (transferFunds)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Step 2: Force-complete the saga (forceCompleteSagas)"),
+        "{stdout}"
+    );
+
+    // Started from the saved runbook on the same entities: the same digest.
+    let response = app
+        .client
+        .post(app.url("/api/v1/actions"))
+        .bearer_auth(&token)
+        .json(
+            &serde_json::json!({ "service": "payments", "runbook": runbook,
+                       "params": { "reason": "INC-7" }, "entities": ids }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let started: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(started["digest"], digest.as_str());
+    assert_eq!(
+        started["mutation"],
+        "Transfer the held funds and force-complete"
+    );
+
+    // And the started action's own request file plans to it too.
+    let id = started["id"].as_str().unwrap();
+    let request = app
+        .get(&format!("/api/v1/actions/{id}/request.toml"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let again = dir.path().join("request.toml");
+    std::fs::write(&again, request).unwrap();
+    let replanned = action_command(
+        vec!["plan".into(), again.to_str().unwrap().into()],
+        &app.address,
+        &token,
+    )
+    .await;
+    assert_eq!(printed_digest(&replanned), digest);
+}

@@ -68,7 +68,7 @@ pub struct ActionRequest {
     pub reason: Option<String>,
     /// A runbook's steps, in the order each entity goes through them.
     #[serde(default)]
-    pub steps: Vec<runbook::RunbookStep>,
+    pub steps: Vec<runboard_model::RunbookStep>,
     /// The entities a runbook acts on, when no selection names them.
     #[serde(default)]
     pub entities: Vec<String>,
@@ -78,6 +78,9 @@ pub struct ActionRequest {
     /// A runbook's name, shown where an action shows its mutation.
     #[serde(default)]
     pub name: Option<String>,
+    /// A saved runbook to start, by its id, in place of `steps` and `name`.
+    #[serde(default)]
+    pub runbook: Option<String>,
 }
 
 /// Why a step was refused; the message says what was wrong and what to do.
@@ -102,6 +105,8 @@ pub enum ActionError {
     TooSlow(String),
     #[error("there is no action {0}")]
     NotFound(String),
+    #[error("there is no runbook {0}; a service's page lists its runbooks")]
+    NoRunbook(String),
     /// Not now: the action is in another state, expired, or its entities are held.
     #[error("{0}")]
     Conflict(String),
@@ -263,6 +268,22 @@ impl App {
                 "asking for actions needs the operator role".into(),
             ));
         }
+        if let Some(id) = &request.runbook {
+            let saved = self.runbook(id).await?;
+            if saved.service != request.service || !request.steps.is_empty() {
+                return Err(ActionError::BadArguments(format!(
+                    "runbook {id} is {}'s \"{}\": start it on {0} and give no steps of your own",
+                    saved.service, saved.name
+                )));
+            }
+            let started = ActionRequest {
+                steps: saved.steps,
+                name: Some(saved.name),
+                runbook: None,
+                ..request.clone()
+            };
+            return self.preview_runbook(user, &started).await;
+        }
         if !request.steps.is_empty() {
             return self.preview_runbook(user, request).await;
         }
@@ -296,6 +317,7 @@ impl App {
             dry_run: DryRun::NotOffered,
             money: Vec::new(),
             steps: Vec::new(),
+            params: Default::default(),
         };
         let calls: Vec<Vec<String>> = if preview.entity_argument.is_some() {
             entities

@@ -140,6 +140,7 @@ fn read_preview(text: &str) -> Result<Preview, ActionError> {
                 },
                 money: old.money,
                 steps: Vec::new(),
+                params: Default::default(),
             })
         }
     }

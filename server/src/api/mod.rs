@@ -9,6 +9,7 @@ pub(crate) mod extract;
 mod lookup;
 pub(crate) mod openapi;
 mod record;
+mod runbooks;
 pub(crate) mod services;
 
 use axum::extract::OriginalUri;
@@ -83,6 +84,14 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
         .doc(Doc::new("actions", "The action's record in Markdown, for an incident review").file("text/markdown"))
         .add(M::GET, "/api/v1/actions/{id}/request.toml", Read, record::request_file)
         .doc(Doc::new("actions", "The action's request as a file `runboard action plan` reads").file("application/toml"))
+        .add(M::GET, "/api/v1/services/{service}/runbooks", Read, runbooks::of_service)
+        .doc(Doc::new("runbooks", "A service's saved runbooks, by name").answers::<runbooks::RunbookList>())
+        .add(M::POST, "/api/v1/runbooks", Operate, runbooks::save)
+        .doc(Doc::new("runbooks", "Saves a runbook under its name, once its steps check against the service").takes::<runboard_core::actions::runbook::RunbookDraft>().answers_with::<model::SavedRunbook>(201))
+        .add(M::GET, "/api/v1/runbooks/{id}", Read, runbooks::get)
+        .doc(Doc::new("runbooks", "One saved runbook").answers::<model::SavedRunbook>())
+        .add(M::GET, "/api/v1/runbooks/{id}/runbook.toml", Read, runbooks::export)
+        .doc(Doc::new("runbooks", "A saved runbook as the file `runboard action plan` reads").file("application/toml"))
         .add(M::GET, "/api/v1/alerts", Read, alerts::board)
         .doc(Doc::new("alerts", "Open alerts, those resolved lately, and the silences").answers::<model::AlertBoard>())
         .add(M::POST, "/api/v1/alerts/{id}/acknowledge", Operate, alerts::acknowledge)

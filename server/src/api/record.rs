@@ -302,6 +302,31 @@ pub async fn request_file(
 ) -> Result<Response, ApiError> {
     let app = &state.app;
     let action = app.action(&id).await.map_err(failed)?;
+    if action.is_runbook() {
+        let entities = all_entities(app, &id)
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .map(|entity| entity.entity_id)
+            .collect();
+        let file = ActionFile {
+            name: Some(action.mutation.clone()),
+            entities,
+            params: action.preview.params.clone(),
+            steps: action
+                .preview
+                .steps
+                .iter()
+                .map(|step| runboard_model::RunbookStep {
+                    title: step.title.clone(),
+                    mutation: step.mutation.clone(),
+                    arguments: step.arguments.clone(),
+                })
+                .collect(),
+            ..ActionFile::asked_of(&action)
+        };
+        return Ok(request_attachment(&action, &file));
+    }
     let mut arguments = match &action.preview.variables {
         serde_json::Value::Object(variables) => variables.clone(),
         _ => serde_json::Map::new(),
@@ -316,27 +341,30 @@ pub async fn request_file(
         arguments.insert(argument.clone(), serde_json::Value::Array(ids));
     }
     let file = ActionFile {
-        service: action.service.clone(),
         mutation: action.mutation.clone(),
-        reason: action.reason.clone(),
-        incident_url: action.incident_url.clone(),
-        selection: None,
         arguments,
+        ..ActionFile::asked_of(&action)
     };
+    Ok(request_attachment(&action, &file))
+}
+
+/// An action's request file, to download.
+fn request_attachment(action: &Action, file: &ActionFile) -> Response {
+    let id = &action.id;
     let text = file.to_text(&format!(
         "What Runboard action {id} asked of {}: `runboard action plan` previews it again,\n\
          to the same digest while the service's data is as it was; `runboard action submit` asks for it.",
         action.service
     ));
-    Ok(attachment(
+    attachment(
         "application/toml; charset=utf-8",
         &format!("action-{id}.toml"),
         text,
-    ))
+    )
 }
 
 /// A file to download.
-fn attachment(content_type: &'static str, name: &str, text: String) -> Response {
+pub(super) fn attachment(content_type: &'static str, name: &str, text: String) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type.to_owned()),

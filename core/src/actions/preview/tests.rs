@@ -130,6 +130,7 @@ fn preview() -> Preview {
         dry_run: DryRun::NotOffered,
         money: Vec::new(),
         steps: Vec::new(),
+        params: Default::default(),
     }
 }
 

@@ -4,13 +4,16 @@
 //!
 //! - [`template`]: a step's arguments, filled in for each entity from its values;
 //! - [`values`]: those values, read for all the entities at once from the service's data;
-//! - [`preview`]: every step's call for every entity, dry-run and written under one digest.
+//! - [`preview`]: every step's call for every entity, dry-run and written under one digest;
+//! - [`saved`]: runbooks kept under a name per service.
 //!
 //! The engine runs the steps in order per entity (`crate::execution`).
 
 mod preview;
+mod saved;
 pub mod template;
 pub mod values;
 
+pub use preview::MAX_RUNBOOK_ENTITIES;
 pub(crate) use preview::with_dry_run;
-pub use preview::{MAX_RUNBOOK_ENTITIES, RunbookStep};
+pub use saved::RunbookDraft;

@@ -10,12 +10,12 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use runboard_model::{
-    Action, ActionSpec, ActionState, DryRun, Effect, EntityState, Money, Preview, StepPreview,
-    User, add_to_totals,
+    Action, ActionSpec, ActionState, DryRun, Effect, EntityState, Money, Preview, RunbookStep,
+    StepPreview, User, add_to_totals,
 };
 use serde_json::{Map, Value, json};
 
-use super::template::{Placeholder, Template};
+use super::template::{Namespace, Placeholder, Template};
 use super::values::entity_values;
 use crate::App;
 use crate::actions::preview::document;
@@ -24,6 +24,7 @@ use crate::actions::{
     extend_once, insert_entities, resolve_entities,
 };
 use crate::audit::{NewAuditEntry, append_audit};
+use crate::connector::Connector;
 use crate::db::on_pool;
 
 /// Most entities one runbook fixes: each gets a call of its own per step, and the whole
@@ -33,22 +34,8 @@ pub const MAX_RUNBOOK_ENTITIES: usize = 10_000;
 /// Chunk rows one INSERT writes: 11 parameters each, well inside both databases' limits.
 const CHUNK_ROWS_PER_INSERT: usize = 500;
 
-/// One step of a runbook as an operator writes it.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RunbookStep {
-    /// What the step is for, in words: "transfer the held funds".
-    pub title: String,
-    /// The service's mission-control mutation the step calls.
-    pub mutation: String,
-    /// Its arguments, one key each, with placeholders such as `{{ funds.amount }}` that each
-    /// entity fills in; the list of IDs is left out (Runboard fills it with the entity).
-    #[serde(default)]
-    pub arguments: Value,
-}
-
 /// A step read and checked against its mutation.
-struct CheckedStep {
+pub(super) struct CheckedStep {
     title: String,
     spec: ActionSpec,
     template: Template,
@@ -87,7 +74,12 @@ impl App {
         request: &ActionRequest,
     ) -> Result<Action, ActionError> {
         let bad = |message: String| ActionError::BadArguments(message);
-        if !request.mutation.is_empty() || !request.arguments.is_null() {
+        let no_arguments = match &request.arguments {
+            Value::Null => true,
+            Value::Object(arguments) => arguments.is_empty(),
+            _ => false,
+        };
+        if !request.mutation.is_empty() || !no_arguments {
             return Err(bad(
                 "give either a mutation and its arguments, or a runbook's steps, not both".into(),
             ));
@@ -95,43 +87,41 @@ impl App {
         let started = Instant::now();
         let connector = self.action_connector(&request.service)?;
         // Every step is read and checked before anything is read from the service or sent.
-        let mut steps = Vec::with_capacity(request.steps.len());
-        for (n, step) in request.steps.iter().enumerate() {
-            let title = step.title.trim().to_owned();
-            if title.is_empty() {
-                return Err(bad(format!(
-                    "step {} needs a title that says what it is for",
-                    n + 1
-                )));
-            }
-            let spec = self.action_spec(&connector, step.mutation.trim()).await?;
-            let arguments = match &step.arguments {
-                Value::Object(arguments) => arguments.clone(),
-                Value::Null => Map::new(),
-                _ => {
-                    return Err(bad(format!(
-                        "step {} ({title}): arguments must be an object, one key per argument",
-                        n + 1
-                    )));
-                }
-            };
-            let template = Template::parse(&arguments)
-                .and_then(|template| template.check(&spec).map(|()| template))
-                .map_err(|e| bad(format!("step {} ({title}): {e}", n + 1)))?;
-            steps.push(CheckedStep {
-                title,
-                spec,
-                template,
-                arguments: Value::Object(arguments),
-            });
-        }
-        let ids = self.runbook_entities(request).await?;
+        let steps = self.checked_steps(&connector, &request.steps).await?;
         let mut needed: Vec<&Placeholder> = steps
             .iter()
             .flat_map(|s| s.template.placeholders())
             .collect();
         needed.sort();
         needed.dedup();
+        let wanted: Vec<&str> = needed
+            .iter()
+            .filter(|p| p.namespace == Namespace::Param)
+            .map(|p| p.field.as_str())
+            .collect();
+        if let Some(stray) = request
+            .params
+            .keys()
+            .find(|k| !wanted.contains(&k.as_str()))
+        {
+            return Err(bad(format!(
+                "the runbook has no parameter {stray:?}; its steps use {}",
+                if wanted.is_empty() {
+                    "none".to_owned()
+                } else {
+                    wanted.join(", ")
+                }
+            )));
+        }
+        if let Some(blank) = wanted
+            .iter()
+            .find(|p| request.params.get(**p).is_none_or(|v| v.trim().is_empty()))
+        {
+            return Err(bad(format!(
+                "the runbook's parameter {blank:?} is not given: its steps use it, so give it a value (params, or [params] in a file)"
+            )));
+        }
+        let ids = self.runbook_entities(request).await?;
         let (values, found) = tokio::join!(
             entity_values(&connector, &ids, &needed, &request.params),
             resolve_entities(&connector, &ids),
@@ -227,6 +217,7 @@ impl App {
             },
             money,
             steps: step_previews,
+            params: request.params.clone(),
         };
         let label = request
             .name
@@ -255,6 +246,50 @@ impl App {
         tracing::info!(action = %id, service = %request.service, entities = ids.len(),
             steps = steps.len(), total_ms = started.elapsed().as_millis(), "runbook preview built");
         self.action(&id).await
+    }
+
+    /// A runbook's steps, each read and checked against its mutation in the service's catalog:
+    /// a mistake is named (with the step) before anything is read from the service or sent.
+    pub(super) async fn checked_steps(
+        &self,
+        connector: &Connector,
+        steps: &[RunbookStep],
+    ) -> Result<Vec<CheckedStep>, ActionError> {
+        let bad = |message: String| ActionError::BadArguments(message);
+        if steps.is_empty() {
+            return Err(bad("a runbook needs at least one step".into()));
+        }
+        let mut checked = Vec::with_capacity(steps.len());
+        for (n, step) in steps.iter().enumerate() {
+            let title = step.title.trim().to_owned();
+            if title.is_empty() {
+                return Err(bad(format!(
+                    "step {} needs a title that says what it is for",
+                    n + 1
+                )));
+            }
+            let spec = self.action_spec(connector, step.mutation.trim()).await?;
+            let arguments = match &step.arguments {
+                Value::Object(arguments) => arguments.clone(),
+                Value::Null => Map::new(),
+                _ => {
+                    return Err(bad(format!(
+                        "step {} ({title}): arguments must be an object, one key per argument",
+                        n + 1
+                    )));
+                }
+            };
+            let template = Template::parse(&arguments)
+                .and_then(|template| template.check(&spec).map(|()| template))
+                .map_err(|e| bad(format!("step {} ({title}): {e}", n + 1)))?;
+            checked.push(CheckedStep {
+                title,
+                spec,
+                template,
+                arguments: Value::Object(arguments),
+            });
+        }
+        Ok(checked)
     }
 
     /// The entities a runbook acts on: its selection, or its list of IDs, each once.
@@ -294,7 +329,7 @@ impl App {
         &self,
         user: &User,
         request: &ActionRequest,
-        connector: &crate::connector::Connector,
+        connector: &Connector,
         mut plan: Plan<'_>,
     ) -> Result<(), ActionError> {
         let Plan { id, .. } = plan;
