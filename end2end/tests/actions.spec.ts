@@ -33,7 +33,7 @@ test("an operator asks to retry an error group, another approves, the fleet retr
   const group = page.locator("table.groups tbody tr").last();
   const message = (await group.locator("th").textContent())!.trim();
   await group.getByRole("button", { name: /^Select all/ }).click();
-  await page.getByRole("link", { name: "Ask for an action on them…" }).click();
+  await page.getByRole("link", { name: "Ask for an action or run a runbook on them…" }).click();
 
   await expect(page).toHaveURL(/\/actions\/new\?/);
   await hydrated(page);

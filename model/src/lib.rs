@@ -29,7 +29,7 @@ pub use identity::{
     SignedIn, User,
 };
 pub use link::{query_string, url_encode};
-pub use money::{Money, add_to_totals};
+pub use money::{Money, add_to_totals, money_list};
 pub use overview::{ServiceFunds, ServiceOverview};
 pub use saga::{
     ErrorGroup, LookupMatches, LookupResult, Saga, SagaCounts, SagaEvent, SagaFact, SagaPage,

@@ -19,6 +19,18 @@ impl fmt::Display for Money {
     }
 }
 
+/// Sums of money as a person reads them: "50.00 EUR, 12.00 USD", or "none".
+pub fn money_list(money: &[Money]) -> String {
+    if money.is_empty() {
+        return "none".to_owned();
+    }
+    money
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Adds `amount` of `currency` to a per-currency total kept sorted by currency.
 pub fn add_to_totals(totals: &mut Vec<Money>, amount: Decimal, currency: &str) {
     match totals.binary_search_by(|m| m.currency.as_str().cmp(currency)) {

@@ -235,7 +235,8 @@ async fn execute(command: Command) -> Result<(), Failure> {
                     .services
                     .push(demo::service_config(service).map_err(Failure::DemoFleet)?);
             }
-            let served = start(config).await;
+            demo::write_fleet_file(&data_dir, fleet.services()).map_err(Failure::DemoFleet)?;
+            let served = start(config, true).await;
             fleet.shutdown().await;
             served
         }
@@ -251,7 +252,7 @@ async fn execute(command: Command) -> Result<(), Failure> {
                 site_root: site.site_root,
                 ..config.overrides()
             };
-            start(Config::load(&config.config, &overrides)?).await
+            start(Config::load(&config.config, &overrides)?, false).await
         }
         Command::CheckConfig { config } => {
             let loaded = Config::load(&config.config, &config.overrides())?;
@@ -324,8 +325,9 @@ impl ConfigArgs {
     }
 }
 
-/// Opens and migrates the store, syncs the registry, and serves until SIGTERM or Ctrl-C.
-async fn start(config: Config) -> Result<(), Failure> {
+/// Opens and migrates the store, syncs the registry (with the demo fleet's runbooks when
+/// `demo_runbooks`), and serves until SIGTERM or Ctrl-C.
+async fn start(config: Config, demo_runbooks: bool) -> Result<(), Failure> {
     if config.identity.oidc.is_none() && !config.identity.demo_users {
         return Err(Failure::NoWayIn);
     }
@@ -352,6 +354,9 @@ async fn start(config: Config) -> Result<(), Failure> {
     let fleet = Fleet::connect(&config).await?;
     let state = ServerState::new(App::new(config, store, fleet));
     let app = state.app.clone();
+    if demo_runbooks {
+        demo::save_runbooks(&app).await;
+    }
     let discovery =
         cluster.map(|client| tokio::spawn(runboard_cluster::discover(app.clone(), client)));
     let poller = tokio::spawn(poller::run(app.clone()));

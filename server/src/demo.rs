@@ -91,3 +91,60 @@ pub fn service_config(service: &ServiceInfo) -> Result<ServiceConfig, String> {
     config.queries.entity_facts = service.entity_facts_query.clone();
     Ok(config)
 }
+
+/// Writes the demo fleet's services and their GraphQL endpoints to
+/// `DATA_DIR/demo-fleet.json`, for scripts that drive the fleet's demo controls
+/// (`injectError`, `setLegalHold`, `callLog`).
+#[cfg(feature = "demo")]
+pub fn write_fleet_file(data_dir: &Path, services: &[ServiceInfo]) -> Result<(), String> {
+    let listed: Vec<serde_json::Value> = services
+        .iter()
+        .map(|s| serde_json::json!({ "name": s.name, "graphql_url": s.graphql_url }))
+        .collect();
+    let path = data_dir.join("demo-fleet.json");
+    let json = serde_json::to_string_pretty(&listed).expect("the fleet serializes");
+    std::fs::write(&path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Saves the demo fleet's runbooks (again, at every start): payments' "transfer the held
+/// funds and force-complete", the fix the README walks through. A failure is logged; the
+/// demo serves without it.
+pub async fn save_runbooks(app: &runboard_core::App) {
+    let demo = runboard_model::User {
+        subject: "runboard-demo".into(),
+        name: "Runboard demo".into(),
+        roles: [runboard_model::Role::Operator].into(),
+    };
+    let draft: runboard_core::actions::runbook::RunbookDraft =
+        serde_json::from_value(serde_json::json!({
+            "service": "payments",
+            "name": "Transfer the held funds and force-complete",
+            "description": "For transfers stuck after the ledger refused them, holding their money: \
+                book the held amount by hand between the transfer's own accounts, then mark the \
+                saga completed. The reference RB-<saga> makes a second run refuse, so money never \
+                moves twice.",
+            "steps": [
+                {
+                    "title": "Transfer the held funds",
+                    "mutation": "transferFunds",
+                    "arguments": {
+                        "fromAccount": "{{ facts.from_account }}",
+                        "toAccount": "{{ facts.to_account }}",
+                        "amount": "{{ funds.amount }}",
+                        "currency": "{{ funds.currency }}",
+                        "reference": "RB-{{ entity.id }}",
+                    },
+                },
+                {
+                    "title": "Force-complete the saga",
+                    "mutation": "forceCompleteSagas",
+                    "arguments": { "reason": "{{ param.reason }}" },
+                },
+            ],
+        }))
+        .expect("the demo runbook reads");
+    match app.save_runbook(&demo, &draft).await {
+        Ok(saved) => tracing::info!(runbook = %saved.id, name = %saved.name, "demo runbook saved"),
+        Err(e) => tracing::warn!(error = %e, "the demo runbook could not be saved"),
+    }
+}

@@ -47,6 +47,7 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/rpc/silence_alerts" => Role(runboard_model::Role::Operator),
         "/rpc/action_form"
         | "/rpc/ask_for_action"
+        | "/rpc/start_runbook"
         | "/rpc/submit_action"
         | "/rpc/cancel_action"
         | "/rpc/resume_action" => Role(runboard_model::Role::Operator),

@@ -5,5 +5,6 @@ pub mod local_time;
 pub mod progress_bar;
 pub mod refresh;
 pub mod relative_time;
+pub mod runbook_story;
 pub mod service_alerts;
 pub mod status;

@@ -9,6 +9,7 @@ use runboard_model::{ActionState, DryRun, EntityState};
 use crate::components::action_state::ActionStateBadge;
 use crate::components::local_time::LocalTime;
 use crate::components::refresh::{Freshness, auto_refresh_every};
+use crate::components::runbook_story::{RunbookSteps, StoryCards};
 use crate::format::{amount, percent, thousands};
 use crate::server_fns::approve_action::ApproveAction;
 use crate::server_fns::cancel_action::CancelAction;
@@ -160,6 +161,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
     let cancellable = may_operate
         && (state.can_become(ActionState::Cancelled) || state.can_become(ActionState::Cancelling));
     let calls = preview.calls();
+    let runbook = action.is_runbook();
     view! {
         <Title text=format!("{} on {}", action.mutation, action.service) />
         <h1>{format!("{} on {}", action.mutation, action.service)}</h1>
@@ -258,6 +260,8 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                     view! { <A href=page_link(None, state) attr:aria-current=current>{label}</A> }
                 }).collect_view()}
             </nav>
+            {runbook.then(|| view! { <StoryCards entities=entities.clone() steps=preview.steps.clone() /> })}
+            {(!runbook).then(|| view! {
             <div class="table-wrap">
                 <table class="results" data-testid="entities">
                     <thead><tr>
@@ -283,6 +287,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                     </tbody>
                 </table>
             </div>
+            })}
             {entities.is_empty().then(|| view! { <p class="muted">"No entities here."</p> })}
             {next.map(|after| view! {
                 <p><A href=page_link(Some(after), only)>"Next entities →"</A>" (the Markdown record has them all)"</p>
@@ -291,6 +296,8 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
 
         <section aria-labelledby="preview-heading">
             <h2 id="preview-heading">"Preview"</h2>
+            {runbook.then(|| view! { <RunbookSteps action_id=action.id.clone() entities=preview.entities steps=preview.steps.clone() /> })}
+            {(!runbook).then(|| view! {
             <p>
                 {format!(
                     "{} {} to ",
@@ -338,6 +345,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                 }.into_any(),
                 None => view! { <p class="panel panel-error" role="status">"This service gives no dry run for this mutation: only Runboard's own part (entities and requests) is shown."</p> }.into_any(),
             }}
+            })}
         </section>
 
         <section aria-labelledby="approvals-heading">

@@ -4,12 +4,13 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
-use runboard_model::{ActionSpec, ArgumentSpec};
+use runboard_model::{ActionSpec, ArgumentSpec, SavedRunbook};
 use serde_json::{Map, Value};
 
 use crate::format::thousands;
 use crate::server_fns::ask_for_action::ask_for_action;
 use crate::server_fns::read_action_form::{ActionForm, read_action_form};
+use crate::server_fns::start_runbook::start_runbook;
 
 /// Asks for a new action on a service: pick the mutation, fill its arguments (the entities
 /// come from the screen the operator came from, or are pasted), then preview it.
@@ -29,6 +30,7 @@ pub fn NewAction() -> impl IntoView {
         move || key.get(),
         |(service, error, batch, ids)| read_action_form(service, error, batch, ids),
     );
+    let runbook = Memo::new(move |_| query.read().get("runbook"));
     view! {
         <Title text="New action" />
         <p class="crumbs"><A href="/actions">"Actions"</A>" / new"</p>
@@ -36,7 +38,16 @@ pub fn NewAction() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="loading" role="status">"Reading the service's actions…"</p> }>
             {move || Suspend::new(async move {
                 let form = form.await?;
-                Ok::<_, ServerFnError>(view! { <ActionFormView form /> })
+                let runbook_start = (!form.runbooks.is_empty() && form.picked.is_some()).then(|| view! {
+                    <RunbookStart
+                        service=form.service.clone()
+                        runbooks=form.runbooks.clone()
+                        preselected=runbook.get_untracked()
+                        selection=form.selection.clone().unwrap_or_default()
+                        ids=form.ids.clone()
+                    />
+                });
+                Ok::<_, ServerFnError>(view! { {runbook_start} <ActionFormView form /> })
             })}
         </Suspense>
     }
@@ -78,6 +89,7 @@ fn ActionFormView(form: ActionForm) -> impl IntoView {
         ids,
         selection,
         picked,
+        runbooks: _,
     } = form;
     let actions = match actions {
         Ok(actions) => actions,
@@ -278,5 +290,94 @@ fn ArgumentFields(
                 }
             })
             .collect_view()}
+    }
+}
+
+/// Starts one of the service's saved runbooks on what was picked: its steps as they will
+/// run for each entity, and one field per parameter.
+#[component]
+fn RunbookStart(
+    service: String,
+    runbooks: Vec<SavedRunbook>,
+    /// The runbook a screen's link named, if any.
+    preselected: Option<String>,
+    /// `(error group, batch)` picked, resolved again on the server.
+    selection: (Option<String>, Option<String>),
+    /// The IDs picked (from a saga or a lookup).
+    ids: Vec<String>,
+) -> impl IntoView {
+    let first = preselected
+        .filter(|id| runbooks.iter().any(|r| r.id == *id))
+        .or_else(|| runbooks.first().map(|r| r.id.clone()))
+        .unwrap_or_default();
+    let chosen = RwSignal::new(first);
+    let runbooks = StoredValue::new(runbooks);
+    let current = Memo::new(move |_| {
+        runbooks.with_value(|all| all.iter().find(|r| r.id == chosen.get()).cloned())
+    });
+    let params = RwSignal::new(BTreeMap::<String, String>::new());
+    let (error, batch) = selection;
+    let ids = (!ids.is_empty()).then(|| ids.join(","));
+    let start = Action::new(move |(runbook, params): &(String, String)| {
+        start_runbook(
+            service.clone(),
+            runbook.clone(),
+            params.clone(),
+            error.clone(),
+            batch.clone(),
+            ids.clone(),
+        )
+    });
+    let navigate = use_navigate();
+    Effect::new(move || {
+        if let Some(Ok(id)) = start.value().get() {
+            navigate(&format!("/actions/{id}"), Default::default());
+        }
+    });
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let given = serde_json::to_string(&params.get_untracked()).unwrap_or_default();
+        start.dispatch((chosen.get_untracked(), given));
+    };
+    view! {
+        <section class="panel runbook-start" aria-labelledby="runbook-heading">
+            <h2 id="runbook-heading">"Run a saved runbook on them"</h2>
+            <form on:submit=submit>
+                <label class="filter">
+                    <span>"Runbook"</span>
+                    <select name="runbook" on:change=move |ev| { chosen.set(event_target_value(&ev)); params.set(BTreeMap::new()); } prop:value=move || chosen.get()>
+                        {runbooks.with_value(|all| all.iter().map(|r| view! {
+                            <option value=r.id.clone()>{r.name.clone()}</option>
+                        }).collect_view())}
+                    </select>
+                </label>
+                {move || current.get().map(|runbook| view! {
+                    {(!runbook.description.is_empty()).then(|| view! { <p class="muted">{runbook.description.clone()}</p> })}
+                    <p>"Each entity goes through these steps in order; a step that fails for an entity stops that entity there."</p>
+                    <ol class="runbook-steps" data-testid="runbook-steps">
+                        {runbook.steps.iter().map(|step| view! {
+                            <li>
+                                <strong>{step.title.clone()}</strong>" — "<code class="mono">{step.mutation.clone()}</code>
+                                <pre class="mono">{serde_json::to_string_pretty(&step.arguments).unwrap_or_default()}</pre>
+                            </li>
+                        }).collect_view()}
+                    </ol>
+                    {runbook.params.iter().map(|param| {
+                        let name = param.clone();
+                        view! {
+                            <label class="argument">
+                                <span>{format!("{param} (the runbook's parameter)")}</span>
+                                <input type="text" name=format!("param-{param}") required
+                                    on:input=move |ev| params.update(|p| { p.insert(name.clone(), event_target_value(&ev)); }) />
+                            </label>
+                        }
+                    }).collect_view()}
+                })}
+                {move || start.value().get().and_then(|r| r.err()).map(|e| view! { <p class="panel panel-error" role="alert">"⚠ "{e.to_string()}</p> })}
+                <button type="submit" disabled=move || start.pending().get()>
+                    {move || if start.pending().get() { "Asking the service for every step's dry run…" } else { "Preview the runbook" }}
+                </button>
+            </form>
+        </section>
     }
 }

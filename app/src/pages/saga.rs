@@ -3,11 +3,14 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
+use runboard_model::Role;
+
 use crate::components::action_state::ActionStateBadge;
+use crate::components::layout::MyRoles;
 use crate::components::local_time::LocalTime;
 use crate::components::relative_time::RelativeTime;
 use crate::components::status::StatusBadge;
-use crate::format::url_encode;
+use crate::format::{query_string, url_encode};
 use crate::server_fns::entity_actions::entity_actions;
 use crate::server_fns::read_saga::{SagaView, read_saga};
 
@@ -30,6 +33,7 @@ pub fn SagaPage() -> impl IntoView {
         move || key.get(),
         |(service, saga)| entity_actions(service, saga),
     );
+    let me = expect_context::<MyRoles>();
     view! {
         <p class="crumbs">
             <A href="/">"Services"</A>" / "
@@ -44,6 +48,19 @@ pub fn SagaPage() -> impl IntoView {
         </Transition>
         <section aria-labelledby="saga-actions-heading">
             <h2 id="saga-actions-heading">"Actions that touched it"</h2>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    me.holds(Role::Operator).await.then(|| {
+                        let (service, saga) = key.get();
+                        view! {
+                            <p><a class="button" href=format!(
+                                "/actions/new{}",
+                                query_string([("service", Some(service.as_str())), ("ids", Some(saga.as_str()))]),
+                            )>"Fix this saga: an action or a runbook…"</a></p>
+                        }
+                    })
+                })}
+            </Suspense>
             <Transition fallback=|| view! { <p class="loading" role="status">"Loading actions…"</p> }>
                 {move || Suspend::new(async move {
                     let actions = actions.await?;

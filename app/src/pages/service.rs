@@ -101,7 +101,7 @@ pub fn Service() -> impl IntoView {
                         <a class="button" href=format!(
                             "/actions/new{}",
                             query_string([("service", Some(service.get().as_str())), ("error", Some(group.error_message.as_str()))]),
-                        )>"Ask for an action on them…"</a>
+                        )>"Ask for an action or run a runbook on them…"</a>
                         <button type="button" on:click=move |_| selected.set(None)>"Clear selection"</button>
                     </div>
                 </div>

@@ -30,6 +30,7 @@ pub mod revoke_api_token;
 pub mod service_errors;
 pub mod service_sagas;
 pub mod silence_alerts;
+pub mod start_runbook;
 pub mod submit_action;
 
 #[cfg(feature = "ssr")]

@@ -1,5 +1,5 @@
 use leptos::prelude::*;
-use runboard_model::ActionSpec;
+use runboard_model::{ActionSpec, SavedRunbook};
 use serde::{Deserialize, Serialize};
 
 /// What the new-action form starts from: the service's actions and the entities picked.
@@ -8,17 +8,20 @@ pub struct ActionForm {
     pub service: String,
     /// The mutations on offer, or why they cannot be read.
     pub actions: Result<Vec<ActionSpec>, String>,
-    /// The IDs found by a lookup the operator came from.
+    /// The IDs picked on the screen the operator came from (a saga, a lookup).
     pub ids: Vec<String>,
     /// The selection picked on the screen the operator came from: `(error group, batch)`,
     /// sent back as is so that the server resolves it again, never as a list of IDs.
     pub selection: Option<(Option<String>, Option<String>)>,
     /// What was picked, in words.
     pub picked: Option<String>,
+    /// The service's saved runbooks, to start on what was picked.
+    pub runbooks: Vec<SavedRunbook>,
 }
 
 /// The form for a new action on `service`, with the whole error group `error`, the failed
-/// items of `batch`, or the comma-separated `ids` (from a lookup) picked, if one is given.
+/// items of `batch`, or the comma-separated `ids` (from a saga or a lookup) picked, if one
+/// is given.
 #[server(prefix = "/rpc", endpoint = "action_form")]
 pub async fn read_action_form(
     service: String,
@@ -58,11 +61,17 @@ pub async fn read_action_form(
                 .filter(|id| !id.is_empty())
                 .map(String::from)
                 .collect();
-            let picked = (!ids.is_empty()).then(|| format!("{} IDs found by a lookup", ids.len()));
+            let picked = match ids.as_slice() {
+                [] => None,
+                [one] => Some(one.clone()),
+                many => Some(format!("{} IDs", many.len())),
+            };
             (ids, picked)
         }
     };
+    let runbooks = app.runbooks_of(&service).await.map_err(super::failed)?;
     Ok(ActionForm {
+        runbooks,
         service,
         actions: catalog.actions.map_err(|e| e.to_string()),
         ids,

@@ -108,18 +108,6 @@ pub(super) async fn recheck(
     Ok(same)
 }
 
-/// Money as a person reads it: "50.00 EUR, 12.00 USD", or "none".
-fn money_text(money: &[Money]) -> String {
-    if money.is_empty() {
-        return "none".into();
-    }
-    money
-        .iter()
-        .map(|m| format!("{} {}", m.amount, m.currency))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The dry run now says something else than the approved preview: store a new preview
 /// (the unsent entities as found now, the new effects of the `replanned` chunks, the money
 /// still to move), recompute the approvals it needs, void the approvals given, and ask for
@@ -177,8 +165,8 @@ async fn ask_again(
     let reason = format!(
         "The dry run right before executing differs from the approved preview: the entities changed since. \
          Money moved was {}, now {}; approvals needed were {}, now {needed}.{scope} Read the new preview and approve again.",
-        money_text(&action.preview.money),
-        money_text(&preview.money),
+        runboard_model::money_list(&action.preview.money),
+        runboard_model::money_list(&preview.money),
         action.approvals_needed,
     );
     let preview_json = serde_json::to_string(&preview).expect("a preview serializes");

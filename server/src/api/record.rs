@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::header;
-use runboard_model::{Action, DryRun, EntityResult, EntityState};
+use runboard_model::{Action, DryRun, EntityResult, EntityState, StepState};
 
 use runboard_core::actions::{EntityPage, MAX_ENTITY_PAGE};
 
@@ -96,6 +96,33 @@ struct ResultRow {
     detail: String,
 }
 
+/// A runbook's step, as the record lists them.
+struct StepLine {
+    number: usize,
+    title: String,
+    mutation: String,
+    arguments: String,
+    money: String,
+}
+
+/// One entity's story through a runbook's steps.
+struct Story {
+    id: String,
+    state: &'static str,
+    found: String,
+    money: String,
+    steps: Vec<StoryStep>,
+}
+
+struct StoryStep {
+    number: u32,
+    title: String,
+    would: String,
+    state: &'static str,
+    attempts: u32,
+    detail: String,
+}
+
 struct ApprovalLine {
     name: String,
     subject: String,
@@ -138,6 +165,10 @@ struct Record {
     dry_run_note: &'static str,
     money: String,
     entities: Vec<EntityRow>,
+    /// A runbook's steps; empty for an action of one mutation.
+    steps: Vec<StepLine>,
+    /// Every entity's story through a runbook's steps.
+    stories: Vec<Story>,
     progress: String,
     results: Vec<ResultRow>,
     audit: Vec<AuditRow>,
@@ -167,16 +198,61 @@ fn record(
             },
         })
         .collect();
-    let money = if preview.money.is_empty() {
-        "none".to_owned()
-    } else {
-        preview
-            .money
-            .iter()
-            .map(|m| m.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let money = runboard_model::money_list(&preview.money);
+    let steps = preview
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(n, step)| StepLine {
+            number: n + 1,
+            title: step.title.clone(),
+            mutation: step.mutation.clone(),
+            arguments: step.arguments.to_string(),
+            money: runboard_model::money_list(&step.money),
+        })
+        .collect();
+    let stories = results
+        .iter()
+        .filter(|e| !e.steps.is_empty())
+        .map(|e| Story {
+            id: e.entity_id.clone(),
+            state: match e.state {
+                EntityState::Pending => "pending",
+                EntityState::Succeeded => "every step done",
+                EntityState::Failed => "stopped",
+            },
+            found: e
+                .found
+                .clone()
+                .unwrap_or_else(|| "not found in the service's database".into()),
+            money: e.held.as_ref().map_or("—".into(), |m| m.to_string()),
+            steps: e
+                .steps
+                .iter()
+                .map(|step| StoryStep {
+                    number: step.step + 1,
+                    title: preview
+                        .steps
+                        .get(step.step as usize)
+                        .map(|s| s.title.clone())
+                        .unwrap_or_default(),
+                    would: if step.planned.is_empty() {
+                        "no dry run".into()
+                    } else {
+                        step.planned.join("; ")
+                    },
+                    state: match step.state {
+                        StepState::Pending => "not sent yet",
+                        StepState::Succeeded => "succeeded",
+                        StepState::Failed => "failed: stopped here",
+                        StepState::Skipped => "not done",
+                    },
+                    attempts: step.attempts,
+                    detail: step.detail.clone().unwrap_or_default(),
+                })
+                .collect(),
+        })
+        .collect();
     Record {
         title: format!("{} on {}", action.mutation, action.service),
         state: action.state.as_str(),
@@ -200,7 +276,11 @@ fn record(
             })
             .collect(),
         digest: action.digest.clone(),
-        idempotency_key: format!("runboard:{}:<call>", action.id),
+        idempotency_key: if action.is_runbook() {
+            format!("runboard:{}:<step>:<call>", action.id)
+        } else {
+            format!("runboard:{}:<call>", action.id)
+        },
         expires_at: time(action.expires_at),
         endpoint: preview.endpoint.clone(),
         calls: preview.calls(),
@@ -219,6 +299,8 @@ fn record(
         },
         money,
         entities,
+        steps,
+        stories,
         progress: format!(
             "{} succeeded, {} failed, {} pending.",
             action.progress.succeeded, action.progress.failed, action.progress.pending

@@ -1,0 +1,42 @@
+use leptos::prelude::*;
+
+/// Starts a saved runbook on `service`: creates its action and preview (every step's dry run
+/// for every entity); returns the action's id. `params` is a JSON object of the runbook's
+/// parameters. The entities are every failed saga with the error `error`, every failed item
+/// of `batch`, or the comma-separated `ids`, resolved here on the server.
+#[server(prefix = "/rpc", endpoint = "start_runbook")]
+pub async fn start_runbook(
+    service: String,
+    runbook: String,
+    params: String,
+    error: Option<String>,
+    batch: Option<String>,
+    ids: Option<String>,
+) -> Result<String, ServerFnError> {
+    use runboard_core::actions::ActionRequest;
+    let app = super::app_for(super::Access::Operate)?;
+    let params = serde_json::from_str(&params).map_err(|e| {
+        super::refuse(
+            http::StatusCode::BAD_REQUEST,
+            format!("the parameters are not a JSON object of texts: {e}"),
+        )
+    })?;
+    let request = ActionRequest {
+        service,
+        runbook: Some(runbook),
+        params,
+        selection: super::ask_for_action::selection(error, batch),
+        entities: ids
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(String::from)
+            .collect(),
+        ..ActionRequest::default()
+    };
+    app.create_action_detached(super::user()?, request)
+        .await
+        .map(|action| action.id)
+        .map_err(super::failed)
+}
