@@ -84,7 +84,7 @@ test("a saved runbook moves each held transfer's money and then completes it, ap
     const [, amount, currency] = found.match(/holds ([\d,.]+) ([A-Z]{3})/)!;
     const transfer = story.locator("li[data-step='1']");
     await expect(transfer).toContainText("Transfer the held funds");
-    await expect(transfer).toHaveAttribute("data-state", "pending");
+    await expect(transfer).toHaveAttribute("data-step-state", "pending");
     const call = JSON.parse((await transfer.locator("pre").textContent())!);
     expect(call.reference).toBe(`RB-${saga}`);
     expect(call.currency).toBe(currency);
@@ -106,13 +106,13 @@ test("a saved runbook moves each held transfer's money and then completes it, ap
   await expect(bob).toHaveURL(actionUrl);
   await hydrated(bob);
   await bob.getByRole("button", { name: "Approve" }).click();
-  await expect(bob.locator("[data-state=succeeded]")).toBeVisible({ timeout: 60_000 });
+  await expect(bob.locator("p.action-state [data-state=succeeded]")).toBeVisible({ timeout: 60_000 });
   await expect(bob.getByTestId("progress")).toContainText("3 succeeded, 0 failed, 0 pending");
   await expect(bob.getByTestId("approvals")).toHaveText("1 of 1");
   for (const saga of sagas) {
     const story = bob.locator(`article.story[data-entity="${saga}"]`);
-    await expect(story.locator("li[data-step='1']")).toHaveAttribute("data-state", "succeeded");
-    await expect(story.locator("li[data-step='2']")).toHaveAttribute("data-state", "succeeded");
+    await expect(story.locator("li[data-step='1']")).toHaveAttribute("data-step-state", "succeeded");
+    await expect(story.locator("li[data-step='2']")).toHaveAttribute("data-step-state", "succeeded");
   }
   await bobContext.close();
 
@@ -126,7 +126,7 @@ test("a saved runbook moves each held transfer's money and then completes it, ap
     expect(completion, `${saga}'s completion after its transfer`).toBeGreaterThan(transfer);
     expect(log[transfer].applied && log[completion].applied).toBe(true);
     // The money went where the story said.
-    const booked = (await payments(request, `query($r: String!) { transfer(reference: $r) { fromAccount toAccount amount currency status } }`, { r: `RB-${saga}` })).transfer;
+    const booked = (await payments(request, `query($r: String!) { transfer(reference: $r) { fromAccount toAccount amount currency } }`, { r: `RB-${saga}` })).transfer;
     const said = held.get(saga)!;
     expect([booked.fromAccount, booked.toAccount, booked.amount, booked.currency]).toEqual([said.from, said.to, said.amount, said.currency]);
   }

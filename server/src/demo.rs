@@ -106,9 +106,40 @@ pub fn write_fleet_file(data_dir: &Path, services: &[ServiceInfo]) -> Result<(),
     std::fs::write(&path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Saves the demo fleet's runbooks (again, at every start): payments' "transfer the held
-/// funds and force-complete", the fix the README walks through. A failure is logged; the
-/// demo serves without it.
+/// payments' "Transfer the held funds and force-complete", the fix the README walks through:
+/// book each held transfer's money by hand between its own accounts, then mark its saga
+/// completed. As `POST /api/v1/runbooks` takes it.
+pub fn held_transfer_runbook() -> serde_json::Value {
+    serde_json::json!({
+        "service": "payments",
+        "name": "Transfer the held funds and force-complete",
+        "description": "For transfers stuck after the ledger refused them, holding their money: \
+            book the held amount by hand between the transfer's own accounts, then mark the \
+            saga completed. The reference RB-<saga> makes a second run refuse, so money never \
+            moves twice.",
+        "steps": [
+            {
+                "title": "Transfer the held funds",
+                "mutation": "transferFunds",
+                "arguments": {
+                    "fromAccount": "{{ facts.from_account }}",
+                    "toAccount": "{{ facts.to_account }}",
+                    "amount": "{{ funds.amount }}",
+                    "currency": "{{ funds.currency }}",
+                    "reference": "RB-{{ entity.id }}",
+                },
+            },
+            {
+                "title": "Force-complete the saga",
+                "mutation": "forceCompleteSagas",
+                "arguments": { "reason": "{{ param.reason }}" },
+            },
+        ],
+    })
+}
+
+/// Saves the demo fleet's runbooks (again, at every start): [`held_transfer_runbook`]. A
+/// failure is logged; the demo serves without it.
 pub async fn save_runbooks(app: &runboard_core::App) {
     let demo = runboard_model::User {
         subject: "runboard-demo".into(),
@@ -116,33 +147,7 @@ pub async fn save_runbooks(app: &runboard_core::App) {
         roles: [runboard_model::Role::Operator].into(),
     };
     let draft: runboard_core::actions::runbook::RunbookDraft =
-        serde_json::from_value(serde_json::json!({
-            "service": "payments",
-            "name": "Transfer the held funds and force-complete",
-            "description": "For transfers stuck after the ledger refused them, holding their money: \
-                book the held amount by hand between the transfer's own accounts, then mark the \
-                saga completed. The reference RB-<saga> makes a second run refuse, so money never \
-                moves twice.",
-            "steps": [
-                {
-                    "title": "Transfer the held funds",
-                    "mutation": "transferFunds",
-                    "arguments": {
-                        "fromAccount": "{{ facts.from_account }}",
-                        "toAccount": "{{ facts.to_account }}",
-                        "amount": "{{ funds.amount }}",
-                        "currency": "{{ funds.currency }}",
-                        "reference": "RB-{{ entity.id }}",
-                    },
-                },
-                {
-                    "title": "Force-complete the saga",
-                    "mutation": "forceCompleteSagas",
-                    "arguments": { "reason": "{{ param.reason }}" },
-                },
-            ],
-        }))
-        .expect("the demo runbook reads");
+        serde_json::from_value(held_transfer_runbook()).expect("the demo runbook reads");
     match app.save_runbook(&demo, &draft).await {
         Ok(saved) => tracing::info!(runbook = %saved.id, name = %saved.name, "demo runbook saved"),
         Err(e) => tracing::warn!(error = %e, "the demo runbook could not be saved"),

@@ -309,9 +309,8 @@ fn printed_digest(output: &Output) -> String {
         .to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_action_file_plans_submits_and_is_followed_and_the_action_pages_file_plans_the_same() {
-    use runboard_model::Role;
+/// A Runboard on the demo fleet, and an operator's API token for it.
+async fn operator_on_demo_fleet() -> (common::TestFleet, common::TestApp, String) {
     let fleet = common::start_fleet(runboard_testkit::Backend::Sqlite).await;
     let services = fleet
         .fleet
@@ -324,7 +323,15 @@ async fn an_action_file_plans_submits_and_is_followed_and_the_action_pages_file_
         |config, _| config.services = services,
     )
     .await;
-    let token = app.token_for("Oscar", &[Role::Operator]).await;
+    let token = app
+        .token_for("Oscar", &[runboard_model::Role::Operator])
+        .await;
+    (fleet, app, token)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_file_plans_submits_and_is_followed_and_the_action_pages_file_plans_the_same() {
+    let (_fleet, app, token) = operator_on_demo_fleet().await;
     let ids = common::failed_saga_ids(&app.address, &app.client, "onboarding", 3).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("retry.toml");
@@ -461,30 +468,8 @@ async fn an_action_file_plans_submits_and_is_followed_and_the_action_pages_file_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_runbook_file_is_saved_exported_and_planned_to_the_same_digest_as_its_start_and_its_request_file()
  {
-    use runboard_model::Role;
-    let fleet = common::start_fleet(runboard_testkit::Backend::Sqlite).await;
-    let ids = fleet
-        .fleet
-        .inject_error(
-            "payments",
-            "ledger-service rejected posting: account frozen",
-            3,
-            Some("post_to_ledger"),
-        )
-        .await
-        .unwrap();
-    let services = fleet
-        .fleet
-        .services()
-        .iter()
-        .map(common::registered)
-        .collect();
-    let (app, ()) = common::spawn_app_configured(
-        runboard_testkit::TestStore::new(runboard_testkit::Backend::Sqlite).await,
-        |config, _| config.services = services,
-    )
-    .await;
-    let token = app.token_for("Oscar", &[Role::Operator]).await;
+    let (fleet, app, token) = operator_on_demo_fleet().await;
+    let ids = common::held_transfers(&fleet, 3).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("runbook.toml");
     std::fs::write(

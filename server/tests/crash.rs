@@ -32,6 +32,68 @@ fn token(data_dir: &std::path::Path, login: &str) -> String {
         .to_owned()
 }
 
+/// `graphql_url` behind a proxy whose every answer takes a while on the wire: a call in
+/// flight at a kill has been applied by the service, and its answer never reaches the
+/// Runboard that sent it. The proxy, and the address to give Runboard.
+async fn slowed(graphql_url: &str) -> (std::sync::Arc<ChaosProxy>, url::Url) {
+    let graphql: url::Url = graphql_url.parse().unwrap();
+    let proxy = ChaosProxy::start(graphql.socket_addrs(|| None).unwrap()[0]).await;
+    proxy.slow_down(Duration::from_millis(300));
+    let mut behind_proxy = graphql;
+    behind_proxy.set_port(Some(proxy.port())).unwrap();
+    (proxy, behind_proxy)
+}
+
+/// Writes a Runboard config with demo users, a short lease, `actions` settings besides those
+/// and the `[[services]]` of `services`; its path and data directory.
+fn write_config(
+    dir: &std::path::Path,
+    actions: &str,
+    services: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let data_dir = dir.join("data");
+    let config = dir.join("runboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n[store]\ndata_dir = \"{}\"\n[identity]\ndemo_users = true\n\
+             [actions]\nconcurrency = {CONCURRENCY}\nlease = \"3s\"\n{actions}\n{services}",
+            data_dir.display()
+        ),
+    )
+    .unwrap();
+    (config, data_dir)
+}
+
+/// Reads action `id` from the Runboard at `url` every 50 ms until `done` says so, or
+/// `limit` passes; the last answer, and whether `done` said so.
+async fn follow(
+    client: &reqwest::Client,
+    (url, token): (&str, &str),
+    id: &str,
+    limit: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> (Value, bool) {
+    let started = Instant::now();
+    loop {
+        let detail = call(
+            client,
+            reqwest::Method::GET,
+            format!("{url}/api/v1/actions/{id}"),
+            token,
+            None,
+        )
+        .await;
+        if done(&detail) {
+            return (detail, true);
+        }
+        if started.elapsed() > limit {
+            return (detail, false);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 // The fleet serves from this test's runtime: several threads, so that it keeps answering
 // while the test waits on the Runboard processes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,44 +107,16 @@ async fn a_runboard_killed_mid_action_resumes_and_applies_each_entity_once() {
         "seeded {} failed sagas in {:?}",
         seeded.sagas, seeded.elapsed
     );
-    // Every answer takes a while on the wire: a chunk in flight at the kill has been
-    // applied by the service, and its answer never reaches the Runboard that sent it.
-    let graphql: url::Url = onboarding.graphql_url.parse().unwrap();
-    let proxy = ChaosProxy::start(graphql.socket_addrs(|| None).unwrap()[0]).await;
-    proxy.slow_down(Duration::from_millis(300));
-    let mut behind_proxy = graphql.clone();
-    behind_proxy.set_port(Some(proxy.port())).unwrap();
-
+    let (_proxy, behind_proxy) = slowed(&onboarding.graphql_url).await;
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let config = dir.path().join("runboard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[http]
-listen = "127.0.0.1:0"
-[store]
-data_dir = "{data}"
-[identity]
-demo_users = true
-[actions]
-concurrency = {concurrency}
-chunk_size = {CHUNK}
-lease = "3s"
-[[services]]
-name = "onboarding"
-team = "growth"
-database_url = "{db}"
-graphql_url = "{gql}"
-"#,
-            data = data_dir.display(),
-            concurrency = CONCURRENCY,
-            db = onboarding.database_url,
-            gql = behind_proxy,
+    let (config, data_dir) = write_config(
+        dir.path(),
+        &format!("chunk_size = {CHUNK}"),
+        &format!(
+            "[[services]]\nname = \"onboarding\"\nteam = \"growth\"\ndatabase_url = \"{}\"\ngraphql_url = \"{behind_proxy}\"\n",
+            onboarding.database_url
         ),
-    )
-    .unwrap();
+    );
 
     let first = start_runboard(&config, &dir.path().join("first.log"), &[]);
     let (alice, bob) = (token(&data_dir, "alice"), token(&data_dir, "bob"));
@@ -127,27 +161,20 @@ graphql_url = "{gql}"
     .await;
 
     // Kill it once a good part, not all, is done.
-    let started = Instant::now();
-    let done_at_kill = loop {
-        let detail = call(
-            &client,
-            reqwest::Method::GET,
-            format!("{}/api/v1/actions/{id}", first.url),
-            &alice,
-            None,
-        )
-        .await;
-        let done = detail["action"]["progress"]["succeeded"].as_u64().unwrap()
-            + detail["action"]["progress"]["failed"].as_u64().unwrap();
-        if done >= 3 * CHUNK {
-            break done;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the action did not start: {detail}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let done = |detail: &Value| {
+        detail["action"]["progress"]["succeeded"].as_u64().unwrap()
+            + detail["action"]["progress"]["failed"].as_u64().unwrap()
     };
+    let (detail, going) = follow(
+        &client,
+        (&first.url, &alice),
+        &id,
+        Duration::from_secs(120),
+        |detail| done(detail) >= 3 * CHUNK,
+    )
+    .await;
+    assert!(going, "the action did not start: {detail}");
+    let done_at_kill = done(&detail);
     let mut first = first;
     first.child.kill().unwrap(); // SIGKILL: no shutdown, no cleanup
     first.child.wait().unwrap();
@@ -157,42 +184,36 @@ graphql_url = "{gql}"
     let second = start_runboard(&config, &dir.path().join("second.log"), &[]);
     let alice = token(&data_dir, "alice");
     let started = Instant::now();
-    let detail = loop {
-        let detail = call(
-            &client,
-            reqwest::Method::GET,
-            format!("{}/api/v1/actions/{id}", second.url),
-            &alice,
-            None,
-        )
-        .await;
-        if detail["action"]["state"] == "succeeded" {
-            break detail;
-        }
-        if started.elapsed() > Duration::from_secs(180) {
-            let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap_or_default();
-            let warnings: Vec<&str> = log
-                .lines()
-                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-                .take(20)
-                .collect();
-            let failures: Vec<&Value> = detail["entities"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| e["state"] == "failed")
-                .take(5)
-                .collect();
-            panic!(
-                "the restarted Runboard did not finish the action: {} (state {}, {}); failures: {failures:?}; its warnings:\n{}",
-                detail["action"]["progress"],
-                detail["action"]["state"],
-                detail["action"]["state_detail"],
-                warnings.join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let (detail, finished) = follow(
+        &client,
+        (&second.url, &alice),
+        &id,
+        Duration::from_secs(180),
+        |detail| detail["action"]["state"] == "succeeded",
+    )
+    .await;
+    if !finished {
+        let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap_or_default();
+        let warnings: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .take(20)
+            .collect();
+        let failures: Vec<&Value> = detail["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["state"] == "failed")
+            .take(5)
+            .collect();
+        panic!(
+            "the restarted Runboard did not finish the action: {} (state {}, {}); failures: {failures:?}; its warnings:\n{}",
+            detail["action"]["progress"],
+            detail["action"]["state"],
+            detail["action"]["state_detail"],
+            warnings.join("\n")
+        );
+    }
     println!("finished {:?} after the restart", started.elapsed());
     assert_eq!(detail["action"]["progress"]["succeeded"], entities);
 
@@ -248,55 +269,20 @@ const HELD: u32 = 40;
 async fn a_runboard_killed_in_a_runbooks_second_step_resumes_there_and_never_repeats_the_first() {
     let fleet = start_fleet(Backend::Sqlite).await;
     let payments = fleet.service("payments").clone();
-    let ids = fleet
-        .fleet
-        .inject_error(
-            "payments",
-            "ledger-service rejected posting: account frozen",
-            HELD,
-            Some("post_to_ledger"),
-        )
-        .await
-        .unwrap();
-    let graphql: url::Url = payments.graphql_url.parse().unwrap();
-    let proxy = ChaosProxy::start(graphql.socket_addrs(|| None).unwrap()[0]).await;
-    proxy.slow_down(Duration::from_millis(300));
-    let mut behind_proxy = graphql.clone();
-    behind_proxy.set_port(Some(proxy.port())).unwrap();
-
+    let ids = common::held_transfers(&fleet, HELD).await;
+    let (_proxy, behind_proxy) = slowed(&payments.graphql_url).await;
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let config = dir.path().join("runboard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[http]
-listen = "127.0.0.1:0"
-[store]
-data_dir = "{data}"
-[identity]
-demo_users = true
-[actions]
-concurrency = {CONCURRENCY}
-lease = "3s"
-[[services]]
-name = "payments"
-team = "payments"
-database_url = "{db}"
-graphql_url = "{gql}"
-[services.queries]
-withheld_funds = '''{funds}'''
-entity_facts = '''{facts}'''
-"#,
-            data = data_dir.display(),
-            db = payments.database_url,
-            gql = behind_proxy,
-            funds = payments.withheld_funds_query.as_deref().unwrap(),
-            facts = payments.entity_facts_query.as_deref().unwrap(),
+    let (config, data_dir) = write_config(
+        dir.path(),
+        "",
+        &format!(
+            "[[services]]\nname = \"payments\"\nteam = \"payments\"\ndatabase_url = \"{}\"\ngraphql_url = \"{behind_proxy}\"\n\
+             [services.queries]\nwithheld_funds = '''{}'''\nentity_facts = '''{}'''\n",
+            payments.database_url,
+            payments.withheld_funds_query.as_deref().unwrap(),
+            payments.entity_facts_query.as_deref().unwrap(),
         ),
-    )
-    .unwrap();
+    );
 
     let first = start_runboard(&config, &dir.path().join("first.log"), &[]);
     let (alice, bob) = (token(&data_dir, "alice"), token(&data_dir, "bob"));
@@ -310,15 +296,7 @@ entity_facts = '''{facts}'''
             "service": "payments",
             "entities": ids,
             "params": { "reason": "INC-7" },
-            "steps": [
-                { "title": "Transfer the held funds", "mutation": "transferFunds",
-                  "arguments": { "fromAccount": "{{ facts.from_account }}",
-                                 "toAccount": "{{ facts.to_account }}",
-                                 "amount": "{{ funds.amount }}", "currency": "{{ funds.currency }}",
-                                 "reference": "RB-{{ entity.id }}" } },
-                { "title": "Force-complete the saga", "mutation": "forceCompleteSagas",
-                  "arguments": { "reason": "{{ param.reason }}" } },
-            ],
+            "steps": runboard_server::demo::held_transfer_runbook()["steps"],
         })),
     )
     .await;
@@ -333,27 +311,23 @@ entity_facts = '''{facts}'''
     .await;
 
     // Kill it in the second step, once some sagas are complete and others not yet.
-    let started = Instant::now();
-    loop {
-        let detail = call(
-            &client,
-            reqwest::Method::GET,
-            format!("{}/api/v1/actions/{id}", first.url),
-            &alice,
-            None,
-        )
-        .await;
-        let complete = detail["action"]["progress"]["succeeded"].as_u64().unwrap();
-        if detail["action"]["current_step"] == 1 && complete >= 8 {
-            assert!(complete < u64::from(HELD), "killed too late: {detail}");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the runbook did not reach its second step: {detail}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (detail, in_second_step) = follow(
+        &client,
+        (&first.url, &alice),
+        &id,
+        Duration::from_secs(120),
+        |detail| {
+            detail["action"]["current_step"] == 1
+                && detail["action"]["progress"]["succeeded"].as_u64().unwrap() >= 8
+        },
+    )
+    .await;
+    assert!(
+        in_second_step,
+        "the runbook did not reach its second step: {detail}"
+    );
+    let complete = detail["action"]["progress"]["succeeded"].as_u64().unwrap();
+    assert!(complete < u64::from(HELD), "killed too late: {detail}");
     let mut first = first;
     first.child.kill().unwrap(); // SIGKILL
     first.child.wait().unwrap();
@@ -361,56 +335,31 @@ entity_facts = '''{facts}'''
 
     let second = start_runboard(&config, &dir.path().join("second.log"), &[]);
     let alice = token(&data_dir, "alice");
-    let started = Instant::now();
-    let detail = loop {
-        let detail = call(
-            &client,
-            reqwest::Method::GET,
-            format!("{}/api/v1/actions/{id}", second.url),
-            &alice,
-            None,
-        )
-        .await;
-        if detail["action"]["state"] == "succeeded" {
-            break detail;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the restarted Runboard did not finish the runbook: {detail}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let (detail, finished) = follow(
+        &client,
+        (&second.url, &alice),
+        &id,
+        Duration::from_secs(120),
+        |detail| detail["action"]["state"] == "succeeded",
+    )
+    .await;
+    assert!(
+        finished,
+        "the restarted Runboard did not finish the runbook: {detail}"
+    );
     assert_eq!(detail["action"]["progress"]["succeeded"], HELD);
 
     // The service's own log: each transfer sent once, before the kill; each completion
     // applied once, after its saga's transfer, any resend with the same key and saga.
-    let calls: Vec<_> = fleet
-        .fleet
-        .call_log("payments")
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|c| !c.dry_run && c.action.as_deref() == Some(id.as_str()))
-        .collect();
+    let calls = common::real_calls_of(&fleet, "payments", &id).await;
     for saga in &ids {
-        let transfers: Vec<usize> = (0..calls.len())
-            .filter(|&i| {
-                calls[i].mutation == "transferFunds"
-                    && calls[i].variables["reference"] == format!("RB-{saga}")
-            })
-            .collect();
+        let (transfers, completions) = common::runbook_steps_of(&calls, saga);
         assert_eq!(transfers.len(), 1, "{saga}'s transfer was sent once");
         let transfer = &calls[transfers[0]];
         assert!(
             transfer.applied && transfer.received_at < killed_at,
             "{transfer:?}"
         );
-        let completions: Vec<usize> = (0..calls.len())
-            .filter(|&i| {
-                calls[i].mutation == "forceCompleteSagas"
-                    && calls[i].variables["ids"] == json!([saga])
-            })
-            .collect();
         let applied: Vec<&usize> = completions.iter().filter(|&&i| calls[i].applied).collect();
         assert_eq!(applied.len(), 1, "{saga} was completed once");
         assert!(

@@ -333,24 +333,13 @@ async fn a_step_that_fails_for_one_entity_stops_only_that_entitys_later_steps(ba
 
     // The service's own log: per saga, the transfer (step 0) was applied before its
     // completion (step 1), each call once; the stopped saga's completion was never sent.
-    let calls: Vec<_> = fleet
-        .fleet
-        .call_log("payments")
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|c| !c.dry_run && c.action.as_deref() == Some(id.as_str()))
-        .collect();
+    let calls = common::real_calls_of(&fleet, "payments", &id).await;
     for saga in &ids {
-        let transfer = calls
-            .iter()
-            .position(|c| {
-                c.mutation == "transferFunds" && c.variables["reference"] == format!("RB-{saga}")
-            })
+        let (transfers, completions) = common::runbook_steps_of(&calls, saga);
+        let transfer = *transfers
+            .first()
             .unwrap_or_else(|| panic!("no transfer for {saga}: {calls:?}"));
-        let completion = calls.iter().position(|c| {
-            c.mutation == "forceCompleteSagas" && c.variables["ids"] == json!([saga])
-        });
+        let completion = completions.first().copied();
         if *saga == stopped {
             assert!(!calls[transfer].applied, "{:?}", calls[transfer]);
             assert_eq!(
@@ -374,4 +363,100 @@ async fn a_step_that_fails_for_one_entity_stops_only_that_entitys_later_steps(ba
         .map(|e| e["kind"].as_str().unwrap().to_owned())
         .collect();
     assert!(audit.contains(&"action.step_done".to_owned()), "{audit:?}");
+}
+
+test_on_both_stores!(
+    a_step_whose_dry_run_changed_after_the_step_before_it_ran_comes_back_for_approval
+);
+
+async fn a_step_whose_dry_run_changed_after_the_step_before_it_ran_comes_back_for_approval(
+    backend: Backend,
+) {
+    let fleet = start_fleet(backend).await;
+    let ids = common::held_transfers(&fleet, 2).await;
+    let s = runboard_for(&fleet, backend, |_| {}).await;
+    let (_, action) = post(&s, &s.alice, "/api/v1/actions", transfer_and_complete(&ids)).await;
+    let id = action["id"].as_str().unwrap().to_owned();
+    post(
+        &s,
+        &s.alice,
+        &format!("/api/v1/actions/{id}/submit"),
+        json!({ "reason": "INC-7" }),
+    )
+    .await;
+    let (status, _) = post(
+        &s,
+        &s.bob,
+        &format!("/api/v1/actions/{id}/approve"),
+        json!({ "digest": action["digest"] }),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // After the approval, the money the sagas hold grows behind Runboard's back: the
+    // transfers were approved as they are, the completions would now release more.
+    let grown = runboard_testkit::run_sql(
+        &fleet.service("payments").database_url,
+        &format!(
+            "UPDATE transfer_event SET amount = '900000.00' WHERE amount IS NOT NULL AND transfer_id IN ('{}')",
+            ids.join("', '")
+        ),
+    )
+    .await;
+    assert!(grown > 0);
+    let run_engine = || async {
+        for _ in 0..200 {
+            if !execution::step(&s.app.app).await.unwrap() {
+                return;
+            }
+        }
+        panic!("the engine kept finding work");
+    };
+    run_engine().await;
+
+    let detail = get(&s, &format!("/api/v1/actions/{id}")).await;
+    let again = &detail["action"];
+    assert_eq!(again["state"], "awaiting_approval", "{detail}");
+    assert_eq!(again["current_step"], 1, "the transfers are done: {again}");
+    assert_eq!(again["approvals"], json!([]), "the approval is void");
+    assert_ne!(again["digest"], action["digest"]);
+    let said = again["state_detail"].as_str().unwrap();
+    assert!(
+        said.contains("Read the new preview and approve again"),
+        "{said}"
+    );
+    // What is left to approve: the completions, each releasing the grown amount.
+    let left = money_by_currency(&again["preview"]["money"]);
+    assert!(
+        !left.is_empty() && left.values().all(|m| *m >= Decimal::from(900_000)),
+        "{left:?}"
+    );
+    let calls = common::real_calls_of(&fleet, "payments", &id).await;
+    for saga in &ids {
+        let (transfers, completions) = common::runbook_steps_of(&calls, saga);
+        assert_eq!(transfers.len(), 1, "{saga}'s transfer was sent");
+        assert!(
+            completions.is_empty(),
+            "{saga}'s completion waits for the new approval"
+        );
+    }
+
+    // Approved again, the runbook goes on at its second step, without repeating the first.
+    let (status, body) = post(
+        &s,
+        &s.bob,
+        &format!("/api/v1/actions/{id}/approve"),
+        json!({ "digest": again["digest"] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    run_engine().await;
+    let detail = get(&s, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["state"], "succeeded", "{detail}");
+    let calls = common::real_calls_of(&fleet, "payments", &id).await;
+    for saga in &ids {
+        let (transfers, completions) = common::runbook_steps_of(&calls, saga);
+        assert_eq!((transfers.len(), completions.len()), (1, 1), "{saga}");
+        assert!(transfers[0] < completions[0]);
+    }
 }

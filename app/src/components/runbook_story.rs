@@ -87,7 +87,7 @@ pub fn StoryCards(entities: Vec<EntityResult>, steps: Vec<StepPreview>) -> impl 
                                     StepState::Pending => "not sent yet".to_owned(),
                                 };
                                 view! {
-                                    <li data-step=step.step + 1 data-state=step.state.as_str()>
+                                    <li data-step=step.step + 1 data-step-state=step.state.as_str()>
                                         <strong>{title}</strong>
                                         <p>"Would: "{if step.planned.is_empty() { "no dry run".to_owned() } else { step.planned.join("; ") }}</p>
                                         <p class="story-did">{did}</p>

@@ -459,3 +459,54 @@ pub async fn database_behind_proxy(
     service.database_url = String::from(url).into();
     proxy
 }
+
+/// `count` payments transfers that failed at `post_to_ledger` while holding their money: the
+/// case runbooks (#17) fix.
+pub async fn held_transfers(fleet: &TestFleet, count: u32) -> Vec<String> {
+    fleet
+        .fleet
+        .inject_error(
+            "payments",
+            "ledger-service rejected posting: account frozen",
+            count,
+            Some("post_to_ledger"),
+        )
+        .await
+        .unwrap()
+}
+
+/// The real (not dry-run) calls `service` received for action `action`, oldest first.
+pub async fn real_calls_of(
+    fleet: &TestFleet,
+    service: &str,
+    action: &str,
+) -> Vec<runboard_fleet::CallRecord> {
+    fleet
+        .fleet
+        .call_log(service)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| !c.dry_run && c.action.as_deref() == Some(action))
+        .collect()
+}
+
+/// Where in `calls` the demo runbook's two steps for `saga` stand: its transfers (by their
+/// reference `RB-<saga>`) and its completions.
+pub fn runbook_steps_of(
+    calls: &[runboard_fleet::CallRecord],
+    saga: &str,
+) -> (Vec<usize>, Vec<usize>) {
+    let reference = format!("RB-{saga}");
+    let named = |mutation: &str, names: &dyn Fn(&Value) -> bool| -> Vec<usize> {
+        (0..calls.len())
+            .filter(|&i| calls[i].mutation == mutation && names(&calls[i].variables))
+            .collect()
+    };
+    (
+        named("transferFunds", &|v| v["reference"] == reference.as_str()),
+        named("forceCompleteSagas", &|v| {
+            v["ids"] == serde_json::json!([saga])
+        }),
+    )
+}
