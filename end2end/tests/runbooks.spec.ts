@@ -140,8 +140,11 @@ test("a saved runbook moves each held transfer's money and then completes it, ap
   }
 
   // The record tells every step for every entity.
+  await page.setViewportSize({ width: 1280, height: 900 });
   await page.goto(actionUrl);
   await hydrated(page);
+  await page.getByRole("heading", { name: "Progress" }).scrollIntoViewIfNeeded();
+  await page.screenshot({ path: "../docs/screenshots/runbook.png" });
   const download = page.waitForEvent("download");
   await page.getByRole("link", { name: "Download the Markdown record" }).click();
   const text = Buffer.concat(await (await (await download).createReadStream()).toArray()).toString("utf8");
