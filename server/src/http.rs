@@ -198,6 +198,7 @@ const SERVER_FN_ACCESS: &[(&str, Access)] = &[
     ("/rpc/create_api_token", Access::BrowserSession),
     ("/rpc/action_form", Access::Operate),
     ("/rpc/ask_for_action", Access::Operate),
+    ("/rpc/start_runbook", Access::Operate),
     ("/rpc/submit_action", Access::Operate),
     ("/rpc/cancel_action", Access::Operate),
     ("/rpc/resume_action", Access::Operate),

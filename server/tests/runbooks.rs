@@ -67,46 +67,15 @@ async fn get(s: &Setup, path: &str) -> Value {
         .unwrap()
 }
 
-/// `count` payments transfers that failed at `post_to_ledger`, each holding its money.
-async fn held_transfers(fleet: &TestFleet, count: u32) -> Vec<String> {
-    fleet
-        .fleet
-        .inject_error(
-            "payments",
-            "ledger-service rejected posting: account frozen",
-            count,
-            Some("post_to_ledger"),
-        )
-        .await
-        .unwrap()
-}
-
-/// The runbook of the story: transfer each saga's held funds between its own accounts,
-/// then force-complete it.
+/// The demo's runbook of the story, started on `ids`.
 fn transfer_and_complete(ids: &[String]) -> Value {
+    let runbook = runboard_server::demo::held_transfer_runbook();
     json!({
         "service": "payments",
-        "name": "Transfer the held funds and force-complete",
+        "name": runbook["name"],
         "entities": ids,
         "params": { "reason": "INC-7: ledger rejected postings" },
-        "steps": [
-            {
-                "title": "Transfer the held funds",
-                "mutation": "transferFunds",
-                "arguments": {
-                    "fromAccount": "{{ facts.from_account }}",
-                    "toAccount": "{{ facts.to_account }}",
-                    "amount": "{{ funds.amount }}",
-                    "currency": "{{ funds.currency }}",
-                    "reference": "RB-{{ entity.id }}",
-                },
-            },
-            {
-                "title": "Force-complete the saga",
-                "mutation": "forceCompleteSagas",
-                "arguments": { "reason": "{{ param.reason }}" },
-            },
-        ],
+        "steps": runbook["steps"],
     })
 }
 
@@ -141,7 +110,7 @@ async fn a_runbook_shows_each_entitys_story_and_its_approvals_follow_the_money_o
     backend: Backend,
 ) {
     let fleet = start_fleet(backend).await;
-    let ids = held_transfers(&fleet, 3).await;
+    let ids = common::held_transfers(&fleet, 3).await;
     let s = runboard_for(&fleet, backend, |_| {}).await;
 
     // A template that cannot be filled in is refused before any call reaches the service.
@@ -258,7 +227,7 @@ async fn a_runbook_shows_each_entitys_story_and_its_approvals_follow_the_money_o
 
 async fn a_step_that_fails_for_one_entity_stops_only_that_entitys_later_steps(backend: Backend) {
     let fleet = start_fleet(backend).await;
-    let ids = held_transfers(&fleet, 3).await;
+    let ids = common::held_transfers(&fleet, 3).await;
     let s = runboard_for(&fleet, backend, |_| {}).await;
     let (status, action) = post(&s, &s.alice, "/api/v1/actions", transfer_and_complete(&ids)).await;
     assert_eq!(status, 201, "{action}");
