@@ -62,7 +62,7 @@ pub async fn read_action(
         state: only,
     };
     let mut entities = app
-        .action_entities(&id, &page)
+        .action_entities(&action, &page)
         .await
         .map_err(super::failed)?;
     let next = (entities.len() > ENTITIES_SHOWN as usize).then(|| {

@@ -266,9 +266,10 @@ impl App {
     /// found it, what its dry run said, and where its call stands.
     pub async fn action_entities(
         &self,
-        id: &str,
+        action: &Action,
         page: &EntityPage,
     ) -> Result<Vec<EntityResult>, ActionError> {
+        let id = action.id.as_str();
         #[derive(sqlx::FromRow)]
         struct Row {
             entity_id: String,
@@ -329,15 +330,14 @@ impl App {
                 (planned, outcome.map(|o| read_outcome(&o)), members == 1),
             );
         }
-        let mut steps = self
-            .entity_steps(
-                id,
-                &rows
-                    .iter()
-                    .map(|r| r.entity_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .await?;
+        // Only a runbook's calls name single entities by step: an action of one mutation
+        // has none to read, and its page (read by every viewer, every 2 s) asks for none.
+        let mut steps = if action.is_runbook() {
+            let entities: Vec<&str> = rows.iter().map(|r| r.entity_id.as_str()).collect();
+            self.entity_steps(id, &entities).await?
+        } else {
+            HashMap::new()
+        };
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -373,8 +373,7 @@ impl App {
             .collect())
     }
 
-    /// Each of `entities`' runbook steps in order, by entity: none for an action of one
-    /// mutation, whose calls name no single entity.
+    /// Each of a runbook's `entities`' steps in order, by entity.
     async fn entity_steps(
         &self,
         id: &str,

@@ -160,7 +160,7 @@ pub async fn get(
         limit: limit + 1,
         state: only,
     };
-    let mut entities = app.action_entities(&id, &page).await.map_err(failed)?;
+    let mut entities = app.action_entities(&action, &page).await.map_err(failed)?;
     let next_after = (entities.len() > limit as usize).then(|| {
         entities.truncate(limit as usize);
         entities.last().map_or(0, |e| e.position)

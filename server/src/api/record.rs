@@ -335,7 +335,7 @@ fn record(
 /// Every entity of the action, a page at a time: the record has them all.
 async fn all_entities(
     app: &runboard_core::App,
-    id: &str,
+    action: &Action,
 ) -> Result<Vec<EntityResult>, runboard_core::actions::ActionError> {
     let mut all = Vec::new();
     let mut page = EntityPage {
@@ -344,7 +344,7 @@ async fn all_entities(
         state: None,
     };
     loop {
-        let entities = app.action_entities(id, &page).await?;
+        let entities = app.action_entities(action, &page).await?;
         let Some(last) = entities.last() else {
             return Ok(all);
         };
@@ -360,7 +360,7 @@ pub async fn markdown(
 ) -> Result<Response, ApiError> {
     let app = &state.app;
     let action = app.action(&id).await.map_err(failed)?;
-    let results = all_entities(app, &id).await.map_err(failed)?;
+    let results = all_entities(app, &action).await.map_err(failed)?;
     let audit = app
         .store
         .audit_of_action(&id)
@@ -385,7 +385,7 @@ pub async fn request_file(
     let app = &state.app;
     let action = app.action(&id).await.map_err(failed)?;
     if action.is_runbook() {
-        let entities = all_entities(app, &id)
+        let entities = all_entities(app, &action)
             .await
             .map_err(failed)?
             .into_iter()
@@ -414,7 +414,7 @@ pub async fn request_file(
         _ => serde_json::Map::new(),
     };
     if let Some(argument) = &action.preview.entity_argument {
-        let ids = all_entities(app, &id)
+        let ids = all_entities(app, &action)
             .await
             .map_err(failed)?
             .into_iter()
