@@ -87,16 +87,23 @@ pub(crate) struct LoginQuery {
 /// Where to go after signing in: a path on this site, never another site.
 /// `next` is resolved as a browser resolves a `Location` (dropping tabs and newlines,
 /// reading `\` as `/`), and what is sent on is that resolved path, so the check and the
-/// redirect cannot read the same text two ways.
+/// redirect cannot read the same text two ways. The resolved path is itself resolved once
+/// more: a normalised path may begin with `//` (`/.//host`, `/x/..//host`), which a
+/// browser reads as another host, and is then refused.
 fn local_path(next: Option<&str>) -> String {
     let site = url::Url::parse("http://runboard.invalid/").expect("a valid URL");
+    let on_site = |path: &str| {
+        site.join(path)
+            .ok()
+            .filter(|url| url.origin() == site.origin())
+    };
     next.filter(|path| path.starts_with('/'))
-        .and_then(|path| site.join(path).ok())
-        .filter(|url| url.origin() == site.origin())
-        .map_or_else(
-            || "/".to_owned(),
-            |url| url[url::Position::BeforePath..].to_owned(),
-        )
+        .and_then(on_site)
+        .map(|url| url[url::Position::BeforePath..].to_owned())
+        .filter(|path| {
+            on_site(path).is_some_and(|again| again[url::Position::BeforePath..] == **path)
+        })
+        .unwrap_or_else(|| "/".to_owned())
 }
 
 fn page(
@@ -347,4 +354,80 @@ pub(crate) async fn logout(
         "/login?signed_out=1&next={}",
         encode("/")
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+    use proptest::prelude::*;
+
+    /// Where a browser on the sign-in page goes with this `Location` (the `url` crate is a
+    /// WHATWG URL parser, as browsers are).
+    fn followed(location: &str) -> url::Url {
+        url::Url::parse("http://runboard.invalid/login")
+            .unwrap()
+            .join(location)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_next_that_normalises_to_another_host_goes_home() {
+        for next in [
+            "/.//example.com",
+            "/x/..//example.com",
+            "/%2e//example.com",
+            "/./\\/example.com",
+            "//example.com",
+            "/\\example.com",
+            "/\t/example.com",
+            "https://example.com/",
+        ] {
+            assert_eq!(local_path(Some(next)), "/", "{next:?}");
+        }
+        assert_eq!(
+            local_path(Some("/funds?currency=EUR")),
+            "/funds?currency=EUR"
+        );
+        assert_eq!(local_path(Some("/x/../funds")), "/funds");
+    }
+
+    /// Pieces that URL parsers read in surprising ways, in any order.
+    fn tricky_next() -> impl Strategy<Value = String> {
+        let piece = prop::sample::select(vec![
+            "/",
+            "\\",
+            ".",
+            "..",
+            "%2e",
+            "%2E",
+            "%2f",
+            "%5c",
+            "//",
+            "example.com",
+            "@",
+            ":",
+            "?",
+            "#",
+            "\t",
+            "\n",
+            "\r",
+            " ",
+            "%09",
+            "x",
+            "http:",
+            "%00",
+            "\u{3002}",
+        ]);
+        prop::collection::vec(piece, 0..10).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        /// No `next`, however encoded, yields a `Location` that a browser resolves off-site.
+        #[test]
+        fn no_next_leads_off_site(next in tricky_next()) {
+            let location = local_path(Some(&next));
+            let followed = followed(&location);
+            prop_assert_eq!(followed.host_str(), Some("runboard.invalid"), "{:?} -> {:?}", next, location);
+        }
+    }
 }
