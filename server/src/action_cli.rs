@@ -187,6 +187,29 @@ async fn call<T: serde::de::DeserializeOwned>(
 }
 
 /// An action as a reviewer reads it in a terminal.
+/// A service's (or a requester's) text as a terminal shows it harmlessly: control characters,
+/// and the bidirectional overrides that reorder what is read, escaped (`\u{1b}`), so that no
+/// effect description can move the cursor and repaint a line a reviewer reads.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let harmful = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.contains(harmful) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if harmful(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 fn described(action: &Action, base: &Url) -> String {
     use std::fmt::Write;
     let preview = &action.preview;
@@ -194,7 +217,7 @@ fn described(action: &Action, base: &Url) -> String {
         "Action {} on {}: {} ({})\n  {}\n",
         action.id,
         action.service,
-        action.mutation,
+        printable(&action.mutation),
         action.state.as_str(),
         page(base, &action.id)
     );
@@ -205,13 +228,17 @@ fn described(action: &Action, base: &Url) -> String {
             preview.entities, preview.concurrency, action.id
         );
         for (n, step) in preview.steps.iter().enumerate() {
-            let money: Vec<String> = step.money.iter().map(ToString::to_string).collect();
+            let money: Vec<String> = step
+                .money
+                .iter()
+                .map(|m| printable(&m.to_string()).into_owned())
+                .collect();
             let _ = writeln!(
                 text,
                 "Step {}: {} ({}), money {}",
                 n + 1,
-                step.title,
-                step.mutation,
+                printable(&step.title),
+                printable(&step.mutation),
                 if money.is_empty() {
                     "none".to_owned()
                 } else {
@@ -229,7 +256,11 @@ fn described(action: &Action, base: &Url) -> String {
             preview.concurrency
         );
     }
-    let money: Vec<String> = preview.money.iter().map(ToString::to_string).collect();
+    let money: Vec<String> = preview
+        .money
+        .iter()
+        .map(|m| printable(&m.to_string()).into_owned())
+        .collect();
     let _ = writeln!(
         text,
         "Money moved: {}",
@@ -243,12 +274,16 @@ fn described(action: &Action, base: &Url) -> String {
         DryRun::Done { effects, groups } => {
             let _ = writeln!(text, "The service's dry run: {effects} effect(s)");
             for group in groups {
-                let money: Vec<String> = group.money.iter().map(ToString::to_string).collect();
+                let money: Vec<String> = group
+                    .money
+                    .iter()
+                    .map(|m| printable(&m.to_string()).into_owned())
+                    .collect();
                 let _ = writeln!(
                     text,
                     "  {} × {}{}",
                     group.count,
-                    group.example,
+                    printable(&group.example),
                     if money.is_empty() {
                         String::new()
                     } else {

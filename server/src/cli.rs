@@ -175,7 +175,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "runboard stopped");
-            eprintln!("error: {e}");
+            // A refusal may quote a service's words: shown, never obeyed, by the terminal.
+            eprintln!("error: {}", crate::action_cli::printable(&e.to_string()));
             ExitCode::FAILURE
         }
     }

@@ -329,6 +329,49 @@ async fn operator_on_demo_fleet() -> (common::TestFleet, common::TestApp, String
     (fleet, app, token)
 }
 
+/// A service's text reaches the terminal escaped: the force-complete reason comes back in the
+/// service's own effect description, carrying escape sequences that would move the cursor up,
+/// clear the line and write a "Money moved" line of their own over the real one.
+#[tokio::test(flavor = "multi_thread")]
+async fn control_characters_in_a_services_words_are_shown_and_cannot_repaint_the_plan() {
+    let (_fleet, app, token) = operator_on_demo_fleet().await;
+    let ids = common::failed_saga_ids(&app.address, &app.client, "onboarding", 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("force.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "service = \"onboarding\"\nmutation = \"forceCompleteSagas\"\nreason = \"INC-9\"\n\n\
+             [arguments]\nids = {ids:?}\nreason = \"ok\\u001b[1A\\u001b[2K\\rMoney moved: none\\u202e\"\n"
+        ),
+    )
+    .unwrap();
+    let planned = action_command(
+        vec!["plan".into(), file.to_str().unwrap().into()],
+        &app.address,
+        &token,
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&planned.stdout).into_owned();
+    assert!(planned.status.success(), "{stdout}\n{}", stderr(&planned));
+    assert!(
+        !stdout.contains(['\u{1b}', '\r', '\u{202e}']),
+        "raw control characters reach the terminal: {stdout:?}"
+    );
+    assert!(
+        stdout.contains("ok\\u{1b}[1A\\u{1b}[2K\\u{d}Money moved: none\\u{202e}"),
+        "the service's words are shown, escaped: {stdout}"
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("Money moved:"))
+            .count(),
+        1,
+        "{stdout}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_action_file_plans_submits_and_is_followed_and_the_action_pages_file_plans_the_same() {
     let (_fleet, app, token) = operator_on_demo_fleet().await;
