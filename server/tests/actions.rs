@@ -190,7 +190,68 @@ test_on_both_stores!(
     the_two_person_rule_holds,
     an_approval_of_a_preview_whose_entities_changed_does_not_run,
     an_expired_preview_cannot_be_approved,
+    a_retried_request_under_its_idempotency_key_makes_one_action,
 );
+
+/// A client that retries `POST /api/v1/actions` after a timeout, with its `Idempotency-Key`,
+/// gets the action its first request made, even when both arrive at once; the key reused
+/// for another request is refused, and another person's same key is theirs.
+async fn a_retried_request_under_its_idempotency_key_makes_one_action(backend: Backend) {
+    let s = setup(backend, |_| ()).await;
+    let ids = failed_sagas(&s, "onboarding", 2).await;
+    let request = json!({
+        "service": "onboarding",
+        "mutation": "retrySagas",
+        "arguments": { "ids": ids },
+        "reason": "INC-77",
+    });
+    let ask = |client: &reqwest::Client, key: &str, body: &Value| {
+        client
+            .post(s.app.url("/api/v1/actions"))
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+    };
+    let (first, twin) = tokio::join!(
+        ask(&s.alice, "k-1", &request),
+        ask(&s.alice, "k-1", &request)
+    );
+    let first: Value = first.unwrap().json().await.unwrap();
+    let twin: Value = twin.unwrap().json().await.unwrap();
+    let retried: Value = ask(&s.alice, "k-1", &request)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = first["id"].as_str().expect("an action");
+    assert_eq!(twin["id"], id, "{twin}");
+    assert_eq!(retried["id"], id, "{retried}");
+    let mine = get(&s.app, &s.alice, "/api/v1/actions?view=mine").await;
+    assert_eq!(mine["actions"].as_array().unwrap().len(), 1, "{mine}");
+
+    let mut other = request.clone();
+    other["reason"] = json!("INC-78");
+    let refused = ask(&s.alice, "k-1", &other).await.unwrap();
+    assert_eq!(refused.status(), 409);
+    let refused: Value = refused.json().await.unwrap();
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("was used for another request"),
+        "{refused}"
+    );
+    let bobs: Value = ask(&s.bob, "k-1", &request)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(bobs["id"], id, "{bobs}");
+    let spaced = ask(&s.alice, "a key with spaces", &request).await.unwrap();
+    assert_eq!(spaced.status(), 400);
+}
 
 async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
     let (hook, messages) = webhook().await;
@@ -626,6 +687,19 @@ async fn resuming_after_a_failed_recheck_runs_the_dry_run_again_before_any_real_
             .unwrap()
             .contains("dry run before executing failed")
     );
+
+    // Another operator may not release the brake on alice's action; an approver may.
+    let (status, body) = lifecycle_step(&s, &s.oscar, id, "resume").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs the approver role"),
+        "{body}"
+    );
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["state"], "paused", "{detail}");
 
     // Resumed while still down: the dry run runs again (and fails again); nothing is sent.
     let (status, _) = lifecycle_step(&s, &s.alice, id, "resume").await;

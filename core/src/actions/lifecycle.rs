@@ -414,7 +414,8 @@ impl App {
     }
 
     /// Resumes a paused action: the engine takes it up again, and runs the dry run again
-    /// before its next call, as at every start.
+    /// before its next call, as at every start. Resuming someone else's needs the approver
+    /// role.
     pub async fn resume_action(&self, user: &User, id: &str) -> Result<Action, ActionError> {
         if !user.has(Role::Operator) {
             return Err(ActionError::Forbidden(
@@ -422,6 +423,14 @@ impl App {
             ));
         }
         let action = self.action(id).await?;
+        // A pause is a brake someone pulled; releasing another's, like stopping it, is an
+        // approver's call.
+        if action.requester != user.subject && !user.has(Role::Approver) {
+            return Err(ActionError::Forbidden(format!(
+                "resuming {}'s paused action needs the approver role",
+                action.requester_name
+            )));
+        }
         // An approved action becomes executing too, but only when the engine takes it up.
         Self::only_when(&action, ActionState::Paused, "resumed")?;
         let resume = Transition::new(

@@ -14,6 +14,7 @@ mod approval;
 mod catalog;
 mod lifecycle;
 mod preview;
+mod request_key;
 mod rows;
 pub mod runbook;
 mod selection;
@@ -32,6 +33,7 @@ pub(crate) use preview::{
     Digester, DryRunCall, EffectTally, Found, dry_run_each, effects_of, extend_once,
     resolve_entities, sorted, stream_dry_run, variables,
 };
+pub use request_key::RequestKey;
 pub use rows::{ActionFilter, EntityPage, MAX_ENTITY_PAGE};
 pub(crate) use rows::{ChunkOutcome, held_money};
 pub use selection::Selection;
@@ -50,7 +52,7 @@ pub const SINGLE_CALL: &str = "(single call)";
 
 /// What an operator asks for: one mutation (`mutation` and its `arguments`), or a runbook
 /// (`steps`, with the entities in `selection` or `entities`).
-#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     pub service: String,
@@ -81,6 +83,10 @@ pub struct ActionRequest {
     /// A saved runbook to start, by its id, in place of `steps` and `name`.
     #[serde(default)]
     pub runbook: Option<String>,
+    /// The client's `Idempotency-Key` header, with the digest of the rest of the request.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub idempotency: Option<RequestKey>,
 }
 
 /// Why a step was refused; the message says what was wrong and what to do.
@@ -255,7 +261,22 @@ impl App {
         user: &User,
         request: &ActionRequest,
     ) -> Result<Action, ActionError> {
-        crate::connector::with_reserved_connections(self.preview_action(user, request)).await
+        let created =
+            crate::connector::with_reserved_connections(self.preview_action(user, request)).await;
+        match (created, &request.idempotency) {
+            // The same request under the same key twice at once: the one written first wins
+            // (the store's unique index), and the other answers with its action.
+            (Err(ActionError::Store(StoreError::Query(sqlx::Error::Database(e)))), Some(key))
+                if e.is_unique_violation() =>
+            {
+                self.action_of_key(user, key).await?.ok_or_else(|| {
+                    ActionError::Conflict(
+                        "the same Idempotency-Key was just used for another request; send a new key".into(),
+                    )
+                })
+            }
+            (created, _) => created,
+        }
     }
 
     async fn preview_action(
@@ -267,6 +288,11 @@ impl App {
             return Err(ActionError::Forbidden(
                 "asking for actions needs the operator role".into(),
             ));
+        }
+        if let Some(key) = &request.idempotency
+            && let Some(made) = self.action_of_key(user, key).await?
+        {
+            return Ok(made);
         }
         if let Some(id) = &request.runbook {
             let saved = self.runbook(id).await?;
@@ -431,8 +457,8 @@ impl App {
             sqlx::query(
                 "INSERT INTO action (id, service, mutation, state, requester, requester_name, preview,
                      digest, dry_run_offered, approvals_needed, created_at, expires_at, updated_at, reason,
-                     entity_count)
-                 VALUES ($1, $2, $3, $11, $4, $5, '', '', $6, 0, $7, $8, $7, $9, $10)",
+                     entity_count, request_key, request_digest)
+                 VALUES ($1, $2, $3, $11, $4, $5, '', '', $6, 0, $7, $8, $7, $9, $10, $12, $13)",
             )
             .bind(id)
             .bind(&request.service)
@@ -445,6 +471,8 @@ impl App {
             .bind(request.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()))
             .bind(i64::try_from(preview.entities).unwrap_or(i64::MAX))
             .bind(ActionState::Previewed.as_str())
+            .bind(request.idempotency.as_ref().map(RequestKey::key))
+            .bind(request.idempotency.as_ref().map(RequestKey::digest))
             .execute(&mut *tx)
             .await?;
             let mut position = 0_i32;

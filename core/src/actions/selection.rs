@@ -7,7 +7,7 @@ use crate::App;
 
 /// Entities picked on a screen rather than pasted: `{"error_group": "…"}` or
 /// `{"failed_batch_items": "…"}` in a request.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Selection {
     /// Every failed saga with this error message: the whole group, not a page of it.

@@ -5,7 +5,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use http::StatusCode;
-use runboard_core::actions::{ActionFilter, ActionRequest, EntityPage, MAX_ENTITY_PAGE};
+use runboard_core::actions::{
+    ActionFilter, ActionRequest, EntityPage, MAX_ENTITY_PAGE, RequestKey,
+};
 use runboard_core::audit::AuditEntry;
 use runboard_model::{Action, ActionSpec, ActionState, EntityResult, EntityState, ServiceName};
 use serde::{Deserialize, Serialize};
@@ -54,12 +56,21 @@ impl BodyExample for ActionRequest {
     const EXAMPLE: &'static str = r#"{"service": "payments", "mutation": "retrySagas", "arguments": {"ids": ["…"]}, "reason": "why"} (or, in place of the IDs, "selection": {"error_group": "…"} or {"failed_batch_items": "…"})"#;
 }
 
-/// `POST /api/v1/actions`: creates an action and its preview (dry run included).
+/// `POST /api/v1/actions`: creates an action and its preview (dry run included). With an
+/// `Idempotency-Key` header, a retry of the same request answers with the action the first
+/// one made.
 pub async fn create(
     State(state): State<ServerState>,
     SignedInUser(user): SignedInUser,
-    JsonBody(request): JsonBody<ActionRequest>,
+    headers: http::HeaderMap,
+    JsonBody(mut request): JsonBody<ActionRequest>,
 ) -> Result<(StatusCode, Json<Action>), ApiError> {
+    if let Some(key) = headers.get("idempotency-key") {
+        let key = key.to_str().map_err(|_| {
+            bad_request("the Idempotency-Key must be printable ASCII, such as a UUID")
+        })?;
+        request.idempotency = Some(RequestKey::new(key, &request).map_err(failed)?);
+    }
     let action = state
         .app
         .clone()

@@ -65,7 +65,7 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
         .add(M::GET, "/api/v1/services/{service}/actions", Read, actions::catalog)
         .doc(Doc::new("actions", "The corrective actions a service's mission control offers").query::<actions::CatalogQuery>().answers::<actions::CatalogAnswer>())
         .add(M::POST, "/api/v1/actions", Operate, actions::create)
-        .doc(Doc::new("actions", "Asks for an action: resolves its entities and runs the service's dry run (the preview)").takes::<runboard_core::actions::ActionRequest>().answers_with::<model::Action>(201))
+        .doc(Doc::new("actions", "Asks for an action: resolves its entities and runs the service's dry run (the preview); with an Idempotency-Key header, a retry of the same request answers with the same action").takes::<runboard_core::actions::ActionRequest>().answers_with::<model::Action>(201))
         .add(M::GET, "/api/v1/actions", Read, actions::list)
         .doc(Doc::new("actions", "Actions, newest first").query::<actions::ListQuery>().answers::<actions::ActionList>())
         .add(M::GET, "/api/v1/actions/{id}", Read, actions::get)

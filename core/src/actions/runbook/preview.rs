@@ -20,7 +20,7 @@ use super::values::entity_values;
 use crate::App;
 use crate::actions::preview::document;
 use crate::actions::{
-    ActionError, ActionRequest, Digester, DryRunCall, EffectTally, Found, dry_run_each,
+    ActionError, ActionRequest, Digester, DryRunCall, EffectTally, Found, RequestKey, dry_run_each,
     extend_once, insert_entities, resolve_entities,
 };
 use crate::audit::{NewAuditEntry, append_audit};
@@ -371,8 +371,8 @@ impl App {
             sqlx::query(
                 "INSERT INTO action (id, service, mutation, state, requester, requester_name, preview,
                      digest, dry_run_offered, approvals_needed, created_at, expires_at, updated_at, reason,
-                     entity_count)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $11, $13, $14)",
+                     entity_count, request_key, request_digest)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $11, $13, $14, $15, $16)",
             )
             .bind(id)
             .bind(&request.service)
@@ -388,6 +388,8 @@ impl App {
             .bind(expires_at)
             .bind(reason)
             .bind(i64::try_from(entities).unwrap_or(i64::MAX))
+            .bind(request.idempotency.as_ref().map(RequestKey::key))
+            .bind(request.idempotency.as_ref().map(RequestKey::digest))
             .execute(&mut *tx)
             .await?;
             let mut position = 0_i32;
