@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use askama::Template;
 use runboard_model::{Action, ActionState};
+use secrecy::ExposeSecret;
 use url::Url;
+
+use crate::config::SecretUrl;
 
 /// How long a webhook may take before Runboard gives up on that message.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -70,13 +73,13 @@ pub(crate) struct Button {
 
 /// The webhook, if one is configured, and where Runboard's pages are.
 pub struct Notifier {
-    webhook: Option<Url>,
+    webhook: Option<SecretUrl>,
     public_url: Url,
     http: reqwest::Client,
 }
 
 impl Notifier {
-    pub fn new(webhook: Option<Url>, public_url: Url) -> Self {
+    pub fn new(webhook: Option<SecretUrl>, public_url: Url) -> Self {
         Self {
             webhook,
             public_url,
@@ -142,7 +145,7 @@ impl Notifier {
     /// Posts `text` to `webhook` in the background, with `button` under it where given;
     /// returns at once. A webhook that is slow or down is logged: it never holds up an
     /// action or a poll.
-    pub(crate) fn post(&self, webhook: Url, text: String, button: Option<Button>) {
+    pub(crate) fn post(&self, webhook: SecretUrl, text: String, button: Option<Button>) {
         let http = self.http.clone();
         let payload = match button {
             None => serde_json::json!({ "text": text }),
@@ -162,12 +165,14 @@ impl Notifier {
         };
         tokio::spawn(async move {
             let sent = http
-                .post(webhook)
+                .post(webhook.expose_secret().clone())
                 .json(&payload)
                 .send()
                 .await
                 .and_then(|r| r.error_for_status());
             if let Err(e) = sent {
+                // The webhook's URL is its secret: never in the log.
+                let e = e.without_url();
                 let first_line = text.lines().next().unwrap_or_default();
                 tracing::warn!(message = first_line, error = %e, "the webhook did not take a message");
             }

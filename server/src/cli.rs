@@ -33,7 +33,9 @@ Environment variables (each overrides its flag's default and the config file):
   RUNBOARD_OIDC_CLIENT_SECRET  the OpenID provider's client secret (config identity.oidc.client_secret)
   RUNBOARD_LOG_FORMAT     text or json (--log-format)
   RUNBOARD_LOG            what to log, e.g. \"info\" or \"debug,sqlx=warn\"
-  RUNBOARD_URL, RUNBOARD_TOKEN  the Runboard and personal API token `runboard action` uses";
+  RUNBOARD_URL, RUNBOARD_TOKEN  the Runboard and personal API token `runboard action` uses
+Any secret in the config file may be given as <key>_file = \"/path\" (a mounted Secret's file)
+or <key>_env = \"VARIABLE\" instead of <key> (README, \"Secrets\").";
 
 /// How often sessions past their timeout are deleted from the store.
 const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(600);

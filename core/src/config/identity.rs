@@ -48,8 +48,9 @@ pub struct OidcConfig {
     /// its `/.well-known/openid-configuration` is read from there.
     pub issuer: String,
     pub client_id: String,
-    /// Best given as RUNBOARD_OIDC_CLIENT_SECRET rather than in the file.
-    #[serde(default)]
+    /// Best given as `client_secret_file` (a mounted Secret) or RUNBOARD_OIDC_CLIENT_SECRET
+    /// rather than in the file.
+    #[serde(default, deserialize_with = "super::secret::optional")]
     pub client_secret: Option<SecretString>,
     /// Scopes asked for at sign-in; `openid` is always asked for.
     #[serde(default = "default_scopes")]

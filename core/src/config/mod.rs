@@ -4,6 +4,7 @@
 //! [`Config::validate`] then checks what types alone cannot (unique names, URL schemes).
 
 mod identity;
+mod secret;
 mod services;
 mod watches;
 
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use url::Url;
 
 pub use identity::{IdentityConfig, OidcConfig, RoleGroups, SessionConfig};
+pub use secret::SecretUrl;
 pub use services::{ContractQueries, ServiceConfig, ServiceConfigProblem, Thresholds};
 pub use watches::{TeamRoute, WatchTuning, WatchesConfig};
 
@@ -90,7 +92,7 @@ pub struct MissionControlTokens {
     pub token_url: Url,
     pub client_id: String,
     /// Also from the environment, `RUNBOARD_MISSION_CONTROL_CLIENT_SECRET`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "secret::optional")]
     pub client_secret: Option<SecretString>,
 }
 
@@ -151,8 +153,8 @@ pub struct ActionsConfig {
     /// currency: `{ EUR = "10000" }`.
     pub extra_approval_above: std::collections::BTreeMap<String, rust_decimal::Decimal>,
     /// A Slack-compatible incoming webhook told when actions await approval, are approved,
-    /// finish, fail or pause.
-    pub webhook_url: Option<Url>,
+    /// finish, fail or pause. A secret: whoever has it can post to the channel.
+    pub webhook_url: Option<SecretUrl>,
 }
 
 impl Default for ActionsConfig {
@@ -231,6 +233,7 @@ impl Default for HttpConfig {
 pub struct StoreConfig {
     /// `postgres://…` or `sqlite://…`; when absent, an SQLite file in `data_dir`. A secret:
     /// it may carry the store's password.
+    #[serde(deserialize_with = "secret::optional")]
     pub url: Option<SecretString>,
     /// Where the embedded SQLite store (and the demo's files) live.
     pub data_dir: PathBuf,
@@ -300,10 +303,11 @@ impl Config {
 
     /// As [`Config::load`], from text already read; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_owned(),
-            message: e.to_string(),
-        })?;
+        let mut config = Config::deserialize(secret::Resolving(toml::Deserializer::new(text)))
+            .map_err(|e| ConfigError::Parse {
+                path: origin.to_owned(),
+                message: e.to_string(),
+            })?;
         config.apply(overrides);
         config.validate()?;
         Ok(config)
@@ -412,7 +416,7 @@ impl Config {
             if client.client_secret.is_none() {
                 return invalid(
                     "mission_control_tokens.client_secret".into(),
-                    "is needed; give it here or in RUNBOARD_MISSION_CONTROL_CLIENT_SECRET".into(),
+                    "is needed; give it as client_secret_file (a mounted Secret), client_secret_env or in RUNBOARD_MISSION_CONTROL_CLIENT_SECRET".into(),
                 );
             }
         }

@@ -31,12 +31,13 @@ pub struct ServiceConfig {
     pub name: ServiceName,
     pub team: String,
     /// Read access to the service's own database; a secret, as it may carry a password.
+    #[serde(deserialize_with = "super::secret::string")]
     pub database_url: SecretString,
     /// The service's mission-control GraphQL endpoint; never with credentials in it (they
     /// would be shown in every preview), which go in `graphql_token`.
     pub graphql_url: Url,
     /// Runboard's bearer token for that endpoint, where the service asks for one.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::secret::optional")]
     pub graphql_token: Option<SecretString>,
     /// The audience of the access token Runboard gets for this service from
     /// `[mission_control_tokens]`, where the service takes the provider's tokens instead.

@@ -62,13 +62,34 @@ fn parses_a_full_file_with_defaults_filled_in() {
     assert_eq!(config.http.listen.to_string(), "127.0.0.1:3000");
 }
 
+/// Loads a config file whose secrets are read from files and the environment as in its
+/// deployment, with each `X_file` and `X_env` pointed at a file in `dir` holding a value
+/// of the right shape: the files and variables are the cluster's, not this machine's.
+fn load_with_secrets_in(path: &Path, dir: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let sources = regex::Regex::new(r#"(?m)^(\w+)_(?:file|env)(\s*=\s*)"[^"]*""#).unwrap();
+    let text = sources.replace_all(&text, |found: &regex::Captures| {
+        let field = &found[1];
+        let value = match field {
+            "url" | "database_url" => "postgres://runboard:s3cret@db/runboard",
+            "webhook_url" => "https://hooks.example.com/services/T0/B0/s3cret",
+            _ => "s3cret",
+        };
+        let file = dir.join(field);
+        std::fs::write(&file, value).unwrap();
+        format!("{field}_file{}\"{}\"", &found[2], file.display())
+    });
+    Config::parse(&text, path, &Overrides::default())
+}
+
 #[test]
 fn the_documented_example_config_is_valid() {
     let path = Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../runboard.example.toml"
     ));
-    let config = Config::load(path, &Overrides::default()).unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let config = load_with_secrets_in(path, secrets.path()).unwrap();
     assert_eq!(config.services.len(), 2);
 }
 
@@ -79,7 +100,8 @@ fn the_clusters_configs_are_valid() {
             .join("../deploy")
             .join(file)
             .join("runboard.toml");
-        let config = Config::load(&path, &Overrides::default())
+        let secrets = tempfile::tempdir().unwrap();
+        let config = load_with_secrets_in(&path, secrets.path())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(config.identity.oidc.is_some(), "{}", path.display());
         assert_eq!(
@@ -180,14 +202,23 @@ fn a_graphql_url_with_credentials_is_refused_because_previews_show_it() {
 #[test]
 fn secrets_in_the_config_are_redacted_wherever_it_is_printed() {
     let file = format!(
-        "{}\ngraphql_token = \"token-s3cret\"\n\n[identity.oidc]\nissuer = \"https://idp.example\"\nclient_id = \"runboard\"\nclient_secret = \"client-s3cret\"\n",
+        "[actions]\nwebhook_url = \"https://hooks.example.com/actions-s3cret\"\n\
+         [watches.teams.core]\nwebhook_url = \"https://hooks.example.com/team-s3cret\"\n\
+         {}\ngraphql_token = \"token-s3cret\"\n\n[identity.oidc]\nissuer = \"https://idp.example\"\nclient_id = \"runboard\"\nclient_secret = \"client-s3cret\"\n",
         TWO_SERVICES
             .replace("runboard@db", "runboard:store-s3cret@db")
             .replace("ro@ledger-db", "ro:db-s3cret@ledger-db")
     );
     let config = parse(&file).unwrap();
     let printed = format!("{config:?}");
-    for secret in ["token-s3cret", "client-s3cret", "store-s3cret", "db-s3cret"] {
+    for secret in [
+        "token-s3cret",
+        "client-s3cret",
+        "store-s3cret",
+        "db-s3cret",
+        "actions-s3cret",
+        "team-s3cret",
+    ] {
         assert!(!printed.contains(secret), "{secret} is printed: {printed}");
     }
     assert!(printed.contains("REDACTED"), "{printed}");
@@ -278,4 +309,186 @@ fn the_demo_refuses_to_listen_beyond_loopback() {
     };
     let err = Config::demo(&overrides).unwrap_err().to_string();
     assert!(err.contains("loopback"), "{err}");
+}
+
+/// Every secret of the config, each read from its own file: a Secret mounted as files.
+#[test]
+fn every_secret_can_be_read_from_a_mounted_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = |name: &str, value: &str| {
+        let path = dir.path().join(name);
+        // Written as `kubectl create secret --from-file` or `echo` leaves it.
+        std::fs::write(&path, format!("{value}\n")).unwrap();
+        path.display().to_string()
+    };
+    let file = format!(
+        r#"
+        [store]
+        url_file = "{store}"
+
+        [identity.oidc]
+        issuer = "https://idp.example"
+        client_id = "runboard"
+        client_secret_file = "{oidc}"
+
+        [mission_control_tokens]
+        token_url = "https://idp.example/token"
+        client_id = "runboard-engine"
+        client_secret_file = "{engine}"
+
+        [actions]
+        webhook_url_file = "{actions_hook}"
+
+        [watches.teams]
+        core = {{ webhook_url_file = "{team_hook}" }}
+
+        [[services]]
+        name = "ledger"
+        team = "core"
+        database_url_file = "{database}"
+        graphql_url = "http://ledger:8080/graphql"
+        graphql_token_file = "{token}"
+        "#,
+        store = mounted("store-url", "postgres://runboard:store-s3cret@db/runboard"),
+        oidc = mounted("oidc", "oidc-s3cret"),
+        engine = mounted("engine", "engine-s3cret"),
+        actions_hook = mounted("actions-hook", "https://hooks.example.com/actions-s3cret"),
+        team_hook = mounted("team-hook", "https://hooks.example.com/team-s3cret"),
+        database = mounted("ledger-db", "postgres://ro:db-s3cret@ledger-db/ledger"),
+        token = mounted("ledger-token", "token-s3cret"),
+    );
+    let config = parse(&file).unwrap();
+    let secret = |s: &Option<SecretString>| s.as_ref().unwrap().expose_secret().to_owned();
+    assert_eq!(
+        config.store.effective_url(),
+        "postgres://runboard:store-s3cret@db/runboard",
+        "the trailing newline is not part of the secret"
+    );
+    assert_eq!(
+        secret(&config.identity.oidc.as_ref().unwrap().client_secret),
+        "oidc-s3cret"
+    );
+    assert_eq!(
+        secret(
+            &config
+                .mission_control_tokens
+                .as_ref()
+                .unwrap()
+                .client_secret
+        ),
+        "engine-s3cret"
+    );
+    assert_eq!(
+        config
+            .actions
+            .webhook_url
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .as_str(),
+        "https://hooks.example.com/actions-s3cret"
+    );
+    assert_eq!(
+        config.watches.teams["core"]
+            .webhook_url
+            .expose_secret()
+            .as_str(),
+        "https://hooks.example.com/team-s3cret"
+    );
+    let ledger = &config.services[0];
+    assert_eq!(
+        ledger.database_url.expose_secret(),
+        "postgres://ro:db-s3cret@ledger-db/ledger"
+    );
+    assert_eq!(secret(&ledger.graphql_token), "token-s3cret");
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("s3cret"), "{printed}");
+}
+
+#[test]
+fn a_secret_can_be_read_from_the_environment_and_an_unset_variable_is_named() {
+    // A variable every `cargo test` run sets, so that the test changes no environment.
+    let with_token = |variable: &str| {
+        parse(&format!(
+            "{TWO_SERVICES}graphql_token_env = \"{variable}\"\n"
+        ))
+    };
+    let config = with_token("CARGO_PKG_NAME").unwrap();
+    assert_eq!(
+        config.services[1]
+            .graphql_token
+            .as_ref()
+            .unwrap()
+            .expose_secret(),
+        env!("CARGO_PKG_NAME")
+    );
+    let err = with_token("RUNBOARD_NEVER_SET_IN_TESTS")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("graphql_token_env") && err.contains("RUNBOARD_NEVER_SET_IN_TESTS is not set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_secret_given_two_ways_is_refused_without_quoting_it() {
+    for second in [
+        "database_url_file = \"/run/secrets/ledger-db\"",
+        "database_url_env = \"LEDGER_DATABASE_URL\"",
+    ] {
+        let file = TWO_SERVICES
+            .replace("ro@ledger-db", "ro:db-s3cret@ledger-db")
+            .replace(
+                "graphql_url = \"http://ledger:8080/graphql\"",
+                &format!("graphql_url = \"http://ledger:8080/graphql\"\n{second}"),
+            );
+        let err = parse(&file).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "`database_url` is given twice: give one of `database_url`, `database_url_file` and `database_url_env`"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+}
+
+#[test]
+fn a_missing_secret_file_is_named_with_its_key() {
+    let file = TWO_SERVICES.replace(
+        "database_url = \"postgres://ro@ledger-db/ledger\"",
+        "database_url_file = \"/run/secrets/no-such-file\"",
+    );
+    let err = parse(&file).unwrap_err().to_string();
+    assert!(
+        err.contains("`database_url_file`: cannot read the file /run/secrets/no-such-file"),
+        "{err}"
+    );
+    assert!(err.contains("line 15"), "the line of the key: {err}");
+}
+
+#[test]
+fn only_secrets_are_read_from_files() {
+    let file = TWO_SERVICES.replace(
+        "graphql_url = \"http://ledger:8080/graphql\"",
+        "graphql_url_file = \"/etc/hostname\"",
+    );
+    let err = parse(&file).unwrap_err().to_string();
+    assert!(
+        err.contains("`graphql_url_file`: only secrets are read from a file or the environment"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_webhook_that_is_no_http_url_is_refused_without_quoting_it() {
+    let err = parse("[actions]\nwebhook_url = \"ftp://hooks.example.com/s3cret\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expected an http(s) URL"), "{err}");
+    assert!(
+        !err.lines().last().unwrap_or_default().contains("s3cret"),
+        "the message itself does not repeat it: {err}"
+    );
 }

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use url::Url;
+
+use super::SecretUrl;
 
 /// What Runboard watches in every poll, the figures every service starts from, and whom
 /// it tells (SPEC.md has no word on watches; issue #15 asks for them).
@@ -65,8 +66,8 @@ impl Default for WatchesConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamRoute {
-    /// A Slack-compatible incoming webhook.
-    pub webhook_url: Url,
+    /// A Slack-compatible incoming webhook; a secret.
+    pub webhook_url: SecretUrl,
 }
 
 /// One service's figures for the watches, each over `[watches]`'s where given.
