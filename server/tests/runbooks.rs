@@ -429,3 +429,52 @@ async fn a_step_whose_dry_run_changed_after_the_step_before_it_ran_comes_back_fo
         assert!(transfers[0] < completions[0]);
     }
 }
+
+/// A runbook is bounded before any call of it is built: no more steps than
+/// `actions.max_steps`, and no more calls (steps × entities) than one action makes.
+#[tokio::test]
+async fn a_runbook_beyond_its_bounds_is_refused_before_any_call_is_built() {
+    let fleet = start_fleet(Backend::Sqlite).await;
+    let s = runboard_for(&fleet, Backend::Sqlite, |_| {}).await;
+    let demo = runboard_server::demo::held_transfer_runbook();
+    let steps_of = |n: usize| -> Value {
+        let two = demo["steps"].as_array().unwrap();
+        json!((0..n).map(|i| two[i % 2].clone()).collect::<Vec<_>>())
+    };
+    let before = fleet.fleet.call_log("payments").await.unwrap().len();
+
+    let mut long = transfer_and_complete(&["s-1".to_owned()]);
+    long["steps"] = steps_of(21);
+    let (status, refused) = post(&s, &s.alice, "/api/v1/actions", long.clone()).await;
+    assert_eq!(status, 400, "{refused}");
+    let said = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        said.contains("21 steps") && said.contains("actions.max_steps"),
+        "{said}"
+    );
+    let (status, refused) = post(
+        &s,
+        &s.alice,
+        "/api/v1/runbooks",
+        json!({ "service": "payments", "name": "long", "steps": long["steps"] }),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+
+    // 11 steps on 10,000 entities: 110,000 calls, more than one action makes.
+    let ids: Vec<String> = (0..10_000).map(|i| format!("s-{i}")).collect();
+    let mut wide = transfer_and_complete(&ids);
+    wide["steps"] = steps_of(11);
+    let (status, refused) = post(&s, &s.alice, "/api/v1/actions", wide).await;
+    assert_eq!(status, 400, "{refused}");
+    let said = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        said.contains("11 steps × 10000 entities") && said.contains("100000 calls"),
+        "{said}"
+    );
+    assert_eq!(
+        fleet.fleet.call_log("payments").await.unwrap().len(),
+        before,
+        "no dry run went out"
+    );
+}

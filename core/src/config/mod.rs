@@ -152,6 +152,9 @@ pub struct ActionsConfig {
     /// One more approval is needed when an action moves more than this much of a
     /// currency: `{ EUR = "10000" }`.
     pub extra_approval_above: std::collections::BTreeMap<String, rust_decimal::Decimal>,
+    /// Most steps one runbook may have; its steps times its entities stay within the most
+    /// calls one action makes, too.
+    pub max_steps: u32,
     /// A Slack-compatible incoming webhook told when actions await approval, are approved,
     /// finish, fail or pause. A secret: whoever has it can post to the channel.
     pub webhook_url: Option<SecretUrl>,
@@ -168,6 +171,7 @@ impl Default for ActionsConfig {
             pause_after_calls: 10,
             lease: Duration::from_secs(15),
             extra_approval_above: Default::default(),
+            max_steps: 20,
             webhook_url: None,
         }
     }

@@ -20,8 +20,8 @@ use super::values::entity_values;
 use crate::App;
 use crate::actions::preview::document;
 use crate::actions::{
-    ActionError, ActionRequest, Digester, DryRunCall, EffectTally, Found, RequestKey, dry_run_each,
-    extend_once, insert_entities, resolve_entities,
+    ActionError, ActionRequest, Digester, DryRunCall, EffectTally, Found, MAX_ENTITIES, RequestKey,
+    dry_run_each, extend_once, insert_entities, resolve_entities,
 };
 use crate::audit::{NewAuditEntry, append_audit};
 use crate::connector::Connector;
@@ -48,8 +48,18 @@ pub(crate) fn step_key(action_id: &str, step: usize, chunk: i32) -> String {
 }
 
 /// The chunk of the call of `step` for the entity at `position`, of `entities` in all.
-fn step_chunk(entities: usize, step: usize, position: usize) -> i32 {
-    i32::try_from(step * entities + position).expect("at most MAX_RUNBOOK_ENTITIES per step")
+fn step_chunk(entities: usize, step: usize, position: usize) -> Result<i32, ActionError> {
+    step.checked_mul(entities)
+        .and_then(|first| first.checked_add(position))
+        .and_then(|chunk| i32::try_from(chunk).ok())
+        .ok_or_else(|| too_many_calls(step + 1, entities))
+}
+
+/// A runbook of `steps` steps on `entities` entities makes more calls than one action may.
+fn too_many_calls(steps: usize, entities: usize) -> ActionError {
+    ActionError::BadArguments(format!(
+        "the runbook makes a call per step and entity, {steps} steps × {entities} entities, more than the {MAX_ENTITIES} calls one action makes: fewer steps or entities, or several runbooks"
+    ))
 }
 
 /// Every step's calls and their dry run, before they are written.
@@ -122,6 +132,14 @@ impl App {
             )));
         }
         let ids = self.runbook_entities(request).await?;
+        // Every call is built in memory before the dry run: bounded before any is.
+        if steps
+            .len()
+            .checked_mul(ids.len())
+            .is_none_or(|calls| calls > MAX_ENTITIES)
+        {
+            return Err(too_many_calls(steps.len(), ids.len()));
+        }
         let (values, found) = tokio::join!(
             entity_values(&connector, &ids, &needed, &request.params),
             resolve_entities(&connector, &ids),
@@ -259,6 +277,13 @@ impl App {
         if steps.is_empty() {
             return Err(bad("a runbook needs at least one step".into()));
         }
+        let most = self.config.actions.max_steps as usize;
+        if steps.len() > most {
+            return Err(bad(format!(
+                "the runbook has {} steps; one runbook takes at most {most} (actions.max_steps): split it in several",
+                steps.len()
+            )));
+        }
         let mut checked = Vec::with_capacity(steps.len());
         for (n, step) in steps.iter().enumerate() {
             let title = step.title.trim().to_owned();
@@ -344,7 +369,7 @@ impl App {
         let mut digester = Digester::new();
         for (step, variables) in plan.variables.iter().enumerate() {
             for (position, member) in found.iter().enumerate() {
-                let chunk = step_chunk(entities, step, position);
+                let chunk = step_chunk(entities, step, position)?;
                 let planned = plan.planned[step].as_ref().map(|effects| {
                     serde_json::to_string(&effects[position]).expect("effects serialize")
                 });
