@@ -26,12 +26,22 @@ pub struct IdentityConfig {
     /// Longest a personal API token may live.
     #[serde(with = "humantime_serde")]
     pub api_token_max_lifetime: Option<Duration>,
+    /// A personal API token whose holder the provider has not shown Runboard for this long
+    /// (they have not signed in, nor used a provider token) acts as a viewer until they do.
+    #[serde(with = "humantime_serde")]
+    pub token_roles_ttl: Option<Duration>,
 }
 
 impl IdentityConfig {
     /// How often a session's roles are renewed from the provider: every hour unless configured.
     pub fn roles_ttl(&self) -> Duration {
         self.roles_ttl.unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// How long a token acts with its holder's roles as last seen: 7 days unless configured.
+    pub fn token_roles_ttl(&self) -> Duration {
+        self.token_roles_ttl
+            .unwrap_or(Duration::from_secs(7 * 24 * 3600))
     }
 
     /// The longest lifetime a personal API token may be given: 90 days unless configured.

@@ -89,12 +89,13 @@ struct TokenRow {
     last_used_at: Option<DateTime<Utc>>,
 }
 
-/// A token and its holder's roles as last seen, if Runboard has seen them.
+/// A token and its holder's roles as last seen, and when, if Runboard has seen them.
 #[derive(sqlx::FromRow)]
 struct SeenTokenRow {
     #[sqlx(flatten)]
     token: TokenRow,
     seen_roles: Option<String>,
+    seen_at: Option<DateTime<Utc>>,
 }
 
 impl TokenRow {
@@ -177,16 +178,20 @@ impl Store {
         Ok(IssuedApiToken { token, secret })
     }
 
-    /// The user a bearer secret stands for, if it is ours, unexpired and not revoked.
+    /// The user a bearer secret stands for, if it is ours, unexpired and not revoked. Its
+    /// holder not seen from the provider within `roles_ttl`, it acts as a viewer: someone
+    /// taken out of a group who never signs in again keeps no more than reading.
     pub async fn authenticate_api_token(
         &self,
         secret: &str,
         now: DateTime<Utc>,
+        roles_ttl: std::time::Duration,
     ) -> Result<User, TokenError> {
         // The holder's roles as last seen from the provider come along in the same query.
         let query = format!(
             "SELECT {COLUMNS},
-                 (SELECT p.roles FROM person p WHERE p.subject = api_token.subject) AS seen_roles
+                 (SELECT p.roles FROM person p WHERE p.subject = api_token.subject) AS seen_roles,
+                 (SELECT p.seen_at FROM person p WHERE p.subject = api_token.subject) AS seen_at
              FROM api_token WHERE secret_sha256 = $1"
         );
         let row: Option<SeenTokenRow> = on_pool!(self.pool, |pool| {
@@ -199,6 +204,7 @@ impl Store {
         let SeenTokenRow {
             token: row,
             seen_roles,
+            seen_at,
         } = row.ok_or(TokenError::Unknown)?;
         if let Some(at) = row.revoked_at {
             return Err(TokenError::Revoked(at));
@@ -234,6 +240,14 @@ impl Store {
         if roles.is_empty() {
             return Err(TokenError::NoRoleLeft);
         }
+        // A holder Runboard never saw from a provider (the demo's users) keeps the token's
+        // roles: there is nothing newer to go by.
+        let roles_ttl = chrono::Duration::from_std(roles_ttl).unwrap_or(chrono::Duration::MAX);
+        let roles = if seen_at.is_some_and(|at| now - at > roles_ttl) {
+            BTreeSet::from([Role::Viewer])
+        } else {
+            roles
+        };
         Ok(User {
             roles,
             subject: row.subject,

@@ -313,7 +313,7 @@ async fn bearer_user(state: &ServerState, token: &str) -> Result<User, ApiError>
     if is_api_token(token) {
         return app
             .store
-            .authenticate_api_token(token, Utc::now())
+            .authenticate_api_token(token, Utc::now(), app.config.identity.token_roles_ttl())
             .await
             .map_err(|e| match e {
                 TokenError::Store(e) => store_down(e),
