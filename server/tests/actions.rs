@@ -844,8 +844,76 @@ async fn calls_a_dead_replica_sent_go_again_with_their_keys_and_failures_pause_t
 }
 
 test_on_both_stores!(
-    a_cancel_during_execution_stops_the_calls_and_holds_the_entities_until_none_is_in_flight
+    a_cancel_during_execution_stops_the_calls_and_holds_the_entities_until_none_is_in_flight,
+    a_cancelling_action_taken_over_holds_its_entities_while_the_old_replicas_calls_may_be_in_flight,
 );
+
+/// A replica died with calls of a cancelling action on the wire (sent, not recorded). The
+/// replica that takes it over keeps the entities held until those calls have timed out
+/// (a call lives up to 30 s, a lease 15 s); a lease that ran out longer ago than that frees
+/// them at once. The store's clock is set by the test, through the dead lease's deadline.
+async fn a_cancelling_action_taken_over_holds_its_entities_while_the_old_replicas_calls_may_be_in_flight(
+    backend: Backend,
+) {
+    let s = setup(backend, |_| ()).await;
+    let ids = failed_sagas(&s, "onboarding", 3).await;
+    let action = submitted_retry(&s, &ids).await;
+    let id = action["id"].as_str().unwrap().to_owned();
+    approved_by_bob(&s, &action).await;
+    left_by_a_dead_replica(&s, &id, true).await;
+    let url = s.app.app.config.store.effective_url();
+    let now_ms = backend.now_ms();
+    run_sql(
+        &url,
+        &format!("UPDATE action SET state = 'cancelling' WHERE id = '{id}'"),
+    )
+    .await;
+    let holds = format!("SELECT entity_id FROM entity_hold WHERE action_id = '{id}'");
+    let held = || runboard_testkit::sql_strings(&url, &holds);
+
+    // The dead replica's lease ran out a second ago: its calls may be in flight for 29 s more.
+    run_sql(
+        &url,
+        &format!("UPDATE action_lease SET expires_ms = {now_ms} - 1000 WHERE action_id = '{id}'"),
+    )
+    .await;
+    let engine = {
+        let app = s.app.app.clone();
+        tokio::spawn(async move { execution::step(&app).await.unwrap() })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while runboard_testkit::sql_strings(
+        &url,
+        &format!("SELECT owner FROM action_lease WHERE action_id = '{id}'"),
+    )
+    .await
+        != [s.app.app.replica.clone()]
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the engine takes the action over"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["state"], "cancelling", "{detail}");
+    assert_eq!(
+        held().await.len(),
+        ids.len(),
+        "held while the old calls may be in flight"
+    );
+    engine.abort();
+
+    // Ran out 31 s ago: no call of it can be on the wire; the take-over frees them at once.
+    run_sql(&url, &format!("UPDATE action_lease SET owner = 'dead-replica', expires_ms = {now_ms} - 31000 WHERE action_id = '{id}'")).await;
+    run_engine(&s.app).await;
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["state"], "cancelled", "{detail}");
+    assert!(
+        held().await.is_empty(),
+        "free once no call can be in flight"
+    );
+}
 
 async fn a_cancel_during_execution_stops_the_calls_and_holds_the_entities_until_none_is_in_flight(
     backend: Backend,

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::App;
 use crate::actions::ActionError;
 use crate::db::on_pool;
+use crate::graphql_client::CALL_TIMEOUT;
 
 /// One replica's hold on one action.
 #[derive(Debug)]
@@ -31,6 +32,9 @@ pub(crate) struct Lease {
     sendable_until: Mutex<Instant>,
     /// The store said another replica holds it now, or it ended.
     lost: AtomicBool,
+    /// Taken over from a lease that ran out (its replica gone, or frozen): how much longer
+    /// a call that replica sent just before may still be on the wire. Zero otherwise.
+    pub(crate) predecessor_in_flight_for: Duration,
 }
 
 /// Ends a lease (`$1` action, `$2` owner, `$3` epoch) without a take-over: the row stays,
@@ -78,6 +82,22 @@ impl Lease {
                 WHERE action_lease.expires_ms < {now}
              RETURNING epoch"
         );
+        // The deadline of the lease taken over, by the store's clock, read first: a lease
+        // that ended (0) had no call left in flight, one that ran out may have.
+        let before: Option<(i64, i64)> = on_pool!(app.store.pool, |pool| {
+            sqlx::query_as(&format!(
+                "SELECT expires_ms, {now} FROM action_lease WHERE action_id = $1"
+            ))
+            .bind(action_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        let predecessor_in_flight_for = match before {
+            Some((expired_ms, now_ms)) if expired_ms > 0 => Duration::from_millis(
+                u64::try_from(expired_ms + millis(CALL_TIMEOUT) - now_ms).unwrap_or(0),
+            ),
+            _ => Duration::ZERO,
+        };
         let epoch: Option<i64> = on_pool!(app.store.pool, |pool| {
             sqlx::query_scalar(&query)
                 .bind(action_id)
@@ -93,6 +113,7 @@ impl Lease {
             length,
             sendable_until: Mutex::new(asked + length - Self::margin(length)),
             lost: AtomicBool::new(false),
+            predecessor_in_flight_for,
         }))
     }
 

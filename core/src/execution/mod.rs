@@ -130,8 +130,18 @@ async fn work_on(app: &App, lease: &Lease, action: Action) -> Result<(), ActionE
             }
         }
         ActionState::Executing => action,
-        // Taken over from a replica that is gone: none of its calls can be in flight now.
-        ActionState::Cancelling => return conclude_cancelled(app, lease, &action).await,
+        ActionState::Cancelling => {
+            // Taken over from a replica whose lease ran out: a call it sent just before may
+            // still be on the wire, so its entities stay held (this lease kept meanwhile)
+            // until no call of it can be, unless none was sent without a recorded result.
+            let (_, sent_unrecorded) = pending_counts(app, &action.id).await?;
+            if sent_unrecorded > 0 && !lease.predecessor_in_flight_for.is_zero() {
+                tracing::info!(action = %action.id, wait_ms = lease.predecessor_in_flight_for.as_millis(),
+                    "cancelling: holding the entities while the last replica's calls may be in flight");
+                tokio::time::sleep(lease.predecessor_in_flight_for).await;
+            }
+            return conclude_cancelled(app, lease, &action).await;
+        }
         _ => return release(app, lease).await,
     };
     let (pending, sent_before) = pending_counts(app, &action.id).await?;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 /// How long Runboard waits for one mission-control request.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 const INTROSPECTION: &str = "query RunboardCatalog {
   __schema { mutationType { fields {
