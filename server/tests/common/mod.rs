@@ -327,6 +327,21 @@ pub async fn applied_for(fleet: &TestFleet, service: &str, action_id: &str) -> V
         .collect()
 }
 
+/// `graphql_url` behind a proxy whose every answer takes `latency` on the wire; the proxy,
+/// and the address to give Runboard.
+pub async fn slowed(
+    graphql_url: &str,
+    latency: Duration,
+) -> (Arc<runboard_testkit::ChaosProxy>, url::Url) {
+    let graphql: url::Url = graphql_url.parse().unwrap();
+    let proxy =
+        runboard_testkit::ChaosProxy::start(graphql.socket_addrs(|| None).unwrap()[0]).await;
+    proxy.slow_down(latency);
+    let mut behind_proxy = graphql;
+    behind_proxy.set_port(Some(proxy.port())).unwrap();
+    (proxy, behind_proxy)
+}
+
 /// A `runboard serve` process, killed when dropped.
 pub struct Runboard {
     pub child: Child,
