@@ -346,6 +346,8 @@ pub async fn slowed(
 pub struct Runboard {
     pub child: Child,
     pub url: String,
+    /// Where its `/metrics` is, when on a listener of its own (`http.metrics_listen`).
+    pub metrics_url: Option<String>,
 }
 
 impl Drop for Runboard {
@@ -374,18 +376,26 @@ pub fn start_runboard(
         .spawn()
         .expect("run the runboard binary");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut metrics_url = None;
     let url = loop {
         let line = lines
             .next()
             .expect("runboard stopped before serving")
             .unwrap();
+        if let Some(url) = line.strip_prefix("Runboard's metrics are at ") {
+            metrics_url = Some(url.to_owned());
+        }
         if let Some(url) = line.strip_prefix("Runboard is serving at ") {
             break url.to_owned();
         }
     };
     // Keep reading its stdout so that it never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    Runboard { child, url }
+    Runboard {
+        child,
+        url,
+        metrics_url,
+    }
 }
 
 /// `method` on `url` as the holder of `token`; the answer, which must be a success.
