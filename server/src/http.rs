@@ -377,7 +377,7 @@ async fn security_headers(
 
 /// `/metrics` alone, for its own listener (`http.metrics_listen`): whoever reaches the
 /// pages, say through an Ingress, does not reach the metrics.
-pub fn metrics_router(state: ServerState) -> Router {
+pub(crate) fn metrics_router(state: ServerState) -> Router {
     Router::new()
         .route("/metrics", axum::routing::get(health::metrics))
         .with_state(state)

@@ -229,7 +229,7 @@ impl Default for HttpConfig {
             // A pasted list of 100,000 IDs (SPEC.md, "Actions") fits.
             body_limit_bytes: 8 * 1024 * 1024,
             public_url: None,
-            // Kubernetes' readiness probe (every 5 s here) and the endpoints' update.
+            // A few seconds: how long Kubernetes takes to drop a pod from its endpoints.
             drain: Duration::from_secs(5),
             metrics_listen: None,
         }
