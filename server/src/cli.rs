@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::action_cli::ActionCommand;
 use crate::demo;
-use crate::http::{ServerState, serve};
+use crate::http::{ServerState, metrics_router, serve};
 use crate::telemetry::{self, LogFormat};
 
 const ENVIRONMENT: &str = "\
@@ -349,6 +349,14 @@ async fn start(config: Config, demo_runbooks: bool) -> Result<(), Failure> {
         .await
         .map_err(|source| Failure::Listen { address, source })?;
     let bound = listener.local_addr().map_err(Failure::Serve)?;
+    let metrics_listener = match config.http.metrics_listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .map_err(|source| Failure::Listen { address, source })?,
+        ),
+        None => None,
+    };
     let cluster = if config.kubernetes.discover {
         Some(runboard_cluster::client(&config.kubernetes).await?)
     } else {
@@ -365,9 +373,25 @@ async fn start(config: Config, demo_runbooks: bool) -> Result<(), Failure> {
     let poller = tokio::spawn(poller::run(app.clone()));
     let session_sweeper = tokio::spawn(sweep_sessions(SessionStore::new(&app.store)));
     let engine = tokio::spawn(execution::run(app.clone()));
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            let metrics_bound = listener.local_addr().map_err(Failure::Serve)?;
+            tracing::info!(%metrics_bound, "/metrics is served on its own listener");
+            println!("Runboard's metrics are at http://{metrics_bound}/metrics");
+            let router = metrics_router(state.clone());
+            Some(tokio::spawn(
+                async move { axum::serve(listener, router).await },
+            ))
+        }
+        None => None,
+    };
     tracing::info!(%bound, store = ?app.store.kind(), "runboard is serving");
     println!("Runboard is serving at http://{bound}");
     let served = serve(listener, state, shutdown_signal()).await;
+    // The last scrape may be cut short; the pages' requests were let finish above.
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     poller.abort();
     if let Some(discovery) = discovery {
         discovery.abort();
@@ -417,7 +441,7 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C: finishing requests in flight"),
-        () = terminate => tracing::info!("SIGTERM: finishing requests in flight"),
+        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
     }
 }

@@ -1,5 +1,6 @@
 //! Liveness, readiness and metrics, for Kubernetes probes, load balancers and Prometheus.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
@@ -19,8 +20,14 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready to serve users: the store answers.
+/// Ready to serve users: not shutting down, and the store answers.
 pub async fn readyz(State(state): State<ServerState>) -> Result<Json<Value>, ApiError> {
+    if state.draining.load(Ordering::Relaxed) {
+        return Err(unavailable(
+            "shutting_down",
+            "this Runboard is shutting down and finishing its requests; the other replicas answer",
+        ));
+    }
     state
         .app
         .store

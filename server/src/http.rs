@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::body::Body;
@@ -44,6 +45,8 @@ pub struct ServerState {
     pub leptos: LeptosOptions,
     /// Screens rendered once for everyone holding the same roles.
     pub pages: Arc<SharedPages>,
+    /// Set once shutdown began: `/readyz` answers 503 while the listener drains.
+    pub draining: Arc<AtomicBool>,
 }
 
 impl FromRef<ServerState> for LeptosOptions {
@@ -65,6 +68,7 @@ impl ServerState {
             app: Arc::new(app),
             leptos,
             pages: Arc::new(SharedPages::new()),
+            draining: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -141,15 +145,19 @@ impl RouteTable {
     }
 }
 
-/// Probes, sign-in, the JSON API and the charts; the screens and server functions come from Leptos.
-fn table() -> RouteTable {
+/// Probes, sign-in, the JSON API and the charts; the screens and server functions come from
+/// Leptos. `/metrics` too, unless it has a listener of its own (`http.metrics_listen`).
+fn table(with_metrics: bool) -> RouteTable {
     use Access::{Public, Read};
     use Method as M;
-    let table = RouteTable::new()
+    let mut table = RouteTable::new()
         .add(M::GET, "/healthz", Public, health::healthz)
-        .add(M::GET, "/readyz", Public, health::readyz)
+        .add(M::GET, "/readyz", Public, health::readyz);
+    if with_metrics {
         // Prometheus scrapes without signing in; the metrics hold counts, never entities.
-        .add(M::GET, "/metrics", Public, health::metrics)
+        table = table.add(M::GET, "/metrics", Public, health::metrics);
+    }
+    let table = table
         .add(M::GET, "/login", Public, login::login_page)
         .add(M::GET, "/auth/login", Public, login::start_oidc)
         .add(M::GET, "/auth/callback", Public, login::finish_oidc)
@@ -182,7 +190,7 @@ pub(crate) const SESSION_COOKIE: &str = "runboard_session";
 /// The OpenAPI document of the API, made once from the route table.
 pub(crate) fn api_document() -> &'static utoipa::openapi::OpenApi {
     static DOCUMENT: std::sync::LazyLock<utoipa::openapi::OpenApi> =
-        std::sync::LazyLock::new(|| api::openapi::document(&table().docs));
+        std::sync::LazyLock::new(|| api::openapi::document(&table(true).docs));
     &DOCUMENT
 }
 
@@ -225,7 +233,7 @@ fn screen_routes() -> Vec<AxumRouteListing> {
 /// (anyone signed in may look) and each server function (anyone signed in, unless
 /// [`SERVER_FN_ACCESS`] asks more; each also checks its caller itself).
 pub fn routes() -> Vec<RouteRule> {
-    let mut rules = table().rules;
+    let mut rules = table(true).rules;
     rules.extend(screen_routes().into_iter().map(|route| RouteRule {
         method: Some(Method::GET),
         path: route.path().to_owned(),
@@ -308,7 +316,7 @@ pub fn router(state: ServerState) -> Router {
         })
         .layer(from_fn_with_state(state.clone(), shared_pages::share));
 
-    table()
+    table(http.metrics_listen.is_none())
         .router
         .merge(screens)
         .fallback(file_and_error_handler_with_context::<ServerState, _>(
@@ -367,13 +375,35 @@ async fn security_headers(
     response
 }
 
-/// Serves until `shutdown` resolves, then lets requests in flight finish.
+/// `/metrics` alone, for its own listener (`http.metrics_listen`): whoever reaches the
+/// pages, say through an Ingress, does not reach the metrics.
+pub(crate) fn metrics_router(state: ServerState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(health::metrics))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves; then drains: `/readyz` answers 503 at once, so that
+/// load balancers stop sending, while requests are still served for `http.drain`; then
+/// stops accepting and lets the requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
     state: ServerState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
+    let drain = state.app.config.http.drain;
+    let draining = state.draining.clone();
+    let drained = async move {
+        shutdown.await;
+        draining.store(true, Ordering::Relaxed);
+        tracing::info!(
+            drain = %humantime::format_duration(drain),
+            "draining: /readyz answers 503, requests are still served until the drain ends"
+        );
+        tokio::time::sleep(drain).await;
+        tracing::info!("drained: no new connections; finishing the requests in flight");
+    };
     // A page streams in several writes; without TCP_NODELAY each after the first waits for
     // the browser's delayed ACK, 40 ms a page.
     let listener = listener.tap_io(|stream| {
@@ -386,6 +416,6 @@ pub async fn serve(
         listener,
         router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown(drained)
     .await
 }

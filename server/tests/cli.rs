@@ -211,6 +211,55 @@ fn demo_users_beyond_loopback_are_refused_with_the_reason() {
     );
 }
 
+// Whatever reaches the pages (an Ingress) must not reach the metrics: with
+// `http.metrics_listen`, /metrics is served there and nowhere else.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_on_a_listener_of_their_own_are_not_on_the_pages_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("runboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n\
+             [store]\ndata_dir = \"{}\"\n[identity]\ndemo_users = true\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let runboard = common::start_runboard(&config, &dir.path().join("runboard.log"), &[]);
+    let metrics_url = runboard
+        .metrics_url
+        .clone()
+        .expect("runboard says where its metrics are");
+    let status = |url: String| async move { reqwest::get(url).await.unwrap().status().as_u16() };
+
+    assert_eq!(status(format!("{}/healthz", runboard.url)).await, 200);
+    // Not served there, whatever answers instead.
+    let on_pages = reqwest::get(format!("{}/metrics", runboard.url))
+        .await
+        .unwrap();
+    assert_ne!(on_pages.status(), 200);
+    let on_pages = on_pages.text().await.unwrap();
+    assert!(
+        !on_pages.contains("runboard_http_requests_total"),
+        "/metrics is not on the pages' listener: {on_pages}"
+    );
+    let scrape = reqwest::get(&metrics_url).await.unwrap();
+    assert_eq!(scrape.status(), 200);
+    let metrics = scrape.text().await.unwrap();
+    let counted = r#"runboard_http_requests_total{route="/healthz",method="GET",status="200"} 1"#;
+    assert!(
+        metrics.contains(counted),
+        "the pages' listener's requests are counted there: {counted} in\n{metrics}"
+    );
+    let beside_metrics = metrics_url.replace("/metrics", "/api/v1/services");
+    assert_eq!(
+        status(beside_metrics).await,
+        404,
+        "the metrics' listener serves nothing else"
+    );
+}
+
 /// A one-off GET with a bearer token from a synchronous test, returning the JSON answer.
 fn get_json_with_token(url: &str, token: &str) -> serde_json::Value {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -7,14 +7,17 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{call, start_fleet, start_runboard, submit_and_approve};
-use runboard_testkit::{Backend, ChaosProxy};
+use common::{call, slowed, start_fleet, start_runboard, submit_and_approve};
+use runboard_testkit::Backend;
 use serde_json::{Value, json};
 
 const OUTAGE: u64 = 2_000;
 /// Sagas per call, so that the action has twenty-odd chunks.
 const CHUNK: u64 = 100;
 const CONCURRENCY: usize = 4;
+/// How long each answer of a service takes on the wire: a call in flight at a kill has been
+/// applied by the service, and its answer never reaches the Runboard that sent it.
+const SLOWED: Duration = Duration::from_millis(300);
 
 /// The demo users' tokens, which each start issues afresh.
 fn token(data_dir: &std::path::Path, login: &str) -> String {
@@ -30,18 +33,6 @@ fn token(data_dir: &std::path::Path, login: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-/// `graphql_url` behind a proxy whose every answer takes a while on the wire: a call in
-/// flight at a kill has been applied by the service, and its answer never reaches the
-/// Runboard that sent it. The proxy, and the address to give Runboard.
-async fn slowed(graphql_url: &str) -> (std::sync::Arc<ChaosProxy>, url::Url) {
-    let graphql: url::Url = graphql_url.parse().unwrap();
-    let proxy = ChaosProxy::start(graphql.socket_addrs(|| None).unwrap()[0]).await;
-    proxy.slow_down(Duration::from_millis(300));
-    let mut behind_proxy = graphql;
-    behind_proxy.set_port(Some(proxy.port())).unwrap();
-    (proxy, behind_proxy)
 }
 
 /// Writes a Runboard config with demo users, a short lease, `actions` settings besides those
@@ -107,7 +98,7 @@ async fn a_runboard_killed_mid_action_resumes_and_applies_each_entity_once() {
         "seeded {} failed sagas in {:?}",
         seeded.sagas, seeded.elapsed
     );
-    let (_proxy, behind_proxy) = slowed(&onboarding.graphql_url).await;
+    let (_proxy, behind_proxy) = slowed(&onboarding.graphql_url, SLOWED).await;
     let dir = tempfile::tempdir().unwrap();
     let (config, data_dir) = write_config(
         dir.path(),
@@ -270,7 +261,7 @@ async fn a_runboard_killed_in_a_runbooks_second_step_resumes_there_and_never_rep
     let fleet = start_fleet(Backend::Sqlite).await;
     let payments = fleet.service("payments").clone();
     let ids = common::held_transfers(&fleet, HELD).await;
-    let (_proxy, behind_proxy) = slowed(&payments.graphql_url).await;
+    let (_proxy, behind_proxy) = slowed(&payments.graphql_url, SLOWED).await;
     let dir = tempfile::tempdir().unwrap();
     let (config, data_dir) = write_config(
         dir.path(),

@@ -36,8 +36,14 @@ async fn two_replicas_from_the_manifests_both_serve_poll_each_service_once_per_i
     )
     .unwrap();
     assert!(manifests.contains("discover = true"), "{manifests}");
-    // Loopback instead of the pod's 0.0.0.0:3000, as each replica has its own port here.
-    let mut config = manifests.replace("listen = \"0.0.0.0:3000\"", "listen = \"127.0.0.1:0\"");
+    // Loopback instead of the pod's 0.0.0.0:3000 and 0.0.0.0:9090 (metrics), as each
+    // replica has its own ports here.
+    let mut config = manifests
+        .replace("listen = \"0.0.0.0:3000\"", "listen = \"127.0.0.1:0\"")
+        .replace(
+            "metrics_listen = \"0.0.0.0:9090\"",
+            "metrics_listen = \"127.0.0.1:0\"",
+        );
     config.push_str(&format!("\n[poller]\ninterval = \"{INTERVAL_SECONDS}s\"\n"));
     for service in fleet.fleet.services() {
         config.push_str(&format!(

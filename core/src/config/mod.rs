@@ -216,6 +216,13 @@ pub struct HttpConfig {
     /// redirect, the origin writes must come from, and `Secure` cookies when https.
     /// When absent, `http://` and the listen address.
     pub public_url: Option<Url>,
+    /// After SIGTERM, how long Runboard keeps serving while `/readyz` answers 503, so that
+    /// load balancers (Kubernetes' endpoints) stop sending before the listener closes.
+    #[serde(with = "humantime_serde")]
+    pub drain: Duration,
+    /// When set, `/metrics` is served on this address only, not on `listen`, so that
+    /// whatever reaches the pages (an Ingress) cannot reach the metrics.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for HttpConfig {
@@ -228,6 +235,9 @@ impl Default for HttpConfig {
             // A pasted list of 100,000 IDs (SPEC.md, "Actions") fits.
             body_limit_bytes: 8 * 1024 * 1024,
             public_url: None,
+            // A few seconds: how long Kubernetes takes to drop a pod from its endpoints.
+            drain: Duration::from_secs(5),
+            metrics_listen: None,
         }
     }
 }
@@ -320,7 +330,11 @@ impl Config {
     /// The embedded default: an SQLite store in `data_dir`, served on `listen`.
     pub fn demo(overrides: &Overrides) -> Result<Self, ConfigError> {
         let mut config = Config {
-            http: HttpConfig::default(),
+            // One process on a laptop: no load balancer to drain from, Ctrl-C stops at once.
+            http: HttpConfig {
+                drain: Duration::ZERO,
+                ..HttpConfig::default()
+            },
             store: StoreConfig::default(),
             thresholds: Thresholds::default(),
             poller: PollerConfig::default(),

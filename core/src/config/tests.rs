@@ -95,7 +95,7 @@ fn the_documented_example_config_is_valid() {
 
 #[test]
 fn the_clusters_configs_are_valid() {
-    for file in ["base", "overlays/oidc-ingress"] {
+    for file in ["base", "overlays/oidc-ingress", "overlays/port-forward"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../deploy")
             .join(file)

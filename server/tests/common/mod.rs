@@ -327,10 +327,27 @@ pub async fn applied_for(fleet: &TestFleet, service: &str, action_id: &str) -> V
         .collect()
 }
 
+/// `graphql_url` behind a proxy whose every answer takes `latency` on the wire; the proxy,
+/// and the address to give Runboard.
+pub async fn slowed(
+    graphql_url: &str,
+    latency: Duration,
+) -> (Arc<runboard_testkit::ChaosProxy>, url::Url) {
+    let graphql: url::Url = graphql_url.parse().unwrap();
+    let proxy =
+        runboard_testkit::ChaosProxy::start(graphql.socket_addrs(|| None).unwrap()[0]).await;
+    proxy.slow_down(latency);
+    let mut behind_proxy = graphql;
+    behind_proxy.set_port(Some(proxy.port())).unwrap();
+    (proxy, behind_proxy)
+}
+
 /// A `runboard serve` process, killed when dropped.
 pub struct Runboard {
     pub child: Child,
     pub url: String,
+    /// Where its `/metrics` is, when on a listener of its own (`http.metrics_listen`).
+    pub metrics_url: Option<String>,
 }
 
 impl Drop for Runboard {
@@ -359,18 +376,26 @@ pub fn start_runboard(
         .spawn()
         .expect("run the runboard binary");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut metrics_url = None;
     let url = loop {
         let line = lines
             .next()
             .expect("runboard stopped before serving")
             .unwrap();
+        if let Some(url) = line.strip_prefix("Runboard's metrics are at ") {
+            metrics_url = Some(url.to_owned());
+        }
         if let Some(url) = line.strip_prefix("Runboard is serving at ") {
             break url.to_owned();
         }
     };
     // Keep reading its stdout so that it never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    Runboard { child, url }
+    Runboard {
+        child,
+        url,
+        metrics_url,
+    }
 }
 
 /// `method` on `url` as the holder of `token`; the answer, which must be a success.
