@@ -457,4 +457,26 @@ mod tests {
         });
         assert_eq!(problem.key, APPROVALS);
     }
+
+    #[test]
+    fn an_annotated_query_that_locks_rows_is_refused_at_its_annotation() {
+        let mut annotations = MINIMAL.to_vec();
+        annotations.push((
+            "runboard.io/query.supervisor-view",
+            "SELECT * FROM supervisor_view FOR UPDATE",
+        ));
+        let mut settings = describe(&service(&annotations, &[(None, 8080)]))
+            .unwrap()
+            .service;
+        // As discovery does once it has read the URL from the Secret.
+        settings.database_url = "postgres://runboard@payments-db/payments".to_owned().into();
+        let problem = annotation_of(settings.check(false).unwrap_err());
+        assert_eq!(problem.key, "runboard.io/query.supervisor-view");
+        assert!(
+            problem
+                .message
+                .contains("locks the rows it reads (FOR UPDATE)"),
+            "{problem}"
+        );
+    }
 }

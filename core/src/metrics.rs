@@ -43,7 +43,8 @@ struct ReadLabels {
 pub struct ServiceReads(Family<ReadLabels, Counter>);
 
 impl ServiceReads {
-    /// Counts one statement sent to `service`'s database about `relation`.
+    /// Counts one query sent to `service`'s database about `relation` (not the `BEGIN` and
+    /// `ROLLBACK` of the read-only transaction it runs in).
     pub fn record(&self, service: &str, relation: &'static str) {
         self.0
             .get_or_create(&ReadLabels {
@@ -125,7 +126,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("runboard");
         registry.register(
             "service_reads",
-            "Statements sent to each service's database, by the relation read, by the poller and the screens",
+            "Queries sent to each service's database, by the relation read, by the poller and the screens (each in a read-only transaction of its own, whose BEGIN and ROLLBACK are not counted)",
             reads.0.clone(),
         );
         let polls = Family::<PollLabels, Counter>::default();

@@ -10,7 +10,7 @@ use runboard_core::actions::runbook::values::entity_values;
 use runboard_core::config::{Config, Overrides, ServiceConfig};
 use runboard_core::connector::{Connector, ReadProblem, SagaFilter};
 use runboard_model::{ActionSpec, ArgumentSpec, BatchItemStatus, SagaStatus};
-use runboard_testkit::{Backend, TestDatabase, test_on_both_stores};
+use runboard_testkit::{Backend, TestDatabase, run_sql, sql_strings, test_on_both_stores};
 use sqlx::Connection;
 
 fn now() -> DateTime<Utc> {
@@ -590,6 +590,38 @@ async fn a_slow_service_times_out_within_its_bound() {
         ),
         "{error}"
     );
+}
+
+/// A query cannot make its session writable for the reads after it: each read is a `READ
+/// ONLY` transaction of its own, rolled back after. (PostgreSQL: SQLite files are opened
+/// read-only, and SQLite has no functions in SQL that write.)
+#[tokio::test]
+async fn a_query_that_turns_its_session_writable_still_writes_nothing() {
+    let db = service_db(Backend::Postgres).await;
+    run_sql(&db.url, "CREATE TABLE poll_visit (at TIMESTAMPTZ NOT NULL)").await;
+    run_sql(
+        &db.url,
+        "CREATE FUNCTION note_poll() RETURNS INTEGER LANGUAGE plpgsql AS $$ \
+         BEGIN INSERT INTO poll_visit VALUES (now()); RETURN 1; END $$",
+    )
+    .await;
+    // One connection, so that every read is in the same session: the first turns the
+    // session's read-only default off, and each read after it would write.
+    let config = service_config(
+        &db.url,
+        "max_connections = 1\n[services.queries]\nsupervisor_view = \"SELECT v.* FROM supervisor_view v, \
+         (SELECT CASE WHEN current_setting('default_transaction_read_only') = 'on' \
+         THEN set_config('default_transaction_read_only', 'off', false) = 'off' \
+         ELSE note_poll() = 1 END) AS noted\"\n",
+    );
+    let connector = Connector::new(&config, Duration::from_secs(30 * 60))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(connector.saga_counts(now()).await.unwrap().failed, 12);
+    }
+    let visits = sql_strings(&db.url, "SELECT CAST(COUNT(*) AS TEXT) FROM poll_visit").await;
+    assert_eq!(visits, ["0"], "no read wrote");
 }
 
 async fn a_malformed_row_is_named_and_breaks_only_its_read(backend: Backend) {

@@ -22,6 +22,24 @@ macro_rules! on_pool {
     };
 }
 
+/// Runs `$body` with `$connection` bound to the concrete connection of a `&mut`
+/// [`Transaction`], as [`on_pool!`] does for a pool.
+#[macro_export]
+macro_rules! on_transaction {
+    ($transaction:expr, |$connection:ident| $body:expr) => {
+        match $transaction {
+            $crate::Transaction::Sqlite(transaction) => {
+                let $connection = &mut **transaction;
+                $body
+            }
+            $crate::Transaction::Postgres(transaction) => {
+                let $connection = &mut **transaction;
+                $body
+            }
+        }
+    };
+}
+
 /// A value bound to a `$n` placeholder, so that statements can be assembled at run time
 /// for either database.
 #[derive(Debug, Clone)]

@@ -88,6 +88,12 @@ impl Pool {
             let mut options = PgConnectOptions::from_str(url)
                 .map_err(OpenError::Url)?
                 .application_name("runboard");
+            if !settings.owned {
+                // A service's database is only read: its session refuses writes from the
+                // start (after any options in the URL, so that none turns it off), as the
+                // SQLite file is opened read-only.
+                options = options.options([("default_transaction_read_only", "on")]);
+            }
             if let Some(timeout) = settings.statement_timeout {
                 options = options.options([("statement_timeout", timeout.as_millis().to_string())]);
             }
@@ -144,6 +150,23 @@ impl Pool {
         Ok(match self {
             Pool::Sqlite(pool) => Transaction::Sqlite(pool.begin().await?),
             Pool::Postgres(pool) => Transaction::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Begins a transaction for one read of a service's database. On PostgreSQL it is
+    /// `READ ONLY` and stops its statements after `timeout` whatever the session's settings
+    /// say by then (a query can change those); both in the one round trip of `BEGIN`. An
+    /// SQLite service's file is opened read-only, and its reads are timed by the caller.
+    pub async fn begin_read_only(&self, timeout: Duration) -> Result<Transaction, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(pool) => Transaction::Sqlite(pool.begin().await?),
+            Pool::Postgres(pool) => Transaction::Postgres(
+                pool.begin_with(format!(
+                    "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+                    timeout.as_millis()
+                ))
+                .await?,
+            ),
         })
     }
 

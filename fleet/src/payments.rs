@@ -43,13 +43,13 @@ ORDER BY s.saga_id";
 
 /// A transfer's events as saga history: the same text on both databases (`||` and CAST
 /// mean the same in each), amounts kept as text.
-pub(crate) const SAGA_EVENTS: &str = "SELECT transfer_id AS saga_id, created_at AS at, kind, \
+pub const SAGA_EVENTS: &str = "SELECT transfer_id AS saga_id, created_at AS at, kind, \
      TRIM(COALESCE(CAST(amount AS TEXT) || ' ' || currency, '') || ' ' || COALESCE(detail, '')) AS detail \
      FROM transfer_event";
 
 /// What a transfer was asked to do, as facts `(saga_id, name, value)`: its accounts and
 /// reference, from its `initiated` event. The same text on both databases.
-pub(crate) const ENTITY_FACTS: &str = "\
+pub const ENTITY_FACTS: &str = "\
 SELECT transfer_id AS saga_id, 'from_account' AS name, from_account AS value FROM transfer_event WHERE kind = 'initiated' \
 UNION ALL SELECT transfer_id, 'to_account', to_account FROM transfer_event WHERE kind = 'initiated' \
 UNION ALL SELECT transfer_id, 'reference', reference FROM transfer_event WHERE kind = 'initiated'";

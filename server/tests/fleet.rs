@@ -14,7 +14,7 @@ use runboard_core::poller::poll_once;
 use runboard_core::snapshots::TrendPoint;
 use runboard_fleet::ServiceInfo;
 use runboard_model::{Role, SagaStatus};
-use runboard_testkit::{Backend, TestStore, admin_url, test_on_both_stores};
+use runboard_testkit::{Backend, TestStore, admin_url, run_sql, test_on_both_stores};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::{PgPool, SqlitePool};
@@ -329,6 +329,67 @@ async fn one_stopped_and_one_slow_service_break_nothing_else(backend: Backend) {
         .get("/api/v1/services/payments/sagas?status=failed&limit=5")
         .await;
     assert_eq!(response.status(), 200);
+}
+
+/// PostgreSQL only: an SQLite service's file is opened read-only, and SQLite has no
+/// functions in SQL that write.
+#[tokio::test]
+async fn a_contract_query_that_calls_a_writing_function_writes_nothing_and_the_poll_says_why() {
+    let fleet = start_fleet(Backend::Postgres).await;
+    let payments = fleet.service("payments");
+    // The service's own database user may write (as the URL a team registers often can);
+    // the function writes with it whenever it is called.
+    run_sql(
+        &payments.database_url,
+        "CREATE TABLE poll_visit (at TIMESTAMPTZ NOT NULL)",
+    )
+    .await;
+    run_sql(
+        &payments.database_url,
+        "CREATE FUNCTION note_poll() RETURNS INTEGER LANGUAGE plpgsql AS $$ \
+         BEGIN INSERT INTO poll_visit VALUES (now()); RETURN 1; END $$",
+    )
+    .await;
+    let mut config = registered(payments);
+    config.queries.supervisor_view =
+        "SELECT v.* FROM supervisor_view v, note_poll() AS noted".into();
+    assert_eq!(
+        config.check(false),
+        Ok(()),
+        "a plain SELECT to the parser: the function's body is not in the query"
+    );
+    let app = spawn_app_on(TestStore::new(Backend::Postgres).await, vec![config]).await;
+
+    assert_eq!(
+        poll_once(&app.app).await.unwrap(),
+        0,
+        "payments is not read"
+    );
+    assert_eq!(
+        poll_once(&app.app).await.unwrap(),
+        0,
+        "nor on the next poll"
+    );
+    let visits = runboard_testkit::sql_strings(
+        &payments.database_url,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM poll_visit",
+    )
+    .await;
+    assert_eq!(visits, ["0"], "the polls wrote nothing");
+
+    let listed = services(&app).await;
+    let row = listed.iter().find(|s| s["name"] == "payments").unwrap();
+    assert_eq!(row["reachable"], false, "{row}");
+    let error = row["error"].as_str().unwrap();
+    assert!(
+        error.contains("supervisor_view") && error.contains("read-only transaction"),
+        "the service says which query the database refused, and why: {error}"
+    );
+    let overview = app.get("/").await.text().await.unwrap();
+    assert!(
+        overview.contains("cannot execute INSERT in a read-only transaction"),
+        "{overview}"
+    );
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! [`Config::validate`] then checks what types alone cannot (unique names, URL schemes).
 
 mod identity;
+mod queries;
 mod secret;
 mod services;
 mod watches;

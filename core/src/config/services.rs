@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use runboard_dialect::Dialect;
 use runboard_model::ServiceName;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -152,6 +153,8 @@ impl ServiceConfig {
             );
         }
         let queries = &self.queries;
+        // Parsed as the service's own database reads SQL.
+        let dialect = Dialect::of_url(self.database_url.expose_secret());
         for (field, query) in [
             ("supervisor_view", Some(&queries.supervisor_view)),
             ("batch_run", Some(&queries.batch_run)),
@@ -160,16 +163,8 @@ impl ServiceConfig {
             ("saga_events", queries.saga_events.as_ref()),
             ("entity_facts", queries.entity_facts.as_ref()),
         ] {
-            if let Some(query) = query
-                && !query
-                    .trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("select")
-            {
-                return problem(
-                    format!("queries.{field}"),
-                    "must be a single SELECT returning the contract's columns".into(),
-                );
+            if let Some(refusal) = query.and_then(|query| super::queries::refusal(query, dialect)) {
+                return problem(format!("queries.{field}"), refusal);
             }
         }
         Ok(())

@@ -6,7 +6,7 @@ use runboard_model::{BatchItem, BatchItemPage, BatchItemStatus, BatchProgress};
 use super::sql::Sql;
 use super::{Connector, LOOKUP_CHUNK, MAX_PAGE, ReadError, ReadProblem, count, next_page};
 use crate::db::Arg;
-use crate::db::on_pool;
+use crate::db::on_transaction;
 
 #[derive(sqlx::FromRow)]
 struct BatchRow {
@@ -118,8 +118,10 @@ impl Connector {
             self.queries.batch_item
         );
         let (n,): (i64,) = self
-            .read("batch_item", async {
-                on_pool!(self.pool, |pool| sqlx::query_as(&sql).fetch_one(pool).await)
+            .read("batch_item", async |transaction| {
+                on_transaction!(transaction, |connection| sqlx::query_as(&sql)
+                    .fetch_one(connection)
+                    .await)
             })
             .await?;
         Ok(count(n))

@@ -6,7 +6,7 @@ use runboard_model::{Money, add_to_totals};
 use rust_decimal::Decimal;
 
 use super::{Connector, ReadError, ReadProblem};
-use crate::db::on_pool;
+use crate::db::on_transaction;
 
 #[derive(sqlx::FromRow)]
 struct FundsRow {
@@ -38,10 +38,10 @@ impl Connector {
         );
         let limit = self.row_limit as usize;
         let rows: Result<Vec<FundsRow>, ReadProblem> = self
-            .read("withheld_funds", async {
-                on_pool!(self.pool, |pool| {
+            .read("withheld_funds", async |transaction| {
+                on_transaction!(transaction, |connection| {
                     let mut rows = Vec::new();
-                    let mut stream = sqlx::query_as::<_, FundsRow>(&sql).fetch(pool);
+                    let mut stream = sqlx::query_as::<_, FundsRow>(&sql).fetch(connection);
                     while let Some(row) = stream.try_next().await? {
                         if rows.len() == limit {
                             return Ok(Err(ReadProblem::TooManyRows {

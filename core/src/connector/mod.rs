@@ -23,7 +23,7 @@ pub(crate) use sagas::SELECTION_PAGE;
 pub use sagas::{DEFAULT_PAGE, MAX_PAGE, SagaCursor, SagaFilter, page_limit};
 
 use crate::config::{ContractQueries, ServiceConfig, WatchTuning};
-use crate::db::{Pool, PoolSettings};
+use crate::db::{Pool, PoolSettings, Transaction};
 use crate::graphql_client::{Credentials, MissionControl};
 use crate::metrics::ServiceReads;
 
@@ -224,11 +224,14 @@ impl Connector {
         self.mission_control.set_credentials(credentials);
     }
 
-    /// Runs one read under the service's timeout and names the service in its error.
+    /// Runs one read under the service's timeout and names the service in its error. The
+    /// read gets a read-only transaction of its own, rolled back after: the database refuses
+    /// any write a contract query attempts (through a function it calls, say), and nothing
+    /// the query did, not even to the session's settings, outlasts it.
     async fn read<T>(
         &self,
         relation: &'static str,
-        read: impl Future<Output = Result<T, sqlx::Error>>,
+        read: impl AsyncFnOnce(&mut Transaction) -> Result<T, sqlx::Error>,
     ) -> Result<T, ReadError> {
         let started = tokio::time::Instant::now();
         let _slot = if RESERVED.try_with(|_| ()).is_ok() {
@@ -243,6 +246,12 @@ impl Connector {
         };
         self.reads.record(self.name.as_str(), relation);
         let left = self.timeout.saturating_sub(started.elapsed());
+        let read = async {
+            let mut transaction = self.pool.begin_read_only(self.timeout).await?;
+            let value = read(&mut transaction).await?;
+            transaction.rollback().await?;
+            Ok(value)
+        };
         let problem = match tokio::time::timeout(left, read).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) => classify(relation, e),

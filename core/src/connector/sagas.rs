@@ -11,7 +11,7 @@ use runboard_model::{
 use super::sql::Sql;
 use super::{Connector, LOOKUP_CHUNK, ReadError, count, next_page};
 use crate::db::Arg;
-use crate::db::on_pool;
+use crate::db::on_transaction;
 use runboard_dialect::Row;
 
 /// Which sagas to list, and from where.
@@ -170,11 +170,11 @@ impl Connector {
         );
         let stuck_before = self.stuck_before(now);
         let row: CountsRow = self
-            .read("supervisor_view", async {
-                on_pool!(self.pool, |pool| {
+            .read("supervisor_view", async |transaction| {
+                on_transaction!(transaction, |connection| {
                     sqlx::query_as(&sql)
                         .bind(stuck_before)
-                        .fetch_one(pool)
+                        .fetch_one(connection)
                         .await
                 })
             })
@@ -211,13 +211,13 @@ impl Connector {
             self.queries.supervisor_view
         );
         let counts: Vec<i64> = self
-            .read("supervisor_view", async {
-                on_pool!(self.pool, |pool| {
+            .read("supervisor_view", async |transaction| {
+                on_transaction!(transaction, |connection| {
                     let mut query = sqlx::query(&sql);
                     for at in times {
                         query = query.bind(self.stuck_before(*at)).bind(*at);
                     }
-                    let row = query.fetch_one(pool).await?;
+                    let row = query.fetch_one(connection).await?;
                     (0..2 * times.len())
                         .map(|i| sqlx::Row::try_get::<i64, _>(&row, i))
                         .collect::<Result<Vec<i64>, sqlx::Error>>()
@@ -475,11 +475,11 @@ impl Connector {
             self.queries.supervisor_view
         );
         let rows: Vec<ErrorGroupRow> = self
-            .read("supervisor_view", async {
-                on_pool!(self.pool, |pool| {
+            .read("supervisor_view", async |transaction| {
+                on_transaction!(transaction, |connection| {
                     sqlx::query_as(&sql)
                         .bind(i64::from(self.row_limit))
-                        .fetch_all(pool)
+                        .fetch_all(connection)
                         .await
                 })
             })

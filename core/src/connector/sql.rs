@@ -48,7 +48,9 @@ impl Connector {
         query: &str,
         params: &[Arg],
     ) -> Result<Vec<R>, ReadError> {
-        self.read(relation, self.pool.fetch_all(query, params))
-            .await
+        self.read(relation, async |transaction| {
+            transaction.fetch_all(query, params).await
+        })
+        .await
     }
 }
