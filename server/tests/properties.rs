@@ -6,7 +6,8 @@ mod common;
 
 use common::{TestApp, TestFleet, bearer_client, registered, spawn_app_configured, start_fleet};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+use reqwest::Method;
 use runboard_core::config::LimitsConfig;
 use runboard_model::Role;
 use runboard_testkit::{Backend, TestStore};
@@ -189,10 +190,13 @@ async fn judged(response: reqwest::Response, asked: &str) -> Result<(), TestCase
     Ok(())
 }
 
+/// A runner that keeps every failing case it finds, and tries those first on every run.
 fn runner(cases: u32) -> TestRunner {
     TestRunner::new(Config {
         cases,
-        failure_persistence: None,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/properties.proptest-regressions",
+        ))),
         ..Config::default()
     })
 }
@@ -217,35 +221,71 @@ fn no_query_string_makes_a_list_or_a_filter_fail_on_the_server() {
         .unwrap();
 }
 
+/// Every write the API answers, from the router's own list (a route added later is in it
+/// the day it is added), with each `{…}` of its path filled with a real ID of the world or
+/// any text.
+fn write_request(
+    routes: Vec<(Method, String)>,
+    action_id: String,
+) -> impl Strategy<Value = (Method, String)> {
+    (
+        proptest::sample::select(routes),
+        prop_oneof![Just(action_id), text()],
+    )
+        .prop_map(|((method, pattern), id)| {
+            let segments: Vec<String> = pattern
+                .trim_start_matches('/')
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        id.clone()
+                    } else {
+                        segment.to_owned()
+                    }
+                })
+                .collect();
+            (method, segments.join("\u{0}"))
+        })
+}
+
 #[test]
 fn no_json_body_makes_a_write_fail_on_the_server() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let world = runtime.block_on(world());
-    let id = world.action_id.clone();
-    let writes = vec![
-        "/api/v1/actions".to_owned(),
-        format!("/api/v1/actions/{id}/submit"),
-        format!("/api/v1/actions/{id}/approve"),
-        format!("/api/v1/actions/{id}/reject"),
-        format!("/api/v1/actions/{id}/cancel"),
-        format!("/api/v1/actions/{id}/resume"),
-        "/api/v1/lookup".to_owned(),
-        "/api/v1/access/revoke".to_owned(),
-        "/api/v1/tokens".to_owned(),
-    ];
+    let writes: Vec<(Method, String)> = runboard_server::routes()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/api/v1/") && !r.path.contains('*'))
+        .filter_map(|r| r.method.filter(|m| *m != Method::GET).map(|m| (m, r.path)))
+        .collect();
+    for needed in [
+        "/api/v1/runbooks",
+        "/api/v1/silences",
+        "/api/v1/alerts/{id}/acknowledge",
+        "/api/v1/tokens",
+    ] {
+        assert!(
+            writes.iter().any(|(_, path)| path == needed),
+            "the router lists {needed} among its writes: {writes:?}"
+        );
+    }
     runner(1000)
         .run(
-            &(proptest::sample::select(writes), json_value()),
-            |(path, body)| {
+            &(write_request(writes, world.action_id.clone()), json_value()),
+            |((method, path), body)| {
+                let mut url = reqwest::Url::parse(&world.app.url("/")).unwrap();
+                url.path_segments_mut()
+                    .unwrap()
+                    .clear()
+                    .extend(path.split('\u{0}'));
                 runtime.block_on(async {
                     let response = world
                         .caller
-                        .post(world.app.url(&path))
+                        .request(method.clone(), url.clone())
                         .json(&body)
                         .send()
                         .await
                         .unwrap();
-                    judged(response, &format!("POST {path} {body}")).await
+                    judged(response, &format!("{method} {url} {body}")).await
                 })
             },
         )
