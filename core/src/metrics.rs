@@ -74,7 +74,8 @@ struct RequestLabels {
     /// series per route however many ids are asked for; `fallback` for static files and
     /// paths no route knows.
     route: String,
-    method: String,
+    /// One of [`METHODS`] or `other`: a made-up method is not a new series.
+    method: &'static str,
     status: u16,
 }
 
@@ -87,7 +88,18 @@ struct ScreenLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
-    method: String,
+    method: &'static str,
+}
+
+/// The methods counted by name; any other (anyone may send `FOO /healthz`) counts as
+/// `other`, so that no request can add a series to `/metrics`.
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+fn method_label(method: &str) -> &'static str {
+    METHODS
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("other")
 }
 
 /// Latency buckets from 5 ms to about 20 s: a screen's read to a slow preview.
@@ -215,17 +227,18 @@ impl Metrics {
 
     /// Counts one answered request of `route` and the time to its response's head.
     pub fn record_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_owned(),
-                method: method.to_owned(),
+                method,
                 status,
             })
             .inc();
         self.request_seconds
             .get_or_create(&RouteLabels {
                 route: route.to_owned(),
-                method: method.to_owned(),
+                method,
             })
             .observe(seconds);
     }
