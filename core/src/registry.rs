@@ -10,6 +10,7 @@ use runboard_model::{DiscoveryNote, RegisteredService, ServiceName, ServiceSourc
 use crate::App;
 use crate::config::{Config, ServiceConfig};
 use crate::db::on_pool;
+use crate::error_text::shown_url;
 use crate::services::Discovered;
 use crate::store::{Store, StoreError};
 
@@ -100,7 +101,8 @@ impl Store {
                 )
                 .bind(service.name.as_str())
                 .bind(&service.team)
-                .bind(service.graphql_url.as_str())
+                // Every reader sees it: without the key its query may carry.
+                .bind(shown_url(&service.graphql_url))
                 .bind(stuck_after)
                 .bind(registration.source.stored())
                 .bind(now)

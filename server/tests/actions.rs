@@ -1296,12 +1296,67 @@ async fn the_preview_shows_the_endpoint_without_the_key_in_its_query() {
     let id = action["id"].as_str().unwrap();
     let seen = get(&s.app, &s.vera, &format!("/api/v1/actions/{id}")).await;
     let endpoint = seen["action"]["preview"]["endpoint"].as_str().unwrap();
-    assert!(endpoint.ends_with("/graphql"), "{endpoint}");
+    assert!(endpoint.ends_with("/graphql?…"), "{endpoint}");
     assert!(!seen.to_string().contains("s3cret"), "{seen}");
     assert_eq!(
         seen["action"]["preview"]["dry_run"]["kind"], "done",
         "the dry run went through the configured URL: {seen}"
     );
+}
+
+/// A service's endpoint with a key in its query, unreachable: the preview's error, the
+/// pause reason, the Slack message and the registry each say where it failed, never the key.
+#[tokio::test]
+async fn an_unreachable_endpoints_key_is_in_no_error_pause_reason_or_slack_message() {
+    let (hook, messages) = webhook().await;
+    let s = setup(Backend::Sqlite, |config| {
+        config.actions.webhook_url = Some(hook.parse().unwrap());
+        let onboarding = config
+            .services
+            .iter_mut()
+            .find(|s| s.name.as_str() == "onboarding")
+            .unwrap();
+        onboarding.graphql_url.set_query(Some("key=s3cret-key"));
+    })
+    .await;
+    let ids = failed_sagas(&s, "onboarding", 2).await;
+    let action = submitted_retry(&s, &ids).await;
+    let id = action["id"].as_str().unwrap();
+    approved_by_bob(&s, &action).await;
+
+    s.proxy.cut();
+    run_engine(&s.app).await;
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["state"], "paused", "{detail}");
+    let reason = detail["action"]["state_detail"].as_str().unwrap();
+    assert!(
+        reason.contains("/graphql?…"),
+        "the reason says where: {reason}"
+    );
+    assert!(!detail.to_string().contains("s3cret"), "{detail}");
+    let paused = wait_for_message(&messages, "paused").await;
+    assert!(paused.contains("/graphql?…"), "{paused}");
+
+    // A preview asked for while it is down fails, saying where, not with what key.
+    let (_, refused) = post(
+        &s.app,
+        &s.alice,
+        "/api/v1/actions",
+        json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
+    )
+    .await;
+    assert!(
+        refused.to_string().contains("/graphql?… cannot be reached"),
+        "{refused}"
+    );
+
+    let services = get(&s.app, &s.vera, "/api/v1/services").await;
+    for seen in [refused.to_string(), services.to_string()]
+        .into_iter()
+        .chain(messages.lock().unwrap().iter().cloned())
+    {
+        assert!(!seen.contains("s3cret"), "{seen}");
+    }
 }
 
 /// Seconds the provider's client-credentials tokens live in the test below.

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::CallError;
 use crate::config::MissionControlTokens;
-use crate::error_text::error_chain;
+use crate::error_text::{error_chain, shown_url};
 
 /// How long a token is kept when the provider does not say when it expires.
 const UNDATED_TOKEN_KEPT: Duration = Duration::from_secs(60);
@@ -73,7 +73,7 @@ impl ServiceTokenClient {
         }
         Self {
             client,
-            token_url: config.token_url.to_string(),
+            token_url: shown_url(&config.token_url),
             // No redirects: a token request must reach the configured endpoint or fail.
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

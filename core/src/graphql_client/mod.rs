@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::error_text::{error_chain, shown_url};
+
 /// How long Runboard waits for one mission-control request.
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -26,7 +28,8 @@ fragment TypeRef on __Type {
   ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } }
 }";
 
-/// Why a mission-control request failed, in words for the person who asked.
+/// Why a mission-control request failed, in words for the person who asked (and for
+/// previews, pause reasons and Slack: each URL in it as [`shown_url`] shows it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     #[error("its mission control at {url} cannot be reached: {detail}")]
@@ -155,13 +158,10 @@ impl MissionControl {
         &self.url
     }
 
-    /// The endpoint as previews and records show it to every reader: without a query or
-    /// fragment, where a key may hide (credentials in the URL are refused by the config).
+    /// The endpoint as previews, records and errors show it to every reader: without the
+    /// query or fragment where a key may hide.
     pub fn shown_url(&self) -> String {
-        let mut url = self.url.clone();
-        url.set_query(None);
-        url.set_fragment(None);
-        url.to_string()
+        shown_url(&self.url)
     }
 
     /// Calls from now on carry these credentials.
@@ -182,7 +182,7 @@ impl MissionControl {
         variables: &Value,
         headers: &[(&str, String)],
     ) -> Result<Value, CallError> {
-        let url = self.url.to_string();
+        let url = self.shown_url();
         let mut request = self
             .http
             .post(self.url.clone())
@@ -199,14 +199,14 @@ impl MissionControl {
             } else {
                 CallError::Unreachable {
                     url: url.clone(),
-                    detail: e.to_string(),
+                    detail: error_chain(&e),
                 }
             }
         })?;
         let status = response.status();
         let text = response.text().await.map_err(|e| CallError::Unreachable {
             url: url.clone(),
-            detail: e.to_string(),
+            detail: error_chain(&e),
         })?;
         if status == reqwest::StatusCode::UNAUTHORIZED {
             // Revoked, or signed with a key the service no longer trusts: not a refusal of
