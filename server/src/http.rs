@@ -31,6 +31,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
+use crate::client_address::{self, ClientAddress, TrustedProxies};
 use crate::identity::{self, Gate, login};
 use crate::limits::{self, Limits};
 use crate::shared_pages::{self, SharedPages};
@@ -277,8 +278,14 @@ pub fn router(state: ServerState) -> Router {
         ));
 
     let https = config.public_url().scheme() == "https";
+    let trusted_proxies = Arc::new(TrustedProxies::new(http));
     let middleware = ServiceBuilder::new()
         .layer(from_fn_with_state(https, security_headers))
+        // Before the log line and the limits, which go by the client.
+        .layer(from_fn_with_state(
+            trusted_proxies,
+            client_address::name_client,
+        ))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http()
@@ -288,11 +295,16 @@ pub fn router(state: ServerState) -> Router {
                         .get(REQUEST_ID)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("-");
+                    let client = request
+                        .extensions()
+                        .get::<ClientAddress>()
+                        .map(|client| client.0);
                     tracing::info_span!(
                         "request",
                         method = %request.method(),
                         path = %request.uri().path(),
                         request_id,
+                        client = client.map(tracing::field::display),
                     )
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),

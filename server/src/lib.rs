@@ -6,6 +6,7 @@ mod action_file;
 mod api;
 mod charts;
 pub mod cli;
+mod client_address;
 pub mod demo;
 mod error;
 mod health;

@@ -1,14 +1,15 @@
 //! Limits that keep one person, one script or one stranger from starving everyone else
 //! (and the fleet behind Runboard): a pace per signed-in person, and stricter ones per
-//! client address for sign-in (each may write a session row) and for refused tokens (so
-//! that guessing one is slow). Probes and the site's static files are never limited.
+//! client address (the socket's peer, or the client a trusted proxy names) for sign-in
+//! (each may write a session row) and for refused tokens (so that guessing one is slow).
+//! Probes and the site's static files are never limited.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -17,6 +18,7 @@ use http::{HeaderValue, header};
 use runboard_core::config::LimitsConfig;
 use runboard_core::identity::Caller;
 
+use crate::client_address::ClientAddress;
 use crate::error::too_many_requests;
 use crate::identity::Unauthenticated;
 
@@ -95,8 +97,8 @@ pub(crate) async fn limit(
     limits.sweep_now_and_then();
     let address = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        .get::<ClientAddress>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |client| client.0);
     let config = &limits.config;
     let verdict = if path == "/login" || path.starts_with("/auth/") {
         allowed(&limits.sign_in, &address).map_err(|wait| {

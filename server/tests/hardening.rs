@@ -360,3 +360,136 @@ async fn the_liveness_probe_answers_a_loop_of_made_up_methods_and_grows_nothing(
         &added[..added.len().min(3)]
     );
 }
+
+/// A reverse proxy on loopback (127.0.0.1), as an ingress is: each request goes on to
+/// `upstream` with the address it came from appended to `X-Forwarded-For`. Its address.
+async fn reverse_proxy(upstream: &str) -> String {
+    use axum::extract::{ConnectInfo, Request};
+    let upstream = upstream.to_owned();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(std::net::IpAddr::from([127, 0, 0, 1]))
+        .build()
+        .unwrap();
+    let forward = move |ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>, request: Request| {
+        let (upstream, client) = (upstream.clone(), client.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let mut headers = parts.headers;
+            for hop in ["host", "content-length", "connection", "transfer-encoding"] {
+                headers.remove(hop);
+            }
+            headers.append("x-forwarded-for", peer.ip().to_string().parse().unwrap());
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let answer = client
+                .request(parts.method, format!("{upstream}{path}"))
+                .headers(headers)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let mut response = http::Response::builder().status(answer.status());
+            for (name, value) in answer.headers() {
+                if !matches!(
+                    name.as_str(),
+                    "content-length" | "connection" | "transfer-encoding"
+                ) {
+                    response = response.header(name, value);
+                }
+            }
+            response
+                .body(axum::body::Body::from(answer.bytes().await.unwrap()))
+                .unwrap()
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let router = axum::Router::new().fallback(forward);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    address
+}
+
+/// A browser on its own loopback address (127.0.0.`last`), keeping its cookies.
+fn browser_at(last: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// The statuses of `GET /login` sent `n` times by `client` to `base`, each with a made-up
+/// `X-Forwarded-For` of its own.
+async fn sign_in_pages(client: &reqwest::Client, base: &str, n: u8) -> Vec<u16> {
+    let mut seen = Vec::new();
+    for i in 0..n {
+        let response = client
+            .get(format!("{base}/login"))
+            .header("x-forwarded-for", format!("192.0.2.{i}"))
+            .send()
+            .await
+            .unwrap();
+        seen.push(response.status().as_u16());
+    }
+    seen
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_one_client_hammering_sign_in_is_limited_and_another_signs_in() {
+    let (app, ()) = spawn_app_configured(TestStore::new(Backend::Sqlite).await, |config, _| {
+        config.services = common::example_services();
+        config.identity.demo_users = true;
+        config.limits = LimitsConfig {
+            sign_in_per_minute: 3,
+            ..LimitsConfig::default()
+        };
+        config.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let proxy = reverse_proxy(&app.address).await;
+
+    // The stranger's own X-Forwarded-For is kept, but the proxy's hop is the one believed.
+    let stranger = browser_at(2);
+    let seen = sign_in_pages(&stranger, &proxy, 5).await;
+    assert_eq!(seen, [200, 200, 200, 429, 429], "through the proxy");
+
+    // Someone else behind the same proxy signs in.
+    let person = browser_at(3);
+    assert_eq!(
+        person
+            .get(format!("{proxy}/login"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let signed_in = person
+        .post(format!("{proxy}/auth/demo"))
+        .header("origin", &app.address)
+        .form(&[("login", "vera"), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303, "{:?}", signed_in.text().await);
+    let me = person
+        .get(format!("{proxy}/api/v1/services"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200, "signed in: {:?}", me.text().await);
+
+    // A peer that is no proxy of ours names itself, whatever header it sends.
+    let direct = browser_at(4);
+    let seen = sign_in_pages(&direct, &app.address, 5).await;
+    assert_eq!(seen, [200, 200, 200, 429, 429], "straight to Runboard");
+}

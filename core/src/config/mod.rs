@@ -10,10 +10,11 @@ mod services;
 mod watches;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
@@ -224,6 +225,44 @@ pub struct HttpConfig {
     /// When set, `/metrics` is served on this address only, not on `listen`, so that
     /// whatever reaches the pages (an Ingress) cannot reach the metrics.
     pub metrics_listen: Option<SocketAddr>,
+    /// The reverse proxies in front of Runboard (an ingress, a load balancer), as address
+    /// ranges (`10.0.0.0/8`, `fd00::/8`) or addresses: for a request from one of them, the
+    /// client is the address its [`forwarded_header`](Self::forwarded_header) names, for the
+    /// limits per address and the logs. Any other peer's such headers are ignored.
+    #[serde(deserialize_with = "address_ranges")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// The header those proxies write. Only that one is read: the other passes through
+    /// them as the client wrote it, so it could name anyone.
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// The header a reverse proxy names the client in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1`, as most ingresses and load balancers write it.
+    #[default]
+    XForwardedFor,
+    /// RFC 7239's `Forwarded: for=client, for=proxy1`.
+    Forwarded,
+}
+
+/// `trusted_proxies`: each an address range (`10.0.0.0/8`) or one address (`10.1.2.3`).
+fn address_ranges<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<IpNet>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|text| {
+            text.parse::<IpNet>()
+                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{text:?} is not an address range: write one as 10.0.0.0/8 or fd00::/8, or an address as 10.1.2.3"
+                    ))
+                })
+        })
+        .collect()
 }
 
 impl Default for HttpConfig {
@@ -239,6 +278,8 @@ impl Default for HttpConfig {
             // A few seconds: how long Kubernetes takes to drop a pod from its endpoints.
             drain: Duration::from_secs(5),
             metrics_listen: None,
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
         }
     }
 }

@@ -131,6 +131,30 @@ fn a_wrong_type_names_the_key_line_and_expectation() {
 }
 
 #[test]
+fn trusted_proxies_are_address_ranges_or_addresses_and_anything_else_is_named() {
+    let config =
+        parse("[http]\ntrusted_proxies = [\"10.0.0.0/8\", \"fd00::/8\", \"192.0.2.7\"]\n").unwrap();
+    let shown: Vec<String> = config
+        .http
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(shown, ["10.0.0.0/8", "fd00::/8", "192.0.2.7/32"]);
+    assert_eq!(config.http.forwarded_header, ForwardedHeader::XForwardedFor);
+    let standard = parse("[http]\nforwarded_header = \"forwarded\"\n").unwrap();
+    assert_eq!(standard.http.forwarded_header, ForwardedHeader::Forwarded);
+    let err = parse("[http]\ntrusted_proxies = [\"ingress.internal\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("trusted_proxies")
+            && err.contains("\"ingress.internal\" is not an address range"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_bad_service_name_says_what_names_may_be() {
     let err = parse(&TWO_SERVICES.replace("\"ledger\"", "\"Ledger\"")).unwrap_err();
     assert!(
