@@ -115,6 +115,11 @@ pub async fn discover(app: Arc<App>, client: Client) {
                 }
                 Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => changed = true,
                 Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+                // The API server no longer has the history the watch asked for: the
+                // watcher lists again at once, which is no problem to tell anyone of.
+                Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                    tracing::debug!(%status, "a watch of the labelled Services expired; listing again");
+                }
                 Err(error) => {
                     tracing::warn!(%error, "the Kubernetes API cannot be watched");
                     let why = error.to_string();
@@ -262,11 +267,12 @@ async fn sync(
         notes = notes.len(),
         "services found in the cluster"
     );
-    if let Err(error) = app.register_discovered(&found, notes).await {
-        tracing::error!(%error, "could not register the services found in the cluster");
-    }
+    // Alerts first: once the overview shows what this sync found, its alerts are kept.
     if let Err(error) = judge_discovery(app, &refusals, chrono::Utc::now()).await {
         tracing::error!(%error, "could not keep the alerts of the Services discovery refused");
+    }
+    if let Err(error) = app.register_discovered(&found, notes).await {
+        tracing::error!(%error, "could not register the services found in the cluster");
     }
 }
 
