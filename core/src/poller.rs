@@ -11,8 +11,8 @@ use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
 use crate::App;
-use crate::connector::Connector;
 use crate::connector::with_reserved_connections;
+use crate::connector::{Connector, ReadError, ReadProblem};
 use crate::db::on_pool;
 use crate::services::Fleet;
 use crate::snapshots::{Snapshot, TREND_HOURS, TrendPoint};
@@ -81,7 +81,15 @@ async fn poll(app: &App, services: Vec<Arc<Connector>>) -> Result<usize, StoreEr
             .await
             .expect("the semaphore is never closed");
         // However many different things people ask the service for, the poll has a connection.
-        let reading = with_reserved_connections(Fleet::read(connector, now)).await;
+        // A service whose settings cannot be read from the cluster now reads as unreachable:
+        // its last figures stay on the overview with the reason, and it alerts as one.
+        let reading = match app.fleet.unreadable(connector.name().as_str()) {
+            Some(reason) => Err(ReadError {
+                service: connector.name().clone(),
+                problem: ReadProblem::SettingsUnreadable(reason),
+            }),
+            None => with_reserved_connections(Fleet::read(connector, now)).await,
+        };
         (connector, reading)
     });
     let mut answered = 0;

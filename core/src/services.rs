@@ -26,6 +26,9 @@ pub struct Fleet {
     fingerprints: RwLock<BTreeMap<String, String>>,
     /// What discovery last had to say: annotations that are wrong, names the config wins.
     notes: RwLock<Vec<DiscoveryNote>>,
+    /// Discovered services whose Service or Secret cannot be read now, with why: they keep
+    /// their connector and their history, and are not read until discovery reads them again.
+    unreadable: RwLock<BTreeMap<String, String>>,
     /// Statements sent to the services' databases, counted by every connector.
     reads: ServiceReads,
     /// Runboard's own provider tokens, for services that take them.
@@ -35,6 +38,7 @@ pub struct Fleet {
 }
 
 /// A service found in the cluster, with settings read from its annotations and Secret.
+#[derive(Clone)]
 pub struct Discovered {
     pub service: ServiceConfig,
     /// The Kubernetes Service it was read from.
@@ -42,6 +46,9 @@ pub struct Discovered {
     /// Changes whenever anything the settings were read from changes (the resource
     /// versions of the Service and its Secret).
     pub fingerprint: String,
+    /// Why its Service or Secret could not be read this time, where it could not: the
+    /// settings and fingerprint are those last read.
+    pub unreadable: Option<String>,
 }
 
 impl Fleet {
@@ -51,6 +58,7 @@ impl Fleet {
             connectors: RwLock::default(),
             fingerprints: RwLock::default(),
             notes: RwLock::default(),
+            unreadable: RwLock::default(),
             reads: ServiceReads::default(),
             token_client: config
                 .mission_control_tokens
@@ -159,6 +167,12 @@ impl Fleet {
             }
         }
         *self.notes.write().expect("never poisoned") = notes;
+        *self.unreadable.write().expect("never poisoned") = accepted
+            .iter()
+            .filter_map(|(name, (discovered, _))| {
+                Some((name.clone(), discovered.unreadable.clone()?))
+            })
+            .collect();
         for connector in retired {
             connector.close().await;
         }
@@ -182,6 +196,15 @@ impl Fleet {
                 },
             );
         }
+    }
+
+    /// Why a discovered service's settings cannot be read from the cluster now, if they cannot.
+    pub fn unreadable(&self, name: &str) -> Option<String> {
+        self.unreadable
+            .read()
+            .expect("never poisoned")
+            .get(name)
+            .cloned()
     }
 
     /// What discovery last had to say, the cluster's own problem first.

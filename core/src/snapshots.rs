@@ -115,6 +115,7 @@ impl Store {
                      SELECT id FROM service_snapshot latest
                      WHERE latest.service = service.name AND NOT latest.reconstructed
                      ORDER BY latest.taken_at DESC, latest.id DESC LIMIT 1)
+                 WHERE service.retired_at IS NULL
                  ORDER BY service.name",
             )
             .fetch_all(pool)

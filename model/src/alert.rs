@@ -22,15 +22,19 @@ pub enum Watch {
     MoneyHeld,
     /// The service could not be read for several polls in a row.
     ServiceUnreachable,
+    /// A Service in the cluster asked for a name, token audience or team its namespace may
+    /// not have, and was left out. Judged at each sync of discovery, not at polls.
+    DiscoveryRefused,
 }
 
 impl Watch {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::NewError,
         Self::FailuresRising,
         Self::StalledBatch,
         Self::MoneyHeld,
         Self::ServiceUnreachable,
+        Self::DiscoveryRefused,
     ];
 
     /// The word in the config, the store, the API and the metrics.
@@ -41,6 +45,7 @@ impl Watch {
             Self::StalledBatch => "stalled_batch",
             Self::MoneyHeld => "money_held",
             Self::ServiceUnreachable => "service_unreachable",
+            Self::DiscoveryRefused => "discovery_refused",
         }
     }
 
@@ -52,6 +57,7 @@ impl Watch {
             Self::StalledBatch => "Stalled batch",
             Self::MoneyHeld => "Money held",
             Self::ServiceUnreachable => "Service unreachable",
+            Self::DiscoveryRefused => "Discovery refused",
         }
     }
 }

@@ -394,3 +394,684 @@ async fn through_port_forward_a_service_is_read_an_approved_action_runs_and_a_ki
     }
     assert_eq!(answered, 1, "the service is read again through the new pod");
 }
+
+/// A kube client for the loopback API server.
+fn client_of(cluster: &FakeKubernetes) -> kube::Client {
+    kube::Client::try_from(kube::Config::new(cluster.url().parse().unwrap())).unwrap()
+}
+
+/// The notes of the discovery panel whose origin is `origin`.
+fn notes_of<'a>(list: &'a Value, origin: &str) -> Vec<&'a Value> {
+    list["discovery"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["origin"] == json!(origin))
+        .collect()
+}
+
+/// The provider's token endpoint as Runboard reaches it: each request is passed on to the
+/// real provider, and the audience it asks for (its `resource`) kept for the test to see.
+struct TokenRequests {
+    url: url::Url,
+    audiences: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TokenRequests {
+    async fn start(issuer: &str) -> Self {
+        use axum::body::Bytes;
+        use axum::http::HeaderMap;
+        let audiences = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = audiences.clone();
+        let token_url = format!("{issuer}/token");
+        let forward = move |headers: HeaderMap, body: Bytes| {
+            let kept = kept.clone();
+            let token_url = token_url.clone();
+            async move {
+                for (key, value) in url::form_urlencoded::parse(&body) {
+                    if key == "resource" {
+                        kept.lock().unwrap().push(value.into_owned());
+                    }
+                }
+                let mut request = reqwest::Client::new().post(&token_url).body(body);
+                for name in ["authorization", "content-type", "accept"] {
+                    if let Some(value) = headers.get(name) {
+                        request = request.header(name, value.to_str().unwrap());
+                    }
+                }
+                let answer = request.send().await.unwrap();
+                let status = answer.status().as_u16();
+                let body = answer.bytes().await.unwrap();
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("content-type", "application/json")],
+                    body,
+                )
+            }
+        };
+        let router = axum::Router::new().route("/token", axum::routing::post(forward));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self { url, audiences }
+    }
+
+    fn asked(&self) -> Vec<String> {
+        self.audiences.lock().unwrap().clone()
+    }
+}
+
+/// The platform's policy, written as in runboard.toml.
+fn policy(toml: &str) -> runboard_core::config::KubernetesPolicy {
+    runboard_core::config::Config::parse(
+        toml,
+        std::path::Path::new("policy.toml"),
+        &runboard_core::config::Overrides::default(),
+    )
+    .unwrap()
+    .kubernetes
+    .policy
+}
+
+#[tokio::test]
+async fn a_token_audience_or_team_the_policy_does_not_give_a_namespace_is_never_asked_for_and_is_alerted()
+ {
+    let fleet = start_fleet(Backend::Postgres).await;
+    let payments = fleet.service("payments");
+    let provider = runboard_testkit::OidcProvider::start(
+        0,
+        "runboard-web",
+        "unused",
+        "http://127.0.0.1:1/cb",
+        &[],
+        Some(&runboard_testkit::MachineClient {
+            client_id: "runboard-engine",
+            client_secret: "engine-s3cret",
+            token_lifetime_secs: 600,
+        }),
+    );
+    let tokens = TokenRequests::start(&provider.issuer).await;
+    let cluster = FakeKubernetes::start().await;
+    for namespace in ["payments", "intruder", "shop"] {
+        cluster.apply_secret(namespace, "db", &[("database_url", &payments.database_url)]);
+    }
+    let secret = ("runboard.io/database-secret", "db");
+    let audience = ("runboard.io/token-audience", "urn:payments");
+    cluster.apply_service(labelled(
+        "payments",
+        "payments-api",
+        "payments",
+        &[("runboard.io/team", "payments"), secret, audience],
+    ));
+    // Another team labels a Service of its own asking for payments' token...
+    cluster.apply_service(labelled(
+        "intruder",
+        "intruder-api",
+        "intruder",
+        &[("runboard.io/team", "intruder"), secret, audience],
+    ));
+    // ...and one routes its alerts as payments' team.
+    cluster.apply_service(labelled(
+        "shop",
+        "shop-api",
+        "shop",
+        &[("runboard.io/team", "payments"), secret],
+    ));
+    let (app, ()) =
+        common::spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
+            config.mission_control_tokens = Some(runboard_core::config::MissionControlTokens {
+                token_url: tokens.url.clone(),
+                client_id: "runboard-engine".into(),
+                client_secret: Some("engine-s3cret".to_owned().into()),
+            });
+            config.kubernetes.policy = policy(
+                r#"
+                [[kubernetes.policy.namespace]]
+                name = "payments"
+                token_audiences = ["urn:payments"]
+                teams = ["payments"]
+
+                [[kubernetes.policy.namespace]]
+                name = "shop"
+                teams = ["shop"]
+                "#,
+            );
+        })
+        .await;
+    tokio::spawn(runboard_cluster::discover(
+        app.app.clone(),
+        client_of(&cluster),
+    ));
+    let list = services_once(
+        &app,
+        "payments is registered and the others noted",
+        |list| service(list, "payments").is_some() && notes_of(list, "shop/shop-api").len() == 1,
+    )
+    .await;
+    assert!(service(&list, "intruder").is_none(), "{list:#}");
+    assert!(service(&list, "shop").is_none(), "{list:#}");
+    let intruder = notes_of(&list, "intruder/intruder-api");
+    assert_eq!(intruder.len(), 1, "{list:#}");
+    assert_eq!(intruder[0]["left_out"], json!(true));
+    let said = intruder[0]["message"].as_str().unwrap();
+    assert!(
+        said.contains("token audience \"urn:payments\"") && said.contains("namespace intruder"),
+        "{said}"
+    );
+    let shop = notes_of(&list, "shop/shop-api")[0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        shop.contains("team \"payments\"") && shop.contains("shop"),
+        "{shop}"
+    );
+
+    // Nothing can open the intruder's catalog, so payments' token is never asked for it.
+    let catalog = app.get("/api/v1/services/intruder/actions").await;
+    assert_eq!(catalog.status().as_u16(), 404);
+    assert!(tokens.asked().is_empty(), "{:?}", tokens.asked());
+
+    // Each refusal is an alert, under the name the Service asked for.
+    let board = app.get_json("/api/v1/alerts").await;
+    let refused: Vec<&Value> = board["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["watch"] == json!("discovery_refused") && a["state"] == json!("firing"))
+        .collect();
+    let mut alerted: Vec<&str> = refused
+        .iter()
+        .map(|a| a["service"].as_str().unwrap())
+        .collect();
+    alerted.sort_unstable();
+    assert_eq!(alerted, ["intruder", "shop"], "{board:#}");
+    assert!(
+        refused.iter().any(|a| a["summary"]
+            .as_str()
+            .unwrap()
+            .contains("intruder/intruder-api")),
+        "{board:#}"
+    );
+
+    // Payments' own catalog does ask for it (it cannot be read here, as no pod answers at
+    // the cluster name): the endpoint sees requests when they are made.
+    app.get("/api/v1/services/payments/actions").await;
+    assert_eq!(tokens.asked(), ["urn:payments"]);
+
+    // The intruder gives up the audience: it is registered, and its alert resolves.
+    cluster.apply_service(labelled(
+        "intruder",
+        "intruder-api",
+        "intruder",
+        &[("runboard.io/team", "intruder"), secret],
+    ));
+    services_once(
+        &app,
+        "the intruder without the audience is registered",
+        |list| service(list, "intruder").is_some(),
+    )
+    .await;
+    let board = app.get_json("/api/v1/alerts").await;
+    assert!(
+        board["alerts"].as_array().unwrap().iter().any(|a| {
+            a["service"] == json!("intruder")
+                && a["watch"] == json!("discovery_refused")
+                && a["state"] == json!("resolved")
+        }),
+        "{board:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_name_stays_with_the_namespace_that_registered_it_first_whatever_the_listing_order() {
+    let fleet = start_fleet(Backend::Postgres).await;
+    let payments = fleet.service("payments");
+    let cluster = FakeKubernetes::start().await;
+    // "aaa-squat" is listed first: the order alone would hand it every name it claims.
+    let namespaces = ["aaa-squat", "payments"];
+    for namespace in namespaces {
+        cluster.apply_secret(namespace, "db", &[("database_url", &payments.database_url)]);
+    }
+    let annotations = |team| {
+        [
+            ("runboard.io/team", team),
+            ("runboard.io/database-secret", "db"),
+        ]
+    };
+    cluster.apply_service(labelled(
+        "payments",
+        "payments-api",
+        "payments",
+        &annotations("payments"),
+    ));
+    // Two namespaces claim a name nobody holds, at once: neither gets it.
+    cluster.apply_service(labelled(
+        "payments",
+        "invoices-api",
+        "invoices",
+        &annotations("payments"),
+    ));
+    cluster.apply_service(labelled(
+        "aaa-squat",
+        "invoices-api",
+        "invoices",
+        &annotations("squat"),
+    ));
+    let (app, ()) =
+        common::spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
+            config.kubernetes.namespaces = namespaces.map(str::to_owned).to_vec();
+            config.kubernetes.resync = Duration::from_millis(300);
+        })
+        .await;
+    tokio::spawn(runboard_cluster::discover(
+        app.app.clone(),
+        client_of(&cluster),
+    ));
+    let list = services_once(&app, "payments is registered", |list| {
+        service(list, "payments").is_some()
+    })
+    .await;
+    assert!(service(&list, "invoices").is_none(), "{list:#}");
+    for origin in ["payments/invoices-api", "aaa-squat/invoices-api"] {
+        let note = notes_of(&list, origin);
+        assert_eq!(note.len(), 1, "{list:#}");
+        assert_eq!(note[0]["left_out"], json!(true));
+        assert!(
+            note[0]["message"].as_str().unwrap().contains("claims too"),
+            "{note:?}"
+        );
+    }
+
+    // A squatter listed before the holder is left out, with a note naming both.
+    cluster.apply_service(labelled(
+        "aaa-squat",
+        "payments-api",
+        "payments",
+        &annotations("squat"),
+    ));
+    let list = services_once(&app, "the squatter is noted", |list| {
+        !notes_of(list, "aaa-squat/payments-api").is_empty()
+    })
+    .await;
+    let said = notes_of(&list, "aaa-squat/payments-api")[0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        said.contains("namespace payments registered first")
+            && said.contains("aaa-squat/payments-api"),
+        "{said}"
+    );
+    assert_eq!(
+        service(&list, "payments").unwrap()["source"],
+        json!({ "kind": "cluster", "namespace": "payments", "name": "payments-api" })
+    );
+
+    // The other way round: whoever registered first keeps the name, here the namespace
+    // that is not payments.
+    cluster.apply_service(labelled(
+        "aaa-squat",
+        "refunds-api",
+        "refunds",
+        &annotations("squat"),
+    ));
+    services_once(&app, "refunds is registered", |list| {
+        service(list, "refunds").is_some()
+    })
+    .await;
+    cluster.apply_service(labelled(
+        "payments",
+        "refunds-api",
+        "refunds",
+        &annotations("payments"),
+    ));
+    let list = services_once(&app, "the second claimant of refunds is noted", |list| {
+        !notes_of(list, "payments/refunds-api").is_empty()
+    })
+    .await;
+    assert_eq!(
+        service(&list, "refunds").unwrap()["source"]["namespace"],
+        json!("aaa-squat")
+    );
+
+    // Another replica, listing everything at once: the store, not the order, decides.
+    let replica = std::sync::Arc::new(app.second_replica().await);
+    tokio::spawn(runboard_cluster::discover(
+        replica.clone(),
+        client_of(&cluster),
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while replica.fleet.service("refunds").is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replica registers refunds"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let namespace_of = |name: &str| match replica.fleet.service(name).unwrap().source() {
+        runboard_model::ServiceSource::Cluster { namespace, .. } => namespace.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(namespace_of("payments"), "payments");
+    assert_eq!(namespace_of("refunds"), "aaa-squat");
+    assert!(replica.fleet.service("invoices").is_none());
+}
+
+/// Polls once and answers the service's entry in `GET /api/v1/services`.
+async fn polled(app: &common::TestApp, name: &str) -> Value {
+    poll_once(&app.app).await.unwrap();
+    let list = app.get_json("/api/v1/services").await;
+    service(&list, name)
+        .unwrap_or_else(|| panic!("{name} is registered: {list:#}"))
+        .clone()
+}
+
+/// Waits until `until` holds of the app; fails after 20 s.
+async fn eventually(what: &str, until: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !until() {
+        assert!(tokio::time::Instant::now() < deadline, "{what} within 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_secret_that_cannot_be_read_keeps_the_service_and_its_history_until_the_service_is_gone()
+{
+    let fleet = start_fleet(Backend::Postgres).await;
+    let payments = fleet.service("payments");
+    let cluster = FakeKubernetes::start().await;
+    cluster.apply_secret(
+        "payments",
+        "db",
+        &[("database_url", &payments.database_url)],
+    );
+    cluster.apply_service(labelled(
+        "payments",
+        "payments-api",
+        "payments",
+        &[
+            ("runboard.io/team", "payments"),
+            ("runboard.io/database-secret", "db"),
+        ],
+    ));
+    let (app, ()) =
+        common::spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
+            config.kubernetes.resync = Duration::from_millis(300);
+        })
+        .await;
+    tokio::spawn(runboard_cluster::discover(
+        app.app.clone(),
+        client_of(&cluster),
+    ));
+    services_once(&app, "payments is registered", |list| {
+        service(list, "payments").is_some()
+    })
+    .await;
+    let read = polled(&app, "payments").await;
+    assert_eq!(read["reachable"], json!(true), "{read:#}");
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    let trend = app.app.store.trend("payments", since).await.unwrap();
+    assert!(!trend.is_empty());
+
+    // The API server fails three reads of the Secret in a row (and more, until told).
+    let reads = || {
+        cluster
+            .secrets_read()
+            .iter()
+            .filter(|s| *s == "payments/db")
+            .count()
+    };
+    let before = reads();
+    cluster.fail_secret_reads("payments", "db", 1000, 500);
+    eventually("three failed reads of the Secret", || reads() >= before + 3).await;
+    let list = app.get_json("/api/v1/services").await;
+    assert!(service(&list, "payments").is_some(), "it stays: {list:#}");
+    let note = notes_of(&list, "payments/payments-api");
+    assert_eq!(note[0]["left_out"], json!(false), "{list:#}");
+    assert!(
+        note[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be read now"),
+        "{note:?}"
+    );
+    // It reads as unreachable, with the reason, and alerts after `unreachable_polls`.
+    for _ in 0..app.app.config.watches.unreachable_polls {
+        let read = polled(&app, "payments").await;
+        assert_eq!(read["reachable"], json!(false), "{read:#}");
+        let error = read["error"].as_str().unwrap();
+        assert!(
+            error.contains("settings cannot be read from the cluster"),
+            "{error}"
+        );
+    }
+    let overview = app.get("/").await.text().await.unwrap();
+    assert!(
+        overview.contains("Unreachable: its settings cannot be read from the cluster"),
+        "{overview}"
+    );
+    assert_eq!(app.app.store.trend("payments", since).await.unwrap(), trend);
+    let board = app.get_json("/api/v1/alerts").await;
+    assert!(
+        board["alerts"].as_array().unwrap().iter().any(|a| {
+            a["service"] == json!("payments") && a["watch"] == json!("service_unreachable")
+        }),
+        "{board:#}"
+    );
+
+    // A read slower than the resync is given up the same way.
+    cluster.fail_secret_reads("payments", "db", 0, 500);
+    cluster.slow_secret_reads("payments", "db", Duration::from_secs(30));
+    services_once(&app, "the slow read is noted", |list| {
+        notes_of(list, "payments/payments-api")
+            .first()
+            .is_some_and(|n| {
+                n["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("did not come within")
+            })
+    })
+    .await;
+    assert!(app.app.fleet.unreadable("payments").is_some());
+
+    // Readable again: read again.
+    cluster.slow_secret_reads("payments", "db", Duration::ZERO);
+    eventually("the Secret is read again", || {
+        app.app.fleet.unreadable("payments").is_none()
+    })
+    .await;
+    assert_eq!(polled(&app, "payments").await["reachable"], json!(true));
+
+    // The Service deleted: retired, and its history stays for the retention period.
+    cluster.delete_service("payments", "payments-api");
+    services_once(&app, "payments is retired", |list| {
+        service(list, "payments").is_none()
+    })
+    .await;
+    let kept = app.app.store.trend("payments", since).await.unwrap();
+    assert!(kept.len() > trend.len(), "{kept:?}");
+    let board = app.get_json("/api/v1/alerts").await;
+    assert!(
+        board["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["service"] == json!("payments")),
+        "{board:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_used_at_the_next_sync() {
+    let fleet = start_fleet(Backend::Postgres).await;
+    let payments = fleet.service("payments");
+    let cluster = FakeKubernetes::start().await;
+    cluster.apply_secret(
+        "payments",
+        "db",
+        &[("database_url", &payments.database_url)],
+    );
+    cluster.apply_service(labelled(
+        "payments",
+        "payments-api",
+        "payments",
+        &[
+            ("runboard.io/team", "payments"),
+            ("runboard.io/database-secret", "db"),
+        ],
+    ));
+    let (app, ()) =
+        common::spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
+            config.kubernetes.resync = Duration::from_millis(300);
+        })
+        .await;
+    tokio::spawn(runboard_cluster::discover(
+        app.app.clone(),
+        client_of(&cluster),
+    ));
+    services_once(&app, "payments is registered", |list| {
+        service(list, "payments").is_some()
+    })
+    .await;
+    assert_eq!(polled(&app, "payments").await["reachable"], json!(true));
+    let first = app.app.fleet.service("payments").unwrap();
+
+    // The Secret is rotated to another database, and the Service is not touched.
+    let mut rotated = url::Url::parse(&payments.database_url).unwrap();
+    rotated.set_path("/rotated_away");
+    cluster.apply_secret("payments", "db", &[("database_url", rotated.as_str())]);
+    eventually("a new connector for the rotated Secret", || {
+        !std::sync::Arc::ptr_eq(&app.app.fleet.service("payments").unwrap(), &first)
+    })
+    .await;
+    let read = polled(&app, "payments").await;
+    assert_eq!(read["reachable"], json!(false), "{read:#}");
+    assert!(
+        read["error"].as_str().unwrap().contains("rotated_away"),
+        "the poll used the new URL: {read:#}"
+    );
+
+    // And back: read with the original URL again, no restart.
+    let second = app.app.fleet.service("payments").unwrap();
+    cluster.apply_secret(
+        "payments",
+        "db",
+        &[("database_url", &payments.database_url)],
+    );
+    eventually("a new connector again", || {
+        !std::sync::Arc::ptr_eq(&app.app.fleet.service("payments").unwrap(), &second)
+    })
+    .await;
+    assert_eq!(polled(&app, "payments").await["reachable"], json!(true));
+}
+
+#[tokio::test]
+async fn discovery_survives_a_forbidden_namespace_and_an_expired_watch() {
+    // The 403s, the 410 and the bookmarks come from FakeKubernetes, answering as a real API
+    // server does: no real one can run on these machines.
+    let fleet = start_fleet(Backend::Postgres).await;
+    let payments = fleet.service("payments");
+    let cluster = FakeKubernetes::start().await;
+    for namespace in ["payments", "ledger"] {
+        cluster.apply_secret(namespace, "db", &[("database_url", &payments.database_url)]);
+    }
+    let annotations = |team| {
+        [
+            ("runboard.io/team", team),
+            ("runboard.io/database-secret", "db"),
+        ]
+    };
+    cluster.apply_service(labelled(
+        "payments",
+        "payments-api",
+        "payments",
+        &annotations("payments"),
+    ));
+    cluster.apply_service(labelled(
+        "ledger",
+        "ledger-api",
+        "ledger",
+        &annotations("ledger"),
+    ));
+    // Runboard's Role in ledger lacks list and watch on Services.
+    cluster.forbid("list", "services", Some("ledger"));
+    cluster.forbid("watch", "services", Some("ledger"));
+    let (app, ()) =
+        common::spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
+            config.kubernetes.namespaces = vec!["payments".into(), "ledger".into()];
+            config.kubernetes.resync = Duration::from_millis(300);
+        })
+        .await;
+    tokio::spawn(runboard_cluster::discover(
+        app.app.clone(),
+        client_of(&cluster),
+    ));
+    let list = services_once(&app, "payments is registered", |list| {
+        service(list, "payments").is_some()
+    })
+    .await;
+    let ledger = notes_of(&list, "namespace ledger");
+    assert_eq!(ledger.len(), 1, "{list:#}");
+    let said = ledger[0]["message"].as_str().unwrap();
+    assert!(
+        said.contains("forbidden") && said.contains("list and watch"),
+        "{said}"
+    );
+    let overview = app.get("/").await.text().await.unwrap();
+    assert!(overview.contains("namespace ledger"), "{overview}");
+    assert!(cluster.answered().forbidden > 0);
+
+    // payments stays in sync meanwhile.
+    cluster.apply_service(labelled(
+        "payments",
+        "payments-api",
+        "payments",
+        &annotations("money-movement"),
+    ));
+    services_once(&app, "the change in payments is seen", |list| {
+        service(list, "payments").is_some_and(|s| s["team"] == json!("money-movement"))
+    })
+    .await;
+
+    // The Role is fixed: ledger comes in, and its note goes.
+    cluster.allow("list", "services", Some("ledger"));
+    cluster.allow("watch", "services", Some("ledger"));
+    let list = services_once(&app, "ledger is registered", |list| {
+        service(list, "ledger").is_some()
+    })
+    .await;
+    assert!(notes_of(&list, "namespace ledger").is_empty(), "{list:#}");
+    // The watches heard of the Secrets written meanwhile as bookmarks only.
+    cluster.apply_secret("ledger", "other", &[("key", "value")]);
+    eventually("a bookmark", || cluster.answered().bookmarks > 0).await;
+
+    // The history is compacted: the watches end with 410 Gone and the client lists again;
+    // a change made meanwhile is seen.
+    let lists = cluster.answered().lists;
+    cluster.expire_watches();
+    cluster.apply_service(labelled(
+        "payments",
+        "payments-api",
+        "payments",
+        &annotations("treasury"),
+    ));
+    services_once(&app, "the change after the expiry is seen", |list| {
+        service(list, "payments").is_some_and(|s| s["team"] == json!("treasury"))
+    })
+    .await;
+    eventually(
+        "both watches told 410 Gone, and both namespaces listed again",
+        || {
+            let answered = cluster.answered();
+            answered.gone >= 2 && answered.lists >= lists + 2
+        },
+    )
+    .await;
+    services_once(&app, "no note of the expiry stays", |list| {
+        list["discovery"].as_array().unwrap().is_empty() && service(list, "ledger").is_some()
+    })
+    .await;
+}

@@ -4,12 +4,17 @@
 //! Its pods are addresses on this machine: their EndpointSlices are made from them, and a
 //! port-forward to one speaks the `v4.channel.k8s.io` WebSocket framing and connects to
 //! the address behind the pod's port. A pod can be killed, cutting its connections.
+//! Where a real API server's behaviour matters to a client it behaves so: it can refuse a
+//! verb on a resource in a namespace (403), answer a watch from a compacted resource
+//! version with 410 Gone (the client must list again), send bookmarks to watches that
+//! allow them, and fail or delay the reads of a Secret.
 //! A stand-in, since no cluster can run here; the client, watcher and reflector talking to
 //! it over HTTP are the real ones.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -35,6 +40,25 @@ struct Objects {
     /// Secrets read, by `namespace/name`, in order.
     secrets_read: Vec<String>,
     pods: BTreeMap<Key, FakePod>,
+    /// Verbs refused (403), as (verb, resource, namespace); `None`: cluster-wide.
+    forbidden: BTreeSet<(String, String, Option<String>)>,
+    /// Watches from a resource version below this answer 410 Gone: their history is gone.
+    compacted: u64,
+    /// Each Secret's reads still to fail, with the status they fail with.
+    failing_secrets: BTreeMap<Key, (u32, StatusCode)>,
+    /// How long each Secret's reads take.
+    slow_secrets: BTreeMap<Key, Duration>,
+    /// What the server answered, for tests to see that the client went through it.
+    answered: Answered,
+}
+
+/// Counts of answers a real API server gives now and then.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Answered {
+    pub lists: u32,
+    pub forbidden: u32,
+    pub gone: u32,
+    pub bookmarks: u32,
 }
 
 /// A pod behind a Service: where each of its ports really is, and its open port-forwards.
@@ -48,6 +72,8 @@ struct Shared {
     objects: Mutex<Objects>,
     /// The newest resource version, for watches waiting on the next change.
     changed: watch::Sender<u64>,
+    /// The history compacted so far: open watches end with 410 Gone when it grows.
+    expired: watch::Sender<u64>,
 }
 
 pub struct FakeKubernetes {
@@ -61,6 +87,7 @@ impl FakeKubernetes {
         let shared = Arc::new(Shared {
             objects: Mutex::default(),
             changed: watch::channel(0).0,
+            expired: watch::channel(0).0,
         });
         let router = Router::new()
             .route("/api/v1/services", get(services))
@@ -157,6 +184,69 @@ impl FakeKubernetes {
         objects
             .secrets
             .insert((namespace.into(), name.into()), secret);
+        let version = objects.version;
+        drop(objects);
+        // Watches of Services hear of it only through a bookmark.
+        self.shared.changed.send_replace(version);
+    }
+
+    /// Refuses `verb` ("list", "watch", "get") on `resource` ("services", "secrets") in
+    /// `namespace` (`None`: cluster-wide) with 403 Forbidden, as a Role that lacks it does.
+    pub fn forbid(&self, verb: &str, resource: &str, namespace: Option<&str>) {
+        self.shared.objects.lock().unwrap().forbidden.insert((
+            verb.into(),
+            resource.into(),
+            namespace.map(Into::into),
+        ));
+    }
+
+    /// Allows again what [`Self::forbid`] refused.
+    pub fn allow(&self, verb: &str, resource: &str, namespace: Option<&str>) {
+        self.shared.objects.lock().unwrap().forbidden.remove(&(
+            verb.into(),
+            resource.into(),
+            namespace.map(Into::into),
+        ));
+    }
+
+    /// Compacts the history, as etcd does: every open watch ends with 410 Gone, and so
+    /// does any watch from a resource version seen before, so that clients list again.
+    /// Changes made here until they do are only seen by listing.
+    pub fn expire_watches(&self) {
+        let mut objects = self.shared.objects.lock().unwrap();
+        // A change elsewhere in the cluster moves the version past what anyone has seen.
+        objects.version += 1;
+        objects.compacted = objects.version;
+        objects.history.clear();
+        let compacted = objects.compacted;
+        drop(objects);
+        self.shared.expired.send_replace(compacted);
+    }
+
+    /// Makes the next `times` reads of a Secret fail with `code` (500, 503, 403...).
+    pub fn fail_secret_reads(&self, namespace: &str, name: &str, times: u32, code: u16) {
+        let code = StatusCode::from_u16(code).expect("an HTTP status");
+        self.shared
+            .objects
+            .lock()
+            .unwrap()
+            .failing_secrets
+            .insert((namespace.into(), name.into()), (times, code));
+    }
+
+    /// Makes every read of a Secret take `delay` (`Duration::ZERO` for none).
+    pub fn slow_secret_reads(&self, namespace: &str, name: &str, delay: Duration) {
+        self.shared
+            .objects
+            .lock()
+            .unwrap()
+            .slow_secrets
+            .insert((namespace.into(), name.into()), delay);
+    }
+
+    /// What the server has answered so far.
+    pub fn answered(&self) -> Answered {
+        self.shared.objects.lock().unwrap().answered.clone()
     }
 
     /// Starts a ready pod behind the Service `service`: each pod port leads to an address
@@ -243,15 +333,56 @@ async fn secret(
     State(shared): State<Arc<Shared>>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
-    let mut objects = shared.objects.lock().unwrap();
-    objects.secrets_read.push(format!("{namespace}/{name}"));
-    match objects.secrets.get(&(namespace, name.clone())) {
+    let key = (namespace.clone(), name.clone());
+    let delay = {
+        let mut objects = shared.objects.lock().unwrap();
+        objects.secrets_read.push(format!("{namespace}/{name}"));
+        if let Some(refused) = objects.refuse("get", "secrets", Some(&namespace)) {
+            return refused;
+        }
+        if let Some((left, code)) = objects.failing_secrets.get_mut(&key)
+            && *left > 0
+        {
+            *left -= 1;
+            let code = *code;
+            return status(code, "InternalError", "etcdserver: request timed out");
+        }
+        objects.slow_secrets.get(&key).copied().unwrap_or_default()
+    };
+    tokio::time::sleep(delay).await;
+    let objects = shared.objects.lock().unwrap();
+    match objects.secrets.get(&key) {
         Some(secret) => axum::Json(secret.clone()).into_response(),
         None => status(
             StatusCode::NOT_FOUND,
             "NotFound",
             &format!("secrets \"{name}\" not found"),
         ),
+    }
+}
+
+impl Objects {
+    /// The 403 a real API server gives a service account whose Role lacks the verb.
+    fn refuse(&mut self, verb: &str, resource: &str, namespace: Option<&str>) -> Option<Response> {
+        let key = (
+            verb.to_owned(),
+            resource.to_owned(),
+            namespace.map(Into::into),
+        );
+        if !self.forbidden.contains(&key) {
+            return None;
+        }
+        self.answered.forbidden += 1;
+        let scope = namespace.map_or("at the cluster scope".to_owned(), |ns| {
+            format!("in the namespace \"{ns}\"")
+        });
+        Some(status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "{resource} is forbidden: User \"system:serviceaccount:runboard:runboard\" cannot {verb} resource \"{resource}\" in API group \"\" {scope}"
+            ),
+        ))
     }
 }
 
@@ -277,8 +408,17 @@ fn list_or_watch(
     query: HashMap<String, String>,
 ) -> Response {
     let selector = query.get("labelSelector").cloned().unwrap_or_default();
-    if query.get("watch").is_none_or(|w| w != "true" && w != "1") {
-        let objects = shared.objects.lock().unwrap();
+    let watching = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let mut objects = shared.objects.lock().unwrap();
+    if let Some(refused) = objects.refuse(
+        if watching { "watch" } else { "list" },
+        "services",
+        namespace.as_deref(),
+    ) {
+        return refused;
+    }
+    if !watching {
+        objects.answered.lists += 1;
         let items: Vec<&Value> = objects
             .services
             .values()
@@ -295,21 +435,40 @@ fn list_or_watch(
         .get("resourceVersion")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let bookmarks = query
+        .get("allowWatchBookmarks")
+        .is_some_and(|b| b == "true");
+    // As a real server does, a watch from history it no longer has opens and says 410 Gone.
+    if since < objects.compacted {
+        objects.answered.gone += 1;
+        let compacted = objects.compacted;
+        drop(objects);
+        return watch_events(vec![gone(since, compacted)]);
+    }
+    drop(objects);
     let changes = shared.changed.subscribe();
-    // Each step sends the changes after `seen`, then waits for the next one.
+    let expiry = shared.expired.subscribe();
+    // Each step sends the changes after `seen`, then waits for the next one; where nothing
+    // this watch selects changed, a bookmark (if allowed) says how far it has come.
     let events = futures_util::stream::unfold(
-        (since, VecDeque::<String>::new(), changes),
-        move |(mut seen, mut pending, mut changes)| {
+        (since, VecDeque::<String>::new(), changes, expiry, false),
+        move |(mut seen, mut pending, mut changes, mut expiry, ended)| {
             let shared = shared.clone();
             let namespace = namespace.clone();
             let selector = selector.clone();
             async move {
                 loop {
                     if let Some(line) = pending.pop_front() {
-                        return Some((Ok::<_, Infallible>(line), (seen, pending, changes)));
+                        return Some((
+                            Ok::<_, Infallible>(line),
+                            (seen, pending, changes, expiry, ended),
+                        ));
+                    }
+                    if ended {
+                        return None;
                     }
                     {
-                        let objects = shared.objects.lock().unwrap();
+                        let mut objects = shared.objects.lock().unwrap();
                         for (version, kind, object) in &objects.history {
                             if *version > seen && selected(object, namespace.as_deref(), &selector)
                             {
@@ -319,10 +478,25 @@ fn list_or_watch(
                                 ));
                             }
                         }
+                        if pending.is_empty() && bookmarks && objects.version > seen {
+                            objects.answered.bookmarks += 1;
+                            pending.push_back(bookmark(objects.version));
+                        }
                         seen = objects.version;
                     }
-                    if pending.is_empty() && changes.changed().await.is_err() {
-                        return None;
+                    if !pending.is_empty() {
+                        continue;
+                    }
+                    tokio::select! {
+                        changed = changes.changed() => if changed.is_err() { return None },
+                        _ = expiry.changed() => {
+                            let mut objects = shared.objects.lock().unwrap();
+                            objects.answered.gone += 1;
+                            pending.push_back(gone(seen, objects.compacted));
+                            return pending.pop_front().map(|line| {
+                                (Ok(line), (seen, pending, changes, expiry, true))
+                            });
+                        }
                     }
                 }
             }
@@ -332,6 +506,34 @@ fn list_or_watch(
         .header("content-type", "application/json")
         .body(Body::from_stream(events))
         .unwrap()
+}
+
+/// A watch answer of these lines only.
+fn watch_events(lines: Vec<String>) -> Response {
+    let events = futures_util::stream::iter(lines.into_iter().map(Ok::<_, Infallible>));
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from_stream(events))
+        .unwrap()
+}
+
+/// The watch event of history gone: a Status of 410, as the client reads it.
+fn gone(since: u64, compacted: u64) -> String {
+    let status = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "reason": "Expired", "code": 410,
+        "message": format!("too old resource version: {since} ({compacted})"),
+    });
+    format!("{}\n", json!({ "type": "ERROR", "object": status }))
+}
+
+/// A bookmark: no change, only how far the watch has come.
+fn bookmark(version: u64) -> String {
+    let object = json!({
+        "kind": "Service", "apiVersion": "v1",
+        "metadata": { "resourceVersion": version.to_string() },
+    });
+    format!("{}\n", json!({ "type": "BOOKMARK", "object": object }))
 }
 
 async fn one_service(

@@ -17,7 +17,7 @@ use runboard_core::config::StoreConfig;
 use runboard_core::store::Store;
 
 pub use chaos_proxy::ChaosProxy;
-pub use kubernetes::FakeKubernetes;
+pub use kubernetes::{Answered, FakeKubernetes};
 pub use oidc_provider::{MachineClient, OidcProvider, ProviderPerson};
 pub use postgres::{TestDatabase, admin_url};
 

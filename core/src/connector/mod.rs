@@ -57,6 +57,10 @@ pub enum ReadProblem {
         "every connection Runboard lets viewers use on it was busy for {0:?} (one is kept for polls and actions); try again shortly, or raise its `max_connections`"
     )]
     Busy(Duration),
+    /// Its Service or Secret in the cluster cannot be read now: it is not read either,
+    /// until discovery reads them again.
+    #[error("its settings cannot be read from the cluster: {0}")]
+    SettingsUnreadable(String),
 }
 
 impl ReadProblem {
@@ -70,6 +74,7 @@ impl ReadProblem {
             Self::Query { .. } => "query",
             Self::TooManyRows { .. } => "too_many_rows",
             Self::Busy(_) => "busy",
+            Self::SettingsUnreadable(_) => "settings_unreadable",
         }
     }
 }

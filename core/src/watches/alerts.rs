@@ -245,6 +245,19 @@ impl Store {
         rows.into_iter().map(silence).collect()
     }
 
+    /// The services with an open alert of `watch`.
+    pub(super) async fn services_alerted(&self, watch: Watch) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = on_pool!(self.pool, |pool| {
+            sqlx::query_as(
+                "SELECT DISTINCT service FROM alert WHERE watch = $1 AND resolved_at IS NULL",
+            )
+            .bind(watch.as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(|(service,)| service).collect())
+    }
+
     async fn open_alerts(
         &self,
         service: &str,

@@ -11,7 +11,7 @@ mod conditions;
 mod message;
 
 use chrono::{DateTime, Utc};
-use runboard_model::{Alert, Silence, UnknownWatch, User, Watch};
+use runboard_model::{Alert, ServiceName, Silence, UnknownWatch, User, Watch};
 
 pub use alerts::AcknowledgeError;
 
@@ -91,7 +91,11 @@ pub(crate) async fn judge_poll(
     // alerts of the others stay as they were until it does.
     let judged: Vec<Watch> = match reading {
         Ok(reading) => {
-            let mut judged = Watch::ALL.to_vec();
+            // Discovery judges its own watch, at each sync.
+            let mut judged: Vec<Watch> = Watch::ALL
+                .into_iter()
+                .filter(|w| *w != Watch::DiscoveryRefused)
+                .collect();
             if figures.on(Watch::FailuresRising) {
                 let before = app
                     .store
@@ -181,9 +185,14 @@ pub(crate) async fn judge_poll(
             now,
         )
         .await?;
-    let webhook = config
-        .teams
-        .get(connector.team())
+    tell(app, Some(connector.team()), to_tell);
+    Ok(())
+}
+
+/// Posts the alerts due to the team's webhook (`actions.webhook_url` for a team without one).
+fn tell(app: &App, team: Option<&str>, to_tell: Vec<(Alert, Told)>) {
+    let webhook = team
+        .and_then(|team| app.config.watches.teams.get(team))
         .map(|route| route.webhook_url.clone())
         .or_else(|| app.config.actions.webhook_url.clone());
     if let Some(webhook) = webhook {
@@ -192,6 +201,62 @@ pub(crate) async fn judge_poll(
             let (text, button) = message::text(&alert, told, &public_url);
             app.notifier.post(webhook.clone(), text, button);
         }
+    }
+}
+
+/// A Service that discovery left out for asking for a name, token audience or team its
+/// namespace may not have.
+pub struct Refusal {
+    /// The name it asked to register as.
+    pub service: ServiceName,
+    /// `<namespace>/<name>` of the Service.
+    pub origin: String,
+    pub message: String,
+}
+
+/// Keeps a *discovery refused* alert open per refused Service while it asks, under the
+/// name it asked for, and resolves those that no longer do. The alert goes to the team
+/// that holds that name (a squatter's annotations choose nothing), else to
+/// `actions.webhook_url`.
+pub async fn judge_discovery(
+    app: &App,
+    refusals: &[Refusal],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let on = !app.config.watches.off.contains(&Watch::DiscoveryRefused);
+    let mut by_service: std::collections::BTreeMap<String, Vec<Condition>> = app
+        .store
+        .services_alerted(Watch::DiscoveryRefused)
+        .await?
+        .into_iter()
+        .map(|service| (service, Vec::new()))
+        .collect();
+    for refusal in refusals.iter().filter(|_| on) {
+        by_service
+            .entry(refusal.service.to_string())
+            .or_default()
+            .push(Condition {
+                watch: Watch::DiscoveryRefused,
+                subject: refusal.origin.clone(),
+                summary: format!("{} {}", refusal.origin, refusal.message),
+                link: "/".into(),
+                ask_link: None,
+                fires: true,
+            });
+    }
+    for (service, conditions) in by_service {
+        let to_tell = app
+            .store
+            .keep_alerts(
+                &service,
+                &[Watch::DiscoveryRefused],
+                &conditions,
+                to_chrono(app.config.watches.repeat_after),
+                now,
+            )
+            .await?;
+        let holder = app.fleet.service(&service);
+        tell(app, holder.as_ref().map(|c| c.team()), to_tell);
     }
     Ok(())
 }
