@@ -3,7 +3,8 @@
 -- Additive: a release before this one deletes the row as it did, and the snapshots stay.
 ALTER TABLE service ADD COLUMN retired_at TEXT;
 
--- SQLite cannot drop a constraint: the snapshots move to a table without the cascade.
+-- rollback-safe: SQLite cannot drop a constraint, so the snapshots move to a table of the
+-- same columns and indexes without the cascade; an older release reads and writes it alike.
 CREATE TABLE service_snapshot_kept (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     service        TEXT NOT NULL,
