@@ -776,9 +776,9 @@ async fn eventually(what: &str, until: impl Fn() -> bool) {
     }
 }
 
-#[tokio::test]
-async fn a_secret_that_cannot_be_read_keeps_the_service_and_its_history_until_the_service_is_gone()
-{
+/// payments labelled in its namespace with its Secret `db`, and a Runboard on PostgreSQL
+/// that discovers it (resyncing every 300 ms), once payments is registered.
+async fn payments_discovered() -> (common::TestFleet, FakeKubernetes, common::TestApp) {
     let fleet = start_fleet(Backend::Postgres).await;
     let payments = fleet.service("payments");
     let cluster = FakeKubernetes::start().await;
@@ -809,6 +809,13 @@ async fn a_secret_that_cannot_be_read_keeps_the_service_and_its_history_until_th
         service(list, "payments").is_some()
     })
     .await;
+    (fleet, cluster, app)
+}
+
+#[tokio::test]
+async fn a_secret_that_cannot_be_read_keeps_the_service_and_its_history_until_the_service_is_gone()
+{
+    let (_fleet, cluster, app) = payments_discovered().await;
     let read = polled(&app, "payments").await;
     assert_eq!(read["reachable"], json!(true), "{read:#}");
     let since = chrono::Utc::now() - chrono::Duration::hours(1);
@@ -906,36 +913,8 @@ async fn a_secret_that_cannot_be_read_keeps_the_service_and_its_history_until_th
 
 #[tokio::test]
 async fn a_rotated_secret_is_used_at_the_next_sync() {
-    let fleet = start_fleet(Backend::Postgres).await;
+    let (fleet, cluster, app) = payments_discovered().await;
     let payments = fleet.service("payments");
-    let cluster = FakeKubernetes::start().await;
-    cluster.apply_secret(
-        "payments",
-        "db",
-        &[("database_url", &payments.database_url)],
-    );
-    cluster.apply_service(labelled(
-        "payments",
-        "payments-api",
-        "payments",
-        &[
-            ("runboard.io/team", "payments"),
-            ("runboard.io/database-secret", "db"),
-        ],
-    ));
-    let (app, ()) =
-        common::spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
-            config.kubernetes.resync = Duration::from_millis(300);
-        })
-        .await;
-    tokio::spawn(runboard_cluster::discover(
-        app.app.clone(),
-        client_of(&cluster),
-    ));
-    services_once(&app, "payments is registered", |list| {
-        service(list, "payments").is_some()
-    })
-    .await;
     assert_eq!(polled(&app, "payments").await["reachable"], json!(true));
     let first = app.app.fleet.service("payments").unwrap();
 
