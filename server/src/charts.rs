@@ -46,12 +46,12 @@ pub async fn batch_progress(
 }
 
 /// `GET /charts/services/{service}/trend.svg`: stuck and failed sagas over the last 24 hours,
-/// from the poller's snapshots and, before the first, the service's own timestamps.
+/// from the poller's snapshots and, before the first, the service's own timestamps. A
+/// service retired from the cluster keeps its chart while its snapshots are kept.
 pub async fn service_trend(
     State(state): State<ServerState>,
     ApiPath(service): ApiPath<ServiceName>,
 ) -> Result<Response, ApiError> {
-    connector(&state, &service)?;
     let now = Utc::now();
     let points = state
         .app
@@ -59,6 +59,9 @@ pub async fn service_trend(
         .trend(service.as_str(), now - chrono::Duration::hours(TREND_HOURS))
         .await
         .map_err(|e| internal("reading the service snapshots", e))?;
+    if points.is_empty() {
+        connector(&state, &service)?;
+    }
     let svg = draw_trend(service.as_str(), &points, now)
         .map_err(|e| internal("drawing a trend chart", e))?;
     Ok(svg_response(svg))

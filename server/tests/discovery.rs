@@ -900,6 +900,19 @@ async fn a_secret_that_cannot_be_read_keeps_the_service_and_its_history_until_th
     .await;
     let kept = app.app.store.trend("payments", since).await.unwrap();
     assert!(kept.len() > trend.len(), "{kept:?}");
+    let chart = app.get("/charts/services/payments/trend.svg").await;
+    assert_eq!(
+        chart.status(),
+        200,
+        "a retired service's trend is still drawn"
+    );
+    assert!(
+        chart
+            .text()
+            .await
+            .unwrap()
+            .contains("payments: stuck and failed")
+    );
     let board = app.get_json("/api/v1/alerts").await;
     assert!(
         board["alerts"]

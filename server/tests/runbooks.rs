@@ -478,3 +478,54 @@ async fn a_runbook_beyond_its_bounds_is_refused_before_any_call_is_built() {
         "no dry run went out"
     );
 }
+
+/// A saved runbook is changed only by its author or an admin, each change audited and what
+/// it replaced kept; another operator saves theirs under another name.
+#[tokio::test]
+async fn a_saved_runbook_is_changed_by_its_author_or_an_admin_and_its_earlier_version_is_kept() {
+    let fleet = start_fleet(Backend::Sqlite).await;
+    let s = runboard_for(&fleet, Backend::Sqlite, |_| {}).await;
+    let ada = bearer_client(&s.app.token_for("ada", &[Role::Operator, Role::Admin]).await);
+    let demo = runboard_server::demo::held_transfer_runbook();
+    let draft = |description: &str| json!({ "service": "payments", "name": "Move and close", "description": description, "steps": demo["steps"] });
+    let (status, saved) = post(&s, &s.alice, "/api/v1/runbooks", draft("first")).await;
+    assert_eq!(status, 201, "{saved}");
+
+    let (status, refused) = post(&s, &s.bob, "/api/v1/runbooks", draft("bob's")).await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only they or an admin change it"),
+        "{refused}"
+    );
+    let (status, changed) = post(&s, &s.alice, "/api/v1/runbooks", draft("second")).await;
+    assert_eq!(status, 201, "{changed}");
+    assert_eq!(changed["id"], saved["id"]);
+    let (status, _) = post(&s, &ada, "/api/v1/runbooks", draft("third")).await;
+    assert_eq!(status, 201);
+    let runbook = get(
+        &s,
+        &format!("/api/v1/runbooks/{}", saved["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(runbook["description"], "third", "{runbook}");
+
+    let url = s.app.app.config.store.effective_url();
+    let kept = runboard_testkit::sql_strings(
+        &url,
+        "SELECT description || ' by ' || updated_by FROM runbook_version ORDER BY replaced_at",
+    )
+    .await;
+    assert_eq!(kept, ["first by test:alice", "second by test:alice"]);
+    let kinds = runboard_testkit::sql_strings(
+        &url,
+        "SELECT kind FROM audit_entry WHERE kind LIKE 'runbook.%' ORDER BY seq",
+    )
+    .await;
+    assert_eq!(
+        kinds,
+        ["runbook.saved", "runbook.changed", "runbook.changed"]
+    );
+}

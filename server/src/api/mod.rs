@@ -87,7 +87,7 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
         .add(M::GET, "/api/v1/services/{service}/runbooks", Read, runbooks::of_service)
         .doc(Doc::new("runbooks", "A service's saved runbooks, by name").answers::<runbooks::RunbookList>())
         .add(M::POST, "/api/v1/runbooks", Operate, runbooks::save)
-        .doc(Doc::new("runbooks", "Saves a runbook under its name, once its steps check against the service").takes::<runboard_core::actions::runbook::RunbookDraft>().answers_with::<model::SavedRunbook>(201))
+        .doc(Doc::new("runbooks", "Saves a runbook under its name, once its steps check against the service; one already saved is changed only by its author or an admin, and the version it replaces is kept").takes::<runboard_core::actions::runbook::RunbookDraft>().answers_with::<model::SavedRunbook>(201))
         .add(M::GET, "/api/v1/runbooks/{id}", Read, runbooks::get)
         .doc(Doc::new("runbooks", "One saved runbook").answers::<model::SavedRunbook>())
         .add(M::GET, "/api/v1/runbooks/{id}/runbook.toml", Read, runbooks::export)

@@ -74,8 +74,9 @@ fn params_of(steps: &[RunbookStep]) -> Vec<String> {
 const COLUMNS: &str = "id, service, name, description, steps, updated_by, updated_at";
 
 impl App {
-    /// Saves a runbook under its name for its service, replacing the one of that name, once
-    /// every step checks against the service's catalog. Needs the operator role.
+    /// Saves a runbook under its name for its service, once every step checks against the
+    /// service's catalog. Needs the operator role. A runbook of that name already saved is
+    /// changed only by its author or an admin; what it was is kept in `runbook_version`.
     pub async fn save_runbook(
         &self,
         user: &User,
@@ -97,35 +98,79 @@ impl App {
         let steps = serde_json::to_string(&draft.steps).expect("steps serialize");
         let now = crate::audit::now();
         let new_id = uuid::Uuid::new_v4().to_string();
-        let audit_detail =
-            json!({ "service": draft.service, "name": name, "steps": draft.steps.len() });
         let id: String = on_pool!(self.store.pool, |pool| {
             let mut tx = pool.begin().await?;
-            let id: String = sqlx::query_scalar(
-                "INSERT INTO runbook (id, service, name, description, steps, created_by, updated_by,
-                     created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $7)
-                 ON CONFLICT (service, name) DO UPDATE SET description = $4, steps = $5,
-                     updated_by = $6, updated_at = $7
-                 RETURNING id",
+            let saved: Option<(String, String, String, String)> = sqlx::query_as(
+                "SELECT id, created_by, description, steps FROM runbook WHERE service = $1 AND name = $2",
             )
-            .bind(&new_id)
             .bind(&draft.service)
             .bind(name)
-            .bind(draft.description.trim())
-            .bind(&steps)
-            .bind(&user.subject)
-            .bind(now)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-            let audit = NewAuditEntry {
-                actor: &user.subject,
-                action_id: None,
-                kind: "runbook.saved",
-                detail: audit_detail,
+            let (id, kind) = match saved {
+                // Saved again as it is (the demo at every start): nothing to keep or tell.
+                Some((id, _, description, saved_steps))
+                    if description == draft.description.trim() && saved_steps == steps =>
+                {
+                    (id, None)
+                }
+                Some((_, author, _, _)) if author != user.subject && !user.has(Role::Admin) => {
+                    return Err(ActionError::Forbidden(format!(
+                        "the runbook \"{name}\" of {} was written by {author}: only they or an admin change it; save yours under another name",
+                        draft.service
+                    )));
+                }
+                Some((id, ..)) => {
+                    // The version it replaces, kept, in the same transaction as the change.
+                    sqlx::query(
+                        "INSERT INTO runbook_version (runbook_id, description, steps, updated_by, updated_at, replaced_at)
+                         SELECT id, description, steps, updated_by, updated_at, $2 FROM runbook WHERE id = $1",
+                    )
+                    .bind(&id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE runbook SET description = $2, steps = $3, updated_by = $4, updated_at = $5
+                         WHERE id = $1",
+                    )
+                    .bind(&id)
+                    .bind(draft.description.trim())
+                    .bind(&steps)
+                    .bind(&user.subject)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    (id, Some("runbook.changed"))
+                }
+                None => {
+                    sqlx::query(
+                        "INSERT INTO runbook (id, service, name, description, steps, created_by, updated_by,
+                             created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $7)",
+                    )
+                    .bind(&new_id)
+                    .bind(&draft.service)
+                    .bind(name)
+                    .bind(draft.description.trim())
+                    .bind(&steps)
+                    .bind(&user.subject)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    (new_id, Some("runbook.saved"))
+                }
             };
-            append_audit!(tx, &audit);
-            tx.commit().await?;
+            if let Some(kind) = kind {
+                let audit = NewAuditEntry {
+                    actor: &user.subject,
+                    action_id: None,
+                    kind,
+                    detail: json!({ "service": draft.service, "name": name, "runbook": id, "steps": draft.steps.len() }),
+                };
+                append_audit!(tx, &audit);
+                tx.commit().await?;
+            }
             id
         });
         self.runbook(&id).await
