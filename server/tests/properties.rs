@@ -30,6 +30,7 @@ async fn world() -> World {
         config.limits = LimitsConfig {
             per_person_per_second: 100_000,
             per_person_burst: 100_000,
+            sign_in_per_minute: 100_000,
             ..LimitsConfig::default()
         };
     })
@@ -218,6 +219,92 @@ fn no_query_string_makes_a_list_or_a_filter_fail_on_the_server() {
                 })
             },
         )
+        .unwrap();
+}
+
+/// Text shaped like what sends browsers elsewhere: slashes, backslashes, dots and their
+/// percent-encodings, hosts, schemes, tabs and newlines, in any order.
+fn next_value() -> impl Strategy<Value = String> {
+    let piece = proptest::sample::select(vec![
+        "/",
+        "\\",
+        ".",
+        "..",
+        "%2e",
+        "%2E",
+        "%2f",
+        "%2F",
+        "%5c",
+        "//",
+        "example.com",
+        "@",
+        ":",
+        "?",
+        "#",
+        "\t",
+        "\n",
+        "%09",
+        "%0a",
+        "x",
+        "https:",
+        "javascript:",
+        "\u{3002}",
+        " ",
+    ]);
+    // A path that normalises to another host: `/`, then segments that `.` and `..` undo,
+    // then what a browser reads as the start of an authority.
+    let segment = proptest::sample::select(vec![
+        "./", "../", "x/", "%2e/", "%2E%2E/", ".\\", "x/..", "/", "\t/",
+    ]);
+    let authority = proptest::sample::select(vec!["/", "//", "\\", "/\\", "\\/", "%2f"]);
+    let host = proptest::sample::select(vec!["example.com", "@example.com", "example.com:80/x"]);
+    let normalised = (proptest::collection::vec(segment, 0..4), authority, host)
+        .prop_map(|(segments, authority, host)| format!("/{}{authority}{host}", segments.concat()));
+    prop_oneof![
+        normalised,
+        proptest::collection::vec(piece, 0..10).prop_map(|pieces| pieces.concat()),
+        any::<String>(),
+    ]
+}
+
+/// No `next`, however encoded, makes the sign-in page send a signed-in caller off-site.
+#[test]
+fn no_next_sends_a_signed_in_caller_off_site() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let world = runtime.block_on(world());
+    let token = runtime.block_on(world.app.token_for("nav", &[Role::Viewer]));
+    let caller = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    let site = reqwest::Url::parse(&world.app.url("/login")).unwrap();
+    runner(1000)
+        .run(&next_value(), |next| {
+            let mut url = site.clone();
+            url.query_pairs_mut().append_pair("next", &next);
+            runtime.block_on(async {
+                let response = caller.get(url.clone()).send().await.unwrap();
+                prop_assert_eq!(response.status().as_u16(), 303, "{}", url);
+                let location = response.headers()["location"].to_str().unwrap().to_owned();
+                let followed = site.join(&location).unwrap();
+                prop_assert_eq!(
+                    followed.origin(),
+                    site.origin(),
+                    "next={:?} sent the browser to {:?}",
+                    next,
+                    location
+                );
+                Ok(())
+            })
+        })
         .unwrap();
 }
 
