@@ -29,6 +29,15 @@ fn labelled(namespace: &str, name: &str, service: &str, annotations: &[(&str, &s
     })
 }
 
+/// The annotations of a Service of `team` whose database URL is in its namespace's Secret
+/// `db`.
+fn team_and_db(team: &str) -> [(&'static str, &str); 2] {
+    [
+        ("runboard.io/team", team),
+        ("runboard.io/database-secret", "db"),
+    ]
+}
+
 /// `GET /api/v1/services` as soon as `until` holds of it; fails after 20 s.
 async fn services_once(app: &common::TestApp, what: &str, until: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -634,30 +643,24 @@ async fn a_name_stays_with_the_namespace_that_registered_it_first_whatever_the_l
     for namespace in namespaces {
         cluster.apply_secret(namespace, "db", &[("database_url", &payments.database_url)]);
     }
-    let annotations = |team| {
-        [
-            ("runboard.io/team", team),
-            ("runboard.io/database-secret", "db"),
-        ]
-    };
     cluster.apply_service(labelled(
         "payments",
         "payments-api",
         "payments",
-        &annotations("payments"),
+        &team_and_db("payments"),
     ));
     // Two namespaces claim a name nobody holds, at once: neither gets it.
     cluster.apply_service(labelled(
         "payments",
         "invoices-api",
         "invoices",
-        &annotations("payments"),
+        &team_and_db("payments"),
     ));
     cluster.apply_service(labelled(
         "aaa-squat",
         "invoices-api",
         "invoices",
-        &annotations("squat"),
+        &team_and_db("squat"),
     ));
     let (app, ()) =
         common::spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
@@ -689,7 +692,7 @@ async fn a_name_stays_with_the_namespace_that_registered_it_first_whatever_the_l
         "aaa-squat",
         "payments-api",
         "payments",
-        &annotations("squat"),
+        &team_and_db("squat"),
     ));
     let list = services_once(&app, "the squatter is noted", |list| {
         !notes_of(list, "aaa-squat/payments-api").is_empty()
@@ -714,7 +717,7 @@ async fn a_name_stays_with_the_namespace_that_registered_it_first_whatever_the_l
         "aaa-squat",
         "refunds-api",
         "refunds",
-        &annotations("squat"),
+        &team_and_db("squat"),
     ));
     services_once(&app, "refunds is registered", |list| {
         service(list, "refunds").is_some()
@@ -724,7 +727,7 @@ async fn a_name_stays_with_the_namespace_that_registered_it_first_whatever_the_l
         "payments",
         "refunds-api",
         "refunds",
-        &annotations("payments"),
+        &team_and_db("payments"),
     ));
     let list = services_once(&app, "the second claimant of refunds is noted", |list| {
         !notes_of(list, "payments/refunds-api").is_empty()
@@ -791,10 +794,7 @@ async fn payments_discovered() -> (common::TestFleet, FakeKubernetes, common::Te
         "payments",
         "payments-api",
         "payments",
-        &[
-            ("runboard.io/team", "payments"),
-            ("runboard.io/database-secret", "db"),
-        ],
+        &team_and_db("payments"),
     ));
     let (app, ()) =
         common::spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
@@ -970,23 +970,17 @@ async fn discovery_survives_a_forbidden_namespace_and_an_expired_watch() {
     for namespace in ["payments", "ledger"] {
         cluster.apply_secret(namespace, "db", &[("database_url", &payments.database_url)]);
     }
-    let annotations = |team| {
-        [
-            ("runboard.io/team", team),
-            ("runboard.io/database-secret", "db"),
-        ]
-    };
     cluster.apply_service(labelled(
         "payments",
         "payments-api",
         "payments",
-        &annotations("payments"),
+        &team_and_db("payments"),
     ));
     cluster.apply_service(labelled(
         "ledger",
         "ledger-api",
         "ledger",
-        &annotations("ledger"),
+        &team_and_db("ledger"),
     ));
     // Runboard's Role in ledger lacks list and watch on Services.
     cluster.forbid("list", "services", Some("ledger"));
@@ -1021,7 +1015,7 @@ async fn discovery_survives_a_forbidden_namespace_and_an_expired_watch() {
         "payments",
         "payments-api",
         "payments",
-        &annotations("money-movement"),
+        &team_and_db("money-movement"),
     ));
     services_once(&app, "the change in payments is seen", |list| {
         service(list, "payments").is_some_and(|s| s["team"] == json!("money-movement"))
@@ -1048,7 +1042,7 @@ async fn discovery_survives_a_forbidden_namespace_and_an_expired_watch() {
         "payments",
         "payments-api",
         "payments",
-        &annotations("treasury"),
+        &team_and_db("treasury"),
     ));
     services_once(&app, "the change after the expiry is seen", |list| {
         service(list, "payments").is_some_and(|s| s["team"] == json!("treasury"))
