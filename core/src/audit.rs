@@ -62,11 +62,12 @@ fn entry_hash(prev_hash: &str, seq: i64, at: DateTime<Utc>, entry: &Fields<'_>) 
     hasher.update(prev_hash.as_bytes());
     hasher.update(b"\n");
     hasher.update(fields.as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&hasher.finalize())
+}
+
+/// Bytes (a digest) as lowercase hexadecimal, the form every hash of Runboard's is kept in.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 struct Fields<'a> {

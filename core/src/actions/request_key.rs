@@ -31,10 +31,7 @@ impl RequestKey {
             )));
         }
         let body = serde_json::to_string(request).expect("a request serializes");
-        let digest = Sha256::digest(body.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = crate::audit::hex(&Sha256::digest(body.as_bytes()));
         Ok(Self {
             key: key.to_owned(),
             digest,

@@ -120,10 +120,7 @@ impl TokenRow {
 const LAST_USED_EVERY_SECS: i64 = 60;
 
 fn digest(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::audit::hex(&Sha256::digest(secret.as_bytes()))
 }
 
 /// Whether a bearer token looks like one of ours rather than a provider's JWT.

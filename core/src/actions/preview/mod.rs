@@ -484,11 +484,7 @@ impl Digester {
     pub(crate) fn finish(mut self, preview: &Preview) -> String {
         self.0
             .update(serde_json::to_string(preview).expect("a preview serializes"));
-        self.0
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::audit::hex(&self.0.finalize())
     }
 }
 
