@@ -662,20 +662,7 @@ async fn a_name_stays_with_the_namespace_that_registered_it_first_whatever_the_l
         "invoices",
         &team_and_db("squat"),
     ));
-    let (app, ()) =
-        common::spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
-            config.kubernetes.namespaces = namespaces.map(str::to_owned).to_vec();
-            config.kubernetes.resync = Duration::from_millis(300);
-        })
-        .await;
-    tokio::spawn(runboard_cluster::discover(
-        app.app.clone(),
-        client_of(&cluster),
-    ));
-    let list = services_once(&app, "payments is registered", |list| {
-        service(list, "payments").is_some()
-    })
-    .await;
+    let (app, list) = discovering(&cluster, &namespaces).await;
     assert!(service(&list, "invoices").is_none(), "{list:#}");
     for origin in ["payments/invoices-api", "aaa-squat/invoices-api"] {
         let note = notes_of(&list, origin);
@@ -779,6 +766,26 @@ async fn eventually(what: &str, until: impl Fn() -> bool) {
     }
 }
 
+/// A Runboard on PostgreSQL discovering `cluster` in `namespaces` (all where none),
+/// resyncing every 300 ms, and the registry once payments is registered.
+async fn discovering(cluster: &FakeKubernetes, namespaces: &[&str]) -> (common::TestApp, Value) {
+    let (app, ()) =
+        common::spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
+            config.kubernetes.namespaces = namespaces.iter().map(|n| (*n).to_owned()).collect();
+            config.kubernetes.resync = Duration::from_millis(300);
+        })
+        .await;
+    tokio::spawn(runboard_cluster::discover(
+        app.app.clone(),
+        client_of(cluster),
+    ));
+    let list = services_once(&app, "payments is registered", |list| {
+        service(list, "payments").is_some()
+    })
+    .await;
+    (app, list)
+}
+
 /// payments labelled in its namespace with its Secret `db`, and a Runboard on PostgreSQL
 /// that discovers it (resyncing every 300 ms), once payments is registered.
 async fn payments_discovered() -> (common::TestFleet, FakeKubernetes, common::TestApp) {
@@ -796,19 +803,7 @@ async fn payments_discovered() -> (common::TestFleet, FakeKubernetes, common::Te
         "payments",
         &team_and_db("payments"),
     ));
-    let (app, ()) =
-        common::spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
-            config.kubernetes.resync = Duration::from_millis(300);
-        })
-        .await;
-    tokio::spawn(runboard_cluster::discover(
-        app.app.clone(),
-        client_of(&cluster),
-    ));
-    services_once(&app, "payments is registered", |list| {
-        service(list, "payments").is_some()
-    })
-    .await;
+    let (app, _) = discovering(&cluster, &[]).await;
     (fleet, cluster, app)
 }
 
@@ -985,20 +980,7 @@ async fn discovery_survives_a_forbidden_namespace_and_an_expired_watch() {
     // Runboard's Role in ledger lacks list and watch on Services.
     cluster.forbid("list", "services", Some("ledger"));
     cluster.forbid("watch", "services", Some("ledger"));
-    let (app, ()) =
-        common::spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
-            config.kubernetes.namespaces = vec!["payments".into(), "ledger".into()];
-            config.kubernetes.resync = Duration::from_millis(300);
-        })
-        .await;
-    tokio::spawn(runboard_cluster::discover(
-        app.app.clone(),
-        client_of(&cluster),
-    ));
-    let list = services_once(&app, "payments is registered", |list| {
-        service(list, "payments").is_some()
-    })
-    .await;
+    let (app, list) = discovering(&cluster, &["payments", "ledger"]).await;
     let ledger = notes_of(&list, "namespace ledger");
     assert_eq!(ledger.len(), 1, "{list:#}");
     let said = ledger[0]["message"].as_str().unwrap();
