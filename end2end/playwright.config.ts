@@ -33,10 +33,14 @@ export default defineConfig({
   // The action page at fleet scale is timed, so it runs alone once every other test is
   // done: on two cores, a second browser rendering beside it measures the machine, not
   // the page.
-  projects: [
-    { name: "screens", testIgnore: /scale\.spec\.ts/ },
-    { name: "fleet scale", testMatch: /scale\.spec\.ts/, dependencies: ["screens"] },
-  ],
+  // The README's screenshots are their own command (scripts/screenshots), not a test: they
+  // rewrite tracked files.
+  projects: process.env.RUNBOARD_SCREENSHOTS
+    ? [{ name: "screenshots", testMatch: /(screenshots|runbooks)\.spec\.ts/ }]
+    : [
+        { name: "screens", testIgnore: /(scale|screenshots)\.spec\.ts/ },
+        { name: "fleet scale", testMatch: /scale\.spec\.ts/, dependencies: ["screens"] },
+      ],
   use: {
     baseURL,
     storageState: signedInAsAlice,

@@ -1,4 +1,5 @@
 pub mod action_state;
+pub mod download_csv;
 pub mod layout;
 pub mod live_read;
 pub mod local_time;

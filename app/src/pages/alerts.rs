@@ -3,6 +3,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use runboard_model::{Alert, AlertBoard, AlertState, Role, Silence, Watch};
 
+use crate::components::download_csv::{DownloadCsv, csv_href};
 use crate::components::layout::MyRoles;
 use crate::components::local_time::LocalTime;
 use crate::components::refresh::{Freshness, auto_refresh};
@@ -57,7 +58,10 @@ pub fn Alerts() -> impl IntoView {
     };
     view! {
         <Title text="Alerts" />
-        <h1>"Alerts"</h1>
+        <div class="page-head">
+            <h1>"Alerts"</h1>
+            <DownloadCsv href=csv_href("/api/v1/alerts", []) what="open and resolved alerts" />
+        </div>
         <Freshness elapsed />
         {error}
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading alerts…"</p> }>

@@ -4,6 +4,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 use runboard_model::Role;
 
+use crate::components::download_csv::{DownloadCsv, csv_href};
 use crate::components::layout::MyRoles;
 use crate::components::local_time::LocalTime;
 use crate::components::progress_bar::ProgressBar;
@@ -57,6 +58,15 @@ fn BatchView(
             ("service", Some(service.as_str())),
             ("batch", Some(batch_id.as_str()))
         ])
+    );
+    // Every failed item, not the first few shown: what business users send on.
+    let failed_csv = csv_href(
+        &format!(
+            "/api/v1/services/{}/batches/{}/items",
+            url_encode(&service),
+            url_encode(&batch_id)
+        ),
+        [("status", Some("failed"))],
     );
     let BatchDetail {
         read_at,
@@ -120,7 +130,10 @@ fn BatchView(
                             </tbody>
                         </table>
                     </div>
-                    <h3>"The first failed items"</h3>
+                    <div class="list-head">
+                        <h3>"The first failed items"</h3>
+                        <DownloadCsv href=failed_csv.clone() what="every failed item" />
+                    </div>
                     <div class="table-wrap">
                         <table class="failed-items">
                             <thead><tr><th scope="col">"Item"</th><th scope="col">"Error"</th><th scope="col">"Failed"</th></tr></thead>

@@ -3,6 +3,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use runboard_model::BatchProgress;
 
+use crate::components::download_csv::{DownloadCsv, csv_href};
 use crate::components::local_time::LocalTime;
 use crate::components::progress_bar::ProgressBar;
 use crate::components::refresh::{Freshness, auto_refresh};
@@ -31,6 +32,10 @@ pub fn Batches() -> impl IntoView {
 #[component]
 fn ServiceSection(batches: ServiceBatches) -> impl IntoView {
     let ServiceBatches { service, batches } = batches;
+    let csv = csv_href(
+        &format!("/api/v1/services/{}/batches", url_encode(&service)),
+        [],
+    );
     let body = match batches {
         Err(error) => view! { <p class="panel panel-error" role="alert">"⚠ Could not read the batches: "{error}</p> }.into_any(),
         Ok(list) if list.is_empty() => view! { <p class="muted">"No batches."</p> }.into_any(),
@@ -43,7 +48,10 @@ fn ServiceSection(batches: ServiceBatches) -> impl IntoView {
     };
     view! {
         <section class="service-batches">
-            <h2>{service.clone()}</h2>
+            <div class="list-head">
+                <h2>{service.clone()}</h2>
+                <DownloadCsv href=csv what="this service's batches" />
+            </div>
             {body}
         </section>
     }

@@ -6,6 +6,7 @@ use leptos_router::components::A;
 use runboard_model::Money;
 use rust_decimal::Decimal;
 
+use crate::components::download_csv::{DownloadCsv, csv_href};
 use crate::components::live_read::{ReadAt, asked_live, refresh_shared};
 use crate::components::refresh::{Freshness, auto_refresh};
 use crate::format::{amount, thousands, url_encode};
@@ -21,7 +22,10 @@ pub fn Funds() -> impl IntoView {
         <Title text="Funds" />
         <h1>"Withheld funds"</h1>
         <Freshness elapsed />
-        <p class="muted">"Money held by failed and stuck sagas, as each service's own query reports it."</p>
+        <div class="list-head">
+            <p class="muted">"Money held by failed and stuck sagas, as each service's own query reports it."</p>
+            <DownloadCsv href=csv_href("/api/v1/funds", []) what="withheld funds per service and currency" />
+        </div>
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading funds…"</p> }>
             {move || Suspend::new(async move {
                 let view = funds.await?;

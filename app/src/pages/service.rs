@@ -4,6 +4,7 @@ use leptos_router::components::{A, Form};
 use leptos_router::hooks::{use_params_map, use_query_map};
 use runboard_model::{ErrorGroup, Role, SagaQuery, SagaStatus};
 
+use crate::components::download_csv::{DownloadCsv, csv_href};
 use crate::components::layout::MyRoles;
 use crate::components::live_read::{ReadAt, asked_live, refresh_shared};
 use crate::components::refresh::{Freshness, auto_refresh};
@@ -141,8 +142,18 @@ fn ErrorGroupTable(
         }
         .into_any();
     }
+    let csv = csv_href(
+        &format!(
+            "/api/v1/services/{}/errors",
+            url_encode(&service.get_untracked())
+        ),
+        [],
+    );
     view! {
-        <ReadAt read_at now=answered_at />
+        <div class="list-head">
+            <ReadAt read_at now=answered_at />
+            <DownloadCsv href=csv what="the error groups" />
+        </div>
         <div class="table-wrap">
             <table class="groups">
                 <thead>
@@ -247,21 +258,17 @@ fn SagaTable(list: SagaList, service: Memo<String>, query: Memo<SagaQuery>) -> i
     } = list;
     let link = move |after: Option<&str>| {
         let q = query.get();
-        format!(
-            "/services/{}{}",
-            service.get(),
-            query_string([
-                ("status", q.status.as_deref()),
-                ("type", q.saga_type.as_deref()),
-                ("step", q.step.as_deref()),
-                ("error", q.error.as_deref()),
-                ("older_than", q.older_than.as_deref()),
-                ("newer_than", q.newer_than.as_deref()),
-                ("sort", q.sort.as_deref()),
-                ("after", after),
-            ])
-        )
+        let pairs = filters(&q).into_iter().chain([("after", after)]);
+        format!("/services/{}{}", service.get(), query_string(pairs))
     };
+    // The whole filtered set, every page of it.
+    let csv = csv_href(
+        &format!(
+            "/api/v1/services/{}/sagas",
+            url_encode(&service.get_untracked())
+        ),
+        filters(&query.get_untracked()),
+    );
     let paged = query.get_untracked().after.is_some();
     let next = page.next.clone().map(|next| link(Some(&next)));
     if page.sagas.is_empty() {
@@ -273,7 +280,10 @@ fn SagaTable(list: SagaList, service: Memo<String>, query: Memo<SagaQuery>) -> i
         .into_any();
     }
     view! {
-        <ReadAt read_at now=answered_at />
+        <div class="list-head">
+            <ReadAt read_at now=answered_at />
+            <DownloadCsv href=csv what="the sagas matching these filters" />
+        </div>
         <div class="table-wrap">
             <table class="sagas">
                 <thead>
@@ -318,4 +328,17 @@ fn SagaTable(list: SagaList, service: Memo<String>, query: Memo<SagaQuery>) -> i
         </nav>
     }
     .into_any()
+}
+
+/// The list's filters as the screen's URL and the API both take them.
+fn filters(q: &SagaQuery) -> [(&'static str, Option<&str>); 7] {
+    [
+        ("status", q.status.as_deref()),
+        ("type", q.saga_type.as_deref()),
+        ("step", q.step.as_deref()),
+        ("error", q.error.as_deref()),
+        ("older_than", q.older_than.as_deref()),
+        ("newer_than", q.newer_than.as_deref()),
+        ("sort", q.sort.as_deref()),
+    ]
 }
