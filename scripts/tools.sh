@@ -1,10 +1,11 @@
 # Sourced by scripts/run-demo and scripts/test: installs what building and testing need,
 # each step checking first so that a warm machine skips it, and says how long each took.
 # Versions are those measured to work offline on this kind of machine (../shared/BUILDING.md).
-# Nothing is compiled here: wasm-bindgen is a library of the workspace's xtask (pinned by
-# Cargo.lock), so a fresh machine starts building Runboard at once.
+# wasm-bindgen is a library of the workspace's xtask (pinned by Cargo.lock); the one tool
+# compiled here is cargo-deny, once per machine (about 8 min on 2 cores).
 
 BINARYEN_NPM_VERSION=132.0.0
+CARGO_DENY_VERSION=0.20.2
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$HOME/.cargo/bin:$PWD/target/tools/node_modules/.bin:$PATH"
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -99,4 +100,38 @@ ensure_openapi_validator() {
     target/tools/py/bin/pip install --quiet --disable-pip-version-check openapi-spec-validator==0.9.0
   }
   timed "installing openapi-spec-validator (PyPI)" install_openapi_validator
+}
+
+# The dependency audit (deny.toml): licenses, bans, sources and RustSec's advisories.
+ensure_cargo_deny() {
+  cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION" && return
+  timed "installing cargo-deny $CARGO_DENY_VERSION (crates.io; compiled once per machine)" \
+    cargo install --quiet --locked "cargo-deny@$CARGO_DENY_VERSION"
+}
+
+# Checks the dependency tree against deny.toml. The advisories need RustSec's database,
+# which cargo-deny fetches from GitHub; where GitHub cannot be reached, the copy fetched last
+# (or one cloned from $RUNBOARD_ADVISORY_DB, a copy of github.com/rustsec/advisory-db) is used
+# and its date said; with neither, the advisories are reported as not checked.
+check_dependencies() {
+  cargo deny --locked check bans licenses sources 2>&1 | grep -v '^warning\[duplicate\]' | tail -n 3
+  [ "${PIPESTATUS[0]}" -eq 0 ] || return 1
+  # Where cargo-deny keeps its copy of https://github.com/RustSec/advisory-db.
+  local log=target/advisories.log db="${CARGO_HOME:-$HOME/.cargo}/advisory-dbs/advisory-db-3157b0e258782691"
+  mkdir -p target
+  if cargo deny --locked check advisories >"$log" 2>&1; then
+    printf '%s (RustSec database of %s)\n' "$(tail -n 1 "$log")" "$(git -C "$db" log -1 --format=%cs)"
+    return
+  fi
+  if ! grep -q "failed to fetch advisory database" "$log"; then cat "$log"; return 1; fi
+  if [ ! -d "$db/.git" ] && [ -n "${RUNBOARD_ADVISORY_DB:-}" ]; then
+    git clone --quiet --depth 1 "$RUNBOARD_ADVISORY_DB" "$db"
+  fi
+  if [ ! -d "$db/.git" ]; then
+    say "WARNING: advisories NOT checked: RustSec's database cannot be fetched from GitHub here; set RUNBOARD_ADVISORY_DB to a copy of it"
+    return
+  fi
+  say "GitHub unreachable: advisories checked against RustSec's database of $(git -C "$db" log -1 --format=%cs)"
+  cargo deny --locked --offline check advisories 2>&1 | tail -n 20
+  return "${PIPESTATUS[0]}"
 }
