@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod audit;
+pub mod clock;
 pub mod config;
 pub mod connector;
 mod db;
@@ -38,6 +39,8 @@ pub struct App {
     /// What the screens show of each service's database: one shared read per query a poll
     /// interval, however many people watch.
     pub screens: screens::ScreenReads,
+    /// What time it is for the watches, the silences and the alert board.
+    pub clock: clock::Clock,
     /// What the poller counted, for `/metrics`.
     pub metrics: Metrics,
     /// The ways to sign in and the mapping from provider groups to roles.
@@ -69,6 +72,7 @@ impl App {
             store,
             fleet,
             metrics,
+            clock: clock::Clock::default(),
             catalogs: actions::Catalogs::default(),
             replica: replica_name(),
             trends_filled: Default::default(),

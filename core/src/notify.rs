@@ -76,6 +76,8 @@ pub struct Notifier {
     webhook: Option<SecretUrl>,
     public_url: Url,
     http: reqwest::Client,
+    /// How many messages are posted and not yet answered.
+    in_flight: std::sync::Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 impl Notifier {
@@ -87,7 +89,17 @@ impl Notifier {
                 .timeout(WEBHOOK_TIMEOUT)
                 .build()
                 .expect("a TLS backend is compiled in"),
+            in_flight: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// Returns once every message posted so far has been answered or given up on (within
+    /// the webhook's timeout): a stopping Runboard lets its last alerts reach the team, and
+    /// a test hears every message a poll sent without guessing how long they take.
+    pub async fn settled(&self) {
+        let mut in_flight = self.in_flight.subscribe();
+        // The sender lives as long as `self`, so the wait cannot fail.
+        let _ = in_flight.wait_for(|n| *n == 0).await;
     }
 
     /// The message's text, as the template renders it.
@@ -163,6 +175,8 @@ impl Notifier {
                 ],
             }),
         };
+        self.in_flight.send_modify(|n| *n += 1);
+        let in_flight = self.in_flight.clone();
         tokio::spawn(async move {
             let sent = http
                 .post(webhook.expose_secret().clone())
@@ -176,6 +190,7 @@ impl Notifier {
                 let first_line = text.lines().next().unwrap_or_default();
                 tracing::warn!(message = first_line, error = %e, "the webhook did not take a message");
             }
+            in_flight.send_modify(|n| *n -= 1);
         });
     }
 }

@@ -72,7 +72,7 @@ pub async fn poll_claimed(app: &App) -> Result<usize, StoreError> {
 }
 
 async fn poll(app: &App, services: Vec<Arc<Connector>>) -> Result<usize, StoreError> {
-    let now = Utc::now();
+    let now = app.clock.now();
     let bound = Semaphore::new(app.config.poller.concurrency);
     let bound = &bound;
     let reads = services.iter().map(|connector| async move {

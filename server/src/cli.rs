@@ -398,6 +398,8 @@ async fn start(config: Config, demo_runbooks: bool) -> Result<(), Failure> {
     }
     session_sweeper.abort();
     engine.abort();
+    // The last alerts and action messages reach the team (each within the webhook's timeout).
+    app.notifier.settled().await;
     app.fleet.close().await;
     app.store.close().await;
     served.map_err(Failure::Serve)?;

@@ -10,6 +10,7 @@ use common::{
     TestApp, bearer_client, database_behind_proxy, registered, spawn_app_configured, start_fleet,
     start_fleet_working, webhook, webhook_keeping,
 };
+use runboard_core::App;
 use runboard_core::poller::poll_once;
 use runboard_model::{AlertBoard, AlertState, Role, Watch};
 use runboard_testkit::{Backend, TestStore};
@@ -56,14 +57,61 @@ async fn currencies_held(app: &TestApp) -> Vec<String> {
     currencies
 }
 
+/// Polls until the alert board shows `done`: what takes the demo fleet real time (a worker
+/// finishing items, or not) is waited for with a generous deadline, never guessed.
+async fn poll_until(app: &TestApp, done: impl Fn(&AlertBoard) -> bool) -> AlertBoard {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        poll_once(&app.app).await.unwrap();
+        let now = board(app).await;
+        if done(&now) {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not reached in 2 minutes: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Returns once the payout worker finished another item of the running batch.
+async fn items_finish(app: &TestApp) {
+    let finished = || async {
+        let batches: serde_json::Value = app
+            .get("/api/v1/services/payouts/batches")
+            .await
+            .json()
+            .await
+            .unwrap();
+        batches["batches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["finished_at"].is_null())
+            .map(|b| b["done"].as_u64().unwrap() + b["failed"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    let before = finished().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while finished().await == before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the payout worker finished no item in 2 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Every watch but `watch`: the tests below hear of one watch at a time.
 fn all_but(watch: Watch) -> Vec<Watch> {
     Watch::ALL.into_iter().filter(|w| *w != watch).collect()
 }
 
-/// Waits for the webhook's messages to arrive (they are sent on the side) and takes them.
-async fn messages_after_poll<T>(received: &std::sync::Mutex<Vec<T>>) -> Vec<T> {
-    tokio::time::sleep(Duration::from_millis(500)).await;
+/// Takes what the webhook got, once every message `app` sent (on the side) was answered:
+/// none is missed however slow the machine, and "nothing was said" is known, not guessed.
+async fn messages_after_poll<T>(app: &App, received: &std::sync::Mutex<Vec<T>>) -> Vec<T> {
+    app.notifier.settled().await;
     std::mem::take(&mut *received.lock().unwrap())
 }
 
@@ -77,7 +125,7 @@ async fn money_held_is_told_once_reminded_once_and_quiet_once_acknowledged() {
         config.actions.webhook_url = Some(hook.parse().unwrap());
         config.watches.money_held_above = any_money_held();
         config.watches.off = all_but(Watch::MoneyHeld);
-        config.watches.repeat_after = Duration::from_secs(2);
+        config.watches.repeat_after = Duration::from_secs(3600);
     })
     .await;
 
@@ -87,7 +135,7 @@ async fn money_held_is_told_once_reminded_once_and_quiet_once_acknowledged() {
         currencies.len() >= 2,
         "the demo's payments holds money in several currencies: {currencies:?}"
     );
-    let fired = messages_after_poll(&received).await;
+    let fired = messages_after_poll(&app.app, &received).await;
     assert_eq!(
         fired.len(),
         currencies.len(),
@@ -112,7 +160,10 @@ async fn money_held_is_told_once_reminded_once_and_quiet_once_acknowledged() {
 
     // A second poll sees the same: nothing more is said.
     poll_once(&app.app).await.unwrap();
-    assert_eq!(messages_after_poll(&received).await, Vec::<String>::new());
+    assert_eq!(
+        messages_after_poll(&app.app, &received).await,
+        Vec::<String>::new()
+    );
 
     // The on-call engineer takes one; a viewer may not, and twice is refused with who did.
     let oscar = bearer_client(&app.token_for("Oscar", &[Role::Operator]).await);
@@ -173,9 +224,9 @@ async fn money_held_is_told_once_reminded_once_and_quiet_once_acknowledged() {
     assert_eq!(acknowledge(oscar.clone(), 999_999).await.status(), 404);
 
     // After repeat_after, those nobody took are told once more, and only once.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.app.clock.advance(Duration::from_secs(3600));
     poll_once(&app.app).await.unwrap();
-    let reminders = messages_after_poll(&received).await;
+    let reminders = messages_after_poll(&app.app, &received).await;
     assert_eq!(reminders.len(), currencies.len() - 1, "{reminders:?}");
     assert!(
         reminders
@@ -184,7 +235,10 @@ async fn money_held_is_told_once_reminded_once_and_quiet_once_acknowledged() {
         "{reminders:?}"
     );
     poll_once(&app.app).await.unwrap();
-    assert_eq!(messages_after_poll(&received).await, Vec::<String>::new());
+    assert_eq!(
+        messages_after_poll(&app.app, &received).await,
+        Vec::<String>::new()
+    );
 
     // Prometheus sees the ones still firing, by watch and service.
     let metrics = app.metrics().await;
@@ -213,7 +267,7 @@ async fn an_unreachable_service_fires_after_its_polls_a_silence_holds_it_back_an
     poll_once(&app.app).await.unwrap();
     assert!(board(&app).await.alerts.is_empty());
 
-    // Bad silences are refused with what to send; a good one covers the next 3 seconds.
+    // Bad silences are refused with what to send; a good one covers the next hour, on Runboard's clock.
     let oscar = bearer_client(&app.token_for("Oscar", &[Role::Operator]).await);
     let silence = |body: serde_json::Value| {
         let oscar = oscar.clone();
@@ -251,7 +305,7 @@ async fn an_unreachable_service_fires_after_its_polls_a_silence_holds_it_back_an
     let silenced = silence(json!({
         "service": "onboarding",
         "watch": "service_unreachable",
-        "for": "3s",
+        "for": "1h",
         "reason": "database failover under way"
     }))
     .await;
@@ -275,12 +329,15 @@ async fn an_unreachable_service_fires_after_its_polls_a_silence_holds_it_back_an
         "{}",
         alerts[0].summary
     );
-    assert_eq!(messages_after_poll(&received).await, Vec::<String>::new());
+    assert_eq!(
+        messages_after_poll(&app.app, &received).await,
+        Vec::<String>::new()
+    );
 
     // The silence ends while the service is still down: the team hears of it then.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.app.clock.advance(Duration::from_secs(3600));
     poll_once(&app.app).await.unwrap();
-    let told = messages_after_poll(&received).await;
+    let told = messages_after_poll(&app.app, &received).await;
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(
         told[0].starts_with(":rotating_light: *Service unreachable* on *onboarding*: could not be read for 3 polls in a row"),
@@ -292,7 +349,7 @@ async fn an_unreachable_service_fires_after_its_polls_a_silence_holds_it_back_an
     // Back: the alert resolves by itself, and the team hears that too.
     proxy.restore();
     poll_once(&app.app).await.unwrap();
-    let told = messages_after_poll(&received).await;
+    let told = messages_after_poll(&app.app, &received).await;
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(
         told[0].starts_with(
@@ -327,7 +384,8 @@ async fn two_replicas_judging_the_same_polls_tell_each_alert_once() {
         b.unwrap();
     }
     let currencies = currencies_held(&first).await;
-    let mut told = messages_after_poll(&received).await;
+    second.notifier.settled().await;
+    let mut told = messages_after_poll(&first.app, &received).await;
     assert_eq!(
         told.len(),
         currencies.len(),
@@ -369,7 +427,7 @@ async fn a_new_error_is_told_once_with_the_button_that_asks_for_its_fix_and_reso
     // the last hour are new to it and may fire: they are not what this test is about).
     poll_once(&app.app).await.unwrap();
     let before = board(&app).await.alerts.len();
-    messages_after_poll(&received).await;
+    messages_after_poll(&app.app, &received).await;
 
     let message = "ledger: connection reset by peer <never seen before>";
     let injected = fleet
@@ -378,7 +436,7 @@ async fn a_new_error_is_told_once_with_the_button_that_asks_for_its_fix_and_reso
         .await
         .unwrap();
     poll_once(&app.app).await.unwrap();
-    let told = messages_after_poll(&received).await;
+    let told = messages_after_poll(&app.app, &received).await;
     assert_eq!(told.len(), 1, "one message for the new error: {told:?}");
     let (text, button) = text_and_button(&told[0]);
     let encoded = "ledger%3A%20connection%20reset%20by%20peer%20%3Cnever%20seen%20before%3E";
@@ -431,7 +489,7 @@ async fn a_new_error_is_told_once_with_the_button_that_asks_for_its_fix_and_reso
         .await
         .unwrap();
     poll_once(&app.app).await.unwrap();
-    assert!(messages_after_poll(&received).await.is_empty());
+    assert!(messages_after_poll(&app.app, &received).await.is_empty());
     let still = board(&app).await.alerts;
     assert_eq!(still.len(), before + 1);
     assert!(
@@ -460,7 +518,7 @@ async fn a_new_error_is_told_once_with_the_button_that_asks_for_its_fix_and_reso
         .force_complete_by_hand("payments", &failed_with_it)
         .await;
     poll_once(&app.app).await.unwrap();
-    let told = messages_after_poll(&received).await;
+    let told = messages_after_poll(&app.app, &received).await;
     assert_eq!(told.len(), 1, "{told:?}");
     let (text, button) = text_and_button(&told[0]);
     assert!(
@@ -480,7 +538,7 @@ async fn a_new_error_is_told_once_with_the_button_that_asks_for_its_fix_and_reso
 async fn a_stopped_payout_worker_stalls_its_batch_and_the_alert_resolves_when_it_resumes() {
     let (hook, received) = webhook_keeping(|body| body).await;
     let fleet = start_fleet_working(Backend::Sqlite).await;
-    let stall_after = Duration::from_secs(3);
+    let stall_after = Duration::from_secs(5);
     let payouts = registered(fleet.service("payouts"));
     let (app, ()) = spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
         config.services = vec![payouts];
@@ -492,21 +550,20 @@ async fn a_stopped_payout_worker_stalls_its_batch_and_the_alert_resolves_when_it
     })
     .await;
     // The worker works the batch off a few items a second: nothing stalls.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    items_finish(&app).await;
     poll_once(&app.app).await.unwrap();
     assert!(board(&app).await.alerts.is_empty());
 
     fleet.fleet.set_payout_worker(false);
-    tokio::time::sleep(Duration::from_secs(1)).await;
     poll_once(&app.app).await.unwrap();
     assert!(
         board(&app).await.alerts.is_empty(),
-        "a second without progress is no stall"
+        "a worker just stopped is no stall"
     );
-    // The first poll after stall_after (and the tick the worker may have been in) fires.
-    tokio::time::sleep(stall_after).await;
-    poll_once(&app.app).await.unwrap();
-    let alerts = board(&app).await.alerts;
+    // Some poll after stall_after without an item finished fires.
+    let alerts = poll_until(&app, |board| !board.alerts.is_empty())
+        .await
+        .alerts;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let alert = &alerts[0];
     assert_eq!(alert.watch, Watch::StalledBatch);
@@ -525,7 +582,7 @@ async fn a_stopped_payout_worker_stalls_its_batch_and_the_alert_resolves_when_it
         .find(|b| b["finished_at"].is_null())
         .expect("the demo's batch is running");
     assert_eq!(&running["batch_id"], batch.as_str());
-    let told = messages_after_poll(&received).await;
+    let told = messages_after_poll(&app.app, &received).await;
     assert_eq!(told.len(), 1, "{told:?}");
     let (text, button) = text_and_button(&told[0]);
     assert!(
@@ -553,12 +610,11 @@ async fn a_stopped_payout_worker_stalls_its_batch_and_the_alert_resolves_when_it
 
     // Still stalled at the next poll: said once.
     poll_once(&app.app).await.unwrap();
-    assert!(messages_after_poll(&received).await.is_empty());
+    assert!(messages_after_poll(&app.app, &received).await.is_empty());
 
     fleet.fleet.set_payout_worker(true);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    poll_once(&app.app).await.unwrap();
-    let told = messages_after_poll(&received).await;
+    poll_until(&app, |board| board.alerts[0].state == AlertState::Resolved).await;
+    let told = messages_after_poll(&app.app, &received).await;
     assert_eq!(told.len(), 1, "{told:?}");
     let (text, _) = text_and_button(&told[0]);
     assert!(
@@ -600,5 +656,8 @@ async fn money_held_longer_than_the_age_fires_per_currency_without_any_amount_fi
             alert.summary
         );
     }
-    assert_eq!(messages_after_poll(&received).await.len(), currencies.len());
+    assert_eq!(
+        messages_after_poll(&app.app, &received).await.len(),
+        currencies.len()
+    );
 }

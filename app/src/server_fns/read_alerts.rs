@@ -7,7 +7,7 @@ use runboard_model::AlertBoard;
 pub async fn read_alerts() -> Result<AlertBoard, ServerFnError> {
     let app = super::app_for(super::Access::Read)?;
     app.store
-        .alert_board(chrono::Utc::now())
+        .alert_board(app.clock.now())
         .await
         .map_err(|e| super::internal("reading the alerts", e))
 }

@@ -326,7 +326,7 @@ impl App {
         if reason.is_empty() {
             return Err(SilenceError::NoReason);
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         let silence = self
             .store
             .silence_alerts(
@@ -351,7 +351,7 @@ impl App {
     ) -> Result<Alert, AcknowledgeError> {
         let alert = self
             .store
-            .acknowledge_alert(id, &by.name, note.trim(), Utc::now())
+            .acknowledge_alert(id, &by.name, note.trim(), self.clock.now())
             .await?;
         self.screens.alerts_changed();
         Ok(alert)

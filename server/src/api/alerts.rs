@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::Utc;
 use runboard_core::watches::SilenceRequest;
 use runboard_model::{Alert, AlertBoard, Silence};
 use serde::Deserialize;
@@ -17,7 +16,7 @@ pub async fn board(State(state): State<ServerState>) -> Result<Json<AlertBoard>,
     state
         .app
         .store
-        .alert_board(Utc::now())
+        .alert_board(state.app.clock.now())
         .await
         .map(Json)
         .map_err(|e| internal("reading the alerts", e))
