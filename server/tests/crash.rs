@@ -7,8 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{call, slowed, start_fleet, start_runboard, submit_and_approve};
-use runboard_testkit::Backend;
+use common::{call, slowed, start_fleet, start_runboard, submit_and_approve, token_in_store};
+use runboard_model::Role;
+use runboard_testkit::{Backend, TestStore};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 const OUTAGE: u64 = 2_000;
@@ -19,8 +21,55 @@ const CONCURRENCY: usize = 4;
 /// applied by the service, and its answer never reaches the Runboard that sent it.
 const SLOWED: Duration = Duration::from_millis(300);
 
-/// The demo users' tokens, which each start issues afresh.
-fn token(data_dir: &std::path::Path, login: &str) -> String {
+/// Runboard's own store for these runs, and how its people get their tokens: on the
+/// embedded SQLite store, the demo users' file, which each start issues afresh; on
+/// PostgreSQL (where demo users are refused) a token each, straight into the store, beside a
+/// provider that is never asked.
+enum OwnStore {
+    Sqlite,
+    Postgres(TestStore),
+}
+
+impl OwnStore {
+    async fn on(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => Self::Sqlite,
+            Backend::Postgres => Self::Postgres(TestStore::new(backend).await),
+        }
+    }
+
+    /// The `[store]` and `[identity]` sections of the config.
+    fn sections(&self, data_dir: &std::path::Path) -> String {
+        let data_dir = format!("data_dir = \"{}\"\n", data_dir.display());
+        match self {
+            Self::Sqlite => format!("[store]\n{data_dir}[identity]\ndemo_users = true\n"),
+            Self::Postgres(store) => format!(
+                "[store]\nurl = \"{}\"\n{data_dir}[identity.oidc]\nissuer = \"http://127.0.0.1:9/\"\n\
+                 client_id = \"runboard\"\nclient_secret = \"not-used-by-this-test\"\n",
+                store
+                    .config
+                    .url
+                    .as_ref()
+                    .expect("a PostgreSQL store has a URL")
+                    .expose_secret()
+            ),
+        }
+    }
+
+    /// Alice's (an operator's) and Bob's (an approver's) tokens for the Runboard started last.
+    async fn alice_and_bob(&self, data_dir: &std::path::Path) -> (String, String) {
+        match self {
+            Self::Sqlite => (demo_token(data_dir, "alice"), demo_token(data_dir, "bob")),
+            Self::Postgres(store) => (
+                token_in_store(&store.store, "alice", Role::Operator).await,
+                token_in_store(&store.store, "bob", Role::Approver).await,
+            ),
+        }
+    }
+}
+
+/// A demo user's token, as `DATA_DIR/demo-users.json` lists it.
+fn demo_token(data_dir: &std::path::Path, login: &str) -> String {
     let users: Value =
         serde_json::from_str(&std::fs::read_to_string(data_dir.join("demo-users.json")).unwrap())
             .unwrap();
@@ -35,10 +84,11 @@ fn token(data_dir: &std::path::Path, login: &str) -> String {
         .to_owned()
 }
 
-/// Writes a Runboard config with demo users, a short lease, `actions` settings besides those
-/// and the `[[services]]` of `services`; its path and data directory.
+/// Writes a Runboard config with its own store on `store`, a short lease, `actions` settings
+/// besides those and the `[[services]]` of `services`; its path and data directory.
 fn write_config(
     dir: &std::path::Path,
+    store: &OwnStore,
     actions: &str,
     services: &str,
 ) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -47,9 +97,8 @@ fn write_config(
     std::fs::write(
         &config,
         format!(
-            "[http]\nlisten = \"127.0.0.1:0\"\n[store]\ndata_dir = \"{}\"\n[identity]\ndemo_users = true\n\
-             [actions]\nconcurrency = {CONCURRENCY}\nlease = \"3s\"\n{actions}\n{services}",
-            data_dir.display()
+            "[http]\nlisten = \"127.0.0.1:0\"\n{}[actions]\nconcurrency = {CONCURRENCY}\nlease = \"3s\"\n{actions}\n{services}",
+            store.sections(&data_dir)
         ),
     )
     .unwrap();
@@ -88,7 +137,17 @@ async fn follow(
 // The fleet serves from this test's runtime: several threads, so that it keeps answering
 // while the test waits on the Runboard processes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runboard_killed_mid_action_resumes_and_applies_each_entity_once() {
+async fn a_runboard_killed_mid_action_resumes_and_applies_each_entity_once_on_sqlite() {
+    killed_mid_action(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runboard_killed_mid_action_resumes_and_applies_each_entity_once_on_postgres() {
+    killed_mid_action(Backend::Postgres).await;
+}
+
+async fn killed_mid_action(store: Backend) {
+    let store = OwnStore::on(store).await;
     let fleet = start_fleet(Backend::Sqlite).await;
     let onboarding = fleet.service("onboarding").clone();
     let seeded = runboard_fleet::seed_outage(&onboarding.database_url, "onboarding", OUTAGE)
@@ -102,6 +161,7 @@ async fn a_runboard_killed_mid_action_resumes_and_applies_each_entity_once() {
     let dir = tempfile::tempdir().unwrap();
     let (config, data_dir) = write_config(
         dir.path(),
+        &store,
         &format!("chunk_size = {CHUNK}"),
         &format!(
             "[[services]]\nname = \"onboarding\"\nteam = \"growth\"\ndatabase_url = \"{}\"\ngraphql_url = \"{behind_proxy}\"\n",
@@ -110,7 +170,7 @@ async fn a_runboard_killed_mid_action_resumes_and_applies_each_entity_once() {
     );
 
     let first = start_runboard(&config, &dir.path().join("first.log"), &[]);
-    let (alice, bob) = (token(&data_dir, "alice"), token(&data_dir, "bob"));
+    let (alice, bob) = store.alice_and_bob(&data_dir).await;
     let client = reqwest::Client::new();
     let groups = call(
         &client,
@@ -173,7 +233,7 @@ async fn a_runboard_killed_mid_action_resumes_and_applies_each_entity_once() {
     assert!(done_at_kill < entities, "killed mid-action, not after it");
 
     let second = start_runboard(&config, &dir.path().join("second.log"), &[]);
-    let alice = token(&data_dir, "alice");
+    let (alice, _) = store.alice_and_bob(&data_dir).await;
     let started = Instant::now();
     let (detail, finished) = follow(
         &client,
@@ -257,7 +317,19 @@ const HELD: u32 = 40;
 // A runbook's entity goes through its steps in order; a kill between two steps must not
 // make the first run again, nor let the second run before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runboard_killed_in_a_runbooks_second_step_resumes_there_and_never_repeats_the_first() {
+async fn a_runboard_killed_in_a_runbooks_second_step_resumes_there_and_never_repeats_the_first_on_sqlite()
+ {
+    killed_between_steps(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runboard_killed_in_a_runbooks_second_step_resumes_there_and_never_repeats_the_first_on_postgres()
+ {
+    killed_between_steps(Backend::Postgres).await;
+}
+
+async fn killed_between_steps(store: Backend) {
+    let store = OwnStore::on(store).await;
     let fleet = start_fleet(Backend::Sqlite).await;
     let payments = fleet.service("payments").clone();
     let ids = common::held_transfers(&fleet, HELD).await;
@@ -265,6 +337,7 @@ async fn a_runboard_killed_in_a_runbooks_second_step_resumes_there_and_never_rep
     let dir = tempfile::tempdir().unwrap();
     let (config, data_dir) = write_config(
         dir.path(),
+        &store,
         "",
         &format!(
             "[[services]]\nname = \"payments\"\nteam = \"payments\"\ndatabase_url = \"{}\"\ngraphql_url = \"{behind_proxy}\"\n\
@@ -276,7 +349,7 @@ async fn a_runboard_killed_in_a_runbooks_second_step_resumes_there_and_never_rep
     );
 
     let first = start_runboard(&config, &dir.path().join("first.log"), &[]);
-    let (alice, bob) = (token(&data_dir, "alice"), token(&data_dir, "bob"));
+    let (alice, bob) = store.alice_and_bob(&data_dir).await;
     let client = reqwest::Client::new();
     let action = call(
         &client,
@@ -325,7 +398,7 @@ async fn a_runboard_killed_in_a_runbooks_second_step_resumes_there_and_never_rep
     let killed_at = chrono::Utc::now();
 
     let second = start_runboard(&config, &dir.path().join("second.log"), &[]);
-    let alice = token(&data_dir, "alice");
+    let (alice, _) = store.alice_and_bob(&data_dir).await;
     let (detail, finished) = follow(
         &client,
         (&second.url, &alice),

@@ -8,8 +8,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{applied_for, call, failed_saga_ids, start_fleet, start_runboard, submit_and_approve};
-use runboard_model::{Role, User};
+use common::{
+    applied_for, call, failed_saga_ids, start_fleet, start_runboard, submit_and_approve,
+    token_in_store,
+};
+use runboard_model::Role;
 use runboard_testkit::{Backend, FakeKubernetes, TestStore};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -72,24 +75,9 @@ async fn two_replicas_from_the_manifests_both_serve_poll_each_service_once_per_i
     let second = start_runboard(&config_path, &dir.path().join("second.log"), &env);
 
     // Tokens go straight into the shared store: people sign in with the provider otherwise.
-    let token = |login: &str, role: Role| {
-        let user = User {
-            subject: format!("test:{login}"),
-            name: login.to_owned(),
-            roles: [role].into(),
-        };
-        let store = &store.store;
-        async move {
-            store
-                .issue_api_token(&user, "test", Duration::from_secs(3600), chrono::Utc::now())
-                .await
-                .unwrap()
-                .secret
-        }
-    };
     let (alice, bob) = (
-        token("alice", Role::Operator).await,
-        token("bob", Role::Approver).await,
+        token_in_store(&store.store, "alice", Role::Operator).await,
+        token_in_store(&store.store, "bob", Role::Approver).await,
     );
     let client = reqwest::Client::new();
     for replica in [&first, &second] {

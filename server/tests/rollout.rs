@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use common::{Runboard, bearer_client, failed_saga_ids, slowed, start_fleet, start_runboard};
+use common::{
+    Runboard, bearer_client, failed_saga_ids, slowed, start_fleet, start_runboard, token_in_store,
+};
 use http::{Method, StatusCode, header};
-use runboard_model::{Role, User};
+use runboard_model::Role;
 use runboard_testkit::{Backend, TestStore};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -274,19 +276,7 @@ async fn a_replica_stopped_under_load_drains_without_failing_a_request_and_finis
     );
 
     // Tokens go straight into the shared store: people sign in with the provider otherwise.
-    let token = async |login: &str, role: Role| {
-        let user = User {
-            subject: format!("test:{login}"),
-            name: login.to_owned(),
-            roles: [role].into(),
-        };
-        store
-            .store
-            .issue_api_token(&user, "test", Duration::from_secs(3600), chrono::Utc::now())
-            .await
-            .unwrap()
-            .secret
-    };
+    let token = async |login: &str, role: Role| token_in_store(&store.store, login, role).await;
     let alice = token("alice", Role::Operator).await;
     // A person each, as the clients are: each person's pace is limited on its own.
     let mut readers = Vec::new();

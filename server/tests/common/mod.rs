@@ -357,6 +357,25 @@ impl Drop for Runboard {
     }
 }
 
+/// A token for `login` with `role`, straight into `store`: on a store of its own a Runboard
+/// process's people sign in with the provider otherwise.
+pub async fn token_in_store(
+    store: &runboard_core::store::Store,
+    login: &str,
+    role: Role,
+) -> String {
+    let user = User {
+        subject: format!("test:{login}"),
+        name: login.to_owned(),
+        roles: [role].into(),
+    };
+    store
+        .issue_api_token(&user, "test", Duration::from_secs(3600), chrono::Utc::now())
+        .await
+        .unwrap()
+        .secret
+}
+
 /// Starts `runboard serve` with `env` added and waits until it says where it serves; its
 /// log goes to `log`.
 pub fn start_runboard(
