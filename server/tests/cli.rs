@@ -31,6 +31,10 @@ fn help_lists_the_commands_and_the_environment_overrides() {
         "migrate",
         "RUNBOARD_DATABASE_URL",
         "RUNBOARD_LISTEN",
+        "login",
+        "logout",
+        "sagas",
+        "RUNBOARD_TOKEN",
     ] {
         assert!(help.contains(text), "--help lacks {text}:\n{help}");
     }
@@ -358,20 +362,32 @@ fn printed_digest(output: &Output) -> String {
         .to_owned()
 }
 
-/// A Runboard on the demo fleet, and an operator's API token for it.
-async fn operator_on_demo_fleet() -> (common::TestFleet, common::TestApp, String) {
-    let fleet = common::start_fleet(runboard_testkit::Backend::Sqlite).await;
+/// A Runboard on the demo fleet, both on `backend`, its config changed by `configure`.
+async fn runboard_on_demo_fleet<R>(
+    backend: runboard_testkit::Backend,
+    configure: impl FnOnce(&mut runboard_core::config::Config) -> R,
+) -> (common::TestFleet, common::TestApp, R) {
+    let fleet = common::start_fleet(backend).await;
     let services = fleet
         .fleet
         .services()
         .iter()
         .map(common::registered)
         .collect();
-    let (app, ()) = common::spawn_app_configured(
-        runboard_testkit::TestStore::new(runboard_testkit::Backend::Sqlite).await,
-        |config, _| config.services = services,
+    let (app, configured) = common::spawn_app_configured(
+        runboard_testkit::TestStore::new(backend).await,
+        |config, _| {
+            config.services = services;
+            configure(config)
+        },
     )
     .await;
+    (fleet, app, configured)
+}
+
+/// A Runboard on the demo fleet, and an operator's API token for it.
+async fn operator_on_demo_fleet() -> (common::TestFleet, common::TestApp, String) {
+    let (fleet, app, ()) = runboard_on_demo_fleet(runboard_testkit::Backend::Sqlite, |_| ()).await;
     let token = app
         .token_for("Oscar", &[runboard_model::Role::Operator])
         .await;
@@ -724,41 +740,29 @@ async fn runboard_with_device_sign_in(
     common::TestApp,
     runboard_testkit::OidcProvider,
 ) {
-    let fleet = common::start_fleet(backend).await;
-    let services = fleet
-        .fleet
-        .services()
-        .iter()
-        .map(common::registered)
-        .collect();
-    let (app, provider) = common::spawn_app_configured(
-        runboard_testkit::TestStore::new(backend).await,
-        |config, _| {
-            let provider = runboard_testkit::OidcProvider::start_for_devices(
-                PROVIDER_PEOPLE,
-                &runboard_testkit::DeviceClient {
-                    client_id: CLI_CLIENT,
-                    code_lifetime_secs,
-                },
-            );
-            config.services = services;
-            config.identity.oidc = Some(runboard_core::config::OidcConfig {
-                issuer: provider.issuer.clone(),
-                client_id: "runboard".into(),
-                client_secret: None,
-                scopes: vec!["openid".into(), "profile".into(), "groups".into()],
-                groups_claim: "groups".into(),
-                person_claim: "sub".into(),
-                api_audience: Some("urn:runboard:api".into()),
-                cli_client_id: Some(CLI_CLIENT.into()),
-                display_name: "Test IdP".into(),
-            });
-            config.identity.roles.operator = vec!["sre".into()];
-            provider
-        },
-    )
-    .await;
-    (fleet, app, provider)
+    runboard_on_demo_fleet(backend, |config| {
+        let provider = runboard_testkit::OidcProvider::start_for_devices(
+            PROVIDER_PEOPLE,
+            &runboard_testkit::DeviceClient {
+                client_id: CLI_CLIENT,
+                code_lifetime_secs,
+            },
+        );
+        config.identity.oidc = Some(runboard_core::config::OidcConfig {
+            issuer: provider.issuer.clone(),
+            client_id: "runboard".into(),
+            client_secret: None,
+            scopes: vec!["openid".into(), "profile".into(), "groups".into()],
+            groups_claim: "groups".into(),
+            person_claim: "sub".into(),
+            api_audience: Some("urn:runboard:api".into()),
+            cli_client_id: Some(CLI_CLIENT.into()),
+            display_name: "Test IdP".into(),
+        });
+        config.identity.roles.operator = vec!["sre".into()];
+        provider
+    })
+    .await
 }
 
 /// `runboard ARGS` as a person at a terminal whose config directory is `config_home`, with
@@ -1059,6 +1063,27 @@ async fn a_device_code_denied_at_the_provider_says_so_and_stores_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn someone_the_provider_signs_in_but_runboard_gives_no_role_is_told_so_and_nothing_is_stored()
+{
+    let (_fleet, app, provider) =
+        runboard_with_device_sign_in(runboard_testkit::Backend::Sqlite, 600).await;
+    provider.set_groups("alice", &["marketing"]).await;
+    let home = tempfile::tempdir().unwrap();
+    let login = start_login(home.path(), &app.address).await;
+    let page = at_the_providers_page(&login, "alice", true).await;
+    assert!(page.contains("Sign-in Success"), "{page}");
+    let output = finished(login).await;
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("signed in at the identity provider, but Runboard refused (403 Forbidden): Alice Ops holds none of the groups")
+            && err.contains("nothing was stored"),
+        "{err}"
+    );
+    assert!(!credentials_file(home.path()).exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_device_code_that_expires_before_the_sign_in_says_so_and_stores_nothing() {
     // The provider's codes live one second; the command line first asks again after five.
     let (_fleet, app, _provider) =
@@ -1079,7 +1104,7 @@ async fn a_device_code_that_expires_before_the_sign_in_says_so_and_stores_nothin
 }
 
 async fn the_reads_walk_every_page_and_answer_as_the_api_does(backend: runboard_testkit::Backend) {
-    let fleet = common::start_fleet(backend).await;
+    let (fleet, app, ()) = runboard_on_demo_fleet(backend, |_| ()).await;
     // More sagas than one page of the command line's holds, and an error that would clear
     // the terminal's line.
     runboard_fleet::seed(&fleet.service("payments").database_url, "payments", 600)
@@ -1090,17 +1115,6 @@ async fn the_reads_walk_every_page_and_answer_as_the_api_does(backend: runboard_
         .inject_error("payments", "ledger down\u{1b}[2K\rall fine", 3, None)
         .await
         .unwrap();
-    let services = fleet
-        .fleet
-        .services()
-        .iter()
-        .map(common::registered)
-        .collect();
-    let (app, ()) = common::spawn_app_configured(
-        runboard_testkit::TestStore::new(backend).await,
-        |config, _| config.services = services,
-    )
-    .await;
     let token = app.token_for("Vera", &[runboard_model::Role::Viewer]).await;
     let home = tempfile::tempdir().unwrap();
     let env = [
