@@ -973,6 +973,15 @@ async fn login_signs_in_at_the_providers_own_page_and_the_reads_answer_with_that
     assert_eq!(mode & 0o777, 0o600);
     let refresh_token = kept["refresh_token"].as_str().unwrap().to_owned();
 
+    // `runboard action` signs in the same way: Runboard answers it, here that there is no
+    // such action.
+    let status = client_command(home.path(), &["action", "status", "no-such-action"], &[]).await;
+    assert!(
+        stderr(&status).contains("Runboard refused (404 Not Found)"),
+        "{}",
+        stderr(&status)
+    );
+
     // RUNBOARD_TOKEN wins over the stored sign-in.
     let with_token = client_command(
         home.path(),
