@@ -47,6 +47,14 @@ fn built(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot make an HTTP client: {e}"))
 }
 
+/// What a refusal says: the API's error message, else its whole text.
+pub(crate) fn said(text: String) -> String {
+    serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or(text)
+}
+
 impl RunboardArgs {
     /// The Runboard to ask and the caller's token: RUNBOARD_TOKEN if set, else the stored
     /// sign-in (refreshed if it has expired).
@@ -103,11 +111,7 @@ impl Runboard {
         if status.is_success() {
             return Ok(response);
         }
-        let text = response.text().await.unwrap_or_default();
-        let said = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or(text);
+        let said = said(response.text().await.unwrap_or_default());
         Err(format!("Runboard refused ({status}): {said}"))
     }
 

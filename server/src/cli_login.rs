@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::action_cli::printable;
-use crate::cli_client::{Runboard, provider_client};
+use crate::cli_client::{Runboard, provider_client, said};
 use crate::identity::login::CommandLineSignIn;
 
 /// An access token this close to its expiry is refreshed before it is sent.
@@ -186,11 +186,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
         .await
         .map_err(|e| format!("{who}'s answer from {url} broke off: {e}"))?;
     if !status.is_success() {
-        let said = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or(text);
-        return Err(format!("{who} refused ({status}) at {url}: {said}"));
+        return Err(format!("{who} refused ({status}) at {url}: {}", said(text)));
     }
     serde_json::from_str(&text)
         .map_err(|e| format!("{who}'s answer from {url} is not what was expected: {e}"))
