@@ -4,7 +4,7 @@ use url::Url;
 
 /// An error and its causes on one line: the top level alone often says only "request failed".
 /// A URL an HTTP client's error names is shown as [`shown_url`] shows it.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = redacted(error);
     let mut source = error.source();
     while let Some(cause) = source {

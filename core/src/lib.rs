@@ -6,7 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod connector;
 mod db;
-mod error_text;
+pub mod error_text;
 pub mod execution;
 pub mod failure;
 pub mod graphql_client;

@@ -11,6 +11,10 @@
 //                   tokens for themselves (the client-credentials grant) for the audience
 //                   they name as `resource`, such as a service's mission control
 //   CLIENT_CREDENTIALS_TTL  seconds those tokens live (default 600)
+//   DEVICE_CLIENTS  JSON list of { client_id }: public clients that sign people in with the
+//                   device authorization grant (RFC 8628), as `runboard login` does, and
+//                   refresh their tokens
+//   DEVICE_CODE_TTL seconds a device code lives (default 600)
 //
 // Sign-in clients also get a refresh token, with which Runboard asks again for a person's
 // groups. `PUT /test/people/<login>/groups` with a JSON list changes a person's groups, as
@@ -29,6 +33,8 @@ const users = JSON.parse(process.env.USERS ?? "{}");
 const audience = process.env.API_AUDIENCE ?? "urn:runboard:api";
 const machineClients = JSON.parse(process.env.MACHINE_CLIENTS ?? "[]");
 const clientCredentialsTtl = Number(process.env.CLIENT_CREDENTIALS_TTL ?? 600);
+const deviceClients = JSON.parse(process.env.DEVICE_CLIENTS ?? "[]");
+const deviceCodeTtl = Number(process.env.DEVICE_CODE_TTL ?? 600);
 
 function rsaKey() {
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
@@ -61,8 +67,15 @@ server.listen(port, "127.0.0.1", () => {
         token_endpoint_auth_method: "client_secret_basic",
         ...c,
       })),
+      ...deviceClients.map((c) => ({
+        grant_types: ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: "none",
+        ...c,
+      })),
     ],
-    ttl: { ClientCredentials: clientCredentialsTtl },
+    ttl: { ClientCredentials: clientCredentialsTtl, DeviceCode: deviceCodeTtl },
     jwks: { keys: [signing.jwk] },
     scopes: ["openid", "profile", "groups"],
     claims: { openid: ["sub"], profile: ["name", "preferred_username"], groups: ["groups"] },
@@ -97,6 +110,8 @@ server.listen(port, "127.0.0.1", () => {
     features: {
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
+      deviceFlow: { enabled: true },
+      revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => audience,

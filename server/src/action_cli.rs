@@ -1,18 +1,15 @@
 //! `runboard action plan|submit|status`: a client of a Runboard's API for actions kept as
-//! reviewable files ([`ActionFile`]), with a personal API token.
+//! reviewable files ([`ActionFile`]), with a personal API token or `runboard login`'s sign-in.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use runboard_model::{Action, DryRun, url_encode};
 use serde_json::Value;
 use url::Url;
 
 use crate::action_file::ActionFile;
-
-/// How long one request may take: a preview waits for the service's dry run.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+use crate::cli_client::{Runboard, RunboardArgs};
 
 #[derive(Debug, Subcommand)]
 pub enum ActionCommand {
@@ -49,39 +46,31 @@ pub enum ActionCommand {
     },
 }
 
-#[derive(Debug, Args)]
-pub struct RunboardArgs {
-    /// The Runboard to ask, as its address: https://runboard.example.com
-    #[arg(long, env = "RUNBOARD_URL")]
-    url: Url,
-    /// A personal API token (the Account page makes one).
-    #[arg(long, env = "RUNBOARD_TOKEN", hide_env_values = true)]
-    token: String,
-}
-
 /// Runs one action command; what it prints goes to stdout, an error's reason to the caller.
 pub async fn run(command: ActionCommand) -> Result<(), String> {
     match command {
         ActionCommand::Plan { file, runboard } => {
+            let runboard = runboard.connect().await?;
             let action = plan(&runboard, &read(&file)?).await?;
             print!("{}", described(&action, &runboard.url));
             println!("Nothing is sent until it is submitted and approved.");
             Ok(())
         }
         ActionCommand::Submit { file, runboard } => {
+            let runboard = runboard.connect().await?;
             let file = read(&file)?;
             let planned = plan(&runboard, &file).await?;
             print!("{}", described(&planned, &runboard.url));
-            let submitted: Action = call(
-                &runboard,
-                reqwest::Method::POST,
-                &format!("/api/v1/actions/{}/submit", planned.id),
-                Some(serde_json::json!({
-                    "reason": file.reason,
-                    "incident_url": file.incident_url,
-                })),
-            )
-            .await?;
+            let submitted: Action = runboard
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/actions/{}/submit", planned.id),
+                    Some(serde_json::json!({
+                        "reason": file.reason,
+                        "incident_url": file.incident_url,
+                    })),
+                )
+                .await?;
             println!(
                 "Submitted: {} awaits {} approval(s) at {}",
                 submitted.id,
@@ -91,14 +80,15 @@ pub async fn run(command: ActionCommand) -> Result<(), String> {
             Ok(())
         }
         ActionCommand::Save { file, runboard } => {
+            let runboard = runboard.connect().await?;
             let file = read(&file)?;
-            let saved: runboard_model::SavedRunbook = call(
-                &runboard,
-                reqwest::Method::POST,
-                "/api/v1/runbooks",
-                Some(file.runbook()?),
-            )
-            .await?;
+            let saved: runboard_model::SavedRunbook = runboard
+                .call(
+                    reqwest::Method::POST,
+                    "/api/v1/runbooks",
+                    Some(file.runbook()?),
+                )
+                .await?;
             println!(
                 "Saved runbook \"{}\" of {} ({} step(s)) as {}",
                 saved.name,
@@ -109,13 +99,14 @@ pub async fn run(command: ActionCommand) -> Result<(), String> {
             Ok(())
         }
         ActionCommand::Status { id, runboard } => {
-            let action: Value = call(
-                &runboard,
-                reqwest::Method::GET,
-                &format!("/api/v1/actions/{}?limit=1", url_encode(&id)),
-                None,
-            )
-            .await?;
+            let runboard = runboard.connect().await?;
+            let action: Value = runboard
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/actions/{}?limit=1", url_encode(&id)),
+                    None,
+                )
+                .await?;
             let action: Action = serde_json::from_value(action["action"].clone())
                 .map_err(|e| format!("Runboard's answer about action {id} is not one: {e}"))?;
             print!("{}", described(&action, &runboard.url));
@@ -130,14 +121,14 @@ fn read(path: &PathBuf) -> Result<ActionFile, String> {
     ActionFile::parse(&text).map_err(|e| format!("{} is not an action file: {e}", path.display()))
 }
 
-async fn plan(runboard: &RunboardArgs, file: &ActionFile) -> Result<Action, String> {
-    call(
-        runboard,
-        reqwest::Method::POST,
-        "/api/v1/actions",
-        Some(file.request()),
-    )
-    .await
+async fn plan(runboard: &Runboard, file: &ActionFile) -> Result<Action, String> {
+    runboard
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/actions",
+            Some(file.request()),
+        )
+        .await
 }
 
 fn page(base: &Url, id: &str) -> String {
@@ -145,56 +136,10 @@ fn page(base: &Url, id: &str) -> String {
         .map_or_else(|_| id.to_owned(), String::from)
 }
 
-/// One request to the API; a refusal is said in the API's own words.
-async fn call<T: serde::de::DeserializeOwned>(
-    runboard: &RunboardArgs,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> Result<T, String> {
-    let url = runboard
-        .url
-        .join(path.trim_start_matches('/'))
-        .map_err(|e| format!("{} and {path} make no address: {e}", runboard.url))?;
-    let client = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
-    let mut request = client
-        .request(method, url.clone())
-        .bearer_auth(&runboard.token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach Runboard at {url}: {e}"))?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .map_err(|e| format!("Runboard's answer from {url} broke off: {e}"))?;
-    if !status.is_success() {
-        let said = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or(text);
-        return Err(format!("Runboard refused ({status}): {said}"));
-    }
-    serde_json::from_str(&text)
-        .map_err(|e| format!("Runboard's answer from {url} is not what was expected: {e}"))
-}
-
-/// An action as a reviewer reads it in a terminal.
 /// A service's (or a requester's) text as a terminal shows it harmlessly: control characters,
 /// and the bidirectional overrides that reorder what is read, escaped (`\u{1b}`), so that no
 /// effect description can move the cursor and repaint a line a reviewer reads.
 pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    let harmful = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
     if !text.contains(harmful) {
         return text.into();
     }
@@ -210,6 +155,14 @@ pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
+/// Whether a terminal would act on `c` rather than show it: a control character, or a
+/// bidirectional override that reorders what is read.
+pub(crate) fn harmful(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// An action as a reviewer reads it in a terminal.
 fn described(action: &Action, base: &Url) -> String {
     use std::fmt::Write;
     let preview = &action.preview;

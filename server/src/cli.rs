@@ -1,5 +1,6 @@
 //! The command line of SPEC.md's "Running it": `demo`, `serve`, `check-config`, `migrate`;
-//! and `action`, a client of a Runboard's API for actions kept as files.
+//! and the clients of a Runboard's API: `login`/`logout`, `action` for actions kept as
+//! files, and the reads `sagas`, `batches`, `funds`, `alerts`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,7 +34,8 @@ Environment variables (each overrides its flag's default and the config file):
   RUNBOARD_OIDC_CLIENT_SECRET  the OpenID provider's client secret (config identity.oidc.client_secret)
   RUNBOARD_LOG_FORMAT     text or json (--log-format)
   RUNBOARD_LOG            what to log, e.g. \"info\" or \"debug,sqlx=warn\"
-  RUNBOARD_URL, RUNBOARD_TOKEN  the Runboard and personal API token `runboard action` uses
+  RUNBOARD_URL, RUNBOARD_TOKEN  the Runboard and personal API token the clients (action,
+                          sagas, batches, funds, alerts) use; a token wins over `runboard login`
 Any secret in the config file may be given as <key>_file = \"/path\" (a mounted Secret's file)
 or <key>_env = \"VARIABLE\" instead of <key> (README, \"Secrets\").";
 
@@ -100,11 +102,15 @@ enum Command {
         config: ConfigArgs,
     },
     /// Plan, submit and follow actions kept as reviewable files, against a running Runboard
-    /// (RUNBOARD_URL) with a personal API token (RUNBOARD_TOKEN).
+    /// (RUNBOARD_URL) with a personal API token (RUNBOARD_TOKEN) or `runboard login`'s sign-in.
     Action {
         #[command(subcommand)]
         command: ActionCommand,
     },
+    #[command(flatten)]
+    SignIn(crate::cli_login::SignIn),
+    #[command(flatten)]
+    Read(crate::cli_reads::Read),
     /// Print the API's OpenAPI 3.1 document (also served at /api/v1/openapi.json), for
     /// client generators and reviews.
     Openapi,
@@ -196,6 +202,10 @@ async fn execute(command: Command) -> Result<(), Failure> {
         Command::Action { command } => crate::action_cli::run(command)
             .await
             .map_err(Failure::Client),
+        Command::SignIn(command) => crate::cli_login::run(command)
+            .await
+            .map_err(Failure::Client),
+        Command::Read(read) => crate::cli_reads::run(read).await.map_err(Failure::Client),
         #[cfg(feature = "demo")]
         Command::Demo {
             listen,

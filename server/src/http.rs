@@ -164,6 +164,7 @@ fn table(with_metrics: bool) -> RouteTable {
         .add(M::GET, "/auth/callback", Public, login::finish_oidc)
         .add(M::POST, "/auth/demo", Public, login::demo_login)
         .add(M::POST, "/auth/logout", Public, login::logout)
+        .add(M::GET, "/auth/cli", Public, login::command_line_sign_in)
         .add(
             M::GET,
             "/charts/services/{service}/batches/{batch}/progress.svg",

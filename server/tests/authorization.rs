@@ -31,6 +31,8 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         // What the API offers is no secret: client generators read it before any sign-in.
         "/api/v1/openapi.json" => Anyone,
         "/login" | "/auth/login" | "/auth/callback" | "/auth/demo" | "/auth/logout" => Anyone,
+        // How `runboard login` signs in: the provider and its public client, no secret.
+        "/auth/cli" => Anyone,
         // The API's answer for routes it does not have.
         "/api/v1/{*rest}" => Anyone,
         "/api/v1/tokens" if method == Some(&Method::POST) => SignedInBrowser,

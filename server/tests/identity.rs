@@ -79,6 +79,7 @@ async fn spawn_with_provider_and(
             groups_claim: "groups".into(),
             person_claim: "sub".into(),
             api_audience: Some(API_AUDIENCE.into()),
+            cli_client_id: None,
             display_name: "Test IdP".into(),
         });
         config.identity.roles = RoleGroups {

@@ -18,7 +18,7 @@ use runboard_core::store::Store;
 
 pub use chaos_proxy::ChaosProxy;
 pub use kubernetes::{Answered, FakeKubernetes};
-pub use oidc_provider::{MachineClient, OidcProvider, ProviderPerson};
+pub use oidc_provider::{DeviceClient, MachineClient, OidcProvider, ProviderPerson};
 pub use postgres::{TestDatabase, admin_url};
 
 /// The store backends every store-touching test runs on: the dialect layer's databases.

@@ -43,6 +43,14 @@ pub struct MachineClient<'a> {
     pub token_lifetime_secs: u32,
 }
 
+/// A public client that signs people in with the device authorization grant (RFC 8628),
+/// as a command line does, and refreshes their tokens; its device codes live
+/// `code_lifetime_secs` seconds.
+pub struct DeviceClient<'a> {
+    pub client_id: &'a str,
+    pub code_lifetime_secs: u32,
+}
+
 impl OidcProvider {
     /// Starts the provider on `port` (0: any free port) with one confidential client
     /// (`client_id`, `client_secret`) that may return to `redirect_uri`, these people, and
@@ -55,12 +63,27 @@ impl OidcProvider {
         people: &[ProviderPerson<'_>],
         machine: Option<&MachineClient<'_>>,
     ) -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end/oidc/provider.mjs");
         let clients = serde_json::json!([{
             "client_id": client_id,
             "client_secret": client_secret,
             "redirect_uris": [redirect_uri],
         }]);
+        Self::launch(port, clients, people, machine, None)
+    }
+
+    /// Starts the provider on any free port with these people and one device client only.
+    pub fn start_for_devices(people: &[ProviderPerson<'_>], device: &DeviceClient<'_>) -> Self {
+        Self::launch(0, serde_json::json!([]), people, None, Some(device))
+    }
+
+    fn launch(
+        port: u16,
+        clients: serde_json::Value,
+        people: &[ProviderPerson<'_>],
+        machine: Option<&MachineClient<'_>>,
+        device: Option<&DeviceClient<'_>>,
+    ) -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end/oidc/provider.mjs");
         let users: serde_json::Map<String, serde_json::Value> = people
             .iter()
             .map(|p| {
@@ -75,6 +98,11 @@ impl OidcProvider {
             .map(|m| serde_json::json!({ "client_id": m.client_id, "client_secret": m.client_secret }))
             .collect();
         let lifetime = machine.map_or(600, |m| m.token_lifetime_secs);
+        let device_clients: Vec<serde_json::Value> = device
+            .iter()
+            .map(|d| serde_json::json!({ "client_id": d.client_id }))
+            .collect();
+        let code_lifetime = device.map_or(600, |d| d.code_lifetime_secs);
         let mut child = Command::new("node")
             .arg(script)
             .env(
@@ -82,6 +110,11 @@ impl OidcProvider {
                 serde_json::Value::Array(machine_clients).to_string(),
             )
             .env("CLIENT_CREDENTIALS_TTL", lifetime.to_string())
+            .env(
+                "DEVICE_CLIENTS",
+                serde_json::Value::Array(device_clients).to_string(),
+            )
+            .env("DEVICE_CODE_TTL", code_lifetime.to_string())
             .env("PORT", port.to_string())
             .env("CLIENTS", clients.to_string())
             .env("USERS", serde_json::Value::Object(users).to_string())

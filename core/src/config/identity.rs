@@ -78,6 +78,10 @@ pub struct OidcConfig {
     /// tokens; when absent, only personal API tokens are accepted as bearer tokens.
     #[serde(default)]
     pub api_audience: Option<String>,
+    /// The provider's public client (no secret) that `runboard login` signs in with, by the
+    /// device authorization grant; its access tokens are checked as `api_audience`'s.
+    #[serde(default)]
+    pub cli_client_id: Option<String>,
     /// The provider's name on the sign-in button.
     #[serde(default = "default_provider_name")]
     pub display_name: String,
@@ -193,6 +197,12 @@ impl Config {
                 return invalid(
                     "identity.oidc.issuer",
                     format!("expected an http(s) URL, got {}", oidc.issuer),
+                );
+            }
+            if oidc.cli_client_id.is_some() && oidc.api_audience.is_none() {
+                return invalid(
+                    "identity.oidc.cli_client_id",
+                    "needs identity.oidc.api_audience too: the command line signs in with the provider's access tokens, which Runboard accepts only for that audience".into(),
                 );
             }
             if self.http.public_url.is_none() && !self.http.listen.ip().is_loopback() {

@@ -516,3 +516,18 @@ fn a_webhook_that_is_no_http_url_is_refused_without_quoting_it() {
         "the message itself does not repeat it: {err}"
     );
 }
+
+#[test]
+fn a_command_line_client_needs_the_api_audience_its_tokens_are_checked_for() {
+    let oidc = "[identity.oidc]\nissuer = \"https://idp.example\"\nclient_id = \"runboard\"\ncli_client_id = \"runboard-cli\"\n";
+    let err = parse(oidc).unwrap_err().to_string();
+    assert!(
+        err.contains("identity.oidc.cli_client_id") && err.contains("api_audience"),
+        "{err}"
+    );
+    let config = parse(&format!("{oidc}api_audience = \"urn:runboard:api\"\n")).unwrap();
+    assert_eq!(
+        config.identity.oidc.unwrap().cli_client_id.as_deref(),
+        Some("runboard-cli")
+    );
+}

@@ -11,11 +11,11 @@ use cookie::{Cookie, SameSite};
 use http::{StatusCode, header};
 use runboard_core::identity::{Caller, OidcError, PendingLogin, ProviderSignIn, demo};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use super::{RolesFrom, constant_time_eq, encode, sign_in};
-use crate::error::{ApiError, internal};
+use crate::error::{ApiError, internal, not_found};
 use crate::http::ServerState;
 
 /// The cookie that holds a sign-in under way at the provider, in the browser that started
@@ -380,4 +380,37 @@ mod tests {
         );
         assert_eq!(local_path(Some("/x/../funds")), "/funds");
     }
+}
+
+/// What `runboard login` needs to sign someone in with the device authorization grant:
+/// the provider (its endpoints come from its discovery document) and the public client.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CommandLineSignIn {
+    pub issuer: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    /// Asked for as the token's `resource` (RFC 8707): the audience Runboard accepts.
+    pub audience: String,
+}
+
+/// `GET /auth/cli`: how the command line signs in here, for anyone (it holds no secret).
+pub(crate) async fn command_line_sign_in(
+    State(state): State<ServerState>,
+) -> Result<axum::Json<CommandLineSignIn>, ApiError> {
+    let oidc = state.app.config.identity.oidc.as_ref();
+    let (Some(oidc), Some(client_id), Some(audience)) = (
+        oidc,
+        oidc.and_then(|o| o.cli_client_id.clone()),
+        oidc.and_then(|o| o.api_audience.clone()),
+    ) else {
+        return Err(not_found(
+            "this Runboard has no sign-in for the command line (identity.oidc.cli_client_id is not set); set RUNBOARD_TOKEN to a personal API token from the Account page instead",
+        ));
+    };
+    Ok(axum::Json(CommandLineSignIn {
+        issuer: oidc.issuer.clone(),
+        client_id,
+        scopes: oidc.scopes.clone(),
+        audience,
+    }))
 }
