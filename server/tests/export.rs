@@ -15,6 +15,10 @@ use runboard_model::Role;
 use runboard_testkit::{Backend, TestStore, test_on_both_stores};
 use serde_json::{Value, json};
 
+/// Held by each test of this file for its whole run: the memory test measures this
+/// process, which the others (seeding, reading) would otherwise grow meanwhile.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// An error message a service might write, that a spreadsheet would run.
 const FORMULA_ERROR: &str = "=HYPERLINK(\"http://evil.example\",\"card declined\")";
 
@@ -39,8 +43,7 @@ struct CsvFile {
     file_name: String,
 }
 
-async fn csv_of(app: &TestApp, response: reqwest::Response) -> CsvFile {
-    let _ = app;
+async fn csv_of(response: reqwest::Response) -> CsvFile {
     assert_eq!(response.status(), 200, "{}", response.url());
     assert_eq!(
         response.headers()["content-type"],
@@ -85,7 +88,7 @@ async fn csv_of(app: &TestApp, response: reqwest::Response) -> CsvFile {
 /// GET `path` as CSV with `?format=csv`.
 async fn get_csv(app: &TestApp, path: &str) -> CsvFile {
     let joiner = if path.contains('?') { '&' } else { '?' };
-    csv_of(app, app.get(&format!("{path}{joiner}format=csv")).await).await
+    csv_of(app.get(&format!("{path}{joiner}format=csv")).await).await
 }
 
 /// Every item of a JSON list, its pages walked to the end: `items` in each page, the page's
@@ -190,6 +193,7 @@ async fn fleet_and_app(backend: Backend) -> (TestFleet, TestApp) {
 }
 
 async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
+    let _alone = ALONE.lock().await;
     let (fleet, app) = fleet_and_app(backend).await;
     let injected = fleet
         .fleet
@@ -388,7 +392,7 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
         .send()
         .await
         .unwrap();
-    let csv = csv_of(&app, response).await;
+    let csv = csv_of(response).await;
     let sagas: Vec<Value> = json["services"]
         .as_array()
         .unwrap()
@@ -439,19 +443,18 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
     );
 
     // An action's entities, as found, planned and done; then the audit log it wrote to.
-    let operator = common::bearer_client(&app.token_for("olga", &[Role::Operator]).await);
-    let action: Value = operator
-        .post(app.url("/api/v1/actions"))
-        .json(&json!({
+    let operator = app.token_for("olga", &[Role::Operator]).await;
+    let action = common::call(
+        &reqwest::Client::new(),
+        reqwest::Method::POST,
+        app.url("/api/v1/actions"),
+        &operator,
+        Some(json!({
             "service": "payments", "mutation": "retrySagas", "arguments": {},
             "selection": { "error_group": FORMULA_ERROR }, "reason": "export test",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        })),
+    )
+    .await;
     let id = action["id"].as_str().unwrap_or_else(|| panic!("{action}"));
     let path = format!("/api/v1/actions/{id}/entities");
     let entities = walk(&app, &format!("{path}?limit=2"), "entities", "next_after").await;
@@ -562,16 +565,6 @@ fn rss_kb() -> u64 {
         .expect("Linux says how much memory a process holds")
 }
 
-/// Statements Runboard sent to `service`'s database about `relation`, as `/metrics` says.
-async fn reads(app: &TestApp, service: &str, relation: &str) -> u64 {
-    let labels = format!("{{service=\"{service}\",relation=\"{relation}\"}}");
-    app.metrics()
-        .await
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("runboard_service_reads_total{labels} ")))
-        .map_or(0, |n| n.trim().parse().unwrap())
-}
-
 /// An order-sensitive digest of saga ids, so that 100,000 of them need not be kept.
 #[derive(Default, PartialEq, Debug)]
 struct Digest {
@@ -593,6 +586,7 @@ const OUTAGE: u64 = 100_000;
 const OUTAGE_ERROR: &str = "upstream provider outage: connection refused";
 
 async fn a_filtered_export_of_100000_failed_sagas_streams_in_flat_memory(backend: Backend) {
+    let _alone = ALONE.lock().await;
     let fleet = common::start_fleet(backend).await;
     runboard_fleet::seed_outage(
         &fleet.service("onboarding").database_url,
@@ -612,7 +606,7 @@ async fn a_filtered_export_of_100000_failed_sagas_streams_in_flat_memory(backend
     );
     // Warm: the first request sets up what every later one shares.
     assert_eq!(app.get(&format!("{path}&limit=1")).await.status(), 200);
-    let reads_before = reads(&app, "onboarding", "supervisor_view").await;
+    let reads_before = app.service_reads("onboarding", "supervisor_view").await;
 
     let before = rss_kb();
     let mut peak = before;
@@ -654,7 +648,7 @@ async fn a_filtered_export_of_100000_failed_sagas_streams_in_flat_memory(backend
         "RSS grew by {grown_mb:.1} MB while exporting {} sagas",
         csv.count
     );
-    let statements = reads(&app, "onboarding", "supervisor_view").await - reads_before;
+    let statements = app.service_reads("onboarding", "supervisor_view").await - reads_before;
     assert!(
         statements > OUTAGE / 5_000,
         "each page of the export is a statement counted in runboard_service_reads_total: {statements}"
@@ -687,6 +681,7 @@ test_on_both_stores!(a_filtered_export_of_100000_failed_sagas_streams_in_flat_me
 /// end as a file that looks whole.
 #[tokio::test]
 async fn an_export_cut_off_half_way_breaks_the_download() {
+    let _alone = ALONE.lock().await;
     let fleet = common::start_fleet(Backend::Postgres).await;
     runboard_fleet::seed_outage(
         &fleet.service("onboarding").database_url,
