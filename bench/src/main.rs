@@ -13,8 +13,13 @@
 //!    concurrent viewers, against `/healthz` in the same process (the ratio shows what
 //!    rendering costs), and how many statements each page's viewers sent to the service's
 //!    database meanwhile.
+//!
+//! With `--export`, only the CSV export (#31): every saga of one service seeded to
+//! `--sagas` (`scripts/bench --export --sagas 1000000`), against `psql`'s `COPY … TO STDOUT
+//! (FORMAT csv)` of the same rows, and Runboard's memory meanwhile.
 
 mod actions;
+mod export;
 mod setup;
 mod viewers;
 
@@ -58,6 +63,9 @@ struct Args {
     /// Keep the databases and Runboard's log afterwards.
     #[arg(long)]
     keep: bool,
+    /// Measure only the CSV export of every saga of one service seeded to `--sagas`.
+    #[arg(long)]
+    export: bool,
 }
 
 #[tokio::main]
@@ -66,6 +74,7 @@ async fn main() {
     let settings = Settings {
         admin_url: args.postgres_url.clone(),
         sagas_per_service: args.sagas,
+        seed_only: args.export.then_some(export::SERVICE),
         runboard: args.runboard.clone(),
         site_root: args.site_root.clone(),
         keep: args.keep,
@@ -77,6 +86,18 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    if args.export {
+        let run = export::measure(&setup).await;
+        setup.stop().await;
+        match run {
+            Ok(run) => report_export(&run),
+            Err(e) => {
+                eprintln!("bench: the export run failed: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let action = match actions::measure(&setup, args.entities).await {
         Ok(action) => action,
         Err(e) => {
@@ -264,6 +285,55 @@ fn report(
             "peak_rss_mb": action.peak_rss_mb,
         },
         "pages": json_pages,
+    });
+    println!("\n{report}");
+}
+
+fn report_export(run: &export::ExportRun) {
+    let ratio = run.runboard_rate() / run.psql_rate();
+    let grown = run.rss_peak_mb - run.rss_before_mb;
+    println!(
+        "\n{:<52} {:>10} {:>10} {:>10}",
+        "export of every saga as CSV", "rows", "seconds", "rows/s"
+    );
+    println!(
+        "{:<52} {:>10} {:>10.2} {:>10.0}",
+        "psql COPY (SELECT …) TO STDOUT (FORMAT csv)",
+        run.psql_rows,
+        run.psql_seconds,
+        run.psql_rate()
+    );
+    println!(
+        "{:<52} {:>10} {:>10.2} {:>10.0}",
+        "Runboard GET …/sagas?format=csv",
+        run.rows,
+        run.runboard_seconds,
+        run.runboard_rate()
+    );
+    println!(
+        "{:<52} {:>10.2}",
+        "ratio (Runboard / psql; goal at least 0.5)", ratio
+    );
+    println!("{:<52} {:>10.1}", "file (MB)", run.megabytes);
+    println!(
+        "{:<52} {:>10.1}",
+        "Runboard's RSS growth while exporting (MB; goal < 30)", grown
+    );
+    let report = json!({
+        "export": {
+            "service": export::SERVICE,
+            "rows": run.rows,
+            "megabytes": run.megabytes,
+            "runboard_s": run.runboard_seconds,
+            "runboard_rows_per_s": run.runboard_rate(),
+            "psql_rows": run.psql_rows,
+            "psql_s": run.psql_seconds,
+            "psql_rows_per_s": run.psql_rate(),
+            "ratio": ratio,
+            "rss_before_mb": run.rss_before_mb,
+            "rss_peak_mb": run.rss_peak_mb,
+            "rss_growth_mb": grown,
+        }
     });
     println!("\n{report}");
 }

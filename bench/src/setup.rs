@@ -18,6 +18,8 @@ pub struct Settings {
     /// The maintenance database the run creates its databases from.
     pub admin_url: String,
     pub sagas_per_service: u64,
+    /// Seed only this service; the others keep the fleet's own few sagas.
+    pub seed_only: Option<&'static str>,
     /// The release binary and the site it serves.
     pub runboard: PathBuf,
     pub site_root: PathBuf,
@@ -84,7 +86,11 @@ impl Setup {
                 .map(|s| database_name(&s.database_url)),
         );
         let seeding = Instant::now();
-        for service in fleet.services() {
+        for service in fleet
+            .services()
+            .iter()
+            .filter(|s| settings.seed_only.is_none_or(|only| s.name == only))
+        {
             let report = runboard_fleet::seed(
                 &service.database_url,
                 &service.name,
@@ -141,14 +147,20 @@ impl Setup {
 
     /// The most memory Runboard's process has held so far (its high-water mark).
     pub fn runboard_peak_rss_mb(&self) -> Result<f64, String> {
+        self.runboard_memory_mb("VmHWM")
+    }
+
+    /// One of the memory figures of Runboard's process in `/proc/<pid>/status` (`VmRSS`,
+    /// what it holds now; `VmHWM`, the most it held), in MB.
+    pub fn runboard_memory_mb(&self, field: &str) -> Result<f64, String> {
         let pid = self.runboard.0.id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .map_err(|e| format!("reading /proc/{pid}/status: {e}"))?;
         let kb: f64 = status
             .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or("no VmHWM in /proc/<pid>/status")?;
+            .ok_or_else(|| format!("no {field} in /proc/{pid}/status"))?;
         Ok(kb / 1024.0)
     }
 

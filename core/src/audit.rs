@@ -163,21 +163,26 @@ impl Store {
         }))
     }
 
-    /// Recomputes the whole chain from the stored fields, in pages, and says where it first breaks.
-    pub async fn verify_audit_chain(&self) -> Result<ChainCheck, StoreError> {
-        const PAGE: i64 = 5_000;
+    /// Up to `limit` entries after the entry `after` (0 from the start), oldest first.
+    pub async fn audit_page(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let query =
             format!("SELECT {COLUMNS} FROM audit_entry WHERE seq > $1 ORDER BY seq LIMIT $2");
+        Ok(on_pool!(self.pool, |pool| {
+            sqlx::query_as(&query)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Recomputes the whole chain from the stored fields, in pages, and says where it first breaks.
+    pub async fn verify_audit_chain(&self) -> Result<ChainCheck, StoreError> {
+        const PAGE: u32 = 5_000;
         let mut expected_prev = GENESIS.to_owned();
         let mut last_seq = 0_i64;
         loop {
-            let page: Vec<AuditEntry> = on_pool!(self.pool, |pool| {
-                sqlx::query_as(&query)
-                    .bind(last_seq)
-                    .bind(PAGE)
-                    .fetch_all(pool)
-                    .await?
-            });
+            let page = self.audit_page(last_seq, PAGE).await?;
             for entry in &page {
                 let broken = |reason: String| {
                     Ok(ChainCheck::Broken {
@@ -206,7 +211,7 @@ impl Store {
                 expected_prev.clone_from(&entry.hash);
                 last_seq = entry.seq;
             }
-            if (page.len() as i64) < PAGE {
+            if page.len() < PAGE as usize {
                 break;
             }
         }

@@ -170,6 +170,23 @@ impl Pool {
         })
     }
 
+    /// Begins a transaction for an export of a service's list: like
+    /// [`Pool::begin_read_only`], and on PostgreSQL `REPEATABLE READ`, so that every page
+    /// of the list is read from one snapshot. An SQLite read transaction keeps its snapshot
+    /// from its first read to its end already.
+    pub async fn begin_snapshot(&self, timeout: Duration) -> Result<Transaction, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(pool) => Transaction::Sqlite(pool.begin().await?),
+            Pool::Postgres(pool) => Transaction::Postgres(
+                pool.begin_with(format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = {}",
+                    timeout.as_millis()
+                ))
+                .await?,
+            ),
+        })
+    }
+
     /// Runs one statement; the rows it changed.
     pub async fn execute(&self, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
         crate::on_pool!(self, |pool| Ok(bind_args!(sqlx::query(sql), args)

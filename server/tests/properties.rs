@@ -79,7 +79,7 @@ fn text() -> impl Strategy<Value = String> {
         "[0-9]{1,25}",
         "-[0-9]{1,6}",
         "[0-9]{1,12}(ns|ms|s|m|h|d|w|y| years)",
-        "(failed|stuck|running|completed|oldest|newest|all|mine|pending|succeeded|true|false)",
+        "(failed|stuck|running|completed|oldest|newest|all|mine|pending|succeeded|true|false|csv|json)",
         "[A-Za-z0-9_~:./+=-]{0,60}",
     ]
 }
@@ -95,6 +95,7 @@ const QUERY_KEYS: &[&str] = &[
     "after",
     "limit",
     "live",
+    "format",
     "view",
     "state",
     "service",
@@ -117,7 +118,7 @@ fn read_path(action_id: String) -> impl Strategy<Value = Vec<String>> {
         3 => Just("payments".to_owned()),
         1 => text(),
     ];
-    (0..10usize, service, text()).prop_map(move |(which, service, batch)| {
+    (0..14usize, service, text()).prop_map(move |(which, service, batch)| {
         let parts: Vec<&str> = match which {
             0 => vec!["services"],
             1 => vec!["services", &service, "sagas"],
@@ -128,6 +129,10 @@ fn read_path(action_id: String) -> impl Strategy<Value = Vec<String>> {
             6 => vec!["funds"],
             7 => vec!["actions"],
             8 => vec!["actions", &action_id],
+            9 => vec!["services", &service, "funds"],
+            10 => vec!["actions", &action_id, "entities"],
+            11 => vec!["audit"],
+            12 => vec!["alerts"],
             _ => vec!["access"],
         };
         parts.into_iter().map(str::to_owned).collect()

@@ -16,16 +16,6 @@ use runboard_testkit::{Backend, TestStore};
 
 const VIEWERS: usize = 16;
 
-/// Statements Runboard sent to `service`'s database about `relation`, as `/metrics` says.
-async fn reads(app: &TestApp, service: &str, relation: &str) -> u64 {
-    let metrics = app.metrics().await;
-    let labels = format!("{{service=\"{service}\",relation=\"{relation}\"}}");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("runboard_service_reads_total{labels} ")))
-        .map_or(0, |n| n.trim().parse().unwrap())
-}
-
 /// `VIEWERS` people open `path` at once; each page must render in full.
 async fn viewers_open(app: &TestApp, path: &str, expect: &str) {
     let views = (0..VIEWERS).map(|_| async {
@@ -53,12 +43,12 @@ async fn many_viewers_of_the_funds_and_service_pages_cost_each_service_one_read_
 
     // Funds: the poll reads the sagas behind the money; the page shows that read.
     poll_once(&app.app).await.unwrap();
-    let polled = reads(&app, "payments", "withheld_funds").await;
+    let polled = app.service_reads("payments", "withheld_funds").await;
     assert_eq!(polled, 1, "the poll read the funds once");
     viewers_open(&app, "/funds", "Read for everyone watching").await;
     viewers_open(&app, "/funds", "sagas holding money").await;
     assert_eq!(
-        reads(&app, "payments", "withheld_funds").await,
+        app.service_reads("payments", "withheld_funds").await,
         polled,
         "{} views of the Funds page read nothing more than the poll did",
         2 * VIEWERS
@@ -66,43 +56,43 @@ async fn many_viewers_of_the_funds_and_service_pages_cost_each_service_one_read_
     let live = app.get("/funds?live=1").await.text().await.unwrap();
     assert!(live.contains("Read live"), "{live}");
     assert_eq!(
-        reads(&app, "payments", "withheld_funds").await,
+        app.service_reads("payments", "withheld_funds").await,
         polled + 1,
         "asking for a live read reads the service now"
     );
     viewers_open(&app, "/funds", "Read for everyone watching").await;
     assert_eq!(
-        reads(&app, "payments", "withheld_funds").await,
+        app.service_reads("payments", "withheld_funds").await,
         polled + 1,
         "and everyone is shown that read"
     );
 
     // The service page: its error groups and its first page of sagas, one read each.
-    let before = reads(&app, "payments", "supervisor_view").await;
+    let before = app.service_reads("payments", "supervisor_view").await;
     viewers_open(&app, "/services/payments", "Read for everyone watching").await;
     viewers_open(&app, "/services/payments", "Failed sagas by error").await;
     assert_eq!(
-        reads(&app, "payments", "supervisor_view").await - before,
+        app.service_reads("payments", "supervisor_view").await - before,
         2,
         "{} views of the service page read its error groups once and its sagas once",
         2 * VIEWERS
     );
     viewers_open(&app, "/services/payments?status=failed", "Show sagas").await;
     assert_eq!(
-        reads(&app, "payments", "supervisor_view").await - before,
+        app.service_reads("payments", "supervisor_view").await - before,
         3,
         "another filter is a read of its own, shared as well"
     );
 
     // A poll interval later the figures are read again: once.
     tokio::time::sleep(interval + Duration::from_millis(200)).await;
-    let before = reads(&app, "payments", "supervisor_view").await;
+    let before = app.service_reads("payments", "supervisor_view").await;
     viewers_open(&app, "/services/payments", "Read for everyone watching").await;
     // Who came while the read was under way was shown the previous figures; the read is
     // done once each of them had an answer. Wait for the one that started it.
     viewers_open(&app, "/services/payments", "Failed sagas by error").await;
     assert_eq!(
-        reads(&app, "payments", "supervisor_view").await - before,
+        app.service_reads("payments", "supervisor_view").await - before,
         2,
         "after an interval, one read each for everyone"
     );

@@ -21,8 +21,8 @@ struct BatchRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct BatchItemRow {
-    item_id: String,
+pub(super) struct BatchItemRow {
+    pub(super) item_id: String,
     status: String,
     error: Option<String>,
     updated_at: DateTime<Utc>,
@@ -174,7 +174,7 @@ impl Connector {
             .collect())
     }
 
-    fn batch_item(&self, row: BatchItemRow) -> Result<BatchItem, ReadError> {
+    pub(super) fn batch_item(&self, row: BatchItemRow) -> Result<BatchItem, ReadError> {
         Ok(BatchItem {
             status: self.item_status(&row.status)?,
             item_id: row.item_id,
@@ -200,25 +200,16 @@ impl Connector {
         after: Option<&str>,
         limit: u32,
     ) -> Result<BatchItemPage, ReadError> {
-        let mut sql = Sql::default();
-        let b = sql.param(Arg::Text(batch_id.to_owned()));
-        sql.and(format!("batch_id = {b}"));
-        if let Some(status) = status {
-            let p = sql.param(Arg::Text(status.as_str().to_owned()));
-            sql.and(format!("status = {p}"));
-        }
-        if let Some(after) = after {
-            let p = sql.param(Arg::Text(after.to_owned()));
-            sql.and(format!("item_id > {p}"));
-        }
         let limit = limit.clamp(1, MAX_PAGE);
-        let l = sql.param(Arg::Int(i64::from(limit) + 1));
-        let query = format!(
-            "SELECT item_id, status, error, updated_at FROM ({}) AS batch_item {} ORDER BY item_id LIMIT {l}",
-            self.queries.batch_item,
-            sql.where_clause(),
+        // One more than asked tells whether there is a next page.
+        let (query, params) = batch_items_statement(
+            &self.queries.batch_item,
+            batch_id,
+            status,
+            after,
+            i64::from(limit) + 1,
         );
-        let mut rows: Vec<BatchItemRow> = self.fetch_all("batch_item", &query, &sql.params).await?;
+        let mut rows: Vec<BatchItemRow> = self.fetch_all("batch_item", &query, &params).await?;
         let next = next_page(&mut rows, limit, |last| last.item_id.clone());
         let items = rows
             .into_iter()
@@ -226,4 +217,32 @@ impl Connector {
             .collect::<Result<_, ReadError>>()?;
         Ok(BatchItemPage { items, next })
     }
+}
+
+/// The statement of a batch's items (those in `status` if given) after the item `after`,
+/// at most `rows` of them, by item id.
+pub(super) fn batch_items_statement(
+    batch_item: &str,
+    batch_id: &str,
+    status: Option<BatchItemStatus>,
+    after: Option<&str>,
+    rows: i64,
+) -> (String, Vec<Arg>) {
+    let mut sql = Sql::default();
+    let b = sql.param(Arg::Text(batch_id.to_owned()));
+    sql.and(format!("batch_id = {b}"));
+    if let Some(status) = status {
+        let p = sql.param(Arg::Text(status.as_str().to_owned()));
+        sql.and(format!("status = {p}"));
+    }
+    if let Some(after) = after {
+        let p = sql.param(Arg::Text(after.to_owned()));
+        sql.and(format!("item_id > {p}"));
+    }
+    let l = sql.param(Arg::Int(rows));
+    let query = format!(
+        "SELECT item_id, status, error, updated_at FROM ({batch_item}) AS batch_item {} ORDER BY item_id LIMIT {l}",
+        sql.where_clause(),
+    );
+    (query, sql.params)
 }

@@ -5,12 +5,20 @@ use futures_util::TryStreamExt;
 use runboard_model::{Money, add_to_totals};
 use rust_decimal::Decimal;
 
-use super::{Connector, ReadError, ReadProblem};
-use crate::db::on_transaction;
+use super::sql::Sql;
+use super::{Connector, MAX_PAGE, ReadError, ReadProblem, next_page};
+use crate::db::{Arg, on_transaction};
+
+/// One page of the money each saga holds, by saga id; `next` is where the next page starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WithheldPage {
+    pub sagas: Vec<(String, Money)>,
+    pub next: Option<String>,
+}
 
 #[derive(sqlx::FromRow)]
-struct FundsRow {
-    saga_id: String,
+pub(super) struct FundsRow {
+    pub(super) saga_id: String,
     amount: String,
     currency: String,
 }
@@ -57,18 +65,63 @@ impl Connector {
             .await?;
         let rows = rows.map_err(|problem| self.error(problem))?;
         rows.into_iter()
-            .map(|row| {
-                let amount: Decimal = row.amount.trim().parse().map_err(|e| {
-                    self.error(ReadProblem::MalformedRow {
-                        relation: "withheld_funds",
-                        detail: format!("amount {:?} is not a decimal number: {e}", row.amount),
-                    })
-                })?;
-                let currency = row.currency.trim().to_owned();
-                Ok((row.saga_id, Money { amount, currency }))
-            })
+            .map(|row| self.held(row))
             .collect::<Result<_, _>>()
             .map(Some)
+    }
+
+    /// One page of the money each saga holds, by saga id from after `after`; `None` where
+    /// the service has no `withheld_funds` query.
+    pub async fn withheld_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Option<WithheldPage>, ReadError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        // One more than asked tells whether there is a next page.
+        let Some((query, params)) = self.withheld_statement(after, i64::from(limit) + 1) else {
+            return Ok(None);
+        };
+        let mut rows: Vec<FundsRow> = self.fetch_all("withheld_funds", &query, &params).await?;
+        let next = next_page(&mut rows, limit, |last| last.saga_id.clone());
+        let sagas = rows
+            .into_iter()
+            .map(|row| self.held(row))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(WithheldPage { sagas, next }))
+    }
+
+    /// The statement of the money sagas hold, by saga id from after `after`, at most `rows`.
+    pub(super) fn withheld_statement(
+        &self,
+        after: Option<&str>,
+        rows: i64,
+    ) -> Option<(String, Vec<Arg>)> {
+        let funds_query = self.queries.withheld_funds.as_ref()?;
+        let mut sql = Sql::default();
+        if let Some(after) = after {
+            let p = sql.param(Arg::Text(after.to_owned()));
+            sql.and(format!("saga_id > {p}"));
+        }
+        let l = sql.param(Arg::Int(rows));
+        let query = format!(
+            "SELECT saga_id, CAST(amount AS TEXT) AS amount, currency FROM ({funds_query}) AS withheld_funds \
+             {} ORDER BY saga_id LIMIT {l}",
+            sql.where_clause()
+        );
+        Some((query, sql.params))
+    }
+
+    /// A row of the service's funds as the saga and its money; the amount exact.
+    pub(super) fn held(&self, row: FundsRow) -> Result<(String, Money), ReadError> {
+        let amount: Decimal = row.amount.trim().parse().map_err(|e| {
+            self.error(ReadProblem::MalformedRow {
+                relation: "withheld_funds",
+                detail: format!("amount {:?} is not a decimal number: {e}", row.amount),
+            })
+        })?;
+        let currency = row.currency.trim().to_owned();
+        Ok((row.saga_id, Money { amount, currency }))
     }
 
     /// Per currency, since when the saga holding money the longest has been failed or

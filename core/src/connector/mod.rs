@@ -5,6 +5,7 @@
 //! that is down, slow or returns a malformed row never breaks the others.
 
 mod batches;
+mod export;
 mod funds;
 mod sagas;
 mod sql;
@@ -17,8 +18,10 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 use runboard_model::{ServiceName, ServiceSource};
 use secrecy::ExposeSecret;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+pub use export::ExportPage;
+pub use funds::WithheldPage;
 pub(crate) use sagas::SELECTION_PAGE;
 pub use sagas::{DEFAULT_PAGE, MAX_PAGE, SagaCursor, SagaFilter, page_limit};
 
@@ -239,16 +242,7 @@ impl Connector {
         read: impl AsyncFnOnce(&mut Transaction) -> Result<T, sqlx::Error>,
     ) -> Result<T, ReadError> {
         let started = tokio::time::Instant::now();
-        let _slot = if RESERVED.try_with(|_| ()).is_ok() {
-            None
-        } else {
-            match tokio::time::timeout(self.timeout, self.viewer_slots.clone().acquire_owned())
-                .await
-            {
-                Ok(slot) => Some(slot.expect("the semaphore is never closed")),
-                Err(_) => return Err(self.error(ReadProblem::Busy(self.timeout))),
-            }
-        };
+        let _slot = self.viewer_slot().await?;
         self.reads.record(self.name.as_str(), relation);
         let left = self.timeout.saturating_sub(started.elapsed());
         let read = async {
@@ -263,6 +257,18 @@ impl Connector {
             Err(_) => ReadProblem::Timeout(self.timeout),
         };
         Err(self.error(problem))
+    }
+
+    /// One of the connections people's reads may hold, waited for up to the service's
+    /// timeout; none is needed for Runboard's own work (see [`with_reserved_connections`]).
+    async fn viewer_slot(&self) -> Result<Option<OwnedSemaphorePermit>, ReadError> {
+        if RESERVED.try_with(|_| ()).is_ok() {
+            return Ok(None);
+        }
+        match tokio::time::timeout(self.timeout, self.viewer_slots.clone().acquire_owned()).await {
+            Ok(slot) => Ok(Some(slot.expect("the semaphore is never closed"))),
+            Err(_) => Err(self.error(ReadProblem::Busy(self.timeout))),
+        }
     }
 
     fn error(&self, problem: ReadProblem) -> ReadError {

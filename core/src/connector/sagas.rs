@@ -93,7 +93,7 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, String> {
 }
 
 #[derive(sqlx::FromRow)]
-struct SagaRow {
+pub(super) struct SagaRow {
     saga_id: String,
     saga_type: String,
     current_step: String,
@@ -104,7 +104,14 @@ struct SagaRow {
 }
 
 impl SagaRow {
-    fn into_saga(self, stuck_before: DateTime<Utc>) -> Saga {
+    pub(super) fn cursor(&self) -> SagaCursor {
+        SagaCursor {
+            created_at: self.created_at,
+            saga_id: self.saga_id.clone(),
+        }
+    }
+
+    pub(super) fn into_saga(self, stuck_before: DateTime<Utc>) -> Saga {
         Saga {
             status: SagaStatus::derive(
                 self.completed,
@@ -256,6 +263,26 @@ impl Connector {
         now: DateTime<Utc>,
         max_limit: u32,
     ) -> Result<SagaPage, ReadError> {
+        let limit = filter.limit.clamp(1, max_limit);
+        // One more than asked tells whether there is a next page.
+        let (query, params) = self.saga_statement(filter, now, i64::from(limit) + 1);
+        let mut rows: Vec<SagaRow> = self.fetch_all("supervisor_view", &query, &params).await?;
+        let next = next_page(&mut rows, limit, |last| last.cursor().to_string());
+        let stuck_before = self.stuck_before(now);
+        let sagas = rows
+            .into_iter()
+            .map(|row| row.into_saga(stuck_before))
+            .collect();
+        Ok(SagaPage { sagas, next })
+    }
+
+    /// The statement of the sagas `filter` lists, at most `rows` of them from its cursor on.
+    pub(super) fn saga_statement(
+        &self,
+        filter: &SagaFilter,
+        now: DateTime<Utc>,
+        rows: i64,
+    ) -> (String, Vec<Arg>) {
         let mut sql = Sql::default();
         let stuck_before = sql.param(Arg::Time(self.stuck_before(now)));
         debug_assert_eq!(stuck_before, "$1", "status predicates refer to $1");
@@ -306,31 +333,14 @@ impl Connector {
             // scan starts at the cursor instead of walking down to it.
             sql.and(format!("(created_at, saga_id) {beyond} ({c}, {s})"));
         }
-        let limit = filter.limit.clamp(1, max_limit);
-        // One more than asked tells whether there is a next page.
-        let l = sql.param(Arg::Int(i64::from(limit) + 1));
+        let l = sql.param(Arg::Int(rows));
         let query = format!(
             "SELECT saga_id, saga_type, current_step, completed, error_message, created_at, updated_at \
              FROM ({}) AS supervisor_view {} ORDER BY created_at {order}, saga_id {order} LIMIT {l}",
             self.queries.supervisor_view,
             sql.where_clause(),
         );
-        let mut rows: Vec<SagaRow> = self
-            .fetch_all("supervisor_view", &query, &sql.params)
-            .await?;
-        let next = next_page(&mut rows, limit, |last| {
-            SagaCursor {
-                created_at: last.created_at,
-                saga_id: last.saga_id.clone(),
-            }
-            .to_string()
-        });
-        let stuck_before = self.stuck_before(now);
-        let sagas = rows
-            .into_iter()
-            .map(|row| row.into_saga(stuck_before))
-            .collect();
-        Ok(SagaPage { sagas, next })
+        (query, sql.params)
     }
 
     /// The sagas with these IDs, asked in chunks so that no statement grows unbounded.

@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 use runboard_core::actions::{
@@ -12,7 +13,8 @@ use runboard_core::audit::AuditEntry;
 use runboard_model::{Action, ActionSpec, ActionState, EntityResult, EntityState, ServiceName};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{ApiPath, ApiQuery, BodyExample, JsonBody, SignedInUser};
+use super::export::{self, EntityRow, Format};
+use super::extract::{ApiPath, ApiQuery, BodyExample, JsonBody, Listed, SignedInUser};
 use crate::error::{ApiError, bad_gateway, bad_request, failed, internal};
 use crate::http::ServerState;
 
@@ -142,6 +144,56 @@ pub struct EntityQuery {
     state: Option<String>,
 }
 
+impl EntityQuery {
+    /// The page asked for, checked: 500 unless `limit` says, at most 1,000; only those in
+    /// `state` if given.
+    fn page(&self) -> Result<EntityPage, ApiError> {
+        let limit = self.limit.unwrap_or(500);
+        if !(1..=MAX_ENTITY_PAGE).contains(&limit) {
+            return Err(bad_request(format!(
+                "limit={limit} is out of range; use 1 to {MAX_ENTITY_PAGE}"
+            )));
+        }
+        let state = match self.state.as_deref() {
+            None => None,
+            Some(text) => Some(EntityState::parse(text).ok_or_else(|| {
+                bad_request(format!(
+                    "state={text:?} is not an entity state; use pending, succeeded or failed"
+                ))
+            })?),
+        };
+        Ok(EntityPage {
+            after: self.after,
+            limit,
+            state,
+        })
+    }
+}
+
+/// One page of an action's entities, and the `after` of the next when there is one.
+async fn entity_page(
+    state: &ServerState,
+    action: &Action,
+    page: EntityPage,
+) -> Result<(Vec<EntityResult>, Option<u64>), ApiError> {
+    let limit = page.limit as usize;
+    // One more than asked tells whether there is a next page.
+    let page = EntityPage {
+        limit: page.limit + 1,
+        ..page
+    };
+    let mut entities = state
+        .app
+        .action_entities(action, &page)
+        .await
+        .map_err(failed)?;
+    let next_after = (entities.len() > limit).then(|| {
+        entities.truncate(limit);
+        entities.last().map_or(0, |e| e.position)
+    });
+    Ok((entities, next_after))
+}
+
 /// `GET /api/v1/actions/{id}?after=&limit=&state=`: the action, a page of its entities
 /// (500 unless `limit` says, at most 1,000; only those in `state` if given) and its audit
 /// trail.
@@ -150,33 +202,11 @@ pub async fn get(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<EntityQuery>,
 ) -> Result<Json<ActionDetail>, ApiError> {
-    let app = &state.app;
-    let limit = query.limit.unwrap_or(500);
-    if !(1..=MAX_ENTITY_PAGE).contains(&limit) {
-        return Err(bad_request(format!(
-            "limit={limit} is out of range; use 1 to {MAX_ENTITY_PAGE}"
-        )));
-    }
-    let only = match query.state.as_deref() {
-        None => None,
-        Some(text) => Some(EntityState::parse(text).ok_or_else(|| {
-            bad_request(format!(
-                "state={text:?} is not an entity state; use pending, succeeded or failed"
-            ))
-        })?),
-    };
-    let action = app.action(&id).await.map_err(failed)?;
-    let page = EntityPage {
-        after: query.after,
-        limit: limit + 1,
-        state: only,
-    };
-    let mut entities = app.action_entities(&action, &page).await.map_err(failed)?;
-    let next_after = (entities.len() > limit as usize).then(|| {
-        entities.truncate(limit as usize);
-        entities.last().map_or(0, |e| e.position)
-    });
-    let audit = app
+    let page = query.page()?;
+    let action = state.app.action(&id).await.map_err(failed)?;
+    let (entities, next_after) = entity_page(&state, &action, page).await?;
+    let audit = state
+        .app
         .store
         .audit_of_action(&id)
         .await
@@ -187,6 +217,58 @@ pub async fn get(
         next_after,
         audit,
     }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EntityList {
+    entities: Vec<EntityResult>,
+    /// `?after=` for the next page, when there is one.
+    next_after: Option<u64>,
+}
+
+/// `GET /api/v1/actions/{id}/entities?after=&limit=&state=`: a page of the action's
+/// entities: each as the preview found it, what its dry run planned and what was done, step
+/// by step in a runbook. As CSV, all of them from `after` (a row per entity, or per entity
+/// and step in a runbook).
+pub async fn entities(
+    State(state): State<ServerState>,
+    Path(id): Path<String>,
+    Listed { format, query }: Listed<EntityQuery>,
+) -> Result<Response, ApiError> {
+    let page = query.page()?;
+    let action = state.app.action(&id).await.map_err(failed)?;
+    if format == Format::Json {
+        let (entities, next_after) = entity_page(&state, &action, page).await?;
+        return Ok(Json(EntityList {
+            entities,
+            next_after,
+        })
+        .into_response());
+    }
+    let name = export::file_name(&action.service, &format!("action-{}-entities", action.id));
+    let first = EntityPage {
+        limit: MAX_ENTITY_PAGE,
+        ..page
+    };
+    let app = state.app.clone();
+    let pages = futures_util::stream::unfold(Some(first), move |page| {
+        let (app, action) = (app.clone(), action.clone());
+        async move {
+            let page = page?;
+            let entities = app.action_entities(&action, &page).await;
+            let next = match &entities {
+                Ok(entities) if entities.len() == page.limit as usize => {
+                    entities.last().map(|last| EntityPage {
+                        after: Some(last.position),
+                        ..page
+                    })
+                }
+                _ => None,
+            };
+            Some((entities.map(EntityRow::of), next))
+        }
+    });
+    export::streamed(name, pages, failed).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -2,24 +2,32 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use runboard_core::watches::SilenceRequest;
 use runboard_model::{Alert, AlertBoard, Silence};
 use serde::Deserialize;
 
-use super::extract::{BodyExample, JsonBody, SignedInUser};
+use super::export::{self, Format};
+use super::extract::{BodyExample, JsonBody, Listed, NoQuery, SignedInUser};
 use crate::error::{ApiError, failed, internal, not_found};
 use crate::http::ServerState;
 
 /// `GET /api/v1/alerts`: every open alert, those resolved in the last 7 days, and the
-/// silences in force.
-pub async fn board(State(state): State<ServerState>) -> Result<Json<AlertBoard>, ApiError> {
-    state
+/// silences in force; as CSV, the alerts (open and resolved).
+pub async fn board(
+    State(state): State<ServerState>,
+    listed: Listed<NoQuery>,
+) -> Result<Response, ApiError> {
+    let board: AlertBoard = state
         .app
         .store
         .alert_board(state.app.clock.now())
         .await
-        .map(Json)
-        .map_err(|e| internal("reading the alerts", e))
+        .map_err(|e| internal("reading the alerts", e))?;
+    Ok(match listed.format {
+        Format::Json => Json(board).into_response(),
+        Format::Csv => export::file(&export::file_name("runboard", "alerts"), &board.alerts),
+    })
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

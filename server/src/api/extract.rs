@@ -2,12 +2,15 @@
 //! parameters, each refusing bad input in the API's own error shape, saying what to send.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use http::request::Parts;
 use runboard_core::identity::Caller;
 use runboard_model::User;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::export::Format;
 use crate::error::{ApiError, bad_request, unauthorized};
 
 /// The person calling, as authentication found them; a machine client (no person) is
@@ -59,14 +62,53 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(query)| ApiQuery(query))
-            .map_err(|rejection| {
-                bad_request(format!(
-                    "the query string is not valid: {}",
-                    rejection.body_text()
-                ))
-            })
+            .map_err(refused_query)
     }
 }
+
+fn refused_query(rejection: QueryRejection) -> ApiError {
+    bad_request(format!(
+        "the query string is not valid: {}",
+        rejection.body_text()
+    ))
+}
+
+/// A list's query string parsed into `T`, with `format` (`json` or `csv`) taken out of it
+/// and, where it is not given, the `Accept` header's preference: what the list answers in.
+pub(crate) struct Listed<T> {
+    pub format: Format,
+    pub query: T,
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Listed<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let mut format = None;
+        let mut rest = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in
+            url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+        {
+            if name == "format" {
+                format = Some(value.into_owned());
+            } else {
+                rest.append_pair(&name, &value);
+            }
+        }
+        let format = Format::asked(format.as_deref(), &parts.headers)?;
+        let uri: http::Uri = format!("/?{}", rest.finish())
+            .parse()
+            .map_err(|_| bad_request("the query string is not valid"))?;
+        let Query(query) = Query::<T>::try_from_uri(&uri).map_err(refused_query)?;
+        Ok(Self { format, query })
+    }
+}
+
+/// The query of a list that takes no parameters but its format.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoQuery {}
 
 /// Path parameters parsed into `T` (a `ServiceName`, say); one that is not valid is
 /// refused with a 400 saying why.

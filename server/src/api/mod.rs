@@ -5,6 +5,7 @@ mod account;
 mod actions;
 mod alerts;
 mod audit;
+mod export;
 pub(crate) mod extract;
 mod lookup;
 pub(crate) mod openapi;
@@ -47,19 +48,23 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
         .add(M::GET, "/api/v1/services", Read, services::list)
         .doc(Doc::new("fleet", "Every service with its latest snapshot: counts, money held, reachability").answers::<services::ServiceList>())
         .add(M::GET, "/api/v1/services/{service}/sagas", Read, services::sagas)
-        .doc(Doc::new("fleet", "One page of a service's sagas, filtered").query::<model::SagaQuery>().answers::<model::SagaPage>())
+        .doc(Doc::new("fleet", "One page of a service's sagas, filtered; as CSV, every saga the filter lists").query::<model::SagaQuery>().answers::<model::SagaPage>().csv())
         .add(M::GET, "/api/v1/services/{service}/errors", Read, services::errors)
-        .doc(Doc::new("fleet", "A service's failed sagas grouped by error message").query::<services::LiveQuery>().answers::<services::ErrorGroups>())
+        .doc(Doc::new("fleet", "A service's failed sagas grouped by error message").query::<services::LiveQuery>().answers::<services::ErrorGroups>().csv())
         .add(M::GET, "/api/v1/services/{service}/batches", Read, services::batches)
-        .doc(Doc::new("fleet", "A service's batches with their progress").answers::<services::BatchList>())
+        .doc(Doc::new("fleet", "A service's batches with their progress").answers::<services::BatchList>().csv())
         .add(M::GET, "/api/v1/services/{service}/batches/{batch}", Read, services::batch)
         .doc(Doc::new("fleet", "One batch's progress").answers::<model::BatchProgress>())
         .add(M::GET, "/api/v1/services/{service}/batches/{batch}/items", Read, services::batch_items)
-        .doc(Doc::new("fleet", "One page of a batch's items").query::<services::ItemQuery>().answers::<model::BatchItemPage>())
+        .doc(Doc::new("fleet", "One page of a batch's items (all, or those in `status`); as CSV, all of them").query::<services::ItemQuery>().answers::<model::BatchItemPage>().csv())
+        .add(M::GET, "/api/v1/services/{service}/funds", Read, services::saga_funds)
+        .doc(Doc::new("fleet", "One page of the money each of a service's failed and stuck sagas holds, read live, by saga id; as CSV, all of them").query::<services::PageQuery>().answers::<services::SagaFunds>().csv())
         .add(M::GET, "/api/v1/funds", Read, services::funds)
-        .doc(Doc::new("fleet", "Money held by failed and stuck sagas, per service and currency").answers::<services::FundsList>())
+        .doc(Doc::new("fleet", "Money held by failed and stuck sagas, per service and currency").answers::<services::FundsList>().csv())
         .add(M::POST, "/api/v1/lookup", Read, lookup::lookup)
-        .doc(Doc::new("fleet", "Finds sagas and batch items by ID across every service").takes::<lookup::LookupRequest>().answers::<model::LookupResult>())
+        .doc(Doc::new("fleet", "Finds sagas and batch items by ID across every service").takes::<lookup::LookupRequest>().answers::<model::LookupResult>().csv())
+        .add(M::GET, "/api/v1/audit", Read, audit::list)
+        .doc(Doc::new("audit", "The audit log, oldest first, in pages by entry number; as CSV, all of it").query::<audit::AuditQuery>().answers::<audit::AuditPage>().csv())
         .add(M::GET, "/api/v1/audit/verify", Read, audit::verify)
         .doc(Doc::new("audit", "Checks the audit log's hash chain").answers::<runboard_core::audit::ChainCheck>())
         .add(M::GET, "/api/v1/services/{service}/actions", Read, actions::catalog)
@@ -70,6 +75,8 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
         .doc(Doc::new("actions", "Actions, newest first").query::<actions::ListQuery>().answers::<actions::ActionList>())
         .add(M::GET, "/api/v1/actions/{id}", Read, actions::get)
         .doc(Doc::new("actions", "One action with its approvals and a page of its entities").query::<actions::EntityQuery>().answers::<actions::ActionDetail>())
+        .add(M::GET, "/api/v1/actions/{id}/entities", Read, actions::entities)
+        .doc(Doc::new("actions", "A page of an action's entities: as the preview found them, what the dry run planned and what was done, each step of a runbook; as CSV, all of them").query::<actions::EntityQuery>().answers::<actions::EntityList>().csv())
         .add(M::POST, "/api/v1/actions/{id}/submit", Operate, actions::submit)
         .doc(Doc::new("actions", "Submits a previewed action for approval, bound to its preview's digest").takes::<actions::Submission>().answers::<model::Action>())
         .add(M::POST, "/api/v1/actions/{id}/approve", Approve, actions::approve)
@@ -93,7 +100,7 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
         .add(M::GET, "/api/v1/runbooks/{id}/runbook.toml", Read, runbooks::export)
         .doc(Doc::new("runbooks", "A saved runbook as the file `runboard action plan` reads").file("application/toml"))
         .add(M::GET, "/api/v1/alerts", Read, alerts::board)
-        .doc(Doc::new("alerts", "Open alerts, those resolved lately, and the silences").answers::<model::AlertBoard>())
+        .doc(Doc::new("alerts", "Open alerts, those resolved lately, and the silences; as CSV, the alerts").answers::<model::AlertBoard>().csv())
         .add(M::POST, "/api/v1/alerts/{id}/acknowledge", Operate, alerts::acknowledge)
         .doc(Doc::new("alerts", "Acknowledges an alert: no more reminders").takes::<alerts::Acknowledging>().answers::<model::Alert>())
         .add(M::POST, "/api/v1/silences", Operate, alerts::silence)

@@ -31,6 +31,8 @@ pub(crate) struct Doc {
     body: Option<(String, &'static str)>,
     answer: Answer,
     query: Vec<utoipa::openapi::path::Parameter>,
+    /// A list that answers CSV too (`?format=csv` or `Accept: text/csv`).
+    csv: bool,
     /// Every schema the body and answer name, for the document's components.
     schemas: Vec<(String, RefOr<Schema>)>,
 }
@@ -55,8 +57,16 @@ impl Doc {
             body: None,
             answer: Answer::NoContent,
             query: Vec::new(),
+            csv: false,
             schemas: Vec::new(),
         }
+    }
+
+    /// Answers the whole list as a CSV file too, with `?format=csv` or an `Accept` header
+    /// that prefers `text/csv`.
+    pub(crate) fn csv(mut self) -> Self {
+        self.csv = true;
+        self
     }
 
     /// Takes a JSON body of `T`.
@@ -138,6 +148,19 @@ fn security(method: &Method, access: Access) -> Vec<SecurityRequirement> {
     }
 }
 
+/// `format`, of the lists that answer CSV too.
+fn format_parameter() -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("format")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(
+            "`json` (the default) or `csv`: the whole list (not a page) as a CSV file, as `Accept: text/csv` asks too",
+        ))
+        .schema(Some(String::schema()))
+        .build()
+}
+
 fn http_method(method: &Method) -> HttpMethod {
     match *method {
         Method::POST => HttpMethod::Post,
@@ -180,13 +203,15 @@ pub(crate) fn document(routes: &[(RouteRule, Doc)]) -> OpenApi {
         let method = rule.method.clone().unwrap_or(Method::GET);
         let (who_words, who_name) = who(rule.access);
         let answer = match &doc.answer {
-            Answer::Json { status, schema } => (
-                status.to_string(),
-                ResponseBuilder::new()
+            Answer::Json { status, schema } => {
+                let mut response = ResponseBuilder::new()
                     .description(doc.summary)
-                    .content("application/json", Content::new(Some(reference(schema))))
-                    .build(),
-            ),
+                    .content("application/json", Content::new(Some(reference(schema))));
+                if doc.csv {
+                    response = response.content("text/csv", Content::new(Some(String::schema())));
+                }
+                (status.to_string(), response.build())
+            }
             Answer::File(media_type) => (
                 "200".to_owned(),
                 ResponseBuilder::new()
@@ -233,6 +258,7 @@ pub(crate) fn document(routes: &[(RouteRule, Doc)]) -> OpenApi {
         for parameter in path_parameters(&rule.path)
             .into_iter()
             .chain(doc.query.iter().cloned())
+            .chain(doc.csv.then(format_parameter))
         {
             operation = operation.parameter(parameter);
         }

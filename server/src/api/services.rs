@@ -2,18 +2,20 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use runboard_core::connector::{Connector, SagaFilter, page_limit};
+use runboard_core::connector::{Connector, SagaFilter, WithheldPage, page_limit};
 use runboard_core::screens::Freshness;
 use runboard_model::{
-    BatchItemPage, BatchItemStatus, BatchProgress, DiscoveryNote, ErrorGroup, SagaPage, SagaQuery,
-    ServiceFunds, ServiceName, ServiceOverview,
+    BatchItemPage, BatchItemStatus, BatchProgress, DiscoveryNote, ErrorGroup, Money, SagaPage,
+    SagaQuery, ServiceFunds, ServiceName, ServiceOverview,
 };
 use serde::{Deserialize, Serialize};
 
-use super::extract::{ApiPath, ApiQuery};
+use super::export::{self, Format, HeldRow, ServiceFundsRow};
+use super::extract::{ApiPath, Listed, NoQuery};
 use crate::error::{ApiError, bad_request, failed, internal, not_found};
 use crate::http::ServerState;
 
@@ -44,26 +46,98 @@ pub struct FundsList {
 }
 
 /// `GET /api/v1/funds`: withheld funds per service and currency, from the latest snapshots.
-pub async fn funds(State(state): State<ServerState>) -> Result<Json<FundsList>, ApiError> {
+pub async fn funds(
+    State(state): State<ServerState>,
+    listed: Listed<NoQuery>,
+) -> Result<Response, ApiError> {
     let services = state
         .app
         .store
         .funds()
         .await
         .map_err(|e| internal("reading the service snapshots", e))?;
-    Ok(Json(FundsList { services }))
+    Ok(match listed.format {
+        Format::Json => Json(FundsList { services }).into_response(),
+        Format::Csv => export::file(
+            &export::file_name("runboard", "funds"),
+            &ServiceFundsRow::of(&services),
+        ),
+    })
+}
+
+/// The money one saga holds.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HeldBySaga {
+    saga_id: String,
+    #[serde(flatten)]
+    money: Money,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SagaFunds {
+    sagas: Vec<HeldBySaga>,
+    /// `?after=` for the next page, when there is one.
+    next: Option<String>,
+}
+
+/// A page of a list ordered by id: where the previous one ended, and how many.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/services/{service}/funds`: the money each of a service's failed and stuck
+/// sagas holds, read live, by saga id (none where the service holds no money).
+pub async fn saga_funds(
+    State(state): State<ServerState>,
+    ApiPath(service): ApiPath<ServiceName>,
+    Listed { format, query }: Listed<PageQuery>,
+) -> Result<Response, ApiError> {
+    let connector = connector(&state, &service)?;
+    let limit = page_limit(query.limit).map_err(bad_request)?;
+    if format == Format::Csv {
+        let name = export::file_name(service.as_str(), "funds");
+        return match connector.export_withheld() {
+            Some(pages) => export::streamed(name, pages, failed).await,
+            None => Ok(export::file::<HeldRow>(&name, &[])),
+        };
+    }
+    let page = connector
+        .withheld_page(query.after.as_deref(), limit)
+        .await
+        .map_err(failed)?
+        .unwrap_or(WithheldPage {
+            sagas: Vec::new(),
+            next: None,
+        });
+    Ok(Json(SagaFunds {
+        sagas: page
+            .sagas
+            .into_iter()
+            .map(|(saga_id, money)| HeldBySaga { saga_id, money })
+            .collect(),
+        next: page.next,
+    })
+    .into_response())
 }
 
 /// `GET /api/v1/services/{service}/sagas`: sagas filtered and keyset-paged.
 pub async fn sagas(
     State(state): State<ServerState>,
     ApiPath(service): ApiPath<ServiceName>,
-    ApiQuery(query): ApiQuery<SagaQuery>,
-) -> Result<Json<SagaPage>, ApiError> {
+    Listed { format, query }: Listed<SagaQuery>,
+) -> Result<Response, ApiError> {
     let connector = connector(&state, &service)?;
     let filter = SagaFilter::parse(&query).map_err(bad_request)?;
-    let page = connector.sagas(&filter, Utc::now()).await.map_err(failed)?;
-    Ok(Json(page))
+    if format == Format::Csv {
+        let name = export::file_name(service.as_str(), "sagas");
+        return export::streamed(name, connector.export_sagas(filter, Utc::now()), failed).await;
+    }
+    let page: SagaPage = connector.sagas(&filter, Utc::now()).await.map_err(failed)?;
+    Ok(Json(page).into_response())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -88,8 +162,11 @@ pub struct LiveQuery {
 pub async fn errors(
     State(state): State<ServerState>,
     ApiPath(service): ApiPath<ServiceName>,
-    ApiQuery(LiveQuery { live }): ApiQuery<LiveQuery>,
-) -> Result<Json<ErrorGroups>, ApiError> {
+    Listed {
+        format,
+        query: LiveQuery { live },
+    }: Listed<LiveQuery>,
+) -> Result<Response, ApiError> {
     let connector = connector(&state, &service)?;
     let figures = state
         .app
@@ -97,10 +174,17 @@ pub async fn errors(
         .error_groups(&connector, Freshness::live_if(live))
         .await
         .map_err(failed)?;
-    Ok(Json(ErrorGroups {
-        read_at: figures.read_at,
-        groups: figures.value.clone(),
-    }))
+    Ok(match format {
+        Format::Json => Json(ErrorGroups {
+            read_at: figures.read_at,
+            groups: figures.value.clone(),
+        })
+        .into_response(),
+        Format::Csv => export::file(
+            &export::file_name(service.as_str(), "errors"),
+            &figures.value,
+        ),
+    })
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -112,12 +196,16 @@ pub struct BatchList {
 pub async fn batches(
     State(state): State<ServerState>,
     ApiPath(service): ApiPath<ServiceName>,
-) -> Result<Json<BatchList>, ApiError> {
+    listed: Listed<NoQuery>,
+) -> Result<Response, ApiError> {
     let batches = connector(&state, &service)?
         .batches(None)
         .await
         .map_err(failed)?;
-    Ok(Json(BatchList { batches }))
+    Ok(match listed.format {
+        Format::Json => Json(BatchList { batches }).into_response(),
+        Format::Csv => export::file(&export::file_name(service.as_str(), "batches"), &batches),
+    })
 }
 
 /// `GET /api/v1/services/{service}/batches/{id}`: one batch's progress.
@@ -148,14 +236,25 @@ pub struct ItemQuery {
 pub async fn batch_items(
     State(state): State<ServerState>,
     ApiPath((service, batch_id)): ApiPath<(ServiceName, String)>,
-    ApiQuery(query): ApiQuery<ItemQuery>,
-) -> Result<Json<BatchItemPage>, ApiError> {
+    Listed { format, query }: Listed<ItemQuery>,
+) -> Result<Response, ApiError> {
     let status: Option<BatchItemStatus> = query
         .status
         .map(|s| s.parse())
         .transpose()
         .map_err(bad_request)?;
-    let page = connector(&state, &service)?
+    let connector = connector(&state, &service)?;
+    if format == Format::Csv {
+        // The whole list, whatever the limit (from `after` if given).
+        let list = match status {
+            Some(status) => format!("batch-{batch_id}-{}", status.as_str()),
+            None => format!("batch-{batch_id}"),
+        };
+        let name = export::file_name(service.as_str(), &list);
+        let pages = connector.export_batch_items(batch_id, status, query.after);
+        return export::streamed(name, pages, failed).await;
+    }
+    let page: BatchItemPage = connector
         .batch_items(
             &batch_id,
             status,
@@ -164,7 +263,7 @@ pub async fn batch_items(
         )
         .await
         .map_err(failed)?;
-    Ok(Json(page))
+    Ok(Json(page).into_response())
 }
 
 pub(crate) fn connector(

@@ -65,6 +65,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Statements Runboard sent to `service`'s database about `relation`, as `/metrics` says.
+    pub async fn service_reads(&self, service: &str, relation: &str) -> u64 {
+        let labels = format!("{{service=\"{service}\",relation=\"{relation}\"}}");
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("runboard_service_reads_total{labels} ")))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    }
+
     /// A personal API token for a user with these roles, issued straight into the store.
     pub async fn token_for(&self, login: &str, roles: &[Role]) -> String {
         let user = User {

@@ -1,0 +1,716 @@
+//! Every list as CSV (#31), against the demo fleet on both stores: each file parses to the
+//! rows, counts and money of its JSON pages walked to the end; text a service wrote that a
+//! spreadsheet would run comes out prefixed; a filtered export of 100,000 failed sagas is
+//! streamed from one snapshot while Runboard's memory stays flat; and a service read that
+//! fails half-way breaks the download rather than end the file short.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use common::{TestApp, TestFleet, database_behind_proxy, registered, spawn_app_configured};
+use runboard_core::poller::poll_once;
+use runboard_model::Role;
+use runboard_testkit::{Backend, TestStore, test_on_both_stores};
+use serde_json::{Value, json};
+
+/// Held by each test of this file for its whole run: the memory test measures this
+/// process, which the others (seeding, reading) would otherwise grow meanwhile.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// An error message a service might write, that a spreadsheet would run.
+const FORMULA_ERROR: &str = "=HYPERLINK(\"http://evil.example\",\"card declined\")";
+
+/// How a CSV cell is made of a JSON value.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Text from a service or a person: as it is, or prefixed with `'` where it would
+    /// begin a formula.
+    Text,
+    /// Runboard's own words and numbers (states, counts, amounts): exactly as in JSON.
+    Own,
+    /// A time: the same instant, in RFC 3339 UTC.
+    Time,
+}
+
+type Columns = &'static [(&'static str, &'static str, Kind)];
+
+/// A CSV file as the server sent it: its header and rows by column name.
+struct CsvFile {
+    header: Vec<String>,
+    rows: Vec<BTreeMap<String, String>>,
+    file_name: String,
+}
+
+async fn csv_of(response: reqwest::Response) -> CsvFile {
+    assert_eq!(response.status(), 200, "{}", response.url());
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    let disposition = response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let file_name = disposition
+        .strip_prefix("attachment; filename=\"")
+        .and_then(|d| d.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("{disposition}"))
+        .to_owned();
+    let body = response.bytes().await.unwrap();
+    let mut reader = csv::Reader::from_reader(&body[..]);
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows = reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            assert_eq!(record.len(), header.len(), "{record:?}");
+            header
+                .iter()
+                .cloned()
+                .zip(record.iter().map(str::to_owned))
+                .collect()
+        })
+        .collect();
+    CsvFile {
+        header,
+        rows,
+        file_name,
+    }
+}
+
+/// GET `path` as CSV with `?format=csv`.
+async fn get_csv(app: &TestApp, path: &str) -> CsvFile {
+    let joiner = if path.contains('?') { '&' } else { '?' };
+    csv_of(app.get(&format!("{path}{joiner}format=csv")).await).await
+}
+
+/// Every item of a JSON list, its pages walked to the end: `items` in each page, the page's
+/// `next` (named `next`) sent back as `after`.
+async fn walk(app: &TestApp, path: &str, items: &str, next: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let joiner = if path.contains('?') { '&' } else { '?' };
+        let url = match &after {
+            Some(after) => format!("{path}{joiner}after={}", urlencode(after)),
+            None => path.to_owned(),
+        };
+        let page = app.get_json(&url).await;
+        all.extend(
+            page[items]
+                .as_array()
+                .unwrap_or_else(|| panic!("{url}: {page}"))
+                .clone(),
+        );
+        after = match &page[next] {
+            Value::Null => return all,
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        };
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// What the CSV cell of a JSON value must be.
+fn cell_of(value: &Value, kind: Kind) -> String {
+    let text = match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match kind {
+        Kind::Text if text.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{text}"),
+        _ => text,
+    }
+}
+
+/// The CSV rows are the JSON items, in the same order, column by column.
+fn same_rows(what: &str, file: &CsvFile, items: &[Value], columns: Columns) {
+    let names: Vec<&str> = columns.iter().map(|(name, ..)| *name).collect();
+    assert_eq!(file.header, names, "{what}: the header row");
+    assert_eq!(
+        file.rows.len(),
+        items.len(),
+        "{what}: as many rows as JSON items"
+    );
+    for (row, item) in file.rows.iter().zip(items) {
+        for (name, pointer, kind) in columns {
+            let value = item.pointer(pointer).unwrap_or(&Value::Null);
+            let cell = &row[*name];
+            match kind {
+                Kind::Time if !value.is_null() => {
+                    let json: DateTime<Utc> = value.as_str().unwrap().parse().unwrap();
+                    assert!(cell.ends_with('Z'), "{what}: {name} in UTC: {cell}");
+                    let csv: DateTime<Utc> = cell.parse().unwrap();
+                    assert_eq!(csv, json, "{what}: {name} of {item}");
+                }
+                _ => assert_eq!(*cell, cell_of(value, *kind), "{what}: {name} of {item}"),
+            }
+        }
+    }
+}
+
+const SAGA_COLUMNS: Columns = &[
+    ("saga_id", "/saga_id", Kind::Text),
+    ("saga_type", "/saga_type", Kind::Text),
+    ("current_step", "/current_step", Kind::Text),
+    ("status", "/status", Kind::Own),
+    ("error_message", "/error_message", Kind::Text),
+    ("created_at", "/created_at", Kind::Time),
+    ("updated_at", "/updated_at", Kind::Time),
+];
+
+const ITEM_COLUMNS: Columns = &[
+    ("item_id", "/item_id", Kind::Text),
+    ("status", "/status", Kind::Own),
+    ("error", "/error", Kind::Text),
+    ("updated_at", "/updated_at", Kind::Time),
+];
+
+async fn fleet_and_app(backend: Backend) -> (TestFleet, TestApp) {
+    let fleet = common::start_fleet(backend).await;
+    let services: Vec<_> = fleet.fleet.services().iter().map(registered).collect();
+    let (app, ()) = spawn_app_configured(TestStore::new(backend).await, |config, _| {
+        config.services = services;
+        // Every currency held raises an alert: the alerts list has rows.
+        config.watches.money_held_above = ["EUR", "USD", "GBP", "CHF"]
+            .into_iter()
+            .map(|c| (c.to_owned(), rust_decimal::Decimal::ZERO))
+            .collect();
+    })
+    .await;
+    (fleet, app)
+}
+
+async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
+    let _alone = ALONE.lock().await;
+    let (fleet, app) = fleet_and_app(backend).await;
+    let injected = fleet
+        .fleet
+        .inject_error("payments", FORMULA_ERROR, 3, None)
+        .await
+        .unwrap();
+    poll_once(&app.app).await.unwrap();
+
+    // Sagas, whole and filtered, in every service.
+    for service in ["payments", "payouts", "onboarding"] {
+        for filter in ["", "?status=failed", "?status=completed&sort=oldest"] {
+            let path = format!("/api/v1/services/{service}/sagas{filter}");
+            let json = walk(
+                &app,
+                &format!(
+                    "{path}{}limit=500",
+                    if filter.is_empty() { '?' } else { '&' }
+                ),
+                "sagas",
+                "next",
+            )
+            .await;
+            let csv = get_csv(&app, &path).await;
+            same_rows(&path, &csv, &json, SAGA_COLUMNS);
+            assert!(
+                csv.file_name.starts_with(&format!("{service}-sagas-"))
+                    && csv.file_name.ends_with("Z.csv"),
+                "{}",
+                csv.file_name
+            );
+        }
+    }
+    // A service's error message that a spreadsheet would run comes out prefixed.
+    let error_filter = format!(
+        "/api/v1/services/payments/sagas?error={}",
+        urlencode(FORMULA_ERROR)
+    );
+    let csv = get_csv(&app, &error_filter).await;
+    let mut ids: Vec<&str> = csv.rows.iter().map(|r| r["saga_id"].as_str()).collect();
+    ids.sort();
+    let mut expected: Vec<&str> = injected.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    for row in &csv.rows {
+        assert_eq!(row["error_message"], format!("'{FORMULA_ERROR}"));
+    }
+    let raw = app
+        .get(&format!("{error_filter}&format=csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        raw.starts_with(
+            "saga_id,saga_type,current_step,status,error_message,created_at,updated_at\r\n"
+        ),
+        "a header row, RFC 4180 line ends: {raw}"
+    );
+    assert!(
+        !raw.contains(",=HYPERLINK"),
+        "no cell begins with = : {raw}"
+    );
+
+    // Error groups, as read now.
+    let path = "/api/v1/services/payments/errors?live=true";
+    let json = app.get_json(path).await["groups"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let csv = get_csv(&app, path).await;
+    same_rows(
+        path,
+        &csv,
+        &json,
+        &[
+            ("error_message", "/error_message", Kind::Text),
+            ("count", "/count", Kind::Own),
+            ("first_seen", "/first_seen", Kind::Time),
+            ("last_seen", "/last_seen", Kind::Time),
+        ],
+    );
+    assert!(
+        csv.rows
+            .iter()
+            .any(|r| r["error_message"] == format!("'{FORMULA_ERROR}") && r["count"] == "3")
+    );
+
+    // Batches and a batch's items, all and failed.
+    let path = "/api/v1/services/payouts/batches";
+    let batches = app.get_json(path).await["batches"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(!batches.is_empty(), "payouts has its batch");
+    same_rows(
+        path,
+        &get_csv(&app, path).await,
+        &batches,
+        &[
+            ("batch_id", "/batch_id", Kind::Text),
+            ("name", "/name", Kind::Text),
+            ("started_at", "/started_at", Kind::Time),
+            ("finished_at", "/finished_at", Kind::Time),
+            ("done", "/done", Kind::Own),
+            ("failed", "/failed", Kind::Own),
+            ("pending", "/pending", Kind::Own),
+            ("last_finished_at", "/last_finished_at", Kind::Time),
+        ],
+    );
+    for batch in &batches {
+        let id = batch["batch_id"].as_str().unwrap();
+        for (filter, count) in [("", "done"), ("?status=failed", "failed")] {
+            let path = format!("/api/v1/services/payouts/batches/{id}/items{filter}");
+            let joiner = if filter.is_empty() { '?' } else { '&' };
+            let json = walk(&app, &format!("{path}{joiner}limit=100"), "items", "next").await;
+            let csv = get_csv(&app, &path).await;
+            same_rows(&path, &csv, &json, ITEM_COLUMNS);
+            if !filter.is_empty() {
+                assert_eq!(json.len() as u64, batch[count].as_u64().unwrap(), "{path}");
+            }
+        }
+    }
+
+    // Funds per service and currency, and per saga, with the money exact.
+    let json = app.get_json("/api/v1/funds").await;
+    let mut per_currency = Vec::new();
+    for service in json["services"].as_array().unwrap() {
+        for money in service["withheld_funds"].as_array().unwrap() {
+            per_currency.push(json!({
+                "service": service["service"], "polled_at": service["polled_at"],
+                "amount": money["amount"], "currency": money["currency"],
+            }));
+        }
+    }
+    assert!(!per_currency.is_empty(), "payments holds money");
+    let funds = get_csv(&app, "/api/v1/funds").await;
+    assert!(
+        funds.file_name.starts_with("runboard-funds-"),
+        "{}",
+        funds.file_name
+    );
+    same_rows(
+        "funds",
+        &funds,
+        &per_currency,
+        &[
+            ("service", "/service", Kind::Text),
+            ("amount", "/amount", Kind::Own),
+            ("currency", "/currency", Kind::Text),
+            ("polled_at", "/polled_at", Kind::Time),
+        ],
+    );
+    let path = "/api/v1/services/payments/funds";
+    let held = walk(&app, &format!("{path}?limit=7"), "sagas", "next").await;
+    let csv = get_csv(&app, path).await;
+    same_rows(
+        path,
+        &csv,
+        &held,
+        &[
+            ("saga_id", "/saga_id", Kind::Text),
+            ("amount", "/amount", Kind::Own),
+            ("currency", "/currency", Kind::Text),
+        ],
+    );
+    // The sums per currency of the sagas' money are the service's totals, to the cent.
+    let mut sums: BTreeMap<String, rust_decimal::Decimal> = BTreeMap::new();
+    for row in &csv.rows {
+        *sums.entry(row["currency"].clone()).or_default() +=
+            row["amount"].parse::<rust_decimal::Decimal>().unwrap();
+    }
+    let totals: BTreeMap<String, rust_decimal::Decimal> = funds
+        .rows
+        .iter()
+        .filter(|r| r["service"] == "payments")
+        .map(|r| (r["currency"].clone(), r["amount"].parse().unwrap()))
+        .collect();
+    assert_eq!(sums, totals);
+
+    // Lookup, asked with the Accept header.
+    let text = format!(
+        "{} and {} and 3f1c0000-0000-4000-8000-000000000000",
+        injected[0], injected[1]
+    );
+    let json: Value = app
+        .post_json("/api/v1/lookup", &json!({ "text": text }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let response = app
+        .client
+        .post(app.url("/api/v1/lookup"))
+        .header("accept", "text/csv")
+        .json(&json!({ "text": text }))
+        .send()
+        .await
+        .unwrap();
+    let csv = csv_of(response).await;
+    let sagas: Vec<Value> = json["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["sagas"].as_array().unwrap().clone())
+        .collect();
+    let found: Vec<&str> = csv
+        .rows
+        .iter()
+        .filter(|r| r["found"] == "saga")
+        .map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(found.len(), sagas.len());
+    assert_eq!(sagas.len(), 2, "{json}");
+    let nowhere: Vec<&str> = csv
+        .rows
+        .iter()
+        .filter(|r| r["found"] == "nowhere")
+        .map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(nowhere, ["3f1c0000-0000-4000-8000-000000000000"]);
+
+    // Alerts, open and resolved.
+    let alerts = app.get_json("/api/v1/alerts").await["alerts"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(!alerts.is_empty(), "money held raised alerts");
+    same_rows(
+        "alerts",
+        &get_csv(&app, "/api/v1/alerts").await,
+        &alerts,
+        &[
+            ("id", "/id", Kind::Own),
+            ("service", "/service", Kind::Text),
+            ("watch", "/watch", Kind::Own),
+            ("subject", "/subject", Kind::Text),
+            ("state", "/state", Kind::Own),
+            ("summary", "/summary", Kind::Text),
+            ("fired_at", "/fired_at", Kind::Time),
+            ("last_seen_at", "/last_seen_at", Kind::Time),
+            ("acknowledged_by", "/acknowledged/by", Kind::Text),
+            ("acknowledged_at", "/acknowledged/at", Kind::Time),
+            ("acknowledgement_note", "/acknowledged/note", Kind::Text),
+            ("resolved_at", "/resolved_at", Kind::Time),
+            ("link", "/link", Kind::Text),
+        ],
+    );
+
+    // An action's entities, as found, planned and done; then the audit log it wrote to.
+    let operator = app.token_for("olga", &[Role::Operator]).await;
+    let action = common::call(
+        &reqwest::Client::new(),
+        reqwest::Method::POST,
+        app.url("/api/v1/actions"),
+        &operator,
+        Some(json!({
+            "service": "payments", "mutation": "retrySagas", "arguments": {},
+            "selection": { "error_group": FORMULA_ERROR }, "reason": "export test",
+        })),
+    )
+    .await;
+    let id = action["id"].as_str().unwrap_or_else(|| panic!("{action}"));
+    let path = format!("/api/v1/actions/{id}/entities");
+    let entities = walk(&app, &format!("{path}?limit=2"), "entities", "next_after").await;
+    assert_eq!(entities.len(), 3);
+    let csv = get_csv(&app, &path).await;
+    let mut rows = Vec::new();
+    for entity in &entities {
+        let mut row = entity.clone();
+        row["planned"] = json!(
+            entity["planned"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        rows.push(row);
+    }
+    same_rows(
+        &path,
+        &csv,
+        &rows,
+        &[
+            ("position", "/position", Kind::Own),
+            ("entity_id", "/entity_id", Kind::Text),
+            ("found", "/found", Kind::Text),
+            ("held_amount", "/held/amount", Kind::Own),
+            ("held_currency", "/held/currency", Kind::Text),
+            ("step", "/step", Kind::Own),
+            ("chunk", "/chunk", Kind::Own),
+            ("state", "/state", Kind::Own),
+            ("attempts", "/attempts", Kind::Own),
+            ("planned", "/planned", Kind::Text),
+            ("detail", "/detail", Kind::Text),
+            ("updated_at", "/updated_at", Kind::Time),
+        ],
+    );
+    assert!(
+        csv.file_name
+            .starts_with(&format!("payments-action-{id}-entities-")),
+        "{}",
+        csv.file_name
+    );
+
+    let audit = walk(&app, "/api/v1/audit?limit=1", "entries", "next").await;
+    assert!(!audit.is_empty(), "the preview is in the audit log");
+    same_rows(
+        "audit",
+        &get_csv(&app, "/api/v1/audit").await,
+        &audit,
+        &[
+            ("seq", "/seq", Kind::Own),
+            ("at", "/at", Kind::Time),
+            ("actor", "/actor", Kind::Text),
+            ("action_id", "/action_id", Kind::Text),
+            ("kind", "/kind", Kind::Own),
+            ("detail", "/detail", Kind::Text),
+            ("prev_hash", "/prev_hash", Kind::Own),
+            ("hash", "/hash", Kind::Own),
+        ],
+    );
+
+    // Accept: text/csv asks for CSV; a browser's Accept, and format=json, for JSON; an
+    // unknown format is refused saying which there are.
+    let response = app
+        .client
+        .get(app.url("/api/v1/services/payments/sagas?status=failed"))
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    let response = app
+        .client
+        .get(app.url("/api/v1/alerts?format=json"))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let response = app.get("/api/v1/funds?format=xml").await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("format=csv") && message.contains("format=json"),
+        "{message}"
+    );
+    let response = app
+        .get("/api/v1/services/payments/sagas?format=csv&colour=red")
+        .await;
+    assert_eq!(response.status(), 400, "other parameters are still checked");
+}
+
+test_on_both_stores!(every_list_as_csv_is_its_json_walked_to_the_end);
+
+/// This process's resident memory, in kB.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("Linux says how much memory a process holds")
+}
+
+/// An order-sensitive digest of saga ids, so that 100,000 of them need not be kept.
+#[derive(Default, PartialEq, Debug)]
+struct Digest {
+    count: u64,
+    hash: u64,
+}
+
+impl Digest {
+    fn add(&mut self, id: &str) {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (self.hash, id).hash(&mut hasher);
+        self.hash = hasher.finish();
+        self.count += 1;
+    }
+}
+
+const OUTAGE: u64 = 100_000;
+const OUTAGE_ERROR: &str = "upstream provider outage: connection refused";
+
+async fn a_filtered_export_of_100000_failed_sagas_streams_in_flat_memory(backend: Backend) {
+    let _alone = ALONE.lock().await;
+    let fleet = common::start_fleet(backend).await;
+    runboard_fleet::seed_outage(
+        &fleet.service("onboarding").database_url,
+        "onboarding",
+        OUTAGE,
+    )
+    .await
+    .unwrap();
+    let services: Vec<_> = fleet.fleet.services().iter().map(registered).collect();
+    let (app, ()) = spawn_app_configured(TestStore::new(backend).await, |config, _| {
+        config.services = services;
+    })
+    .await;
+    let path = format!(
+        "/api/v1/services/onboarding/sagas?status=failed&error={}",
+        urlencode(OUTAGE_ERROR)
+    );
+    // Warm: the first request sets up what every later one shares.
+    assert_eq!(app.get(&format!("{path}&limit=1")).await.status(), 200);
+    let reads_before = app.service_reads("onboarding", "supervisor_view").await;
+
+    let before = rss_kb();
+    let mut peak = before;
+    let mut response = app.get(&format!("{path}&format=csv")).await;
+    assert_eq!(response.status(), 200);
+    let mut csv = Digest::default();
+    let mut partial = Vec::new();
+    let mut header = true;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        partial.extend_from_slice(&chunk);
+        let complete = partial
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        for line in partial[..complete]
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+        {
+            let line = std::str::from_utf8(line).unwrap();
+            if std::mem::take(&mut header) {
+                assert!(line.starts_with("saga_id,"), "{line}");
+                continue;
+            }
+            let mut cells = line.trim_end_matches('\r').split(',');
+            csv.add(cells.next().unwrap());
+            assert_eq!(cells.nth(2), Some("failed"), "{line}");
+        }
+        partial.drain(..complete);
+        peak = peak.max(rss_kb());
+    }
+    assert!(partial.is_empty(), "the file ends with a whole line");
+    let grown_mb = (peak - before) as f64 / 1024.0;
+    println!(
+        "{backend:?}: {} sagas exported; RSS {before} kB before, {peak} kB at most: +{grown_mb:.1} MB",
+        csv.count
+    );
+    assert!(
+        grown_mb < 30.0,
+        "RSS grew by {grown_mb:.1} MB while exporting {} sagas",
+        csv.count
+    );
+    let statements = app.service_reads("onboarding", "supervisor_view").await - reads_before;
+    assert!(
+        statements > OUTAGE / 5_000,
+        "each page of the export is a statement counted in runboard_service_reads_total: {statements}"
+    );
+
+    // The same sagas, in the same order, as the JSON pages walked to the end.
+    let mut json = Digest::default();
+    let mut after: Option<String> = None;
+    loop {
+        let url = match &after {
+            Some(after) => format!("{path}&limit=500&after={}", urlencode(after)),
+            None => format!("{path}&limit=500"),
+        };
+        let page: runboard_model::SagaPage = app.get(&url).await.json().await.unwrap();
+        for saga in &page.sagas {
+            json.add(&saga.saga_id);
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert!(json.count >= OUTAGE, "{json:?}");
+    assert_eq!(csv, json);
+}
+
+test_on_both_stores!(a_filtered_export_of_100000_failed_sagas_streams_in_flat_memory);
+
+/// The service's database goes away after the file began: the download fails, rather than
+/// end as a file that looks whole.
+#[tokio::test]
+async fn an_export_cut_off_half_way_breaks_the_download() {
+    let _alone = ALONE.lock().await;
+    let fleet = common::start_fleet(Backend::Postgres).await;
+    runboard_fleet::seed_outage(
+        &fleet.service("onboarding").database_url,
+        "onboarding",
+        OUTAGE,
+    )
+    .await
+    .unwrap();
+    let mut onboarding = registered(fleet.service("onboarding"));
+    let proxy = database_behind_proxy(&mut onboarding).await;
+    let (app, ()) = spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
+        config.services = vec![onboarding];
+    })
+    .await;
+    let mut response = app
+        .get("/api/v1/services/onboarding/sagas?format=csv")
+        .await;
+    assert_eq!(response.status(), 200, "the first page was read");
+    proxy.cut();
+    let mut received = 0;
+    let broke = loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => received += chunk.len(),
+            Ok(None) => break false,
+            Err(_) => break true,
+        }
+    };
+    assert!(
+        broke,
+        "the download ended as if whole after {received} bytes"
+    );
+}
