@@ -7,6 +7,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use runboard_model::{ActionState, DryRun, EntityState};
 
 use crate::components::action_state::ActionStateBadge;
+use crate::components::download_csv::{DownloadCsv, csv_href};
 use crate::components::local_time::LocalTime;
 use crate::components::refresh::{Freshness, auto_refresh_every};
 use crate::components::runbook_story::{RunbookSteps, StoryCards};
@@ -122,6 +123,11 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
     let state = action.state;
     let total = action.progress.succeeded + action.progress.failed + action.progress.pending;
     let record = format!("/api/v1/actions/{}/record.md", action.id);
+    // Every entity shown by this filter, as found, planned and done, not this page alone.
+    let entities_csv = csv_href(
+        &format!("/api/v1/actions/{}/entities", action.id),
+        [("state", only.map(EntityState::as_str))],
+    );
     let request_file = format!("/api/v1/actions/{}/request.toml", action.id);
     let preview = action.preview.clone();
     let groups = match &preview.dry_run {
@@ -260,6 +266,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                     view! { <A href=page_link(None, state) attr:aria-current=current>{label}</A> }
                 }).collect_view()}
             </nav>
+            <DownloadCsv href=entities_csv what="these entities, every page" />
             {runbook.then(|| view! { <StoryCards entities=entities.clone() steps=preview.steps.clone() /> })}
             {(!runbook).then(|| view! {
             <div class="table-wrap">

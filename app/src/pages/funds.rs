@@ -99,6 +99,11 @@ fn Behind(behind: SagasBehind, now: chrono::DateTime<chrono::Utc>) -> impl IntoV
         read_at,
     } = behind;
     let href = format!("/services/{}", url_encode(&service));
+    // Every saga holding money, not the largest few shown.
+    let csv = csv_href(
+        &format!("/api/v1/services/{}/funds", url_encode(&service)),
+        [],
+    );
     let anchor = service.clone();
     let body = match sagas {
         Err(e) => {
@@ -128,7 +133,10 @@ fn Behind(behind: SagasBehind, now: chrono::DateTime<chrono::Utc>) -> impl IntoV
         // The anchor a money-held alert links to.
         <section class="behind" id=anchor>
             <h2>"Sagas behind them in "<A href=href>{service.clone()}</A></h2>
-            <ReadAt read_at now />
+            <div class="list-head">
+                <ReadAt read_at now />
+                <DownloadCsv href=csv what="every saga holding money here" />
+            </div>
             {body}
         </section>
     }

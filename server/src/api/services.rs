@@ -272,7 +272,7 @@ pub(crate) fn connector(
 ) -> Result<Arc<Connector>, ApiError> {
     state.app.fleet.service(service.as_str()).ok_or_else(|| {
         not_found(format!(
-            "no service is registered as {service:?}; GET /api/v1/services lists them"
+            "no service is registered as \"{service}\"; GET /api/v1/services lists them"
         ))
     })
 }
