@@ -131,6 +131,8 @@ fn preview() -> Preview {
         money: Vec::new(),
         steps: Vec::new(),
         params: Default::default(),
+        canary: 0,
+        dry_run_ms: None,
     }
 }
 

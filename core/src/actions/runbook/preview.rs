@@ -236,6 +236,9 @@ impl App {
             money,
             steps: step_previews,
             params: request.params.clone(),
+            // One entity a call: the engine sends the first alone all the same.
+            canary: 0,
+            dry_run_ms: None,
         };
         let label = request
             .name
