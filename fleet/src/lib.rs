@@ -238,6 +238,13 @@ impl Fleet {
         Ok(())
     }
 
+    /// Puts exactly these entities of `service` on legal hold, as its `setLegalHold` demo
+    /// control does: a real call naming one is refused as a whole.
+    pub fn set_legal_hold(&self, service: &str, ids: Vec<String>) -> Result<(), FleetError> {
+        self.find(service)?.service.set_legal_hold(ids);
+        Ok(())
+    }
+
     /// Every mission-control call `service` received, oldest first.
     pub async fn call_log(&self, service: &str) -> Result<Vec<CallRecord>, FleetError> {
         self.find(service)?.service.call_log(i64::MAX).await

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::{TestApp, TestFleet, bearer_client, registered, spawn_app_configured, start_fleet};
+use common::{
+    TestApp, TestFleet, call, registered, spawn_app_configured, start_fleet, submit_and_approve,
+};
+use reqwest::Method;
 use runboard_core::config::Config;
 use runboard_core::execution;
 use runboard_fleet::CallRecord;
@@ -18,11 +21,16 @@ use serde_json::{Value, json};
 
 const OUTAGE: &str = "upstream provider outage: connection refused";
 
+/// Taken by the tests that measure rates by the wall clock, so that on a small machine
+/// they do not run side by side and measure each other.
+static WALL_CLOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Setup {
     app: TestApp,
     fleet: TestFleet,
-    alice: reqwest::Client,
-    bob: reqwest::Client,
+    /// Alice's token (an operator) and Bob's (an approver).
+    alice: String,
+    bob: String,
 }
 
 /// The demo fleet with `outage` failed onboarding sagas in one error group, and Runboard
@@ -39,40 +47,23 @@ async fn setup(backend: Backend, outage: u64, configure: impl FnOnce(&mut Config
         configure(config);
     })
     .await;
-    let alice = bearer_client(&app.token_for("alice", &[Role::Operator]).await);
-    let bob = bearer_client(&app.token_for("bob", &[Role::Approver]).await);
     Setup {
+        alice: app.token_for("alice", &[Role::Operator]).await,
+        bob: app.token_for("bob", &[Role::Approver]).await,
         app,
         fleet,
-        alice,
-        bob,
     }
 }
 
-async fn post(s: &Setup, client: &reqwest::Client, path: &str, body: Value) -> Value {
-    let response = client
-        .post(s.app.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{path}: {status} {body}");
-    body
+/// `method` on `path` as Alice; the answer, which must be a success.
+async fn as_alice(s: &Setup, method: Method, path: &str, body: Option<Value>) -> Value {
+    let client = reqwest::Client::new();
+    call(&client, method, s.app.url(path), &s.alice, body).await
 }
 
 async fn action(s: &Setup, id: &str) -> Value {
-    let body: Value = s
-        .alice
-        .get(s.app.url(&format!("/api/v1/actions/{id}?limit=1")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["action"].clone()
+    let path = format!("/api/v1/actions/{id}?limit=1");
+    as_alice(s, Method::GET, &path, None).await["action"].clone()
 }
 
 /// Alice asks for a retry of the outage's sagas (with `extra` merged into the request),
@@ -85,23 +76,17 @@ async fn approved(s: &Setup, extra: Value) -> String {
     for (k, v) in extra.as_object().unwrap() {
         request[k] = v.clone();
     }
-    let asked = post(s, &s.alice, "/api/v1/actions", request).await;
-    let id = asked["id"].as_str().unwrap().to_owned();
-    post(
-        s,
-        &s.alice,
-        &format!("/api/v1/actions/{id}/submit"),
-        json!({ "reason": "INC-33: the provider is back" }),
+    let asked = as_alice(s, Method::POST, "/api/v1/actions", Some(request)).await;
+    let address = s.app.address.as_str();
+    submit_and_approve(
+        &reqwest::Client::new(),
+        &asked,
+        "INC-33: the provider is back",
+        (address, &s.alice),
+        (address, &s.bob),
     )
     .await;
-    post(
-        s,
-        &s.bob,
-        &format!("/api/v1/actions/{id}/approve"),
-        json!({ "digest": asked["digest"] }),
-    )
-    .await;
-    id
+    asked["id"].as_str().unwrap().to_owned()
 }
 
 /// The engine, working on its own task as `runboard serve` runs it, until aborted.
@@ -204,29 +189,13 @@ async fn a_refused_canary_pauses_the_action_with_one_call_sent() {
     })
     .await;
     let id = approved(&s, json!({})).await;
-    let first_entities: Value = s
-        .alice
-        .get(s.app.url(&format!("/api/v1/actions/{id}?limit=4")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let path = format!("/api/v1/actions/{id}?limit=4");
+    let first_entities = as_alice(&s, Method::GET, &path, None).await;
     let held = first_entities["entities"][2]["entity_id"].clone();
-    let answer: Value = reqwest::Client::new()
-        .post(&s.fleet.service("onboarding").graphql_url)
-        .json(&json!({
-            "query": "mutation($ids: [ID!]!) { setLegalHold(ids: $ids) }",
-            "variables": { "ids": [held] },
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
+    s.fleet
+        .fleet
+        .set_legal_hold("onboarding", vec![held.as_str().unwrap().to_owned()])
         .unwrap();
-    assert_eq!(answer["data"]["setLegalHold"], 1, "{answer}");
 
     while execution::step(&s.app.app).await.unwrap() {}
     let paused = action(&s, &id).await;
@@ -244,6 +213,7 @@ async fn a_refused_canary_pauses_the_action_with_one_call_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_paced_at_1000_a_second_on_20000_sagas_takes_20s_and_its_eta_holds() {
+    let _alone = WALL_CLOCK.lock().await;
     const SAGAS: u64 = 20_000;
     // On SQLite: there the demo service (a debug build, on two cores) answers faster than
     // 1,000 sagas a second, so what is measured is the pace, not the service.
@@ -295,6 +265,7 @@ async fn an_action_paced_at_1000_a_second_on_20000_sagas_takes_20s_and_its_eta_h
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_repaced_mid_run_changes_its_rate_within_two_calls() {
+    let _alone = WALL_CLOCK.lock().await;
     let s = setup(Backend::Sqlite, 3_000, |config| {
         config.actions.chunk_size = 100;
     })
@@ -305,13 +276,9 @@ async fn an_action_repaced_mid_run_changes_its_rate_within_two_calls() {
         ended(a) || a["progress"]["succeeded"].as_u64().unwrap() >= 1_000
     })
     .await;
-    let repaced = post(
-        &s,
-        &s.alice,
-        &format!("/api/v1/actions/{id}/pace"),
-        json!({ "entities_per_second": 200 }),
-    )
-    .await;
+    let repace = json!({ "entities_per_second": 200 });
+    let path = format!("/api/v1/actions/{id}/pace");
+    let repaced = as_alice(&s, Method::POST, &path, Some(repace)).await;
     let at = Utc::now();
     assert_eq!(repaced["pace"]["entities_per_second"], 200.0, "{repaced}");
     // Four calls of 100 after the change: two seconds at the new pace.
@@ -324,13 +291,8 @@ async fn an_action_repaced_mid_run_changes_its_rate_within_two_calls() {
         assert!(std::time::Instant::now() < deadline, "{calls:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    post(
-        &s,
-        &s.alice,
-        &format!("/api/v1/actions/{id}/cancel"),
-        json!({}),
-    )
-    .await;
+    let path = format!("/api/v1/actions/{id}/cancel");
+    as_alice(&s, Method::POST, &path, None).await;
     wait_for(&s, &id, "cancelled", ended).await;
     engine.abort();
 
@@ -357,15 +319,7 @@ async fn an_action_repaced_mid_run_changes_its_rate_within_two_calls() {
             entities_in(pair[1])
         );
     }
-    let audit: Value = s
-        .alice
-        .get(s.app.url(&format!("/api/v1/actions/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit = as_alice(&s, Method::GET, &format!("/api/v1/actions/{id}"), None).await;
     let paced: Vec<&Value> = audit["audit"]
         .as_array()
         .unwrap()
@@ -378,6 +332,7 @@ async fn an_action_repaced_mid_run_changes_its_rate_within_two_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_latency_injected_the_engine_halves_its_calls_in_flight_and_the_page_says_so() {
+    let _alone = WALL_CLOCK.lock().await;
     let s = setup(Backend::Postgres, 400, |config| {
         config.actions.chunk_size = 10;
         config.actions.concurrency = 4;
