@@ -230,10 +230,6 @@ pub struct Preview {
     /// every call names `chunk_size`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub canary: u32,
-    /// How long the dry run of every call took, in milliseconds: the real calls take about
-    /// as long, with as many in flight.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dry_run_ms: Option<u64>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -246,12 +242,16 @@ impl Preview {
         crate::pace::call_sizes(self.entities, self.canary, self.chunk_size).count() as u64
     }
 
-    /// How long the run should take at `pace`: the dry run's time, or the pace's, whichever
-    /// is longer. `None` without a dry run to go by.
-    pub fn estimate(&self, pace: &crate::Pace) -> Option<std::time::Duration> {
+    /// How long the run should take at `pace`, when the dry run of every call took
+    /// `dry_run`: as long (the real calls are as many, as many at a time), or what the pace
+    /// allows, whichever is longer.
+    pub fn estimate(
+        &self,
+        pace: &crate::Pace,
+        dry_run: std::time::Duration,
+    ) -> std::time::Duration {
         let calls = self.calls() * self.steps.len().max(1) as u64;
-        let dry_run = std::time::Duration::from_millis(self.dry_run_ms?);
-        Some(dry_run.max(pace.time_for(self.entities * self.steps.len().max(1) as u64, calls)))
+        dry_run.max(pace.time_for(self.entities * self.steps.len().max(1) as u64, calls))
     }
 }
 

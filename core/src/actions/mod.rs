@@ -377,7 +377,6 @@ impl App {
             steps: Vec::new(),
             params: Default::default(),
             canary: self.config.actions.canary_entities,
-            dry_run_ms: None,
         };
         let calls: Vec<Vec<String>> = if preview.entity_argument.is_some() {
             in_calls(&entities, &preview)
@@ -547,21 +546,25 @@ impl App {
                 .await?;
                 insert_entities!(tx, id, members, position, |_| number, now);
             }
+            // Every chunk's dry run has answered by now. Kept beside the preview, not in
+            // it: the digest of the same request on the same data stays the same.
+            let dry_run_ms = dry_run_offered
+                .then(|| i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
             if dry_run_offered {
                 (preview.dry_run, preview.money) = tally.finish();
-                // Every chunk's dry run has answered by now.
-                preview.dry_run_ms = Some(started.elapsed().as_millis() as u64);
             }
             let approvals_needed =
                 self.approvals_needed(connector, &request.mutation, &preview.money);
             let digest = digester.finish(&preview);
             sqlx::query(
-                "UPDATE action SET preview = $1, digest = $2, approvals_needed = $3 WHERE id = $4",
+                "UPDATE action SET preview = $1, digest = $2, approvals_needed = $3, dry_run_ms = $5
+                 WHERE id = $4",
             )
             .bind(serde_json::to_string(&preview).expect("a preview serializes"))
             .bind(&digest)
             .bind(i32::try_from(approvals_needed).unwrap_or(i32::MAX))
             .bind(id)
+            .bind(dry_run_ms)
             .execute(&mut *tx)
             .await?;
             let audit = NewAuditEntry {

@@ -87,12 +87,13 @@ pub(super) struct ActionRow {
     current_step: i32,
     pace: Option<String>,
     execution: Option<String>,
+    dry_run_ms: Option<i64>,
 }
 
 const ACTION_COLUMNS: &str = "id, service, mutation, state, state_detail, requester, \
     requester_name, reason, incident_url, preview, digest, approvals_needed, created_at, \
     expires_at, updated_at, entity_count, succeeded_count, failed_count, current_step, pace, \
-    execution";
+    execution, dry_run_ms";
 
 /// An action's own pace as `action.pace` keeps it; none where it has none.
 pub(crate) fn read_pace(text: Option<&str>) -> Pace {
@@ -151,7 +152,6 @@ fn read_preview(text: &str) -> Result<Preview, ActionError> {
                 steps: Vec::new(),
                 params: Default::default(),
                 canary: 0,
-                dry_run_ms: None,
             })
         }
     }
@@ -204,7 +204,10 @@ impl ActionRow {
         })?;
         let preview = read_preview(&self.preview)?;
         Ok(Action {
-            estimated_seconds: preview.estimate(&pace).map(|d| d.as_secs().max(1)),
+            estimated_seconds: self.dry_run_ms.map(|ms| {
+                let dry_run = std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+                preview.estimate(&pace, dry_run).as_secs().max(1)
+            }),
             pace,
             preview,
             id: self.id,

@@ -132,7 +132,6 @@ fn preview() -> Preview {
         steps: Vec::new(),
         params: Default::default(),
         canary: 0,
-        dry_run_ms: None,
     }
 }
 

@@ -238,7 +238,6 @@ impl App {
             params: request.params.clone(),
             // One entity a call: the engine sends the first alone all the same.
             canary: 0,
-            dry_run_ms: None,
         };
         let label = request
             .name
