@@ -21,6 +21,7 @@
 mod callers;
 mod catalog;
 mod db;
+mod demo_controls;
 mod mission_control;
 mod payments;
 mod payouts;
@@ -224,6 +225,24 @@ impl Fleet {
             .service
             .inject_error(message, count, at_step)
             .await
+    }
+
+    /// Makes every mission-control call of `service` take `latency` longer (zero: as fast as
+    /// it can), as its `setLatency` demo control does.
+    pub fn set_latency(
+        &self,
+        service: &str,
+        latency: std::time::Duration,
+    ) -> Result<(), FleetError> {
+        self.find(service)?.service.set_latency(latency);
+        Ok(())
+    }
+
+    /// Puts exactly these entities of `service` on legal hold, as its `setLegalHold` demo
+    /// control does: a real call naming one is refused as a whole.
+    pub fn set_legal_hold(&self, service: &str, ids: Vec<String>) -> Result<(), FleetError> {
+        self.find(service)?.service.set_legal_hold(ids);
+        Ok(())
     }
 
     /// Every mission-control call `service` received, oldest first.

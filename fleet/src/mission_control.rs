@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::callers::{self, Caller, CallerCheck, ProviderKeys};
 use crate::catalog::Kind;
 use crate::db::{Arg, Dialect, Tx};
+use crate::demo_controls::DemoMutations;
 use crate::payments::{self, ManualTransfer, Transfer};
 use crate::payouts;
 use crate::service::Service;
@@ -154,6 +155,8 @@ impl Service {
         dry_run: bool,
         apply: impl AsyncFnOnce(&mut Tx, DateTime<Utc>) -> Result<Vec<Effect>, FleetError>,
     ) -> Result<MissionControlResult, FleetError> {
+        // A slow service (a demo control) is slow before anything else, calls side by side.
+        self.injected_latency().await;
         // One writer per service: a repeated key waits for the first call to commit. Dry
         // runs on PostgreSQL run side by side, as a real service's would: each rolls back,
         // and no writer runs meanwhile. SQLite takes one writing transaction at a time, so
@@ -326,12 +329,12 @@ impl Service {
     }
 }
 
-fn parts<'a>(ctx: &Context<'a>) -> async_graphql::Result<(&'a Arc<Service>, &'a Call)> {
+pub(crate) fn parts<'a>(ctx: &Context<'a>) -> async_graphql::Result<(&'a Arc<Service>, &'a Call)> {
     Ok((ctx.data::<Arc<Service>>()?, ctx.data::<Call>()?))
 }
 
 /// The ids in order, each once: a pasted list often repeats one.
-fn distinct(ids: Vec<ID>) -> Vec<String> {
+pub(crate) fn distinct(ids: Vec<ID>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     ids.into_iter()
         .map(|id| id.0.trim().to_owned())
@@ -471,75 +474,6 @@ impl TransferMutations {
             })
             .await?;
         Ok(result)
-    }
-}
-
-#[derive(Default)]
-struct DemoMutations;
-
-#[Object]
-impl DemoMutations {
-    /// Demo control, not a mission-control action (it takes no dryRun): switches the whole
-    /// fleet's "fix deployed" flag. With it on, retried sagas and payout items run to
-    /// completion; with it off, they fail again with the same error. Returns the new setting.
-    async fn set_fix_deployed(&self, ctx: &Context<'_>, on: bool) -> async_graphql::Result<bool> {
-        let (service, _) = parts(ctx)?;
-        service.set_fix_deployed(on);
-        Ok(on)
-    }
-
-    /// Demo control, not a mission-control action: stops (`false`) or resumes (`true`) the
-    /// worker of payouts' batch, so that it stalls half-way as the Friday batch did.
-    /// Returns the new setting; an error on a service with no payout batch.
-    async fn set_payout_worker(
-        &self,
-        ctx: &Context<'_>,
-        running: bool,
-    ) -> async_graphql::Result<bool> {
-        let (service, _) = parts(ctx)?;
-        if !service.set_payout_worker(running) {
-            return Err(format!("{} has no payout batch; ask payouts", service.spec.name).into());
-        }
-        Ok(running)
-    }
-
-    /// Demo control, not a mission-control action: starts `count` sagas (1 to 1,000) that
-    /// fail with `message`, as a fault nobody has seen yet would make them, at `atStep`
-    /// (their first step if not given) once the steps before it are done: on payments,
-    /// `atStep: "post_to_ledger"` leaves transfers failed and holding their money.
-    /// Returns their ids.
-    async fn inject_error(
-        &self,
-        ctx: &Context<'_>,
-        message: String,
-        #[graphql(default = 1)] count: i32,
-        at_step: Option<String>,
-    ) -> async_graphql::Result<Vec<ID>> {
-        let (service, _) = parts(ctx)?;
-        let count = u32::try_from(count)
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or("count must be 1 to 1000")?;
-        if message.trim().is_empty() {
-            return Err("message must say what failed".into());
-        }
-        let ids = service
-            .inject_error(&message, count, at_step.as_deref().map(str::trim))
-            .await?;
-        Ok(ids.into_iter().map(ID).collect())
-    }
-
-    /// Demo control, not a mission-control action: puts exactly these entities (or, for
-    /// `transferFunds`, accounts) of this service on legal hold (an empty list lifts every
-    /// hold). A real call naming one is refused as a whole, as a service refuses an entity it
-    /// objects to; dry runs pass.
-    /// Returns how many are held.
-    async fn set_legal_hold(&self, ctx: &Context<'_>, ids: Vec<ID>) -> async_graphql::Result<i32> {
-        let (service, _) = parts(ctx)?;
-        let ids = distinct(ids);
-        let held = i32::try_from(ids.len()).unwrap_or(i32::MAX);
-        service.set_legal_hold(ids);
-        Ok(held)
     }
 }
 

@@ -35,6 +35,8 @@ pub(crate) struct Service {
     /// Entities on legal hold (a demo control): a real call naming one is refused as a
     /// whole, as a service refuses an entity it objects to; dry runs still pass.
     legal_hold: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// How much longer every mission-control call takes (a demo control), in milliseconds.
+    latency_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Service {
@@ -54,6 +56,7 @@ impl Service {
             writer: tokio::sync::RwLock::new(()),
             payout_worker: AtomicBool::new(true),
             legal_hold: Default::default(),
+            latency_ms: Default::default(),
         };
         service.seed_history_if_empty().await?;
         Ok(service)
@@ -120,6 +123,20 @@ impl Service {
         }
         tx.commit().await?;
         Ok(started)
+    }
+
+    /// Makes every mission-control call `latency` slower (zero: as fast as it can).
+    pub(crate) fn set_latency(&self, latency: std::time::Duration) {
+        self.latency_ms
+            .store(latency.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Waits out the latency a demo control injected, if any.
+    pub(crate) async fn injected_latency(&self) {
+        let ms = self.latency_ms.load(Ordering::Relaxed);
+        if ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
     }
 
     /// Puts exactly these entities on legal hold (none: lifts every hold).

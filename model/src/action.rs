@@ -225,12 +225,33 @@ pub struct Preview {
     /// every entity.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub params: std::collections::BTreeMap<String, String>,
+    /// Entities the first call names, the canary; the calls after it double up to
+    /// `chunk_size`. 0 (and left out of the JSON, so that older digests stay what they were):
+    /// every call names `chunk_size`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub canary: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Preview {
     /// How many calls the entities need.
     pub fn calls(&self) -> u64 {
-        self.entities.div_ceil(u64::from(self.chunk_size.max(1)))
+        crate::pace::call_sizes(self.entities, self.canary, self.chunk_size).count() as u64
+    }
+
+    /// How long the run should take at `pace`, when the dry run of every call took
+    /// `dry_run`: as long (the real calls are as many, as many at a time), or what the pace
+    /// allows, whichever is longer.
+    pub fn estimate(
+        &self,
+        pace: &crate::Pace,
+        dry_run: std::time::Duration,
+    ) -> std::time::Duration {
+        let calls = self.calls() * self.steps.len().max(1) as u64;
+        dry_run.max(pace.time_for(self.entities * self.steps.len().max(1) as u64, calls))
     }
 }
 
@@ -392,17 +413,23 @@ pub struct EntityStep {
     pub detail: Option<String>,
 }
 
-/// How far an action's calls have come.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How far an action's calls have come, and, while it executes, how fast and until when.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionProgress {
     pub pending: u64,
     pub succeeded: u64,
     pub failed: u64,
+    /// The engine's last measure of its rate and brake, while it executes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<crate::Execution>,
+    /// When it should be done, at the rate measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta: Option<DateTime<Utc>>,
 }
 
 /// A corrective action: who asked for what, why, its preview, approvals and progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Action {
     pub id: String,
@@ -421,6 +448,12 @@ pub struct Action {
     pub approvals_needed: u32,
     pub approvals: Vec<Approval>,
     pub progress: ActionProgress,
+    /// The pace it keeps to: its own where set, else its service's default.
+    #[serde(default)]
+    pub pace: crate::Pace,
+    /// How long its run should take at that pace, from the preview's dry run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_seconds: Option<u64>,
     /// In a runbook, the step whose calls the engine sends now (from 0); 0 otherwise.
     #[serde(default)]
     pub current_step: u32,

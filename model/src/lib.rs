@@ -11,6 +11,7 @@ mod identity;
 mod link;
 mod money;
 mod overview;
+mod pace;
 mod saga;
 mod service;
 
@@ -31,6 +32,7 @@ pub use identity::{
 pub use link::{query_string, url_encode};
 pub use money::{Money, add_to_totals, money_list};
 pub use overview::{ServiceFunds, ServiceOverview};
+pub use pace::{Execution, Pace, call_sizes};
 pub use saga::{
     ErrorGroup, LookupMatches, LookupResult, Saga, SagaCounts, SagaEvent, SagaFact, SagaPage,
     SagaQuery, SagaStatus,

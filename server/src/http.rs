@@ -212,6 +212,7 @@ const SERVER_FN_ACCESS: &[(&str, Access)] = &[
     ("/rpc/submit_action", Access::Operate),
     ("/rpc/cancel_action", Access::Operate),
     ("/rpc/resume_action", Access::Operate),
+    ("/rpc/set_action_pace", Access::Operate),
     ("/rpc/approve_action", Access::Approve),
     ("/rpc/reject_action", Access::Approve),
     ("/rpc/acknowledge_alert", Access::Operate),

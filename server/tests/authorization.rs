@@ -41,7 +41,8 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         }
         "/api/v1/actions/{id}/submit"
         | "/api/v1/actions/{id}/cancel"
-        | "/api/v1/actions/{id}/resume" => Role(runboard_model::Role::Operator),
+        | "/api/v1/actions/{id}/resume"
+        | "/api/v1/actions/{id}/pace" => Role(runboard_model::Role::Operator),
         // On-call engineers take alerts and silence them; viewers only read them.
         "/api/v1/alerts/{id}/acknowledge"
         | "/api/v1/silences"
@@ -52,7 +53,8 @@ fn expected(method: Option<&Method>, path: &str) -> Option<Expect> {
         | "/rpc/start_runbook"
         | "/rpc/submit_action"
         | "/rpc/cancel_action"
-        | "/rpc/resume_action" => Role(runboard_model::Role::Operator),
+        | "/rpc/resume_action"
+        | "/rpc/set_action_pace" => Role(runboard_model::Role::Operator),
         "/rpc/approve_action" | "/rpc/reject_action" => Role(runboard_model::Role::Approver),
         "/api/v1/actions/{id}/approve" | "/api/v1/actions/{id}/reject" => {
             Role(runboard_model::Role::Approver)

@@ -249,10 +249,11 @@ async fn a_step_that_fails_for_one_entity_stops_only_that_entitys_later_steps(ba
     .await;
     assert_eq!(status, 200, "{approved}");
 
-    // After the approval, the first saga's source account goes on legal hold: the service
-    // refuses its transfer for real (its dry run passed).
+    // After the approval, the last saga's source account goes on legal hold: the service
+    // refuses its transfer for real (its dry run passed). Not the first: its call is the
+    // canary, whose refusal pauses the action (server/tests/pace.rs).
     let stories = entities_of(&s, &id).await;
-    let stopped = ids[0].clone();
+    let stopped = ids[ids.len() - 1].clone();
     let frozen = stories
         .iter()
         .find(|e| e["entity_id"] == stopped.as_str())

@@ -185,18 +185,24 @@ async fn an_action_on_an_error_group_of_20000_sagas_applies_each_once_in_fixed_c
     assert_eq!(applied.len() as u64, in_group, "every saga applied");
     let twice: Vec<_> = applied.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "applied more than once: {twice:?}");
-    let chunk_size = ended["preview"]["chunk_size"].as_u64().unwrap();
+    let chunk_size = ended["preview"]["chunk_size"].as_u64().unwrap() as u32;
+    let canary = ended["preview"]["canary"].as_u64().unwrap() as u32;
     assert_eq!(
-        calls.len() as u64,
-        in_group.div_ceil(chunk_size),
-        "one call per chunk of {chunk_size}"
+        calls.len(),
+        runboard_model::call_sizes(in_group, canary, chunk_size).count(),
+        "one call per chunk: a canary of {canary}, then doubling up to {chunk_size}"
     );
 }
 
 #[tokio::test]
 async fn a_chunk_refused_for_one_saga_fails_that_saga_alone() {
-    // Ten sagas in one call; the service refuses any real call naming the seventh.
-    let s = setup(|config| config.actions.chunk_size = 10).await;
+    // Ten sagas in one call; the service refuses any real call naming the seventh. No
+    // canary: a refused canary pauses the action instead (server/tests/pace.rs).
+    let s = setup(|config| {
+        config.actions.chunk_size = 10;
+        config.actions.canary_entities = 0;
+    })
+    .await;
     let page = get(
         &s,
         "/api/v1/services/onboarding/sagas?status=failed&sort=oldest&limit=10",

@@ -3,6 +3,7 @@ pub mod download_csv;
 pub mod layout;
 pub mod live_read;
 pub mod local_time;
+pub mod pace;
 pub mod progress_bar;
 pub mod refresh;
 pub mod relative_time;

@@ -9,6 +9,7 @@ use runboard_model::{ActionState, DryRun, EntityState};
 use crate::components::action_state::ActionStateBadge;
 use crate::components::download_csv::{DownloadCsv, csv_href};
 use crate::components::local_time::LocalTime;
+use crate::components::pace::PacePanel;
 use crate::components::refresh::{Freshness, auto_refresh_every};
 use crate::components::runbook_story::{RunbookSteps, StoryCards};
 use crate::format::{amount, percent, thousands};
@@ -17,6 +18,7 @@ use crate::server_fns::cancel_action::CancelAction;
 use crate::server_fns::read_action::{ActionPage, read_action};
 use crate::server_fns::reject_action::RejectAction;
 use crate::server_fns::resume_action::ResumeAction;
+use crate::server_fns::set_action_pace::SetActionPace;
 use crate::server_fns::submit_action::SubmitAction;
 
 /// The page follows a running action closely.
@@ -41,6 +43,7 @@ pub fn ActionView() -> impl IntoView {
     let reject = ServerAction::<RejectAction>::new();
     let cancel = ServerAction::<CancelAction>::new();
     let resume = ServerAction::<ResumeAction>::new();
+    let set_pace = ServerAction::<SetActionPace>::new();
     let page = Resource::new(
         move || {
             (
@@ -51,6 +54,7 @@ pub fn ActionView() -> impl IntoView {
                 reject.version().get(),
                 cancel.version().get(),
                 resume.version().get(),
+                set_pace.version().get(),
             )
         },
         |(id, (after, only), ..)| read_action(id, after, only),
@@ -62,6 +66,7 @@ pub fn ActionView() -> impl IntoView {
         reject,
         cancel,
         resume,
+        set_pace,
     };
     view! {
         <p class="crumbs"><A href="/actions">"Actions"</A>" / "{move || id.get()}</p>
@@ -83,6 +88,7 @@ struct Steps {
     reject: ServerAction<RejectAction>,
     cancel: ServerAction<CancelAction>,
     resume: ServerAction<ResumeAction>,
+    set_pace: ServerAction<SetActionPace>,
 }
 
 /// A step the server refused, said in place.
@@ -95,6 +101,7 @@ fn StepErrors(steps: Steps) -> impl IntoView {
             steps.reject.value().get().and_then(|r| r.err()),
             steps.cancel.value().get().and_then(|r| r.err()),
             steps.resume.value().get().and_then(|r| r.err()),
+            steps.set_pace.value().get().and_then(|r| r.err()),
         ]
         .into_iter()
         .flatten()
@@ -300,6 +307,8 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                 <p><A href=page_link(Some(after), only)>"Next entities →"</A>" (the Markdown record has them all)"</p>
             })}
         </section>
+
+        <PacePanel action=action.clone() may_operate set_pace=steps.set_pace />
 
         <section aria-labelledby="preview-heading">
             <h2 id="preview-heading">"Preview"</h2>

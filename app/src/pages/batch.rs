@@ -74,6 +74,7 @@ fn BatchView(
         pace,
         errors,
         failed_items,
+        reruns,
     } = detail;
     let total = batch.done + batch.failed + batch.pending;
     let chart = format!(
@@ -107,6 +108,21 @@ fn BatchView(
         </dl>
         <ProgressBar batch=batch.clone() />
         <p class="outlook">{outlook}</p>
+        {reruns.into_iter().map(|action| {
+            let rate = action.progress.execution.as_ref().and_then(|e| e.entities_per_second);
+            view! {
+                <p class="outlook" data-testid="rerun">
+                    <A href=format!("/actions/{}", action.id)>"A re-run of "{thousands(action.preview.entities)}" failed items"</A>
+                    {format!(
+                        " is running: {} of them done{}",
+                        thousands(action.progress.succeeded + action.progress.failed),
+                        rate.map(|r| format!(", {:.0} a second", r)).unwrap_or_default()
+                    )}
+                    {action.progress.eta.map(|eta| view! { "; through " {until(eta, read_at)}" (" <LocalTime at=eta /> ")" })}
+                    "."
+                </p>
+            }
+        }).collect_view()}
         <figure class="chart">
             <img src=chart alt=alt width="720" height="320" />
         </figure>

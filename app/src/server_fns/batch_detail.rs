@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
-use runboard_model::{BatchItem, BatchPace, BatchProgress};
+use runboard_model::{Action, BatchItem, BatchPace, BatchProgress};
 use serde::{Deserialize, Serialize};
 
 /// A batch as its page shows it.
@@ -14,6 +14,8 @@ pub struct BatchDetail {
     pub errors: Vec<(String, u64)>,
     /// The first failed items.
     pub failed_items: Vec<BatchItem>,
+    /// Re-runs of its failed items executing now, with their rate and ETA.
+    pub reruns: Vec<Action>,
 }
 
 /// One batch: its progress, pace, and failed items by error, as read for everyone watching
@@ -34,7 +36,26 @@ pub async fn read_batch(service: String, batch: String) -> Result<BatchDetail, S
         .progress
         .clone()
         .ok_or_else(|| ServerFnError::new(format!("service {service} has no batch {batch:?}")))?;
+    // An action on this batch's items names it among its variables (`batchId`).
+    let executing = app
+        .actions(
+            runboard_core::actions::ActionFilter::InState(runboard_model::ActionState::Executing),
+            50,
+        )
+        .await
+        .map_err(super::failed)?;
+    let reruns = executing
+        .into_iter()
+        .filter(|a| {
+            a.service == service
+                && a.preview
+                    .variables
+                    .as_object()
+                    .is_some_and(|v| v.values().any(|v| v.as_str() == Some(batch.as_str())))
+        })
+        .collect();
     Ok(BatchDetail {
+        reruns,
         read_at: figures.read_at,
         pace: BatchPace::measure(&reading.finished, progress.pending, figures.read_at),
         batch: progress,

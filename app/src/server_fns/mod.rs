@@ -29,6 +29,7 @@ pub mod resume_action;
 pub mod revoke_api_token;
 pub mod service_errors;
 pub mod service_sagas;
+pub mod set_action_pace;
 pub mod silence_alerts;
 pub mod start_runbook;
 pub mod submit_action;

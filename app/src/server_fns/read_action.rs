@@ -14,7 +14,7 @@ pub struct AuditLine {
 }
 
 /// What the action page shows, and which of its buttons this person may press.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionPage {
     pub read_at: DateTime<Utc>,
     pub action: Action,

@@ -13,6 +13,7 @@
 mod approval;
 mod catalog;
 mod lifecycle;
+mod pace;
 mod preview;
 mod request_key;
 mod rows;
@@ -35,7 +36,7 @@ pub(crate) use preview::{
 };
 pub use request_key::RequestKey;
 pub use rows::{ActionFilter, EntityPage, MAX_ENTITY_PAGE};
-pub(crate) use rows::{ChunkOutcome, held_money};
+pub(crate) use rows::{ChunkOutcome, held_money, read_pace};
 pub use selection::Selection;
 
 use crate::App;
@@ -83,6 +84,9 @@ pub struct ActionRequest {
     /// A saved runbook to start, by its id, in place of `steps` and `name`.
     #[serde(default)]
     pub runbook: Option<String>,
+    /// The action's own pace, over its service's default (`[services.pace]`).
+    #[serde(default)]
+    pub pace: Option<runboard_model::Pace>,
     /// The client's `Idempotency-Key` header, with the digest of the rest of the request.
     #[serde(skip)]
     #[schema(ignore)]
@@ -183,6 +187,8 @@ const CHUNKS_AHEAD: usize = 16;
 
 /// A new action before its preview is written.
 struct Draft<'a> {
+    /// When the dry run began: its time is measured from then.
+    started: std::time::Instant,
     id: &'a str,
     /// The service's connector, whose settings say how many approvals the action needs.
     connector: &'a Connector,
@@ -191,6 +197,19 @@ struct Draft<'a> {
     dry_run_offered: bool,
     /// The summary so far; the entity count, the dry run's totals and the money are filled in as it is written.
     preview: Preview,
+}
+
+/// `items` as the preview's calls carry them: the canary, then calls that double up to the
+/// chunk size.
+fn in_calls<'a, T>(items: &'a [T], preview: &Preview) -> Vec<&'a [T]> {
+    let mut rest = items;
+    runboard_model::call_sizes(items.len() as u64, preview.canary, preview.chunk_size)
+        .map(|size| {
+            let (call, after) = rest.split_at(size as usize);
+            rest = after;
+            call
+        })
+        .collect()
 }
 
 /// The idempotency key of a chunk: always the same entities (SPEC.md, "Execute").
@@ -261,8 +280,20 @@ impl App {
         user: &User,
         request: &ActionRequest,
     ) -> Result<Action, ActionError> {
+        if let Some(pace) = &request.pace {
+            pace::checked(pace)?;
+        }
         let created =
             crate::connector::with_reserved_connections(self.preview_action(user, request)).await;
+        let created = match (created, &request.pace) {
+            (Ok(action), Some(pace))
+                if action.pace != pace.or(self.service_pace(&action.service)) =>
+            {
+                self.store_pace(&user.subject, &action.id, pace).await?;
+                self.action(&action.id).await
+            }
+            (created, _) => created,
+        };
         match (created, &request.idempotency) {
             // The same request under the same key twice at once: the one written first wins
             // (the store's unique index), and the other answers with its action.
@@ -322,6 +353,7 @@ impl App {
         };
         let (entities, rest) = preview::split_arguments(&spec, &request.arguments, selected)?;
         let selected_in = started.elapsed();
+        let dry_run_started = std::time::Instant::now();
         let id = uuid::Uuid::new_v4().to_string();
         let headers = [
             ("x-runboard-action", id.clone()),
@@ -344,10 +376,11 @@ impl App {
             money: Vec::new(),
             steps: Vec::new(),
             params: Default::default(),
+            canary: self.config.actions.canary_entities,
         };
         let calls: Vec<Vec<String>> = if preview.entity_argument.is_some() {
-            entities
-                .chunks(preview.chunk_size as usize)
+            in_calls(&entities, &preview)
+                .into_iter()
                 .map(<[String]>::to_vec)
                 .collect()
         } else {
@@ -381,6 +414,7 @@ impl App {
             };
             let resolved_in = started.elapsed();
             let draft = Draft {
+                started: dry_run_started,
                 id: &id,
                 connector: &connector,
                 user,
@@ -426,6 +460,7 @@ impl App {
         mut answered: tokio::sync::mpsc::Receiver<Vec<Effect>>,
     ) -> Result<bool, ActionError> {
         let Draft {
+            started,
             id,
             connector,
             user,
@@ -448,7 +483,7 @@ impl App {
                 .unwrap_or(chrono::Duration::days(1));
         let mut tally = EffectTally::default();
         let mut digester = Digester::new();
-        let members = found.chunks(preview.chunk_size as usize);
+        let members = in_calls(found, &preview);
         let calls = members.len();
         on_pool!(self.store.pool, |pool| {
             let mut tx = pool.begin().await?;
@@ -476,7 +511,7 @@ impl App {
             .execute(&mut *tx)
             .await?;
             let mut position = 0_i32;
-            for (number, members) in members.enumerate() {
+            for (number, members) in members.into_iter().enumerate() {
                 let planned = if dry_run_offered {
                     let effects = match waiting.pop_front() {
                         Some(effects) => effects,
@@ -511,6 +546,10 @@ impl App {
                 .await?;
                 insert_entities!(tx, id, members, position, |_| number, now);
             }
+            // Every chunk's dry run has answered by now. Kept beside the preview, not in
+            // it: the digest of the same request on the same data stays the same.
+            let dry_run_ms = dry_run_offered
+                .then(|| i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
             if dry_run_offered {
                 (preview.dry_run, preview.money) = tally.finish();
             }
@@ -518,12 +557,14 @@ impl App {
                 self.approvals_needed(connector, &request.mutation, &preview.money);
             let digest = digester.finish(&preview);
             sqlx::query(
-                "UPDATE action SET preview = $1, digest = $2, approvals_needed = $3 WHERE id = $4",
+                "UPDATE action SET preview = $1, digest = $2, approvals_needed = $3, dry_run_ms = $5
+                 WHERE id = $4",
             )
             .bind(serde_json::to_string(&preview).expect("a preview serializes"))
             .bind(&digest)
             .bind(i32::try_from(approvals_needed).unwrap_or(i32::MAX))
             .bind(id)
+            .bind(dry_run_ms)
             .execute(&mut *tx)
             .await?;
             let audit = NewAuditEntry {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use runboard_model::{
     Action, ActionProgress, ActionState, Approval, DryRun, Effect, EntityResult, EntityState,
-    EntityStep, Money, Preview, StepState,
+    EntityStep, Execution, Money, Pace, Preview, StepState,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -85,11 +85,21 @@ pub(super) struct ActionRow {
     succeeded_count: i64,
     failed_count: i64,
     current_step: i32,
+    pace: Option<String>,
+    execution: Option<String>,
+    dry_run_ms: Option<i64>,
 }
 
 const ACTION_COLUMNS: &str = "id, service, mutation, state, state_detail, requester, \
     requester_name, reason, incident_url, preview, digest, approvals_needed, created_at, \
-    expires_at, updated_at, entity_count, succeeded_count, failed_count, current_step";
+    expires_at, updated_at, entity_count, succeeded_count, failed_count, current_step, pace, \
+    execution, dry_run_ms";
+
+/// An action's own pace as `action.pace` keeps it; none where it has none.
+pub(crate) fn read_pace(text: Option<&str>) -> Pace {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
 
 /// What a chunk's call came to, as `action_chunk.outcome` keeps it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -141,6 +151,7 @@ fn read_preview(text: &str) -> Result<Preview, ActionError> {
                 money: old.money,
                 steps: Vec::new(),
                 params: Default::default(),
+                canary: 0,
             })
         }
     }
@@ -151,22 +162,54 @@ fn corrupt(e: impl std::error::Error + Send + Sync + 'static) -> ActionError {
 }
 
 impl ActionRow {
-    fn into_action(self, approvals: Vec<Approval>) -> Result<Action, ActionError> {
+    /// The action; `service_pace` is its service's default pace.
+    fn into_action(
+        self,
+        approvals: Vec<Approval>,
+        service_pace: Pace,
+    ) -> Result<Action, ActionError> {
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         let (succeeded, failed) = (count(self.succeeded_count), count(self.failed_count));
+        let executing = self.state == ActionState::Executing.as_str();
+        let execution: Option<Execution> = self
+            .execution
+            .as_deref()
+            .filter(|_| executing)
+            .and_then(|e| serde_json::from_str(e).ok());
+        let pending = count(self.entity_count).saturating_sub(succeeded + failed);
+        let eta = execution
+            .as_ref()
+            .and_then(|e| e.entities_per_second)
+            .filter(|rate| *rate > 0.0)
+            .and_then(|rate| {
+                chrono::Duration::from_std(std::time::Duration::from_secs_f64(
+                    pending as f64 / rate,
+                ))
+                .ok()
+            })
+            .map(|left| Utc::now() + left);
         let progress = ActionProgress {
-            pending: count(self.entity_count).saturating_sub(succeeded + failed),
+            pending,
             succeeded,
             failed,
+            execution,
+            eta,
         };
+        let pace = read_pace(self.pace.as_deref()).or(service_pace);
         let state = ActionState::parse(&self.state).ok_or_else(|| {
             ActionError::Store(StoreError::Query(sqlx::Error::Protocol(format!(
                 "action {} has the unknown state {:?}",
                 self.id, self.state
             ))))
         })?;
+        let preview = read_preview(&self.preview)?;
         Ok(Action {
-            preview: read_preview(&self.preview)?,
+            estimated_seconds: self.dry_run_ms.map(|ms| {
+                let dry_run = std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+                preview.estimate(&pace, dry_run).as_secs().max(1)
+            }),
+            pace,
+            preview,
             id: self.id,
             service: self.service,
             mutation: self.mutation,
@@ -197,7 +240,16 @@ impl App {
         });
         let row = row.ok_or_else(|| ActionError::NotFound(id.to_owned()))?;
         let approvals = self.approvals_of(id).await?;
-        row.into_action(approvals)
+        let pace = self.service_pace(&row.service);
+        row.into_action(approvals, pace)
+    }
+
+    /// A service's default pace; none for a service no longer registered.
+    pub(crate) fn service_pace(&self, service: &str) -> Pace {
+        self.fleet
+            .service(service)
+            .map(|c| c.pace())
+            .unwrap_or_default()
     }
 
     async fn approvals_of(&self, id: &str) -> Result<Vec<Approval>, ActionError> {
@@ -256,7 +308,8 @@ impl App {
         let mut actions = Vec::with_capacity(rows.len());
         for row in rows {
             let approvals = self.approvals_of(&row.id).await?;
-            actions.push(row.into_action(approvals)?);
+            let pace = self.service_pace(&row.service);
+            actions.push(row.into_action(approvals, pace)?);
         }
         Ok(actions)
     }

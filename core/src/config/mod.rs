@@ -240,6 +240,13 @@ pub struct ActionsConfig {
     /// A Slack-compatible incoming webhook told when actions await approval, are approved,
     /// finish, fail or pause. A secret: whoever has it can post to the channel.
     pub webhook_url: Option<SecretUrl>,
+    /// Entities the first real call of an action names, the canary: nothing else is sent
+    /// until its result is in, and the calls after it double up to `chunk_size`. 0: no canary.
+    pub canary_entities: u32,
+    /// A call's answer slower than this (or a timeout, or a 5xx) counts against the service's
+    /// health: when most recent answers do, the engine halves the calls it has in flight.
+    #[serde(with = "humantime_serde")]
+    pub brake_latency: Duration,
 }
 
 impl Default for ActionsConfig {
@@ -255,6 +262,8 @@ impl Default for ActionsConfig {
             extra_approval_above: Default::default(),
             max_steps: 20,
             webhook_url: None,
+            canary_entities: 10,
+            brake_latency: Duration::from_secs(5),
         }
     }
 }
@@ -615,11 +624,12 @@ impl Config {
             || actions.concurrency == 0
             || actions.chunk_size == 0
             || actions.dry_run_time_limit.is_zero()
+            || actions.brake_latency.is_zero()
             || !(0.0..=1.0).contains(&actions.pause_failure_share)
         {
             return invalid(
                 "actions".into(),
-                "preview_ttl and dry_run_time_limit must be above 0s, concurrency and chunk_size at least 1 and pause_failure_share between 0 and 1".into(),
+                "preview_ttl, dry_run_time_limit and brake_latency must be above 0s, concurrency and chunk_size at least 1 and pause_failure_share between 0 and 1".into(),
             );
         }
         if actions.dry_run_time_limit >= self.http.request_timeout {

@@ -72,6 +72,10 @@ pub struct ServiceConfig {
     /// This service's own figures for the watches, over `[watches]`.
     #[serde(default)]
     pub watches: WatchTuning,
+    /// The most its actions send a second, unless an action has a pace of its own
+    /// (`entities_per_second`, `calls_per_second`); no limit when left out.
+    #[serde(default)]
+    pub pace: runboard_model::Pace,
 }
 
 impl ServiceConfig {
@@ -144,6 +148,9 @@ impl ServiceConfig {
                 "must be at least 1 (1 is one call per entity)".into(),
             );
         }
+        if let Some(message) = self.pace.problem() {
+            return problem("pace", message);
+        }
         if let Some(pattern) = &self.id_pattern
             && let Err(e) = regex::Regex::new(pattern)
         {
@@ -188,6 +195,7 @@ impl ServiceConfig {
             approvals: Default::default(),
             chunk_size: Default::default(),
             watches: WatchTuning::default(),
+            pace: Default::default(),
         }
     }
 }

@@ -116,6 +116,8 @@ pub struct Connector {
     team: String,
     /// The service's own figures for the watches.
     watches: WatchTuning,
+    /// The most its actions send a second, unless an action has its own pace.
+    pace: runboard_model::Pace,
 }
 
 tokio::task_local! {
@@ -176,6 +178,7 @@ impl Connector {
             source: ServiceSource::Config,
             team: config.team.clone(),
             watches: config.watches.clone(),
+            pace: config.pace,
         })
     }
 
@@ -196,6 +199,11 @@ impl Connector {
     /// Most entities one call of `mutation` names, where the service's settings say.
     pub fn chunk_size_for(&self, mutation: &str) -> Option<u32> {
         self.chunk_sizes.get(mutation).copied()
+    }
+
+    /// The most its actions send a second, unless an action has its own pace.
+    pub fn pace(&self) -> runboard_model::Pace {
+        self.pace
     }
 
     /// The service's own ID shape, for lookup.

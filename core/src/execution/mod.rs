@@ -21,6 +21,7 @@
 //! recomputed; a dry run that fails pauses it.
 
 mod lease;
+mod pace;
 mod recheck;
 mod send;
 mod steps;

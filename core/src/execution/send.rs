@@ -6,12 +6,13 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use runboard_model::{Action, ActionState, Effect, EntityState, StepState};
 
+use super::pace::{Brake, InFlight, Pacer};
 use super::{
     ATTEMPTS, BACKOFF, Chunk, Lease, call_headers, call_of, conclude_cancelled, fence, pause,
     pending_chunks, steps,
 };
 use crate::App;
-use crate::actions::{ActionError, ChunkOutcome, effects_of};
+use crate::actions::{ActionError, ChunkOutcome, effects_of, sorted};
 use crate::db::on_pool;
 use crate::graphql_client::{CallError, MissionControl};
 
@@ -35,24 +36,52 @@ pub(super) enum Sent {
     Stopped,
 }
 
-/// Sends every pending chunk's call of the action's current step, `concurrency` at a time,
-/// until none is pending, the action is cancelled or paused, or the lease is lost. Chunks
-/// are read by keyset, so each is read once; a split chunk's halves come after every chunk
-/// there was, and are read in turn.
+/// What every call of one sending round shares.
+struct Round<'a> {
+    app: &'a App,
+    mission_control: &'a MissionControl,
+    lease: &'a Lease,
+    action: &'a Action,
+    headers: Vec<(&'static str, String)>,
+    stop: Stop,
+    pacer: Pacer,
+    brake: Brake,
+}
+
+/// Sends every pending chunk's call of the action's current step, as many at a time as the
+/// brake allows (at most the action's concurrency) and at its pace, until none is pending,
+/// the action is cancelled or paused, or the lease is lost. Chunks are read by keyset, so
+/// each is read once; a split chunk's halves come after every chunk there was, and are
+/// read in turn. While no call of the action has succeeded, the next is a canary: it
+/// leaves alone, and one refused, failed, or whose effects differ from its dry run pauses
+/// the action before anything else is sent.
 pub(super) async fn send_all(
     app: &App,
     lease: &Lease,
     action: &Action,
 ) -> Result<Sent, ActionError> {
     let connector = app.action_connector(&action.service)?;
-    let mission_control = connector.mission_control();
-    let headers = call_headers(action, lease);
     let concurrency = action.preview.concurrency.max(1) as usize;
-    let stop = Stop::default();
+    let round = Round {
+        app,
+        mission_control: connector.mission_control(),
+        lease,
+        action,
+        headers: call_headers(action, lease),
+        stop: Stop::default(),
+        pacer: Pacer::new(app, action),
+        brake: Brake::new(app, concurrency),
+    };
+    let stop = &round.stop;
+    let mut canary = app.config.actions.canary_entities > 0 && none_succeeded(app, action).await?;
     let mut after = -1;
     loop {
-        let chunks =
-            pending_chunks(app, action, after, concurrency * SEND_PAGE_PER_CALL, false).await?;
+        let page = if canary {
+            1
+        } else {
+            concurrency * SEND_PAGE_PER_CALL
+        };
+        let chunks = pending_chunks(app, action, after, page, false).await?;
         let Some(last) = chunks.last() else {
             return Ok(Sent::AllRecorded);
         };
@@ -61,15 +90,33 @@ pub(super) async fn send_all(
         let calls: Vec<BoxFuture<'_, Result<(), ActionError>>> = chunks
             .iter()
             .map(|chunk| {
-                let (headers, stop) = (&headers, &stop);
+                let round = &round;
                 async move {
-                    let sent =
-                        call_chunk(app, mission_control, lease, action, chunk, headers, stop)
-                            .await?;
-                    match sent {
-                        Some(outcome) => record(app, lease, action, chunk, outcome).await,
-                        None => Ok(()),
+                    let in_flight = round.brake.enter().await;
+                    let sent = call_chunk(round, chunk, canary, &in_flight).await?;
+                    drop(in_flight);
+                    let Some(outcome) = sent else { return Ok(()) };
+                    let with_result = match &outcome.1 {
+                        ChunkOutcome::Split(_) => 0,
+                        _ => chunk.members.len() as u64,
+                    };
+                    let canary_problem =
+                        canary.then(|| canary_problem(chunk, &outcome.1)).flatten();
+                    record(app, lease, action, chunk, outcome).await?;
+                    round
+                        .brake
+                        .recorded(app, lease, action, with_result)
+                        .await?;
+                    if let Some(problem) = canary_problem {
+                        round
+                            .stop
+                            .pause_for
+                            .lock()
+                            .expect("pause reason")
+                            .get_or_insert(problem);
+                        round.stop.stopped.store(true, Ordering::SeqCst);
                     }
+                    Ok(())
                 }
                 .boxed()
             })
@@ -79,6 +126,7 @@ pub(super) async fn send_all(
             .collect()
             .await;
         recorded.into_iter().collect::<Result<Vec<()>, _>>()?;
+        canary = false;
         if stop.stopped.load(Ordering::SeqCst) {
             // Every call this replica had in flight has ended by now.
             let now = app.action(&action.id).await?;
@@ -111,6 +159,50 @@ pub(super) async fn send_all(
             );
             pause(app, lease, action, &reason).await?;
             return Ok(Sent::Stopped);
+        }
+    }
+}
+
+/// Whether no call of the action has succeeded yet: the next one is then a canary.
+async fn none_succeeded(app: &App, action: &Action) -> Result<bool, ActionError> {
+    let succeeded: i64 = on_pool!(app.store.pool, |pool| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM action_chunk WHERE action_id = $1 AND state = $2")
+            .bind(&action.id)
+            .bind(EntityState::Succeeded.as_str())
+            .fetch_one(pool)
+            .await?
+    });
+    Ok(succeeded == 0)
+}
+
+/// Why a canary's outcome pauses the action, in the service's words: it failed, or its
+/// effects are not what its dry run said.
+fn canary_problem(chunk: &Chunk, outcome: &ChunkOutcome) -> Option<String> {
+    let entities = chunk.members.len();
+    match outcome {
+        ChunkOutcome::Failed(why) | ChunkOutcome::Split(why) => Some(format!(
+            "the canary (the first call, {entities} entities) failed: {why}; nothing else was sent. Look at it, then resume or cancel"
+        )),
+        ChunkOutcome::Applied(effects) => {
+            let planned: Vec<Effect> = serde_json::from_str(chunk.planned.as_deref()?).ok()?;
+            let (planned, effects) = (sorted(planned), sorted(effects.clone()));
+            if planned == effects {
+                return None;
+            }
+            let differs = effects
+                .iter()
+                .find(|e| !planned.contains(e))
+                .map(|e| format!("{}: {}", e.entity_id, e.description))
+                .or_else(|| {
+                    planned
+                        .iter()
+                        .find(|e| !effects.contains(e))
+                        .map(|e| format!("{} did not happen: {}", e.entity_id, e.description))
+                })
+                .unwrap_or_default();
+            Some(format!(
+                "the canary (the first call, {entities} entities) did something else than its dry run said ({differs}); nothing else was sent. Look at it, then resume or cancel"
+            ))
         }
     }
 }
@@ -151,17 +243,24 @@ async fn mark_sent(
 
 /// One call for one chunk, with retries for transient failures: `(attempts, outcome)`,
 /// or `None` when it was not sent (anymore) because the action stopped or the lease went.
+/// Each attempt waits for its turn at the action's pace; the brake judges each answer. A
+/// canary the service refuses fails whole rather than split: the action pauses on it.
 async fn call_chunk(
-    app: &App,
-    mission_control: &MissionControl,
-    lease: &Lease,
-    action: &Action,
+    round: &Round<'_>,
     chunk: &Chunk,
-    headers: &[(&str, String)],
-    stop: &Stop,
+    canary: bool,
+    in_flight: &InFlight<'_>,
 ) -> Result<Option<(u32, ChunkOutcome)>, ActionError> {
+    let Round {
+        app,
+        mission_control,
+        lease,
+        action,
+        stop,
+        ..
+    } = round;
     let (document, mutation, variables) = call_of(action, chunk, false)?;
-    let mut headers = headers.to_vec();
+    let mut headers = round.headers.clone();
     headers.push(("idempotency-key", chunk.key.clone()));
     let mut attempt = 0;
     loop {
@@ -181,6 +280,10 @@ async fn call_chunk(
             stop.stopped.store(true, Ordering::SeqCst);
             return Ok(None);
         }
+        round
+            .pacer
+            .wait_turn(app, action, chunk.members.len())
+            .await?;
         // Every attempt leaves only once the store has said it may, and while this
         // replica's own clock says the lease still holds.
         let may_send = !stop.stopped.load(Ordering::SeqCst)
@@ -191,9 +294,14 @@ async fn call_chunk(
             stop.stopped.store(true, Ordering::SeqCst);
             return Ok(None);
         }
+        let sent_at = std::time::Instant::now();
         let answer = mission_control
             .request(document, &variables, &headers)
             .await;
+        in_flight.answered(
+            sent_at.elapsed(),
+            answer.as_ref().is_err_and(CallError::is_transient),
+        );
         app.metrics.record_call(
             &action.service,
             answer.as_ref().map_or_else(CallError::label, |_| "ok"),
@@ -210,7 +318,7 @@ async fn call_chunk(
                 tokio::time::sleep(BACKOFF * 2_u32.pow(attempt - 1)).await;
             }
             // Refused as a whole: nothing of it was applied, and a smaller call may pass.
-            Err(e @ CallError::Refused(_)) if chunk.members.len() > 1 => {
+            Err(e @ CallError::Refused(_)) if chunk.members.len() > 1 && !canary => {
                 return Ok(Some((attempt, ChunkOutcome::Split(e.to_string()))));
             }
             Err(e @ CallError::Refused(_)) => {

@@ -66,6 +66,7 @@ pub(super) async fn step_progress(
         pending: count("pending"),
         succeeded: count("succeeded"),
         failed: count("failed"),
+        ..ActionProgress::default()
     })
 }
 

@@ -383,3 +383,23 @@ pub async fn resume(
         .map(Json)
         .map_err(failed)
 }
+
+impl BodyExample for runboard_model::Pace {
+    const EXAMPLE: &'static str = r#"{"entities_per_second": 500} (and/or "calls_per_second": 2)"#;
+}
+
+/// `POST /api/v1/actions/{id}/pace`: gives the action a pace of its own, kept from its next
+/// call on, in place of the one it had.
+pub async fn pace(
+    State(state): State<ServerState>,
+    SignedInUser(user): SignedInUser,
+    Path(id): Path<String>,
+    JsonBody(pace): JsonBody<runboard_model::Pace>,
+) -> Result<Json<Action>, ApiError> {
+    state
+        .app
+        .set_pace(&user, &id, pace)
+        .await
+        .map(Json)
+        .map_err(failed)
+}

@@ -87,6 +87,8 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
         .doc(Doc::new("actions", "Cancels an action; calls in flight finish, no other starts").answers::<model::Action>())
         .add(M::POST, "/api/v1/actions/{id}/resume", Operate, actions::resume)
         .doc(Doc::new("actions", "Carries on with a paused action, after the dry run again").answers::<model::Action>())
+        .add(M::POST, "/api/v1/actions/{id}/pace", Operate, actions::pace)
+        .doc(Doc::new("actions", "Gives the action a pace of its own (entities and calls per second at most), kept from its next call on").takes::<model::Pace>().answers::<model::Action>())
         .add(M::GET, "/api/v1/actions/{id}/record.md", Read, record::markdown)
         .doc(Doc::new("actions", "The action's record in Markdown, for an incident review").file("text/markdown"))
         .add(M::GET, "/api/v1/actions/{id}/request.toml", Read, record::request_file)

@@ -131,6 +131,7 @@ fn preview() -> Preview {
         money: Vec::new(),
         steps: Vec::new(),
         params: Default::default(),
+        canary: 0,
     }
 }
 

@@ -236,6 +236,8 @@ impl App {
             money,
             steps: step_previews,
             params: request.params.clone(),
+            // One entity a call: the engine sends the first alone all the same.
+            canary: 0,
         };
         let label = request
             .name
