@@ -18,9 +18,14 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home-dir /var/lib/runboard --create-home runboard
 COPY --from=build /src/target/release/runboard /usr/local/bin/runboard
 COPY --from=build /src/target/site /usr/share/runboard/site
+# mimalloc gives freed memory back at once and commits its arenas as used: every poll's and
+# SQLite connection's thread frees what it read, and with mimalloc's defaults 200 services
+# polled held twice the memory (#33: measured with 200 services, 563 MB -> 287 MB).
 ENV RUNBOARD_SITE_ROOT=/usr/share/runboard/site \
     RUNBOARD_LISTEN=0.0.0.0:3000 \
-    RUNBOARD_LOG_FORMAT=json
+    RUNBOARD_LOG_FORMAT=json \
+    MIMALLOC_PURGE_DELAY=0 \
+    MIMALLOC_ARENA_EAGER_COMMIT=0
 USER 10001
 EXPOSE 3000
 ENTRYPOINT ["runboard"]

@@ -330,6 +330,9 @@ fn spawn_runboard(binary: &Path, config: &Path, log: &Path) -> Result<Runboard, 
         .arg("--config")
         .arg(config)
         .env("RUNBOARD_LOG", "warn,runboard_core::actions=info")
+        // The allocator's settings of the image (Dockerfile): Runboard as it is shipped.
+        .env("MIMALLOC_PURGE_DELAY", "0")
+        .env("MIMALLOC_ARENA_EAGER_COMMIT", "0")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(stderr)
