@@ -75,18 +75,22 @@ async fn poll_until(app: &TestApp, done: impl Fn(&AlertBoard) -> bool) -> AlertB
     }
 }
 
+/// Payouts' batches, as the API lists them.
+async fn payout_batches(app: &TestApp) -> Vec<serde_json::Value> {
+    let batches: serde_json::Value = app
+        .get("/api/v1/services/payouts/batches")
+        .await
+        .json()
+        .await
+        .unwrap();
+    batches["batches"].as_array().unwrap().clone()
+}
+
 /// Returns once the payout worker finished another item of the running batch.
 async fn items_finish(app: &TestApp) {
     let finished = || async {
-        let batches: serde_json::Value = app
-            .get("/api/v1/services/payouts/batches")
+        payout_batches(app)
             .await
-            .json()
-            .await
-            .unwrap();
-        batches["batches"]
-            .as_array()
-            .unwrap()
             .iter()
             .filter(|b| b["finished_at"].is_null())
             .map(|b| b["done"].as_u64().unwrap() + b["failed"].as_u64().unwrap())
@@ -569,15 +573,8 @@ async fn a_stopped_payout_worker_stalls_its_batch_and_the_alert_resolves_when_it
     assert_eq!(alert.watch, Watch::StalledBatch);
     assert_eq!(alert.state, AlertState::Firing);
     let batch = &alert.subject;
-    let batches: serde_json::Value = app
-        .get("/api/v1/services/payouts/batches")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let running = batches["batches"]
-        .as_array()
-        .unwrap()
+    let batches = payout_batches(&app).await;
+    let running = batches
         .iter()
         .find(|b| b["finished_at"].is_null())
         .expect("the demo's batch is running");
