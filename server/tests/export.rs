@@ -714,3 +714,29 @@ async fn an_export_cut_off_half_way_breaks_the_download() {
         "the download ended as if whole after {received} bytes"
     );
 }
+
+/// Browsers ask for compressed answers: an export compressed on its way out arrives whole,
+/// an empty one too (the stream of pages was polled past its end and the connection died).
+#[tokio::test]
+async fn a_compressed_export_arrives_whole_even_when_empty() {
+    let _alone = ALONE.lock().await;
+    let (_fleet, app) = fleet_and_app(Backend::Sqlite).await;
+    for query in ["status=failed", "error=no%20such%20error"] {
+        let response = app
+            .client
+            .get(app.url(&format!(
+                "/api/v1/services/payments/sagas?{query}&format=csv"
+            )))
+            .header("Accept-Encoding", "gzip")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        assert_eq!(response.status(), 200, "{query}");
+        assert_eq!(response.headers()["content-encoding"], "gzip", "{query}");
+        let body = response
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("{query}: the download broke off: {e}"));
+        assert!(!body.is_empty(), "{query}");
+    }
+}

@@ -229,7 +229,9 @@ where
     R: CsvRow,
     E: Display + Send + 'static,
 {
-    let mut pages = Box::pin(pages);
+    // Fused: a list that ended is asked again (by `chain`, and by the compression layer
+    // after the body's end), and an unfold stream panics when polled past its end.
+    let mut pages = Box::pin(pages.fuse());
     let first = match pages.next().await {
         Some(Ok(rows)) => rows,
         Some(Err(e)) => return Err(refuse(e)),
