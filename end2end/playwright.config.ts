@@ -1,20 +1,45 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { defineConfig } from "@playwright/test";
 import { launchOptions } from "./browser";
 import { signedInAsAlice } from "./global-setup";
 
+// Four free loopback ports, asked of the system once by Playwright's main process (its
+// workers load this file again and inherit them), so that the tests never meet another
+// program, or another run, on a fixed port.
+process.env.RUNBOARD_E2E_PORTS ??= execFileSync(process.execPath, [
+  "-e",
+  `const net = require("node:net");
+   Promise.all([0, 1, 2, 3].map(() => new Promise((up) => {
+     const server = net.createServer();
+     server.listen(0, "127.0.0.1", () => up(server));
+   }))).then((servers) => {
+     console.log(servers.map((s) => s.address().port).join(","));
+     servers.forEach((s) => s.close());
+   });`,
+])
+  .toString()
+  .trim();
+const [port, oidcPort, providerPort, scalePort] = String(process.env.RUNBOARD_E2E_PORTS)
+  .split(",")
+  .map(Number);
+
 // The server under test is the release runboard binary and site that users run, built by
 // `cargo xtask build --release` (scripts/test does it first), run as `runboard demo`:
 // a fresh SQLite store and the demo fleet with its load generator.
-const port = Number(process.env.RUNBOARD_E2E_PORT ?? 3417);
 const baseURL = `http://127.0.0.1:${port}`;
 
 // A second Runboard, `runboard serve` with OIDC login against a real OpenID provider
-// (the npm package oidc-provider, end2end/oidc/provider.mjs) on loopback.
-export const oidcPort = port + 1;
-export const providerPort = port + 2;
+// (the npm package oidc-provider, end2end/oidc/provider.mjs) on loopback. Its configuration
+// names the provider's port, so it is written for this run's ports.
+const oidcConfig = "../target/e2e-oidc/runboard.toml";
+mkdirSync("../target/e2e-oidc", { recursive: true });
+writeFileSync(
+  oidcConfig,
+  readFileSync("oidc/runboard.toml", "utf8").replace("PROVIDER_PORT", String(providerPort)),
+);
 // A third: `runboard demo` after an outage of 100,000 failed onboarding sagas, for the
 // action page at fleet scale (tests/scale.spec.ts).
-export const scalePort = port + 3;
 export const scaleBaseURL = `http://127.0.0.1:${scalePort}`;
 export const scaleEntities = 100_000;
 export const oidcBaseURL = `http://127.0.0.1:${oidcPort}`;
@@ -91,7 +116,7 @@ export default defineConfig({
       stderr: "ignore",
     },
     {
-      command: `rm -rf ../target/e2e-oidc-data && exec ../target/release/runboard serve --config oidc/runboard.toml --listen 127.0.0.1:${oidcPort}`,
+      command: `rm -rf ../target/e2e-oidc-data && exec ../target/release/runboard serve --config ${oidcConfig} --listen 127.0.0.1:${oidcPort}`,
       url: `${oidcBaseURL}/readyz`,
       reuseExistingServer: false,
       timeout: 60_000,

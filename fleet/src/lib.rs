@@ -238,6 +238,14 @@ impl Fleet {
         Ok(())
     }
 
+    /// Turns `service`'s check of the fencing token on or off (on from the start). Off, a
+    /// call from a Runboard replica that lost its lease is applied like any other: only
+    /// Runboard's own lease keeps such calls from being sent.
+    pub fn set_fence(&self, service: &str, on: bool) -> Result<(), FleetError> {
+        self.find(service)?.service.set_fence(on);
+        Ok(())
+    }
+
     /// Puts exactly these entities of `service` on legal hold, as its `setLegalHold` demo
     /// control does: a real call naming one is refused as a whole.
     pub fn set_legal_hold(&self, service: &str, ids: Vec<String>) -> Result<(), FleetError> {

@@ -196,6 +196,9 @@ impl Service {
         let (Some(action), Some(epoch)) = (&call.action, call.lease_epoch) else {
             return Ok(());
         };
+        if !self.fence_on() {
+            return Ok(());
+        }
         let highest: Vec<Fence> = self
             .db
             .fetch_all(

@@ -37,6 +37,10 @@ pub(crate) struct Service {
     legal_hold: std::sync::Mutex<std::collections::HashSet<String>>,
     /// How much longer every mission-control call takes (a demo control), in milliseconds.
     latency_ms: std::sync::atomic::AtomicU64,
+    /// Whether real calls from an older lease epoch than one already seen are refused (the
+    /// fencing token's check, on by default): a safety net behind Runboard's own lease,
+    /// which a test turns off to prove that lease alone.
+    fence: AtomicBool,
 }
 
 impl Service {
@@ -57,6 +61,7 @@ impl Service {
             payout_worker: AtomicBool::new(true),
             legal_hold: Default::default(),
             latency_ms: Default::default(),
+            fence: AtomicBool::new(true),
         };
         service.seed_history_if_empty().await?;
         Ok(service)
@@ -129,6 +134,14 @@ impl Service {
     pub(crate) fn set_latency(&self, latency: std::time::Duration) {
         self.latency_ms
             .store(latency.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_fence(&self, on: bool) {
+        self.fence.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn fence_on(&self) -> bool {
+        self.fence.load(Ordering::Relaxed)
     }
 
     /// Waits out the latency a demo control injected, if any.

@@ -268,7 +268,7 @@ pub fn router(state: ServerState) -> Router {
     let http = &config.http;
 
     let gate = Arc::new(Gate::new(routes(), http.public_url.clone()));
-    let limits = Arc::new(Limits::new(&config.limits));
+    let limits = Arc::new(Limits::new(&config.limits, &state.app.clock));
     let sessions = SessionManagerLayer::new(SessionStore::new(&state.app.store))
         .with_name(SESSION_COOKIE)
         .with_http_only(true)

@@ -12,8 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 use http::{HeaderValue, header};
 use runboard_core::config::LimitsConfig;
 use runboard_core::identity::Caller;
@@ -26,11 +28,37 @@ use crate::identity::Unauthenticated;
 /// large as the people and addresses seen lately, not all those ever seen.
 const SWEEP_EVERY: u64 = 4096;
 
+/// The limiters' time: Runboard's clock ([`runboard_core::clock::Clock`]), as the time
+/// passed since the limits were made, so that a test moves it rather than racing it.
+#[derive(Clone)]
+struct LimitsClock {
+    clock: runboard_core::clock::Clock,
+    since: chrono::DateTime<chrono::Utc>,
+}
+
+impl Clock for LimitsClock {
+    type Instant = std::time::Duration;
+
+    fn now(&self) -> Self::Instant {
+        (self.clock.now() - self.since).to_std().unwrap_or_default()
+    }
+}
+
+impl LimitsClock {
+    fn limiter<K: std::hash::Hash + Eq + Clone>(&self, quota: Quota) -> Limiter<K> {
+        RateLimiter::new(quota, DefaultKeyedStateStore::default(), self.clone())
+    }
+}
+
+type Limiter<K> =
+    RateLimiter<K, DefaultKeyedStateStore<K>, LimitsClock, NoOpMiddleware<std::time::Duration>>;
+
 /// The limiters, shared by every request of this process.
 pub(crate) struct Limits {
-    people: DefaultKeyedRateLimiter<String>,
-    sign_in: DefaultKeyedRateLimiter<IpAddr>,
-    refused_tokens: DefaultKeyedRateLimiter<IpAddr>,
+    people: Limiter<String>,
+    sign_in: Limiter<IpAddr>,
+    refused_tokens: Limiter<IpAddr>,
+    clock: LimitsClock,
     /// The configured figures, for the messages.
     config: LimitsConfig,
     checks: AtomicU64,
@@ -41,15 +69,20 @@ fn at_least_one(n: u32) -> NonZeroU32 {
 }
 
 impl Limits {
-    pub(crate) fn new(config: &LimitsConfig) -> Self {
+    pub(crate) fn new(config: &LimitsConfig, clock: &runboard_core::clock::Clock) -> Self {
+        let clock = LimitsClock {
+            clock: clock.clone(),
+            since: clock.now(),
+        };
         let per_person = Quota::per_second(at_least_one(config.per_person_per_second))
             .allow_burst(at_least_one(config.per_person_burst));
         Self {
-            people: RateLimiter::keyed(per_person),
-            sign_in: RateLimiter::keyed(Quota::per_minute(at_least_one(config.sign_in_per_minute))),
-            refused_tokens: RateLimiter::keyed(Quota::per_minute(at_least_one(
+            people: clock.limiter(per_person),
+            sign_in: clock.limiter(Quota::per_minute(at_least_one(config.sign_in_per_minute))),
+            refused_tokens: clock.limiter(Quota::per_minute(at_least_one(
                 config.refused_tokens_per_minute,
             ))),
+            clock,
             config: config.clone(),
             checks: AtomicU64::new(0),
         }
@@ -66,15 +99,13 @@ impl Limits {
 
 /// What a limiter says about one more request: on, or wait this many seconds.
 fn allowed<K: std::hash::Hash + Eq + Clone>(
-    limiter: &DefaultKeyedRateLimiter<K>,
+    limiter: &Limiter<K>,
+    clock: &LimitsClock,
     key: &K,
 ) -> Result<(), u64> {
-    limiter.check_key(key).map_err(|not_until| {
-        not_until
-            .wait_time_from(DefaultClock::default().now())
-            .as_secs()
-            .max(1)
-    })
+    limiter
+        .check_key(key)
+        .map_err(|not_until| not_until.wait_time_from(clock.now()).as_secs().max(1))
 }
 
 /// Whether a request is one no limit applies to: the probes, which orchestrators call
@@ -101,7 +132,7 @@ pub(crate) async fn limit(
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |client| client.0);
     let config = &limits.config;
     let verdict = if path == "/login" || path.starts_with("/auth/") {
-        allowed(&limits.sign_in, &address).map_err(|wait| {
+        allowed(&limits.sign_in, &limits.clock, &address).map_err(|wait| {
             (
                 wait,
                 format!(
@@ -118,7 +149,7 @@ pub(crate) async fn limit(
     {
         // A token was sent and refused (not merely unchecked while the store is down):
         // guessing tokens must be slow.
-        allowed(&limits.refused_tokens, &address).map_err(|wait| {
+        allowed(&limits.refused_tokens, &limits.clock, &address).map_err(|wait| {
             (
                 wait,
                 format!(
@@ -132,7 +163,7 @@ pub(crate) async fn limit(
             Some(user) => format!("person:{}", user.subject),
             None => format!("address:{address}"),
         };
-        allowed(&limits.people, &who).map_err(|wait| {
+        allowed(&limits.people, &limits.clock, &who).map_err(|wait| {
             (
                 wait,
                 format!(

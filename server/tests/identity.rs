@@ -678,30 +678,39 @@ async fn a_session_ends_when_idle_and_when_too_old_however_busy() {
         app,
         provider: _provider,
     } = spawn_with_provider_and(Backend::Sqlite, |config| {
-        config.identity.sessions.idle_timeout = Duration::from_millis(1500);
-        config.identity.sessions.absolute_timeout = Duration::from_secs(4);
+        config.identity.sessions.idle_timeout = Duration::from_secs(30 * 60);
+        config.identity.sessions.absolute_timeout = Duration::from_secs(2 * 3600);
     })
     .await;
-    // Busy: a request every 0.5 s keeps it alive past the idle timeout, not past the absolute one.
+    // Time is the test's: it passes only when moved.
+    let clock = &app.app.clock;
+    clock.stop();
+    let minutes = |n: u64| Duration::from_secs(n * 60);
+
+    // Busy: a request every 20 minutes keeps it alive past the idle timeout, not past the
+    // absolute one.
     let busy = signed_in_browser(&app, "alice").await;
-    let signed_in_at = std::time::Instant::now();
-    while signed_in_at.elapsed() < Duration::from_millis(3500) {
-        assert_eq!(
-            me(&app, &busy).await.0,
-            200,
-            "after {:?}",
-            signed_in_at.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    for after in (20..120).step_by(20) {
+        clock.advance(minutes(20));
+        assert_eq!(me(&app, &busy).await.0, 200, "{after} min after sign-in");
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(me(&app, &busy).await.0, 401, "ended 4 s after sign-in");
+    clock.advance(minutes(20));
+    assert_eq!(
+        me(&app, &busy).await.0,
+        200,
+        "2 h after sign-in, to the second"
+    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(me(&app, &busy).await.0, 401, "ended 2 h after sign-in");
 
     // Idle: nothing for longer than the idle timeout.
     let idle = signed_in_browser(&app, "alice").await;
     assert_eq!(me(&app, &idle).await.0, 200);
-    tokio::time::sleep(Duration::from_millis(1800)).await;
-    assert_eq!(me(&app, &idle).await.0, 401, "ended after 1.5 s unused");
+    clock.advance(minutes(30));
+    let still = signed_in_browser(&app, "alice").await;
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(me(&app, &idle).await.0, 401, "ended after 30 min unused");
+    assert_eq!(me(&app, &still).await.0, 200, "one used a second ago is on");
 }
 
 #[tokio::test]

@@ -284,7 +284,7 @@ async fn finish_pending(
     tracing::info!(subject = %user.subject, roles = %user.roles_text(), "signed in");
     let roles_from =
         RolesFrom::provider(state, refresh_token.map(|t| t.expose_secret().to_owned()));
-    match sign_in(&state.app.store, session, user, roles_from).await {
+    match sign_in(&state.app, session, user, roles_from).await {
         Ok(()) => Redirect::to(&return_to).into_response(),
         Err(e) => e.into_response(),
     }
@@ -325,7 +325,7 @@ pub(crate) async fn demo_login(
         );
     };
     tracing::info!(subject = %user.subject, "demo user signed in");
-    match sign_in(&state.app.store, &session, user, RolesFrom::Demo).await {
+    match sign_in(&state.app, &session, user, RolesFrom::Demo).await {
         Ok(()) => Redirect::to(&next).into_response(),
         Err(e) => e.into_response(),
     }

@@ -65,12 +65,13 @@ pub(crate) enum RolesFrom {
 impl RolesFrom {
     /// Roles the provider gave just now: asked for again after `identity.roles_ttl`.
     pub(crate) fn provider(state: &ServerState, refresh_token: Option<String>) -> Self {
-        Self::provider_after(state.app.config.identity.roles_ttl(), refresh_token)
+        Self::provider_after(state, state.app.config.identity.roles_ttl(), refresh_token)
     }
 
-    fn provider_after(wait: Duration, refresh_token: Option<String>) -> Self {
+    fn provider_after(state: &ServerState, wait: Duration, refresh_token: Option<String>) -> Self {
         Self::Provider {
-            due_at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
+            due_at: state.app.clock.now()
+                + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
             refresh_token,
         }
     }
@@ -313,7 +314,11 @@ async fn bearer_user(state: &ServerState, token: &str) -> Result<User, ApiError>
     if is_api_token(token) {
         return app
             .store
-            .authenticate_api_token(token, Utc::now(), app.config.identity.token_roles_ttl())
+            .authenticate_api_token(
+                token,
+                app.clock.now(),
+                app.config.identity.token_roles_ttl(),
+            )
             .await
             .map_err(|e| match e {
                 TokenError::Store(e) => store_down(e),
@@ -351,7 +356,7 @@ pub(crate) async fn saw(
 ) -> Result<User, ApiError> {
     let user = app.identity.user_of(person);
     app.store
-        .saw_person(&user, Utc::now())
+        .saw_person(&user, app.clock.now())
         .await
         .map_err(store_down)?;
     Ok(user)
@@ -365,7 +370,7 @@ async fn session_caller(state: &ServerState, session: &Session) -> Result<Caller
     else {
         return Ok(Caller::Anonymous);
     };
-    let now = Utc::now();
+    let now = state.app.clock.now();
     let limits = &state.app.config.identity.sessions;
     let elapsed = |since: DateTime<Utc>| (now - since).to_std().unwrap_or_default();
     if elapsed(stored.signed_in_at) > limits.absolute_timeout
@@ -417,7 +422,7 @@ impl Renewed {
     fn roles_from(&self, state: &ServerState) -> RolesFrom {
         match self.user {
             Some(_) => RolesFrom::provider(state, self.refresh_token.clone()),
-            None => RolesFrom::provider_after(ROLES_RETRY, self.refresh_token.clone()),
+            None => RolesFrom::provider_after(state, ROLES_RETRY, self.refresh_token.clone()),
         }
     }
 }
@@ -469,13 +474,13 @@ async fn renew_roles(
 /// The session is saved here rather than with the response, so that its new id can be
 /// noted as this person's (an admin may end all of a person's sessions).
 pub(crate) async fn sign_in(
-    store: &runboard_core::store::Store,
+    app: &runboard_core::App,
     session: &Session,
     user: User,
     roles_from: RolesFrom,
 ) -> Result<(), ApiError> {
     session.cycle_id().await.map_err(store_down)?;
-    let now = Utc::now();
+    let now = app.clock.now();
     let stored = SessionUser {
         user,
         csrf_token: uuid::Uuid::new_v4().simple().to_string(),
@@ -491,7 +496,7 @@ pub(crate) async fn sign_in(
     let id = session
         .id()
         .ok_or_else(|| internal("signing in", "a saved session has no id"))?;
-    store
+    app.store
         .record_session_owner(&id.to_string(), &stored.user, now)
         .await
         .map_err(store_down)
