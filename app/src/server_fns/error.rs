@@ -100,3 +100,25 @@ impl Decodes<ScreenError> for Encoding {
         ServerFnErrorEncoding::decode(bytes).map(ScreenError)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leptos::prelude::ServerFnError;
+
+    /// The browser gets the bytes Leptos sent for its own error before, and shows the words
+    /// it showed.
+    #[test]
+    fn a_screen_error_is_sent_and_shown_as_leptos_own() {
+        let leptos = ServerFnError::new("sign in first");
+        let ours = ScreenError(leptos.clone());
+        let sent = Encoding::encode(&ours).unwrap();
+        assert_eq!(sent, ServerFnErrorEncoding::encode(&leptos).unwrap());
+        let received = Encoding::decode(sent).unwrap();
+        assert_eq!(received.to_string(), leptos.to_string());
+        assert_eq!(
+            received.to_string(),
+            "error running server function: sign in first"
+        );
+    }
+}
