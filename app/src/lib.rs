@@ -32,6 +32,10 @@ use pages::service::Service;
 /// view for its asker alone.
 pub use components::live_read::LIVE as LIVE_READ;
 
+/// Who may call each server function, for the server's gate in front of them.
+#[cfg(feature = "ssr")]
+pub use server_fns::{ruled_server_fns, server_fn_access};
+
 /// What `cargo xtask build` calls the built wasm, js and css under `pkg/`.
 pub const SITE_OUTPUT_NAME: &str = "runboard";
 

@@ -1,7 +1,7 @@
 //! What kind of failure an error is, whatever carries it to the person who asked: each
-//! error of the core says it here once, and the HTTP API and the server functions each
-//! turn a kind into a status in one place (`server/src/error.rs`,
-//! `app/src/server_fns/mod.rs`).
+//! error of the core says it here once, and each kind's HTTP status is written here once,
+//! for the HTTP API (`server/src/error.rs`) and the server functions
+//! (`app/src/server_fns/mod.rs`) alike.
 
 use crate::actions::ActionError;
 use crate::connector::{ReadError, ReadProblem};
@@ -29,6 +29,37 @@ pub enum Failure {
     /// Runboard's own failure while doing what the words say: the detail is for the log,
     /// never for the caller.
     Internal(&'static str),
+}
+
+impl Failure {
+    /// The HTTP status that tells the caller this kind of failure.
+    pub fn status(self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::BadInput => StatusCode::BAD_REQUEST,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Service(_) => StatusCode::BAD_GATEWAY,
+            Self::ServiceTooSlow => StatusCode::GATEWAY_TIMEOUT,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The word a script reads in the API's `error.code` for this kind of failure.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::BadInput => "bad_request",
+            Self::Conflict => "conflict",
+            Self::Forbidden => "forbidden",
+            Self::Service(code) => code,
+            Self::ServiceTooSlow => "service_too_slow",
+            Self::Busy => "service_busy",
+            Self::Internal(_) => "internal",
+        }
+    }
 }
 
 /// An error that says what kind of failure it is.

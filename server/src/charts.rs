@@ -14,7 +14,6 @@ use rust_decimal::prelude::ToPrimitive;
 
 use crate::api::extract::ApiPath;
 use crate::api::services::connector;
-use crate::error::failed;
 use crate::error::{ApiError, internal, not_found};
 use crate::http::ServerState;
 
@@ -34,12 +33,11 @@ pub async fn batch_progress(
     let connector = connector(&state, &service)?;
     let batch = connector
         .batches(Some(&batch_id))
-        .await
-        .map_err(failed)?
+        .await?
         .into_iter()
         .next()
         .ok_or_else(|| not_found(format!("service {service} has no batch {batch_id:?}")))?;
-    let finished = connector.finished_items(&batch_id).await.map_err(failed)?;
+    let finished = connector.finished_items(&batch_id).await?;
     let svg = draw_batch_progress(&batch, &finished, Utc::now())
         .map_err(|e| internal("drawing a batch chart", e))?;
     Ok(svg_response(svg))

@@ -344,7 +344,8 @@ fn load(path: &Path) -> Result<Option<Credentials>, String> {
 /// mode 0600 beside them, renamed over them, so that no reader sees half a file.
 fn save(path: &Path, credentials: &Credentials) -> Result<(), String> {
     use std::io::Write;
-    let failed = |e: std::io::Error| format!("cannot store the sign-in in {}: {e}", path.display());
+    let not_stored =
+        |e: std::io::Error| format!("cannot store the sign-in in {}: {e}", path.display());
     let dir = path
         .parent()
         .expect("the credentials file is in a directory");
@@ -358,7 +359,7 @@ fn save(path: &Path, credentials: &Credentials) -> Result<(), String> {
         builder.mode(0o700);
         file.mode(0o600);
     }
-    builder.create(dir).map_err(failed)?;
+    builder.create(dir).map_err(not_stored)?;
     let text = toml::to_string(credentials).expect("credentials serialize");
     let temporary = dir.join(format!(".credentials.toml.{}", std::process::id()));
     let _ = std::fs::remove_file(&temporary);
@@ -370,6 +371,6 @@ fn save(path: &Path, credentials: &Credentials) -> Result<(), String> {
         .and_then(|()| std::fs::rename(&temporary, path))
         .map_err(|e| {
             let _ = std::fs::remove_file(&temporary);
-            failed(e)
+            not_stored(e)
         })
 }

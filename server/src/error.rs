@@ -56,15 +56,6 @@ pub fn forbidden(message: impl Into<String>) -> ApiError {
     }
 }
 
-/// Not now: the thing asked about is in a state that does not allow it.
-pub fn conflict(message: impl Into<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::CONFLICT,
-        code: "conflict",
-        message: message.into(),
-    }
-}
-
 /// One caller asking faster than their limit; the message says the limit and when to
 /// try again.
 pub fn too_many_requests(message: impl Into<String>) -> ApiError {
@@ -92,14 +83,6 @@ pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> ApiError {
     }
 }
 
-pub fn gateway_timeout(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::GATEWAY_TIMEOUT,
-        code,
-        message: message.into(),
-    }
-}
-
 pub fn unavailable(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError {
         status: StatusCode::SERVICE_UNAVAILABLE,
@@ -118,22 +101,21 @@ pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
     }
 }
 
-/// The one place an error of the core becomes a response, by the kind of failure it says
-/// it is: its own words for the caller, or, for Runboard's own failure, the log's.
-pub fn failed(error: impl Classified) -> ApiError {
-    let message = error.to_string();
-    match error.failure() {
-        Failure::NotFound => not_found(message),
-        Failure::BadInput => bad_request(message),
-        Failure::Conflict => conflict(message),
-        Failure::Forbidden => forbidden(message),
-        Failure::Service(code) => {
-            tracing::warn!(error = %message, "a service failed");
-            bad_gateway(code, message)
+/// An error of the core, answered by the kind of failure it says it is: its own words for
+/// the caller, or, for Runboard's own failure, the log's. What lets a handler write `?`.
+impl<E: Classified> From<E> for ApiError {
+    fn from(error: E) -> Self {
+        let failure = error.failure();
+        match failure {
+            Failure::Internal(what) => return internal(what, error),
+            Failure::Service(_) => tracing::warn!(%error, "a service failed"),
+            _ => {}
         }
-        Failure::ServiceTooSlow => gateway_timeout("service_too_slow", message),
-        Failure::Busy => unavailable("service_busy", message),
-        Failure::Internal(what) => internal(what, message),
+        ApiError {
+            status: failure.status(),
+            code: failure.code(),
+            message: error.to_string(),
+        }
     }
 }
 

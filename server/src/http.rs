@@ -18,7 +18,7 @@ use leptos::server_fn::axum::server_fn_paths;
 use leptos_axum::{
     AxumRouteListing, LeptosRoutes, file_and_error_handler_with_context, generate_route_list,
 };
-use runboard_app::{App as Screens, SITE_OUTPUT_NAME, shell};
+use runboard_app::{App as Screens, SITE_OUTPUT_NAME, server_fn_access, shell};
 use runboard_core::App;
 use runboard_core::identity::{Access, SessionStore};
 use tokio::net::TcpListener;
@@ -203,25 +203,6 @@ fn api_reference() -> Arc<runboard_model::ApiReference> {
     REFERENCE.clone()
 }
 
-/// Server functions that ask more of their caller than being signed in.
-const SERVER_FN_ACCESS: &[(&str, Access)] = &[
-    ("/rpc/create_api_token", Access::BrowserSession),
-    ("/rpc/action_form", Access::Operate),
-    ("/rpc/ask_for_action", Access::Operate),
-    ("/rpc/start_runbook", Access::Operate),
-    ("/rpc/submit_action", Access::Operate),
-    ("/rpc/cancel_action", Access::Operate),
-    ("/rpc/resume_action", Access::Operate),
-    ("/rpc/set_action_pace", Access::Operate),
-    ("/rpc/approve_action", Access::Approve),
-    ("/rpc/reject_action", Access::Approve),
-    ("/rpc/acknowledge_alert", Access::Operate),
-    ("/rpc/silence_alerts", Access::Operate),
-    ("/rpc/people_with_access", Access::Admin),
-    ("/rpc/person_access", Access::Admin),
-    ("/rpc/end_person_access", Access::Admin),
-];
-
 /// The screens' routes, generated once per process. Generating them renders the app with
 /// resource loading suppressed for the whole process (leptos#4773): a page rendering
 /// meanwhile, say while a second router is built in the same process as the tests do,
@@ -233,8 +214,8 @@ fn screen_routes() -> Vec<AxumRouteListing> {
 }
 
 /// Every route Runboard answers, with its access rule: the table's routes, each screen
-/// (anyone signed in may look) and each server function (anyone signed in, unless
-/// [`SERVER_FN_ACCESS`] asks more; each also checks its caller itself).
+/// (anyone signed in may look) and each server function (as the app's one table of who
+/// may call each rules, which the function checks again itself).
 pub fn routes() -> Vec<RouteRule> {
     let mut rules = table(true).rules;
     rules.extend(screen_routes().into_iter().map(|route| RouteRule {
@@ -242,17 +223,17 @@ pub fn routes() -> Vec<RouteRule> {
         path: route.path().to_owned(),
         access: Access::Read,
     }));
-    rules.extend(server_fn_paths().map(|(path, method)| {
-        RouteRule {
-            method: Some(method),
-            path: path.to_owned(),
-            access: SERVER_FN_ACCESS
-                .iter()
-                .find(|(p, _)| *p == path)
-                .map_or(Access::Read, |(_, access)| *access),
-        }
-    }));
+    rules.extend(server_fn_rules());
     rules
+}
+
+/// Each server function's access rule, as the app's table says.
+fn server_fn_rules() -> impl Iterator<Item = RouteRule> {
+    server_fn_paths().map(|(path, method)| RouteRule {
+        method: Some(method),
+        path: path.to_owned(),
+        access: server_fn_access(path),
+    })
 }
 
 /// Every route of Runboard: probes, sign-in, the JSON API, the screens and their server functions.
@@ -432,4 +413,35 @@ pub async fn serve(
     )
     .with_graceful_shutdown(drained)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server function's access is written once, in the app: the gate rules on each as
+    /// its row says, and no server function goes without a row (it would be for admins
+    /// alone, gate and function both).
+    #[test]
+    fn the_gate_rules_on_each_server_function_as_the_app_does() {
+        let ruled: Vec<&str> = runboard_app::ruled_server_fns().collect();
+        let unruled: Vec<&str> = server_fn_paths()
+            .map(|(path, _)| path)
+            .filter(|path| !ruled.contains(path))
+            .collect();
+        assert!(
+            unruled.is_empty(),
+            "server functions without a row in the app's table of who may call them \
+             (app/src/server_fns/mod.rs): {unruled:?}"
+        );
+        let rules: Vec<RouteRule> = server_fn_rules().collect();
+        for path in ruled {
+            let gate: Vec<Access> = rules
+                .iter()
+                .filter(|rule| rule.path == path)
+                .map(|rule| rule.access)
+                .collect();
+            assert_eq!(gate, [server_fn_access(path)], "{path}");
+        }
+    }
 }

@@ -5,6 +5,7 @@ use leptos_router::components::A;
 use runboard_model::{AlertBoard, AlertState, Role, SignedIn};
 
 use crate::components::service_alerts::AlertsOnPage;
+use crate::server_fns::ScreenError;
 use crate::server_fns::alerts_on_page::alerts_on_page;
 use crate::server_fns::current_user::current_user;
 use crate::server_fns::my_roles::my_roles;
@@ -12,7 +13,7 @@ use crate::server_fns::my_roles::my_roles;
 /// The signed-in person's roles, read once per page and shared with every screen through
 /// context, so that screens show a control only to those the server would let use it.
 #[derive(Clone, Copy)]
-pub struct MyRoles(Resource<Result<BTreeSet<Role>, ServerFnError>>);
+pub struct MyRoles(Resource<Result<BTreeSet<Role>, ScreenError>>);
 
 impl MyRoles {
     /// Whether the signed-in person holds `role`.
@@ -98,7 +99,7 @@ pub fn Layout(children: Children) -> impl IntoView {
 
 /// How many alerts fire, beside "Alerts" in the navigation; nothing while none does.
 #[component]
-fn FiringCount(alerts: Resource<Result<AlertBoard, ServerFnError>>) -> impl IntoView {
+fn FiringCount(alerts: Resource<Result<AlertBoard, ScreenError>>) -> impl IntoView {
     view! {
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {

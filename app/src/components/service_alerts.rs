@@ -2,11 +2,12 @@ use leptos::prelude::*;
 use runboard_model::{Alert, AlertBoard, AlertState, Role};
 
 use crate::components::layout::MyRoles;
+use crate::server_fns::ScreenError;
 
 /// The alerts board the navigation counts, read once per page and shared through context
 /// with the screens that show a service's own alerts.
 #[derive(Clone, Copy)]
-pub struct AlertsOnPage(pub Resource<Result<AlertBoard, ServerFnError>>);
+pub struct AlertsOnPage(pub Resource<Result<AlertBoard, ScreenError>>);
 
 /// How much of each alert a place shows.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@ use runboard_model::{PersonAccess, PersonWithAccess};
 
 use crate::components::local_time::LocalTime;
 use crate::format::query_string;
+use crate::server_fns::ScreenError;
 use crate::server_fns::end_person_access::EndPersonAccess;
 use crate::server_fns::people_with_access::people_with_access;
 use crate::server_fns::read_person_access::{PersonAccessRead, read_person_access};
@@ -48,13 +49,13 @@ pub fn Access() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading who has access…"</p> }>
             {move || Suspend::new(async move {
                 let people = people.await?;
-                Ok::<_, ServerFnError>(view! { <PeopleTable people /> })
+                Ok::<_, ScreenError>(view! { <PeopleTable people /> })
             })}
         </Transition>
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
                 let person = person.await?;
-                Ok::<_, ServerFnError>(person.map(|read| view! { <PersonDetail read end /> }))
+                Ok::<_, ScreenError>(person.map(|read| view! { <PersonDetail read end /> }))
             })}
         </Transition>
     }

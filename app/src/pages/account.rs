@@ -4,6 +4,7 @@ use runboard_model::IssuedApiToken;
 
 use crate::components::layout::SignOut;
 use crate::components::local_time::LocalTime;
+use crate::server_fns::ScreenError;
 use crate::server_fns::create_api_token::CreateApiToken;
 use crate::server_fns::current_user::current_user;
 use crate::server_fns::my_api_tokens::{ApiTokens, my_api_tokens};
@@ -71,7 +72,7 @@ pub fn Account() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading" role="status">"Loading your tokens…"</p> }>
                 {move || Suspend::new(async move {
                     let tokens = tokens.await?;
-                    Ok::<_, ServerFnError>(view! { <TokenTable tokens revoke /> })
+                    Ok::<_, ScreenError>(view! { <TokenTable tokens revoke /> })
                 })}
             </Transition>
         </section>

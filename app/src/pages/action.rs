@@ -13,6 +13,7 @@ use crate::components::pace::PacePanel;
 use crate::components::refresh::{Freshness, auto_refresh_every};
 use crate::components::runbook_story::{RunbookSteps, StoryCards};
 use crate::format::{amount, percent, thousands};
+use crate::server_fns::ScreenError;
 use crate::server_fns::approve_action::ApproveAction;
 use crate::server_fns::cancel_action::CancelAction;
 use crate::server_fns::read_action::{ActionPage, read_action};
@@ -74,7 +75,7 @@ pub fn ActionView() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading the action…"</p> }>
             {move || Suspend::new(async move {
                 let page = page.await?;
-                Ok::<_, ServerFnError>(view! { <ActionBody page steps /> })
+                Ok::<_, ScreenError>(view! { <ActionBody page steps /> })
             })}
         </Transition>
         <StepErrors steps />

@@ -7,6 +7,7 @@ use crate::components::action_state::ActionStateBadge;
 use crate::components::local_time::LocalTime;
 use crate::components::refresh::{Freshness, auto_refresh};
 use crate::format::thousands;
+use crate::server_fns::ScreenError;
 use crate::server_fns::list_actions::list_actions;
 
 /// The list's views: (value in the URL, label).
@@ -49,7 +50,7 @@ pub fn Actions() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading actions…"</p> }>
             {move || Suspend::new(async move {
                 let actions = actions.await?;
-                Ok::<_, ServerFnError>(view! { <ActionTable actions /> })
+                Ok::<_, ScreenError>(view! { <ActionTable actions /> })
             })}
         </Transition>
     }

@@ -7,6 +7,7 @@ use crate::components::download_csv::{DownloadCsv, csv_href};
 use crate::components::layout::MyRoles;
 use crate::components::local_time::LocalTime;
 use crate::components::refresh::{Freshness, auto_refresh};
+use crate::server_fns::ScreenError;
 use crate::server_fns::acknowledge_alert::AcknowledgeAlert;
 use crate::server_fns::read_alerts::read_alerts;
 use crate::server_fns::silence_alerts::SilenceAlerts;
@@ -68,7 +69,7 @@ pub fn Alerts() -> impl IntoView {
             {move || Suspend::new(async move {
                 let board = board.await?;
                 let may_operate = may_operate.await;
-                Ok::<_, ServerFnError>(view! { <Board board may_operate acknowledge silence /> })
+                Ok::<_, ScreenError>(view! { <Board board may_operate acknowledge silence /> })
             })}
         </Transition>
     }

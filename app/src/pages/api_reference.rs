@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use runboard_model::{ApiOperation, ApiReference};
 
+use crate::server_fns::ScreenError;
 use crate::server_fns::read_api_reference::read_api_reference;
 
 /// The JSON API for people who script Runboard: every route, who may call it, what it takes
@@ -21,7 +22,7 @@ pub fn ApiReferencePage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="loading" role="status">"Loading the reference…"</p> }>
             {move || Suspend::new(async move {
                 let reference = reference.await?;
-                Ok::<_, ServerFnError>(view! { <Reference reference /> })
+                Ok::<_, ScreenError>(view! { <Reference reference /> })
             })}
         </Suspense>
     }

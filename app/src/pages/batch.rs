@@ -11,6 +11,7 @@ use crate::components::progress_bar::ProgressBar;
 use crate::components::refresh::{Freshness, auto_refresh};
 use crate::components::relative_time::RelativeTime;
 use crate::format::{percent, query_string, thousands, until, url_encode};
+use crate::server_fns::ScreenError;
 use crate::server_fns::batch_detail::{BatchDetail, read_batch};
 
 /// One batch: how far it is, how fast it goes, when it will be through, and what failed.
@@ -38,7 +39,7 @@ pub fn Batch() -> impl IntoView {
                 let detail = detail.await?;
                 let can_act = me.holds(Role::Operator).await;
                 let (service, batch) = key.get_untracked();
-                Ok::<_, ServerFnError>(view! { <BatchView detail service batch_id=batch can_act /> })
+                Ok::<_, ScreenError>(view! { <BatchView detail service batch_id=batch can_act /> })
             })}
         </Transition>
     }

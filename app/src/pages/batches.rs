@@ -8,6 +8,7 @@ use crate::components::local_time::LocalTime;
 use crate::components::progress_bar::ProgressBar;
 use crate::components::refresh::{Freshness, auto_refresh};
 use crate::format::{percent, thousands, url_encode};
+use crate::server_fns::ScreenError;
 use crate::server_fns::all_batches::{ServiceBatches, all_batches};
 
 /// Every batch of every service, newest first, written for people who follow a payout
@@ -23,7 +24,7 @@ pub fn Batches() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading batches…"</p> }>
             {move || Suspend::new(async move {
                 let services = services.await?;
-                Ok::<_, ServerFnError>(services.into_iter().map(|s| view! { <ServiceSection batches=s /> }).collect_view())
+                Ok::<_, ScreenError>(services.into_iter().map(|s| view! { <ServiceSection batches=s /> }).collect_view())
             })}
         </Transition>
     }

@@ -10,6 +10,7 @@ use crate::components::download_csv::{DownloadCsv, csv_href};
 use crate::components::live_read::{ReadAt, asked_live, refresh_shared};
 use crate::components::refresh::{Freshness, auto_refresh};
 use crate::format::{amount, thousands, url_encode};
+use crate::server_fns::ScreenError;
 use crate::server_fns::read_funds::{FundsView, SagasBehind, read_funds};
 
 /// Money held by failed and stuck sagas, per currency and service, and the sagas holding it.
@@ -29,7 +30,7 @@ pub fn Funds() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading funds…"</p> }>
             {move || Suspend::new(async move {
                 let view = funds.await?;
-                Ok::<_, ServerFnError>(view! { <FundsReport view /> })
+                Ok::<_, ScreenError>(view! { <FundsReport view /> })
             })}
         </Transition>
     }

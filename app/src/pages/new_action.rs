@@ -8,6 +8,7 @@ use runboard_model::{ActionSpec, ArgumentSpec, SavedRunbook};
 use serde_json::{Map, Value};
 
 use crate::format::thousands;
+use crate::server_fns::ScreenError;
 use crate::server_fns::ask_for_action::ask_for_action;
 use crate::server_fns::read_action_form::{ActionForm, read_action_form};
 use crate::server_fns::start_runbook::start_runbook;
@@ -47,7 +48,7 @@ pub fn NewAction() -> impl IntoView {
                         ids=form.ids.clone()
                     />
                 });
-                Ok::<_, ServerFnError>(view! { {runbook_start} <ActionFormView form /> })
+                Ok::<_, ScreenError>(view! { {runbook_start} <ActionFormView form /> })
             })}
         </Suspense>
     }

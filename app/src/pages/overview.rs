@@ -9,6 +9,7 @@ use crate::components::local_time::LocalTime;
 use crate::components::refresh::{Freshness, auto_refresh};
 use crate::components::service_alerts::{ServiceAlerts, Shown};
 use crate::format::{ago, amount, query_string, thousands, url_encode};
+use crate::server_fns::ScreenError;
 use crate::server_fns::read_overview::{Overview as Rows, read_overview};
 
 /// One row per service with its latest numbers. The filter lives in the URL (`?q=`) so
@@ -59,7 +60,7 @@ pub fn Overview() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading services…"</p> }>
             {move || Suspend::new(async move {
                 let rows = rows.await?;
-                Ok::<_, ServerFnError>(view! { <ServiceTable rows filter elapsed /> })
+                Ok::<_, ScreenError>(view! { <ServiceTable rows filter elapsed /> })
             })}
         </Transition>
     }

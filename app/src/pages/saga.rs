@@ -11,6 +11,7 @@ use crate::components::local_time::LocalTime;
 use crate::components::relative_time::RelativeTime;
 use crate::components::status::StatusBadge;
 use crate::format::{query_string, url_encode};
+use crate::server_fns::ScreenError;
 use crate::server_fns::entity_actions::entity_actions;
 use crate::server_fns::read_saga::{SagaView, read_saga};
 
@@ -43,7 +44,7 @@ pub fn SagaPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading the saga…"</p> }>
             {move || Suspend::new(async move {
                 let view = saga.await?;
-                Ok::<_, ServerFnError>(view! { <SagaDetail view /> })
+                Ok::<_, ScreenError>(view! { <SagaDetail view /> })
             })}
         </Transition>
         <section aria-labelledby="saga-actions-heading">
@@ -64,7 +65,7 @@ pub fn SagaPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading" role="status">"Loading actions…"</p> }>
                 {move || Suspend::new(async move {
                     let actions = actions.await?;
-                    Ok::<_, ServerFnError>(if actions.is_empty() {
+                    Ok::<_, ScreenError>(if actions.is_empty() {
                         view! { <p class="muted">"No action has named this saga."</p> }.into_any()
                     } else {
                         view! {

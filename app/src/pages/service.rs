@@ -12,6 +12,7 @@ use crate::components::relative_time::RelativeTime;
 use crate::components::service_alerts::{ServiceAlerts, Shown};
 use crate::components::status::StatusBadge;
 use crate::format::{query_string, thousands, url_encode};
+use crate::server_fns::ScreenError;
 use crate::server_fns::service_errors::{ErrorGroups, service_errors};
 use crate::server_fns::service_sagas::{SagaList, service_sagas};
 
@@ -88,7 +89,7 @@ pub fn Service() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let groups = groups.await?;
                     let can_act = me.holds(Role::Operator).await;
-                    Ok::<_, ServerFnError>(view! { <ErrorGroupTable groups service selected can_act /> })
+                    Ok::<_, ScreenError>(view! { <ErrorGroupTable groups service selected can_act /> })
                 })}
             </Transition>
             {move || selected.get().map(|group| view! {
@@ -115,7 +116,7 @@ pub fn Service() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading" role="status">"Loading sagas…"</p> }>
                 {move || Suspend::new(async move {
                     let list = sagas.await?;
-                    Ok::<_, ServerFnError>(view! { <SagaTable list service query /> })
+                    Ok::<_, ScreenError>(view! { <SagaTable list service query /> })
                 })}
             </Transition>
         </section>

@@ -2,6 +2,8 @@ use leptos::prelude::*;
 use runboard_model::BatchProgress;
 use serde::{Deserialize, Serialize};
 
+use super::ScreenError;
+
 /// One service's batches, or why they could not be read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceBatches {
@@ -12,10 +14,10 @@ pub struct ServiceBatches {
 /// Every service's batches, newest first, as read for everyone watching within the poll
 /// interval; a service that cannot be read says why in its place.
 #[server(prefix = "/rpc", endpoint = "all_batches")]
-pub async fn all_batches() -> Result<Vec<ServiceBatches>, ServerFnError> {
+pub async fn all_batches() -> Result<Vec<ServiceBatches>, ScreenError> {
     use runboard_core::screens::Freshness;
 
-    let app = super::app_for(super::Access::Read)?;
+    let app = super::app_for::<AllBatches>()?;
     let app = &app;
     let reads = app
         .fleet

@@ -1,5 +1,7 @@
 use leptos::prelude::*;
 
+use super::ScreenError;
+
 /// Creates an action and its preview (the service's dry run included); returns its id.
 /// `arguments` is a JSON object, one key per argument of the mutation. The entities are its
 /// list of IDs, or every failed saga with the error `error`, or every failed item of
@@ -11,11 +13,11 @@ pub async fn ask_for_action(
     arguments: String,
     error: Option<String>,
     batch: Option<String>,
-) -> Result<String, ServerFnError> {
+) -> Result<String, ScreenError> {
     use runboard_core::actions::ActionRequest;
-    let app = super::app_for(super::Access::Operate)?;
+    let app = super::app_for::<AskForAction>()?;
     let arguments = serde_json::from_str(&arguments).map_err(|e| {
-        super::refuse(
+        ScreenError::refused(
             http::StatusCode::BAD_REQUEST,
             format!("the arguments are not a JSON object: {e}"),
         )
@@ -27,10 +29,10 @@ pub async fn ask_for_action(
         selection: selection(error, batch),
         ..ActionRequest::default()
     };
-    app.create_action_detached(super::user()?, request)
-        .await
-        .map(|action| action.id)
-        .map_err(super::failed)
+    Ok(app
+        .create_action_detached(super::user()?, request)
+        .await?
+        .id)
 }
 
 /// The selection an error group or a batch stands for, as a screen's link names it.

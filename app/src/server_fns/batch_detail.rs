@@ -3,6 +3,8 @@ use leptos::prelude::*;
 use runboard_model::{Action, BatchItem, BatchPace, BatchProgress};
 use serde::{Deserialize, Serialize};
 
+use super::ScreenError;
+
 /// A batch as its page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchDetail {
@@ -21,29 +23,27 @@ pub struct BatchDetail {
 /// One batch: its progress, pace, and failed items by error, as read for everyone watching
 /// within the poll interval.
 #[server(prefix = "/rpc", endpoint = "batch")]
-pub async fn read_batch(service: String, batch: String) -> Result<BatchDetail, ServerFnError> {
+pub async fn read_batch(service: String, batch: String) -> Result<BatchDetail, ScreenError> {
     use runboard_core::screens::Freshness;
 
-    let app = super::app_for(super::Access::Read)?;
+    let app = super::app_for::<ReadBatch>()?;
     let connector = super::connector(&app, &service)?;
     let figures = app
         .screens
         .batch(&connector, &batch, Freshness::Shared)
-        .await
-        .map_err(super::failed)?;
+        .await?;
     let reading = &figures.value;
     let progress = reading
         .progress
         .clone()
-        .ok_or_else(|| ServerFnError::new(format!("service {service} has no batch {batch:?}")))?;
+        .ok_or_else(|| ScreenError::new(format!("service {service} has no batch {batch:?}")))?;
     // An action on this batch's items names it among its variables (`batchId`).
     let executing = app
         .actions(
             runboard_core::actions::ActionFilter::InState(runboard_model::ActionState::Executing),
             50,
         )
-        .await
-        .map_err(super::failed)?;
+        .await?;
     let reruns = executing
         .into_iter()
         .filter(|a| {

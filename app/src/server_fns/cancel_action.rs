@@ -1,10 +1,10 @@
 use leptos::prelude::*;
 
+use super::ScreenError;
+
 #[server(prefix = "/rpc", endpoint = "cancel_action")]
-pub async fn cancel_action(id: String) -> Result<(), ServerFnError> {
-    let app = super::app_for(super::Access::Operate)?;
-    app.cancel_action(&super::user()?, &id)
-        .await
-        .map(drop)
-        .map_err(super::failed)
+pub async fn cancel_action(id: String) -> Result<(), ScreenError> {
+    let app = super::app_for::<CancelAction>()?;
+    app.cancel_action(&super::user()?, &id).await?;
+    Ok(())
 }

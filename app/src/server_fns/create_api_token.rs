@@ -1,11 +1,13 @@
 use leptos::prelude::*;
 use runboard_model::IssuedApiToken;
 
+use super::ScreenError;
+
 /// A new personal API token for the signed-in person; the secret is in this answer only.
 #[server(prefix = "/rpc", endpoint = "create_api_token")]
-pub async fn create_api_token(label: String, days: u32) -> Result<IssuedApiToken, ServerFnError> {
+pub async fn create_api_token(label: String, days: u32) -> Result<IssuedApiToken, ScreenError> {
     use runboard_core::identity::{IssueError, issue_personal_token};
-    let app = super::app_for(super::Access::BrowserSession)?;
+    let app = super::app_for::<CreateApiToken>()?;
     let lifetime = std::time::Duration::from_secs(u64::from(days) * 24 * 3600);
     issue_personal_token(
         &app.store,
@@ -16,8 +18,8 @@ pub async fn create_api_token(label: String, days: u32) -> Result<IssuedApiToken
     )
     .await
     .map_err(|e| match e {
-        IssueError::Store(e) => super::internal("issuing an API token", e),
-        IssueError::NotFromSession => super::refuse(http::StatusCode::FORBIDDEN, e),
-        invalid => super::refuse(http::StatusCode::BAD_REQUEST, invalid),
+        IssueError::Store(e) => ScreenError::internal("issuing an API token", e),
+        IssueError::NotFromSession => ScreenError::refused(http::StatusCode::FORBIDDEN, e),
+        invalid => ScreenError::refused(http::StatusCode::BAD_REQUEST, invalid),
     })
 }

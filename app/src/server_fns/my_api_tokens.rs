@@ -3,6 +3,8 @@ use leptos::prelude::*;
 use runboard_model::ApiToken;
 use serde::{Deserialize, Serialize};
 
+use super::ScreenError;
+
 /// A person's tokens and the server's clock when they were read, to tell live from expired
 /// the same way on the server and in the browser.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,13 +15,13 @@ pub struct ApiTokens {
 
 /// The signed-in person's personal API tokens, newest first; never their secrets.
 #[server(prefix = "/rpc", endpoint = "my_api_tokens")]
-pub async fn my_api_tokens() -> Result<ApiTokens, ServerFnError> {
-    let (app, user) = super::app_and_user(super::Access::Read)?;
+pub async fn my_api_tokens() -> Result<ApiTokens, ScreenError> {
+    let (app, user) = super::app_and_user::<MyApiTokens>()?;
     let tokens = app
         .store
         .api_tokens_of(&user.subject)
         .await
-        .map_err(|e| super::internal("listing your API tokens", e))?;
+        .map_err(|e| ScreenError::internal("listing your API tokens", e))?;
     Ok(ApiTokens {
         read_at: Utc::now(),
         tokens,

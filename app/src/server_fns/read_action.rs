@@ -3,6 +3,8 @@ use leptos::prelude::*;
 use runboard_model::{Action, EntityResult, EntityState};
 use serde::{Deserialize, Serialize};
 
+use super::ScreenError;
+
 /// One audit entry as the action page lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditLine {
@@ -41,30 +43,27 @@ pub async fn read_action(
     id: String,
     after: Option<u64>,
     only: Option<String>,
-) -> Result<ActionPage, ServerFnError> {
+) -> Result<ActionPage, ScreenError> {
     use runboard_core::actions::EntityPage;
     use runboard_model::Role;
-    let app = super::app_for(super::Access::Read)?;
+    let app = super::app_for::<ReadAction>()?;
     let user = super::user()?;
     let only = match only.as_deref().filter(|o| !o.is_empty()) {
         None => None,
         Some(text) => Some(EntityState::parse(text).ok_or_else(|| {
-            super::refuse(
+            ScreenError::refused(
                 http::StatusCode::BAD_REQUEST,
                 format!("only={text:?} is not a state; use pending, succeeded or failed"),
             )
         })?),
     };
-    let action = app.action(&id).await.map_err(super::failed)?;
+    let action = app.action(&id).await?;
     let page = EntityPage {
         after,
         limit: ENTITIES_SHOWN + 1,
         state: only,
     };
-    let mut entities = app
-        .action_entities(&action, &page)
-        .await
-        .map_err(super::failed)?;
+    let mut entities = app.action_entities(&action, &page).await?;
     let next = (entities.len() > ENTITIES_SHOWN as usize).then(|| {
         entities.truncate(ENTITIES_SHOWN as usize);
         entities.last().map_or(0, |e| e.position)
@@ -73,7 +72,7 @@ pub async fn read_action(
         .store
         .audit_of_action(&id)
         .await
-        .map_err(|e| super::internal("reading the audit trail", e))?
+        .map_err(|e| ScreenError::internal("reading the audit trail", e))?
         .into_iter()
         .map(|e| AuditLine {
             seq: e.seq,

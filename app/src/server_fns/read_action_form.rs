@@ -2,6 +2,8 @@ use leptos::prelude::*;
 use runboard_model::{ActionSpec, SavedRunbook};
 use serde::{Deserialize, Serialize};
 
+use super::ScreenError;
+
 /// What the new-action form starts from: the service's actions and the entities picked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionForm {
@@ -28,21 +30,14 @@ pub async fn read_action_form(
     error: Option<String>,
     batch: Option<String>,
     ids: Option<String>,
-) -> Result<ActionForm, ServerFnError> {
+) -> Result<ActionForm, ScreenError> {
     use runboard_core::actions::Selection;
-    let app = super::app_for(super::Access::Operate)?;
-    let catalog = app
-        .catalog_of(&service, false)
-        .await
-        .map_err(super::failed)?;
+    let app = super::app_for::<ReadActionForm>()?;
+    let catalog = app.catalog_of(&service, false).await?;
     let selection = super::ask_for_action::selection(error, batch);
     let (ids, picked) = match &selection {
         Some(selection) => {
-            let count = app
-                .selected_entities(&service, selection)
-                .await
-                .map_err(super::failed)?
-                .len();
+            let count = app.selected_entities(&service, selection).await?.len();
             let picked = match selection {
                 Selection::ErrorGroup(error) => {
                     format!("all {count} failed sagas with the error “{error}”")
@@ -69,7 +64,7 @@ pub async fn read_action_form(
             (ids, picked)
         }
     };
-    let runbooks = app.runbooks_of(&service).await.map_err(super::failed)?;
+    let runbooks = app.runbooks_of(&service).await?;
     Ok(ActionForm {
         runbooks,
         service,

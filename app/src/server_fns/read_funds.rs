@@ -3,6 +3,8 @@ use leptos::prelude::*;
 use runboard_model::{Money, ServiceFunds};
 use serde::{Deserialize, Serialize};
 
+use super::ScreenError;
+
 /// The sagas behind one service's withheld funds, largest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SagasBehind {
@@ -28,15 +30,15 @@ pub struct FundsView {
 /// Withheld funds per service and currency, and the sagas behind them: as the latest poll
 /// read them, or (`live`) read from each service now.
 #[server(prefix = "/rpc", endpoint = "funds")]
-pub async fn read_funds(#[server(default)] live: bool) -> Result<FundsView, ServerFnError> {
+pub async fn read_funds(#[server(default)] live: bool) -> Result<FundsView, ScreenError> {
     use runboard_core::screens::Freshness;
 
-    let app = super::app_for(super::Access::Read)?;
+    let app = super::app_for::<ReadFunds>()?;
     let snapshots = app
         .screens
         .snapshots(&app.store)
         .await
-        .map_err(|e| super::internal("reading the service snapshots", e))?;
+        .map_err(|e| ScreenError::internal("reading the service snapshots", e))?;
     let services = runboard_core::snapshots::funds_of(&snapshots.value);
     let freshness = Freshness::live_if(live);
     let app = &app;

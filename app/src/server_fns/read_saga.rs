@@ -3,6 +3,8 @@ use leptos::prelude::*;
 use runboard_model::{Saga, SagaEvent, SagaFact};
 use serde::{Deserialize, Serialize};
 
+use super::ScreenError;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SagaView {
     pub read_at: DateTime<Utc>,
@@ -15,8 +17,8 @@ pub struct SagaView {
 
 /// One saga's supervisor row and, where the service gives them, its history and facts.
 #[server(prefix = "/rpc", endpoint = "saga")]
-pub async fn read_saga(service: String, saga: String) -> Result<SagaView, ServerFnError> {
-    let app = super::app_for(super::Access::Read)?;
+pub async fn read_saga(service: String, saga: String) -> Result<SagaView, ScreenError> {
+    let app = super::app_for::<ReadSaga>()?;
     let connector = super::connector(&app, &service)?;
     let read_at = Utc::now();
     let ids = [saga.clone()];
@@ -25,15 +27,14 @@ pub async fn read_saga(service: String, saga: String) -> Result<SagaView, Server
         connector.saga_events(&saga),
         connector.saga_facts(&saga)
     );
-    let saga = found
-        .map_err(super::failed)?
+    let saga = found?
         .into_iter()
         .next()
-        .ok_or_else(|| ServerFnError::new(format!("service {service} has no saga {saga:?}")))?;
+        .ok_or_else(|| ScreenError::new(format!("service {service} has no saga {saga:?}")))?;
     Ok(SagaView {
         read_at,
         saga,
-        events: events.map_err(super::failed)?,
-        facts: facts.map_err(super::failed)?,
+        events: events?,
+        facts: facts?,
     })
 }

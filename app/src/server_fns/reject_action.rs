@@ -1,10 +1,10 @@
 use leptos::prelude::*;
 
+use super::ScreenError;
+
 #[server(prefix = "/rpc", endpoint = "reject_action")]
-pub async fn reject_action(id: String, reason: String) -> Result<(), ServerFnError> {
-    let app = super::app_for(super::Access::Approve)?;
-    app.reject_action(&super::user()?, &id, &reason)
-        .await
-        .map(drop)
-        .map_err(super::failed)
+pub async fn reject_action(id: String, reason: String) -> Result<(), ScreenError> {
+    let app = super::app_for::<RejectAction>()?;
+    app.reject_action(&super::user()?, &id, &reason).await?;
+    Ok(())
 }

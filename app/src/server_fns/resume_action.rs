@@ -1,10 +1,10 @@
 use leptos::prelude::*;
 
+use super::ScreenError;
+
 #[server(prefix = "/rpc", endpoint = "resume_action")]
-pub async fn resume_action(id: String) -> Result<(), ServerFnError> {
-    let app = super::app_for(super::Access::Operate)?;
-    app.resume_action(&super::user()?, &id)
-        .await
-        .map(drop)
-        .map_err(super::failed)
+pub async fn resume_action(id: String) -> Result<(), ScreenError> {
+    let app = super::app_for::<ResumeAction>()?;
+    app.resume_action(&super::user()?, &id).await?;
+    Ok(())
 }

@@ -3,6 +3,8 @@ use leptos::prelude::*;
 use runboard_model::ErrorGroup;
 use serde::{Deserialize, Serialize};
 
+use super::ScreenError;
+
 /// Error groups, when they were read, and the server's clock when it answered, for
 /// "first seen 3 h ago" and "read 12 s ago".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,16 +20,15 @@ pub struct ErrorGroups {
 pub async fn service_errors(
     service: String,
     #[server(default)] live: bool,
-) -> Result<ErrorGroups, ServerFnError> {
+) -> Result<ErrorGroups, ScreenError> {
     use runboard_core::screens::Freshness;
 
-    let app = super::app_for(super::Access::Read)?;
+    let app = super::app_for::<ServiceErrors>()?;
     let connector = super::connector(&app, &service)?;
     let figures = app
         .screens
         .error_groups(&connector, Freshness::live_if(live))
-        .await
-        .map_err(super::failed)?;
+        .await?;
     Ok(ErrorGroups {
         read_at: figures.read_at,
         answered_at: Utc::now(),

@@ -3,6 +3,8 @@ use leptos::prelude::*;
 use runboard_model::{SagaPage, SagaQuery};
 use serde::{Deserialize, Serialize};
 
+use super::ScreenError;
+
 /// A page of sagas, when it was read (ages and statuses are as of then, so they render the
 /// same on the server and in the hydrating browser), and the server's clock when it answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,18 +22,17 @@ pub async fn service_sagas(
     service: String,
     query: SagaQuery,
     #[server(default)] live: bool,
-) -> Result<SagaList, ServerFnError> {
+) -> Result<SagaList, ScreenError> {
     use runboard_core::connector::SagaFilter;
     use runboard_core::screens::Freshness;
 
-    let app = super::app_for(super::Access::Read)?;
-    let filter = SagaFilter::parse(&query).map_err(ServerFnError::new)?;
+    let app = super::app_for::<ServiceSagas>()?;
+    let filter = SagaFilter::parse(&query).map_err(ScreenError::new)?;
     let connector = super::connector(&app, &service)?;
     let figures = app
         .screens
         .sagas(&connector, &filter, Freshness::live_if(live))
-        .await
-        .map_err(super::failed)?;
+        .await?;
     Ok(SagaList {
         read_at: figures.read_at,
         answered_at: Utc::now(),

@@ -1,5 +1,7 @@
 use leptos::prelude::*;
 
+use super::ScreenError;
+
 /// Silences alerts of a service (empty: all) and a watch (empty: all) for a while.
 #[server(prefix = "/rpc", endpoint = "silence_alerts")]
 pub async fn silence_alerts(
@@ -7,17 +9,15 @@ pub async fn silence_alerts(
     watch: String,
     lasting: String,
     reason: String,
-) -> Result<(), ServerFnError> {
+) -> Result<(), ScreenError> {
     use runboard_core::watches::SilenceRequest;
-    let app = super::app_for(super::Access::Operate)?;
+    let app = super::app_for::<SilenceAlerts>()?;
     let request = SilenceRequest {
         service: Some(&service),
         watch: Some(&watch),
         lasting: &lasting,
         reason: &reason,
     };
-    app.silence_alerts(&super::user()?, request)
-        .await
-        .map(drop)
-        .map_err(super::failed)
+    app.silence_alerts(&super::user()?, request).await?;
+    Ok(())
 }

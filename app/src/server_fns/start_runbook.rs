@@ -1,5 +1,7 @@
 use leptos::prelude::*;
 
+use super::ScreenError;
+
 /// Starts a saved runbook on `service`: creates its action and preview (every step's dry run
 /// for every entity); returns the action's id. `params` is a JSON object of the runbook's
 /// parameters. The entities are every failed saga with the error `error`, every failed item
@@ -12,11 +14,11 @@ pub async fn start_runbook(
     error: Option<String>,
     batch: Option<String>,
     ids: Option<String>,
-) -> Result<String, ServerFnError> {
+) -> Result<String, ScreenError> {
     use runboard_core::actions::ActionRequest;
-    let app = super::app_for(super::Access::Operate)?;
+    let app = super::app_for::<StartRunbook>()?;
     let params = serde_json::from_str(&params).map_err(|e| {
-        super::refuse(
+        ScreenError::refused(
             http::StatusCode::BAD_REQUEST,
             format!("the parameters are not a JSON object of texts: {e}"),
         )
@@ -35,8 +37,8 @@ pub async fn start_runbook(
             .collect(),
         ..ActionRequest::default()
     };
-    app.create_action_detached(super::user()?, request)
-        .await
-        .map(|action| action.id)
-        .map_err(super::failed)
+    Ok(app
+        .create_action_detached(super::user()?, request)
+        .await?
+        .id)
 }

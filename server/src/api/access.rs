@@ -7,7 +7,7 @@ use runboard_model::{AccessRevoked, PersonAccess, PersonWithAccess};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{ApiQuery, BodyExample, JsonBody, SignedInUser};
-use crate::error::{ApiError, failed};
+use crate::error::ApiError;
 use crate::http::ServerState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -24,8 +24,7 @@ pub async fn people(
         .app
         .store
         .people_with_access(&admin, Utc::now())
-        .await
-        .map_err(failed)?;
+        .await?;
     Ok(Json(People { people }))
 }
 
@@ -41,12 +40,7 @@ pub async fn of_person(
     SignedInUser(admin): SignedInUser,
     ApiQuery(whose): ApiQuery<Whose>,
 ) -> Result<Json<PersonAccess>, ApiError> {
-    let access = state
-        .app
-        .store
-        .access_of(&admin, &whose.subject)
-        .await
-        .map_err(failed)?;
+    let access = state.app.store.access_of(&admin, &whose.subject).await?;
     Ok(Json(access))
 }
 
@@ -73,7 +67,6 @@ pub async fn revoke(
         .app
         .store
         .revoke_access(&admin, &revocation.subject, &revocation.reason, Utc::now())
-        .await
-        .map_err(failed)?;
+        .await?;
     Ok(Json(revoked))
 }

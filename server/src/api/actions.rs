@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::export::{self, EntityRow, Format};
 use super::extract::{ApiPath, ApiQuery, BodyExample, JsonBody, Listed, SignedInUser};
-use crate::error::{ApiError, bad_gateway, bad_request, failed, internal};
+use crate::error::{ApiError, bad_gateway, bad_request, internal};
 use crate::http::ServerState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -71,14 +71,13 @@ pub async fn create(
         let key = key.to_str().map_err(|_| {
             bad_request("the Idempotency-Key must be printable ASCII, such as a UUID")
         })?;
-        request.idempotency = Some(RequestKey::new(key, &request).map_err(failed)?);
+        request.idempotency = Some(RequestKey::new(key, &request)?);
     }
     let action = state
         .app
         .clone()
         .create_action_detached(user, request)
-        .await
-        .map_err(failed)?;
+        .await?;
     Ok((StatusCode::CREATED, Json(action)))
 }
 
@@ -121,8 +120,7 @@ pub async fn list(
     let actions = state
         .app
         .actions(filter, query.limit.unwrap_or(100))
-        .await
-        .map_err(failed)?;
+        .await?;
     Ok(Json(ActionList { actions }))
 }
 
@@ -182,11 +180,7 @@ async fn entity_page(
         limit: page.limit + 1,
         ..page
     };
-    let mut entities = state
-        .app
-        .action_entities(action, &page)
-        .await
-        .map_err(failed)?;
+    let mut entities = state.app.action_entities(action, &page).await?;
     let next_after = (entities.len() > limit).then(|| {
         entities.truncate(limit);
         entities.last().map_or(0, |e| e.position)
@@ -203,7 +197,7 @@ pub async fn get(
     ApiQuery(query): ApiQuery<EntityQuery>,
 ) -> Result<Json<ActionDetail>, ApiError> {
     let page = query.page()?;
-    let action = state.app.action(&id).await.map_err(failed)?;
+    let action = state.app.action(&id).await?;
     let (entities, next_after) = entity_page(&state, &action, page).await?;
     let audit = state
         .app
@@ -236,7 +230,7 @@ pub async fn entities(
     Listed { format, query }: Listed<EntityQuery>,
 ) -> Result<Response, ApiError> {
     let page = query.page()?;
-    let action = state.app.action(&id).await.map_err(failed)?;
+    let action = state.app.action(&id).await?;
     if format == Format::Json {
         let (entities, next_after) = entity_page(&state, &action, page).await?;
         return Ok(Json(EntityList {
@@ -268,7 +262,7 @@ pub async fn entities(
             Some((entities.map(EntityRow::of), next))
         }
     });
-    export::streamed(name, pages, failed).await
+    export::streamed(name, pages, ApiError::from).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -292,17 +286,17 @@ pub async fn submit(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<Submission>,
 ) -> Result<Json<Action>, ApiError> {
-    state
-        .app
-        .submit_action(
-            &user,
-            &id,
-            request.reason.as_deref(),
-            request.incident_url.as_deref(),
-        )
-        .await
-        .map(Json)
-        .map_err(failed)
+    Ok(Json(
+        state
+            .app
+            .submit_action(
+                &user,
+                &id,
+                request.reason.as_deref(),
+                request.incident_url.as_deref(),
+            )
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -323,12 +317,12 @@ pub async fn approve(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<ApprovalRequest>,
 ) -> Result<Json<Action>, ApiError> {
-    state
-        .app
-        .approve_action(&user, &id, &request.digest)
-        .await
-        .map(Json)
-        .map_err(failed)
+    Ok(Json(
+        state
+            .app
+            .approve_action(&user, &id, &request.digest)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -348,12 +342,9 @@ pub async fn reject(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<Rejection>,
 ) -> Result<Json<Action>, ApiError> {
-    state
-        .app
-        .reject_action(&user, &id, &request.reason)
-        .await
-        .map(Json)
-        .map_err(failed)
+    Ok(Json(
+        state.app.reject_action(&user, &id, &request.reason).await?,
+    ))
 }
 
 /// `POST /api/v1/actions/{id}/cancel`.
@@ -362,12 +353,7 @@ pub async fn cancel(
     SignedInUser(user): SignedInUser,
     Path(id): Path<String>,
 ) -> Result<Json<Action>, ApiError> {
-    state
-        .app
-        .cancel_action(&user, &id)
-        .await
-        .map(Json)
-        .map_err(failed)
+    Ok(Json(state.app.cancel_action(&user, &id).await?))
 }
 
 /// `POST /api/v1/actions/{id}/resume`: carries on with a paused action.
@@ -376,12 +362,7 @@ pub async fn resume(
     SignedInUser(user): SignedInUser,
     Path(id): Path<String>,
 ) -> Result<Json<Action>, ApiError> {
-    state
-        .app
-        .resume_action(&user, &id)
-        .await
-        .map(Json)
-        .map_err(failed)
+    Ok(Json(state.app.resume_action(&user, &id).await?))
 }
 
 impl BodyExample for runboard_model::Pace {
@@ -396,10 +377,5 @@ pub async fn pace(
     Path(id): Path<String>,
     JsonBody(pace): JsonBody<runboard_model::Pace>,
 ) -> Result<Json<Action>, ApiError> {
-    state
-        .app
-        .set_pace(&user, &id, pace)
-        .await
-        .map(Json)
-        .map_err(failed)
+    Ok(Json(state.app.set_pace(&user, &id, pace).await?))
 }

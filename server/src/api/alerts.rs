@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::export::{self, Format};
 use super::extract::{BodyExample, JsonBody, Listed, NoQuery, SignedInUser};
-use crate::error::{ApiError, failed, internal, not_found};
+use crate::error::{ApiError, internal, not_found};
 use crate::http::ServerState;
 
 /// `GET /api/v1/alerts`: every open alert, those resolved in the last 7 days, and the
@@ -52,12 +52,7 @@ pub async fn acknowledge(
     let id: i64 = id
         .parse()
         .map_err(|_| not_found(format!("there is no alert {id:?}: alert ids are numbers")))?;
-    state
-        .app
-        .acknowledge_alert(id, &user, &note)
-        .await
-        .map(Json)
-        .map_err(failed)
+    Ok(Json(state.app.acknowledge_alert(id, &user, &note).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -83,18 +78,18 @@ pub async fn silence(
     SignedInUser(user): SignedInUser,
     JsonBody(request): JsonBody<NewSilence>,
 ) -> Result<Json<Silence>, ApiError> {
-    state
-        .app
-        .silence_alerts(
-            &user,
-            SilenceRequest {
-                service: request.service.as_deref(),
-                watch: request.watch.as_deref(),
-                lasting: &request.lasting,
-                reason: &request.reason,
-            },
-        )
-        .await
-        .map(Json)
-        .map_err(failed)
+    Ok(Json(
+        state
+            .app
+            .silence_alerts(
+                &user,
+                SilenceRequest {
+                    service: request.service.as_deref(),
+                    watch: request.watch.as_deref(),
+                    lasting: &request.lasting,
+                    reason: &request.reason,
+                },
+            )
+            .await?,
+    ))
 }

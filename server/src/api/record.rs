@@ -13,7 +13,7 @@ use runboard_model::{Action, DryRun, EntityResult, EntityState, StepState};
 use runboard_core::actions::{EntityPage, MAX_ENTITY_PAGE};
 
 use crate::action_file::ActionFile;
-use crate::error::{ApiError, failed, internal};
+use crate::error::{ApiError, internal};
 use crate::http::ServerState;
 
 /// Askama's escaper for every `.md` template (see `askama.toml`): a value becomes Markdown
@@ -359,8 +359,8 @@ pub async fn markdown(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let app = &state.app;
-    let action = app.action(&id).await.map_err(failed)?;
-    let results = all_entities(app, &action).await.map_err(failed)?;
+    let action = app.action(&id).await?;
+    let results = all_entities(app, &action).await?;
     let audit = app
         .store
         .audit_of_action(&id)
@@ -383,11 +383,10 @@ pub async fn request_file(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let app = &state.app;
-    let action = app.action(&id).await.map_err(failed)?;
+    let action = app.action(&id).await?;
     if action.is_runbook() {
         let entities = all_entities(app, &action)
-            .await
-            .map_err(failed)?
+            .await?
             .into_iter()
             .map(|entity| entity.entity_id)
             .collect();
@@ -415,8 +414,7 @@ pub async fn request_file(
     };
     if let Some(argument) = &action.preview.entity_argument {
         let ids = all_entities(app, &action)
-            .await
-            .map_err(failed)?
+            .await?
             .into_iter()
             .map(|entity| serde_json::Value::String(entity.entity_id))
             .collect();

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::extract::{ApiPath, BodyExample, JsonBody, SignedInUser};
 use crate::action_file::ActionFile;
-use crate::error::{ApiError, failed};
+use crate::error::ApiError;
 use crate::http::ServerState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -24,11 +24,7 @@ pub async fn of_service(
     State(state): State<ServerState>,
     ApiPath(service): ApiPath<ServiceName>,
 ) -> Result<Json<RunbookList>, ApiError> {
-    let runbooks = state
-        .app
-        .runbooks_of(service.as_str())
-        .await
-        .map_err(failed)?;
+    let runbooks = state.app.runbooks_of(service.as_str()).await?;
     Ok(Json(RunbookList { runbooks }))
 }
 
@@ -42,11 +38,7 @@ pub async fn save(
     SignedInUser(user): SignedInUser,
     JsonBody(draft): JsonBody<RunbookDraft>,
 ) -> Result<(StatusCode, Json<SavedRunbook>), ApiError> {
-    let saved = state
-        .app
-        .save_runbook(&user, &draft)
-        .await
-        .map_err(failed)?;
+    let saved = state.app.save_runbook(&user, &draft).await?;
     Ok((StatusCode::CREATED, Json(saved)))
 }
 
@@ -55,7 +47,7 @@ pub async fn get(
     State(state): State<ServerState>,
     Path(id): Path<String>,
 ) -> Result<Json<SavedRunbook>, ApiError> {
-    Ok(Json(state.app.runbook(&id).await.map_err(failed)?))
+    Ok(Json(state.app.runbook(&id).await?))
 }
 
 /// `GET /api/v1/runbooks/{id}/runbook.toml`: the runbook as a file; with `entities` (or a
@@ -64,7 +56,7 @@ pub async fn export(
     State(state): State<ServerState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let runbook = state.app.runbook(&id).await.map_err(failed)?;
+    let runbook = state.app.runbook(&id).await?;
     let file = ActionFile {
         name: Some(runbook.name.clone()),
         description: Some(runbook.description.clone()).filter(|d| !d.is_empty()),

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::export::{self, Format, HeldRow, ServiceFundsRow};
 use super::extract::{ApiPath, Listed, NoQuery};
-use crate::error::{ApiError, bad_request, failed, internal, not_found};
+use crate::error::{ApiError, bad_request, internal, not_found};
 use crate::http::ServerState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -101,14 +101,13 @@ pub async fn saga_funds(
     if format == Format::Csv {
         let name = export::file_name(service.as_str(), "funds");
         return match connector.export_withheld() {
-            Some(pages) => export::streamed(name, pages, failed).await,
+            Some(pages) => export::streamed(name, pages, ApiError::from).await,
             None => Ok(export::file::<HeldRow>(&name, &[])),
         };
     }
     let page = connector
         .withheld_page(query.after.as_deref(), limit)
-        .await
-        .map_err(failed)?
+        .await?
         .unwrap_or(WithheldPage {
             sagas: Vec::new(),
             next: None,
@@ -134,9 +133,14 @@ pub async fn sagas(
     let filter = SagaFilter::parse(&query).map_err(bad_request)?;
     if format == Format::Csv {
         let name = export::file_name(service.as_str(), "sagas");
-        return export::streamed(name, connector.export_sagas(filter, Utc::now()), failed).await;
+        return export::streamed(
+            name,
+            connector.export_sagas(filter, Utc::now()),
+            ApiError::from,
+        )
+        .await;
     }
-    let page: SagaPage = connector.sagas(&filter, Utc::now()).await.map_err(failed)?;
+    let page: SagaPage = connector.sagas(&filter, Utc::now()).await?;
     Ok(Json(page).into_response())
 }
 
@@ -172,8 +176,7 @@ pub async fn errors(
         .app
         .screens
         .error_groups(&connector, Freshness::live_if(live))
-        .await
-        .map_err(failed)?;
+        .await?;
     Ok(match format {
         Format::Json => Json(ErrorGroups {
             read_at: figures.read_at,
@@ -198,10 +201,7 @@ pub async fn batches(
     ApiPath(service): ApiPath<ServiceName>,
     listed: Listed<NoQuery>,
 ) -> Result<Response, ApiError> {
-    let batches = connector(&state, &service)?
-        .batches(None)
-        .await
-        .map_err(failed)?;
+    let batches = connector(&state, &service)?.batches(None).await?;
     Ok(match listed.format {
         Format::Json => Json(BatchList { batches }).into_response(),
         Format::Csv => export::file(&export::file_name(service.as_str(), "batches"), &batches),
@@ -215,8 +215,7 @@ pub async fn batch(
 ) -> Result<Json<BatchProgress>, ApiError> {
     connector(&state, &service)?
         .batches(Some(&batch_id))
-        .await
-        .map_err(failed)?
+        .await?
         .into_iter()
         .next()
         .map(Json)
@@ -252,7 +251,7 @@ pub async fn batch_items(
         };
         let name = export::file_name(service.as_str(), &list);
         let pages = connector.export_batch_items(batch_id, status, query.after);
-        return export::streamed(name, pages, failed).await;
+        return export::streamed(name, pages, ApiError::from).await;
     }
     let page: BatchItemPage = connector
         .batch_items(
@@ -261,8 +260,7 @@ pub async fn batch_items(
             query.after.as_deref(),
             page_limit(query.limit).map_err(bad_request)?,
         )
-        .await
-        .map_err(failed)?;
+        .await?;
     Ok(Json(page).into_response())
 }
 
