@@ -10,7 +10,7 @@ use super::ActionError;
 use crate::App;
 use crate::audit::{NewAuditEntry, append_audit};
 use crate::connector::Connector;
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 
 /// Approvals an action needs: the service's number for the mutation (`base`), and one more
 /// when the money it moves in any currency passes that currency's `extra_above`.
@@ -110,7 +110,7 @@ impl App {
         // second sees the first and the action ends approved.
         let outcome: Result<Option<bool>, sqlx::Error> = on_pool!(self.store.pool, |pool| {
             async {
-                let mut tx = pool.begin().await?;
+                let mut tx = pool.begin_write().await?;
                 // The digest is checked again in the update: a new preview since voids this approval.
                 let locked = sqlx::query(
                     "UPDATE action SET updated_at = $1 WHERE id = $2 AND state = $3 AND digest = $4",

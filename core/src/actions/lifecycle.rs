@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{ActionError, Found};
 use crate::App;
 use crate::audit::{NewAuditEntry, append_audit};
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 use crate::execution::Lease;
 use crate::store::StoreError;
 
@@ -94,7 +94,7 @@ impl App {
         );
         let preview = t.new_preview.as_ref();
         let changed: u64 = on_pool!(self.store.pool, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query(&update)
                 .bind(t.to.as_str())
                 .bind(t.detail)

@@ -42,7 +42,7 @@ pub use selection::Selection;
 use crate::App;
 use crate::audit::{NewAuditEntry, append_audit};
 use crate::connector::{Connector, ReadError};
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 use crate::graphql_client::CallError;
 use crate::store::StoreError;
 
@@ -486,7 +486,7 @@ impl App {
         let members = in_calls(found, &preview);
         let calls = members.len();
         on_pool!(self.store.pool, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             // The action first, for its chunks to refer to; its summary, digest and
             // approvals are known at the end and filled in then, before anyone can see it.
             sqlx::query(

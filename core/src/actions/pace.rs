@@ -7,7 +7,7 @@ use serde_json::json;
 use super::ActionError;
 use crate::App;
 use crate::audit::{NewAuditEntry, append_audit};
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 
 /// A pace as asked for: something to say, and every number above 0.
 pub(crate) fn checked(pace: &Pace) -> Result<(), ActionError> {
@@ -80,7 +80,7 @@ impl App {
             detail: json!({ "pace": pace, "before": action.pace, "state": action.state }),
         };
         let changed = on_pool!(self.store.pool, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query(&update)
                 .bind(&text)
                 .bind(id)

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::App;
 use crate::actions::{ActionError, ChunkOutcome, effects_of, sorted};
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 use crate::graphql_client::{CallError, MissionControl};
 
 /// Tells the calls of one sending round to stop: the action was cancelled or paused, the
@@ -369,7 +369,7 @@ async fn record(
         _ => None,
     };
     let written = on_pool!(app.store.pool, |pool| {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let written = sqlx::query(&close_chunk)
             .bind(chunk_state)
             .bind(&outcome_json)

@@ -15,7 +15,7 @@ use super::{Lease, Sent, engine_audit, fence, finish, recheck, send_all};
 use crate::App;
 use crate::actions::ActionError;
 use crate::audit::append_audit;
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 
 /// Works through a runbook's steps from its current one until it finishes or stops.
 pub(super) async fn run_steps(
@@ -92,7 +92,7 @@ async fn next_step(app: &App, lease: &Lease, action: &Action) -> Result<bool, Ac
         }),
     );
     Ok(on_pool!(app.store.pool, |pool| {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let moved = sqlx::query(&query)
             .bind(&action.id)
             .bind(step)

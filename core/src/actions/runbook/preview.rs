@@ -25,7 +25,7 @@ use crate::actions::{
 };
 use crate::audit::{NewAuditEntry, append_audit};
 use crate::connector::Connector;
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 
 /// Most entities one runbook fixes: each gets a call of its own per step, and the whole
 /// dry run has to fit in the time a preview may take.
@@ -394,7 +394,7 @@ impl App {
             .map(str::trim)
             .filter(|r| !r.is_empty());
         on_pool!(self.store.pool, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO action (id, service, mutation, state, requester, requester_name, preview,
                      digest, dry_run_offered, approvals_needed, created_at, expires_at, updated_at, reason,
