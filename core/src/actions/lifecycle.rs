@@ -1,7 +1,8 @@
 //! The one way an action changes state. [`App::transition`] checks the move against the
-//! lifecycle ([`ActionState::can_become`]) and commits the new state, the entity holds and
-//! the audit entry in one transaction, for people's steps and the engine's alike; the
-//! people's steps (submit, reject, cancel, resume) are here too.
+//! lifecycle ([`ActionState::can_become`]) and has the action's store commit the new state,
+//! the entity holds, an approval and the audit entry in one transaction, for people's moves
+//! (approving too) and the engine's alike; then it counts the end and tells the webhook.
+//! The people's moves (submit, reject, cancel, resume) are here too.
 
 use chrono::{DateTime, Utc};
 use runboard_model::{Action, ActionState, Role, User};
