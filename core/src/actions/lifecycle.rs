@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use runboard_model::{Action, ActionState, Role, User};
 use serde_json::json;
 
-use super::store::{Fence, Moved, NewApproval};
+use super::store::{Fence, MoveOutcome, NewApproval};
 use super::{ActionError, Found};
 use crate::App;
 use crate::audit::NewAuditEntry;
@@ -89,10 +89,10 @@ impl App {
             )));
         }
         match self.action_store().move_state(&t).await? {
-            Moved::Not => return Ok(None),
+            MoveOutcome::Refused => return Ok(None),
             // Still awaiting approval: nothing to tell, nothing ended.
-            Moved::Recorded => return self.action(&t.action.id).await.map(Some),
-            Moved::Moved => {}
+            MoveOutcome::ApprovalRecorded => return self.action(&t.action.id).await.map(Some),
+            MoveOutcome::Moved => {}
         }
         if t.to.is_final() || t.to == ActionState::Paused {
             self.metrics

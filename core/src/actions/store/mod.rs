@@ -18,7 +18,7 @@ use runboard_model::ActionState;
 
 pub(crate) use engine::{ChunkClose, ChunkHalf};
 pub(crate) use preview::{NewAction, NewChunk};
-pub(crate) use transition::{Moved, NewApproval};
+pub(crate) use transition::{MoveOutcome, NewApproval};
 
 use super::ActionError;
 use crate::App;

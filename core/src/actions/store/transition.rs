@@ -21,20 +21,20 @@ pub(crate) struct NewApproval<'a> {
 
 /// What [`ActionStore::move_state`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Moved {
+pub(crate) enum MoveOutcome {
     /// The action is in the new state.
     Moved,
     /// The approval is recorded, and the action still needs more: it stays where it was.
-    Recorded,
+    ApprovalRecorded,
     /// Nothing is written: the action was no longer in `from` (or no longer has the
     /// approved digest), or the engine's fence no longer holds.
-    Not,
+    Refused,
 }
 
 impl ActionStore<'_> {
-    /// Makes the move `t` in one transaction, as [`Moved`] says. The caller has checked it
-    /// against the lifecycle.
-    pub(crate) async fn move_state(&self, t: &Transition<'_>) -> Result<Moved, ActionError> {
+    /// Makes the move `t` in one transaction, as [`MoveOutcome`] says. The caller has
+    /// checked it against the lifecycle.
+    pub(crate) async fn move_state(&self, t: &Transition<'_>) -> Result<MoveOutcome, ActionError> {
         let now = crate::audit::now();
         let id = t.action.id.as_str();
         let (owner, epoch) = t.lease.map(|f| (f.owner, f.epoch)).unzip();
@@ -72,7 +72,7 @@ impl ActionStore<'_> {
                 .await?
                 .rows_affected();
                 if locked != 1 {
-                    return Ok(Moved::Not);
+                    return Ok(MoveOutcome::Refused);
                 }
                 sqlx::query(
                     "INSERT INTO action_approval (action_id, approver, approver_name, digest, at)
@@ -100,7 +100,7 @@ impl ActionStore<'_> {
                 if given < i64::from(needed) {
                     append_audit!(tx, &audit);
                     tx.commit().await?;
-                    return Ok(Moved::Recorded);
+                    return Ok(MoveOutcome::ApprovalRecorded);
                 }
             }
             let changed = sqlx::query(&update)
@@ -121,7 +121,7 @@ impl ActionStore<'_> {
                 .await?
                 .rows_affected();
             if changed != 1 {
-                return Ok(Moved::Not);
+                return Ok(MoveOutcome::Refused);
             }
             if let Some(fence) = t.lease.filter(|_| t.to != ActionState::Executing) {
                 sqlx::query(END_LEASE)
@@ -180,7 +180,7 @@ impl ActionStore<'_> {
             }
             append_audit!(tx, &audit);
             tx.commit().await?;
-            Moved::Moved
+            MoveOutcome::Moved
         }))
     }
 }
