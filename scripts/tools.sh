@@ -135,3 +135,36 @@ check_dependencies() {
   cargo deny --locked --offline check advisories 2>&1 | tail -n 20
   return "${PIPESTATUS[0]}"
 }
+
+# The action's data has one owner (core/src/actions/store/): fails, naming file and line,
+# where a statement writing one of the action's tables is elsewhere in core/src, where
+# anything but the transition writes `action.state`, or where a transaction begins with
+# sqlx's `begin` (deferred on SQLite) rather than the dialect layer's `begin_write`.
+check_action_data_owner() {
+  local owner=core/src/actions/store transition=core/src/actions/store/transition.rs
+  local tables='(action|action_entity|action_chunk|action_approval|entity_hold|action_lease)'
+  local found status=0
+  found=$(grep -rnE "(INSERT INTO|UPDATE|DELETE FROM)[[:space:]]+$tables([^a-z_]|\$)" core/src \
+    | grep -v "^$owner/" | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' || true)
+  if [ -n "$found" ]; then
+    printf '%s\n' "$found"
+    echo "these write the action's tables outside $owner/; move them into it" >&2
+    status=1
+  fi
+  found=$(grep -rnE "UPDATE[[:space:]]+action[[:space:]]+SET[[:space:]]+state([^_]|\$)" core/src \
+    | grep -v "^$transition:" | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' || true)
+  if [ -n "$found" ]; then
+    printf '%s\n' "$found"
+    echo "these write action.state outside the transition ($transition)" >&2
+    status=1
+  fi
+  # `pool` alone is the concrete pool inside `on_pool!`; `self.pool.begin()` and the like
+  # are the dialect layer's, which begins as begin_write does.
+  found=$(grep -rnE "(^|[^.[:alnum:]_])pool\.begin\(\)" core/src | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' || true)
+  if [ -n "$found" ]; then
+    printf '%s\n' "$found"
+    echo "these begin a transaction with sqlx's begin; use begin_write (BEGIN IMMEDIATE on SQLite)" >&2
+    status=1
+  fi
+  return "$status"
+}

@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 use crate::store::{Store, StoreError};
 
 /// The hash before the first entry.
@@ -145,7 +145,7 @@ impl Store {
     /// own transaction with [`append_audit!`]).
     pub async fn append_audit(&self, entry: &NewAuditEntry<'_>) -> Result<i64, StoreError> {
         Ok(on_pool!(self.pool, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let seq = append_audit!(tx, entry);
             tx.commit().await?;
             seq

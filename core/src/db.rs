@@ -2,5 +2,5 @@
 //! (`runboard-dialect`): the names the core's modules use for it.
 
 pub(crate) use runboard_dialect::{
-    Arg, OpenError, Pool, PoolSettings, Transaction, on_pool, on_transaction,
+    Arg, BeginWrite, OpenError, Pool, PoolSettings, Transaction, on_pool, on_transaction,
 };

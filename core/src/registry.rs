@@ -10,7 +10,7 @@ use runboard_model::{DiscoveryNote, RegisteredService, ServiceName, ServiceSourc
 
 use crate::App;
 use crate::config::{Config, ServiceConfig};
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 use crate::error_text::shown_url;
 use crate::services::Discovered;
 use crate::store::{Store, StoreError};
@@ -72,7 +72,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_pool!(self.pool, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let known: Vec<(String,)> = sqlx::query_as(
                 "SELECT name FROM service WHERE source LIKE $1 AND retired_at IS NULL",
             )

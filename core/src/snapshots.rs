@@ -5,7 +5,7 @@ use runboard_model::{
     Money, SagaCounts, ServiceFunds, ServiceName, ServiceOverview, ServiceSource,
 };
 
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 use crate::screens::SagasHolding;
 use crate::store::{Store, StoreError};
 
@@ -192,7 +192,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let first: Option<(Option<DateTime<Utc>>,)> = on_pool!(self.pool, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let won = sqlx::query(
                 "UPDATE service SET trend_filled_at = $2 WHERE name = $1 AND trend_filled_at IS NULL",
             )
@@ -239,7 +239,7 @@ impl Store {
         points: &[TrendPoint],
     ) -> Result<(), StoreError> {
         on_pool!(self.pool, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for point in points {
                 sqlx::query(
                     "INSERT INTO service_snapshot

@@ -8,7 +8,7 @@ mod dialect;
 mod pool;
 
 pub use dialect::Dialect;
-pub use pool::{OpenError, Pool, PoolSettings, Transaction};
+pub use pool::{BeginWrite, OpenError, Pool, PoolSettings, Transaction};
 
 /// Runs `$body` with `$pool` bound to the concrete sqlx pool, so one query text and one
 /// row mapping serve both databases.

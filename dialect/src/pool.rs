@@ -153,12 +153,11 @@ impl Pool {
         }
     }
 
-    /// Begins a write transaction. SQLite takes its write lock at once, so a transaction
-    /// that reads before it writes never fails on a writer that came in between.
+    /// Begins a write transaction ([`BeginWrite`]).
     pub async fn begin(&self) -> Result<Transaction, sqlx::Error> {
         Ok(match self {
-            Pool::Sqlite(pool) => Transaction::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(pool) => Transaction::Postgres(pool.begin().await?),
+            Pool::Sqlite(pool) => Transaction::Sqlite(pool.begin_write().await?),
+            Pool::Postgres(pool) => Transaction::Postgres(pool.begin_write().await?),
         })
     }
 
@@ -229,6 +228,32 @@ impl Pool {
 
     pub async fn close(&self) {
         crate::on_pool!(self, |pool| pool.close().await)
+    }
+}
+
+/// Beginning a write transaction on either concrete pool, for code inside
+/// [`on_pool!`](crate::on_pool). SQLite takes its write lock at once (`BEGIN IMMEDIATE`),
+/// so a transaction that reads before it writes never fails on a writer that came in
+/// between (a deferred one would fail at once with "database is locked", past the busy
+/// timeout). Every write transaction begins here, never with sqlx's `begin`.
+pub trait BeginWrite {
+    type Database: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Database = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
     }
 }
 

@@ -1,4 +1,5 @@
-//! Approvals: who may approve, how many approvals an action needs, and recording one.
+//! Approvals: who may approve, how many approvals an action needs, and approving: an
+//! approval is recorded by the lifecycle's move to `approved` ([`App::transition`]).
 
 use std::collections::BTreeMap;
 
@@ -6,11 +7,12 @@ use runboard_model::{Action, ActionState, Money, Role, User};
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use super::ActionError;
+use super::store::NewApproval;
+use super::{ActionError, Transition};
 use crate::App;
-use crate::audit::{NewAuditEntry, append_audit};
+use crate::audit::NewAuditEntry;
 use crate::connector::Connector;
-use crate::db::on_pool;
+use crate::store::StoreError;
 
 /// Approvals an action needs: the service's number for the mutation (`base`), and one more
 /// when the money it moves in any currency passes that currency's `extra_above`.
@@ -104,76 +106,36 @@ impl App {
                 "the preview you approved is not the action's current preview; read it again and approve what it now says".into(),
             ));
         }
-        let now = crate::audit::now();
-        // Counted inside the transaction that records the approval, behind a lock on the
-        // action's row: two approvals at once are counted one after the other, so the
-        // second sees the first and the action ends approved.
-        let outcome: Result<Option<bool>, sqlx::Error> = on_pool!(self.store.pool, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                // The digest is checked again in the update: a new preview since voids this approval.
-                let locked = sqlx::query(
-                    "UPDATE action SET updated_at = $1 WHERE id = $2 AND state = $3 AND digest = $4",
-                )
-                .bind(now)
-                .bind(id)
-                .bind(ActionState::AwaitingApproval.as_str())
-                .bind(digest)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if locked != 1 {
-                    return Ok(None);
-                }
-                sqlx::query(
-                    "INSERT INTO action_approval (action_id, approver, approver_name, digest, at)
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(id)
-                .bind(&user.subject)
-                .bind(&user.name)
-                .bind(digest)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let (given, needed): (i64, i32) = sqlx::query_as(
-                    "SELECT (SELECT COUNT(*) FROM action_approval WHERE action_id = $1 AND digest = $2),
-                            approvals_needed FROM action WHERE id = $1",
-                )
-                .bind(id)
-                .bind(digest)
-                .fetch_one(&mut *tx)
-                .await?;
-                let approved = given >= i64::from(needed);
-                if approved {
-                    sqlx::query("UPDATE action SET state = $1 WHERE id = $2")
-                        .bind(ActionState::Approved.as_str())
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let audit = NewAuditEntry {
-                    actor: &user.subject,
-                    action_id: Some(id),
-                    kind: "action.approved",
-                    detail: json!({ "digest": digest, "approvals": given, "needed": needed }),
-                };
-                append_audit!(tx, &audit);
-                tx.commit().await?;
-                Ok(Some(approved))
-            }
-            .await
+        // Recorded with the move to approved, which is made once the approvals of this
+        // digest are as many as the action needs; the digest is checked again there.
+        let mut approve = Transition::new(
+            &action,
+            ActionState::Approved,
+            NewAuditEntry {
+                actor: &user.subject,
+                action_id: Some(id),
+                kind: "action.approved",
+                detail: json!({ "digest": digest }),
+            },
+        );
+        approve.approval = Some(NewApproval {
+            approver: &user.subject,
+            approver_name: &user.name,
+            digest,
         });
-        match outcome {
-            Ok(Some(true)) => self.told(self.action(id).await),
-            Ok(Some(false)) => self.action(id).await,
+        match self.transition(approve).await {
+            Ok(Some(action)) => Ok(action),
             Ok(None) => Err(ActionError::Conflict(
                 "the action changed while you approved it; read it again".into(),
             )),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(ActionError::Conflict(
-                "you have already approved this action".into(),
-            )),
-            Err(e) => Err(e.into()),
+            Err(ActionError::Store(StoreError::Query(sqlx::Error::Database(e))))
+                if e.is_unique_violation() =>
+            {
+                Err(ActionError::Conflict(
+                    "you have already approved this action".into(),
+                ))
+            }
+            Err(e) => Err(e),
         }
     }
 }

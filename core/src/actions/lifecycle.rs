@@ -1,17 +1,18 @@
 //! The one way an action changes state. [`App::transition`] checks the move against the
-//! lifecycle ([`ActionState::can_become`]) and commits the new state, the entity holds and
-//! the audit entry in one transaction, for people's steps and the engine's alike; the
-//! people's steps (submit, reject, cancel, resume) are here too.
+//! lifecycle ([`ActionState::can_become`]) and has the action's store commit the new state,
+//! the entity holds, an approval and the audit entry in one transaction, for people's moves
+//! (approving too) and the engine's alike; then it counts the end and tells the webhook.
+//! The people's moves (submit, reject, cancel, resume) are here too.
 
 use chrono::{DateTime, Utc};
 use runboard_model::{Action, ActionState, Role, User};
 use serde_json::json;
 
+use super::store::{Fence, MoveOutcome, NewApproval};
 use super::{ActionError, Found};
 use crate::App;
-use crate::audit::{NewAuditEntry, append_audit};
+use crate::audit::NewAuditEntry;
 use crate::db::on_pool;
-use crate::execution::Lease;
 use crate::store::StoreError;
 
 /// One move of one action, and what goes with it.
@@ -25,16 +26,21 @@ pub(crate) struct Transition<'a> {
     pub(crate) audit: NewAuditEntry<'a>,
     /// The engine's moves: made only while it still holds this lease. Every move but to
     /// `executing` ends the lease.
-    pub(crate) lease: Option<&'a Lease>,
+    pub(crate) lease: Option<Fence<'a>>,
     /// Submission: the reason and incident link, and the entities held from now on.
     pub(crate) submission: Option<Submission<'a>>,
     /// A new preview that replaces the approved one: the approvals given so far are void.
     pub(crate) new_preview: Option<NewPreview<'a>>,
+    /// An approval, recorded with the move to `approved`, which is made only once the
+    /// action has all the approvals it needs.
+    pub(crate) approval: Option<NewApproval<'a>>,
 }
 
 pub(crate) struct Submission<'a> {
     pub(crate) reason: &'a str,
     pub(crate) incident_url: Option<&'a str>,
+    /// Its entities are held from now on ([`names_entities`]).
+    pub(crate) holds_entities: bool,
 }
 
 pub(crate) struct NewPreview<'a> {
@@ -61,13 +67,15 @@ impl<'a> Transition<'a> {
             lease: None,
             submission: None,
             new_preview: None,
+            approval: None,
         }
     }
 }
 
 impl App {
     /// Makes the move in one transaction and returns the action as it now is; `Ok(None)`
-    /// when the action was no longer in `from`, or the engine's lease no longer holds.
+    /// when the action was no longer in `from`, or the engine's lease no longer holds. An
+    /// approval that the action needs more of is recorded without the move.
     /// Refused when the lifecycle does not allow it. The webhook hears of the new state.
     pub(crate) async fn transition(
         &self,
@@ -80,111 +88,21 @@ impl App {
                 t.to.as_str()
             )));
         }
-        let now = crate::audit::now();
-        let id = t.action.id.as_str();
-        let (owner, epoch) = t.lease.map(|l| (l.owner.as_str(), l.epoch)).unzip();
-        let fence = crate::execution::fence("$4", "$6", "$7");
-        let update = format!(
-            "UPDATE action SET state = $1, state_detail = $2, updated_at = $3,
-                 reason = COALESCE($8, reason), incident_url = COALESCE($9, incident_url),
-                 preview = COALESCE($10, preview), digest = COALESCE($11, digest),
-                 approvals_needed = COALESCE($12, approvals_needed),
-                 expires_at = COALESCE($13, expires_at)
-             WHERE id = $4 AND state = $5 AND ($6 IS NULL OR {fence})"
-        );
-        let preview = t.new_preview.as_ref();
-        let changed: u64 = on_pool!(self.store.pool, |pool| {
-            let mut tx = pool.begin().await?;
-            let changed = sqlx::query(&update)
-                .bind(t.to.as_str())
-                .bind(t.detail)
-                .bind(now)
-                .bind(id)
-                .bind(t.from.as_str())
-                .bind(owner)
-                .bind(epoch)
-                .bind(t.submission.as_ref().map(|s| s.reason))
-                .bind(t.submission.as_ref().and_then(|s| s.incident_url))
-                .bind(preview.map(|p| p.json))
-                .bind(preview.map(|p| p.digest))
-                .bind(preview.map(|p| i32::try_from(p.approvals_needed).unwrap_or(i32::MAX)))
-                .bind(preview.map(|p| p.expires_at))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if changed == 1 {
-                if let Some(lease) = t.lease.filter(|_| t.to != ActionState::Executing) {
-                    sqlx::query(crate::execution::END_LEASE)
-                        .bind(id)
-                        .bind(&lease.owner)
-                        .bind(lease.epoch)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                if t.submission.is_some() && names_entities(t.action) {
-                    sqlx::query(
-                        "INSERT INTO entity_hold (service, entity_id, action_id)
-                         SELECT $1, entity_id, action_id FROM action_entity
-                         WHERE action_id = $2",
-                    )
-                    .bind(&t.action.service)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                if let Some(preview) = preview {
-                    sqlx::query("DELETE FROM action_approval WHERE action_id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    for (chunk, planned) in preview.planned {
-                        sqlx::query(
-                            "UPDATE action_chunk SET planned = $3 WHERE action_id = $1 AND chunk = $2",
-                        )
-                        .bind(id)
-                        .bind(chunk)
-                        .bind(planned)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    for entity in preview.found {
-                        let held = entity.held.as_ref();
-                        sqlx::query(
-                            "UPDATE action_entity SET found = $3, held_amount = $4, held_currency = $5
-                             WHERE action_id = $1 AND entity_id = $2",
-                        )
-                        .bind(id)
-                        .bind(&entity.id)
-                        .bind(&entity.state)
-                        .bind(held.map(|m| m.amount.to_string()))
-                        .bind(held.map(|m| m.currency.clone()))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                if t.to.is_final() {
-                    sqlx::query("DELETE FROM entity_hold WHERE action_id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                append_audit!(tx, &t.audit);
-                tx.commit().await?;
-            }
-            changed
-        });
-        if changed != 1 {
-            return Ok(None);
+        match self.action_store().move_state(&t).await? {
+            MoveOutcome::Refused => return Ok(None),
+            // Still awaiting approval: nothing to tell, nothing ended.
+            MoveOutcome::ApprovalRecorded => return self.action(&t.action.id).await.map(Some),
+            MoveOutcome::Moved => {}
         }
         if t.to.is_final() || t.to == ActionState::Paused {
             self.metrics
                 .record_action_end(&t.action.service, t.to.as_str());
         }
-        self.told(self.action(id).await).map(Some)
+        self.notify_state(self.action(&t.action.id).await).map(Some)
     }
 
-    /// A person's step: the move, or a refusal that says the action moved meanwhile.
-    async fn step(&self, t: Transition<'_>) -> Result<Action, ActionError> {
+    /// A person's move: the move, or a refusal that says the action moved meanwhile.
+    async fn person_moves(&self, t: Transition<'_>) -> Result<Action, ActionError> {
         self.transition(t).await?.ok_or_else(|| {
             ActionError::Conflict("the action changed while you looked at it; reload it".into())
         })
@@ -203,7 +121,10 @@ impl App {
     }
 
     /// Tells the webhook about the action's new state, if that is worth telling; passes it on.
-    pub(crate) fn told(&self, action: Result<Action, ActionError>) -> Result<Action, ActionError> {
+    pub(crate) fn notify_state(
+        &self,
+        action: Result<Action, ActionError>,
+    ) -> Result<Action, ActionError> {
         if let Ok(action) = &action
             && let Some(event) = crate::notify::event_for(action.state)
         {
@@ -313,8 +234,9 @@ impl App {
         submit.submission = Some(Submission {
             reason,
             incident_url,
+            holds_entities: names_entities(&action),
         });
-        match self.step(submit).await {
+        match self.person_moves(submit).await {
             // Another submission took one of the entities between the check and the insert.
             Err(ActionError::Store(StoreError::Query(sqlx::Error::Database(e))))
                 if e.is_unique_violation() =>
@@ -373,7 +295,7 @@ impl App {
             },
         );
         reject.detail = Some(reason);
-        self.step(reject).await
+        self.person_moves(reject).await
     }
 
     /// Cancels an action that has not ended. One that is executing becomes `cancelling`:
@@ -410,7 +332,7 @@ impl App {
             },
         );
         cancel.detail = Some(&detail);
-        self.step(cancel).await
+        self.person_moves(cancel).await
     }
 
     /// Resumes a paused action: the engine takes it up again, and runs the dry run again
@@ -443,7 +365,7 @@ impl App {
                 detail: json!({ "progress": action.progress }),
             },
         );
-        self.step(resume).await
+        self.person_moves(resume).await
     }
 }
 

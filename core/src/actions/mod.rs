@@ -5,10 +5,11 @@
 //!
 //! - this file: asking for an action and building its preview;
 //! - [`rows`]: actions as the store keeps them, and the queries that read them;
+//! - [`store`]: the one owner of the action's data, every statement that writes it;
 //! - [`lifecycle`]: the one way an action changes state, and the people's steps;
-//! - [`approval`]: who may approve, how many must, and recording an approval;
+//! - [`approval`]: who may approve, how many must, and approving (a move of the lifecycle);
 //! - [`selection`]: the entities a selection on a screen stands for;
-//! - [`runbook`]: several steps per entity, approved as one (being built, #17).
+//! - [`runbook`]: several steps per entity, approved as one.
 
 mod approval;
 mod catalog;
@@ -19,12 +20,11 @@ mod request_key;
 mod rows;
 pub mod runbook;
 mod selection;
+mod store;
 
 use std::sync::Arc;
 
-use runboard_model::{
-    Action, ActionSpec, ActionState, DryRun, Effect, EntityState, Preview, Role, User,
-};
+use runboard_model::{Action, ActionSpec, DryRun, Effect, Preview, Role, User};
 use serde_json::{Value, json};
 
 pub use catalog::{Catalog, Catalogs};
@@ -38,11 +38,11 @@ pub use request_key::RequestKey;
 pub use rows::{ActionFilter, EntityPage, MAX_ENTITY_PAGE};
 pub(crate) use rows::{ChunkOutcome, held_money, read_pace};
 pub use selection::Selection;
+pub(crate) use store::{ChunkClose, ChunkHalf, Fence, NewAction};
 
 use crate::App;
-use crate::audit::{NewAuditEntry, append_audit};
+use crate::audit::NewAuditEntry;
 use crate::connector::{Connector, ReadError};
-use crate::db::on_pool;
 use crate::graphql_client::CallError;
 use crate::store::StoreError;
 
@@ -149,38 +149,6 @@ pub(crate) fn action_headers(action: &Action) -> Vec<(&'static str, String)> {
         ),
     ]
 }
-
-/// Entity rows one INSERT writes: 10 parameters each, well inside both databases' limits.
-const ENTITY_ROWS_PER_INSERT: usize = 500;
-
-/// Writes the entities `found` as pending rows of action `id`, numbered from `position` on
-/// (left past them), each in the chunk `chunk_of(position)`. Many rows a statement: 100,000
-/// single inserts would take most of a preview.
-macro_rules! insert_entities {
-    ($tx:expr, $id:expr, $found:expr, $position:ident, $chunk_of:expr, $now:expr) => {
-        for rows in $found.chunks($crate::actions::ENTITY_ROWS_PER_INSERT) {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO action_entity (action_id, entity_id, position, chunk, state, attempts,
-                     updated_at, found, held_amount, held_currency) ",
-            );
-            insert.push_values(rows, |mut row, entity: &$crate::actions::Found| {
-                row.push_bind($id)
-                    .push_bind(&entity.id)
-                    .push_bind($position)
-                    .push_bind(($chunk_of)($position))
-                    .push_bind(runboard_model::EntityState::Pending.as_str())
-                    .push_bind(0_i32)
-                    .push_bind($now)
-                    .push_bind(&entity.state)
-                    .push_bind(entity.held.as_ref().map(|m| m.amount.to_string()))
-                    .push_bind(entity.held.as_ref().map(|m| m.currency.clone()));
-                $position += 1;
-            });
-            insert.build().execute(&mut *$tx).await?;
-        }
-    };
-}
-pub(crate) use insert_entities;
 
 /// Chunks of the dry run answered ahead of the store's writes.
 const CHUNKS_AHEAD: usize = 16;
@@ -485,105 +453,89 @@ impl App {
         let mut digester = Digester::new();
         let members = in_calls(found, &preview);
         let calls = members.len();
-        on_pool!(self.store.pool, |pool| {
-            let mut tx = pool.begin().await?;
-            // The action first, for its chunks to refer to; its summary, digest and
-            // approvals are known at the end and filled in then, before anyone can see it.
-            sqlx::query(
-                "INSERT INTO action (id, service, mutation, state, requester, requester_name, preview,
-                     digest, dry_run_offered, approvals_needed, created_at, expires_at, updated_at, reason,
-                     entity_count, request_key, request_digest)
-                 VALUES ($1, $2, $3, $11, $4, $5, '', '', $6, 0, $7, $8, $7, $9, $10, $12, $13)",
-            )
-            .bind(id)
-            .bind(&request.service)
-            .bind(&request.mutation)
-            .bind(&user.subject)
-            .bind(&user.name)
-            .bind(dry_run_offered)
-            .bind(now)
-            .bind(expires_at)
-            .bind(request.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()))
-            .bind(i64::try_from(preview.entities).unwrap_or(i64::MAX))
-            .bind(ActionState::Previewed.as_str())
-            .bind(request.idempotency.as_ref().map(RequestKey::key))
-            .bind(request.idempotency.as_ref().map(RequestKey::digest))
-            .execute(&mut *tx)
+        let reason = request
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        let mut write = self
+            .action_store()
+            .begin_preview(&store::NewAction {
+                id,
+                service: &request.service,
+                mutation: &request.mutation,
+                requester: &user.subject,
+                requester_name: &user.name,
+                reason,
+                entity_count: i64::try_from(preview.entities).unwrap_or(i64::MAX),
+                dry_run_offered,
+                preview: "",
+                digest: "",
+                approvals_needed: 0,
+                now,
+                expires_at,
+                request_key: request.idempotency.as_ref().map(RequestKey::key),
+                request_digest: request.idempotency.as_ref().map(RequestKey::digest),
+            })
             .await?;
-            let mut position = 0_i32;
-            for (number, members) in members.into_iter().enumerate() {
-                let planned = if dry_run_offered {
-                    let effects = match waiting.pop_front() {
+        for (number, members) in members.into_iter().enumerate() {
+            let planned = if dry_run_offered {
+                let effects = match waiting.pop_front() {
+                    Some(effects) => effects,
+                    None => match answered.recv().await {
                         Some(effects) => effects,
-                        None => match answered.recv().await {
-                            Some(effects) => effects,
-                            None => return Ok(false),
-                        },
-                    };
-                    for effect in &effects {
-                        tally.add(effect)?;
-                    }
-                    Some(serde_json::to_string(&effects).expect("effects serialize"))
-                } else {
-                    None
+                        None => return Ok(false),
+                    },
                 };
-                let number = u32::try_from(number).expect("at most MAX_ENTITIES chunks");
-                digester.chunk(number, members, planned.as_deref());
-                let number = i32::try_from(number).unwrap_or(i32::MAX);
-                sqlx::query(
-                    "INSERT INTO action_chunk (action_id, chunk, parent, state, members, idempotency_key,
-                         planned, outcome, attempts, sent_epoch, updated_at)
-                     VALUES ($1, $2, NULL, $3, $4, $5, $6, NULL, 0, NULL, $7)",
-                )
-                .bind(id)
-                .bind(number)
-                .bind(EntityState::Pending.as_str())
-                .bind(i32::try_from(members.len()).unwrap_or(i32::MAX))
-                .bind(idempotency_key(id, number))
-                .bind(&planned)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                insert_entities!(tx, id, members, position, |_| number, now);
-            }
-            // Every chunk's dry run has answered by now. Kept beside the preview, not in
-            // it: the digest of the same request on the same data stays the same.
-            let dry_run_ms = dry_run_offered
-                .then(|| i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
-            if dry_run_offered {
-                (preview.dry_run, preview.money) = tally.finish();
-            }
-            let approvals_needed =
-                self.approvals_needed(connector, &request.mutation, &preview.money);
-            let digest = digester.finish(&preview);
-            sqlx::query(
-                "UPDATE action SET preview = $1, digest = $2, approvals_needed = $3, dry_run_ms = $5
-                 WHERE id = $4",
-            )
-            .bind(serde_json::to_string(&preview).expect("a preview serializes"))
-            .bind(&digest)
-            .bind(i32::try_from(approvals_needed).unwrap_or(i32::MAX))
-            .bind(id)
-            .bind(dry_run_ms)
-            .execute(&mut *tx)
-            .await?;
-            let audit = NewAuditEntry {
-                actor: &user.subject,
-                action_id: Some(id),
-                kind: "action.previewed",
-                detail: json!({
-                    "service": request.service,
-                    "mutation": request.mutation,
-                    "entities": preview.entities,
-                    "calls": calls,
-                    "digest": digest,
-                    "money": preview.money,
-                    "dry_run": dry_run_offered,
-                }),
+                for effect in &effects {
+                    tally.add(effect)?;
+                }
+                Some(serde_json::to_string(&effects).expect("effects serialize"))
+            } else {
+                None
             };
-            append_audit!(tx, &audit);
-            tx.commit().await?;
-        });
+            let number = u32::try_from(number).expect("at most MAX_ENTITIES chunks");
+            digester.chunk(number, members, planned.as_deref());
+            write
+                .add_chunk(store::NewChunk {
+                    number: i32::try_from(number).unwrap_or(i32::MAX),
+                    members,
+                    planned: planned.as_deref(),
+                })
+                .await?;
+        }
+        // Every chunk's dry run has answered by now. Kept beside the preview, not in it:
+        // the digest of the same request on the same data stays the same.
+        let dry_run_ms = dry_run_offered
+            .then(|| i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
+        if dry_run_offered {
+            (preview.dry_run, preview.money) = tally.finish();
+        }
+        let approvals_needed = self.approvals_needed(connector, &request.mutation, &preview.money);
+        let digest = digester.finish(&preview);
+        let audit = NewAuditEntry {
+            actor: &user.subject,
+            action_id: Some(id),
+            kind: "action.previewed",
+            detail: json!({
+                "service": request.service,
+                "mutation": request.mutation,
+                "entities": preview.entities,
+                "calls": calls,
+                "digest": digest,
+                "money": preview.money,
+                "dry_run": dry_run_offered,
+            }),
+        };
+        write
+            .finish(
+                &serde_json::to_string(&preview).expect("a preview serializes"),
+                &digest,
+                approvals_needed,
+                dry_run_ms,
+                &audit,
+            )
+            .await?;
         Ok(true)
     }
 

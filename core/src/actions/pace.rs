@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::ActionError;
 use crate::App;
-use crate::audit::{NewAuditEntry, append_audit};
+use crate::audit::NewAuditEntry;
 use crate::db::on_pool;
 
 /// A pace as asked for: something to say, and every number above 0.
@@ -52,19 +52,6 @@ impl App {
                 action.state.as_str()
             )));
         }
-        let finals: Vec<&str> = runboard_model::ActionState::ALL
-            .into_iter()
-            .filter(|s| s.is_final())
-            .map(|s| s.as_str())
-            .collect();
-        let update = format!(
-            "UPDATE action SET pace = $1 WHERE id = $2 AND state NOT IN ({})",
-            finals
-                .iter()
-                .map(|s| format!("'{s}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
         let own: Option<String> = on_pool!(self.store.pool, |pool| {
             sqlx::query_scalar("SELECT pace FROM action WHERE id = $1")
                 .bind(id)
@@ -79,21 +66,8 @@ impl App {
             kind: "action.paced",
             detail: json!({ "pace": pace, "before": action.pace, "state": action.state }),
         };
-        let changed = on_pool!(self.store.pool, |pool| {
-            let mut tx = pool.begin().await?;
-            let changed = sqlx::query(&update)
-                .bind(&text)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if changed == 1 {
-                append_audit!(tx, &audit);
-                tx.commit().await?;
-            }
-            changed
-        });
-        if changed == 0 {
+        let changed = self.action_store().set_pace(id, &text, &audit).await?;
+        if !changed {
             return Err(ActionError::Conflict(
                 "the action ended just now: a pace no longer changes anything".into(),
             ));

@@ -239,9 +239,8 @@ impl App {
             sqlx::query_as(&query).bind(id).fetch_optional(pool).await?
         });
         let row = row.ok_or_else(|| ActionError::NotFound(id.to_owned()))?;
-        let approvals = self.approvals_of(id).await?;
-        let pace = self.service_pace(&row.service);
-        row.into_action(approvals, pace)
+        let mut actions = self.with_approvals(vec![row]).await?;
+        Ok(actions.remove(0))
     }
 
     /// A service's default pace; none for a service no longer registered.
@@ -252,26 +251,43 @@ impl App {
             .unwrap_or_default()
     }
 
-    async fn approvals_of(&self, id: &str) -> Result<Vec<Approval>, ActionError> {
-        let rows: Vec<(String, String, String, DateTime<Utc>)> =
+    /// The actions of `rows`, in their order, with their approvals: read in one query for
+    /// all of them, not one a row (a list of 500 took 501 queries).
+    async fn with_approvals(&self, rows: Vec<ActionRow>) -> Result<Vec<Action>, ActionError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // At most 500 rows: well inside both databases' limits on parameters.
+        let placeholders: Vec<String> = (1..=rows.len()).map(|n| format!("${n}")).collect();
+        let query = format!(
+            "SELECT action_id, approver, approver_name, digest, at FROM action_approval
+             WHERE action_id IN ({}) ORDER BY at, approver",
+            placeholders.join(", ")
+        );
+        let approvals: Vec<(String, String, String, String, DateTime<Utc>)> =
             on_pool!(self.store.pool, |pool| {
-                sqlx::query_as(
-                    "SELECT approver, approver_name, digest, at FROM action_approval
-                 WHERE action_id = $1 ORDER BY at, approver",
-                )
-                .bind(id)
-                .fetch_all(pool)
-                .await?
+                let mut q = sqlx::query_as(&query);
+                for row in &rows {
+                    q = q.bind(&row.id);
+                }
+                q.fetch_all(pool).await?
             });
-        Ok(rows
-            .into_iter()
-            .map(|(approver, approver_name, digest, at)| Approval {
+        let mut of_action: HashMap<String, Vec<Approval>> = HashMap::new();
+        for (action_id, approver, approver_name, digest, at) in approvals {
+            of_action.entry(action_id).or_default().push(Approval {
                 approver,
                 approver_name,
                 digest,
                 at,
+            });
+        }
+        rows.into_iter()
+            .map(|row| {
+                let approvals = of_action.remove(&row.id).unwrap_or_default();
+                let pace = self.service_pace(&row.service);
+                row.into_action(approvals, pace)
             })
-            .collect())
+            .collect()
     }
 
     /// Actions, newest first, as `filter` selects them; at most `limit`.
@@ -305,13 +321,7 @@ impl App {
             }
             q.fetch_all(pool).await?
         });
-        let mut actions = Vec::with_capacity(rows.len());
-        for row in rows {
-            let approvals = self.approvals_of(&row.id).await?;
-            let pace = self.service_pace(&row.service);
-            actions.push(row.into_action(approvals, pace)?);
-        }
-        Ok(actions)
+        self.with_approvals(rows).await
     }
 
     /// A page of an action's entities in the order they were named, after `after` (a
@@ -499,22 +509,18 @@ impl App {
         service: &str,
         entity: &str,
     ) -> Result<Vec<Action>, ActionError> {
-        let ids: Vec<String> = on_pool!(self.store.pool, |pool| {
-            sqlx::query_scalar(
-                "SELECT action.id FROM action
-                 JOIN action_entity ON action_entity.action_id = action.id
-                 WHERE action.service = $1 AND action_entity.entity_id = $2
-                 ORDER BY action.created_at DESC LIMIT 50",
-            )
-            .bind(service)
-            .bind(entity)
-            .fetch_all(pool)
-            .await?
+        let query = format!(
+            "SELECT {ACTION_COLUMNS} FROM action
+             WHERE service = $1 AND id IN (SELECT action_id FROM action_entity WHERE entity_id = $2)
+             ORDER BY created_at DESC LIMIT 50"
+        );
+        let rows: Vec<ActionRow> = on_pool!(self.store.pool, |pool| {
+            sqlx::query_as(&query)
+                .bind(service)
+                .bind(entity)
+                .fetch_all(pool)
+                .await?
         });
-        let mut actions = Vec::with_capacity(ids.len());
-        for id in ids {
-            actions.push(self.action(&id).await?);
-        }
-        Ok(actions)
+        self.with_approvals(rows).await
     }
 }

@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::App;
-use crate::actions::ActionError;
-use crate::db::on_pool;
+use crate::actions::{ActionError, Fence};
 use crate::graphql_client::CALL_TIMEOUT;
 
 /// One replica's hold on one action.
@@ -37,20 +36,6 @@ pub(crate) struct Lease {
     pub(crate) predecessor_in_flight_for: Duration,
 }
 
-/// Ends a lease (`$1` action, `$2` owner, `$3` epoch) without a take-over: the row stays,
-/// so the next epoch is still higher.
-pub(crate) const END_LEASE: &str =
-    "UPDATE action_lease SET expires_ms = 0 WHERE action_id = $1 AND owner = $2 AND epoch = $3";
-
-/// The SQL condition that a write is still this lease's: `$owner` and `$epoch` are the
-/// placeholders the caller binds.
-pub(crate) fn fence(action: &str, owner: &str, epoch: &str) -> String {
-    format!(
-        "EXISTS (SELECT 1 FROM action_lease fence WHERE fence.action_id = {action} \
-         AND fence.owner = {owner} AND fence.epoch = {epoch} AND fence.expires_ms > 0)"
-    )
-}
-
 impl Lease {
     fn margin(length: Duration) -> Duration {
         length / 5
@@ -69,47 +54,38 @@ impl Lease {
         }
     }
 
-    /// Takes the lease of `action_id` when nobody holds it: never taken, ended, or run out
-    /// by the store's clock. `None` when another replica holds it.
-    pub(crate) async fn take(app: &App, action_id: &str) -> Result<Option<Lease>, ActionError> {
+    /// The fence the engine's writes for the action carry.
+    pub(crate) fn fence(&self) -> Fence<'_> {
+        Fence {
+            action: &self.action_id,
+            owner: &self.owner,
+            epoch: self.epoch,
+        }
+    }
+
+    /// Takes the lease of one action that needs the engine and that no live replica holds
+    /// (the action store's `claim_due`); `None` when there is none.
+    pub(crate) async fn claim_due(app: &App) -> Result<Option<Lease>, ActionError> {
         let length = app.config.actions.lease;
         let asked = Instant::now();
-        let now = app.store.pool.dialect().now_ms();
-        let query = format!(
-            "INSERT INTO action_lease (action_id, owner, epoch, expires_ms) VALUES ($1, $2, 1, {now} + $3)
-             ON CONFLICT (action_id) DO UPDATE
-                SET owner = excluded.owner, epoch = action_lease.epoch + 1, expires_ms = excluded.expires_ms
-                WHERE action_lease.expires_ms < {now}
-             RETURNING epoch"
-        );
-        // The deadline of the lease taken over, by the store's clock, read first: a lease
-        // that ended (0) had no call left in flight, one that ran out may have.
-        let before: Option<(i64, i64)> = on_pool!(app.store.pool, |pool| {
-            sqlx::query_as(&format!(
-                "SELECT expires_ms, {now} FROM action_lease WHERE action_id = $1"
-            ))
-            .bind(action_id)
-            .fetch_optional(pool)
+        let Some(claimed) = app
+            .action_store()
+            .claim_due(&app.replica, millis(length))
             .await?
-        });
-        let predecessor_in_flight_for = match before {
+        else {
+            return Ok(None);
+        };
+        // A lease that ended (0) had no call left in flight; one that ran out may have.
+        let predecessor_in_flight_for = match claimed.before {
             Some((expired_ms, now_ms)) if expired_ms > 0 => Duration::from_millis(
                 u64::try_from(expired_ms + millis(CALL_TIMEOUT) - now_ms).unwrap_or(0),
             ),
             _ => Duration::ZERO,
         };
-        let epoch: Option<i64> = on_pool!(app.store.pool, |pool| {
-            sqlx::query_scalar(&query)
-                .bind(action_id)
-                .bind(&app.replica)
-                .bind(millis(length))
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(epoch.map(|epoch| Lease {
-            action_id: action_id.to_owned(),
+        Ok(Some(Lease {
+            action_id: claimed.action_id,
             owner: app.replica.clone(),
-            epoch,
+            epoch: claimed.epoch,
             length,
             sendable_until: Mutex::new(asked + length - Self::margin(length)),
             lost: AtomicBool::new(false),
@@ -121,30 +97,19 @@ impl Lease {
     /// beside the calls, never behind them. A store that does not answer is retried: the
     /// local deadline stops the sending meanwhile if it stays away too long.
     pub(crate) async fn keep(&self, app: &App) {
-        let now = app.store.pool.dialect().now_ms();
-        let query = format!(
-            "UPDATE action_lease SET expires_ms = {now} + $1
-             WHERE action_id = $2 AND owner = $3 AND epoch = $4 AND expires_ms > 0"
-        );
         loop {
             tokio::time::sleep(self.length / 4).await;
             let asked = Instant::now();
-            let renewed: Result<u64, sqlx::Error> = on_pool!(app.store.pool, |pool| {
-                sqlx::query(&query)
-                    .bind(millis(self.length))
-                    .bind(&self.action_id)
-                    .bind(&self.owner)
-                    .bind(self.epoch)
-                    .execute(pool)
-                    .await
-                    .map(|done| done.rows_affected())
-            });
+            let renewed = app
+                .action_store()
+                .renew_lease(self.fence(), millis(self.length))
+                .await;
             match renewed {
-                Ok(1) => {
+                Ok(true) => {
                     *self.sendable_until.lock().expect("not poisoned") =
                         asked + self.length - Self::margin(self.length);
                 }
-                Ok(_) => {
+                Ok(false) => {
                     self.lose("another replica took it over, or it ended");
                     return;
                 }

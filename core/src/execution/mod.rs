@@ -32,7 +32,7 @@ use std::time::Duration;
 use runboard_model::{Action, ActionState, DryRun, EntityState};
 use serde_json::{Value, json};
 
-pub(crate) use lease::{END_LEASE, Lease, fence};
+pub(crate) use lease::Lease;
 
 use recheck::recheck;
 use send::{Sent, send_all};
@@ -87,26 +87,11 @@ pub async fn step(app: &App) -> Result<bool, ActionError> {
 /// Takes the lease of an action that needs the engine (approved, executing or being
 /// cancelled) and that no live replica holds.
 async fn claim(app: &App) -> Result<Option<(Lease, Action)>, ActionError> {
-    let query = format!(
-        "SELECT a.id FROM action a LEFT JOIN action_lease l ON l.action_id = a.id
-         WHERE a.state IN ($1, $2, $3) AND (l.action_id IS NULL OR l.expires_ms < {now})
-         ORDER BY a.updated_at LIMIT 5",
-        now = app.store.pool.dialect().now_ms()
-    );
-    let candidates: Vec<String> = on_pool!(app.store.pool, |pool| {
-        sqlx::query_scalar(&query)
-            .bind(ActionState::Approved.as_str())
-            .bind(ActionState::Executing.as_str())
-            .bind(ActionState::Cancelling.as_str())
-            .fetch_all(pool)
-            .await?
-    });
-    for id in candidates {
-        if let Some(lease) = Lease::take(app, &id).await? {
-            return Ok(Some((lease, app.action(&id).await?)));
-        }
-    }
-    Ok(None)
+    let Some(lease) = Lease::claim_due(app).await? else {
+        return Ok(None);
+    };
+    let action = app.action(&lease.action_id).await?;
+    Ok(Some((lease, action)))
 }
 
 async fn work_on(app: &App, lease: &Lease, action: Action) -> Result<(), ActionError> {
@@ -124,7 +109,7 @@ async fn work_on(app: &App, lease: &Lease, action: Action) -> Result<(), ActionE
                     }),
                 ),
             );
-            start.lease = Some(lease);
+            start.lease = Some(lease.fence());
             match app.transition(start).await? {
                 Some(executing) => executing,
                 None => return release(app, lease).await,
@@ -182,15 +167,7 @@ async fn pending_counts(app: &App, action_id: &str) -> Result<(i64, i64), Action
 
 /// Ends the lease without a change of state: the action moved on meanwhile.
 async fn release(app: &App, lease: &Lease) -> Result<(), ActionError> {
-    on_pool!(app.store.pool, |pool| {
-        sqlx::query(END_LEASE)
-            .bind(&lease.action_id)
-            .bind(&lease.owner)
-            .bind(lease.epoch)
-            .execute(pool)
-            .await?;
-    });
-    Ok(())
+    app.action_store().end_lease(lease.fence()).await
 }
 
 fn engine_audit<'a>(
@@ -343,7 +320,7 @@ async fn conclude(
     let mut conclusion = Transition::new(action, to, audit);
     conclusion.from = ActionState::Executing;
     conclusion.detail = detail;
-    conclusion.lease = Some(lease);
+    conclusion.lease = Some(lease.fence());
     if app.transition(conclusion).await?.is_none() {
         tracing::warn!(action = %action.id, to = to.as_str(),
             "the action was moved or its lease lost before it could become {}", to.as_str());
@@ -383,7 +360,7 @@ async fn conclude_cancelled(app: &App, lease: &Lease, action: &Action) -> Result
     );
     cancelled.from = ActionState::Cancelling;
     cancelled.detail = action.state_detail.as_deref();
-    cancelled.lease = Some(lease);
+    cancelled.lease = Some(lease.fence());
     app.transition(cancelled).await?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use runboard_model::{Action, ActionState, Execution, Pace};
 
-use super::{Lease, fence};
+use super::Lease;
 use crate::App;
 use crate::actions::{ActionError, read_pace};
 use crate::db::on_pool;
@@ -251,7 +251,6 @@ impl Brake {
         &self,
         app: &App,
         lease: &Lease,
-        action: &Action,
         entities: u64,
     ) -> Result<(), ActionError> {
         let execution = {
@@ -275,7 +274,7 @@ impl Brake {
             state.changed = false;
             self.execution(&state, now)
         };
-        write(app, lease, action, &execution).await
+        write_measure(app, lease, &execution).await
     }
 
     fn execution(&self, state: &BrakeState, now: Instant) -> Execution {
@@ -298,25 +297,7 @@ impl Brake {
 }
 
 /// Writes the engine's measure to the action, while the lease holds.
-async fn write(
-    app: &App,
-    lease: &Lease,
-    action: &Action,
-    execution: &Execution,
-) -> Result<(), ActionError> {
-    let query = format!(
-        "UPDATE action SET execution = $2 WHERE id = $1 AND {fence}",
-        fence = fence("$1", "$3", "$4")
-    );
+async fn write_measure(app: &App, lease: &Lease, execution: &Execution) -> Result<(), ActionError> {
     let text = serde_json::to_string(execution).expect("a measure serializes");
-    on_pool!(app.store.pool, |pool| {
-        sqlx::query(&query)
-            .bind(&action.id)
-            .bind(&text)
-            .bind(&lease.owner)
-            .bind(lease.epoch)
-            .execute(pool)
-            .await?;
-    });
-    Ok(())
+    app.action_store().write_measure(lease.fence(), &text).await
 }

@@ -186,7 +186,7 @@ async fn ask_again(
     let mut again = Transition::new(action, ActionState::AwaitingApproval, audit);
     again.from = ActionState::Executing;
     again.detail = Some(&reason);
-    again.lease = Some(lease);
+    again.lease = Some(lease.fence());
     again.new_preview = Some(NewPreview {
         json: &preview_json,
         digest: &new_digest,

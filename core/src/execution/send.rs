@@ -4,15 +4,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
-use runboard_model::{Action, ActionState, Effect, EntityState, StepState};
+use runboard_model::{Action, ActionState, Effect, EntityState};
 
 use super::pace::{Brake, InFlight, Pacer};
 use super::{
-    ATTEMPTS, BACKOFF, Chunk, Lease, call_headers, call_of, conclude_cancelled, fence, pause,
+    ATTEMPTS, BACKOFF, Chunk, Lease, call_headers, call_of, conclude_cancelled, pause,
     pending_chunks, steps,
 };
 use crate::App;
-use crate::actions::{ActionError, ChunkOutcome, effects_of, sorted};
+use crate::actions::{ActionError, ChunkClose, ChunkHalf, ChunkOutcome, effects_of, sorted};
 use crate::db::on_pool;
 use crate::graphql_client::{CallError, MissionControl};
 
@@ -102,11 +102,8 @@ pub(super) async fn send_all(
                     };
                     let canary_problem =
                         canary.then(|| canary_problem(chunk, &outcome.1)).flatten();
-                    record(app, lease, action, chunk, outcome).await?;
-                    round
-                        .brake
-                        .recorded(app, lease, action, with_result)
-                        .await?;
+                    close_chunk(app, lease, action, chunk, outcome).await?;
+                    round.brake.recorded(app, lease, with_result).await?;
                     if let Some(problem) = canary_problem {
                         round
                             .stop
@@ -207,40 +204,6 @@ fn canary_problem(chunk: &Chunk, outcome: &ChunkOutcome) -> Option<String> {
     }
 }
 
-/// Marks a chunk as sent under this lease, if the action is still executing and the lease
-/// still this replica's by the store; false when it may not be sent. On PostgreSQL the
-/// action's row is share-locked meanwhile, so a cancel commits either before this (and
-/// nothing is sent) or after it (and the call counts as in flight).
-async fn mark_sent(
-    app: &App,
-    lease: &Lease,
-    action: &Action,
-    chunk: i32,
-) -> Result<bool, ActionError> {
-    let query = format!(
-        "UPDATE action_chunk SET sent_epoch = $3
-         WHERE action_id = $1 AND chunk = $2 AND state = $5
-           AND EXISTS (SELECT 1 FROM action a JOIN action_lease l ON l.action_id = a.id
-                       WHERE a.id = $1 AND a.state = $6 AND l.owner = $4 AND l.epoch = $3
-                         AND l.expires_ms > {now} {lock})",
-        now = app.store.pool.dialect().now_ms(),
-        lock = app.store.pool.dialect().share_lock("a"),
-    );
-    let marked = on_pool!(app.store.pool, |pool| {
-        sqlx::query(&query)
-            .bind(&action.id)
-            .bind(chunk)
-            .bind(lease.epoch)
-            .bind(&lease.owner)
-            .bind(EntityState::Pending.as_str())
-            .bind(ActionState::Executing.as_str())
-            .execute(pool)
-            .await?
-            .rows_affected()
-    });
-    Ok(marked == 1)
-}
-
 /// One call for one chunk, with retries for transient failures: `(attempts, outcome)`,
 /// or `None` when it was not sent (anymore) because the action stopped or the lease went.
 /// Each attempt waits for its turn at the action's pace; the brake judges each answer. A
@@ -288,7 +251,10 @@ async fn call_chunk(
         // replica's own clock says the lease still holds.
         let may_send = !stop.stopped.load(Ordering::SeqCst)
             && lease.holds()
-            && mark_sent(app, lease, action, chunk.number).await?
+            && app
+                .action_store()
+                .mark_chunk_sent(lease.fence(), chunk.number)
+                .await?
             && lease.holds();
         if !may_send {
             stop.stopped.store(true, Ordering::SeqCst);
@@ -339,7 +305,7 @@ async fn call_chunk(
 /// lease was lost is logged and dropped (the new holder resends the call with the same
 /// idempotency key). A refused chunk is split in two new chunks instead, each with its
 /// share of the approved dry run.
-async fn record(
+async fn close_chunk(
     app: &App,
     lease: &Lease,
     action: &Action,
@@ -348,151 +314,40 @@ async fn record(
 ) -> Result<(), ActionError> {
     // A runbook's entity has succeeded once its last step has; it fails at any step, and its
     // later steps are never sent.
-    let runbook_entity = action.is_runbook().then(|| chunk.members[0].as_str());
     let last_step = chunk.step as usize + 1 >= action.preview.steps.len();
     let (chunk_state, entity_state) = match &outcome {
         ChunkOutcome::Applied(_) => ("succeeded", last_step.then_some(EntityState::Succeeded)),
         ChunkOutcome::Failed(_) => ("failed", Some(EntityState::Failed)),
         ChunkOutcome::Split(_) => ("split", None),
     };
-    let now = crate::audit::now();
-    let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
-    let members = i64::try_from(chunk.members.len()).unwrap_or(i64::MAX);
-    let outcome_json = serde_json::to_string(&outcome).expect("an outcome serializes");
-    let close_chunk = format!(
-        "UPDATE action_chunk SET state = $1, outcome = $2, attempts = attempts + $3, updated_at = $4
-         WHERE action_id = $5 AND chunk = $6 AND state = $7 AND {fence}",
-        fence = fence("$5", "$8", "$9"),
-    );
     let halves = match &outcome {
         ChunkOutcome::Split(_) => Some(split(app, action, chunk).await?),
         _ => None,
     };
-    let written = on_pool!(app.store.pool, |pool| {
-        let mut tx = pool.begin().await?;
-        let written = sqlx::query(&close_chunk)
-            .bind(chunk_state)
-            .bind(&outcome_json)
-            .bind(attempts)
-            .bind(now)
-            .bind(&action.id)
-            .bind(chunk.number)
-            .bind(EntityState::Pending.as_str())
-            .bind(&lease.owner)
-            .bind(lease.epoch)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if written == 1 {
-            if let Some(state) = entity_state {
-                // The members first ($1): the two kinds name them by different columns.
-                let entity_rows = match runbook_entity {
-                    Some(entity) => sqlx::query(
-                        "UPDATE action_entity SET state = $2, attempts = attempts + $3, updated_at = $4
-                         WHERE action_id = $5 AND entity_id = $1",
-                    )
-                    .bind(entity),
-                    None => sqlx::query(
-                        "UPDATE action_entity SET state = $2, attempts = attempts + $3, updated_at = $4
-                         WHERE action_id = $5 AND chunk = $1",
-                    )
-                    .bind(chunk.number),
-                };
-                entity_rows
-                    .bind(state.as_str())
-                    .bind(attempts)
-                    .bind(now)
-                    .bind(&action.id)
-                    .execute(&mut *tx)
-                    .await?;
-                if let (Some(entity), EntityState::Failed) = (runbook_entity, state) {
-                    let why = ChunkOutcome::Failed(format!(
-                        "not sent: step {} failed for it",
-                        chunk.step + 1
-                    ));
-                    sqlx::query(
-                        "UPDATE action_chunk SET state = $1, outcome = $2, updated_at = $3
-                         WHERE action_id = $4 AND entity_id = $5 AND step > $6 AND state = $7",
-                    )
-                    .bind(StepState::Skipped.as_str())
-                    .bind(serde_json::to_string(&why).expect("an outcome serializes"))
-                    .bind(now)
-                    .bind(&action.id)
-                    .bind(entity)
-                    .bind(i32::try_from(chunk.step).unwrap_or(i32::MAX))
-                    .bind(EntityState::Pending.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                let counter = if state == EntityState::Succeeded {
-                    "succeeded_count"
-                } else {
-                    "failed_count"
-                };
-                sqlx::query(&format!(
-                    "UPDATE action SET {counter} = {counter} + $1 WHERE id = $2"
-                ))
-                .bind(members)
-                .bind(&action.id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for half in halves.iter().flatten() {
-                sqlx::query(
-                    "INSERT INTO action_chunk (action_id, chunk, parent, state, members, idempotency_key,
-                         planned, outcome, attempts, sent_epoch, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, NULL, $8)",
-                )
-                .bind(&action.id)
-                .bind(half.number)
-                .bind(chunk.number)
-                .bind(EntityState::Pending.as_str())
-                .bind(i32::try_from(half.members.len()).unwrap_or(i32::MAX))
-                .bind(&half.key)
-                .bind(&half.planned)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE action_entity SET chunk = $1, attempts = attempts + $2, updated_at = $3
-                     WHERE action_id = $4 AND chunk = $5 AND position BETWEEN $6 AND $7",
-                )
-                .bind(half.number)
-                .bind(attempts)
-                .bind(now)
-                .bind(&action.id)
-                .bind(chunk.number)
-                .bind(half.positions.0)
-                .bind(half.positions.1)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-        }
-        written
-    });
-    if written == 0 {
+    let close = ChunkClose {
+        chunk: chunk.number,
+        runbook_step: action
+            .is_runbook()
+            .then(|| (chunk.step, chunk.members[0].as_str())),
+        chunk_state,
+        entity_state,
+        outcome: &outcome,
+        attempts,
+        members: chunk.members.len(),
+        halves,
+    };
+    if !app.action_store().close_chunk(lease.fence(), close).await? {
         tracing::warn!(action = %action.id, chunk = chunk.number, epoch = lease.epoch, outcome = chunk_state,
             "a call's result came back after this replica lost the lease; dropped");
     }
     Ok(())
 }
 
-/// One half of a refused chunk, to be stored as a chunk of its own.
-struct Half {
-    number: i32,
-    key: String,
-    members: Vec<String>,
-    /// The first and last position of its members.
-    positions: (i32, i32),
-    planned: Option<String>,
-}
-
 /// The two halves of a refused chunk, each with the approved effects that name its members.
 /// Chunk `c` of an action made with `n` chunks splits into `n + 2c` and `n + 2c + 1`: numbers
 /// no other split can take, even two at once, and above every chunk read before them, so
 /// that the keyset finds them after.
-async fn split(app: &App, action: &Action, chunk: &Chunk) -> Result<[Half; 2], ActionError> {
+async fn split(app: &App, action: &Action, chunk: &Chunk) -> Result<[ChunkHalf; 2], ActionError> {
     let first = i32::try_from(action.preview.calls()).unwrap_or(i32::MAX) + 2 * chunk.number;
     let positions: Vec<i32> = on_pool!(app.store.pool, |pool| {
         sqlx::query_scalar(
@@ -510,7 +365,7 @@ async fn split(app: &App, action: &Action, chunk: &Chunk) -> Result<[Half; 2], A
     let middle = chunk.members.len() / 2;
     let half = |offset: i32, members: &[String], positions: &[i32]| {
         let number = first + offset;
-        Half {
+        ChunkHalf {
             number,
             key: crate::actions::idempotency_key(&action.id, number),
             planned: planned.as_ref().map(|effects| {

@@ -8,13 +8,12 @@
 //! action over after a kill resumes at the step it was in and resends only its pending
 //! calls, with their keys.
 
-use runboard_model::{Action, ActionProgress, ActionState};
+use runboard_model::{Action, ActionProgress};
 use serde_json::json;
 
-use super::{Lease, Sent, engine_audit, fence, finish, recheck, send_all};
+use super::{Lease, Sent, engine_audit, finish, recheck, send_all};
 use crate::App;
 use crate::actions::ActionError;
-use crate::audit::append_audit;
 use crate::db::on_pool;
 
 /// Works through a runbook's steps from its current one until it finishes or stops.
@@ -75,11 +74,6 @@ pub(super) async fn step_progress(
 async fn next_step(app: &App, lease: &Lease, action: &Action) -> Result<bool, ActionError> {
     let done = step_progress(app, action).await?;
     let step = i32::try_from(action.current_step).unwrap_or(i32::MAX);
-    let query = format!(
-        "UPDATE action SET current_step = $2 + 1, updated_at = $3
-         WHERE id = $1 AND current_step = $2 AND state = $4 AND {fence}",
-        fence = fence("$1", "$5", "$6"),
-    );
     let audit = engine_audit(
         action,
         "action.step_done",
@@ -91,22 +85,7 @@ async fn next_step(app: &App, lease: &Lease, action: &Action) -> Result<bool, Ac
             "epoch": lease.epoch,
         }),
     );
-    Ok(on_pool!(app.store.pool, |pool| {
-        let mut tx = pool.begin().await?;
-        let moved = sqlx::query(&query)
-            .bind(&action.id)
-            .bind(step)
-            .bind(crate::audit::now())
-            .bind(ActionState::Executing.as_str())
-            .bind(&lease.owner)
-            .bind(lease.epoch)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if moved == 1 {
-            append_audit!(tx, &audit);
-            tx.commit().await?;
-        }
-        moved == 1
-    }))
+    app.action_store()
+        .advance_step(lease.fence(), step, &audit)
+        .await
 }

@@ -6,7 +6,7 @@ use runboard_model::{AccessRevoked, PersonAccess, PersonWithAccess, Role, Sessio
 use serde_json::json;
 
 use crate::audit::{NewAuditEntry, append_audit};
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 use crate::store::{Store, StoreError};
 
 /// Why an admin's request about someone's access was refused.
@@ -155,7 +155,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(u64, u64), StoreError> {
         Ok(on_pool!(self.pool, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let sessions = sqlx::query(
                 "DELETE FROM session WHERE id IN
                  (SELECT session_id FROM session_owner WHERE subject = $1)",

@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use runboard_model::{
-    Action, ActionSpec, ActionState, DryRun, Effect, EntityState, Money, Preview, RunbookStep,
-    StepPreview, User, add_to_totals,
+    Action, ActionSpec, DryRun, Effect, Money, Preview, RunbookStep, StepPreview, User,
+    add_to_totals,
 };
 use serde_json::{Map, Value, json};
 
@@ -20,19 +20,15 @@ use super::values::entity_values;
 use crate::App;
 use crate::actions::preview::document;
 use crate::actions::{
-    ActionError, ActionRequest, Digester, DryRunCall, EffectTally, Found, MAX_ENTITIES, RequestKey,
-    dry_run_each, extend_once, insert_entities, resolve_entities,
+    ActionError, ActionRequest, Digester, DryRunCall, EffectTally, Found, MAX_ENTITIES, NewAction,
+    RequestKey, dry_run_each, extend_once, resolve_entities,
 };
-use crate::audit::{NewAuditEntry, append_audit};
+use crate::audit::NewAuditEntry;
 use crate::connector::Connector;
-use crate::db::on_pool;
 
 /// Most entities one runbook fixes: each gets a call of its own per step, and the whole
 /// dry run has to fit in the time a preview may take.
 pub const MAX_RUNBOOK_ENTITIES: usize = 10_000;
-
-/// Chunk rows one INSERT writes: 11 parameters each, well inside both databases' limits.
-const CHUNK_ROWS_PER_INSERT: usize = 500;
 
 /// A step read and checked against its mutation.
 pub(super) struct CheckedStep {
@@ -393,75 +389,41 @@ impl App {
             .as_deref()
             .map(str::trim)
             .filter(|r| !r.is_empty());
-        on_pool!(self.store.pool, |pool| {
-            let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO action (id, service, mutation, state, requester, requester_name, preview,
-                     digest, dry_run_offered, approvals_needed, created_at, expires_at, updated_at, reason,
-                     entity_count, request_key, request_digest)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $11, $13, $14, $15, $16)",
-            )
-            .bind(id)
-            .bind(&request.service)
-            .bind(&plan.label)
-            .bind(ActionState::Previewed.as_str())
-            .bind(&user.subject)
-            .bind(&user.name)
-            .bind(&preview_json)
-            .bind(&digest)
-            .bind(!matches!(plan.preview.dry_run, DryRun::NotOffered))
-            .bind(i32::try_from(approvals_needed).unwrap_or(i32::MAX))
-            .bind(now)
-            .bind(expires_at)
-            .bind(reason)
-            .bind(i64::try_from(entities).unwrap_or(i64::MAX))
-            .bind(request.idempotency.as_ref().map(RequestKey::key))
-            .bind(request.idempotency.as_ref().map(RequestKey::digest))
-            .execute(&mut *tx)
+        let audit = NewAuditEntry {
+            actor: &user.subject,
+            action_id: Some(id),
+            kind: "action.previewed",
+            detail: json!({
+                "service": request.service,
+                "runbook": plan.label,
+                "steps": plan.preview.steps.iter().map(|s| &s.mutation).collect::<Vec<_>>(),
+                "entities": entities,
+                "calls": calls.len(),
+                "digest": digest,
+                "money": plan.preview.money,
+                "dry_run": !matches!(plan.preview.dry_run, DryRun::NotOffered),
+            }),
+        };
+        let action = NewAction {
+            id,
+            service: &request.service,
+            mutation: &plan.label,
+            requester: &user.subject,
+            requester_name: &user.name,
+            reason,
+            entity_count: i64::try_from(entities).unwrap_or(i64::MAX),
+            dry_run_offered: !matches!(plan.preview.dry_run, DryRun::NotOffered),
+            preview: &preview_json,
+            digest: &digest,
+            approvals_needed,
+            now,
+            expires_at,
+            request_key: request.idempotency.as_ref().map(RequestKey::key),
+            request_digest: request.idempotency.as_ref().map(RequestKey::digest),
+        };
+        self.action_store()
+            .insert_runbook_preview(&action, &found, &calls, &audit)
             .await?;
-            let mut position = 0_i32;
-            insert_entities!(tx, id, &found, position, |p: i32| p, now);
-            for rows in calls.chunks(CHUNK_ROWS_PER_INSERT) {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO action_chunk (action_id, chunk, step, entity_id, variables, state,
-                         members, idempotency_key, planned, attempts, updated_at) ",
-                );
-                insert.push_values(
-                    rows,
-                    |mut row, (step, chunk, entity, planned, variables)| {
-                        row.push_bind(id)
-                            .push_bind(*chunk)
-                            .push_bind(i32::try_from(*step).unwrap_or(i32::MAX))
-                            .push_bind(*entity)
-                            .push_bind(variables)
-                            .push_bind(EntityState::Pending.as_str())
-                            .push_bind(1_i32)
-                            .push_bind(step_key(id, *step, *chunk))
-                            .push_bind(planned)
-                            .push_bind(0_i32)
-                            .push_bind(now);
-                    },
-                );
-                insert.build().execute(&mut *tx).await?;
-            }
-            let audit = NewAuditEntry {
-                actor: &user.subject,
-                action_id: Some(id),
-                kind: "action.previewed",
-                detail: json!({
-                    "service": request.service,
-                    "runbook": plan.label,
-                    "steps": plan.preview.steps.iter().map(|s| &s.mutation).collect::<Vec<_>>(),
-                    "entities": entities,
-                    "calls": calls.len(),
-                    "digest": digest,
-                    "money": plan.preview.money,
-                    "dry_run": !matches!(plan.preview.dry_run, DryRun::NotOffered),
-                }),
-            };
-            append_audit!(tx, &audit);
-            tx.commit().await?;
-        });
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use super::template::{Namespace, Template};
 use crate::App;
 use crate::actions::ActionError;
 use crate::audit::{NewAuditEntry, append_audit};
-use crate::db::on_pool;
+use crate::db::{BeginWrite, on_pool};
 use crate::store::StoreError;
 
 /// A runbook to save: its name is its key within the service.
@@ -99,7 +99,7 @@ impl App {
         let now = crate::audit::now();
         let new_id = uuid::Uuid::new_v4().to_string();
         let id: String = on_pool!(self.store.pool, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let saved: Option<(String, String, String, String)> = sqlx::query_as(
                 "SELECT id, created_by, description, steps FROM runbook WHERE service = $1 AND name = $2",
             )
