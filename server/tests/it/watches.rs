@@ -2,7 +2,7 @@
 //! webhook (a real HTTP receiver on loopback), remind once, keep quiet when acknowledged or
 //! silenced, resolve by themselves, and are told once however many replicas judge.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

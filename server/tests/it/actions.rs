@@ -2,7 +2,7 @@
 //! preview with the service's dry run, the two-person rule, approvals bound to the
 //! preview, expiry, and execution that calls each entity once.
 
-mod common;
+use crate::support as common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! their money; the fix is to transfer the held funds by hand and then force-complete the
 //! saga.
 
-mod common;
+use crate::support as common;
 
 use std::collections::BTreeMap;
 

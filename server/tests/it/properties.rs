@@ -2,7 +2,7 @@
 //! query strings to every list and filter, arbitrary JSON to every write, against the demo
 //! fleet's real services. A refusal is a 4xx that says what to send.
 
-mod common;
+use crate::support as common;
 
 use common::{TestApp, TestFleet, bearer_client, registered, spawn_app_configured, start_fleet};
 use proptest::prelude::*;

@@ -2,7 +2,7 @@
 //! loopback API server (no cluster can run here), the demo fleet's databases behind the
 //! Secrets, and Runboard's store on PostgreSQL.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

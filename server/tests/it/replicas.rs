@@ -4,7 +4,7 @@
 //! that the test sees several), one PostgreSQL store. Both serve; each service is polled
 //! once per interval; an action asked on one and approved on the other runs once.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

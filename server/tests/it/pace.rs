@@ -2,7 +2,7 @@
 //! first, a pace that holds and that an operator changes mid-run, the brake when the
 //! service slows down, and the ETA. Rates are read from the service's own call log.
 
-mod common;
+use crate::support as common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! sign-in with PKCE, state and nonce; forged and stale tokens; sessions, CSRF and
 //! personal API tokens; and two people's requests interleaved.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

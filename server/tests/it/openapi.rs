@@ -3,7 +3,7 @@
 //! called once as each role against the demo fleet, answers what the document says it
 //! answers (its success schema, or the error schema).
 
-mod common;
+use crate::support as common;
 
 use std::collections::BTreeMap;
 

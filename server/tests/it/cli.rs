@@ -1,6 +1,6 @@
 //! The `runboard` binary as operators and scripts use it.
 
-mod common;
+use crate::support as common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};

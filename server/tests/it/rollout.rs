@@ -6,7 +6,7 @@
 //! replica exits 0 once drained. (No Kubernetes can run here: the balancer stands in for
 //! its endpoints and kube-proxy, with no retries, so a request a replica drops fails.)
 
-mod common;
+use crate::support as common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

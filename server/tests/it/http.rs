@@ -1,6 +1,6 @@
 //! The server as a client sees it, on each store backend.
 
-mod common;
+use crate::support as common;
 
 use common::{spawn_app, spawn_app_on};
 use runboard_testkit::{Backend, TestStore, test_on_both_stores};

@@ -4,7 +4,7 @@
 //! split until that saga is alone; and a dry run cut short by its time limit, which keeps
 //! nothing of what the preview had written meanwhile.
 
-mod common;
+use crate::support as common;
 
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 //! again: every saga is applied exactly once (the demo fleet's call log says so), each key
 //! names the same sagas every time it is sent, and the action finishes.
 
-mod common;
+use crate::support as common;
 
 use std::time::{Duration, Instant};
 

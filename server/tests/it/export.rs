@@ -4,7 +4,7 @@
 //! streamed from one snapshot while Runboard's memory stays flat; and a service read that
 //! fails half-way breaks the download rather than end the file short.
 
-mod common;
+use crate::support as common;
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! What a hostile user or a page on another site would try first, each refused (issue #14).
 
-mod common;
+use crate::support as common;
 
 use common::{bearer_client, spawn_app, spawn_app_configured};
 use runboard_core::config::LimitsConfig;

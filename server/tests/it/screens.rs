@@ -3,7 +3,7 @@
 //! happens only when someone asks for it. Counted with `runboard_service_reads_total`,
 //! which every statement to a service's database passes through.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! release's migrations only add (README, "Upgrades and rollbacks"), so this one serves
 //! beside them, and warns, naming each migration it does not know.
 
-mod common;
+use crate::support as common;
 
 use common::start_runboard;
 use runboard_testkit::{Backend, TestStore, run_sql, test_on_both_stores};

@@ -3,7 +3,7 @@
 //! here, apart from the server's table, so a new route fails this test until someone
 //! decides who may call it.
 
-mod common;
+use crate::support as common;
 
 use common::{TestApp, spawn_app};
 use futures_util::StreamExt;

@@ -2,7 +2,7 @@
 //! what direct SQL on each service's database says, also while one service is stopped
 //! and another answers only after its timeout.
 
-mod common;
+use crate::support as common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! Keyset pagination over a million sagas in a PostgreSQL service database: the deepest
 //! page of failed sagas costs what the first does.
 
-mod common;
+use crate::support as common;
 
 use std::time::{Duration, Instant};
 

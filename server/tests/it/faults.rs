@@ -8,7 +8,7 @@
 //! `FAULT_TEST_ENTITIES`, `FAULT_TEST_FAULTS` and `FAULT_TEST_SEED` make a larger run, or
 //! replay one (README, "Testing the promise").
 
-mod common;
+use crate::support as common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
