@@ -1,23 +1,21 @@
 //! Every list as CSV (#31), against the demo fleet on both stores: each file parses to the
 //! rows, counts and money of its JSON pages walked to the end; text a service wrote that a
-//! spreadsheet would run comes out prefixed; a filtered export of 100,000 failed sagas is
-//! streamed from one snapshot while Runboard's memory stays flat; and a service read that
-//! fails half-way breaks the download rather than end the file short.
+//! spreadsheet would run comes out prefixed; and a service read that fails half-way breaks
+//! the download rather than end the file short. That a large export keeps memory flat is
+//! measured in its own process (server/tests/alone/export.rs).
 
 use crate::support as common;
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use common::{TestApp, TestFleet, database_behind_proxy, registered, spawn_app_configured};
+use common::{
+    TestApp, TestFleet, database_behind_proxy, registered, spawn_app_configured, urlencode,
+};
 use runboard_core::poller::poll_once;
 use runboard_model::Role;
 use runboard_testkit::{Backend, TestStore, test_on_both_stores};
 use serde_json::{Value, json};
-
-/// Held by each test of this file for its whole run: the memory test measures this
-/// process, which the others (seeding, reading) would otherwise grow meanwhile.
-static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// An error message a service might write, that a spreadsheet would run.
 const FORMULA_ERROR: &str = "=HYPERLINK(\"http://evil.example\",\"card declined\")";
@@ -117,10 +115,6 @@ async fn walk(app: &TestApp, path: &str, items: &str, next: &str) -> Vec<Value> 
     }
 }
 
-fn urlencode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
 /// What the CSV cell of a JSON value must be.
 fn cell_of(value: &Value, kind: Kind) -> String {
     let text = match value {
@@ -193,7 +187,6 @@ async fn fleet_and_app(backend: Backend) -> (TestFleet, TestApp) {
 }
 
 async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
-    let _alone = ALONE.lock().await;
     let (fleet, app) = fleet_and_app(backend).await;
     let injected = fleet
         .fleet
@@ -555,133 +548,12 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
 
 test_on_both_stores!(every_list_as_csv_is_its_json_walked_to_the_end);
 
-/// This process's resident memory, in kB.
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("Linux says how much memory a process holds")
-}
-
-/// An order-sensitive digest of saga ids, so that 100,000 of them need not be kept.
-#[derive(Default, PartialEq, Debug)]
-struct Digest {
-    count: u64,
-    hash: u64,
-}
-
-impl Digest {
-    fn add(&mut self, id: &str) {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (self.hash, id).hash(&mut hasher);
-        self.hash = hasher.finish();
-        self.count += 1;
-    }
-}
-
 const OUTAGE: u64 = 100_000;
-const OUTAGE_ERROR: &str = "upstream provider outage: connection refused";
-
-async fn a_filtered_export_of_100000_failed_sagas_streams_in_flat_memory(backend: Backend) {
-    let _alone = ALONE.lock().await;
-    let fleet = common::start_fleet(backend).await;
-    runboard_fleet::seed_outage(
-        &fleet.service("onboarding").database_url,
-        "onboarding",
-        OUTAGE,
-    )
-    .await
-    .unwrap();
-    let services: Vec<_> = fleet.fleet.services().iter().map(registered).collect();
-    let (app, ()) = spawn_app_configured(TestStore::new(backend).await, |config, _| {
-        config.services = services;
-    })
-    .await;
-    let path = format!(
-        "/api/v1/services/onboarding/sagas?status=failed&error={}",
-        urlencode(OUTAGE_ERROR)
-    );
-    // Warm: the first request sets up what every later one shares.
-    assert_eq!(app.get(&format!("{path}&limit=1")).await.status(), 200);
-    let reads_before = app.service_reads("onboarding", "supervisor_view").await;
-
-    let before = rss_kb();
-    let mut peak = before;
-    let mut response = app.get(&format!("{path}&format=csv")).await;
-    assert_eq!(response.status(), 200);
-    let mut csv = Digest::default();
-    let mut partial = Vec::new();
-    let mut header = true;
-    while let Some(chunk) = response.chunk().await.unwrap() {
-        partial.extend_from_slice(&chunk);
-        let complete = partial
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map_or(0, |i| i + 1);
-        for line in partial[..complete]
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-        {
-            let line = std::str::from_utf8(line).unwrap();
-            if std::mem::take(&mut header) {
-                assert!(line.starts_with("saga_id,"), "{line}");
-                continue;
-            }
-            let mut cells = line.trim_end_matches('\r').split(',');
-            csv.add(cells.next().unwrap());
-            assert_eq!(cells.nth(2), Some("failed"), "{line}");
-        }
-        partial.drain(..complete);
-        peak = peak.max(rss_kb());
-    }
-    assert!(partial.is_empty(), "the file ends with a whole line");
-    let grown_mb = (peak - before) as f64 / 1024.0;
-    println!(
-        "{backend:?}: {} sagas exported; RSS {before} kB before, {peak} kB at most: +{grown_mb:.1} MB",
-        csv.count
-    );
-    assert!(
-        grown_mb < 30.0,
-        "RSS grew by {grown_mb:.1} MB while exporting {} sagas",
-        csv.count
-    );
-    let statements = app.service_reads("onboarding", "supervisor_view").await - reads_before;
-    assert!(
-        statements > OUTAGE / 5_000,
-        "each page of the export is a statement counted in runboard_service_reads_total: {statements}"
-    );
-
-    // The same sagas, in the same order, as the JSON pages walked to the end.
-    let mut json = Digest::default();
-    let mut after: Option<String> = None;
-    loop {
-        let url = match &after {
-            Some(after) => format!("{path}&limit=500&after={}", urlencode(after)),
-            None => format!("{path}&limit=500"),
-        };
-        let page: runboard_model::SagaPage = app.get(&url).await.json().await.unwrap();
-        for saga in &page.sagas {
-            json.add(&saga.saga_id);
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
-    assert!(json.count >= OUTAGE, "{json:?}");
-    assert_eq!(csv, json);
-}
-
-test_on_both_stores!(a_filtered_export_of_100000_failed_sagas_streams_in_flat_memory);
 
 /// The service's database goes away after the file began: the download fails, rather than
 /// end as a file that looks whole.
 #[tokio::test]
 async fn an_export_cut_off_half_way_breaks_the_download() {
-    let _alone = ALONE.lock().await;
     let fleet = common::start_fleet(Backend::Postgres).await;
     runboard_fleet::seed_outage(
         &fleet.service("onboarding").database_url,
@@ -719,7 +591,6 @@ async fn an_export_cut_off_half_way_breaks_the_download() {
 /// an empty one too (the stream of pages was polled past its end and the connection died).
 #[tokio::test]
 async fn a_compressed_export_arrives_whole_even_when_empty() {
-    let _alone = ALONE.lock().await;
     let (_fleet, app) = fleet_and_app(Backend::Sqlite).await;
     for query in ["status=failed", "error=no%20such%20error"] {
         let response = app

@@ -2,7 +2,7 @@
 
 use crate::support as common;
 
-use common::{bearer_client, spawn_app, spawn_app_configured};
+use common::{bearer_client, series, spawn_app, spawn_app_configured, spawn_with_limits};
 use runboard_core::config::LimitsConfig;
 use runboard_model::Role;
 use runboard_testkit::{Backend, TestStore};
@@ -133,16 +133,6 @@ async fn every_page_carries_a_strict_policy_and_its_scripts_the_policys_nonce() 
     assert_ne!(nonces[0], nonces[1], "a nonce is never used twice");
 }
 
-/// An app whose limits are `limits`, small enough for a test to reach.
-async fn spawn_with_limits(limits: LimitsConfig) -> common::TestApp {
-    spawn_app_configured(TestStore::new(Backend::Sqlite).await, |config, _| {
-        config.services = common::example_services();
-        config.limits = limits;
-    })
-    .await
-    .0
-}
-
 /// The statuses of `n` GETs of `path` by `client`, sent one after the other.
 async fn statuses(
     app: &common::TestApp,
@@ -241,88 +231,6 @@ async fn guessing_tokens_and_signing_in_are_slowed_per_address() {
     let stranger = reqwest::Client::new();
     let seen = statuses(&app, &stranger, "/login", 3).await;
     assert_eq!(seen, [200, 200, 429], "sign-in pages from one address");
-}
-
-/// The series `/metrics` holds: each sample's name and labels, without its value.
-fn series(metrics: &str) -> std::collections::BTreeSet<String> {
-    metrics
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.rsplit_once(' ').map(|(series, _)| series.to_owned()))
-        .collect()
-}
-
-/// This process's resident memory, in kB (the app serves in the test's own process).
-fn resident_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status")
-}
-
-/// Sends request `i` of a stranger's made-up stream: a method no one uses, to a probe, a
-/// route with an id or a path no route knows, `at_once` at a time.
-async fn made_up_requests(app: &common::TestApp, ids: std::ops::Range<usize>, at_once: usize) {
-    use futures_util::StreamExt;
-    let stranger = reqwest::Client::new();
-    futures_util::stream::iter(ids)
-        .map(|i| {
-            let method = reqwest::Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
-            let path = match i % 4 {
-                0 => "/healthz".to_owned(),
-                1 => format!("/api/v1/actions/made-up-{i}"),
-                2 => format!("/made/up/{i}"),
-                _ => format!("/services/made-up-{i}"),
-            };
-            let request = stranger.request(method, app.url(&path)).send();
-            async move { request.await.unwrap().status() }
-        })
-        .buffer_unordered(at_once)
-        .for_each(|_| async {})
-        .await;
-}
-
-/// An app whose pace no test reaches, so that every answer depends on the request alone.
-async fn spawn_unlimited() -> common::TestApp {
-    spawn_with_limits(LimitsConfig {
-        per_person_per_second: 1_000_000,
-        per_person_burst: 1_000_000,
-        ..LimitsConfig::default()
-    })
-    .await
-}
-
-#[tokio::test]
-async fn ten_thousand_made_up_methods_and_paths_add_no_series_and_keep_memory_flat() {
-    let app = spawn_unlimited().await;
-    // One round first, so that every answer the stream gets (405, 404, 401…) has its series
-    // and the allocator its pools.
-    made_up_requests(&app, 0..1_000, 8).await;
-    // A scrape is counted once answered: the first one's series appear in the second.
-    app.metrics().await;
-    let before = series(&app.metrics().await);
-    let memory_before = resident_kb();
-
-    made_up_requests(&app, 1_000..11_000, 8).await;
-
-    let after = series(&app.metrics().await);
-    let grown = resident_kb().saturating_sub(memory_before);
-    let added: Vec<_> = after.difference(&before).collect();
-    assert!(
-        added.is_empty(),
-        "{} series added (resident memory grew by {grown} kB), e.g. {:?}",
-        added.len(),
-        &added[..added.len().min(3)]
-    );
-    assert_eq!(before, after);
-    assert!(
-        after.iter().any(|s| s.contains(r#"method="other""#)),
-        "made-up methods are counted as other"
-    );
-    assert!(!after.iter().any(|s| s.contains("made-up")), "no raw path");
-    assert!(grown < 5 * 1024, "resident memory grew by {grown} kB");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use crate::support as common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestApp, registered, spawn_app_on, start_fleet};
+use common::{TestApp, registered, spawn_app_on, start_fleet, urlencode};
 use runboard_testkit::{Backend, TestStore};
 use serde_json::Value;
 
@@ -22,10 +22,6 @@ async fn page(app: &TestApp, after: Option<&str>) -> (Value, Duration) {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     (body, started.elapsed())
-}
-
-fn urlencode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// The median of `runs` timings of the same page.

@@ -180,6 +180,30 @@ pub async fn spawn_app_configured<R>(
     (test_app, started)
 }
 
+/// An app whose limits are `limits`, small enough for a test to reach.
+pub async fn spawn_with_limits(limits: runboard_core::config::LimitsConfig) -> TestApp {
+    spawn_app_configured(TestStore::new(Backend::Sqlite).await, |config, _| {
+        config.services = example_services();
+        config.limits = limits;
+    })
+    .await
+    .0
+}
+
+/// The series `/metrics` holds: each sample's name and labels, without its value.
+pub fn series(metrics: &str) -> std::collections::BTreeSet<String> {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' ').map(|(series, _)| series.to_owned()))
+        .collect()
+}
+
+/// `text` as it goes into a URL's query.
+pub fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
 /// A client that sends `token` as its bearer token with every request.
 pub fn bearer_client(token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
