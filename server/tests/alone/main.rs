@@ -1,11 +1,13 @@
-//! The server's tests that measure this process itself (the memory Runboard holds while it
-//! serves in it), so nothing else may run in it meanwhile: kept out of `server/tests/it/`,
-//! whose tests run side by side, and run one at a time here (each holds [`ALONE`]).
+//! The server's tests that measure this process itself, so nothing else may run in it
+//! meanwhile: the memory Runboard holds while it serves in it, and what it answers under a
+//! load the test makes. Kept out of `server/tests/it/`, whose tests run side by side, and run
+//! one at a time here (each holds [`ALONE`]).
 
 #[path = "../it/support/mod.rs"]
 mod support;
 
 mod export;
+mod fleet;
 mod hardening;
 
 /// Held by each test here for its whole run: the others would grow the memory it measures.

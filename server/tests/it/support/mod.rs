@@ -588,3 +588,15 @@ pub fn runbook_steps_of(
         }),
     )
 }
+
+/// Runboard's open connections to one service database (it names itself `runboard`).
+pub async fn runboard_connections(admin: &sqlx::PgPool, database: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'runboard'",
+    )
+    .bind(database)
+    .fetch_one(admin)
+    .await
+    .unwrap();
+    n
+}
