@@ -3,7 +3,9 @@
 //! load the test makes. Kept out of `server/tests/it/`, whose tests run side by side, and run
 //! one at a time here (each holds [`ALONE`]).
 
+// The helpers of server/tests/it/, of which these tests use a few.
 #[path = "../it/support/mod.rs"]
+#[allow(dead_code, unused_imports)]
 mod support;
 
 mod export;

@@ -271,19 +271,7 @@ async fn killed_mid_action(store: Backend) {
     // The service's own log: every saga applied exactly once; a chunk is sent again only
     // if it was in flight (sent, not yet recorded) when Runboard died, with the same key
     // and the same sagas.
-    let calls: Vec<_> = fleet
-        .fleet
-        .call_log("onboarding")
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|c| {
-            !c.dry_run
-                && c.idempotency_key
-                    .as_deref()
-                    .is_some_and(|k| k.starts_with(&format!("runboard:{id}:")))
-        })
-        .collect();
+    let calls = fleet.real_keyed_calls("onboarding", &id).await;
     let mut applied: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut sent: std::collections::BTreeMap<&str, (usize, &Value)> = Default::default();
     for c in &calls {

@@ -367,20 +367,7 @@ graphql_url = "{gql}"
     assert_eq!(ended.progress.succeeded, entities as u64);
 
     // The fleet's own log of what reached it.
-    let prefix = format!("runboard:{id}:");
-    let calls: Vec<_> = fleet
-        .fleet
-        .call_log("onboarding")
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|c| !c.dry_run)
-        .filter(|c| {
-            c.idempotency_key
-                .as_deref()
-                .is_some_and(|k| k.starts_with(&prefix))
-        })
-        .collect();
+    let calls = fleet.real_keyed_calls("onboarding", &id).await;
     let mut applied: BTreeMap<&str, usize> = BTreeMap::new();
     let mut sent: BTreeMap<&str, usize> = BTreeMap::new();
     let mut named: BTreeMap<&str, &serde_json::Value> = BTreeMap::new();

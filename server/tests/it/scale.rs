@@ -8,9 +8,11 @@ use crate::support as common;
 
 use std::collections::BTreeMap;
 
-use common::{TestApp, TestFleet, bearer_client, registered, spawn_app_configured, start_fleet};
+use common::{
+    TestApp, TestFleet, applied_counts, assert_each_key_names_the_same_entities, bearer_client,
+    ids_of, registered, spawn_app_configured, start_fleet,
+};
 use runboard_core::execution;
-use runboard_fleet::CallRecord;
 use runboard_model::Role;
 use runboard_testkit::{Backend, ChaosProxy, TestStore};
 use serde_json::{Value, json};
@@ -94,55 +96,6 @@ async fn asked_approved_and_run(s: &Setup, request: Value) -> Value {
     get(s, &format!("/api/v1/actions/{id}?limit=1")).await["action"].clone()
 }
 
-/// The real calls the fleet's onboarding service received for an action.
-async fn real_calls(s: &Setup, action: &str) -> Vec<CallRecord> {
-    let prefix = format!("runboard:{action}:");
-    s.fleet
-        .fleet
-        .call_log("onboarding")
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|c| !c.dry_run)
-        .filter(|c| {
-            c.idempotency_key
-                .as_deref()
-                .is_some_and(|k| k.starts_with(&prefix))
-        })
-        .collect()
-}
-
-fn ids_of(call: &CallRecord) -> Vec<String> {
-    call.variables["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|id| id.as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// Every time a key was sent, it named the same entities.
-fn assert_each_key_names_the_same_entities(calls: &[CallRecord]) {
-    let mut named: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for call in calls {
-        let key = call.idempotency_key.as_deref().unwrap();
-        let ids = ids_of(call);
-        let first = named.entry(key).or_insert_with(|| ids.clone());
-        assert_eq!(*first, ids, "{key} named other entities when sent again");
-    }
-}
-
-/// How many times each entity was applied, by the service's own log.
-fn applied_counts(calls: &[CallRecord]) -> BTreeMap<String, usize> {
-    let mut applied = BTreeMap::new();
-    for call in calls.iter().filter(|c| c.applied) {
-        for id in ids_of(call) {
-            *applied.entry(id).or_default() += 1;
-        }
-    }
-    applied
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_on_an_error_group_of_20000_sagas_applies_each_once_in_fixed_chunks() {
     const OUTAGE: u64 = 20_000;
@@ -179,7 +132,10 @@ async fn an_action_on_an_error_group_of_20000_sagas_applies_each_once_in_fixed_c
     assert_eq!(ended["preview"]["entities"], in_group);
     assert_eq!(ended["progress"]["succeeded"], in_group);
 
-    let calls = real_calls(&s, ended["id"].as_str().unwrap()).await;
+    let calls = s
+        .fleet
+        .real_keyed_calls("onboarding", ended["id"].as_str().unwrap())
+        .await;
     assert_each_key_names_the_same_entities(&calls);
     let applied = applied_counts(&calls);
     assert_eq!(applied.len() as u64, in_group, "every saga applied");
@@ -255,7 +211,7 @@ async fn a_chunk_refused_for_one_saga_fails_that_saga_alone() {
     }
 
     // The service was asked in halves down to the one saga, each key with its own sagas.
-    let calls = real_calls(&s, id).await;
+    let calls = s.fleet.real_keyed_calls("onboarding", id).await;
     assert_each_key_names_the_same_entities(&calls);
     let applied = applied_counts(&calls);
     let expected: BTreeMap<String, usize> = ids

@@ -146,7 +146,11 @@ async fn an_approval_of_a_preview_whose_entities_changed_does_not_run(backend: B
         "the old approval is void"
     );
     assert!(
-        calls_for(&s, id).await.iter().all(|c| !c.applied),
+        s.fleet
+            .keyed_calls("onboarding", id)
+            .await
+            .iter()
+            .all(|c| !c.applied),
         "no saga was called for real"
     );
 }
@@ -177,7 +181,13 @@ async fn an_expired_preview_cannot_be_approved(backend: Backend) {
     let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "expired");
     run_engine(&s.app).await;
-    assert!(calls_for(&s, id).await.iter().all(|c| !c.applied));
+    assert!(
+        s.fleet
+            .keyed_calls("onboarding", id)
+            .await
+            .iter()
+            .all(|c| !c.applied)
+    );
 }
 
 test_on_both_stores!(
@@ -238,7 +248,11 @@ async fn a_re_approval_after_the_money_grew_recomputes_the_money_and_the_approva
     );
     assert!(said.contains("approvals needed were 1, now 2"), "{said}");
     assert!(
-        calls_for(&s, id).await.iter().all(|c| !c.applied),
+        s.fleet
+            .keyed_calls("onboarding", id)
+            .await
+            .iter()
+            .all(|c| !c.applied),
         "no real call"
     );
 

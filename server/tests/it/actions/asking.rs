@@ -129,7 +129,7 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
         "each entity shows what its dry run said: {detail}"
     );
     assert!(
-        calls_for(&s, &id).await.is_empty(),
+        s.fleet.keyed_calls("onboarding", &id).await.is_empty(),
         "nothing is sent for real before approval"
     );
 
@@ -169,7 +169,7 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
 
     // Each chunk was called once with its own key, naming exactly its members, so each
     // saga was applied once; every call carries the action's names.
-    let calls = calls_for(&s, &id).await;
+    let calls = s.fleet.keyed_calls("onboarding", &id).await;
     let mut applied: Vec<(String, Value)> = calls
         .iter()
         .filter(|c| c.applied)

@@ -94,7 +94,13 @@ async fn a_cancel_during_execution_stops_the_calls_and_holds_the_entities_until_
         let app = s.app.app.clone();
         tokio::spawn(async move { while execution::step(&app).await.unwrap() {} })
     };
-    while !calls_for(&s, &id).await.iter().any(|c| c.applied) {
+    while !s
+        .fleet
+        .keyed_calls("onboarding", &id)
+        .await
+        .iter()
+        .any(|c| c.applied)
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -123,7 +129,9 @@ async fn a_cancel_during_execution_stops_the_calls_and_holds_the_entities_until_
         "cancelled mid-way, not after the end: {detail}"
     );
 
-    let called: Vec<String> = calls_for(&s, &id)
+    let called: Vec<String> = s
+        .fleet
+        .keyed_calls("onboarding", &id)
         .await
         .iter()
         .filter(|c| !c.dry_run)

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{
-    TestApp, TestFleet, bearer_client, registered, spawn_app_configured, start_fleet,
-    start_fleet_checking, webhook,
+    TestApp, TestFleet, applied_entities, bearer_client, registered, spawn_app_configured,
+    start_fleet, start_fleet_checking, webhook,
 };
 use runboard_core::execution;
 use runboard_model::Role;
@@ -163,33 +163,6 @@ async fn run_engine(app: &TestApp) {
         }
     }
     panic!("the engine kept finding work");
-}
-
-/// The entities the applied calls named, in the order sent.
-fn applied_entities(calls: &[runboard_fleet::CallRecord]) -> Vec<String> {
-    calls
-        .iter()
-        .filter(|c| c.applied)
-        .flat_map(|c| c.variables["ids"].as_array().unwrap().clone())
-        .map(|id| id.as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// The calls the fleet received for an action, by its idempotency keys.
-async fn calls_for(s: &Setup, action_id: &str) -> Vec<runboard_fleet::CallRecord> {
-    let prefix = format!("runboard:{action_id}:");
-    s.fleet
-        .fleet
-        .call_log("onboarding")
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|c| {
-            c.idempotency_key
-                .as_deref()
-                .is_some_and(|k| k.starts_with(&prefix))
-        })
-        .collect()
 }
 
 /// Resumes or cancels an action: `(status, body)`.

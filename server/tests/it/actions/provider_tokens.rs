@@ -80,7 +80,7 @@ async fn calls_to_a_service_that_takes_provider_tokens_carry_runboards_own_and_a
     approved_by_bob(&s, &action).await;
     let (state, detail) = ran(id.clone()).await;
     assert_eq!(state, "succeeded", "{detail}");
-    let calls = calls_for(&s, &id).await;
+    let calls = s.fleet.keyed_calls("onboarding", &id).await;
     assert_eq!(applied_entities(&calls), first);
     assert!(
         calls
@@ -98,7 +98,10 @@ async fn calls_to_a_service_that_takes_provider_tokens_carry_runboards_own_and_a
     approved_by_bob(&s, &action).await;
     let (state, detail) = ran(id.clone()).await;
     assert_eq!(state, "succeeded", "{detail}");
-    assert_eq!(applied_entities(&calls_for(&s, &id).await), second);
+    assert_eq!(
+        applied_entities(&s.fleet.keyed_calls("onboarding", &id).await),
+        second
+    );
 
     // Approved, then the provider goes down and the token expires: the action pauses
     // saying why, and nothing reaches the service.
@@ -115,7 +118,7 @@ async fn calls_to_a_service_that_takes_provider_tokens_carry_runboards_own_and_a
         reason.contains("could not get its token for urn:demo-fleet:mission-control"),
         "{reason}"
     );
-    assert!(calls_for(&s, &id).await.is_empty());
+    assert!(s.fleet.keyed_calls("onboarding", &id).await.is_empty());
 
     // Back (with new signing keys), and resumed: each saga applied once.
     let _provider = token_provider(port);
@@ -123,5 +126,8 @@ async fn calls_to_a_service_that_takes_provider_tokens_carry_runboards_own_and_a
     assert_eq!(status, 200, "{body}");
     let (state, detail) = ran(id.clone()).await;
     assert_eq!(state, "succeeded", "{detail}");
-    assert_eq!(applied_entities(&calls_for(&s, &id).await), third);
+    assert_eq!(
+        applied_entities(&s.fleet.keyed_calls("onboarding", &id).await),
+        third
+    );
 }

@@ -47,7 +47,7 @@ async fn resuming_after_a_failed_recheck_runs_the_dry_run_again_before_any_real_
         "{kinds:?}"
     );
     assert!(!kinds.contains(&"action.rechecked".to_owned()), "{kinds:?}");
-    assert!(calls_for(&s, id).await.is_empty());
+    assert!(s.fleet.keyed_calls("onboarding", id).await.is_empty());
 
     // Back up, and the sagas changed meanwhile (one completed by hand): resumed, the dry
     // run runs again and finds it, so the action asks for approval again; no real call.
@@ -60,14 +60,23 @@ async fn resuming_after_a_failed_recheck_runs_the_dry_run_again_before_any_real_
     run_engine(&s.app).await;
     let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "awaiting_approval", "{detail}");
-    assert!(calls_for(&s, id).await.iter().all(|c| !c.applied));
+    assert!(
+        s.fleet
+            .keyed_calls("onboarding", id)
+            .await
+            .iter()
+            .all(|c| !c.applied)
+    );
 
     // Approved again, it runs: the dry run once more, then each saga once.
     approved_by_bob(&s, &detail["action"]).await;
     run_engine(&s.app).await;
     let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "succeeded", "{detail}");
-    assert_eq!(applied_entities(&calls_for(&s, id).await), ids);
+    assert_eq!(
+        applied_entities(&s.fleet.keyed_calls("onboarding", id).await),
+        ids
+    );
 }
 
 /// What a replica that died right after claiming an action leaves behind: the action
@@ -113,7 +122,11 @@ async fn a_crash_between_claim_and_recheck_leaves_the_recheck_to_the_next_replic
     let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "awaiting_approval", "{detail}");
     assert!(
-        calls_for(&s, id).await.iter().all(|c| !c.applied),
+        s.fleet
+            .keyed_calls("onboarding", id)
+            .await
+            .iter()
+            .all(|c| !c.applied),
         "no real call"
     );
     let kinds = audit_kinds(&s, id).await;

@@ -1,10 +1,7 @@
-//! `spawn_app`: the real router on a loopback port chosen by the OS, over a store of its own.
+//! `spawn_app`: the real router on a loopback port chosen by the OS, over a store of its own;
+//! the demo fleet; and what tests share about both.
 
-#![allow(dead_code)] // each test binary uses its own part of this module
-
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +14,12 @@ use runboard_server::{ServerState, serve};
 use runboard_testkit::{Backend, TestDatabase, TestStore, admin_url};
 use serde_json::Value;
 use tempfile::TempDir;
+
+mod calls;
+mod process;
+
+pub use calls::*;
+pub use process::*;
 
 /// Two services, as a platform team would register them.
 pub const SERVICES: &str = r#"
@@ -341,26 +344,6 @@ pub async fn failed_saga_ids(
     ids
 }
 
-/// The entities the service applied for an action, in the order its log has them.
-pub async fn applied_for(fleet: &TestFleet, service: &str, action_id: &str) -> Vec<String> {
-    let prefix = format!("runboard:{action_id}:");
-    fleet
-        .fleet
-        .call_log(service)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|c| {
-            c.applied
-                && c.idempotency_key
-                    .as_deref()
-                    .is_some_and(|k| k.starts_with(&prefix))
-        })
-        .flat_map(|c| c.variables["ids"].as_array().unwrap().clone())
-        .map(|id| id.as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// `graphql_url` behind a proxy whose every answer takes `latency` on the wire; the proxy,
 /// and the address to give Runboard.
 pub async fn slowed(
@@ -374,128 +357,6 @@ pub async fn slowed(
     let mut behind_proxy = graphql;
     behind_proxy.set_port(Some(proxy.port())).unwrap();
     (proxy, behind_proxy)
-}
-
-/// A `runboard serve` process, killed when dropped.
-pub struct Runboard {
-    pub child: Child,
-    pub url: String,
-    /// Where its `/metrics` is, when on a listener of its own (`http.metrics_listen`).
-    pub metrics_url: Option<String>,
-}
-
-impl Drop for Runboard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A token for `login` with `role`, straight into `store`: on a store of its own a Runboard
-/// process's people sign in with the provider otherwise.
-pub async fn token_in_store(
-    store: &runboard_core::store::Store,
-    login: &str,
-    role: Role,
-) -> String {
-    let user = User {
-        subject: format!("test:{login}"),
-        name: login.to_owned(),
-        roles: [role].into(),
-    };
-    store
-        .issue_api_token(&user, "test", Duration::from_secs(3600), chrono::Utc::now())
-        .await
-        .unwrap()
-        .secret
-}
-
-/// Starts `runboard serve` with `env` added and waits until it says where it serves; its
-/// log goes to `log`.
-pub fn start_runboard(
-    config: &std::path::Path,
-    log: &std::path::Path,
-    env: &[(&str, &str)],
-) -> Runboard {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_runboard"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env_remove("RUNBOARD_DATABASE_URL")
-        .env_remove("RUNBOARD_LISTEN")
-        .env("RUNBOARD_LOG", "info")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("run the runboard binary");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut metrics_url = None;
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("runboard stopped before serving")
-            .unwrap();
-        if let Some(url) = line.strip_prefix("Runboard's metrics are at ") {
-            metrics_url = Some(url.to_owned());
-        }
-        if let Some(url) = line.strip_prefix("Runboard is serving at ") {
-            break url.to_owned();
-        }
-    };
-    // Keep reading its stdout so that it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Runboard {
-        child,
-        url,
-        metrics_url,
-    }
-}
-
-/// `method` on `url` as the holder of `token`; the answer, which must be a success.
-pub async fn call(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    token: &str,
-    body: Option<Value>,
-) -> Value {
-    let mut request = client.request(method, &url).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{url}: {status} {body}");
-    body
-}
-
-/// `requester` submits `action` (as asked for) at the Runboard at `submit_on`, then
-/// `approver` approves the digest it was asked with at `approve_on`.
-pub async fn submit_and_approve(
-    client: &reqwest::Client,
-    action: &Value,
-    reason: &str,
-    (submit_on, requester): (&str, &str),
-    (approve_on, approver): (&str, &str),
-) {
-    let id = action["id"].as_str().unwrap();
-    call(
-        client,
-        reqwest::Method::POST,
-        format!("{submit_on}/api/v1/actions/{id}/submit"),
-        requester,
-        Some(serde_json::json!({ "reason": reason })),
-    )
-    .await;
-    call(
-        client,
-        reqwest::Method::POST,
-        format!("{approve_on}/api/v1/actions/{id}/approve"),
-        approver,
-        Some(serde_json::json!({ "digest": action["digest"] })),
-    )
-    .await;
 }
 
 /// A Slack-compatible webhook on loopback that keeps the text of every message it gets.
@@ -551,42 +412,6 @@ pub async fn held_transfers(fleet: &TestFleet, count: u32) -> Vec<String> {
         )
         .await
         .unwrap()
-}
-
-/// The real (not dry-run) calls `service` received for action `action`, oldest first.
-pub async fn real_calls_of(
-    fleet: &TestFleet,
-    service: &str,
-    action: &str,
-) -> Vec<runboard_fleet::CallRecord> {
-    fleet
-        .fleet
-        .call_log(service)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|c| !c.dry_run && c.action.as_deref() == Some(action))
-        .collect()
-}
-
-/// Where in `calls` the demo runbook's two steps for `saga` stand: its transfers (by their
-/// reference `RB-<saga>`) and its completions.
-pub fn runbook_steps_of(
-    calls: &[runboard_fleet::CallRecord],
-    saga: &str,
-) -> (Vec<usize>, Vec<usize>) {
-    let reference = format!("RB-{saga}");
-    let named = |mutation: &str, names: &dyn Fn(&Value) -> bool| -> Vec<usize> {
-        (0..calls.len())
-            .filter(|&i| calls[i].mutation == mutation && names(&calls[i].variables))
-            .collect()
-    };
-    (
-        named("transferFunds", &|v| v["reference"] == reference.as_str()),
-        named("forceCompleteSagas", &|v| {
-            v["ids"] == serde_json::json!([saga])
-        }),
-    )
 }
 
 /// Runboard's open connections to one service database (it names itself `runboard`).
