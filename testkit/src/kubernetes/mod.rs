@@ -26,6 +26,9 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+mod listing;
+mod port_forward;
+
 /// Where an object lives: namespace and name.
 type Key = (String, String);
 
@@ -103,7 +106,7 @@ impl FakeKubernetes {
             )
             .route(
                 "/api/v1/namespaces/{namespace}/pods/{name}/portforward",
-                get(port_forward),
+                get(port_forward::port_forward),
             )
             .fallback(|| async { status(StatusCode::NOT_FOUND, "NotFound", "no such path") })
             .with_state(shared.clone());
@@ -318,7 +321,7 @@ async fn services(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    list_or_watch(shared, None, query)
+    listing::list_or_watch(shared, None, query)
 }
 
 async fn services_in(
@@ -326,7 +329,7 @@ async fn services_in(
     Path(namespace): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    list_or_watch(shared, Some(namespace), query)
+    listing::list_or_watch(shared, Some(namespace), query)
 }
 
 async fn secret(
@@ -384,156 +387,6 @@ impl Objects {
             ),
         ))
     }
-}
-
-/// Whether `object` is in `namespace` (any, for `None`) and has the selector's labels:
-/// `key` or `key=value`, comma-separated, as Runboard sends them.
-fn selected(object: &Value, namespace: Option<&str>, selector: &str) -> bool {
-    if namespace.is_some_and(|ns| object["metadata"]["namespace"] != json!(ns)) {
-        return false;
-    }
-    let labels = &object["metadata"]["labels"];
-    selector
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .all(|term| match term.split_once('=') {
-            Some((key, value)) => labels[key] == json!(value),
-            None => !labels[term].is_null(),
-        })
-}
-
-fn list_or_watch(
-    shared: Arc<Shared>,
-    namespace: Option<String>,
-    query: HashMap<String, String>,
-) -> Response {
-    let selector = query.get("labelSelector").cloned().unwrap_or_default();
-    let watching = query.get("watch").is_some_and(|w| w == "true" || w == "1");
-    let mut objects = shared.objects.lock().unwrap();
-    if let Some(refused) = objects.refuse(
-        if watching { "watch" } else { "list" },
-        "services",
-        namespace.as_deref(),
-    ) {
-        return refused;
-    }
-    if !watching {
-        objects.answered.lists += 1;
-        let items: Vec<&Value> = objects
-            .services
-            .values()
-            .filter(|s| selected(s, namespace.as_deref(), &selector))
-            .collect();
-        return axum::Json(json!({
-            "kind": "ServiceList", "apiVersion": "v1",
-            "metadata": { "resourceVersion": objects.version.to_string() },
-            "items": items,
-        }))
-        .into_response();
-    }
-    let since: u64 = query
-        .get("resourceVersion")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let bookmarks = query
-        .get("allowWatchBookmarks")
-        .is_some_and(|b| b == "true");
-    // As a real server does, a watch from history it no longer has opens and says 410 Gone.
-    if since < objects.compacted {
-        objects.answered.gone += 1;
-        let compacted = objects.compacted;
-        drop(objects);
-        return watch_events(vec![gone(since, compacted)]);
-    }
-    drop(objects);
-    let changes = shared.changed.subscribe();
-    let expiry = shared.expired.subscribe();
-    // Each step sends the changes after `seen`, then waits for the next one; where nothing
-    // this watch selects changed, a bookmark (if allowed) says how far it has come.
-    let events = futures_util::stream::unfold(
-        (since, VecDeque::<String>::new(), changes, expiry, false),
-        move |(mut seen, mut pending, mut changes, mut expiry, ended)| {
-            let shared = shared.clone();
-            let namespace = namespace.clone();
-            let selector = selector.clone();
-            async move {
-                loop {
-                    if let Some(line) = pending.pop_front() {
-                        return Some((
-                            Ok::<_, Infallible>(line),
-                            (seen, pending, changes, expiry, ended),
-                        ));
-                    }
-                    if ended {
-                        return None;
-                    }
-                    {
-                        let mut objects = shared.objects.lock().unwrap();
-                        for (version, kind, object) in &objects.history {
-                            if *version > seen && selected(object, namespace.as_deref(), &selector)
-                            {
-                                pending.push_back(format!(
-                                    "{}\n",
-                                    json!({ "type": kind, "object": object })
-                                ));
-                            }
-                        }
-                        if pending.is_empty() && bookmarks && objects.version > seen {
-                            objects.answered.bookmarks += 1;
-                            pending.push_back(bookmark(objects.version));
-                        }
-                        seen = objects.version;
-                    }
-                    if !pending.is_empty() {
-                        continue;
-                    }
-                    tokio::select! {
-                        changed = changes.changed() => if changed.is_err() { return None },
-                        _ = expiry.changed() => {
-                            let mut objects = shared.objects.lock().unwrap();
-                            objects.answered.gone += 1;
-                            pending.push_back(gone(seen, objects.compacted));
-                            return pending.pop_front().map(|line| {
-                                (Ok(line), (seen, pending, changes, expiry, true))
-                            });
-                        }
-                    }
-                }
-            }
-        },
-    );
-    Response::builder()
-        .header("content-type", "application/json")
-        .body(Body::from_stream(events))
-        .unwrap()
-}
-
-/// A watch answer of these lines only.
-fn watch_events(lines: Vec<String>) -> Response {
-    let events = futures_util::stream::iter(lines.into_iter().map(Ok::<_, Infallible>));
-    Response::builder()
-        .header("content-type", "application/json")
-        .body(Body::from_stream(events))
-        .unwrap()
-}
-
-/// The watch event of history gone: a Status of 410, as the client reads it.
-fn gone(since: u64, compacted: u64) -> String {
-    let status = json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {},
-        "status": "Failure", "reason": "Expired", "code": 410,
-        "message": format!("too old resource version: {since} ({compacted})"),
-    });
-    format!("{}\n", json!({ "type": "ERROR", "object": status }))
-}
-
-/// A bookmark: no change, only how far the watch has come.
-fn bookmark(version: u64) -> String {
-    let object = json!({
-        "kind": "Service", "apiVersion": "v1",
-        "metadata": { "resourceVersion": version.to_string() },
-    });
-    format!("{}\n", json!({ "type": "BOOKMARK", "object": object }))
 }
 
 async fn one_service(
@@ -603,106 +456,4 @@ async fn endpoint_slices(
         "items": items,
     }))
     .into_response()
-}
-
-/// `pods/portforward` for one port: data on channel 0, errors on channel 1, each opened
-/// with the port number (little-endian), as the kubelet does.
-async fn port_forward(
-    State(shared): State<Arc<Shared>>,
-    Path((namespace, name)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    upgrade: axum::extract::ws::WebSocketUpgrade,
-) -> Response {
-    let port: Option<u16> = query.get("ports").and_then(|p| p.parse().ok());
-    let address = {
-        let objects = shared.objects.lock().unwrap();
-        let pod = objects.pods.get(&(namespace.clone(), name.clone()));
-        match (pod, port) {
-            (None, _) => {
-                return status(
-                    StatusCode::NOT_FOUND,
-                    "NotFound",
-                    &format!("pods \"{name}\" not found"),
-                );
-            }
-            (Some(pod), Some(port)) => pod.ports.get(&port).copied(),
-            (Some(_), None) => None,
-        }
-    };
-    let (Some(port), Some(address)) = (port, address) else {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "the pod has no such port",
-        );
-    };
-    upgrade
-        .protocols(["v4.channel.k8s.io"])
-        .on_upgrade(move |socket| async move {
-            let forward = tokio::spawn(carry(socket, port, address));
-            match shared
-                .objects
-                .lock()
-                .unwrap()
-                .pods
-                .get_mut(&(namespace, name))
-            {
-                Some(pod) => pod.forwards.push(forward.abort_handle()),
-                None => forward.abort(),
-            }
-        })
-}
-
-/// Carries the port-forward's channel 0 to and from a connection to `address`.
-async fn carry(socket: axum::extract::ws::WebSocket, port: u16, address: std::net::SocketAddr) {
-    use axum::extract::ws::Message;
-    use futures_util::{SinkExt, StreamExt};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let (mut to_client, mut from_client) = socket.split();
-    let [low, high] = port.to_le_bytes();
-    for channel in [0, 1] {
-        if to_client
-            .send(Message::Binary(vec![channel, low, high].into()))
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-    let Ok(connection) = tokio::net::TcpStream::connect(address).await else {
-        let _ = to_client
-            .send(Message::Binary(
-                [&[1u8][..], b"connection refused"].concat().into(),
-            ))
-            .await;
-        return;
-    };
-    let (mut reading, mut writing) = connection.into_split();
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        tokio::select! {
-            message = from_client.next() => match message {
-                Some(Ok(Message::Binary(data))) if data.len() > 1 && data[0] == 0 => {
-                    if writing.write_all(&data[1..]).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                Some(Ok(_)) => {}
-            },
-            read = reading.read(&mut buffer) => match read {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let mut frame = Vec::with_capacity(n + 1);
-                    frame.push(0);
-                    frame.extend_from_slice(&buffer[..n]);
-                    if to_client.send(Message::Binary(frame.into())).await.is_err() {
-                        break;
-                    }
-                }
-            },
-        }
-    }
-    let _ = to_client.send(Message::Close(None)).await;
 }
