@@ -251,7 +251,7 @@ async fn a_step_that_fails_for_one_entity_stops_only_that_entitys_later_steps(ba
 
     // After the approval, the last saga's source account goes on legal hold: the service
     // refuses its transfer for real (its dry run passed). Not the first: its call is the
-    // canary, whose refusal pauses the action (server/tests/pace.rs).
+    // canary, whose refusal pauses the action (server/tests/it/pace.rs).
     let stories = entities_of(&s, &id).await;
     let stopped = ids[ids.len() - 1].clone();
     let frozen = stories

@@ -153,7 +153,7 @@ async fn an_action_on_an_error_group_of_20000_sagas_applies_each_once_in_fixed_c
 #[tokio::test]
 async fn a_chunk_refused_for_one_saga_fails_that_saga_alone() {
     // Ten sagas in one call; the service refuses any real call naming the seventh. No
-    // canary: a refused canary pauses the action instead (server/tests/pace.rs).
+    // canary: a refused canary pauses the action instead (server/tests/it/pace.rs).
     let s = setup(|config| {
         config.actions.chunk_size = 10;
         config.actions.canary_entities = 0;

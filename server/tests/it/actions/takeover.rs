@@ -146,7 +146,7 @@ async fn calls_a_dead_replica_sent_go_again_with_their_keys_and_failures_pause_t
     let s = setup(Backend::Sqlite, |config| {
         config.actions.pause_after_calls = 2;
         config.actions.pause_failure_share = 0.5;
-        // The failure share is what is tested, not the canary (server/tests/pace.rs).
+        // The failure share is what is tested, not the canary (server/tests/it/pace.rs).
         config.actions.canary_entities = 0;
     })
     .await;
