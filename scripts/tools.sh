@@ -168,3 +168,28 @@ check_action_data_owner() {
   fi
   return "$status"
 }
+
+# The house's size rules (issue #32), each failure naming what broke it: no tracked Rust or
+# TypeScript source over 600 lines, and the server's integration tests in at most three
+# binaries (server/tests/it/ and the ones that must run alone), since each binary links the
+# whole server again.
+MAX_SOURCE_LINES=600
+MAX_SERVER_TEST_BINARIES=3
+check_house() {
+  local status=0 lines file binaries
+  while read -r lines file; do
+    [ "$file" = total ] && continue
+    if [ "$lines" -gt "$MAX_SOURCE_LINES" ]; then
+      echo "$file: $lines lines, over $MAX_SOURCE_LINES: split it into modules by topic" >&2
+      status=1
+    fi
+  done < <(git ls-files -z '*.rs' '*.ts' | xargs -0 wc -l)
+  # Cargo makes a test binary of each server/tests/*.rs and each server/tests/*/main.rs.
+  binaries=$(find server/tests -maxdepth 1 -name '*.rs'; find server/tests -mindepth 2 -maxdepth 2 -name main.rs)
+  if [ "$(wc -l <<<"$binaries")" -gt "$MAX_SERVER_TEST_BINARIES" ]; then
+    echo "server/tests builds $(wc -l <<<"$binaries") test binaries, over $MAX_SERVER_TEST_BINARIES: add tests to server/tests/it/ instead:" $binaries >&2
+    status=1
+  fi
+  [ "$status" -eq 0 ] || return 1
+  echo "no source over $MAX_SOURCE_LINES lines; server/tests builds $(wc -l <<<"$binaries") test binaries"
+}

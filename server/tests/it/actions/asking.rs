@@ -1,0 +1,305 @@
+//! Asking for an action: the service's dry run previews it, a request retried under its
+//! idempotency key makes one action, and an approved action calls each entity once.
+
+use super::*;
+
+test_on_both_stores!(
+    an_approved_retry_previews_then_runs_each_saga_once,
+    a_retried_request_under_its_idempotency_key_makes_one_action
+);
+
+/// A client that retries `POST /api/v1/actions` after a timeout, with its `Idempotency-Key`,
+/// gets the action its first request made, even when both arrive at once; the key reused
+/// for another request is refused, and another person's same key is theirs.
+async fn a_retried_request_under_its_idempotency_key_makes_one_action(backend: Backend) {
+    let s = setup(backend, |_| ()).await;
+    let ids = failed_sagas(&s, "onboarding", 2).await;
+    let request = json!({
+        "service": "onboarding",
+        "mutation": "retrySagas",
+        "arguments": { "ids": ids },
+        "reason": "INC-77",
+    });
+    let ask = |client: &reqwest::Client, key: &str, body: &Value| {
+        client
+            .post(s.app.url("/api/v1/actions"))
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+    };
+    let (first, twin) = tokio::join!(
+        ask(&s.alice, "k-1", &request),
+        ask(&s.alice, "k-1", &request)
+    );
+    let first: Value = first.unwrap().json().await.unwrap();
+    let twin: Value = twin.unwrap().json().await.unwrap();
+    let retried: Value = ask(&s.alice, "k-1", &request)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = first["id"].as_str().expect("an action");
+    assert_eq!(twin["id"], id, "{twin}");
+    assert_eq!(retried["id"], id, "{retried}");
+    let mine = get(&s.app, &s.alice, "/api/v1/actions?view=mine").await;
+    assert_eq!(mine["actions"].as_array().unwrap().len(), 1, "{mine}");
+
+    let mut other = request.clone();
+    other["reason"] = json!("INC-78");
+    let refused = ask(&s.alice, "k-1", &other).await.unwrap();
+    assert_eq!(refused.status(), 409);
+    let refused: Value = refused.json().await.unwrap();
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("was used for another request"),
+        "{refused}"
+    );
+    let bobs: Value = ask(&s.bob, "k-1", &request)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(bobs["id"], id, "{bobs}");
+    let spaced = ask(&s.alice, "a key with spaces", &request).await.unwrap();
+    assert_eq!(spaced.status(), 400);
+}
+
+async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
+    let (hook, messages) = webhook().await;
+    let s = setup(backend, |config| {
+        config.actions.webhook_url = Some(hook.parse().unwrap());
+        // Five sagas in calls of two: chunks of 2, 2 and 1.
+        config.actions.chunk_size = 2;
+    })
+    .await;
+    let ids = failed_sagas(&s, "onboarding", 5).await;
+
+    let catalog = get(&s.app, &s.alice, "/api/v1/services/onboarding/actions").await;
+    let retry = catalog["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["mutation"] == "retrySagas")
+        .expect("the catalog lists retrySagas");
+    assert_eq!(retry["dry_run"], true);
+
+    let action = submitted_retry(&s, &ids).await;
+    let id = action["id"].as_str().unwrap().to_owned();
+    let preview = &action["preview"];
+    assert_eq!(preview["entities"], 5, "{preview}");
+    assert_eq!(preview["chunk_size"], 2, "{preview}");
+    assert!(
+        preview["document"]
+            .as_str()
+            .unwrap()
+            .contains("retrySagas(ids: $ids, dryRun: $dryRun)")
+    );
+    assert_eq!(preview["dry_run"]["effects"], 5, "{preview}");
+    let grouped: u64 = preview["dry_run"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(grouped, 5, "every effect is in a group: {preview}");
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let listed: Vec<&str> = detail["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entity_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ids, "the entities in the order they were named");
+    assert!(
+        detail["entities"][0]["found"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed"),
+        "{detail}"
+    );
+    assert!(
+        detail["entities"][0]["planned"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("retry"),
+        "each entity shows what its dry run said: {detail}"
+    );
+    assert!(
+        s.fleet.keyed_calls("onboarding", &id).await.is_empty(),
+        "nothing is sent for real before approval"
+    );
+
+    let digest = action["digest"].as_str().unwrap();
+    let (status, approved) = post(
+        &s.app,
+        &s.bob,
+        &format!("/api/v1/actions/{id}/approve"),
+        json!({ "digest": digest }),
+    )
+    .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["state"], "approved");
+
+    run_engine(&s.app).await;
+    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    assert_eq!(detail["action"]["state"], "succeeded", "{detail}");
+    assert_eq!(detail["action"]["progress"]["succeeded"], 5);
+    let kinds: Vec<&str> = detail["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "action.previewed",
+            "action.submitted",
+            "action.approved",
+            "action.executing",
+            "action.started",
+            "action.rechecked",
+            "action.succeeded"
+        ]
+    );
+
+    // Each chunk was called once with its own key, naming exactly its members, so each
+    // saga was applied once; every call carries the action's names.
+    let calls = s.fleet.keyed_calls("onboarding", &id).await;
+    let mut applied: Vec<(String, Value)> = calls
+        .iter()
+        .filter(|c| c.applied)
+        .map(|c| {
+            (
+                c.idempotency_key.clone().unwrap(),
+                c.variables["ids"].clone(),
+            )
+        })
+        .collect();
+    applied.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        applied,
+        [
+            (format!("runboard:{id}:0"), json!(ids[0..2])),
+            (format!("runboard:{id}:1"), json!(ids[2..4])),
+            (format!("runboard:{id}:2"), json!(ids[4..5])),
+        ]
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.requester.as_deref() == Some("test:alice"))
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.approvers.as_deref() == Some("test:bob"))
+    );
+    let audit = get(&s.app, &s.alice, "/api/v1/audit/verify").await;
+    assert_eq!(audit["state"], "intact");
+
+    let metrics = s.app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"runboard_action_calls_total{service="onboarding",outcome="ok"} 3"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"runboard_actions_ended_total{service="onboarding",state="succeeded"} 1"#)
+    );
+
+    // The webhook heard of each step people act on, in order.
+    let expected = [
+        "asks for approval",
+        "is approved",
+        "finished: 5 of 5 succeeded",
+    ];
+    let mut heard = Vec::new();
+    for _ in 0..50 {
+        heard = messages.lock().unwrap().clone();
+        if heard.len() >= expected.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(heard.len(), expected.len(), "{heard:?}");
+    for (message, words) in heard.iter().zip(expected) {
+        assert!(
+            message.contains(words) && message.contains("retrySagas"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("/actions/{id}")),
+            "links the action: {message}"
+        );
+    }
+    assert!(
+        heard[0].contains("INC-4711"),
+        "the reason is in the request: {}",
+        heard[0]
+    );
+
+    // The Markdown record tells the whole story.
+    let record = s
+        .alice
+        .get(s.app.url(&format!("/api/v1/actions/{id}/record.md")))
+        .send()
+        .await
+        .unwrap();
+    let content_type = record.headers()["content-type"].clone();
+    let record = record.text().await.unwrap();
+    assert_eq!(content_type, "text/markdown; charset=utf-8", "{record}");
+    for text in [
+        "# retrySagas on onboarding",
+        "**succeeded**",
+        "INC-4711: the KYC provider was down",
+        "https://incidents.example/4711",
+        "1 of 1 needed",
+        "bob (test:bob)",
+        "5 succeeded, 0 failed, 0 pending.",
+        "action.approved",
+        action["digest"].as_str().unwrap(),
+    ] {
+        assert!(
+            record.contains(text),
+            "the record lacks {text:?}:\n{record}"
+        );
+    }
+    for saga in &ids {
+        assert_eq!(
+            record.matches(saga.as_str()).count(),
+            2,
+            "{saga} in the preview and the results"
+        );
+    }
+}
+
+/// An ID is whatever a user types, so one spelled like the label of a single call's row is
+/// an entity like any other: submitting holds it, and a second action on it waits.
+#[tokio::test]
+async fn an_entity_named_like_the_single_call_label_is_held_like_any_other() {
+    let s = setup(Backend::Sqlite, |_| ()).await;
+    let named = vec![runboard_core::actions::SINGLE_CALL.to_owned()];
+    let first = submitted_retry(&s, &named).await;
+    let (status, refused) = ask_and_submit(
+        &s,
+        &s.bob,
+        "onboarding",
+        &named,
+        json!({ "reason": "INC-4712: the same saga again" }),
+    )
+    .await;
+    assert_eq!(status, 409, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "is already in action {}",
+            first["id"].as_str().unwrap()
+        )),
+        "{message}"
+    );
+}

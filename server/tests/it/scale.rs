@@ -1,0 +1,309 @@
+//! Actions at fleet scale against the demo fleet on PostgreSQL (real GraphQL over HTTP):
+//! an action on a whole error group of 20,000 sagas, chosen on the server, in chunks whose
+//! keys always name the same sagas; and a chunk the service refuses because of one saga,
+//! split until that saga is alone; and a dry run cut short by its time limit, which keeps
+//! nothing of what the preview had written meanwhile.
+
+use crate::support as common;
+
+use std::collections::BTreeMap;
+
+use common::{
+    TestApp, TestFleet, applied_counts, assert_each_key_names_the_same_entities, bearer_client,
+    ids_of, registered, spawn_app_configured, start_fleet,
+};
+use runboard_core::execution;
+use runboard_model::Role;
+use runboard_testkit::{Backend, ChaosProxy, TestStore};
+use serde_json::{Value, json};
+
+struct Setup {
+    app: TestApp,
+    fleet: TestFleet,
+    alice: reqwest::Client,
+    bob: reqwest::Client,
+}
+
+async fn setup(configure: impl FnOnce(&mut runboard_core::config::Config)) -> Setup {
+    let fleet = start_fleet(Backend::Postgres).await;
+    setup_with(fleet, configure).await
+}
+
+async fn setup_with(
+    fleet: TestFleet,
+    configure: impl FnOnce(&mut runboard_core::config::Config),
+) -> Setup {
+    let services: Vec<_> = fleet.fleet.services().iter().map(registered).collect();
+    let (app, ()) = spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
+        config.services = services;
+        configure(config);
+    })
+    .await;
+    let alice = bearer_client(&app.token_for("alice", &[Role::Operator]).await);
+    let bob = bearer_client(&app.token_for("bob", &[Role::Approver]).await);
+    Setup {
+        app,
+        fleet,
+        alice,
+        bob,
+    }
+}
+
+async fn post(s: &Setup, client: &reqwest::Client, path: &str, body: Value) -> Value {
+    let response = client
+        .post(s.app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{path}: {status} {body}");
+    body
+}
+
+async fn get(s: &Setup, path: &str) -> Value {
+    s.alice
+        .get(s.app.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Alice asks for `request`, submits it, Bob approves it, and the engine runs until it has
+/// nothing left to do; returns the action as it ended.
+async fn asked_approved_and_run(s: &Setup, request: Value) -> Value {
+    let action = post(s, &s.alice, "/api/v1/actions", request).await;
+    let id = action["id"].as_str().unwrap().to_owned();
+    post(
+        s,
+        &s.alice,
+        &format!("/api/v1/actions/{id}/submit"),
+        json!({ "reason": "INC-9: the provider was down" }),
+    )
+    .await;
+    post(
+        s,
+        &s.bob,
+        &format!("/api/v1/actions/{id}/approve"),
+        json!({ "digest": action["digest"] }),
+    )
+    .await;
+    while execution::step(&s.app.app).await.unwrap() {}
+    get(s, &format!("/api/v1/actions/{id}?limit=1")).await["action"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_on_an_error_group_of_20000_sagas_applies_each_once_in_fixed_chunks() {
+    const OUTAGE: u64 = 20_000;
+    let s = setup(|_| ()).await;
+    let onboarding = s.fleet.service("onboarding").clone();
+    runboard_fleet::seed_outage(&onboarding.database_url, "onboarding", OUTAGE)
+        .await
+        .unwrap();
+    let groups = get(&s, "/api/v1/services/onboarding/errors?live=true").await;
+    let group = groups["groups"]
+        .as_array()
+        .unwrap_or_else(|| panic!("error groups: {groups}"))
+        .iter()
+        .max_by_key(|g| g["count"].as_u64().unwrap())
+        .unwrap()
+        .clone();
+    let in_group = group["count"].as_u64().unwrap();
+    assert!(in_group >= OUTAGE, "{group}");
+    let error = group["error_message"].as_str().unwrap();
+
+    // The request names the group, not its 20,000 IDs.
+    let request = json!({
+        "service": "onboarding", "mutation": "retrySagas", "arguments": {},
+        "selection": { "error_group": error },
+    });
+    assert!(request.to_string().len() < 500);
+    let started = std::time::Instant::now();
+    let ended = asked_approved_and_run(&s, request).await;
+    println!(
+        "{in_group} sagas from preview to succeeded in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    assert_eq!(ended["preview"]["entities"], in_group);
+    assert_eq!(ended["progress"]["succeeded"], in_group);
+
+    let calls = s
+        .fleet
+        .real_keyed_calls("onboarding", ended["id"].as_str().unwrap())
+        .await;
+    assert_each_key_names_the_same_entities(&calls);
+    let applied = applied_counts(&calls);
+    assert_eq!(applied.len() as u64, in_group, "every saga applied");
+    let twice: Vec<_> = applied.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "applied more than once: {twice:?}");
+    let chunk_size = ended["preview"]["chunk_size"].as_u64().unwrap() as u32;
+    let canary = ended["preview"]["canary"].as_u64().unwrap() as u32;
+    assert_eq!(
+        calls.len(),
+        runboard_model::call_sizes(in_group, canary, chunk_size).count(),
+        "one call per chunk: a canary of {canary}, then doubling up to {chunk_size}"
+    );
+}
+
+#[tokio::test]
+async fn a_chunk_refused_for_one_saga_fails_that_saga_alone() {
+    // Ten sagas in one call; the service refuses any real call naming the seventh. No
+    // canary: a refused canary pauses the action instead (server/tests/it/pace.rs).
+    let s = setup(|config| {
+        config.actions.chunk_size = 10;
+        config.actions.canary_entities = 0;
+    })
+    .await;
+    let page = get(
+        &s,
+        "/api/v1/services/onboarding/sagas?status=failed&sort=oldest&limit=10",
+    )
+    .await;
+    let ids: Vec<String> = page["sagas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["saga_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 10, "{page}");
+    let onboarding = s.fleet.service("onboarding").clone();
+    let held: Value = reqwest::Client::new()
+        .post(&onboarding.graphql_url)
+        .json(&json!({
+            "query": "mutation($ids: [ID!]!) { setLegalHold(ids: $ids) }",
+            "variables": { "ids": [ids[6]] },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(held["data"]["setLegalHold"], 1, "{held}");
+
+    let ended = asked_approved_and_run(
+        &s,
+        json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
+    )
+    .await;
+    let id = ended["id"].as_str().unwrap();
+    assert_eq!(ended["state"], "partially_failed", "{ended}");
+    assert_eq!(ended["progress"]["succeeded"], 9);
+    assert_eq!(ended["progress"]["failed"], 1);
+
+    let entities = get(&s, &format!("/api/v1/actions/{id}")).await["entities"].clone();
+    for (i, entity) in entities.as_array().unwrap().iter().enumerate() {
+        assert_eq!(entity["entity_id"], ids[i].as_str());
+        if i == 6 {
+            assert_eq!(entity["state"], "failed", "{entity}");
+            assert!(
+                entity["detail"].as_str().unwrap().contains("legal hold"),
+                "the service's own words: {entity}"
+            );
+        } else {
+            assert_eq!(entity["state"], "succeeded", "{entity}");
+        }
+    }
+
+    // The service was asked in halves down to the one saga, each key with its own sagas.
+    let calls = s.fleet.real_keyed_calls("onboarding", id).await;
+    assert_each_key_names_the_same_entities(&calls);
+    let applied = applied_counts(&calls);
+    let expected: BTreeMap<String, usize> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 6)
+        .map(|(_, id)| (id.clone(), 1))
+        .collect();
+    assert_eq!(
+        applied, expected,
+        "each neighbour applied once, the held one never"
+    );
+    let refused: Vec<Vec<String>> = calls.iter().filter(|c| !c.applied).map(ids_of).collect();
+    assert_eq!(
+        refused,
+        [
+            ids.clone(),
+            ids[5..].to_vec(),
+            ids[5..7].to_vec(),
+            ids[6..7].to_vec()
+        ],
+        "refused: the whole chunk, then each half that held the saga"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_cut_short_by_its_time_limit_keeps_no_action_and_says_how_far_it_got() {
+    // Onboarding's mission control answers every read a second late: its dry run of 50 sagas,
+    // 10 a call and one call at a time, cannot finish in the 2 s a preview may take here.
+    // The store (PostgreSQL) is written chunk by chunk while the dry run goes on.
+    let fleet = start_fleet(Backend::Postgres).await;
+    let mut mission_control = fleet
+        .service("onboarding")
+        .graphql_url
+        .parse::<url::Url>()
+        .unwrap();
+    let proxy = ChaosProxy::start(mission_control.socket_addrs(|| None).unwrap()[0]).await;
+    mission_control.set_port(Some(proxy.port())).unwrap();
+    let s = setup_with(fleet, |config| {
+        config.actions.chunk_size = 10;
+        config.actions.concurrency = 1;
+        config.actions.dry_run_time_limit = std::time::Duration::from_secs(2);
+        for service in &mut config.services {
+            if service.name.as_str() == "onboarding" {
+                service.graphql_url = mission_control.clone();
+            }
+        }
+    })
+    .await;
+    runboard_fleet::seed_outage(
+        &s.fleet.service("onboarding").database_url,
+        "onboarding",
+        50,
+    )
+    .await
+    .unwrap();
+    // The catalog is read before the slow-down, as a service that became slow would have it.
+    let catalog = get(&s, "/api/v1/services/onboarding/actions").await;
+    assert!(catalog.to_string().contains("retrySagas"), "{catalog}");
+    proxy.slow_down(std::time::Duration::from_secs(1));
+
+    let response = s
+        .alice
+        .post(s.app.url("/api/v1/actions"))
+        .json(&json!({
+            "service": "onboarding", "mutation": "retrySagas", "arguments": {},
+            "selection": { "error_group": "upstream provider outage: connection refused" },
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 504, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    let covered: u32 = message
+        .strip_prefix("the service's dry run covered ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("says how far it got: {body}"));
+    assert!(
+        covered < 50 && message.contains(" of 50 entities"),
+        "{message}"
+    );
+
+    proxy.slow_down(std::time::Duration::ZERO);
+    let actions = get(&s, "/api/v1/actions?view=all").await;
+    assert_eq!(actions["actions"], json!([]), "nothing kept: {actions}");
+    let kept = runboard_testkit::sql_strings(
+        &s.app.app.config.store.effective_url(),
+        "SELECT action_id FROM action_chunk UNION ALL SELECT action_id FROM action_entity",
+    )
+    .await;
+    assert!(kept.is_empty(), "no chunk or entity row left: {kept:?}");
+}
