@@ -36,7 +36,7 @@ const oidcConfig = "../target/e2e-oidc/runboard.toml";
 mkdirSync("../target/e2e-oidc", { recursive: true });
 writeFileSync(
   oidcConfig,
-  readFileSync("oidc/runboard.toml", "utf8").replace("PROVIDER_PORT", String(providerPort)),
+  readFileSync("oidc/runboard.toml", "utf8").replaceAll("PROVIDER_PORT", String(providerPort)),
 );
 // A third: `runboard demo` after an outage of 100,000 failed onboarding sagas, for the
 // action page at fleet scale (tests/scale.spec.ts).
