@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use runboard_model::{Action, DryRun, url_encode};
+use runboard_model::{Action, DryRun, IdempotencyKey, url_encode};
 use serde_json::Value;
 use url::Url;
 
@@ -177,8 +177,10 @@ fn described(action: &Action, base: &Url) -> String {
     if action.is_runbook() {
         let _ = writeln!(
             text,
-            "Entities: {}, each with a call of its own per step, {} at once; keys runboard:{}:<step>:<call>",
-            preview.entities, preview.concurrency, action.id
+            "Entities: {}, each with a call of its own per step, {} at once; keys {}",
+            preview.entities,
+            preview.concurrency,
+            IdempotencyKey::pattern(&action.id, true)
         );
         for (n, step) in preview.steps.iter().enumerate() {
             let money: Vec<String> = step

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
-use runboard_model::{ActionState, DryRun, EntityState};
+use runboard_model::{ActionState, DryRun, EntityState, IdempotencyKey};
 
 use crate::components::action_state::ActionStateBadge;
 use crate::components::download_csv::{DownloadCsv, csv_href};
@@ -329,7 +329,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                     if preview.chunk_size == 1 { "entity" } else { "entities" }
                 )}
                 {preview.entity_argument.clone().map(|a| format!(" (in {a})"))}
-                ", each with the idempotency key "<code class="mono">{format!("runboard:{}:<call>", action.id)}</code>
+                ", each with the idempotency key "<code class="mono">{IdempotencyKey::pattern(&action.id, false)}</code>
                 ", whose entities are fixed before the first call."
             </p>
             <pre class="mono document">{preview.document.clone()}</pre>

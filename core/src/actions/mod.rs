@@ -180,11 +180,6 @@ fn in_calls<'a, T>(items: &'a [T], preview: &Preview) -> Vec<&'a [T]> {
         .collect()
 }
 
-/// The idempotency key of a chunk: always the same entities (SPEC.md, "Execute").
-pub(crate) fn idempotency_key(action_id: &str, chunk: i32) -> String {
-    format!("runboard:{action_id}:{chunk}")
-}
-
 impl App {
     /// The connector of the service an action is for.
     pub(crate) fn action_connector(&self, service: &str) -> Result<Arc<Connector>, ActionError> {

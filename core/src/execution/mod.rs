@@ -29,7 +29,7 @@ mod steps;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runboard_model::{Action, ActionState, DryRun, EntityState};
+use runboard_model::{Action, ActionState, DryRun, EntityState, IdempotencyKey};
 use serde_json::{Value, json};
 
 pub(crate) use lease::Lease;
@@ -188,7 +188,7 @@ struct Chunk {
     number: i32,
     /// The runbook step it belongs to; 0 for an action of one mutation.
     step: u32,
-    key: String,
+    key: IdempotencyKey,
     members: Vec<String>,
     /// The approved dry run's effects, as stored.
     planned: Option<String>,
@@ -215,7 +215,13 @@ async fn pending_chunks(
             ""
         }
     );
-    type Row = (i32, String, Option<String>, Option<String>, Option<String>);
+    type Row = (
+        i32,
+        IdempotencyKey,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let rows: Vec<Row> = on_pool!(app.store.pool, |pool| {
         sqlx::query_as(&query)
             .bind(&action.id)

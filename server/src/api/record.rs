@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::header;
-use runboard_model::{Action, DryRun, EntityResult, EntityState, StepState};
+use runboard_model::{Action, DryRun, EntityResult, EntityState, IdempotencyKey, StepState};
 
 use runboard_core::actions::{EntityPage, MAX_ENTITY_PAGE};
 
@@ -276,11 +276,7 @@ fn record(
             })
             .collect(),
         digest: action.digest.clone(),
-        idempotency_key: if action.is_runbook() {
-            format!("runboard:{}:<step>:<call>", action.id)
-        } else {
-            format!("runboard:{}:<call>", action.id)
-        },
+        idempotency_key: IdempotencyKey::pattern(&action.id, action.is_runbook()),
         expires_at: time(action.expires_at),
         endpoint: preview.endpoint.clone(),
         calls: preview.calls(),

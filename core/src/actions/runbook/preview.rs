@@ -38,11 +38,6 @@ pub(super) struct CheckedStep {
     arguments: Value,
 }
 
-/// The key of a runbook's call: `runboard:<action>:<step>:<chunk>`, the step counted from 0.
-pub(crate) fn step_key(action_id: &str, step: usize, chunk: i32) -> String {
-    format!("runboard:{action_id}:{step}:{chunk}")
-}
-
 /// The chunk of the call of `step` for the entity at `position`, of `entities` in all.
 fn step_chunk(entities: usize, step: usize, position: usize) -> Result<i32, ActionError> {
     step.checked_mul(entities)

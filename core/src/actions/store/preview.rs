@@ -2,10 +2,10 @@
 //! transaction with the audit entry of its preview.
 
 use chrono::{DateTime, Utc};
-use runboard_model::{ActionState, EntityState};
+use runboard_model::{ActionState, EntityState, IdempotencyKey};
 
 use super::ActionStore;
-use crate::actions::{ActionError, Found, idempotency_key};
+use crate::actions::{ActionError, Found};
 use crate::audit::{NewAuditEntry, append_audit};
 use crate::db::{BeginWrite, Transaction, on_pool, on_transaction};
 
@@ -166,7 +166,7 @@ impl ActionStore<'_> {
                             .push_bind(variables)
                             .push_bind(EntityState::Pending.as_str())
                             .push_bind(1_i32)
-                            .push_bind(crate::actions::runbook::step_key(id, *step, *chunk))
+                            .push_bind(IdempotencyKey::of_step_call(id, *step, *chunk))
                             .push_bind(planned)
                             .push_bind(0_i32)
                             .push_bind(now);
@@ -195,7 +195,7 @@ impl PreviewWrite {
             .bind(chunk.number)
             .bind(EntityState::Pending.as_str())
             .bind(i32::try_from(chunk.members.len()).unwrap_or(i32::MAX))
-            .bind(idempotency_key(id, chunk.number))
+            .bind(IdempotencyKey::of_call(id, chunk.number))
             .bind(chunk.planned)
             .bind(now)
             .execute(&mut *connection)
