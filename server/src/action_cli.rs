@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use runboard_model::{Action, DryRun, IdempotencyKey, url_encode};
+use runboard_model::{Action, ActionId, DryRun, IdempotencyKey, url_encode};
 use serde_json::Value;
 use url::Url;
 
@@ -131,9 +131,9 @@ async fn plan(runboard: &Runboard, file: &ActionFile) -> Result<Action, String> 
         .await
 }
 
-fn page(base: &Url, id: &str) -> String {
-    base.join(&format!("actions/{}", url_encode(id)))
-        .map_or_else(|_| id.to_owned(), String::from)
+fn page(base: &Url, id: &ActionId) -> String {
+    base.join(&format!("actions/{}", url_encode(id.as_str())))
+        .map_or_else(|_| id.to_string(), String::from)
 }
 
 /// A service's (or a requester's) text as a terminal shows it harmlessly: control characters,

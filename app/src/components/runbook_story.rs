@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 use runboard_model::{
-    DryRun, EntityResult, EntityState, IdempotencyKey, Money, StepPreview, StepState,
+    ActionId, DryRun, EntityResult, EntityState, IdempotencyKey, Money, StepPreview, StepState,
 };
 
 use crate::format::{amount, thousands};
@@ -21,7 +21,7 @@ fn money_text(money: &[Money]) -> String {
 
 /// The steps in order: what each calls, how, and what its dry run says in sum.
 #[component]
-pub fn RunbookSteps(action_id: String, entities: u64, steps: Vec<StepPreview>) -> impl IntoView {
+pub fn RunbookSteps(action_id: ActionId, entities: u64, steps: Vec<StepPreview>) -> impl IntoView {
     view! {
         <p>
             {format!("Each of the {} entities gets a call of its own per step, with its own values filled in; step ", thousands(entities))}

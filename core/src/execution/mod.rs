@@ -29,7 +29,7 @@ mod steps;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runboard_model::{Action, ActionState, DryRun, EntityState, IdempotencyKey};
+use runboard_model::{Action, ActionId, ActionState, DryRun, EntityState, IdempotencyKey};
 use serde_json::{Value, json};
 
 pub(crate) use lease::Lease;
@@ -152,7 +152,7 @@ async fn work_on(app: &App, lease: &Lease, action: Action) -> Result<(), ActionE
 
 /// Entities in pending chunks, and how many of them were sent before without a recorded
 /// result.
-async fn pending_counts(app: &App, action_id: &str) -> Result<(i64, i64), ActionError> {
+async fn pending_counts(app: &App, action_id: &ActionId) -> Result<(i64, i64), ActionError> {
     Ok(on_pool!(app.store.pool, |pool| {
         sqlx::query_as(
             "SELECT COALESCE(SUM(members), 0), COALESCE(SUM(CASE WHEN sent_epoch IS NULL THEN 0 ELSE members END), 0)

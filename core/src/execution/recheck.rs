@@ -229,7 +229,7 @@ async fn stored_digest(
     preview: &runboard_model::Preview,
     planned: &HashMap<i32, &str>,
     found: &HashMap<&str, &Found>,
-) -> Result<String, ActionError> {
+) -> Result<runboard_model::Digest, ActionError> {
     #[derive(sqlx::FromRow)]
     struct Member {
         entity_id: String,

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use runboard_model::{
-    Action, ActionSpec, DryRun, Effect, Money, Preview, RunbookStep, StepPreview, User,
+    Action, ActionId, ActionSpec, DryRun, Effect, Money, Preview, RunbookStep, StepPreview, User,
     add_to_totals,
 };
 use serde_json::{Map, Value, json};
@@ -55,7 +55,7 @@ fn too_many_calls(steps: usize, entities: usize) -> ActionError {
 
 /// Every step's calls and their dry run, before they are written.
 struct Plan<'a> {
-    id: &'a str,
+    id: &'a ActionId,
     label: String,
     found: Vec<Found>,
     preview: Preview,
@@ -152,9 +152,9 @@ impl App {
             variables.push(calls);
         }
 
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = ActionId::from(uuid::Uuid::new_v4().to_string());
         let headers = [
-            ("x-runboard-action", id.clone()),
+            ("x-runboard-action", id.to_string()),
             ("x-runboard-requester", user.subject.clone()),
         ];
         let concurrency = self.config.actions.concurrency;
@@ -409,7 +409,7 @@ impl App {
             entity_count: i64::try_from(entities).unwrap_or(i64::MAX),
             dry_run_offered: !matches!(plan.preview.dry_run, DryRun::NotOffered),
             preview: &preview_json,
-            digest: &digest,
+            digest: digest.as_str(),
             approvals_needed,
             now,
             expires_at,
