@@ -120,7 +120,7 @@ impl Notifier {
         };
         let message = Message {
             event,
-            service: &action.service,
+            service: action.service.as_str(),
             mutation: &action.mutation,
             requester: &action.requester_name,
             reason: action.reason.as_deref().unwrap_or(""),

@@ -433,7 +433,7 @@ pub struct ActionProgress {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Action {
     pub id: crate::ActionId,
-    pub service: String,
+    pub service: crate::ServiceName,
     pub mutation: String,
     pub state: ActionState,
     /// Why it is in this state, where that needs saying (paused, stopped for a new approval).

@@ -68,7 +68,7 @@ impl ActionFile {
         ActionFile {
             reason: action.reason.clone(),
             incident_url: action.incident_url.clone(),
-            ..Self::of_service(&action.service)
+            ..Self::of_service(action.service.as_str())
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use runboard_model::{
     Action, ActionId, ActionProgress, ActionState, Approval, Digest, DryRun, Effect, EntityResult,
-    EntityState, EntityStep, Execution, Money, Pace, Preview, StepState,
+    EntityState, EntityStep, Execution, Money, Pace, Preview, ServiceName, StepState,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,7 @@ pub enum ActionFilter<'a> {
 #[derive(sqlx::FromRow)]
 pub(super) struct ActionRow {
     id: ActionId,
-    service: String,
+    service: ServiceName,
     mutation: String,
     state: String,
     state_detail: Option<String>,
@@ -244,9 +244,9 @@ impl App {
     }
 
     /// A service's default pace; none for a service no longer registered.
-    pub(crate) fn service_pace(&self, service: &str) -> Pace {
+    pub(crate) fn service_pace(&self, service: &ServiceName) -> Pace {
         self.fleet
-            .service(service)
+            .service(service.as_str())
             .map(|c| c.pace())
             .unwrap_or_default()
     }

@@ -241,7 +241,10 @@ pub async fn entities(
         })
         .into_response());
     }
-    let name = export::file_name(&action.service, &format!("action-{}-entities", action.id));
+    let name = export::file_name(
+        action.service.as_str(),
+        &format!("action-{}-entities", action.id),
+    );
     let first = EntityPage {
         limit: MAX_ENTITY_PAGE,
         ..page
