@@ -276,7 +276,7 @@ pub struct RunbookStep {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SavedRunbook {
     pub id: String,
-    pub service: String,
+    pub service: crate::ServiceName,
     /// "Transfer the held funds and force-complete".
     pub name: String,
     /// When to use it, and what it does.

@@ -290,7 +290,7 @@ impl App {
         }
         if let Some(id) = &request.runbook {
             let saved = self.runbook(id).await?;
-            if saved.service != request.service || !request.steps.is_empty() {
+            if saved.service.as_str() != request.service || !request.steps.is_empty() {
                 return Err(ActionError::BadArguments(format!(
                     "runbook {id} is {}'s \"{}\": start it on {0} and give no steps of your own",
                     saved.service, saved.name
