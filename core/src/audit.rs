@@ -6,6 +6,7 @@
 //! catches entries cut off the end.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use runboard_model::ActionId;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -35,7 +36,7 @@ pub struct AuditEntry {
 #[derive(Debug, Clone)]
 pub struct NewAuditEntry<'a> {
     pub actor: &'a str,
-    pub action_id: Option<&'a str>,
+    pub action_id: Option<&'a ActionId>,
     pub kind: &'a str,
     pub detail: serde_json::Value,
 }
@@ -131,7 +132,7 @@ pub(crate) fn hash_of(
         at,
         &Fields {
             actor: entry.actor,
-            action_id: entry.action_id,
+            action_id: entry.action_id.map(ActionId::as_str),
             kind: entry.kind,
             detail,
         },
@@ -153,7 +154,10 @@ impl Store {
     }
 
     /// The entries about one action, oldest first.
-    pub async fn audit_of_action(&self, action_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
+    pub async fn audit_of_action(
+        &self,
+        action_id: &ActionId,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let query = format!("SELECT {COLUMNS} FROM audit_entry WHERE action_id = $1 ORDER BY seq");
         Ok(on_pool!(self.pool, |pool| {
             sqlx::query_as(&query)

@@ -120,7 +120,7 @@ impl Notifier {
         };
         let message = Message {
             event,
-            service: &action.service,
+            service: action.service.as_str(),
             mutation: &action.mutation,
             requester: &action.requester_name,
             reason: action.reason.as_deref().unwrap_or(""),
@@ -139,7 +139,7 @@ impl Notifier {
             link: self
                 .public_url
                 .join(&format!("actions/{}", action.id))
-                .map_or_else(|_| action.id.clone(), |u| u.to_string()),
+                .map_or_else(|_| action.id.to_string(), |u| u.to_string()),
         };
         message.render().unwrap_or_else(|e| {
             tracing::error!(error = %e, "notification template failed");

@@ -1,6 +1,7 @@
 //! The audit log's hash chain, on each store: intact as written, broken by any edit by SQL.
 
 use runboard_core::audit::{ChainCheck, NewAuditEntry};
+use runboard_model::ActionId;
 use runboard_testkit::{Backend, TestStore, run_sql, test_on_both_stores};
 use serde_json::json;
 
@@ -20,7 +21,7 @@ async fn store_with_five_entries(backend: Backend) -> TestStore {
             .store
             .append_audit(&NewAuditEntry {
                 actor: if i == 2 { "demo:bob" } else { "demo:alice" },
-                action_id: Some("a-1"),
+                action_id: Some(&ActionId::from("a-1")),
                 kind,
                 detail: json!({ "step": i, "amount": "12.50", "currency": "EUR" }),
             })
@@ -46,7 +47,11 @@ test_on_both_stores!(
 async fn the_chain_as_written_is_intact(backend: Backend) {
     let store = store_with_five_entries(backend).await;
     assert_eq!(check(&store).await, ChainCheck::Intact { entries: 5 });
-    let entries = store.store.audit_of_action("a-1").await.unwrap();
+    let entries = store
+        .store
+        .audit_of_action(&ActionId::from("a-1"))
+        .await
+        .unwrap();
     assert_eq!(entries.len(), 5);
     assert_eq!(entries[2].actor, "demo:bob");
     assert_eq!(

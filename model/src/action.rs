@@ -276,7 +276,7 @@ pub struct RunbookStep {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SavedRunbook {
     pub id: String,
-    pub service: String,
+    pub service: crate::ServiceName,
     /// "Transfer the held funds and force-complete".
     pub name: String,
     /// When to use it, and what it does.
@@ -312,7 +312,7 @@ pub struct StepPreview {
 pub struct Approval {
     pub approver: String,
     pub approver_name: String,
-    pub digest: String,
+    pub digest: crate::Digest,
     pub at: DateTime<Utc>,
 }
 
@@ -432,8 +432,8 @@ pub struct ActionProgress {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Action {
-    pub id: String,
-    pub service: String,
+    pub id: crate::ActionId,
+    pub service: crate::ServiceName,
     pub mutation: String,
     pub state: ActionState,
     /// Why it is in this state, where that needs saying (paused, stopped for a new approval).
@@ -444,7 +444,7 @@ pub struct Action {
     pub incident_url: Option<String>,
     pub preview: Preview,
     /// SHA-256 of the preview: what approvals bind to.
-    pub digest: String,
+    pub digest: crate::Digest,
     pub approvals_needed: u32,
     pub approvals: Vec<Approval>,
     pub progress: ActionProgress,

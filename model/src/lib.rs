@@ -8,6 +8,7 @@ mod alert;
 mod api_reference;
 mod batch;
 mod identity;
+mod ids;
 mod link;
 mod money;
 mod overview;
@@ -29,6 +30,7 @@ pub use identity::{
     AccessRevoked, ApiToken, IssuedApiToken, PersonAccess, PersonWithAccess, Role, SessionSeen,
     SignedIn, User,
 };
+pub use ids::{ActionId, Digest, IdempotencyKey};
 pub use link::{query_string, url_encode};
 pub use money::{Money, add_to_totals, money_list};
 pub use overview::{ServiceFunds, ServiceOverview};

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 /// (the shape of a Kubernetes service name, so discovered services fit too).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+// The store reads a name back as it wrote it: only checked names are written.
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
 #[serde(try_from = "String", into = "String")]
 pub struct ServiceName(String);
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use runboard_model::{Action, DryRun, url_encode};
+use runboard_model::{Action, ActionId, DryRun, IdempotencyKey, url_encode};
 use serde_json::Value;
 use url::Url;
 
@@ -131,9 +131,9 @@ async fn plan(runboard: &Runboard, file: &ActionFile) -> Result<Action, String> 
         .await
 }
 
-fn page(base: &Url, id: &str) -> String {
-    base.join(&format!("actions/{}", url_encode(id)))
-        .map_or_else(|_| id.to_owned(), String::from)
+fn page(base: &Url, id: &ActionId) -> String {
+    base.join(&format!("actions/{}", url_encode(id.as_str())))
+        .map_or_else(|_| id.to_string(), String::from)
 }
 
 /// A service's (or a requester's) text as a terminal shows it harmlessly: control characters,
@@ -177,8 +177,10 @@ fn described(action: &Action, base: &Url) -> String {
     if action.is_runbook() {
         let _ = writeln!(
             text,
-            "Entities: {}, each with a call of its own per step, {} at once; keys runboard:{}:<step>:<call>",
-            preview.entities, preview.concurrency, action.id
+            "Entities: {}, each with a call of its own per step, {} at once; keys {}",
+            preview.entities,
+            preview.concurrency,
+            IdempotencyKey::pattern(&action.id, true)
         );
         for (n, step) in preview.steps.iter().enumerate() {
             let money: Vec<String> = step

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use runboard_model::RunbookStep;
+use runboard_model::{RunbookStep, ServiceName};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -47,9 +47,9 @@ pub struct ActionFile {
 
 impl ActionFile {
     /// A file for `service` that asks for nothing yet.
-    pub fn of_service(service: &str) -> Self {
+    pub fn of_service(service: &ServiceName) -> Self {
         ActionFile {
-            service: service.to_owned(),
+            service: service.to_string(),
             mutation: String::new(),
             name: None,
             description: None,

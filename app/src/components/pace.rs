@@ -55,7 +55,7 @@ pub fn PacePanel(
             {brake.filter(|_| executing).map(|b| view! { <p class="panel panel-warning" role="status" data-testid="brake">{b}</p> })}
             {controllable.then(|| view! {
                 <ActionForm action=set_pace attr:class="filters">
-                    <input type="hidden" name="id" value=action.id.clone() />
+                    <input type="hidden" name="id" value=action.id.to_string() />
                     <label class="filter">
                         <span>"Entities per second, at most"</span>
                         <input type="number" name="entities_per_second" min="0.01" step="any" required value=current />

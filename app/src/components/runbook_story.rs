@@ -2,7 +2,9 @@
 //! through, and each entity's story (what was found, what each step would do and did).
 
 use leptos::prelude::*;
-use runboard_model::{DryRun, EntityResult, EntityState, Money, StepPreview, StepState};
+use runboard_model::{
+    ActionId, DryRun, EntityResult, EntityState, IdempotencyKey, Money, StepPreview, StepState,
+};
 
 use crate::format::{amount, thousands};
 
@@ -19,13 +21,13 @@ fn money_text(money: &[Money]) -> String {
 
 /// The steps in order: what each calls, how, and what its dry run says in sum.
 #[component]
-pub fn RunbookSteps(action_id: String, entities: u64, steps: Vec<StepPreview>) -> impl IntoView {
+pub fn RunbookSteps(action_id: ActionId, entities: u64, steps: Vec<StepPreview>) -> impl IntoView {
     view! {
         <p>
             {format!("Each of the {} entities gets a call of its own per step, with its own values filled in; step ", thousands(entities))}
             <em>"n + 1"</em>
             " is sent for an entity only once its step "<em>"n"</em>" succeeded. Keys: "
-            <code class="mono">{format!("runboard:{action_id}:<step>:<call>")}</code>
+            <code class="mono">{IdempotencyKey::pattern(&action_id, true)}</code>
             ". Every step was dry-run against the data as it was before any step ran; each is dry-run again right before it is sent."
         </p>
         <div class="table-wrap">

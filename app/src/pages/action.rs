@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
-use runboard_model::{ActionState, DryRun, EntityState};
+use runboard_model::{ActionId, ActionState, DryRun, EntityState, IdempotencyKey};
 
 use crate::components::action_state::ActionStateBadge;
 use crate::components::download_csv::{DownloadCsv, csv_href};
@@ -58,7 +58,7 @@ pub fn ActionView() -> impl IntoView {
                 set_pace.version().get(),
             )
         },
-        |(id, (after, only), ..)| read_action(id, after, only),
+        |(id, (after, only), ..)| read_action(ActionId::from(id), after, only),
     );
     let elapsed = auto_refresh_every(LIVE, move || page.refetch());
     let steps = Steps {
@@ -160,8 +160,8 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
         }
     };
     // Copy, so that each form below can carry it.
-    let id = StoredValue::new(action.id.clone());
-    let digest = action.digest.clone();
+    let id = StoredValue::new(action.id.to_string());
+    let digest = action.digest.to_string();
     let money = if preview.money.is_empty() {
         "none".to_owned()
     } else {
@@ -329,7 +329,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                     if preview.chunk_size == 1 { "entity" } else { "entities" }
                 )}
                 {preview.entity_argument.clone().map(|a| format!(" (in {a})"))}
-                ", each with the idempotency key "<code class="mono">{format!("runboard:{}:<call>", action.id)}</code>
+                ", each with the idempotency key "<code class="mono">{IdempotencyKey::pattern(&action.id, false)}</code>
                 ", whose entities are fixed before the first call."
             </p>
             <pre class="mono document">{preview.document.clone()}</pre>
@@ -373,7 +373,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                 view! {
                     <ul>
                         {action.approvals.iter().map(|a| view! {
-                            <li>{a.approver_name.clone()}" approved digest "<code class="mono">{a.digest[..12].to_owned()}"…"</code>" at "<LocalTime at=a.at /></li>
+                            <li>{a.approver_name.clone()}" approved digest "<code class="mono">{a.digest.as_str()[..12].to_owned()}"…"</code>" at "<LocalTime at=a.at /></li>
                         }).collect_view()}
                     </ul>
                 }.into_any()

@@ -1,5 +1,7 @@
 use leptos::prelude::*;
 
+use runboard_model::ActionId;
+
 use super::ScreenError;
 
 /// Creates an action and its preview (the service's dry run included); returns its id.
@@ -13,7 +15,7 @@ pub async fn ask_for_action(
     arguments: String,
     error: Option<String>,
     batch: Option<String>,
-) -> Result<String, ScreenError> {
+) -> Result<ActionId, ScreenError> {
     use runboard_core::actions::ActionRequest;
     let app = super::app_for::<AskForAction>()?;
     let arguments = serde_json::from_str(&arguments).map_err(|e| {

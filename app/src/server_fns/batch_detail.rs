@@ -47,7 +47,7 @@ pub async fn read_batch(service: String, batch: String) -> Result<BatchDetail, S
     let reruns = executing
         .into_iter()
         .filter(|a| {
-            a.service == service
+            a.service.as_str() == service
                 && a.preview
                     .variables
                     .as_object()

@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
-use runboard_model::{Action, EntityResult, EntityState};
+use runboard_model::{Action, ActionId, EntityResult, EntityState};
 use serde::{Deserialize, Serialize};
 
 use super::ScreenError;
@@ -40,7 +40,7 @@ const ENTITIES_SHOWN: u32 = 100;
 /// state `only` if given: "pending", "succeeded" or "failed") and its audit trail.
 #[server(prefix = "/rpc", endpoint = "action")]
 pub async fn read_action(
-    id: String,
+    id: ActionId,
     after: Option<u64>,
     only: Option<String>,
 ) -> Result<ActionPage, ScreenError> {

@@ -1,5 +1,7 @@
 use leptos::prelude::*;
 
+use runboard_model::ActionId;
+
 use super::ScreenError;
 
 /// Starts a saved runbook on `service`: creates its action and preview (every step's dry run
@@ -14,7 +16,7 @@ pub async fn start_runbook(
     error: Option<String>,
     batch: Option<String>,
     ids: Option<String>,
-) -> Result<String, ScreenError> {
+) -> Result<ActionId, ScreenError> {
     use runboard_core::actions::ActionRequest;
     let app = super::app_for::<StartRunbook>()?;
     let params = serde_json::from_str(&params).map_err(|e| {

@@ -1,11 +1,13 @@
 use leptos::prelude::*;
 
+use runboard_model::ActionId;
+
 use super::ScreenError;
 
 /// Sends a previewed action for approval, with a reason.
 #[server(prefix = "/rpc", endpoint = "submit_action")]
 pub async fn submit_action(
-    id: String,
+    id: ActionId,
     reason: String,
     incident_url: String,
 ) -> Result<(), ScreenError> {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use runboard_model::{Action, ActionState, Money, Role, User};
+use runboard_model::{Action, ActionId, ActionState, Digest, Money, Role, User};
 use rust_decimal::Decimal;
 use serde_json::json;
 
@@ -70,8 +70,8 @@ impl App {
     pub async fn approve_action(
         &self,
         user: &User,
-        id: &str,
-        digest: &str,
+        id: &ActionId,
+        digest: &Digest,
     ) -> Result<Action, ActionError> {
         if !user.has(Role::Approver) {
             return Err(ActionError::Forbidden(
@@ -101,7 +101,7 @@ impl App {
                 action.state.as_str()
             )));
         }
-        if digest != action.digest {
+        if *digest != action.digest {
             return Err(ActionError::Conflict(
                 "the preview you approved is not the action's current preview; read it again and approve what it now says".into(),
             ));

@@ -5,7 +5,7 @@
 //! The people's moves (submit, reject, cancel, resume) are here too.
 
 use chrono::{DateTime, Utc};
-use runboard_model::{Action, ActionState, Role, User};
+use runboard_model::{Action, ActionId, ActionState, Digest, Role, User};
 use serde_json::json;
 
 use super::store::{Fence, MoveOutcome, NewApproval};
@@ -46,7 +46,7 @@ pub(crate) struct Submission<'a> {
 pub(crate) struct NewPreview<'a> {
     /// The preview as JSON, and its digest over it and every chunk as changed here.
     pub(crate) json: &'a str,
-    pub(crate) digest: &'a str,
+    pub(crate) digest: &'a Digest,
     pub(crate) approvals_needed: u32,
     pub(crate) expires_at: DateTime<Utc>,
     /// Chunks whose dry run now says something else: `(chunk, effects as JSON)`.
@@ -96,7 +96,7 @@ impl App {
         }
         if t.to.is_final() || t.to == ActionState::Paused {
             self.metrics
-                .record_action_end(&t.action.service, t.to.as_str());
+                .record_action_end(t.action.service.as_str(), t.to.as_str());
         }
         self.notify_state(self.action(&t.action.id).await).map(Some)
     }
@@ -154,7 +154,7 @@ impl App {
 
     /// Expires every preview past its time; returns how many.
     pub async fn expire_previews(&self) -> Result<usize, ActionError> {
-        let due: Vec<String> = on_pool!(self.store.pool, |pool| {
+        let due: Vec<ActionId> = on_pool!(self.store.pool, |pool| {
             sqlx::query_scalar("SELECT id FROM action WHERE state IN ($1, $2) AND expires_at <= $3")
                 .bind(ActionState::Previewed.as_str())
                 .bind(ActionState::AwaitingApproval.as_str())
@@ -178,7 +178,7 @@ impl App {
     pub async fn submit_action(
         &self,
         user: &User,
-        id: &str,
+        id: &ActionId,
         reason: Option<&str>,
         incident_url: Option<&str>,
     ) -> Result<Action, ActionError> {
@@ -271,7 +271,7 @@ impl App {
     pub async fn reject_action(
         &self,
         user: &User,
-        id: &str,
+        id: &ActionId,
         reason: &str,
     ) -> Result<Action, ActionError> {
         if !user.has(Role::Approver) {
@@ -301,7 +301,7 @@ impl App {
     /// Cancels an action that has not ended. One that is executing becomes `cancelling`:
     /// the engine sends nothing more, and its entities stay held until no call of it is in
     /// flight. Cancelling someone else's executing action needs the approver role.
-    pub async fn cancel_action(&self, user: &User, id: &str) -> Result<Action, ActionError> {
+    pub async fn cancel_action(&self, user: &User, id: &ActionId) -> Result<Action, ActionError> {
         if !user.has(Role::Operator) {
             return Err(ActionError::Forbidden(
                 "cancelling needs the operator role".into(),
@@ -338,7 +338,7 @@ impl App {
     /// Resumes a paused action: the engine takes it up again, and runs the dry run again
     /// before its next call, as at every start. Resuming someone else's needs the approver
     /// role.
-    pub async fn resume_action(&self, user: &User, id: &str) -> Result<Action, ActionError> {
+    pub async fn resume_action(&self, user: &User, id: &ActionId) -> Result<Action, ActionError> {
         if !user.has(Role::Operator) {
             return Err(ActionError::Forbidden(
                 "resuming needs the operator role".into(),

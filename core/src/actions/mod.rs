@@ -24,7 +24,7 @@ mod store;
 
 use std::sync::Arc;
 
-use runboard_model::{Action, ActionSpec, DryRun, Effect, Preview, Role, User};
+use runboard_model::{Action, ActionId, ActionSpec, DryRun, Effect, Preview, Role, User};
 use serde_json::{Value, json};
 
 pub use catalog::{Catalog, Catalogs};
@@ -136,7 +136,7 @@ impl From<sqlx::Error> for ActionError {
 /// The headers that name an action to the service, on every call Runboard makes for it.
 pub(crate) fn action_headers(action: &Action) -> Vec<(&'static str, String)> {
     vec![
-        ("x-runboard-action", action.id.clone()),
+        ("x-runboard-action", action.id.to_string()),
         ("x-runboard-requester", action.requester.clone()),
         (
             "x-runboard-approvers",
@@ -157,7 +157,7 @@ const CHUNKS_AHEAD: usize = 16;
 struct Draft<'a> {
     /// When the dry run began: its time is measured from then.
     started: std::time::Instant,
-    id: &'a str,
+    id: &'a ActionId,
     /// The service's connector, whose settings say how many approvals the action needs.
     connector: &'a Connector,
     user: &'a User,
@@ -178,11 +178,6 @@ fn in_calls<'a, T>(items: &'a [T], preview: &Preview) -> Vec<&'a [T]> {
             call
         })
         .collect()
-}
-
-/// The idempotency key of a chunk: always the same entities (SPEC.md, "Execute").
-pub(crate) fn idempotency_key(action_id: &str, chunk: i32) -> String {
-    format!("runboard:{action_id}:{chunk}")
 }
 
 impl App {
@@ -295,7 +290,7 @@ impl App {
         }
         if let Some(id) = &request.runbook {
             let saved = self.runbook(id).await?;
-            if saved.service != request.service || !request.steps.is_empty() {
+            if saved.service.as_str() != request.service || !request.steps.is_empty() {
                 return Err(ActionError::BadArguments(format!(
                     "runbook {id} is {}'s \"{}\": start it on {0} and give no steps of your own",
                     saved.service, saved.name
@@ -322,9 +317,9 @@ impl App {
         let (entities, rest) = preview::split_arguments(&spec, &request.arguments, selected)?;
         let selected_in = started.elapsed();
         let dry_run_started = std::time::Instant::now();
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = ActionId::from(uuid::Uuid::new_v4().to_string());
         let headers = [
-            ("x-runboard-action", id.clone()),
+            ("x-runboard-action", id.to_string()),
             ("x-runboard-requester", user.subject.clone()),
         ];
         let entity_argument = spec.entity_argument().map(|a| a.name.clone());

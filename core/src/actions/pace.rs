@@ -1,7 +1,7 @@
 //! An action's own pace (SPEC.md, "Pace"): set with the request, or changed by an operator
 //! at any time before it ends; the engine reads it as its calls go.
 
-use runboard_model::{Action, Pace, Role, User};
+use runboard_model::{Action, ActionId, Pace, Role, User};
 use serde_json::json;
 
 use super::ActionError;
@@ -27,7 +27,12 @@ impl App {
     /// the action had, what it leaves out stays (and where the action never said, the
     /// service's default holds). An executing action keeps to it from its next call on, on
     /// whichever replica sends them.
-    pub async fn set_pace(&self, user: &User, id: &str, pace: Pace) -> Result<Action, ActionError> {
+    pub async fn set_pace(
+        &self,
+        user: &User,
+        id: &ActionId,
+        pace: Pace,
+    ) -> Result<Action, ActionError> {
         if !user.has(Role::Operator) {
             return Err(ActionError::Forbidden(
                 "setting an action's pace needs the operator role".into(),
@@ -42,7 +47,7 @@ impl App {
     pub(crate) async fn store_pace(
         &self,
         actor: &str,
-        id: &str,
+        id: &ActionId,
         pace: &Pace,
     ) -> Result<(), ActionError> {
         let action = self.action(id).await?;

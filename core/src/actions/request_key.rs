@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use runboard_model::{Action, User};
+use runboard_model::{Action, ActionId, User};
 
 use super::{ActionError, ActionRequest};
 use crate::App;
@@ -56,7 +56,7 @@ impl App {
         user: &User,
         key: &RequestKey,
     ) -> Result<Option<Action>, ActionError> {
-        let found: Option<(String, Option<String>)> = on_pool!(self.store.pool, |pool| {
+        let found: Option<(ActionId, Option<String>)> = on_pool!(self.store.pool, |pool| {
             sqlx::query_as(
                 "SELECT id, request_digest FROM action WHERE requester = $1 AND request_key = $2",
             )

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use runboard_model::{
-    Action, ActionProgress, ActionState, Approval, DryRun, Effect, EntityResult, EntityState,
-    EntityStep, Execution, Money, Pace, Preview, StepState,
+    Action, ActionId, ActionProgress, ActionState, Approval, Digest, DryRun, Effect, EntityResult,
+    EntityState, EntityStep, Execution, Money, Pace, Preview, ServiceName, StepState,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -66,8 +66,8 @@ pub enum ActionFilter<'a> {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct ActionRow {
-    id: String,
-    service: String,
+    id: ActionId,
+    service: ServiceName,
     mutation: String,
     state: String,
     state_detail: Option<String>,
@@ -76,7 +76,7 @@ pub(super) struct ActionRow {
     reason: Option<String>,
     incident_url: Option<String>,
     preview: String,
-    digest: String,
+    digest: Digest,
     approvals_needed: i32,
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -233,20 +233,20 @@ impl ActionRow {
 
 impl App {
     /// One action with its approvals and progress.
-    pub async fn action(&self, id: &str) -> Result<Action, ActionError> {
+    pub async fn action(&self, id: &ActionId) -> Result<Action, ActionError> {
         let query = format!("SELECT {ACTION_COLUMNS} FROM action WHERE id = $1");
         let row: Option<ActionRow> = on_pool!(self.store.pool, |pool| {
             sqlx::query_as(&query).bind(id).fetch_optional(pool).await?
         });
-        let row = row.ok_or_else(|| ActionError::NotFound(id.to_owned()))?;
+        let row = row.ok_or_else(|| ActionError::NotFound(id.to_string()))?;
         let mut actions = self.with_approvals(vec![row]).await?;
         Ok(actions.remove(0))
     }
 
     /// A service's default pace; none for a service no longer registered.
-    pub(crate) fn service_pace(&self, service: &str) -> Pace {
+    pub(crate) fn service_pace(&self, service: &ServiceName) -> Pace {
         self.fleet
-            .service(service)
+            .service(service.as_str())
             .map(|c| c.pace())
             .unwrap_or_default()
     }
@@ -264,7 +264,7 @@ impl App {
              WHERE action_id IN ({}) ORDER BY at, approver",
             placeholders.join(", ")
         );
-        let approvals: Vec<(String, String, String, String, DateTime<Utc>)> =
+        let approvals: Vec<(ActionId, String, String, Digest, DateTime<Utc>)> =
             on_pool!(self.store.pool, |pool| {
                 let mut q = sqlx::query_as(&query);
                 for row in &rows {
@@ -272,7 +272,7 @@ impl App {
                 }
                 q.fetch_all(pool).await?
             });
-        let mut of_action: HashMap<String, Vec<Approval>> = HashMap::new();
+        let mut of_action: HashMap<ActionId, Vec<Approval>> = HashMap::new();
         for (action_id, approver, approver_name, digest, at) in approvals {
             of_action.entry(action_id).or_default().push(Approval {
                 approver,

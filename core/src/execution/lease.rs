@@ -12,6 +12,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use runboard_model::ActionId;
+
 use crate::App;
 use crate::actions::{ActionError, Fence};
 use crate::graphql_client::CALL_TIMEOUT;
@@ -19,7 +21,7 @@ use crate::graphql_client::CALL_TIMEOUT;
 /// One replica's hold on one action.
 #[derive(Debug)]
 pub(crate) struct Lease {
-    pub(crate) action_id: String,
+    pub(crate) action_id: ActionId,
     /// The replica holding it ([`App::replica`]).
     pub(crate) owner: String,
     /// Rises at every take-over; sent to the service with every call, so that a service

@@ -29,7 +29,7 @@ mod steps;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runboard_model::{Action, ActionState, DryRun, EntityState};
+use runboard_model::{Action, ActionId, ActionState, DryRun, EntityState, IdempotencyKey};
 use serde_json::{Value, json};
 
 pub(crate) use lease::Lease;
@@ -152,7 +152,7 @@ async fn work_on(app: &App, lease: &Lease, action: Action) -> Result<(), ActionE
 
 /// Entities in pending chunks, and how many of them were sent before without a recorded
 /// result.
-async fn pending_counts(app: &App, action_id: &str) -> Result<(i64, i64), ActionError> {
+async fn pending_counts(app: &App, action_id: &ActionId) -> Result<(i64, i64), ActionError> {
     Ok(on_pool!(app.store.pool, |pool| {
         sqlx::query_as(
             "SELECT COALESCE(SUM(members), 0), COALESCE(SUM(CASE WHEN sent_epoch IS NULL THEN 0 ELSE members END), 0)
@@ -188,7 +188,7 @@ struct Chunk {
     number: i32,
     /// The runbook step it belongs to; 0 for an action of one mutation.
     step: u32,
-    key: String,
+    key: IdempotencyKey,
     members: Vec<String>,
     /// The approved dry run's effects, as stored.
     planned: Option<String>,
@@ -215,7 +215,13 @@ async fn pending_chunks(
             ""
         }
     );
-    type Row = (i32, String, Option<String>, Option<String>, Option<String>);
+    type Row = (
+        i32,
+        IdempotencyKey,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let rows: Vec<Row> = on_pool!(app.store.pool, |pool| {
         sqlx::query_as(&query)
             .bind(&action.id)

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use runboard_model::{Action, ActionState, Execution, Pace};
+use runboard_model::{Action, ActionId, ActionState, Execution, Pace};
 
 use super::Lease;
 use crate::App;
@@ -90,7 +90,7 @@ impl Pacer {
 }
 
 /// The action's own pace and whether it still executes, as the store has them.
-async fn stored_pace(app: &App, action_id: &str) -> Result<(Pace, bool), ActionError> {
+async fn stored_pace(app: &App, action_id: &ActionId) -> Result<(Pace, bool), ActionError> {
     let (pace, state): (Option<String>, String) = on_pool!(app.store.pool, |pool| {
         sqlx::query_as("SELECT pace, state FROM action WHERE id = $1")
             .bind(action_id)

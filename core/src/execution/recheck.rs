@@ -32,7 +32,7 @@ pub(super) async fn recheck(
     if matches!(offered, DryRun::NotOffered) {
         return Ok(true);
     }
-    let connector = app.action_connector(&action.service)?;
+    let connector = app.action_connector(action.service.as_str())?;
     let mission_control = connector.mission_control();
     let headers = call_headers(action, lease);
     let (mut after, mut entities, mut same) = (-1, 0_usize, true);
@@ -120,7 +120,7 @@ async fn ask_again(
     replanned: &[(i32, String)],
     remaining: usize,
 ) -> Result<(), ActionError> {
-    let connector = app.action_connector(&action.service)?;
+    let connector = app.action_connector(action.service.as_str())?;
     let planned: HashMap<i32, &str> = replanned.iter().map(|(c, p)| (*c, p.as_str())).collect();
     let mut unsent = Vec::with_capacity(remaining);
     for (chunk, _) in replanned {
@@ -229,7 +229,7 @@ async fn stored_digest(
     preview: &runboard_model::Preview,
     planned: &HashMap<i32, &str>,
     found: &HashMap<&str, &Found>,
-) -> Result<String, ActionError> {
+) -> Result<runboard_model::Digest, ActionError> {
     #[derive(sqlx::FromRow)]
     struct Member {
         entity_id: String,

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
-use runboard_model::{Action, ActionState, Effect, EntityState};
+use runboard_model::{Action, ActionState, Effect, EntityState, IdempotencyKey};
 
 use super::pace::{Brake, InFlight, Pacer};
 use super::{
@@ -60,7 +60,7 @@ pub(super) async fn send_all(
     lease: &Lease,
     action: &Action,
 ) -> Result<Sent, ActionError> {
-    let connector = app.action_connector(&action.service)?;
+    let connector = app.action_connector(action.service.as_str())?;
     let concurrency = action.preview.concurrency.max(1) as usize;
     let round = Round {
         app,
@@ -224,7 +224,7 @@ async fn call_chunk(
     } = round;
     let (document, mutation, variables) = call_of(action, chunk, false)?;
     let mut headers = round.headers.clone();
-    headers.push(("idempotency-key", chunk.key.clone()));
+    headers.push(("idempotency-key", chunk.key.to_string()));
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -269,7 +269,7 @@ async fn call_chunk(
             answer.as_ref().is_err_and(CallError::is_transient),
         );
         app.metrics.record_call(
-            &action.service,
+            action.service.as_str(),
             answer.as_ref().map_or_else(CallError::label, |_| "ok"),
         );
         match answer {
@@ -367,7 +367,7 @@ async fn split(app: &App, action: &Action, chunk: &Chunk) -> Result<[ChunkHalf; 
         let number = first + offset;
         ChunkHalf {
             number,
-            key: crate::actions::idempotency_key(&action.id, number),
+            key: IdempotencyKey::of_call(&action.id, number),
             planned: planned.as_ref().map(|effects| {
                 let mine: Vec<&Effect> = effects
                     .iter()

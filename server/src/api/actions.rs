@@ -10,7 +10,9 @@ use runboard_core::actions::{
     ActionFilter, ActionRequest, EntityPage, MAX_ENTITY_PAGE, RequestKey,
 };
 use runboard_core::audit::AuditEntry;
-use runboard_model::{Action, ActionSpec, ActionState, EntityResult, EntityState, ServiceName};
+use runboard_model::{
+    Action, ActionId, ActionSpec, ActionState, Digest, EntityResult, EntityState, ServiceName,
+};
 use serde::{Deserialize, Serialize};
 
 use super::export::{self, EntityRow, Format};
@@ -193,7 +195,7 @@ async fn entity_page(
 /// trail.
 pub async fn get(
     State(state): State<ServerState>,
-    Path(id): Path<String>,
+    Path(id): Path<ActionId>,
     ApiQuery(query): ApiQuery<EntityQuery>,
 ) -> Result<Json<ActionDetail>, ApiError> {
     let page = query.page()?;
@@ -226,7 +228,7 @@ pub struct EntityList {
 /// and step in a runbook).
 pub async fn entities(
     State(state): State<ServerState>,
-    Path(id): Path<String>,
+    Path(id): Path<ActionId>,
     Listed { format, query }: Listed<EntityQuery>,
 ) -> Result<Response, ApiError> {
     let page = query.page()?;
@@ -239,7 +241,10 @@ pub async fn entities(
         })
         .into_response());
     }
-    let name = export::file_name(&action.service, &format!("action-{}-entities", action.id));
+    let name = export::file_name(
+        action.service.as_str(),
+        &format!("action-{}-entities", action.id),
+    );
     let first = EntityPage {
         limit: MAX_ENTITY_PAGE,
         ..page
@@ -283,7 +288,7 @@ impl BodyExample for Submission {
 pub async fn submit(
     State(state): State<ServerState>,
     SignedInUser(user): SignedInUser,
-    Path(id): Path<String>,
+    Path(id): Path<ActionId>,
     JsonBody(request): JsonBody<Submission>,
 ) -> Result<Json<Action>, ApiError> {
     Ok(Json(
@@ -303,7 +308,7 @@ pub async fn submit(
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRequest {
     /// The digest of the preview the approver read.
-    digest: String,
+    digest: Digest,
 }
 
 impl BodyExample for ApprovalRequest {
@@ -314,7 +319,7 @@ impl BodyExample for ApprovalRequest {
 pub async fn approve(
     State(state): State<ServerState>,
     SignedInUser(user): SignedInUser,
-    Path(id): Path<String>,
+    Path(id): Path<ActionId>,
     JsonBody(request): JsonBody<ApprovalRequest>,
 ) -> Result<Json<Action>, ApiError> {
     Ok(Json(
@@ -339,7 +344,7 @@ impl BodyExample for Rejection {
 pub async fn reject(
     State(state): State<ServerState>,
     SignedInUser(user): SignedInUser,
-    Path(id): Path<String>,
+    Path(id): Path<ActionId>,
     JsonBody(request): JsonBody<Rejection>,
 ) -> Result<Json<Action>, ApiError> {
     Ok(Json(
@@ -351,7 +356,7 @@ pub async fn reject(
 pub async fn cancel(
     State(state): State<ServerState>,
     SignedInUser(user): SignedInUser,
-    Path(id): Path<String>,
+    Path(id): Path<ActionId>,
 ) -> Result<Json<Action>, ApiError> {
     Ok(Json(state.app.cancel_action(&user, &id).await?))
 }
@@ -360,7 +365,7 @@ pub async fn cancel(
 pub async fn resume(
     State(state): State<ServerState>,
     SignedInUser(user): SignedInUser,
-    Path(id): Path<String>,
+    Path(id): Path<ActionId>,
 ) -> Result<Json<Action>, ApiError> {
     Ok(Json(state.app.resume_action(&user, &id).await?))
 }
@@ -374,7 +379,7 @@ impl BodyExample for runboard_model::Pace {
 pub async fn pace(
     State(state): State<ServerState>,
     SignedInUser(user): SignedInUser,
-    Path(id): Path<String>,
+    Path(id): Path<ActionId>,
     JsonBody(pace): JsonBody<runboard_model::Pace>,
 ) -> Result<Json<Action>, ApiError> {
     Ok(Json(state.app.set_pace(&user, &id, pace).await?))

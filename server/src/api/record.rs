@@ -8,7 +8,9 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::header;
-use runboard_model::{Action, DryRun, EntityResult, EntityState, StepState};
+use runboard_model::{
+    Action, ActionId, Digest, DryRun, EntityResult, EntityState, IdempotencyKey, StepState,
+};
 
 use runboard_core::actions::{EntityPage, MAX_ENTITY_PAGE};
 
@@ -127,7 +129,7 @@ struct ApprovalLine {
     name: String,
     subject: String,
     at: String,
-    digest: String,
+    digest: Digest,
 }
 
 struct AuditRow {
@@ -142,7 +144,7 @@ struct AuditRow {
 #[template(path = "action_record.md")]
 struct Record {
     title: String,
-    id: String,
+    id: ActionId,
     state: &'static str,
     state_detail: Option<String>,
     requester: String,
@@ -151,7 +153,7 @@ struct Record {
     incident: String,
     approvals_needed: u32,
     approvals: Vec<ApprovalLine>,
-    digest: String,
+    digest: Digest,
     /// How each call's idempotency key is made.
     idempotency_key: String,
     expires_at: String,
@@ -276,11 +278,7 @@ fn record(
             })
             .collect(),
         digest: action.digest.clone(),
-        idempotency_key: if action.is_runbook() {
-            format!("runboard:{}:<step>:<call>", action.id)
-        } else {
-            format!("runboard:{}:<call>", action.id)
-        },
+        idempotency_key: IdempotencyKey::pattern(&action.id, action.is_runbook()),
         expires_at: time(action.expires_at),
         endpoint: preview.endpoint.clone(),
         calls: preview.calls(),
@@ -356,7 +354,7 @@ async fn all_entities(
 /// `GET /api/v1/actions/{id}/record.md`.
 pub async fn markdown(
     State(state): State<ServerState>,
-    Path(id): Path<String>,
+    Path(id): Path<ActionId>,
 ) -> Result<Response, ApiError> {
     let app = &state.app;
     let action = app.action(&id).await?;
@@ -380,7 +378,7 @@ pub async fn markdown(
 /// `runboard action plan` reads, every entity named (a selection resolved to its IDs).
 pub async fn request_file(
     State(state): State<ServerState>,
-    Path(id): Path<String>,
+    Path(id): Path<ActionId>,
 ) -> Result<Response, ApiError> {
     let app = &state.app;
     let action = app.action(&id).await?;

@@ -188,7 +188,7 @@ async fn the_audit_endpoint_says_whether_the_chain_is_intact(backend: Backend) {
             .store
             .append_audit(&runboard_core::audit::NewAuditEntry {
                 actor: "demo:alice",
-                action_id: Some("a-1"),
+                action_id: Some(&"a-1".into()),
                 kind,
                 detail: serde_json::json!({ "entities": 3 }),
             })

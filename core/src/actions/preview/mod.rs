@@ -481,10 +481,10 @@ impl Digester {
         self.0.update(format!("variables {variables}\n"));
     }
 
-    pub(crate) fn finish(mut self, preview: &Preview) -> String {
+    pub(crate) fn finish(mut self, preview: &Preview) -> runboard_model::Digest {
         self.0
             .update(serde_json::to_string(preview).expect("a preview serializes"));
-        crate::audit::hex(&self.0.finalize())
+        runboard_model::Digest::from(crate::audit::hex(&self.0.finalize()))
     }
 }
 

@@ -146,7 +146,7 @@ fn found(id: &str, state: &str, held: Option<&str>) -> Found {
     }
 }
 
-fn digest(members: &[Found], planned: Option<&str>, preview: &Preview) -> String {
+fn digest(members: &[Found], planned: Option<&str>, preview: &Preview) -> runboard_model::Digest {
     let mut digester = Digester::new();
     digester.chunk(0, members, planned);
     digester.finish(preview)
@@ -165,7 +165,7 @@ fn the_digest_changes_with_anything_an_approver_saw_and_only_then() {
         digest(&members, planned, &preview()),
         "the same preview, the same digest"
     );
-    assert_eq!(approved.len(), 64, "SHA-256 in hex");
+    assert_eq!(approved.as_str().len(), 64, "SHA-256 in hex");
 
     let moved_on = [
         found("s-1", "completed", Some("50.00")),

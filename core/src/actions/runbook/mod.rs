@@ -15,5 +15,5 @@ pub mod template;
 pub mod values;
 
 pub use preview::MAX_RUNBOOK_ENTITIES;
-pub(crate) use preview::{step_key, with_dry_run};
+pub(crate) use preview::with_dry_run;
 pub use saved::RunbookDraft;

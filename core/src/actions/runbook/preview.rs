@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use runboard_model::{
-    Action, ActionSpec, DryRun, Effect, Money, Preview, RunbookStep, StepPreview, User,
+    Action, ActionId, ActionSpec, DryRun, Effect, Money, Preview, RunbookStep, StepPreview, User,
     add_to_totals,
 };
 use serde_json::{Map, Value, json};
@@ -38,11 +38,6 @@ pub(super) struct CheckedStep {
     arguments: Value,
 }
 
-/// The key of a runbook's call: `runboard:<action>:<step>:<chunk>`, the step counted from 0.
-pub(crate) fn step_key(action_id: &str, step: usize, chunk: i32) -> String {
-    format!("runboard:{action_id}:{step}:{chunk}")
-}
-
 /// The chunk of the call of `step` for the entity at `position`, of `entities` in all.
 fn step_chunk(entities: usize, step: usize, position: usize) -> Result<i32, ActionError> {
     step.checked_mul(entities)
@@ -60,7 +55,7 @@ fn too_many_calls(steps: usize, entities: usize) -> ActionError {
 
 /// Every step's calls and their dry run, before they are written.
 struct Plan<'a> {
-    id: &'a str,
+    id: &'a ActionId,
     label: String,
     found: Vec<Found>,
     preview: Preview,
@@ -157,9 +152,9 @@ impl App {
             variables.push(calls);
         }
 
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = ActionId::from(uuid::Uuid::new_v4().to_string());
         let headers = [
-            ("x-runboard-action", id.clone()),
+            ("x-runboard-action", id.to_string()),
             ("x-runboard-requester", user.subject.clone()),
         ];
         let concurrency = self.config.actions.concurrency;
@@ -414,7 +409,7 @@ impl App {
             entity_count: i64::try_from(entities).unwrap_or(i64::MAX),
             dry_run_offered: !matches!(plan.preview.dry_run, DryRun::NotOffered),
             preview: &preview_json,
-            digest: &digest,
+            digest: digest.as_str(),
             approvals_needed,
             now,
             expires_at,

@@ -27,7 +27,7 @@ pub struct RunbookDraft {
 #[derive(sqlx::FromRow)]
 struct Row {
     id: String,
-    service: String,
+    service: runboard_model::ServiceName,
     name: String,
     description: String,
     steps: String,

@@ -1,7 +1,7 @@
 //! The engine's writes of an action's chunks and entities as its calls go: each carries
 //! the lease's [`Fence`].
 
-use runboard_model::{ActionState, EntityState, StepState};
+use runboard_model::{ActionState, EntityState, IdempotencyKey, StepState};
 
 use super::{ActionStore, Fence, fenced};
 use crate::actions::{ActionError, ChunkOutcome};
@@ -10,7 +10,7 @@ use crate::db::{BeginWrite, on_pool};
 /// One half of a refused chunk, stored as a chunk of its own.
 pub(crate) struct ChunkHalf {
     pub(crate) number: i32,
-    pub(crate) key: String,
+    pub(crate) key: IdempotencyKey,
     pub(crate) members: Vec<String>,
     /// The first and last position of its members.
     pub(crate) positions: (i32, i32),

@@ -1,7 +1,7 @@
 //! The engine's lease of an action (`action_lease`): claimed, renewed and ended here; what
 //! it means and how the engine keeps it is `crate::execution::Lease`'s.
 
-use runboard_model::ActionState;
+use runboard_model::{ActionId, ActionState};
 
 use super::{ActionStore, END_LEASE, Fence};
 use crate::actions::ActionError;
@@ -9,7 +9,7 @@ use crate::db::on_pool;
 
 /// A lease taken by [`ActionStore::claim_due`].
 pub(crate) struct Claimed {
-    pub(crate) action_id: String,
+    pub(crate) action_id: ActionId,
     pub(crate) epoch: i64,
     /// The deadline of the lease taken over and the store's time, both in ms by the store's
     /// clock, read just before; `None` when it had none (never taken). A deadline of 0 is
@@ -32,7 +32,7 @@ impl ActionStore<'_> {
              ORDER BY a.updated_at LIMIT 5",
             now = self.pool.dialect().now_ms()
         );
-        let candidates: Vec<String> = on_pool!(self.pool, |pool| {
+        let candidates: Vec<ActionId> = on_pool!(self.pool, |pool| {
             sqlx::query_scalar(&query)
                 .bind(ActionState::Approved.as_str())
                 .bind(ActionState::Executing.as_str())
@@ -52,7 +52,7 @@ impl ActionStore<'_> {
     /// by the store's clock. `None` when another replica holds it.
     async fn take_lease(
         &self,
-        action_id: String,
+        action_id: ActionId,
         owner: &str,
         length_ms: i64,
     ) -> Result<Option<Claimed>, ActionError> {

@@ -14,7 +14,7 @@ mod lease;
 mod preview;
 mod transition;
 
-use runboard_model::ActionState;
+use runboard_model::{ActionId, ActionState};
 
 pub(crate) use engine::{ChunkClose, ChunkHalf};
 pub(crate) use preview::{NewAction, NewChunk};
@@ -34,7 +34,7 @@ pub(crate) struct ActionStore<'a> {
 /// still holds the action's lease at `epoch`, and it has not ended.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Fence<'a> {
-    pub(crate) action: &'a str,
+    pub(crate) action: &'a ActionId,
     pub(crate) owner: &'a str,
     pub(crate) epoch: i64,
 }
@@ -67,7 +67,7 @@ impl ActionStore<'_> {
     /// it has ended (and nothing is written).
     pub(crate) async fn set_pace(
         &self,
-        id: &str,
+        id: &ActionId,
         text: &str,
         audit: &NewAuditEntry<'_>,
     ) -> Result<bool, ActionError> {

@@ -2,10 +2,10 @@
 //! transaction with the audit entry of its preview.
 
 use chrono::{DateTime, Utc};
-use runboard_model::{ActionState, EntityState};
+use runboard_model::{ActionId, ActionState, Digest, EntityState, IdempotencyKey};
 
 use super::ActionStore;
-use crate::actions::{ActionError, Found, idempotency_key};
+use crate::actions::{ActionError, Found};
 use crate::audit::{NewAuditEntry, append_audit};
 use crate::db::{BeginWrite, Transaction, on_pool, on_transaction};
 
@@ -45,7 +45,7 @@ macro_rules! insert_entities {
 
 /// A new action as its preview writes it, in the state `previewed`.
 pub(crate) struct NewAction<'a> {
-    pub(crate) id: &'a str,
+    pub(crate) id: &'a ActionId,
     pub(crate) service: &'a str,
     /// The mutation, or the runbook's label.
     pub(crate) mutation: &'a str,
@@ -81,7 +81,7 @@ pub(crate) type RunbookCall<'a> = (usize, i32, &'a str, Option<String>, String);
 /// kept unless [`PreviewWrite::finish`] commits it.
 pub(crate) struct PreviewWrite {
     tx: Transaction,
-    id: String,
+    id: ActionId,
     now: DateTime<Utc>,
     /// The position of the next entity.
     position: i32,
@@ -130,7 +130,7 @@ impl ActionStore<'_> {
         on_transaction!(&mut tx, |connection| insert_action!(connection, action));
         Ok(PreviewWrite {
             tx,
-            id: action.id.to_owned(),
+            id: action.id.clone(),
             now: action.now,
             position: 0,
         })
@@ -166,7 +166,7 @@ impl ActionStore<'_> {
                             .push_bind(variables)
                             .push_bind(EntityState::Pending.as_str())
                             .push_bind(1_i32)
-                            .push_bind(crate::actions::runbook::step_key(id, *step, *chunk))
+                            .push_bind(IdempotencyKey::of_step_call(id, *step, *chunk))
                             .push_bind(planned)
                             .push_bind(0_i32)
                             .push_bind(now);
@@ -184,7 +184,7 @@ impl ActionStore<'_> {
 impl PreviewWrite {
     /// Writes one chunk and its entities, pending.
     pub(crate) async fn add_chunk(&mut self, chunk: NewChunk<'_>) -> Result<(), ActionError> {
-        let (id, now, mut position) = (self.id.as_str(), self.now, self.position);
+        let (id, now, mut position) = (&self.id, self.now, self.position);
         on_transaction!(&mut self.tx, |connection| {
             sqlx::query(
                 "INSERT INTO action_chunk (action_id, chunk, parent, state, members, idempotency_key,
@@ -195,7 +195,7 @@ impl PreviewWrite {
             .bind(chunk.number)
             .bind(EntityState::Pending.as_str())
             .bind(i32::try_from(chunk.members.len()).unwrap_or(i32::MAX))
-            .bind(idempotency_key(id, chunk.number))
+            .bind(IdempotencyKey::of_call(id, chunk.number))
             .bind(chunk.planned)
             .bind(now)
             .execute(&mut *connection)
@@ -218,12 +218,12 @@ impl PreviewWrite {
     pub(crate) async fn finish(
         mut self,
         preview: &str,
-        digest: &str,
+        digest: &Digest,
         approvals_needed: u32,
         dry_run_ms: Option<i64>,
         audit: &NewAuditEntry<'_>,
     ) -> Result<(), ActionError> {
-        let id = self.id.as_str();
+        let id = &self.id;
         on_transaction!(&mut self.tx, |connection| {
             sqlx::query(
                 "UPDATE action SET preview = $1, digest = $2, approvals_needed = $3, dry_run_ms = $5

@@ -3,7 +3,7 @@
 //! entry. The rules (which move the lifecycle allows, what follows it) are
 //! [`App::transition`](crate::App::transition)'s.
 
-use runboard_model::ActionState;
+use runboard_model::{ActionState, Digest};
 
 use super::{ActionStore, END_LEASE, fenced};
 use crate::actions::{ActionError, Transition};
@@ -16,7 +16,7 @@ use crate::db::{BeginWrite, on_pool};
 pub(crate) struct NewApproval<'a> {
     pub(crate) approver: &'a str,
     pub(crate) approver_name: &'a str,
-    pub(crate) digest: &'a str,
+    pub(crate) digest: &'a Digest,
 }
 
 /// What [`ActionStore::move_state`] did.
