@@ -394,7 +394,7 @@ graphql_url = "{gql}"
     assert_eq!(ended.progress.succeeded, entities as u64);
 
     // The fleet's own log of what reached it.
-    let calls = fleet.real_keyed_calls("onboarding", &id).await;
+    let calls = fleet.real_keyed_calls("onboarding", id.as_str()).await;
     let mut applied: BTreeMap<&str, usize> = BTreeMap::new();
     let mut sent: BTreeMap<&str, usize> = BTreeMap::new();
     let mut named: BTreeMap<&str, &serde_json::Value> = BTreeMap::new();
