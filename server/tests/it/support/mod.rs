@@ -87,7 +87,14 @@ impl TestApp {
         };
         self.app
             .store
-            .issue_api_token(&user, "test", Duration::from_secs(3600), chrono::Utc::now())
+            // By Runboard's clock, and for longer than any test moves it: a test that moves
+            // time by hours still holds a valid token.
+            .issue_api_token(
+                &user,
+                "test",
+                Duration::from_secs(30 * 24 * 3600),
+                self.app.clock.now(),
+            )
             .await
             .expect("a token is issued")
             .secret
