@@ -79,30 +79,6 @@ async fn resuming_after_a_failed_recheck_runs_the_dry_run_again_before_any_real_
     );
 }
 
-/// What a replica that died right after claiming an action leaves behind: the action
-/// executing under a lease that has run out, nothing sent (or, with `sent`, every entity
-/// marked sent and none recorded).
-async fn left_by_a_dead_replica(s: &Setup, id: &str, sent: bool) {
-    let url = s.app.app.config.store.effective_url();
-    run_sql(
-        &url,
-        &format!("UPDATE action SET state = 'executing' WHERE id = '{id}'"),
-    )
-    .await;
-    run_sql(
-        &url,
-        &format!("INSERT INTO action_lease (action_id, owner, epoch, expires_ms) VALUES ('{id}', 'dead-replica', 1, 1)"),
-    )
-    .await;
-    if sent {
-        run_sql(
-            &url,
-            &format!("UPDATE action_chunk SET sent_epoch = 1 WHERE action_id = '{id}'"),
-        )
-        .await;
-    }
-}
-
 test_on_both_stores!(a_crash_between_claim_and_recheck_leaves_the_recheck_to_the_next_replica);
 
 async fn a_crash_between_claim_and_recheck_leaves_the_recheck_to_the_next_replica(
