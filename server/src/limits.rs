@@ -58,7 +58,6 @@ pub(crate) struct Limits {
     people: Limiter<String>,
     sign_in: Limiter<IpAddr>,
     refused_tokens: Limiter<IpAddr>,
-    clock: LimitsClock,
     /// The configured figures, for the messages.
     config: LimitsConfig,
     checks: AtomicU64,
@@ -82,7 +81,6 @@ impl Limits {
             refused_tokens: clock.limiter(Quota::per_minute(at_least_one(
                 config.refused_tokens_per_minute,
             ))),
-            clock,
             config: config.clone(),
             checks: AtomicU64::new(0),
         }
@@ -98,14 +96,13 @@ impl Limits {
 }
 
 /// What a limiter says about one more request: on, or wait this many seconds.
-fn allowed<K: std::hash::Hash + Eq + Clone>(
-    limiter: &Limiter<K>,
-    clock: &LimitsClock,
-    key: &K,
-) -> Result<(), u64> {
-    limiter
-        .check_key(key)
-        .map_err(|not_until| not_until.wait_time_from(clock.now()).as_secs().max(1))
+fn allowed<K: std::hash::Hash + Eq + Clone>(limiter: &Limiter<K>, key: &K) -> Result<(), u64> {
+    limiter.check_key(key).map_err(|not_until| {
+        not_until
+            .wait_time_from(limiter.clock().now())
+            .as_secs()
+            .max(1)
+    })
 }
 
 /// Whether a request is one no limit applies to: the probes, which orchestrators call
@@ -132,7 +129,7 @@ pub(crate) async fn limit(
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |client| client.0);
     let config = &limits.config;
     let verdict = if path == "/login" || path.starts_with("/auth/") {
-        allowed(&limits.sign_in, &limits.clock, &address).map_err(|wait| {
+        allowed(&limits.sign_in, &address).map_err(|wait| {
             (
                 wait,
                 format!(
@@ -149,7 +146,7 @@ pub(crate) async fn limit(
     {
         // A token was sent and refused (not merely unchecked while the store is down):
         // guessing tokens must be slow.
-        allowed(&limits.refused_tokens, &limits.clock, &address).map_err(|wait| {
+        allowed(&limits.refused_tokens, &address).map_err(|wait| {
             (
                 wait,
                 format!(
@@ -163,7 +160,7 @@ pub(crate) async fn limit(
             Some(user) => format!("person:{}", user.subject),
             None => format!("address:{address}"),
         };
-        allowed(&limits.people, &limits.clock, &who).map_err(|wait| {
+        allowed(&limits.people, &who).map_err(|wait| {
             (
                 wait,
                 format!(

@@ -10,7 +10,7 @@ pub async fn create_api_token(label: String, days: u32) -> Result<IssuedApiToken
     let app = super::app_for::<CreateApiToken>()?;
     let lifetime = std::time::Duration::from_secs(u64::from(days) * 24 * 3600);
     issue_personal_token(
-        &app.store,
+        &app,
         &super::caller(),
         &label,
         lifetime,

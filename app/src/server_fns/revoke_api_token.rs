@@ -8,7 +8,7 @@ pub async fn revoke_api_token(id: String) -> Result<(), ScreenError> {
     let (app, user) = super::app_and_user::<RevokeApiToken>()?;
     let revoked = app
         .store
-        .revoke_api_token(&user.subject, &id, chrono::Utc::now())
+        .revoke_api_token(&user.subject, &id, app.clock.now())
         .await
         .map_err(|e| ScreenError::internal("revoking an API token", e))?;
     if revoked {

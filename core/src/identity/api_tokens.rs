@@ -53,7 +53,7 @@ pub enum IssueError {
 /// Issues the signed-in person a token, as asked from the API or the account screen:
 /// a browser session only (a token may not mint tokens), a label, and a lifetime within `max`.
 pub async fn issue_personal_token(
-    store: &Store,
+    app: &crate::App,
     caller: &Caller,
     label: &str,
     lifetime: Duration,
@@ -71,8 +71,9 @@ pub async fn issue_personal_token(
             humantime::format_duration(max).to_string(),
         ));
     }
-    Ok(store
-        .issue_api_token(&signed_in.user, label, lifetime, Utc::now())
+    Ok(app
+        .store
+        .issue_api_token(&signed_in.user, label, lifetime, app.clock.now())
         .await?)
 }
 

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
-use chrono::Utc;
 use http::StatusCode;
 use runboard_core::identity::{Caller, IssueError, issue_personal_token};
 use runboard_model::{ApiToken, IssuedApiToken, Role};
@@ -87,7 +86,7 @@ pub async fn create_token(
 ) -> Result<(StatusCode, Json<IssuedApiToken>), ApiError> {
     let app = &state.app;
     let issued = issue_personal_token(
-        &app.store,
+        app,
         &caller,
         &request.label,
         request.expires_in.unwrap_or(DEFAULT_LIFETIME),
@@ -111,7 +110,7 @@ pub async fn revoke_token(
     let revoked = state
         .app
         .store
-        .revoke_api_token(&user.subject, &id, Utc::now())
+        .revoke_api_token(&user.subject, &id, state.app.clock.now())
         .await
         .map_err(|e| internal("revoking an API token", e))?;
     if revoked {
