@@ -119,6 +119,14 @@ impl Classified for AcknowledgeError {
     }
 }
 
+impl Classified for crate::lookup::LookupError {
+    fn failure(&self) -> Failure {
+        match self {
+            Self::TooManyIds(_) => Failure::BadInput,
+        }
+    }
+}
+
 impl Classified for SilenceError {
     fn failure(&self) -> Failure {
         match self {

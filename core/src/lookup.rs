@@ -39,14 +39,20 @@ pub fn extract_ids(text: &str, patterns: &[Regex]) -> Vec<String> {
         .collect()
 }
 
+/// Why a lookup was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error(
+        "the text holds {0} IDs; look up at most {MAX_IDS} at a time, e.g. by splitting the paste"
+    )]
+    TooManyIds(usize),
+}
+
 /// Finds every ID in every service; a service that cannot be read says why in its place.
-pub async fn lookup(fleet: &Fleet, text: &str) -> Result<LookupResult, String> {
+pub async fn lookup(fleet: &Fleet, text: &str) -> Result<LookupResult, LookupError> {
     let ids = extract_ids(text, &fleet.id_patterns());
     if ids.len() > MAX_IDS {
-        return Err(format!(
-            "the text holds {} IDs; look up at most {MAX_IDS} at a time, e.g. by splitting the paste",
-            ids.len()
-        ));
+        return Err(LookupError::TooManyIds(ids.len()));
     }
     let reads = fleet.services().into_iter().map(|connector| {
         let ids = &ids;

@@ -33,10 +33,12 @@ pub async fn read_batch(service: String, batch: String) -> Result<BatchDetail, S
         .batch(&connector, &batch, Freshness::Shared)
         .await?;
     let reading = &figures.value;
-    let progress = reading
-        .progress
-        .clone()
-        .ok_or_else(|| ScreenError::new(format!("service {service} has no batch {batch:?}")))?;
+    let progress = reading.progress.clone().ok_or_else(|| {
+        ScreenError::refused(
+            http::StatusCode::NOT_FOUND,
+            format!("service {service} has no batch {batch:?}"),
+        )
+    })?;
     // An action on this batch's items names it among its variables (`batchId`).
     let executing = app
         .actions(

@@ -7,7 +7,5 @@ use super::ScreenError;
 #[server(prefix = "/rpc", endpoint = "lookup")]
 pub async fn lookup_ids(text: String) -> Result<LookupResult, ScreenError> {
     let app = super::app_for::<LookupIds>()?;
-    runboard_core::lookup::lookup(&app.fleet, &text)
-        .await
-        .map_err(ScreenError::new)
+    Ok(runboard_core::lookup::lookup(&app.fleet, &text).await?)
 }

@@ -142,12 +142,7 @@ fn app_for<F: ServerFn>() -> Result<std::sync::Arc<runboard_core::App>, ScreenEr
 #[cfg(feature = "ssr")]
 fn app_and_user<F: ServerFn>()
 -> Result<(std::sync::Arc<runboard_core::App>, runboard_model::User), ScreenError> {
-    let app = app_for::<F>()?;
-    let user = caller()
-        .user()
-        .cloned()
-        .ok_or_else(|| ScreenError::new("sign in first"))?;
-    Ok((app, user))
+    Ok((app_for::<F>()?, user()?))
 }
 
 /// The connector of a registered service, or an error naming the unknown one.

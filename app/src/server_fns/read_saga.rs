@@ -27,10 +27,12 @@ pub async fn read_saga(service: String, saga: String) -> Result<SagaView, Screen
         connector.saga_events(&saga),
         connector.saga_facts(&saga)
     );
-    let saga = found?
-        .into_iter()
-        .next()
-        .ok_or_else(|| ScreenError::new(format!("service {service} has no saga {saga:?}")))?;
+    let saga = found?.into_iter().next().ok_or_else(|| {
+        ScreenError::refused(
+            http::StatusCode::NOT_FOUND,
+            format!("service {service} has no saga {saga:?}"),
+        )
+    })?;
     Ok(SagaView {
         read_at,
         saga,

@@ -14,8 +14,9 @@ pub async fn revoke_api_token(id: String) -> Result<(), ScreenError> {
     if revoked {
         Ok(())
     } else {
-        Err(ScreenError::new(format!(
-            "you hold no live API token with id {id}; reload to see your tokens"
-        )))
+        Err(ScreenError::refused(
+            http::StatusCode::NOT_FOUND,
+            format!("you hold no live API token with id {id}; reload to see your tokens"),
+        ))
     }
 }

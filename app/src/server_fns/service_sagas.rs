@@ -27,7 +27,8 @@ pub async fn service_sagas(
     use runboard_core::screens::Freshness;
 
     let app = super::app_for::<ServiceSagas>()?;
-    let filter = SagaFilter::parse(&query).map_err(ScreenError::new)?;
+    let filter = SagaFilter::parse(&query)
+        .map_err(|wrong| ScreenError::refused(http::StatusCode::BAD_REQUEST, wrong))?;
     let connector = super::connector(&app, &service)?;
     let figures = app
         .screens

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::export::{self, Format, LookupRow};
 use super::extract::{BodyExample, JsonBody, Listed, NoQuery};
-use crate::error::{ApiError, bad_request};
+use crate::error::ApiError;
 use crate::http::ServerState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -29,9 +29,8 @@ pub async fn lookup(
     listed: Listed<NoQuery>,
     JsonBody(request): JsonBody<LookupRequest>,
 ) -> Result<Response, ApiError> {
-    let result: LookupResult = runboard_core::lookup::lookup(&state.app.fleet, &request.text)
-        .await
-        .map_err(bad_request)?;
+    let result: LookupResult =
+        runboard_core::lookup::lookup(&state.app.fleet, &request.text).await?;
     Ok(match listed.format {
         Format::Json => Json(result).into_response(),
         Format::Csv => export::file(
