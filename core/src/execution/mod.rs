@@ -52,11 +52,11 @@ const BACKOFF: Duration = Duration::from_millis(400);
 /// Runs actions until the process stops.
 pub async fn run(app: Arc<App>) {
     loop {
-        match step(&app).await {
+        match work_on_next_due(&app).await {
             Ok(true) => {}
             Ok(false) => tokio::time::sleep(IDLE).await,
             Err(e) => {
-                tracing::error!(error = %e, "the execution engine failed a step; trying again");
+                tracing::error!(error = %e, "the execution engine failed while working on an action; trying again");
                 tokio::time::sleep(IDLE * 4).await;
             }
         }
@@ -65,7 +65,7 @@ pub async fn run(app: Arc<App>) {
 
 /// Expires old previews, then takes the lease of one action that is due and works on it
 /// while the lease holds. Returns whether there was work.
-pub async fn step(app: &App) -> Result<bool, ActionError> {
+pub async fn work_on_next_due(app: &App) -> Result<bool, ActionError> {
     app.expire_previews().await?;
     let Some((lease, action)) = claim(app).await? else {
         return Ok(false);

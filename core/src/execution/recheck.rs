@@ -170,9 +170,7 @@ async fn ask_again(
         action.approvals_needed,
     );
     let preview_json = serde_json::to_string(&preview).expect("a preview serializes");
-    let expires_at = crate::audit::now()
-        + chrono::Duration::from_std(app.config.actions.preview_ttl)
-            .unwrap_or(chrono::Duration::days(1));
+    let (_, expires_at) = app.preview_times();
     let audit = engine_audit(
         action,
         "action.preview_changed",

@@ -94,7 +94,7 @@ fn engine(s: &Setup) -> tokio::task::JoinHandle<()> {
     let app: Arc<runboard_core::App> = s.app.app.clone();
     tokio::spawn(async move {
         loop {
-            if !execution::step(&app).await.unwrap() {
+            if !execution::work_on_next_due(&app).await.unwrap() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -197,7 +197,7 @@ async fn a_refused_canary_pauses_the_action_with_one_call_sent() {
         .set_legal_hold("onboarding", vec![held.as_str().unwrap().to_owned()])
         .unwrap();
 
-    while execution::step(&s.app.app).await.unwrap() {}
+    while execution::work_on_next_due(&s.app.app).await.unwrap() {}
     let paused = action(&s, &id).await;
     assert_eq!(paused["state"], "paused", "{paused}");
     let why = paused["state_detail"].as_str().unwrap();

@@ -273,7 +273,7 @@ async fn a_step_that_fails_for_one_entity_stops_only_that_entitys_later_steps(ba
     assert_eq!(held["data"]["setLegalHold"], 1, "{held}");
 
     for _ in 0..200 {
-        if !execution::step(&s.app.app).await.unwrap() {
+        if !execution::work_on_next_due(&s.app.app).await.unwrap() {
             break;
         }
     }
@@ -376,7 +376,7 @@ async fn a_step_whose_dry_run_changed_after_the_step_before_it_ran_comes_back_fo
     assert!(grown > 0);
     let run_engine = || async {
         for _ in 0..200 {
-            if !execution::step(&s.app.app).await.unwrap() {
+            if !execution::work_on_next_due(&s.app.app).await.unwrap() {
                 return;
             }
         }

@@ -92,7 +92,7 @@ async fn asked_approved_and_run(s: &Setup, request: Value) -> Value {
         json!({ "digest": action["digest"] }),
     )
     .await;
-    while execution::step(&s.app.app).await.unwrap() {}
+    while execution::work_on_next_due(&s.app.app).await.unwrap() {}
     get(s, &format!("/api/v1/actions/{id}?limit=1")).await["action"].clone()
 }
 

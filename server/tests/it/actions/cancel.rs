@@ -39,7 +39,7 @@ async fn a_cancelling_action_taken_over_holds_its_entities_while_the_old_replica
     .await;
     let engine = {
         let app = s.app.app.clone();
-        tokio::spawn(async move { execution::step(&app).await.unwrap() })
+        tokio::spawn(async move { execution::work_on_next_due(&app).await.unwrap() })
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while runboard_testkit::sql_strings(
@@ -92,7 +92,7 @@ async fn a_cancel_during_execution_stops_the_calls_and_holds_the_entities_until_
     s.proxy.slow_down(Duration::from_millis(150));
     let engine = {
         let app = s.app.app.clone();
-        tokio::spawn(async move { while execution::step(&app).await.unwrap() {} })
+        tokio::spawn(async move { while execution::work_on_next_due(&app).await.unwrap() {} })
     };
     while !s
         .fleet

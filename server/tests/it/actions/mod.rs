@@ -158,7 +158,7 @@ async fn ask_and_submit(
 /// Runs the execution engine until it has nothing left to do.
 async fn run_engine(app: &TestApp) {
     for _ in 0..200 {
-        if !execution::step(&app.app).await.unwrap() {
+        if !execution::work_on_next_due(&app.app).await.unwrap() {
             return;
         }
     }

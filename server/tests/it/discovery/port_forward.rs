@@ -105,7 +105,10 @@ async fn through_port_forward_a_service_is_read_an_approved_action_runs_and_a_ki
     )
     .await;
     assert_eq!(status, 200, "{approved}");
-    while runboard_core::execution::step(&app.app).await.unwrap() {}
+    while runboard_core::execution::work_on_next_due(&app.app)
+        .await
+        .unwrap()
+    {}
     let done = app.get_json(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(done["action"]["state"], json!("succeeded"), "{done:#}");
     let applied = common::applied_for(&fleet, "onboarding", &id).await;
