@@ -39,7 +39,8 @@ pub struct App {
     /// What the screens show of each service's database: one shared read per query a poll
     /// interval, however many people watch.
     pub screens: screens::ScreenReads,
-    /// What time it is for the watches, the silences and the alert board.
+    /// What time it is for the watches, the silences, the alert board, sessions, tokens,
+    /// limits, previews and the screens' shared reads: a test moves it rather than waiting.
     pub clock: clock::Clock,
     /// What the poller counted, for `/metrics`.
     pub metrics: Metrics,
@@ -61,18 +62,19 @@ impl App {
     /// The app over its config, store and fleet, with fresh metrics.
     pub fn new(config: Config, store: Store, fleet: Fleet) -> Self {
         let metrics = Metrics::new(fleet.reads());
+        let clock = clock::Clock::default();
         Self {
-            identity: Identity::new(&config),
+            identity: Identity::new(&config, &clock),
             notifier: notify::Notifier::new(
                 config.actions.webhook_url.clone(),
                 config.public_url(),
             ),
-            screens: screens::ScreenReads::new(config.poller.interval),
+            screens: screens::ScreenReads::new(config.poller.interval, &clock),
             config,
             store,
             fleet,
             metrics,
-            clock: clock::Clock::default(),
+            clock,
             catalogs: actions::Catalogs::default(),
             replica: replica_name(),
             trends_filled: Default::default(),

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use runboard_model::{
@@ -20,6 +20,7 @@ use runboard_model::{
 };
 use tokio::sync::OnceCell;
 
+use crate::clock::Clock;
 use crate::connector::{Connector, ReadError, SagaFilter};
 use crate::store::{Store, StoreError};
 
@@ -123,16 +124,16 @@ pub struct ScreenReads {
 
 impl ScreenReads {
     /// Shared reads that last `interval`: the poll interval, so the screens are as fresh as
-    /// the overview.
-    pub fn new(interval: Duration) -> Self {
+    /// the overview. Their age is told by `clock`, Runboard's.
+    pub fn new(interval: Duration, clock: &Clock) -> Self {
         Self {
-            snapshots: SharedReads::new(STORE_READS_SHARED_FOR),
-            alerts: SharedReads::new(STORE_READS_SHARED_FOR),
-            error_groups: SharedReads::new(interval),
-            sagas: SharedReads::new(interval),
-            funds: SharedReads::new(interval),
-            batches: SharedReads::new(interval),
-            batch: SharedReads::new(interval),
+            snapshots: SharedReads::new(STORE_READS_SHARED_FOR, clock),
+            alerts: SharedReads::new(STORE_READS_SHARED_FOR, clock),
+            error_groups: SharedReads::new(interval, clock),
+            sagas: SharedReads::new(interval, clock),
+            funds: SharedReads::new(interval, clock),
+            batches: SharedReads::new(interval, clock),
+            batch: SharedReads::new(interval, clock),
             changes: AtomicU64::new(0),
         }
     }
@@ -309,7 +310,7 @@ impl ScreenReads {
 /// One read that finished, and when.
 struct Finished<V, E> {
     shared: Shared<V, E>,
-    at: Instant,
+    at: DateTime<Utc>,
 }
 
 impl<V, E> Clone for Finished<V, E> {
@@ -327,18 +328,26 @@ struct Slot<V, E> {
     running: Option<Arc<OnceCell<Finished<V, E>>>>,
 }
 
-/// Single-flight reads of one kind, each kept for `ttl`.
+/// Single-flight reads of one kind, each kept for `ttl` by Runboard's clock (a test moves
+/// past it rather than waiting).
 pub struct SharedReads<K, V, E = ReadError> {
     ttl: Duration,
+    clock: Clock,
     slots: Mutex<HashMap<K, Slot<V, E>>>,
 }
 
 impl<K: Eq + Hash + Clone, V, E> SharedReads<K, V, E> {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration, clock: &Clock) -> Self {
         Self {
             ttl,
+            clock: clock.clone(),
             slots: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How long ago `at` was.
+    fn age(&self, at: DateTime<Utc>) -> Duration {
+        (self.clock.now() - at).to_std().unwrap_or_default()
     }
 
     fn current(&self, finished: &Finished<V, E>) -> bool {
@@ -347,7 +356,7 @@ impl<K: Eq + Hash + Clone, V, E> SharedReads<K, V, E> {
         } else {
             FAILURE_KEPT
         };
-        finished.at.elapsed() < kept
+        self.age(finished.at) < kept
     }
 
     /// The figures for `key`: kept ones while current, else those of one read for everyone
@@ -366,7 +375,7 @@ impl<K: Eq + Hash + Clone, V, E> SharedReads<K, V, E> {
                         || slot
                             .finished
                             .as_ref()
-                            .is_some_and(|f| f.at.elapsed() < self.ttl * 2)
+                            .is_some_and(|f| self.age(f.at) < self.ttl * 2)
                 });
             }
             let slot = slots.entry(key.clone()).or_insert(Slot {
@@ -387,14 +396,14 @@ impl<K: Eq + Hash + Clone, V, E> SharedReads<K, V, E> {
         // request dropped), the next one waiting reads instead.
         let finished = running
             .get_or_init(|| async {
-                let read_at = Utc::now();
+                let read_at = self.clock.now();
                 let shared = read(read_at)
                     .await
                     .map(|value| Arc::new(Fresh { value, read_at }))
                     .map_err(Arc::new);
                 Finished {
                     shared,
-                    at: Instant::now(),
+                    at: self.clock.now(),
                 }
             })
             .await
@@ -429,7 +438,7 @@ impl<K: Eq + Hash + Clone, V, E> SharedReads<K, V, E> {
         });
         slot.finished = Some(Finished {
             shared: Ok(Arc::new(fresh)),
-            at: Instant::now(),
+            at: self.clock.now(),
         });
     }
 }
@@ -475,7 +484,7 @@ mod tests {
 
     #[tokio::test]
     async fn many_callers_at_once_share_one_read_and_live_reads_again() {
-        let shared = SharedReads::<&str, u32>::new(Duration::from_secs(60));
+        let shared = SharedReads::<&str, u32>::new(Duration::from_secs(60), &Clock::default());
         let reads = AtomicUsize::new(0);
         let all = (0..16).map(|_| shared.get("k", Freshness::Shared, |_| counted(&reads, false)));
         for figures in futures_util::future::join_all(all).await {
@@ -499,7 +508,7 @@ mod tests {
     #[tokio::test]
     async fn figures_forgotten_are_read_again_by_the_next_caller() {
         // What the poller does to the kept snapshots once it has recorded a poll.
-        let shared = SharedReads::<&str, u32>::new(Duration::from_secs(60));
+        let shared = SharedReads::<&str, u32>::new(Duration::from_secs(60), &Clock::default());
         let reads = AtomicUsize::new(0);
         for _ in 0..3 {
             shared
@@ -518,11 +527,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_read_is_kept_only_briefly() {
-        let shared = SharedReads::<&str, u32>::new(Duration::from_secs(60));
+        let clock = Clock::default();
+        clock.stop();
+        let shared = SharedReads::<&str, u32>::new(Duration::from_secs(60), &clock);
         let reads = AtomicUsize::new(0);
         let failed = shared.get("k", Freshness::Shared, |_| counted(&reads, true));
         assert!(failed.await.is_err());
-        tokio::time::sleep(FAILURE_KEPT + Duration::from_millis(100)).await;
+        let kept = shared.get("k", Freshness::Shared, |_| counted(&reads, false));
+        assert!(
+            kept.await.is_err(),
+            "a crowd does not hammer a failing service"
+        );
+        clock.advance(FAILURE_KEPT);
         let recovered = shared.get("k", Freshness::Shared, |_| counted(&reads, false));
         assert_eq!(recovered.await.unwrap().value, 7);
         assert_eq!(reads.load(Ordering::SeqCst), 2);

@@ -66,9 +66,9 @@ impl ServerState {
             .site_addr(http.listen)
             .build();
         Self {
+            pages: Arc::new(SharedPages::new(&app.clock)),
             app: Arc::new(app),
             leptos,
-            pages: Arc::new(SharedPages::new()),
             draining: Arc::new(AtomicBool::new(false)),
         }
     }

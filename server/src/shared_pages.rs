@@ -75,9 +75,9 @@ struct RenderedPage {
 }
 
 impl SharedPages {
-    pub fn new() -> Self {
+    pub fn new(clock: &runboard_core::clock::Clock) -> Self {
         Self {
-            renders: SharedReads::new(KEPT_FOR),
+            renders: SharedReads::new(KEPT_FOR, clock),
             writes: AtomicU64::new(0),
         }
     }

@@ -133,9 +133,20 @@ impl App {
         action
     }
 
+    /// A preview made now: when it was made and when it expires, by Runboard's clock (so a
+    /// test moves past its time rather than waiting for it), to the microsecond both stores
+    /// keep.
+    pub(crate) fn preview_times(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        use chrono::SubsecRound;
+        let now = self.clock.now().trunc_subsecs(6);
+        let ttl = chrono::Duration::from_std(self.config.actions.preview_ttl)
+            .unwrap_or(chrono::Duration::days(1));
+        (now, now + ttl)
+    }
+
     /// Marks an action expired if its preview is past its time; true if it did.
     pub(super) async fn expire_if_due(&self, action: &Action) -> Result<bool, ActionError> {
-        if action.expires_at > Utc::now() || !action.state.can_become(ActionState::Expired) {
+        if action.expires_at > self.clock.now() || !action.state.can_become(ActionState::Expired) {
             return Ok(false);
         }
         let mut expire = Transition::new(
@@ -158,7 +169,7 @@ impl App {
             sqlx::query_scalar("SELECT id FROM action WHERE state IN ($1, $2) AND expires_at <= $3")
                 .bind(ActionState::Previewed.as_str())
                 .bind(ActionState::AwaitingApproval.as_str())
-                .bind(Utc::now())
+                .bind(self.clock.now())
                 .fetch_all(pool)
                 .await?
         });

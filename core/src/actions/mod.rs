@@ -440,10 +440,7 @@ impl App {
         if preview.entity_argument.is_some() {
             preview.entities = found.len() as u64;
         }
-        let now = crate::audit::now();
-        let expires_at = now
-            + chrono::Duration::from_std(self.config.actions.preview_ttl)
-                .unwrap_or(chrono::Duration::days(1));
+        let (now, expires_at) = self.preview_times();
         let mut tally = EffectTally::default();
         let mut digester = Digester::new();
         let members = in_calls(found, &preview);

@@ -105,14 +105,15 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub fn new(config: &Config) -> Self {
+    /// The ways to sign in that `config` names; the provider's keys age by `clock`.
+    pub fn new(config: &Config, clock: &crate::clock::Clock) -> Self {
         let identity = &config.identity;
         Self {
             roles: identity.roles.clone(),
             oidc: identity
                 .oidc
                 .as_ref()
-                .map(|oidc| OpenIdProvider::new(oidc.clone(), &config.public_url())),
+                .map(|oidc| OpenIdProvider::new(oidc.clone(), &config.public_url(), clock)),
             demo_users: identity.demo_users,
         }
     }
@@ -191,7 +192,7 @@ mod tests {
             approver: vec!["sre".into(), "leads".into()],
             admin: vec!["platform".into()],
         };
-        let identity = Identity::new(&config);
+        let identity = Identity::new(&config, &crate::clock::Clock::default());
         assert_eq!(
             identity.roles_for(&["sre".into()]),
             BTreeSet::from([Role::Operator, Role::Approver])

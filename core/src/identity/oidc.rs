@@ -4,8 +4,9 @@
 //! this module keeps the provider's metadata and keys, and refreshes the keys when a token
 //! names one it has not seen, which is how a provider rotates them.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdTokenVerifier, CoreJsonWebKeySet,
     CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
@@ -22,6 +23,7 @@ use tokio::sync::RwLock;
 use url::Url;
 
 use super::constant_time_eq;
+use crate::clock::Clock;
 use crate::config::OidcConfig;
 use crate::error_text::error_chain;
 
@@ -103,7 +105,7 @@ pub enum OidcError {
 
 struct Keys {
     metadata: CoreProviderMetadata,
-    fetched_at: Instant,
+    fetched_at: DateTime<Utc>,
 }
 
 pub struct OpenIdProvider {
@@ -113,10 +115,12 @@ pub struct OpenIdProvider {
     http: reqwest::Client,
     /// Discovered on first use, so that Runboard starts while the provider is down.
     discovered: RwLock<Option<Keys>>,
+    /// Runboard's clock, which says when the keys may be fetched again.
+    clock: Clock,
 }
 
 impl OpenIdProvider {
-    pub fn new(config: OidcConfig, public_url: &Url) -> Self {
+    pub fn new(config: OidcConfig, public_url: &Url, clock: &Clock) -> Self {
         let redirect = public_url
             .join("auth/callback")
             .expect("a base URL joins a relative path");
@@ -131,6 +135,7 @@ impl OpenIdProvider {
                 .expect("a TLS backend is compiled in"),
             config,
             discovered: RwLock::new(None),
+            clock: clock.clone(),
         }
     }
 
@@ -155,7 +160,7 @@ impl OpenIdProvider {
             .map_err(|e| self.unreachable(error_chain(&e)))?;
         *self.discovered.write().await = Some(Keys {
             metadata: metadata.clone(),
-            fetched_at: Instant::now(),
+            fetched_at: self.clock.now(),
         });
         Ok(metadata)
     }
@@ -166,14 +171,17 @@ impl OpenIdProvider {
         let Some(keys) = discovered.as_mut() else {
             return Ok(None);
         };
-        if keys.fetched_at.elapsed() < KEY_REFRESH_INTERVAL {
+        let since = (self.clock.now() - keys.fetched_at)
+            .to_std()
+            .unwrap_or_default();
+        if since < KEY_REFRESH_INTERVAL {
             return Ok(None);
         }
         let jwks = CoreJsonWebKeySet::fetch_async(keys.metadata.jwks_uri(), &self.http)
             .await
             .map_err(|e| self.unreachable(error_chain(&e)))?;
         keys.metadata = keys.metadata.clone().set_jwks(jwks.clone());
-        keys.fetched_at = Instant::now();
+        keys.fetched_at = self.clock.now();
         tracing::info!(issuer = %self.issuer, "refreshed the identity provider's signing keys");
         Ok(Some(jwks))
     }

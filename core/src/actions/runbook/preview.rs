@@ -352,10 +352,7 @@ impl App {
     ) -> Result<(), ActionError> {
         let Plan { id, .. } = plan;
         let found = std::mem::take(&mut plan.found);
-        let now = crate::audit::now();
-        let expires_at = now
-            + chrono::Duration::from_std(self.config.actions.preview_ttl)
-                .unwrap_or(chrono::Duration::days(1));
+        let (now, expires_at) = self.preview_times();
         let entities = found.len();
         // The calls in chunk order, each with what the digest and the store keep of it.
         let mut calls = Vec::with_capacity(entities * plan.variables.len());

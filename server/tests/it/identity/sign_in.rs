@@ -222,15 +222,16 @@ async fn a_sessions_roles_follow_the_persons_groups_at_the_provider_within_roles
     );
 
     // Moved out of the SRE group at the provider: her session holds only what her
-    // groups give now once roles_ttl has passed, without signing in again.
+    // groups give now once roles_ttl has passed (by Runboard's clock, which the test moves),
+    // without signing in again.
     provider.set_groups("alice", &["business"]).await;
-    tokio::time::sleep(ROLES_TTL + Duration::from_millis(200)).await;
+    app.app.clock.advance(ROLES_TTL + Duration::from_secs(1));
     assert_eq!(roles(alice.clone()).await, serde_json::json!(["viewer"]));
 
     // Out of every group that gives a role: her session ends at the next renewal; Carol,
     // whose groups did not change, stays signed in with hers.
     provider.set_groups("alice", &["marketing"]).await;
-    tokio::time::sleep(ROLES_TTL + Duration::from_millis(200)).await;
+    app.app.clock.advance(ROLES_TTL + Duration::from_secs(1));
     assert_eq!(me(&app, &alice).await.0, 401);
     assert_eq!(roles(carol).await, serde_json::json!(["viewer"]));
 }
