@@ -73,6 +73,11 @@ impl Person {
         self.call(Method::GET, path, None).await
     }
 
+    /// What they are answered at `path`: the status and the JSON answer, whatever they are.
+    pub async fn get_answer(&self, path: &str) -> (u16, Value) {
+        self.answer(Method::GET, path, None).await
+    }
+
     /// The text they read at `path` (a Markdown record, a page), whatever the status.
     pub async fn get_text(&self, path: &str) -> String {
         self.request(Method::GET, path)
