@@ -200,13 +200,7 @@ async fn a_step_that_fails_for_one_entity_stops_only_that_entitys_later_steps(ba
         )
         .await;
     assert_eq!(status, 200, "{submitted}");
-    let (status, approved) = s
-        .bob
-        .post(
-            &format!("/api/v1/actions/{id}/approve"),
-            json!({ "digest": action["digest"] }),
-        )
-        .await;
+    let (status, approved) = s.bob.approve(&id, &action["digest"]).await;
     assert_eq!(status, 200, "{approved}");
 
     // After the approval, the last saga's source account goes on legal hold: the service
@@ -316,13 +310,7 @@ async fn a_step_whose_dry_run_changed_after_the_step_before_it_ran_comes_back_fo
             json!({ "reason": "INC-7" }),
         )
         .await;
-    let (status, _) = s
-        .bob
-        .post(
-            &format!("/api/v1/actions/{id}/approve"),
-            json!({ "digest": action["digest"] }),
-        )
-        .await;
+    let (status, _) = s.bob.approve(&id, &action["digest"]).await;
     assert_eq!(status, 200);
 
     // After the approval, the money the sagas hold grows behind Runboard's back: the
@@ -374,13 +362,7 @@ async fn a_step_whose_dry_run_changed_after_the_step_before_it_ran_comes_back_fo
     }
 
     // Approved again, the runbook goes on at its second step, without repeating the first.
-    let (status, body) = s
-        .bob
-        .post(
-            &format!("/api/v1/actions/{id}/approve"),
-            json!({ "digest": again["digest"] }),
-        )
-        .await;
+    let (status, body) = s.bob.approve(&id, &again["digest"]).await;
     assert_eq!(status, 200, "{body}");
     run_engine().await;
     let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;

@@ -34,8 +34,7 @@ async fn the_two_person_rule_holds(backend: Backend) {
     let id = action["id"].as_str().unwrap();
     let digest = action["digest"].as_str().unwrap();
     assert_eq!(action["approvals_needed"], 2);
-    let approve_path = format!("/api/v1/actions/{id}/approve");
-    let approve = |person| Person::post(person, &approve_path, json!({ "digest": digest }));
+    let approve = |person| Person::approve(person, id, digest);
 
     let (status, body) = approve(&s.vera).await;
     assert_eq!(status, 403, "a viewer cannot approve: {body}");
@@ -72,13 +71,7 @@ async fn the_two_person_rule_holds(backend: Backend) {
     );
 
     // An approval names the preview it approves.
-    let (status, _) = s
-        .carol
-        .post(
-            &format!("/api/v1/actions/{id}/approve"),
-            json!({ "digest": "0".repeat(64) }),
-        )
-        .await;
+    let (status, _) = s.carol.approve(id, "0".repeat(64)).await;
     assert_eq!(status, 409);
     let (status, body) = approve(&s.carol).await;
     assert_eq!(status, 200);
@@ -106,13 +99,7 @@ async fn an_approval_of_a_preview_whose_entities_changed_does_not_run(backend: B
     let ids = failed_sagas(&s, "onboarding", 3).await;
     let action = submitted_retry(&s, &ids).await;
     let id = action["id"].as_str().unwrap();
-    let (status, _) = s
-        .bob
-        .post(
-            &format!("/api/v1/actions/{id}/approve"),
-            json!({ "digest": action["digest"] }),
-        )
-        .await;
+    let (status, _) = s.bob.approve(id, &action["digest"]).await;
     assert_eq!(status, 200);
 
     // Someone else completes one of the sagas directly at the service meanwhile.
@@ -158,13 +145,7 @@ async fn an_expired_preview_cannot_be_approved(backend: Backend) {
     let action = submitted_retry(&s, &ids).await;
     let id = action["id"].as_str().unwrap();
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let (status, body) = s
-        .bob
-        .post(
-            &format!("/api/v1/actions/{id}/approve"),
-            json!({ "digest": action["digest"] }),
-        )
-        .await;
+    let (status, body) = s.bob.approve(id, &action["digest"]).await;
     assert_eq!(status, 409, "{body}");
     assert!(
         body["error"]["message"]
@@ -267,13 +248,7 @@ async fn a_re_approval_after_the_money_grew_recomputes_the_money_and_the_approva
     approved_by_bob(&s, now).await;
     let after_bob = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(after_bob["action"]["state"], "awaiting_approval");
-    let (status, body) = s
-        .carol
-        .post(
-            &format!("/api/v1/actions/{id}/approve"),
-            json!({ "digest": now["digest"] }),
-        )
-        .await;
+    let (status, body) = s.carol.approve(id, &now["digest"]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "approved");
 }
@@ -290,12 +265,8 @@ async fn two_approvals_at_once_on_a_two_approval_action_end_approved(backend: Ba
         let action = submitted_retry(&s, ids).await;
         let id = action["id"].as_str().unwrap();
         assert_eq!(action["approvals_needed"], 2);
-        let path = format!("/api/v1/actions/{id}/approve");
-        let body = json!({ "digest": action["digest"] });
-        let (bob, carol) = tokio::join!(
-            s.bob.post(&path, body.clone()),
-            s.carol.post(&path, body.clone()),
-        );
+        let digest = &action["digest"];
+        let (bob, carol) = tokio::join!(s.bob.approve(id, digest), s.carol.approve(id, digest));
         assert_eq!((bob.0, carol.0), (200, 200), "{bob:?} {carol:?}");
         let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
         assert_eq!(detail["action"]["state"], "approved", "{detail}");

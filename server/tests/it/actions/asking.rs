@@ -134,13 +134,7 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
     );
 
     let digest = action["digest"].as_str().unwrap();
-    let (status, approved) = s
-        .bob
-        .post(
-            &format!("/api/v1/actions/{id}/approve"),
-            json!({ "digest": digest }),
-        )
-        .await;
+    let (status, approved) = s.bob.approve(&id, digest).await;
     assert_eq!(status, 200, "{approved}");
     assert_eq!(approved["state"], "approved");
 

@@ -118,13 +118,7 @@ async fn audit_kinds(s: &Setup, id: &str) -> Vec<String> {
 /// Bob approves the action's current preview.
 async fn approved_by_bob(s: &Setup, action: &Value) {
     let id = action["id"].as_str().unwrap();
-    let (status, body) = s
-        .bob
-        .post(
-            &format!("/api/v1/actions/{id}/approve"),
-            json!({ "digest": action["digest"] }),
-        )
-        .await;
+    let (status, body) = s.bob.approve(id, &action["digest"]).await;
     assert_eq!(status, 200, "{body}");
 }
 

@@ -94,6 +94,14 @@ impl Person {
         self.answer(Method::POST, path, Some(body)).await
     }
 
+    /// They approve action `id`'s preview, the one whose digest is `digest`: the status and
+    /// the JSON answer, whatever they are.
+    pub async fn approve(&self, id: &str, digest: impl serde::Serialize) -> (u16, Value) {
+        let path = format!("/api/v1/actions/{id}/approve");
+        self.post(&path, serde_json::json!({ "digest": digest }))
+            .await
+    }
+
     /// They post `body` to `path`: the answer, which must be a success.
     pub async fn post_ok(&self, path: &str, body: Value) -> Value {
         self.call(Method::POST, path, Some(body)).await
