@@ -8,15 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::{
-    TestApp, TestFleet, call, registered, spawn_app_configured, start_fleet, submit_and_approve,
-};
+use common::{Setup, setup_with, start_fleet, submit_and_approve};
 use reqwest::Method;
 use runboard_core::config::Config;
 use runboard_core::execution;
 use runboard_fleet::CallRecord;
-use runboard_model::Role;
-use runboard_testkit::{Backend, TestStore};
+use runboard_testkit::Backend;
 use serde_json::{Value, json};
 
 const OUTAGE: &str = "upstream provider outage: connection refused";
@@ -25,45 +22,20 @@ const OUTAGE: &str = "upstream provider outage: connection refused";
 /// they do not run side by side and measure each other.
 static WALL_CLOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Setup {
-    app: TestApp,
-    fleet: TestFleet,
-    /// Alice's token (an operator) and Bob's (an approver).
-    alice: String,
-    bob: String,
-}
-
-/// The demo fleet with `outage` failed onboarding sagas in one error group, and Runboard
-/// configured by `configure`.
+/// The shared setup over a demo fleet with `outage` failed onboarding sagas in one error
+/// group, and Runboard configured by `configure`.
 async fn setup(backend: Backend, outage: u64, configure: impl FnOnce(&mut Config)) -> Setup {
     let fleet = start_fleet(backend).await;
     let onboarding = fleet.service("onboarding").clone();
     runboard_fleet::seed_outage(&onboarding.database_url, "onboarding", outage)
         .await
         .unwrap();
-    let services: Vec<_> = fleet.fleet.services().iter().map(registered).collect();
-    let (app, ()) = spawn_app_configured(TestStore::new(backend).await, |config, _| {
-        config.services = services;
-        configure(config);
-    })
-    .await;
-    Setup {
-        alice: app.token_for("alice", &[Role::Operator]).await,
-        bob: app.token_for("bob", &[Role::Approver]).await,
-        app,
-        fleet,
-    }
-}
-
-/// `method` on `path` as Alice; the answer, which must be a success.
-async fn as_alice(s: &Setup, method: Method, path: &str, body: Option<Value>) -> Value {
-    let client = reqwest::Client::new();
-    call(&client, method, s.app.url(path), &s.alice, body).await
+    setup_with(fleet, backend).configure(configure).await
 }
 
 async fn action(s: &Setup, id: &str) -> Value {
     let path = format!("/api/v1/actions/{id}?limit=1");
-    as_alice(s, Method::GET, &path, None).await["action"].clone()
+    s.alice.get(&path).await["action"].clone()
 }
 
 /// Alice asks for a retry of the outage's sagas (with `extra` merged into the request),
@@ -76,14 +48,14 @@ async fn approved(s: &Setup, extra: Value) -> String {
     for (k, v) in extra.as_object().unwrap() {
         request[k] = v.clone();
     }
-    let asked = as_alice(s, Method::POST, "/api/v1/actions", Some(request)).await;
+    let asked = s.alice.post_ok("/api/v1/actions", request).await;
     let address = s.app.address.as_str();
     submit_and_approve(
         &reqwest::Client::new(),
         &asked,
         "INC-33: the provider is back",
-        (address, &s.alice),
-        (address, &s.bob),
+        (address, &s.alice.token),
+        (address, &s.bob.token),
     )
     .await;
     asked["id"].as_str().unwrap().to_owned()
@@ -190,7 +162,7 @@ async fn a_refused_canary_pauses_the_action_with_one_call_sent() {
     .await;
     let id = approved(&s, json!({})).await;
     let path = format!("/api/v1/actions/{id}?limit=4");
-    let first_entities = as_alice(&s, Method::GET, &path, None).await;
+    let first_entities = s.alice.get(&path).await;
     let held = first_entities["entities"][2]["entity_id"].clone();
     s.fleet
         .fleet
@@ -278,7 +250,7 @@ async fn an_action_repaced_mid_run_changes_its_rate_within_two_calls() {
     .await;
     let repace = json!({ "entities_per_second": 200 });
     let path = format!("/api/v1/actions/{id}/pace");
-    let repaced = as_alice(&s, Method::POST, &path, Some(repace)).await;
+    let repaced = s.alice.post_ok(&path, repace).await;
     let at = Utc::now();
     assert_eq!(repaced["pace"]["entities_per_second"], 200.0, "{repaced}");
     // Four calls of 100 after the change: two seconds at the new pace.
@@ -292,7 +264,7 @@ async fn an_action_repaced_mid_run_changes_its_rate_within_two_calls() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let path = format!("/api/v1/actions/{id}/cancel");
-    as_alice(&s, Method::POST, &path, None).await;
+    s.alice.call(Method::POST, &path, None).await;
     wait_for(&s, &id, "cancelled", ended).await;
     engine.abort();
 
@@ -319,7 +291,7 @@ async fn an_action_repaced_mid_run_changes_its_rate_within_two_calls() {
             entities_in(pair[1])
         );
     }
-    let audit = as_alice(&s, Method::GET, &format!("/api/v1/actions/{id}"), None).await;
+    let audit = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     let paced: Vec<&Value> = audit["audit"]
         .as_array()
         .unwrap()

@@ -9,63 +9,14 @@
 use crate::support as common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use common::{TestApp, TestFleet, bearer_client, registered, spawn_app_configured, start_fleet};
+use common::{Setup, setup_with, start_fleet};
 use runboard_core::execution;
 use runboard_model::Role;
-use runboard_testkit::{Backend, TestStore, test_on_both_stores};
+use runboard_testkit::{Backend, test_on_both_stores};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-
-struct Setup {
-    app: TestApp,
-    alice: reqwest::Client,
-    bob: reqwest::Client,
-}
-
-async fn runboard_for(
-    fleet: &TestFleet,
-    backend: Backend,
-    configure: impl FnOnce(&mut runboard_core::config::Config),
-) -> Setup {
-    let services = fleet.fleet.services().iter().map(registered).collect();
-    let (app, ()) = spawn_app_configured(TestStore::new(backend).await, |config, _| {
-        config.services = services;
-        configure(config);
-    })
-    .await;
-    let alice = bearer_client(
-        &app.token_for("alice", &[Role::Operator, Role::Approver])
-            .await,
-    );
-    let bob = bearer_client(
-        &app.token_for("bob", &[Role::Operator, Role::Approver])
-            .await,
-    );
-    Setup { app, alice, bob }
-}
-
-async fn post(s: &Setup, client: &reqwest::Client, path: &str, body: Value) -> (u16, Value) {
-    let response = client
-        .post(s.app.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn get(s: &Setup, path: &str) -> Value {
-    s.alice
-        .get(s.app.url(path))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 /// The demo's runbook of the story, started on `ids`.
 fn transfer_and_complete(ids: &[String]) -> Value {
@@ -81,7 +32,9 @@ fn transfer_and_complete(ids: &[String]) -> Value {
 
 /// A page of an action's entities, each with its steps.
 async fn entities_of(s: &Setup, id: &str) -> Vec<Value> {
-    get(s, &format!("/api/v1/actions/{id}?limit=100")).await["entities"]
+    s.alice
+        .get(&format!("/api/v1/actions/{id}?limit=100"))
+        .await["entities"]
         .as_array()
         .unwrap()
         .clone()
@@ -109,15 +62,15 @@ test_on_both_stores!(
 async fn a_runbook_shows_each_entitys_story_and_its_approvals_follow_the_money_of_all_its_steps(
     backend: Backend,
 ) {
-    let fleet = start_fleet(backend).await;
+    let fleet = Arc::new(start_fleet(backend).await);
     let ids = common::held_transfers(&fleet, 3).await;
-    let s = runboard_for(&fleet, backend, |_| {}).await;
+    let s = setup_with(fleet.clone(), backend).await;
 
     // A template that cannot be filled in is refused before any call reaches the service.
     let mut bad = transfer_and_complete(&ids);
     bad["steps"][0]["arguments"]["amount"] = json!("{{ funds.amout }}");
     let before = fleet.fleet.call_log("payments").await.unwrap().len();
-    let (status, refused) = post(&s, &s.alice, "/api/v1/actions", bad).await;
+    let (status, refused) = s.alice.post("/api/v1/actions", bad).await;
     assert_eq!(status, 400, "{refused}");
     let said = refused.to_string();
     assert!(
@@ -130,7 +83,10 @@ async fn a_runbook_shows_each_entitys_story_and_its_approvals_follow_the_money_o
         "nothing was sent for a refused runbook"
     );
 
-    let (status, action) = post(&s, &s.alice, "/api/v1/actions", transfer_and_complete(&ids)).await;
+    let (status, action) = s
+        .alice
+        .post("/api/v1/actions", transfer_and_complete(&ids))
+        .await;
     assert_eq!(status, 201, "{action}");
     let id = action["id"].as_str().unwrap();
     assert_eq!(
@@ -173,7 +129,10 @@ async fn a_runbook_shows_each_entitys_story_and_its_approvals_follow_the_money_o
     }
 
     // The same runbook on the same data has the same digest.
-    let (_, again) = post(&s, &s.alice, "/api/v1/actions", transfer_and_complete(&ids)).await;
+    let (_, again) = s
+        .alice
+        .post("/api/v1/actions", transfer_and_complete(&ids))
+        .await;
     assert_eq!(again["digest"], action["digest"]);
 
     // The money of all steps counts: each step alone moves no more than the limit (the
@@ -194,30 +153,28 @@ async fn a_runbook_shows_each_entitys_story_and_its_approvals_follow_the_money_o
         assert_eq!(total[currency], most * Decimal::from(2), "{currency}");
     }
     assert_eq!(action["approvals_needed"], 1, "no limit set: {action}");
-    let strict = runboard_for(&fleet, backend, |config| {
-        config.actions.extra_approval_above = per_step.clone();
-    })
-    .await;
-    let (status, runbook) = post(
-        &strict,
-        &strict.alice,
-        "/api/v1/actions",
-        transfer_and_complete(&ids),
-    )
-    .await;
+    let strict = setup_with(fleet.clone(), backend)
+        .configure(|config| {
+            config.actions.extra_approval_above = per_step.clone();
+        })
+        .await;
+    let (status, runbook) = strict
+        .alice
+        .post("/api/v1/actions", transfer_and_complete(&ids))
+        .await;
     assert_eq!(status, 201, "{runbook}");
     assert_eq!(
         runbook["approvals_needed"], 2,
         "the whole runbook moves more than the limit: {runbook}"
     );
-    let (status, one_step) = post(
-        &strict,
-        &strict.alice,
-        "/api/v1/actions",
-        json!({ "service": "payments", "mutation": "forceCompleteSagas",
+    let (status, one_step) = strict
+        .alice
+        .post(
+            "/api/v1/actions",
+            json!({ "service": "payments", "mutation": "forceCompleteSagas",
                 "arguments": { "ids": ids, "reason": "INC-7" } }),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 201, "{one_step}");
     assert_eq!(
         one_step["approvals_needed"], 1,
@@ -226,27 +183,24 @@ async fn a_runbook_shows_each_entitys_story_and_its_approvals_follow_the_money_o
 }
 
 async fn a_step_that_fails_for_one_entity_stops_only_that_entitys_later_steps(backend: Backend) {
-    let fleet = start_fleet(backend).await;
+    let fleet = Arc::new(start_fleet(backend).await);
     let ids = common::held_transfers(&fleet, 3).await;
-    let s = runboard_for(&fleet, backend, |_| {}).await;
-    let (status, action) = post(&s, &s.alice, "/api/v1/actions", transfer_and_complete(&ids)).await;
+    let s = setup_with(fleet.clone(), backend).await;
+    let (status, action) = s
+        .alice
+        .post("/api/v1/actions", transfer_and_complete(&ids))
+        .await;
     assert_eq!(status, 201, "{action}");
     let id = action["id"].as_str().unwrap().to_owned();
-    let (status, submitted) = post(
-        &s,
-        &s.alice,
-        &format!("/api/v1/actions/{id}/submit"),
-        json!({ "reason": "INC-7: ledger rejected postings" }),
-    )
-    .await;
+    let (status, submitted) = s
+        .alice
+        .post(
+            &format!("/api/v1/actions/{id}/submit"),
+            json!({ "reason": "INC-7: ledger rejected postings" }),
+        )
+        .await;
     assert_eq!(status, 200, "{submitted}");
-    let (status, approved) = post(
-        &s,
-        &s.bob,
-        &format!("/api/v1/actions/{id}/approve"),
-        json!({ "digest": action["digest"] }),
-    )
-    .await;
+    let (status, approved) = s.bob.approve(&id, &action["digest"]).await;
     assert_eq!(status, 200, "{approved}");
 
     // After the approval, the last saga's source account goes on legal hold: the service
@@ -277,7 +231,7 @@ async fn a_step_that_fails_for_one_entity_stops_only_that_entitys_later_steps(ba
             break;
         }
     }
-    let detail = get(&s, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "partially_failed", "{detail}");
     assert_eq!(detail["action"]["progress"]["succeeded"], 2);
     assert_eq!(detail["action"]["progress"]["failed"], 1);
@@ -342,25 +296,21 @@ test_on_both_stores!(
 async fn a_step_whose_dry_run_changed_after_the_step_before_it_ran_comes_back_for_approval(
     backend: Backend,
 ) {
-    let fleet = start_fleet(backend).await;
+    let fleet = Arc::new(start_fleet(backend).await);
     let ids = common::held_transfers(&fleet, 2).await;
-    let s = runboard_for(&fleet, backend, |_| {}).await;
-    let (_, action) = post(&s, &s.alice, "/api/v1/actions", transfer_and_complete(&ids)).await;
+    let s = setup_with(fleet.clone(), backend).await;
+    let (_, action) = s
+        .alice
+        .post("/api/v1/actions", transfer_and_complete(&ids))
+        .await;
     let id = action["id"].as_str().unwrap().to_owned();
-    post(
-        &s,
-        &s.alice,
-        &format!("/api/v1/actions/{id}/submit"),
-        json!({ "reason": "INC-7" }),
-    )
-    .await;
-    let (status, _) = post(
-        &s,
-        &s.bob,
-        &format!("/api/v1/actions/{id}/approve"),
-        json!({ "digest": action["digest"] }),
-    )
-    .await;
+    s.alice
+        .post(
+            &format!("/api/v1/actions/{id}/submit"),
+            json!({ "reason": "INC-7" }),
+        )
+        .await;
+    let (status, _) = s.bob.approve(&id, &action["digest"]).await;
     assert_eq!(status, 200);
 
     // After the approval, the money the sagas hold grows behind Runboard's back: the
@@ -384,7 +334,7 @@ async fn a_step_whose_dry_run_changed_after_the_step_before_it_ran_comes_back_fo
     };
     run_engine().await;
 
-    let detail = get(&s, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     let again = &detail["action"];
     assert_eq!(again["state"], "awaiting_approval", "{detail}");
     assert_eq!(again["current_step"], 1, "the transfers are done: {again}");
@@ -412,16 +362,10 @@ async fn a_step_whose_dry_run_changed_after_the_step_before_it_ran_comes_back_fo
     }
 
     // Approved again, the runbook goes on at its second step, without repeating the first.
-    let (status, body) = post(
-        &s,
-        &s.bob,
-        &format!("/api/v1/actions/{id}/approve"),
-        json!({ "digest": again["digest"] }),
-    )
-    .await;
+    let (status, body) = s.bob.approve(&id, &again["digest"]).await;
     assert_eq!(status, 200, "{body}");
     run_engine().await;
-    let detail = get(&s, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "succeeded", "{detail}");
     let calls = common::real_calls_of(&fleet, "payments", &id).await;
     for saga in &ids {
@@ -435,8 +379,8 @@ async fn a_step_whose_dry_run_changed_after_the_step_before_it_ran_comes_back_fo
 /// `actions.max_steps`, and no more calls (steps × entities) than one action makes.
 #[tokio::test]
 async fn a_runbook_beyond_its_bounds_is_refused_before_any_call_is_built() {
-    let fleet = start_fleet(Backend::Sqlite).await;
-    let s = runboard_for(&fleet, Backend::Sqlite, |_| {}).await;
+    let fleet = Arc::new(start_fleet(Backend::Sqlite).await);
+    let s = setup_with(fleet.clone(), Backend::Sqlite).await;
     let demo = runboard_server::demo::held_transfer_runbook();
     let steps_of = |n: usize| -> Value {
         let two = demo["steps"].as_array().unwrap();
@@ -446,27 +390,27 @@ async fn a_runbook_beyond_its_bounds_is_refused_before_any_call_is_built() {
 
     let mut long = transfer_and_complete(&["s-1".to_owned()]);
     long["steps"] = steps_of(21);
-    let (status, refused) = post(&s, &s.alice, "/api/v1/actions", long.clone()).await;
+    let (status, refused) = s.alice.post("/api/v1/actions", long.clone()).await;
     assert_eq!(status, 400, "{refused}");
     let said = refused["error"]["message"].as_str().unwrap();
     assert!(
         said.contains("21 steps") && said.contains("actions.max_steps"),
         "{said}"
     );
-    let (status, refused) = post(
-        &s,
-        &s.alice,
-        "/api/v1/runbooks",
-        json!({ "service": "payments", "name": "long", "steps": long["steps"] }),
-    )
-    .await;
+    let (status, refused) = s
+        .alice
+        .post(
+            "/api/v1/runbooks",
+            json!({ "service": "payments", "name": "long", "steps": long["steps"] }),
+        )
+        .await;
     assert_eq!(status, 400, "{refused}");
 
     // 11 steps on 10,000 entities: 110,000 calls, more than one action makes.
     let ids: Vec<String> = (0..10_000).map(|i| format!("s-{i}")).collect();
     let mut wide = transfer_and_complete(&ids);
     wide["steps"] = steps_of(11);
-    let (status, refused) = post(&s, &s.alice, "/api/v1/actions", wide).await;
+    let (status, refused) = s.alice.post("/api/v1/actions", wide).await;
     assert_eq!(status, 400, "{refused}");
     let said = refused["error"]["message"].as_str().unwrap();
     assert!(
@@ -484,15 +428,15 @@ async fn a_runbook_beyond_its_bounds_is_refused_before_any_call_is_built() {
 /// it replaced kept; another operator saves theirs under another name.
 #[tokio::test]
 async fn a_saved_runbook_is_changed_by_its_author_or_an_admin_and_its_earlier_version_is_kept() {
-    let fleet = start_fleet(Backend::Sqlite).await;
-    let s = runboard_for(&fleet, Backend::Sqlite, |_| {}).await;
-    let ada = bearer_client(&s.app.token_for("ada", &[Role::Operator, Role::Admin]).await);
+    let fleet = Arc::new(start_fleet(Backend::Sqlite).await);
+    let s = setup_with(fleet.clone(), Backend::Sqlite).await;
+    let ada = s.app.person("ada", &[Role::Operator, Role::Admin]).await;
     let demo = runboard_server::demo::held_transfer_runbook();
     let draft = |description: &str| json!({ "service": "payments", "name": "Move and close", "description": description, "steps": demo["steps"] });
-    let (status, saved) = post(&s, &s.alice, "/api/v1/runbooks", draft("first")).await;
+    let (status, saved) = s.alice.post("/api/v1/runbooks", draft("first")).await;
     assert_eq!(status, 201, "{saved}");
 
-    let (status, refused) = post(&s, &s.bob, "/api/v1/runbooks", draft("bob's")).await;
+    let (status, refused) = s.bob.post("/api/v1/runbooks", draft("bob's")).await;
     assert_eq!(status, 403, "{refused}");
     assert!(
         refused["error"]["message"]
@@ -501,16 +445,18 @@ async fn a_saved_runbook_is_changed_by_its_author_or_an_admin_and_its_earlier_ve
             .contains("only they or an admin change it"),
         "{refused}"
     );
-    let (status, changed) = post(&s, &s.alice, "/api/v1/runbooks", draft("second")).await;
+    let (status, changed) = s.alice.post("/api/v1/runbooks", draft("second")).await;
     assert_eq!(status, 201, "{changed}");
     assert_eq!(changed["id"], saved["id"]);
-    let (status, _) = post(&s, &ada, "/api/v1/runbooks", draft("third")).await;
+    let (status, _) = ada.post("/api/v1/runbooks", draft("third")).await;
     assert_eq!(status, 201);
-    let runbook = get(
-        &s,
-        &format!("/api/v1/runbooks/{}", saved["id"].as_str().unwrap()),
-    )
-    .await;
+    let runbook = s
+        .alice
+        .get(&format!(
+            "/api/v1/runbooks/{}",
+            saved["id"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(runbook["description"], "third", "{runbook}");
 
     let url = s.app.app.config.store.effective_url();

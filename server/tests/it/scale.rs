@@ -8,103 +8,44 @@ use crate::support as common;
 
 use std::collections::BTreeMap;
 
-use common::{
-    TestApp, TestFleet, applied_counts, assert_each_key_names_the_same_entities, bearer_client,
-    ids_of, registered, spawn_app_configured, start_fleet,
-};
+use common::{Setup, applied_counts, assert_each_key_names_the_same_entities, ids_of, setup};
 use runboard_core::execution;
-use runboard_model::Role;
-use runboard_testkit::{Backend, ChaosProxy, TestStore};
+use runboard_testkit::Backend;
 use serde_json::{Value, json};
-
-struct Setup {
-    app: TestApp,
-    fleet: TestFleet,
-    alice: reqwest::Client,
-    bob: reqwest::Client,
-}
-
-async fn setup(configure: impl FnOnce(&mut runboard_core::config::Config)) -> Setup {
-    let fleet = start_fleet(Backend::Postgres).await;
-    setup_with(fleet, configure).await
-}
-
-async fn setup_with(
-    fleet: TestFleet,
-    configure: impl FnOnce(&mut runboard_core::config::Config),
-) -> Setup {
-    let services: Vec<_> = fleet.fleet.services().iter().map(registered).collect();
-    let (app, ()) = spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
-        config.services = services;
-        configure(config);
-    })
-    .await;
-    let alice = bearer_client(&app.token_for("alice", &[Role::Operator]).await);
-    let bob = bearer_client(&app.token_for("bob", &[Role::Approver]).await);
-    Setup {
-        app,
-        fleet,
-        alice,
-        bob,
-    }
-}
-
-async fn post(s: &Setup, client: &reqwest::Client, path: &str, body: Value) -> Value {
-    let response = client
-        .post(s.app.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{path}: {status} {body}");
-    body
-}
-
-async fn get(s: &Setup, path: &str) -> Value {
-    s.alice
-        .get(s.app.url(path))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 /// Alice asks for `request`, submits it, Bob approves it, and the engine runs until it has
 /// nothing left to do; returns the action as it ended.
 async fn asked_approved_and_run(s: &Setup, request: Value) -> Value {
-    let action = post(s, &s.alice, "/api/v1/actions", request).await;
+    let action = s.alice.post_ok("/api/v1/actions", request).await;
     let id = action["id"].as_str().unwrap().to_owned();
-    post(
-        s,
-        &s.alice,
-        &format!("/api/v1/actions/{id}/submit"),
-        json!({ "reason": "INC-9: the provider was down" }),
-    )
-    .await;
-    post(
-        s,
-        &s.bob,
-        &format!("/api/v1/actions/{id}/approve"),
-        json!({ "digest": action["digest"] }),
-    )
-    .await;
+    s.alice
+        .post_ok(
+            &format!("/api/v1/actions/{id}/submit"),
+            json!({ "reason": "INC-9: the provider was down" }),
+        )
+        .await;
+    s.bob
+        .post_ok(
+            &format!("/api/v1/actions/{id}/approve"),
+            json!({ "digest": action["digest"] }),
+        )
+        .await;
     while execution::work_on_next_due(&s.app.app).await.unwrap() {}
-    get(s, &format!("/api/v1/actions/{id}?limit=1")).await["action"].clone()
+    s.alice.get(&format!("/api/v1/actions/{id}?limit=1")).await["action"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_on_an_error_group_of_20000_sagas_applies_each_once_in_fixed_chunks() {
     const OUTAGE: u64 = 20_000;
-    let s = setup(|_| ()).await;
+    let s = setup(Backend::Postgres).await;
     let onboarding = s.fleet.service("onboarding").clone();
     runboard_fleet::seed_outage(&onboarding.database_url, "onboarding", OUTAGE)
         .await
         .unwrap();
-    let groups = get(&s, "/api/v1/services/onboarding/errors?live=true").await;
+    let groups = s
+        .alice
+        .get("/api/v1/services/onboarding/errors?live=true")
+        .await;
     let group = groups["groups"]
         .as_array()
         .unwrap_or_else(|| panic!("error groups: {groups}"))
@@ -154,16 +95,16 @@ async fn an_action_on_an_error_group_of_20000_sagas_applies_each_once_in_fixed_c
 async fn a_chunk_refused_for_one_saga_fails_that_saga_alone() {
     // Ten sagas in one call; the service refuses any real call naming the seventh. No
     // canary: a refused canary pauses the action instead (server/tests/it/pace.rs).
-    let s = setup(|config| {
-        config.actions.chunk_size = 10;
-        config.actions.canary_entities = 0;
-    })
-    .await;
-    let page = get(
-        &s,
-        "/api/v1/services/onboarding/sagas?status=failed&sort=oldest&limit=10",
-    )
-    .await;
+    let s = setup(Backend::Postgres)
+        .configure(|config| {
+            config.actions.chunk_size = 10;
+            config.actions.canary_entities = 0;
+        })
+        .await;
+    let page = s
+        .alice
+        .get("/api/v1/services/onboarding/sagas?status=failed&sort=oldest&limit=10")
+        .await;
     let ids: Vec<String> = page["sagas"]
         .as_array()
         .unwrap()
@@ -196,7 +137,7 @@ async fn a_chunk_refused_for_one_saga_fails_that_saga_alone() {
     assert_eq!(ended["progress"]["succeeded"], 9);
     assert_eq!(ended["progress"]["failed"], 1);
 
-    let entities = get(&s, &format!("/api/v1/actions/{id}")).await["entities"].clone();
+    let entities = s.alice.get(&format!("/api/v1/actions/{id}")).await["entities"].clone();
     for (i, entity) in entities.as_array().unwrap().iter().enumerate() {
         assert_eq!(entity["entity_id"], ids[i].as_str());
         if i == 6 {
@@ -242,25 +183,14 @@ async fn a_dry_run_cut_short_by_its_time_limit_keeps_no_action_and_says_how_far_
     // Onboarding's mission control answers every read a second late: its dry run of 50 sagas,
     // 10 a call and one call at a time, cannot finish in the 2 s a preview may take here.
     // The store (PostgreSQL) is written chunk by chunk while the dry run goes on.
-    let fleet = start_fleet(Backend::Postgres).await;
-    let mut mission_control = fleet
-        .service("onboarding")
-        .graphql_url
-        .parse::<url::Url>()
-        .unwrap();
-    let proxy = ChaosProxy::start(mission_control.socket_addrs(|| None).unwrap()[0]).await;
-    mission_control.set_port(Some(proxy.port())).unwrap();
-    let s = setup_with(fleet, |config| {
-        config.actions.chunk_size = 10;
-        config.actions.concurrency = 1;
-        config.actions.dry_run_time_limit = std::time::Duration::from_secs(2);
-        for service in &mut config.services {
-            if service.name.as_str() == "onboarding" {
-                service.graphql_url = mission_control.clone();
-            }
-        }
-    })
-    .await;
+    let s = setup(Backend::Postgres)
+        .onboarding_behind_proxy()
+        .configure(|config| {
+            config.actions.chunk_size = 10;
+            config.actions.concurrency = 1;
+            config.actions.dry_run_time_limit = std::time::Duration::from_secs(2);
+        })
+        .await;
     runboard_fleet::seed_outage(
         &s.fleet.service("onboarding").database_url,
         "onboarding",
@@ -269,22 +199,20 @@ async fn a_dry_run_cut_short_by_its_time_limit_keeps_no_action_and_says_how_far_
     .await
     .unwrap();
     // The catalog is read before the slow-down, as a service that became slow would have it.
-    let catalog = get(&s, "/api/v1/services/onboarding/actions").await;
+    let catalog = s.alice.get("/api/v1/services/onboarding/actions").await;
     assert!(catalog.to_string().contains("retrySagas"), "{catalog}");
-    proxy.slow_down(std::time::Duration::from_secs(1));
+    s.proxy().slow_down(std::time::Duration::from_secs(1));
 
-    let response = s
+    let (status, body) = s
         .alice
-        .post(s.app.url("/api/v1/actions"))
-        .json(&json!({
-            "service": "onboarding", "mutation": "retrySagas", "arguments": {},
-            "selection": { "error_group": "upstream provider outage: connection refused" },
-        }))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
+        .post(
+            "/api/v1/actions",
+            json!({
+                "service": "onboarding", "mutation": "retrySagas", "arguments": {},
+                "selection": { "error_group": "upstream provider outage: connection refused" },
+            }),
+        )
+        .await;
     assert_eq!(status, 504, "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
     let covered: u32 = message
@@ -297,8 +225,8 @@ async fn a_dry_run_cut_short_by_its_time_limit_keeps_no_action_and_says_how_far_
         "{message}"
     );
 
-    proxy.slow_down(std::time::Duration::ZERO);
-    let actions = get(&s, "/api/v1/actions?view=all").await;
+    s.proxy().slow_down(std::time::Duration::ZERO);
+    let actions = s.alice.get("/api/v1/actions?view=all").await;
     assert_eq!(actions["actions"], json!([]), "nothing kept: {actions}");
     let kept = runboard_testkit::sql_strings(
         &s.app.app.config.store.effective_url(),

@@ -24,10 +24,7 @@ async fn the_two_person_rule_holds(backend: Backend) {
     let ids = failed_sagas(&s, "onboarding", 2).await;
 
     // A viewer can do nothing: not ask, not approve.
-    let (status, _) = post(
-        &s.app,
-        &s.vera,
-        "/api/v1/actions",
+    let (status, _) = s.vera.post("/api/v1/actions",
         json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
     )
     .await;
@@ -37,19 +34,18 @@ async fn the_two_person_rule_holds(backend: Backend) {
     let id = action["id"].as_str().unwrap();
     let digest = action["digest"].as_str().unwrap();
     assert_eq!(action["approvals_needed"], 2);
-    let approve_path = format!("/api/v1/actions/{id}/approve");
-    let approve = |client| post(&s.app, client, &approve_path, json!({ "digest": digest }));
+    let approve = |person| Person::approve(person, id, digest);
 
     let (status, body) = approve(&s.vera).await;
     assert_eq!(status, 403, "a viewer cannot approve: {body}");
     for path in ["cancel", "reject"] {
-        let (status, _) = post(
-            &s.app,
-            &s.vera,
-            &format!("/api/v1/actions/{id}/{path}"),
-            json!({ "reason": "no" }),
-        )
-        .await;
+        let (status, _) = s
+            .vera
+            .post(
+                &format!("/api/v1/actions/{id}/{path}"),
+                json!({ "reason": "no" }),
+            )
+            .await;
         assert_eq!(status, 403, "a viewer cannot {path}");
     }
     let (status, body) = approve(&s.alice).await;
@@ -67,7 +63,7 @@ async fn the_two_person_rule_holds(backend: Backend) {
     let (status, body) = approve(&s.bob).await;
     assert_eq!(status, 409, "one approver counts once: {body}");
     assert_eq!(
-        get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await["action"]["approvals"]
+        s.alice.get(&format!("/api/v1/actions/{id}")).await["action"]["approvals"]
             .as_array()
             .unwrap()
             .len(),
@@ -75,34 +71,25 @@ async fn the_two_person_rule_holds(backend: Backend) {
     );
 
     // An approval names the preview it approves.
-    let (status, _) = post(
-        &s.app,
-        &s.carol,
-        &format!("/api/v1/actions/{id}/approve"),
-        json!({ "digest": "0".repeat(64) }),
-    )
-    .await;
+    let (status, _) = s.carol.approve(id, "0".repeat(64)).await;
     assert_eq!(status, 409);
     let (status, body) = approve(&s.carol).await;
     assert_eq!(status, 200);
     assert_eq!(body["state"], "approved");
 
     // The same sagas cannot go into a second action while this one lives.
-    let (status, second) = post(
-        &s.app,
-        &s.bob,
-        "/api/v1/actions",
+    let (status, second) = s.bob.post("/api/v1/actions",
         json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids }, "reason": "again" }),
     )
     .await;
     assert_eq!(status, 201);
-    let (status, body) = post(
-        &s.app,
-        &s.bob,
-        &format!("/api/v1/actions/{}/submit", second["id"].as_str().unwrap()),
-        json!({}),
-    )
-    .await;
+    let (status, body) = s
+        .bob
+        .post(
+            &format!("/api/v1/actions/{}/submit", second["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
     assert_eq!(status, 409, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains(id));
 }
@@ -112,13 +99,7 @@ async fn an_approval_of_a_preview_whose_entities_changed_does_not_run(backend: B
     let ids = failed_sagas(&s, "onboarding", 3).await;
     let action = submitted_retry(&s, &ids).await;
     let id = action["id"].as_str().unwrap();
-    let (status, _) = post(
-        &s.app,
-        &s.bob,
-        &format!("/api/v1/actions/{id}/approve"),
-        json!({ "digest": action["digest"] }),
-    )
-    .await;
+    let (status, _) = s.bob.approve(id, &action["digest"]).await;
     assert_eq!(status, 200);
 
     // Someone else completes one of the sagas directly at the service meanwhile.
@@ -127,7 +108,7 @@ async fn an_approval_of_a_preview_whose_entities_changed_does_not_run(backend: B
         .await;
 
     run_engine(&s.app).await;
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     let action_now = &detail["action"];
     assert_eq!(action_now["state"], "awaiting_approval", "{detail}");
     assert!(
@@ -165,13 +146,7 @@ async fn an_expired_preview_cannot_be_approved(backend: Backend) {
     let id = action["id"].as_str().unwrap();
     // Past its time by Runboard's clock, however long the machine took to get here.
     s.app.app.clock.advance(Duration::from_secs(3601));
-    let (status, body) = post(
-        &s.app,
-        &s.bob,
-        &format!("/api/v1/actions/{id}/approve"),
-        json!({ "digest": action["digest"] }),
-    )
-    .await;
+    let (status, body) = s.bob.approve(id, &action["digest"]).await;
     assert_eq!(status, 409, "{body}");
     assert!(
         body["error"]["message"]
@@ -179,7 +154,7 @@ async fn an_expired_preview_cannot_be_approved(backend: Backend) {
             .unwrap()
             .contains("expired")
     );
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "expired");
     run_engine(&s.app).await;
     assert!(
@@ -230,7 +205,7 @@ async fn a_re_approval_after_the_money_grew_recomputes_the_money_and_the_approva
     assert!(grown > 0);
 
     run_engine(&s.app).await;
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     let now = &detail["action"];
     assert_eq!(now["state"], "awaiting_approval", "{detail}");
     assert_eq!(
@@ -260,13 +235,8 @@ async fn a_re_approval_after_the_money_grew_recomputes_the_money_and_the_approva
     // The record and the webhook show the new figures and say what changed.
     let record = s
         .alice
-        .get(s.app.url(&format!("/api/v1/actions/{id}/record.md")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .get_text(&format!("/api/v1/actions/{id}/record.md"))
+        .await;
     assert!(record.contains("900000.00"), "{record}");
     assert!(
         record.contains("approvals needed were 1, now 2"),
@@ -277,15 +247,9 @@ async fn a_re_approval_after_the_money_grew_recomputes_the_money_and_the_approva
 
     // Two approvers now: Bob alone does not make it run.
     approved_by_bob(&s, now).await;
-    let after_bob = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let after_bob = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(after_bob["action"]["state"], "awaiting_approval");
-    let (status, body) = post(
-        &s.app,
-        &s.carol,
-        &format!("/api/v1/actions/{id}/approve"),
-        json!({ "digest": now["digest"] }),
-    )
-    .await;
+    let (status, body) = s.carol.approve(id, &now["digest"]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "approved");
 }
@@ -302,14 +266,10 @@ async fn two_approvals_at_once_on_a_two_approval_action_end_approved(backend: Ba
         let action = submitted_retry(&s, ids).await;
         let id = action["id"].as_str().unwrap();
         assert_eq!(action["approvals_needed"], 2);
-        let path = format!("/api/v1/actions/{id}/approve");
-        let body = json!({ "digest": action["digest"] });
-        let (bob, carol) = tokio::join!(
-            post(&s.app, &s.bob, &path, body.clone()),
-            post(&s.app, &s.carol, &path, body.clone()),
-        );
+        let digest = &action["digest"];
+        let (bob, carol) = tokio::join!(s.bob.approve(id, digest), s.carol.approve(id, digest));
         assert_eq!((bob.0, carol.0), (200, 200), "{bob:?} {carol:?}");
-        let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+        let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
         assert_eq!(detail["action"]["state"], "approved", "{detail}");
         assert_eq!(detail["action"]["approvals"].as_array().unwrap().len(), 2);
     }

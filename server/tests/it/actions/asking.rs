@@ -20,9 +20,9 @@ async fn a_retried_request_under_its_idempotency_key_makes_one_action(backend: B
         "arguments": { "ids": ids },
         "reason": "INC-77",
     });
-    let ask = |client: &reqwest::Client, key: &str, body: &Value| {
-        client
-            .post(s.app.url("/api/v1/actions"))
+    let ask = |person: &Person, key: &str, body: &Value| {
+        person
+            .request(reqwest::Method::POST, "/api/v1/actions")
             .header("Idempotency-Key", key)
             .json(body)
             .send()
@@ -42,7 +42,7 @@ async fn a_retried_request_under_its_idempotency_key_makes_one_action(backend: B
     let id = first["id"].as_str().expect("an action");
     assert_eq!(twin["id"], id, "{twin}");
     assert_eq!(retried["id"], id, "{retried}");
-    let mine = get(&s.app, &s.alice, "/api/v1/actions?view=mine").await;
+    let mine = s.alice.get("/api/v1/actions?view=mine").await;
     assert_eq!(mine["actions"].as_array().unwrap().len(), 1, "{mine}");
 
     let mut other = request.clone();
@@ -78,7 +78,7 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
     .await;
     let ids = failed_sagas(&s, "onboarding", 5).await;
 
-    let catalog = get(&s.app, &s.alice, "/api/v1/services/onboarding/actions").await;
+    let catalog = s.alice.get("/api/v1/services/onboarding/actions").await;
     let retry = catalog["actions"]
         .as_array()
         .unwrap()
@@ -106,7 +106,7 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
         .map(|g| g["count"].as_u64().unwrap())
         .sum();
     assert_eq!(grouped, 5, "every effect is in a group: {preview}");
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     let listed: Vec<&str> = detail["entities"]
         .as_array()
         .unwrap()
@@ -134,18 +134,12 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
     );
 
     let digest = action["digest"].as_str().unwrap();
-    let (status, approved) = post(
-        &s.app,
-        &s.bob,
-        &format!("/api/v1/actions/{id}/approve"),
-        json!({ "digest": digest }),
-    )
-    .await;
+    let (status, approved) = s.bob.approve(&id, digest).await;
     assert_eq!(status, 200, "{approved}");
     assert_eq!(approved["state"], "approved");
 
     run_engine(&s.app).await;
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "succeeded", "{detail}");
     assert_eq!(detail["action"]["progress"]["succeeded"], 5);
     let kinds: Vec<&str> = detail["audit"]
@@ -199,7 +193,7 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
             .iter()
             .all(|c| c.approvers.as_deref() == Some("test:bob"))
     );
-    let audit = get(&s.app, &s.alice, "/api/v1/audit/verify").await;
+    let audit = s.alice.get("/api/v1/audit/verify").await;
     assert_eq!(audit["state"], "intact");
 
     let metrics = s.app.get("/metrics").await.text().await.unwrap();
@@ -246,7 +240,10 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
     // The Markdown record tells the whole story.
     let record = s
         .alice
-        .get(s.app.url(&format!("/api/v1/actions/{id}/record.md")))
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/actions/{id}/record.md"),
+        )
         .send()
         .await
         .unwrap();
@@ -286,7 +283,6 @@ async fn an_entity_named_like_the_single_call_label_is_held_like_any_other() {
     let named = vec![runboard_core::actions::SINGLE_CALL.to_owned()];
     let first = submitted_retry(&s, &named).await;
     let (status, refused) = ask_and_submit(
-        &s,
         &s.bob,
         "onboarding",
         &named,

@@ -55,7 +55,7 @@ async fn a_cancelling_action_taken_over_holds_its_entities_while_the_old_replica
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "cancelling", "{detail}");
     assert_eq!(
         held().await.len(),
@@ -67,7 +67,7 @@ async fn a_cancelling_action_taken_over_holds_its_entities_while_the_old_replica
     // Ran out 31 s ago: no call of it can be on the wire; the take-over frees them at once.
     run_sql(&url, &format!("UPDATE action_lease SET owner = 'dead-replica', expires_ms = {now_ms} - 31000 WHERE action_id = '{id}'")).await;
     run_engine(&s.app).await;
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "cancelled", "{detail}");
     assert!(
         held().await.is_empty(),
@@ -89,7 +89,7 @@ async fn a_cancel_during_execution_stops_the_calls_and_holds_the_entities_until_
     let id = action["id"].as_str().unwrap().to_owned();
     approved_by_bob(&s, &action).await;
     // Every call takes a while on the wire, so that some are in flight at the cancel.
-    s.proxy.slow_down(Duration::from_millis(150));
+    s.proxy().slow_down(Duration::from_millis(150));
     let engine = {
         let app = s.app.app.clone();
         tokio::spawn(async move { while execution::work_on_next_due(&app).await.unwrap() {} })
@@ -105,10 +105,10 @@ async fn a_cancel_during_execution_stops_the_calls_and_holds_the_entities_until_
     }
 
     // Oscar, an operator who may not approve, cannot stop Alice's running action.
-    let (status, body) = lifecycle_step(&s, &s.oscar, &id, "cancel").await;
+    let (status, body) = lifecycle_step(&s.oscar, &id, "cancel").await;
     assert_eq!(status, 403, "{body}");
 
-    let (status, cancelling) = lifecycle_step(&s, &s.alice, &id, "cancel").await;
+    let (status, cancelling) = lifecycle_step(&s.alice, &id, "cancel").await;
     assert_eq!(status, 200, "{cancelling}");
     // What was let out before the cancel was recorded: nothing else may ever be sent.
     let sent_before = sent_entities(&s, &id).await;
@@ -121,7 +121,7 @@ async fn a_cancel_during_execution_stops_the_calls_and_holds_the_entities_until_
     .await;
     assert_eq!(held.len(), ids.len(), "held while cancelling");
     engine.await.unwrap();
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "cancelled", "{detail}");
     let pending = detail["action"]["progress"]["pending"].as_u64().unwrap();
     assert!(
@@ -150,21 +150,18 @@ async fn a_cancel_during_execution_stops_the_calls_and_holds_the_entities_until_
         pending
     );
     // Ended: the sagas are free again.
-    let (status, body) = post(
-        &s.app,
-        &s.bob,
-        "/api/v1/actions",
+    let (status, body) = s.bob.post("/api/v1/actions",
         json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": &ids[..1] }, "reason": "again" }),
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = post(
-        &s.app,
-        &s.bob,
-        &format!("/api/v1/actions/{}/submit", body["id"].as_str().unwrap()),
-        json!({}),
-    )
-    .await;
+    let (status, body) = s
+        .bob
+        .post(
+            &format!("/api/v1/actions/{}/submit", body["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
     assert_eq!(status, 200, "free once cancelled: {body}");
 }
 

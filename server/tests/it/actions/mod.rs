@@ -7,15 +7,9 @@ use crate::support as common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{
-    TestApp, TestFleet, applied_entities, bearer_client, registered, spawn_app_configured,
-    start_fleet, start_fleet_checking, webhook,
-};
+use common::{Person, Setup, TestApp, applied_entities, start_fleet_checking, webhook};
 use runboard_core::execution;
-use runboard_model::Role;
-use runboard_testkit::{
-    Backend, ChaosProxy, MachineClient, OidcProvider, TestStore, run_sql, test_on_both_stores,
-};
+use runboard_testkit::{Backend, MachineClient, OidcProvider, run_sql, test_on_both_stores};
 use serde_json::{Value, json};
 
 mod approval;
@@ -25,87 +19,33 @@ mod provider_tokens;
 mod takeover;
 mod words;
 
-struct Setup {
-    app: TestApp,
-    fleet: TestFleet,
-    alice: reqwest::Client,
-    bob: reqwest::Client,
-    carol: reqwest::Client,
-    vera: reqwest::Client,
-    /// An operator who may not approve.
-    oscar: reqwest::Client,
-    /// In front of onboarding's mission control: cut it or slow it down.
-    proxy: Arc<ChaosProxy>,
-}
-
+/// The shared setup as every test here has it: onboarding's mission control behind a
+/// proxy the test can cut or slow down, Runboard's config changed by `configure`.
 async fn setup(
     backend: Backend,
     configure: impl FnOnce(&mut runboard_core::config::Config),
 ) -> Setup {
-    setup_with(start_fleet(backend).await, backend, configure).await
+    common::setup(backend)
+        .onboarding_behind_proxy()
+        .configure(configure)
+        .await
 }
 
+/// [`setup`] over a demo fleet the test started.
 async fn setup_with(
-    fleet: TestFleet,
+    fleet: common::TestFleet,
     backend: Backend,
     configure: impl FnOnce(&mut runboard_core::config::Config),
 ) -> Setup {
-    let mut services: Vec<_> = fleet.fleet.services().iter().map(registered).collect();
-    let onboarding = services
-        .iter_mut()
-        .find(|s| s.name.as_str() == "onboarding")
-        .unwrap();
-    let upstream = onboarding.graphql_url.socket_addrs(|| None).unwrap()[0];
-    let proxy = ChaosProxy::start(upstream).await;
-    onboarding.graphql_url.set_port(Some(proxy.port())).unwrap();
-    let (app, ()) = spawn_app_configured(TestStore::new(backend).await, |config, _| {
-        config.services = services;
-        configure(config);
-    })
-    .await;
-    let alice = bearer_client(
-        &app.token_for("alice", &[Role::Operator, Role::Approver])
-            .await,
-    );
-    let bob = bearer_client(
-        &app.token_for("bob", &[Role::Operator, Role::Approver])
-            .await,
-    );
-    let carol = bearer_client(&app.token_for("carol", &[Role::Approver]).await);
-    let vera = bearer_client(&app.token_for("vera", &[Role::Viewer]).await);
-    let oscar = bearer_client(&app.token_for("oscar", &[Role::Operator]).await);
-    Setup {
-        app,
-        fleet,
-        alice,
-        bob,
-        carol,
-        vera,
-        oscar,
-        proxy,
-    }
-}
-
-async fn post(app: &TestApp, client: &reqwest::Client, path: &str, body: Value) -> (u16, Value) {
-    let response = client.post(app.url(path)).json(&body).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn get(app: &TestApp, client: &reqwest::Client, path: &str) -> Value {
-    client
-        .get(app.url(path))
-        .send()
+    common::setup_with(fleet, backend)
+        .onboarding_behind_proxy()
+        .configure(configure)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// Failed sagas of a service, oldest first, as the API lists them.
 async fn failed_sagas(s: &Setup, service: &str, n: usize) -> Vec<String> {
-    common::failed_saga_ids(&s.app.address, &s.alice, service, n).await
+    common::failed_saga_ids(&s.app.address, &s.alice.client, service, n).await
 }
 
 /// Alice asks to retry `ids` and submits it; returns the action.
@@ -116,7 +56,6 @@ async fn submitted_retry(s: &Setup, ids: &[String]) -> Value {
 /// Alice asks to retry `ids` of `service` and submits it; returns the action.
 async fn submitted_retry_on(s: &Setup, service: &str, ids: &[String]) -> Value {
     let (status, action) = ask_and_submit(
-        s,
         &s.alice,
         service,
         ids,
@@ -128,31 +67,25 @@ async fn submitted_retry_on(s: &Setup, service: &str, ids: &[String]) -> Value {
     action
 }
 
-/// `client` asks to retry `ids` of `service` and submits the action with `submission`;
+/// `person` asks to retry `ids` of `service` and submits the action with `submission`;
 /// the submission's status and answer.
 async fn ask_and_submit(
-    s: &Setup,
-    client: &reqwest::Client,
+    person: &Person,
     service: &str,
     ids: &[String],
     submission: Value,
 ) -> (u16, Value) {
-    let (status, action) = post(
-        &s.app,
-        client,
-        "/api/v1/actions",
-        json!({ "service": service, "mutation": "retrySagas", "arguments": { "ids": ids } }),
-    )
-    .await;
+    let (status, action) = person
+        .post(
+            "/api/v1/actions",
+            json!({ "service": service, "mutation": "retrySagas", "arguments": { "ids": ids } }),
+        )
+        .await;
     assert_eq!(status, 201, "{action}");
     let id = action["id"].as_str().unwrap();
-    post(
-        &s.app,
-        client,
-        &format!("/api/v1/actions/{id}/submit"),
-        submission,
-    )
-    .await
+    person
+        .post(&format!("/api/v1/actions/{id}/submit"), submission)
+        .await
 }
 
 /// Runs the execution engine until it has nothing left to do.
@@ -165,20 +98,16 @@ async fn run_engine(app: &TestApp) {
     panic!("the engine kept finding work");
 }
 
-/// Resumes or cancels an action: `(status, body)`.
-async fn lifecycle_step(s: &Setup, client: &reqwest::Client, id: &str, step: &str) -> (u16, Value) {
-    post(
-        &s.app,
-        client,
-        &format!("/api/v1/actions/{id}/{step}"),
-        json!({}),
-    )
-    .await
+/// `person` resumes or cancels an action: `(status, body)`.
+async fn lifecycle_step(person: &Person, id: &str, step: &str) -> (u16, Value) {
+    person
+        .post(&format!("/api/v1/actions/{id}/{step}"), json!({}))
+        .await
 }
 
 /// The audit kinds of an action, in order.
 async fn audit_kinds(s: &Setup, id: &str) -> Vec<String> {
-    get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await["audit"]
+    s.alice.get(&format!("/api/v1/actions/{id}")).await["audit"]
         .as_array()
         .unwrap()
         .iter()
@@ -189,13 +118,7 @@ async fn audit_kinds(s: &Setup, id: &str) -> Vec<String> {
 /// Bob approves the action's current preview.
 async fn approved_by_bob(s: &Setup, action: &Value) {
     let id = action["id"].as_str().unwrap();
-    let (status, body) = post(
-        &s.app,
-        &s.bob,
-        &format!("/api/v1/actions/{id}/approve"),
-        json!({ "digest": action["digest"] }),
-    )
-    .await;
+    let (status, body) = s.bob.approve(id, &action["digest"]).await;
     assert_eq!(status, 200, "{body}");
 }
 

@@ -66,7 +66,7 @@ async fn calls_to_a_service_that_takes_provider_tokens_carry_runboards_own_and_a
         let s = &s;
         async move {
             run_engine(&s.app).await;
-            let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+            let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
             (
                 detail["action"]["state"].as_str().unwrap().to_owned(),
                 detail,
@@ -122,7 +122,7 @@ async fn calls_to_a_service_that_takes_provider_tokens_carry_runboards_own_and_a
 
     // Back (with new signing keys), and resumed: each saga applied once.
     let _provider = token_provider(port);
-    let (status, body) = lifecycle_step(&s, &s.alice, &id, "resume").await;
+    let (status, body) = lifecycle_step(&s.alice, &id, "resume").await;
     assert_eq!(status, 200, "{body}");
     let (state, detail) = ran(id.clone()).await;
     assert_eq!(state, "succeeded", "{detail}");

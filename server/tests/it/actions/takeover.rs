@@ -12,9 +12,9 @@ async fn resuming_after_a_failed_recheck_runs_the_dry_run_again_before_any_real_
     approved_by_bob(&s, &action).await;
 
     // Mission control cannot be reached: the dry run before executing fails, it pauses.
-    s.proxy.cut();
+    s.proxy().cut();
     run_engine(&s.app).await;
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "paused", "{detail}");
     assert!(
         detail["action"]["state_detail"]
@@ -24,7 +24,7 @@ async fn resuming_after_a_failed_recheck_runs_the_dry_run_again_before_any_real_
     );
 
     // Another operator may not release the brake on alice's action; an approver may.
-    let (status, body) = lifecycle_step(&s, &s.oscar, id, "resume").await;
+    let (status, body) = lifecycle_step(&s.oscar, id, "resume").await;
     assert_eq!(status, 403, "{body}");
     assert!(
         body["error"]["message"]
@@ -33,11 +33,11 @@ async fn resuming_after_a_failed_recheck_runs_the_dry_run_again_before_any_real_
             .contains("needs the approver role"),
         "{body}"
     );
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "paused", "{detail}");
 
     // Resumed while still down: the dry run runs again (and fails again); nothing is sent.
-    let (status, _) = lifecycle_step(&s, &s.alice, id, "resume").await;
+    let (status, _) = lifecycle_step(&s.alice, id, "resume").await;
     assert_eq!(status, 200);
     run_engine(&s.app).await;
     let kinds = audit_kinds(&s, id).await;
@@ -51,14 +51,14 @@ async fn resuming_after_a_failed_recheck_runs_the_dry_run_again_before_any_real_
 
     // Back up, and the sagas changed meanwhile (one completed by hand): resumed, the dry
     // run runs again and finds it, so the action asks for approval again; no real call.
-    s.proxy.restore();
+    s.proxy().restore();
     s.fleet
         .force_complete_by_hand("onboarding", &ids[0..=0])
         .await;
-    let (status, _) = lifecycle_step(&s, &s.alice, id, "resume").await;
+    let (status, _) = lifecycle_step(&s.alice, id, "resume").await;
     assert_eq!(status, 200);
     run_engine(&s.app).await;
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "awaiting_approval", "{detail}");
     assert!(
         s.fleet
@@ -71,7 +71,7 @@ async fn resuming_after_a_failed_recheck_runs_the_dry_run_again_before_any_real_
     // Approved again, it runs: the dry run once more, then each saga once.
     approved_by_bob(&s, &detail["action"]).await;
     run_engine(&s.app).await;
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "succeeded", "{detail}");
     assert_eq!(
         applied_entities(&s.fleet.keyed_calls("onboarding", id).await),
@@ -95,7 +95,7 @@ async fn a_crash_between_claim_and_recheck_leaves_the_recheck_to_the_next_replic
         .await;
 
     run_engine(&s.app).await;
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "awaiting_approval", "{detail}");
     assert!(
         s.fleet
@@ -132,10 +132,10 @@ async fn calls_a_dead_replica_sent_go_again_with_their_keys_and_failures_pause_t
     approved_by_bob(&s, &action).await;
     // A replica sent every call and died before recording one; the service is down now.
     left_by_a_dead_replica(&s, id, true).await;
-    s.proxy.cut();
+    s.proxy().cut();
 
     run_engine(&s.app).await;
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     let action_now = &detail["action"];
     assert_eq!(action_now["state"], "paused", "{detail}");
     assert!(
@@ -162,10 +162,10 @@ async fn calls_a_dead_replica_sent_go_again_with_their_keys_and_failures_pause_t
     );
 
     // Cancelled: it ends, and its sagas are free for another action.
-    let (status, cancelled) = lifecycle_step(&s, &s.alice, id, "cancel").await;
+    let (status, cancelled) = lifecycle_step(&s.alice, id, "cancel").await;
     assert_eq!(status, 200);
     assert_eq!(cancelled["state"], "cancelled");
-    let (status, _) = lifecycle_step(&s, &s.alice, id, "resume").await;
+    let (status, _) = lifecycle_step(&s.alice, id, "resume").await;
     assert_eq!(status, 409, "an ended action stays ended");
 }
 

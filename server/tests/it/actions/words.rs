@@ -7,7 +7,7 @@ use super::*;
 async fn submitted_with_reason(s: &Setup, reason: &str) -> Value {
     let ids = failed_sagas(s, "onboarding", 1).await;
     let (status, action) =
-        ask_and_submit(s, &s.alice, "onboarding", &ids, json!({ "reason": reason })).await;
+        ask_and_submit(&s.alice, "onboarding", &ids, json!({ "reason": reason })).await;
     assert_eq!(status, 200, "{action}");
     action
 }
@@ -50,16 +50,11 @@ async fn a_reason_shows_as_typed_in_the_markdown_record() {
     let action = submitted_with_reason(&s, reason).await;
     let record = s
         .alice
-        .get(s.app.url(&format!(
+        .get_text(&format!(
             "/api/v1/actions/{}/record.md",
             action["id"].as_str().unwrap()
-        )))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        ))
+        .await;
     let line = record
         .lines()
         .find(|line| line.starts_with("| Reason |"))
@@ -86,7 +81,7 @@ async fn the_preview_shows_the_endpoint_without_the_key_in_its_query() {
     .await;
     let action = submitted_with_reason(&s, "INC-4713").await;
     let id = action["id"].as_str().unwrap();
-    let seen = get(&s.app, &s.vera, &format!("/api/v1/actions/{id}")).await;
+    let seen = s.vera.get(&format!("/api/v1/actions/{id}")).await;
     let endpoint = seen["action"]["preview"]["endpoint"].as_str().unwrap();
     assert!(endpoint.ends_with("/graphql?…"), "{endpoint}");
     assert!(!seen.to_string().contains("s3cret"), "{seen}");
@@ -116,9 +111,9 @@ async fn an_unreachable_endpoints_key_is_in_no_error_pause_reason_or_slack_messa
     let id = action["id"].as_str().unwrap();
     approved_by_bob(&s, &action).await;
 
-    s.proxy.cut();
+    s.proxy().cut();
     run_engine(&s.app).await;
-    let detail = get(&s.app, &s.alice, &format!("/api/v1/actions/{id}")).await;
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     assert_eq!(detail["action"]["state"], "paused", "{detail}");
     let reason = detail["action"]["state_detail"].as_str().unwrap();
     assert!(
@@ -130,10 +125,7 @@ async fn an_unreachable_endpoints_key_is_in_no_error_pause_reason_or_slack_messa
     assert!(paused.contains("/graphql?…"), "{paused}");
 
     // A preview asked for while it is down fails, saying where, not with what key.
-    let (_, refused) = post(
-        &s.app,
-        &s.alice,
-        "/api/v1/actions",
+    let (_, refused) = s.alice.post("/api/v1/actions",
         json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
     )
     .await;
@@ -142,7 +134,7 @@ async fn an_unreachable_endpoints_key_is_in_no_error_pause_reason_or_slack_messa
         "{refused}"
     );
 
-    let services = get(&s.app, &s.vera, "/api/v1/services").await;
+    let services = s.vera.get("/api/v1/services").await;
     for seen in [refused.to_string(), services.to_string()]
         .into_iter()
         .chain(messages.lock().unwrap().iter().cloned())

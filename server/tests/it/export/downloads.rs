@@ -19,13 +19,15 @@ async fn an_export_cut_off_half_way_breaks_the_download() {
     .unwrap();
     let mut onboarding = registered(fleet.service("onboarding"));
     let proxy = database_behind_proxy(&mut onboarding).await;
-    let (app, ()) = spawn_app_configured(TestStore::new(Backend::Postgres).await, |config, _| {
-        config.services = vec![onboarding];
-    })
-    .await;
-    let mut response = app
-        .get("/api/v1/services/onboarding/sagas?format=csv")
+    let s = setup_with(fleet, Backend::Postgres)
+        .configure(|config| config.services = vec![onboarding])
         .await;
+    let mut response = s
+        .vera
+        .request(Method::GET, "/api/v1/services/onboarding/sagas?format=csv")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200, "the first page was read");
     proxy.cut();
     let mut received = 0;
@@ -46,13 +48,14 @@ async fn an_export_cut_off_half_way_breaks_the_download() {
 /// an empty one too (the stream of pages was polled past its end and the connection died).
 #[tokio::test]
 async fn a_compressed_export_arrives_whole_even_when_empty() {
-    let (_fleet, app) = fleet_and_app(Backend::Sqlite).await;
+    let s = setup_with_alerts(Backend::Sqlite).await;
     for query in ["status=failed", "error=no%20such%20error"] {
-        let response = app
-            .client
-            .get(app.url(&format!(
-                "/api/v1/services/payments/sagas?{query}&format=csv"
-            )))
+        let response = s
+            .vera
+            .request(
+                Method::GET,
+                &format!("/api/v1/services/payments/sagas?{query}&format=csv"),
+            )
             .header("Accept-Encoding", "gzip")
             .send()
             .await

@@ -4,20 +4,21 @@
 use super::*;
 
 async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
-    let (fleet, app) = fleet_and_app(backend).await;
-    let injected = fleet
+    let s = setup_with_alerts(backend).await;
+    let injected = s
+        .fleet
         .fleet
         .inject_error("payments", FORMULA_ERROR, 3, None)
         .await
         .unwrap();
-    poll_once(&app.app).await.unwrap();
+    poll_once(&s.app.app).await.unwrap();
 
     // Sagas, whole and filtered, in every service.
     for service in ["payments", "payouts", "onboarding"] {
         for filter in ["", "?status=failed", "?status=completed&sort=oldest"] {
             let path = format!("/api/v1/services/{service}/sagas{filter}");
             let json = walk(
-                &app,
+                &s.vera,
                 &format!(
                     "{path}{}limit=500",
                     if filter.is_empty() { '?' } else { '&' }
@@ -26,7 +27,7 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
                 "next",
             )
             .await;
-            let csv = get_csv(&app, &path).await;
+            let csv = get_csv(&s.vera, &path).await;
             same_rows(&path, &csv, &json, SAGA_COLUMNS);
             assert!(
                 csv.file_name.starts_with(&format!("{service}-sagas-"))
@@ -41,7 +42,7 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
         "/api/v1/services/payments/sagas?error={}",
         urlencode(FORMULA_ERROR)
     );
-    let csv = get_csv(&app, &error_filter).await;
+    let csv = get_csv(&s.vera, &error_filter).await;
     let mut ids: Vec<&str> = csv.rows.iter().map(|r| r["saga_id"].as_str()).collect();
     ids.sort();
     let mut expected: Vec<&str> = injected.iter().map(String::as_str).collect();
@@ -50,12 +51,7 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
     for row in &csv.rows {
         assert_eq!(row["error_message"], format!("'{FORMULA_ERROR}"));
     }
-    let raw = app
-        .get(&format!("{error_filter}&format=csv"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let raw = s.vera.get_text(&format!("{error_filter}&format=csv")).await;
     assert!(
         raw.starts_with(
             "saga_id,saga_type,current_step,status,error_message,created_at,updated_at\r\n"
@@ -69,11 +65,8 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
 
     // Error groups, as read now.
     let path = "/api/v1/services/payments/errors?live=true";
-    let json = app.get_json(path).await["groups"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let csv = get_csv(&app, path).await;
+    let json = s.vera.get(path).await["groups"].as_array().unwrap().clone();
+    let csv = get_csv(&s.vera, path).await;
     same_rows(
         path,
         &csv,
@@ -93,14 +86,14 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
 
     // Batches and a batch's items, all and failed.
     let path = "/api/v1/services/payouts/batches";
-    let batches = app.get_json(path).await["batches"]
+    let batches = s.vera.get(path).await["batches"]
         .as_array()
         .unwrap()
         .clone();
     assert!(!batches.is_empty(), "payouts has its batch");
     same_rows(
         path,
-        &get_csv(&app, path).await,
+        &get_csv(&s.vera, path).await,
         &batches,
         &[
             ("batch_id", "/batch_id", Kind::Text),
@@ -118,8 +111,14 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
         for (filter, count) in [("", "done"), ("?status=failed", "failed")] {
             let path = format!("/api/v1/services/payouts/batches/{id}/items{filter}");
             let joiner = if filter.is_empty() { '?' } else { '&' };
-            let json = walk(&app, &format!("{path}{joiner}limit=100"), "items", "next").await;
-            let csv = get_csv(&app, &path).await;
+            let json = walk(
+                &s.vera,
+                &format!("{path}{joiner}limit=100"),
+                "items",
+                "next",
+            )
+            .await;
+            let csv = get_csv(&s.vera, &path).await;
             same_rows(&path, &csv, &json, ITEM_COLUMNS);
             if !filter.is_empty() {
                 assert_eq!(json.len() as u64, batch[count].as_u64().unwrap(), "{path}");
@@ -128,7 +127,7 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
     }
 
     // Funds per service and currency, and per saga, with the money exact.
-    let json = app.get_json("/api/v1/funds").await;
+    let json = s.vera.get("/api/v1/funds").await;
     let mut per_currency = Vec::new();
     for service in json["services"].as_array().unwrap() {
         for money in service["withheld_funds"].as_array().unwrap() {
@@ -139,7 +138,7 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
         }
     }
     assert!(!per_currency.is_empty(), "payments holds money");
-    let funds = get_csv(&app, "/api/v1/funds").await;
+    let funds = get_csv(&s.vera, "/api/v1/funds").await;
     assert!(
         funds.file_name.starts_with("runboard-funds-"),
         "{}",
@@ -157,8 +156,8 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
         ],
     );
     let path = "/api/v1/services/payments/funds";
-    let held = walk(&app, &format!("{path}?limit=7"), "sagas", "next").await;
-    let csv = get_csv(&app, path).await;
+    let held = walk(&s.vera, &format!("{path}?limit=7"), "sagas", "next").await;
+    let csv = get_csv(&s.vera, path).await;
     same_rows(
         path,
         &csv,
@@ -188,15 +187,13 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
         "{} and {} and 3f1c0000-0000-4000-8000-000000000000",
         injected[0], injected[1]
     );
-    let json: Value = app
-        .post_json("/api/v1/lookup", &json!({ "text": text }))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let response = app
-        .client
-        .post(app.url("/api/v1/lookup"))
+    let json = s
+        .vera
+        .post_ok("/api/v1/lookup", json!({ "text": text }))
+        .await;
+    let response = s
+        .vera
+        .request(Method::POST, "/api/v1/lookup")
         .header("accept", "text/csv")
         .json(&json!({ "text": text }))
         .send()
@@ -226,14 +223,14 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
     assert_eq!(nowhere, ["3f1c0000-0000-4000-8000-000000000000"]);
 
     // Alerts, open and resolved.
-    let alerts = app.get_json("/api/v1/alerts").await["alerts"]
+    let alerts = s.vera.get("/api/v1/alerts").await["alerts"]
         .as_array()
         .unwrap()
         .clone();
     assert!(!alerts.is_empty(), "money held raised alerts");
     same_rows(
         "alerts",
-        &get_csv(&app, "/api/v1/alerts").await,
+        &get_csv(&s.vera, "/api/v1/alerts").await,
         &alerts,
         &[
             ("id", "/id", Kind::Own),
@@ -253,23 +250,27 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
     );
 
     // An action's entities, as found, planned and done; then the audit log it wrote to.
-    let operator = app.token_for("olga", &[Role::Operator]).await;
-    let action = common::call(
-        &reqwest::Client::new(),
-        reqwest::Method::POST,
-        app.url("/api/v1/actions"),
-        &operator,
-        Some(json!({
-            "service": "payments", "mutation": "retrySagas", "arguments": {},
-            "selection": { "error_group": FORMULA_ERROR }, "reason": "export test",
-        })),
-    )
-    .await;
+    let action = s
+        .oscar
+        .post_ok(
+            "/api/v1/actions",
+            json!({
+                "service": "payments", "mutation": "retrySagas", "arguments": {},
+                "selection": { "error_group": FORMULA_ERROR }, "reason": "export test",
+            }),
+        )
+        .await;
     let id = action["id"].as_str().unwrap_or_else(|| panic!("{action}"));
     let path = format!("/api/v1/actions/{id}/entities");
-    let entities = walk(&app, &format!("{path}?limit=2"), "entities", "next_after").await;
+    let entities = walk(
+        &s.vera,
+        &format!("{path}?limit=2"),
+        "entities",
+        "next_after",
+    )
+    .await;
     assert_eq!(entities.len(), 3);
-    let csv = get_csv(&app, &path).await;
+    let csv = get_csv(&s.vera, &path).await;
     let mut rows = Vec::new();
     for entity in &entities {
         let mut row = entity.clone();
@@ -310,11 +311,11 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
         csv.file_name
     );
 
-    let audit = walk(&app, "/api/v1/audit?limit=1", "entries", "next").await;
+    let audit = walk(&s.vera, "/api/v1/audit?limit=1", "entries", "next").await;
     assert!(!audit.is_empty(), "the preview is in the audit log");
     same_rows(
         "audit",
-        &get_csv(&app, "/api/v1/audit").await,
+        &get_csv(&s.vera, "/api/v1/audit").await,
         &audit,
         &[
             ("seq", "/seq", Kind::Own),
@@ -330,9 +331,9 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
 
     // Accept: text/csv asks for CSV; a browser's Accept, and format=json, for JSON; an
     // unknown format is refused saying which there are.
-    let response = app
-        .client
-        .get(app.url("/api/v1/services/payments/sagas?status=failed"))
+    let response = s
+        .vera
+        .request(Method::GET, "/api/v1/services/payments/sagas?status=failed")
         .header("accept", "text/csv")
         .send()
         .await
@@ -341,26 +342,26 @@ async fn every_list_as_csv_is_its_json_walked_to_the_end(backend: Backend) {
         response.headers()["content-type"],
         "text/csv; charset=utf-8"
     );
-    let response = app
-        .client
-        .get(app.url("/api/v1/alerts?format=json"))
+    let response = s
+        .vera
+        .request(Method::GET, "/api/v1/alerts?format=json")
         .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
         .send()
         .await
         .unwrap();
     assert_eq!(response.headers()["content-type"], "application/json");
-    let response = app.get("/api/v1/funds?format=xml").await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = s.vera.get_answer("/api/v1/funds?format=xml").await;
+    assert_eq!(status, 400);
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("format=csv") && message.contains("format=json"),
         "{message}"
     );
-    let response = app
-        .get("/api/v1/services/payments/sagas?format=csv&colour=red")
+    let (status, _) = s
+        .vera
+        .get_answer("/api/v1/services/payments/sagas?format=csv&colour=red")
         .await;
-    assert_eq!(response.status(), 400, "other parameters are still checked");
+    assert_eq!(status, 400, "other parameters are still checked");
 }
 
 test_on_both_stores!(every_list_as_csv_is_its_json_walked_to_the_end);

@@ -9,12 +9,10 @@ use crate::support as common;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use common::{
-    TestApp, TestFleet, database_behind_proxy, registered, spawn_app_configured, urlencode,
-};
+use common::{Person, Setup, database_behind_proxy, registered, setup, setup_with, urlencode};
+use reqwest::Method;
 use runboard_core::poller::poll_once;
-use runboard_model::Role;
-use runboard_testkit::{Backend, TestStore, test_on_both_stores};
+use runboard_testkit::{Backend, test_on_both_stores};
 use serde_json::{Value, json};
 
 mod downloads;
@@ -86,15 +84,16 @@ async fn csv_of(response: reqwest::Response) -> CsvFile {
     }
 }
 
-/// GET `path` as CSV with `?format=csv`.
-async fn get_csv(app: &TestApp, path: &str) -> CsvFile {
+/// `person` asks for `path` as CSV with `?format=csv`.
+async fn get_csv(person: &Person, path: &str) -> CsvFile {
     let joiner = if path.contains('?') { '&' } else { '?' };
-    csv_of(app.get(&format!("{path}{joiner}format=csv")).await).await
+    let path = format!("{path}{joiner}format=csv");
+    csv_of(person.request(Method::GET, &path).send().await.unwrap()).await
 }
 
-/// Every item of a JSON list, its pages walked to the end: `items` in each page, the page's
-/// `next` (named `next`) sent back as `after`.
-async fn walk(app: &TestApp, path: &str, items: &str, next: &str) -> Vec<Value> {
+/// Every item of a JSON list as `person` reads it, its pages walked to the end: `items` in
+/// each page, the page's `next` (named `next`) sent back as `after`.
+async fn walk(person: &Person, path: &str, items: &str, next: &str) -> Vec<Value> {
     let mut all = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -103,7 +102,7 @@ async fn walk(app: &TestApp, path: &str, items: &str, next: &str) -> Vec<Value> 
             Some(after) => format!("{path}{joiner}after={}", urlencode(after)),
             None => path.to_owned(),
         };
-        let page = app.get_json(&url).await;
+        let page = person.get(&url).await;
         all.extend(
             page[items]
                 .as_array()
@@ -174,17 +173,14 @@ const ITEM_COLUMNS: Columns = &[
     ("updated_at", "/updated_at", Kind::Time),
 ];
 
-async fn fleet_and_app(backend: Backend) -> (TestFleet, TestApp) {
-    let fleet = common::start_fleet(backend).await;
-    let services: Vec<_> = fleet.fleet.services().iter().map(registered).collect();
-    let (app, ()) = spawn_app_configured(TestStore::new(backend).await, |config, _| {
-        config.services = services;
-        // Every currency held raises an alert: the alerts list has rows.
-        config.watches.money_held_above = ["EUR", "USD", "GBP", "CHF"]
-            .into_iter()
-            .map(|c| (c.to_owned(), rust_decimal::Decimal::ZERO))
-            .collect();
-    })
-    .await;
-    (fleet, app)
+/// The shared setup, every currency held raising an alert: the alerts list has rows.
+async fn setup_with_alerts(backend: Backend) -> Setup {
+    setup(backend)
+        .configure(|config| {
+            config.watches.money_held_above = ["EUR", "USD", "GBP", "CHF"]
+                .into_iter()
+                .map(|c| (c.to_owned(), rust_decimal::Decimal::ZERO))
+                .collect();
+        })
+        .await
 }

@@ -1,5 +1,6 @@
 //! `spawn_app`: the real router on a loopback port chosen by the OS, over a store of its own;
-//! the demo fleet; and what tests share about both.
+//! the demo fleet; the people who ask Runboard ([`Person`]) and the one [`Setup`] of Runboard
+//! over the demo fleet with its staff; and what tests share about them.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -16,10 +17,14 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 mod calls;
+mod people;
 mod process;
+mod setup;
 
 pub use calls::*;
+pub use people::*;
 pub use process::*;
+pub use setup::*;
 
 /// Two services, as a platform team would register them.
 pub const SERVICES: &str = r#"
