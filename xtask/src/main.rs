@@ -5,7 +5,10 @@
 //!    `wasm-bindgen` crate's version), into `target/site/pkg/runboard.{js,wasm}`;
 //! 3. in release, `wasm-opt -Oz` (binaryen from npm; see `scripts/tools.sh`);
 //! 4. `style/main.css` as `pkg/runboard.css` and `public/` into the site root;
-//! 5. the `runboard` binary.
+//! 5. the `runboard` binary, compiled while 1–4 run: in release the two halves have their
+//!    own cargo build directories (`release`, `wasm-release`), so neither waits for the other
+//!    and a two-core machine keeps both cores busy through the wasm's single-unit LTO and
+//!    wasm-opt.
 //!
 //! The output and the compile-time settings are those cargo-leptos gave (the file names
 //! Leptos' `HydrationScripts` asks for), without compiling cargo-leptos itself, which took
@@ -14,7 +17,7 @@
 use std::error::Error;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Child, Command, ExitCode};
 use std::time::{Instant, SystemTime};
 
 use clap::{Parser, Subcommand};
@@ -87,13 +90,41 @@ fn profile_dir(profile: &str) -> &str {
 fn build(release: bool) -> Result {
     let root = workspace_root()?;
     let target = target_dir(&root);
+    let profiles = Profiles::new(release);
+    let server_profile = format!("--profile={}", profiles.server);
+    let server_args = [
+        "build",
+        "--package=runboard-server",
+        "--bin=runboard",
+        &server_profile,
+    ];
+    println!("==> server: compiling the runboard binary (alongside the site)");
+    let started = Instant::now();
+    let mut server = spawn_cargo(&root, &server_args)?;
+    let site = build_site(&root, &target, release, &profiles);
+    // Waited for even when the site failed, so that no cargo is left running.
+    let server_built = finish(&mut server, &server_args);
+    site?;
+    server_built?;
+    println!("    (server: {:.1}s)", started.elapsed().as_secs_f64());
+    println!(
+        "==> built {} and {}",
+        target
+            .join(profile_dir(profiles.server))
+            .join("runboard")
+            .display(),
+        target.join("site").display()
+    );
+    Ok(())
+}
+
+/// The site: the wasm, its JS glue, CSS and assets, into `target/site`.
+fn build_site(root: &Path, target: &Path, release: bool, profiles: &Profiles) -> Result {
     let site = target.join("site");
     let pkg = site.join("pkg");
-    let profiles = Profiles::new(release);
-
     step("wasm: compiling runboard-frontend", || {
         cargo(
-            &root,
+            root,
             &[
                 "build",
                 "--package=runboard-frontend",
@@ -139,25 +170,6 @@ fn build(release: bool) -> Result {
         copy_dir(&root.join("public"), &site)
     })?;
 
-    step("server: compiling the runboard binary", || {
-        cargo(
-            &root,
-            &[
-                "build",
-                "--package=runboard-server",
-                "--bin=runboard",
-                &format!("--profile={}", profiles.server),
-            ],
-        )
-    })?;
-    println!(
-        "==> built {} and {}",
-        target
-            .join(profile_dir(profiles.server))
-            .join("runboard")
-            .display(),
-        site.display()
-    );
     Ok(())
 }
 
@@ -170,9 +182,20 @@ fn step(what: &str, run: impl FnOnce() -> Result) -> Result {
     Ok(())
 }
 
+/// Runs cargo with `args` and waits for it.
 fn cargo(root: &Path, args: &[&str]) -> Result {
+    finish(&mut spawn_cargo(root, args)?, args)
+}
+
+/// Starts cargo with `args` without waiting for it.
+fn spawn_cargo(root: &Path, args: &[&str]) -> Result<Child> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo).current_dir(root).args(args).status()?;
+    Ok(Command::new(cargo).current_dir(root).args(args).spawn()?)
+}
+
+/// Waits for a cargo started by [`spawn_cargo`].
+fn finish(child: &mut Child, args: &[&str]) -> Result {
+    let status = child.wait()?;
     if status.success() {
         Ok(())
     } else {
