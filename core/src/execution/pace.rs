@@ -121,7 +121,6 @@ struct BrakeState {
     note: Option<String>,
     /// When each result came in, and how many entities it had; the oldest first.
     results: VecDeque<(Instant, u64)>,
-    started: Instant,
     written_at: Option<Instant>,
     /// The brake changed since the last write.
     changed: bool,
@@ -162,7 +161,6 @@ impl Brake {
                 healthy_in_a_row: 0,
                 note: None,
                 results: VecDeque::new(),
-                started: Instant::now(),
                 written_at: None,
                 changed: false,
                 generation: 0,
@@ -278,16 +276,16 @@ impl Brake {
     }
 
     fn execution(&self, state: &BrakeState, now: Instant) -> Execution {
-        // Over the window, or since this start when that is shorter.
-        let since = if now.duration_since(state.started) > RATE_WINDOW {
-            now - RATE_WINDOW
-        } else {
-            state.started
-        };
-        let entities: u64 = state.results.iter().map(|(_, n)| n).sum();
-        let span = now.duration_since(since).as_secs_f64();
+        // From the first result in the window on: the time before a run's first result (the
+        // recheck's dry run, the canary's round trip) is not the rate the rest goes at, and
+        // an ETA that counted it would put the end too late on a slow start.
+        let rate = state.results.front().and_then(|&(first_at, _)| {
+            let entities: u64 = state.results.iter().skip(1).map(|(_, n)| n).sum();
+            let span = now.duration_since(first_at).as_secs_f64();
+            (span > 0.0 && entities > 0).then(|| entities as f64 / span)
+        });
         Execution {
-            entities_per_second: (span > 0.0 && entities > 0).then(|| entities as f64 / span),
+            entities_per_second: rate,
             in_flight: state.limit as u32,
             concurrency: self.concurrency as u32,
             brake: state.note.clone(),
