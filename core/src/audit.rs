@@ -115,8 +115,13 @@ pub(crate) use append_audit;
 
 /// Now, to the microsecond both databases keep, so the hashed time is the stored time.
 pub(crate) fn now() -> DateTime<Utc> {
+    as_stored(Utc::now())
+}
+
+/// `at` to the microsecond both databases keep: what reading it back gives.
+pub(crate) fn as_stored(at: DateTime<Utc>) -> DateTime<Utc> {
     use chrono::SubsecRound;
-    Utc::now().trunc_subsecs(6)
+    at.trunc_subsecs(6)
 }
 
 pub(crate) fn hash_of(

@@ -28,6 +28,11 @@ impl Clock {
         base + chrono::Duration::milliseconds(self.ahead_ms.load(Ordering::Relaxed))
     }
 
+    /// How long ago `at` was by this clock; zero for a time it has not reached.
+    pub fn since(&self, at: DateTime<Utc>) -> Duration {
+        (self.now() - at).to_std().unwrap_or_default()
+    }
+
     /// Stops this clock where it is (tests only): from now on it moves only by
     /// [`Clock::advance`], so a test that counts requests in a second has the whole second,
     /// however slow the machine.

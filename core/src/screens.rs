@@ -345,18 +345,13 @@ impl<K: Eq + Hash + Clone, V, E> SharedReads<K, V, E> {
         }
     }
 
-    /// How long ago `at` was.
-    fn age(&self, at: DateTime<Utc>) -> Duration {
-        (self.clock.now() - at).to_std().unwrap_or_default()
-    }
-
     fn current(&self, finished: &Finished<V, E>) -> bool {
         let kept = if finished.shared.is_ok() {
             self.ttl
         } else {
             FAILURE_KEPT
         };
-        self.age(finished.at) < kept
+        self.clock.since(finished.at) < kept
     }
 
     /// The figures for `key`: kept ones while current, else those of one read for everyone
@@ -375,7 +370,7 @@ impl<K: Eq + Hash + Clone, V, E> SharedReads<K, V, E> {
                         || slot
                             .finished
                             .as_ref()
-                            .is_some_and(|f| self.age(f.at) < self.ttl * 2)
+                            .is_some_and(|f| self.clock.since(f.at) < self.ttl * 2)
                 });
             }
             let slot = slots.entry(key.clone()).or_insert(Slot {

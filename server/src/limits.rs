@@ -40,7 +40,7 @@ impl Clock for LimitsClock {
     type Instant = std::time::Duration;
 
     fn now(&self) -> Self::Instant {
-        (self.clock.now() - self.since).to_std().unwrap_or_default()
+        self.clock.since(self.since)
     }
 }
 

@@ -137,8 +137,7 @@ impl App {
     /// test moves past its time rather than waiting for it), to the microsecond both stores
     /// keep.
     pub(crate) fn preview_times(&self) -> (DateTime<Utc>, DateTime<Utc>) {
-        use chrono::SubsecRound;
-        let now = self.clock.now().trunc_subsecs(6);
+        let now = crate::audit::as_stored(self.clock.now());
         let ttl = chrono::Duration::from_std(self.config.actions.preview_ttl)
             .unwrap_or(chrono::Duration::days(1));
         (now, now + ttl)

@@ -171,10 +171,7 @@ impl OpenIdProvider {
         let Some(keys) = discovered.as_mut() else {
             return Ok(None);
         };
-        let since = (self.clock.now() - keys.fetched_at)
-            .to_std()
-            .unwrap_or_default();
-        if since < KEY_REFRESH_INTERVAL {
+        if self.clock.since(keys.fetched_at) < KEY_REFRESH_INTERVAL {
             return Ok(None);
         }
         let jwks = CoreJsonWebKeySet::fetch_async(keys.metadata.jwks_uri(), &self.http)
