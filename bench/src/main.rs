@@ -14,12 +14,17 @@
 //!    rendering costs), and how many statements each page's viewers sent to the service's
 //!    database meanwhile.
 //!
+//! 5. Runboard's resident memory with `--services` services polled (each on its own SQLite
+//!    file), against the same Runboard with one service (`scripts/bench --services 200`
+//!    measures only this).
+//!
 //! With `--export`, only the CSV export (#31): every saga of one service seeded to
 //! `--sagas` (`scripts/bench --export --sagas 1000000`), against `psql`'s `COPY … TO STDOUT
 //! (FORMAT csv)` of the same rows, and Runboard's memory meanwhile.
 
 mod actions;
 mod export;
+mod services;
 mod setup;
 mod viewers;
 
@@ -66,6 +71,12 @@ struct Args {
     /// Measure only the CSV export of every saga of one service seeded to `--sagas`.
     #[arg(long)]
     export: bool,
+    /// Services polled while Runboard's memory is measured, after the rest (0: not measured).
+    #[arg(long, default_value_t = 200)]
+    services: usize,
+    /// Measure only the memory with `--services` services polled.
+    #[arg(long)]
+    only_services: bool,
 }
 
 #[tokio::main]
@@ -75,10 +86,15 @@ async fn main() {
         admin_url: args.postgres_url.clone(),
         sagas_per_service: args.sagas,
         seed_only: args.export.then_some(export::SERVICE),
+        service_copies: None,
         runboard: args.runboard.clone(),
         site_root: args.site_root.clone(),
         keep: args.keep,
     };
+    if args.only_services {
+        report_services(&polled_services(&settings, args.services).await);
+        return;
+    }
     let setup = match Setup::start(&settings).await {
         Ok(setup) => setup,
         Err(e) => {
@@ -110,6 +126,20 @@ async fn main() {
     let seeded_in = setup.seeded_in;
     setup.stop().await;
     report(&args, seeded_in, &action, &pages);
+    if args.services > 0 {
+        report_services(&polled_services(&settings, args.services).await);
+    }
+}
+
+/// Runboard's memory with one service and with `services`, or the run's end on a failure.
+async fn polled_services(settings: &Settings, services: usize) -> [services::Polled; 2] {
+    match services::measure(settings, services).await {
+        Ok(polled) => polled,
+        Err(e) => {
+            eprintln!("bench: the services run failed: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// One page a viewer watches, and the service whose database it reads.
@@ -286,6 +316,44 @@ fn report(
         },
         "pages": json_pages,
     });
+    println!("\n{report}");
+}
+
+fn report_services([one, many]: &[services::Polled; 2]) {
+    println!(
+        "\n{:<52} {:>10} {:>12} {:>12}",
+        "memory with services polled", "services", "RSS mean MB", "RSS peak MB"
+    );
+    for polled in [one, many] {
+        println!(
+            "{:<52} {:>10} {:>12.1} {:>12.1}",
+            "Runboard, every service polled every 15 s",
+            polled.services,
+            polled.rss_mean_mb,
+            polled.rss_peak_mb
+        );
+    }
+    let per_service = (many.rss_mean_mb - one.rss_mean_mb) / (many.services - 1).max(1) as f64;
+    println!(
+        "{:<52} {:>10.2}",
+        "ratio of the means (many / one)",
+        many.rss_mean_mb / one.rss_mean_mb
+    );
+    println!(
+        "{:<52} {:>10.3}",
+        "MB per service added (mean)", per_service
+    );
+    let polled: Vec<_> = [one, many]
+        .iter()
+        .map(|p| {
+            json!({
+                "services": p.services,
+                "rss_mean_mb": p.rss_mean_mb,
+                "rss_peak_mb": p.rss_peak_mb,
+            })
+        })
+        .collect();
+    let report = json!({ "services": polled, "mb_per_service": per_service });
     println!("\n{report}");
 }
 

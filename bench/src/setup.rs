@@ -14,12 +14,17 @@ use sqlx::postgres::PgConnection;
 use std::process::{Child, Command};
 
 /// Where to find things and how big to make them.
+#[derive(Clone)]
 pub struct Settings {
     /// The maintenance database the run creates its databases from.
     pub admin_url: String,
     pub sagas_per_service: u64,
     /// Seed only this service; the others keep the fleet's own few sagas.
     pub seed_only: Option<&'static str>,
+    /// Instead of the fleet on PostgreSQL, seeded: this many services, each on its own
+    /// SQLite file copied from one of the fleet's (its own few sagas), as many services'
+    /// databases are on their own servers.
+    pub service_copies: Option<usize>,
     /// The release binary and the site it serves.
     pub runboard: PathBuf,
     pub site_root: PathBuf,
@@ -65,54 +70,29 @@ impl Setup {
             &format!("CREATE DATABASE {store_database}"),
         )
         .await?;
-        say(&format!(
-            "starting the demo fleet on PostgreSQL ({prefix}_*)"
-        ));
-        let fleet = Fleet::start(FleetConfig {
-            storage: Storage::Postgres {
-                admin_url: settings.admin_url.clone(),
-                database_prefix: prefix.clone(),
-            },
-            callers: CallerCheck::Anyone,
-            // A quiet fleet: the figures are Runboard's, not the load generator's.
-            load: false,
-        })
-        .await
-        .map_err(|e| format!("the demo fleet did not start: {e}"))?;
-        databases.extend(
-            fleet
-                .services()
-                .iter()
-                .map(|s| database_name(&s.database_url)),
-        );
-        let seeding = Instant::now();
-        for service in fleet
-            .services()
-            .iter()
-            .filter(|s| settings.seed_only.is_none_or(|only| s.name == only))
-        {
-            let report = runboard_fleet::seed(
-                &service.database_url,
-                &service.name,
-                settings.sagas_per_service,
-            )
-            .await
-            .map_err(|e| format!("seeding {} failed: {e}", service.name))?;
-            say(&format!(
-                "seeded {} sagas into {} in {:.1} s",
-                report.sagas,
-                service.name,
-                report.elapsed.as_secs_f64()
-            ));
-        }
-        let seeded_in = seeding.elapsed();
-
         let dir = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let (fleet, services, seeded_in) = match settings.service_copies {
+            Some(copies) => {
+                let (fleet, services) = fleet_copies(&dir, copies).await?;
+                (fleet, services, Duration::ZERO)
+            }
+            None => {
+                let (fleet, seeded_in) = seeded_fleet(settings, &prefix).await?;
+                databases.extend(
+                    fleet
+                        .services()
+                        .iter()
+                        .map(|s| database_name(&s.database_url)),
+                );
+                let services = fleet.services().to_vec();
+                (fleet, services, seeded_in)
+            }
+        };
         let port = free_port()?;
         let address = format!("http://127.0.0.1:{port}");
         let store_url = database_url(&settings.admin_url, &store_database)?;
-        let config = config_toml(settings, port, &store_url, fleet.services())?;
+        let config = config_toml(settings, port, &store_url, &services)?;
         let config_path = dir.join("runboard.toml");
         std::fs::write(&config_path, config)
             .map_err(|e| format!("{}: {e}", config_path.display()))?;
@@ -229,6 +209,83 @@ impl Setup {
     }
 }
 
+/// The demo fleet on PostgreSQL (`{prefix}_*`), seeded as `settings` says, and how long
+/// seeding took.
+async fn seeded_fleet(settings: &Settings, prefix: &str) -> Result<(Fleet, Duration), String> {
+    say(&format!(
+        "starting the demo fleet on PostgreSQL ({prefix}_*)"
+    ));
+    let fleet = Fleet::start(FleetConfig {
+        storage: Storage::Postgres {
+            admin_url: settings.admin_url.clone(),
+            database_prefix: prefix.to_owned(),
+        },
+        callers: CallerCheck::Anyone,
+        // A quiet fleet: the figures are Runboard's, not the load generator's.
+        load: false,
+    })
+    .await
+    .map_err(|e| format!("the demo fleet did not start: {e}"))?;
+    let seeding = Instant::now();
+    for service in fleet
+        .services()
+        .iter()
+        .filter(|s| settings.seed_only.is_none_or(|only| s.name == only))
+    {
+        let report = runboard_fleet::seed(
+            &service.database_url,
+            &service.name,
+            settings.sagas_per_service,
+        )
+        .await
+        .map_err(|e| format!("seeding {} failed: {e}", service.name))?;
+        say(&format!(
+            "seeded {} sagas into {} in {:.1} s",
+            report.sagas,
+            service.name,
+            report.elapsed.as_secs_f64()
+        ));
+    }
+    Ok((fleet, seeding.elapsed()))
+}
+
+/// The demo fleet on SQLite files in `dir`, and `copies` services for Runboard: copy `i` of
+/// the fleet's service `i mod 3`, named after it, on its own copy of that service's file
+/// (`VACUUM INTO`, consistent while the fleet runs), answering on its GraphQL endpoint.
+async fn fleet_copies(dir: &Path, copies: usize) -> Result<(Fleet, Vec<ServiceInfo>), String> {
+    say(&format!(
+        "starting the demo fleet on SQLite and copying its databases for {copies} services"
+    ));
+    let fleet = Fleet::start(FleetConfig {
+        storage: Storage::Sqlite {
+            dir: dir.join("fleet"),
+        },
+        callers: CallerCheck::Anyone,
+        load: false,
+    })
+    .await
+    .map_err(|e| format!("the demo fleet did not start: {e}"))?;
+    let originals = fleet.services().to_vec();
+    let mut services = Vec::with_capacity(copies);
+    for (i, original) in originals.iter().cycle().take(copies).enumerate() {
+        let file = dir.join(format!("{}-{i}.db", original.name));
+        let mut connection = sqlx::SqliteConnection::connect(&original.database_url)
+            .await
+            .map_err(|e| format!("{}: {e}", original.database_url))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(file.display().to_string())
+            .execute(&mut connection)
+            .await
+            .map_err(|e| format!("copying {} to {}: {e}", original.name, file.display()))?;
+        services.push(ServiceInfo {
+            name: format!("{}-{i}", original.name),
+            database_url: format!("sqlite://{}", file.display()),
+            ..original.clone()
+        });
+    }
+    Ok((fleet, services))
+}
+
 /// Progress, on stderr: stdout is the table and the JSON.
 pub fn say(what: &str) {
     eprintln!("==> {what}");
@@ -271,12 +328,14 @@ fn config_toml(
 ) -> Result<String, String> {
     let quote = |s: &str| serde_json::to_string(s).expect("a string serializes");
     let mut toml = format!(
-        "[http]\nlisten = \"127.0.0.1:{port}\"\nsite_root = {site}\npublic_url = \"http://127.0.0.1:{port}\"\n\n\
+        "[http]\nlisten = \"127.0.0.1:{port}\"\nsite_root = {site}\npublic_url = \"http://127.0.0.1:{port}\"\nrequest_timeout = \"300s\"\n\n\
          [store]\nurl = {store}\n\n\
          [identity.oidc]\nissuer = \"http://127.0.0.1:9/no-sign-in-during-the-bench\"\nclient_id = \"runboard-bench\"\n\n\
          [identity.roles]\nviewer = [\"bench\"]\n\n\
          # The viewers share one token on purpose, to measure rendering, not the limits.\n\
-         [limits]\nper_person_per_second = 1000000\nper_person_burst = 1000000\n\n",
+         [limits]\nper_person_per_second = 1000000\nper_person_burst = 1000000\n\n\
+         # A preview of a million entities takes longer than the default minute a request may.\n\
+         [actions]\ndry_run_time_limit = \"240s\"\n\n",
         site = quote(
             &settings
                 .site_root
@@ -378,7 +437,7 @@ fn bearer_client(token: &str) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .default_headers(headers)
         // Longer than Runboard's own request timeout: a slow answer is Runboard's to give.
-        .timeout(Duration::from_secs(120))
+        .timeout(Duration::from_secs(330))
         // Viewers keep their connections, as browsers do.
         .pool_max_idle_per_host(64)
         .build()

@@ -31,8 +31,8 @@ pub use catalog::{Catalog, Catalogs};
 pub(crate) use lifecycle::{NewPreview, Transition};
 pub use preview::MAX_ENTITIES;
 pub(crate) use preview::{
-    Digester, DryRunCall, EffectTally, Found, dry_run_each, effects_of, extend_once,
-    resolve_entities, sorted, stream_dry_run, variables,
+    Digester, DryRunCall, DryRunCalls, EffectTally, EntityReader, Found, dry_run_each, effects_of,
+    keep_first, resolve_entities, sorted, stream_dry_run, variables,
 };
 pub use request_key::RequestKey;
 pub use rows::{ActionFilter, EntityPage, MAX_ENTITY_PAGE};
@@ -153,6 +153,10 @@ pub(crate) fn action_headers(action: &Action) -> Vec<(&'static str, String)> {
 /// Chunks of the dry run answered ahead of the store's writes.
 const CHUNKS_AHEAD: usize = 16;
 
+/// Chunks whose entities a preview reads from the service's database at a time: a window,
+/// so that a million entities' states are never in memory at once.
+const READ_WINDOW: usize = 16;
+
 /// A new action before its preview is written.
 struct Draft<'a> {
     /// When the dry run began: its time is measured from then.
@@ -165,6 +169,14 @@ struct Draft<'a> {
     dry_run_offered: bool,
     /// The summary so far; the entity count, the dry run's totals and the money are filled in as it is written.
     preview: Preview,
+}
+
+/// A chunk's dry-run effects counted into `tally`, and as the store keeps them.
+fn as_planned(tally: &mut EffectTally, effects: &[Effect]) -> Result<String, ActionError> {
+    for effect in effects {
+        tally.add(effect)?;
+    }
+    Ok(serde_json::to_string(effects).expect("effects serialize"))
 }
 
 /// `items` as the preview's calls carry them: the canary, then calls that double up to the
@@ -341,22 +353,27 @@ impl App {
             params: Default::default(),
             canary: self.config.actions.canary_entities,
         };
-        let calls: Vec<Vec<String>> = if preview.entity_argument.is_some() {
+        // The calls' entities, as slices of the one list: a million IDs are held once.
+        let calls: Vec<&[String]> = if preview.entity_argument.is_some() {
             in_calls(&entities, &preview)
-                .into_iter()
-                .map(<[String]>::to_vec)
-                .collect()
         } else {
-            vec![Vec::new()]
+            vec![&[]]
         };
         let (answers, answered) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
         let dry_run = async {
             if spec.dry_run {
+                let dry_run_calls = DryRunCalls {
+                    calls: calls.iter().map(|ids| DryRunCall {
+                        entities: ids.len(),
+                        variables: variables(&preview, ids, true, true),
+                    }),
+                    entities: entities.len(),
+                };
                 stream_dry_run(
                     connector.mission_control(),
                     &preview.document,
                     preview.concurrency,
-                    &preview::dry_run_calls(&preview, &calls),
+                    dry_run_calls,
                     &headers,
                     self.config.actions.dry_run_time_limit,
                     answers,
@@ -366,16 +383,6 @@ impl App {
             Ok::<_, ActionError>(started.elapsed())
         };
         let write = async {
-            let found = if preview.entity_argument.is_some() {
-                resolve_entities(&connector, &entities).await?
-            } else {
-                vec![Found {
-                    id: SINGLE_CALL.to_owned(),
-                    state: None,
-                    held: None,
-                }]
-            };
-            let resolved_in = started.elapsed();
             let draft = Draft {
                 started: dry_run_started,
                 id: &id,
@@ -385,25 +392,23 @@ impl App {
                 dry_run_offered: spec.dry_run,
                 preview: preview.clone(),
             };
-            let written = self.write_preview(draft, &found, answered).await?;
-            Ok::<_, ActionError>((written, resolved_in))
+            self.write_preview(draft, &entities, answered).await
         };
         let (dry_run, write) = tokio::join!(dry_run, write);
         // The dry run's own error first: the writes stop short because of it.
         let dry_run_in = dry_run?;
-        let (written, resolved_in) = write?;
-        if !written {
+        let Some(read_entities_in) = write? else {
             return Err(ActionError::Service(CallError::Malformed(
                 "the service's dry run answered fewer chunks than were asked".into(),
             )));
-        }
+        };
         // Where a slow preview's time went: the service's reads and dry run, or the store.
         tracing::info!(
             action = %id,
             service = %request.service,
             entities = entities.len(),
             selection_ms = selected_in.as_millis(),
-            resolve_ms = resolved_in.as_millis(),
+            read_entities_ms = read_entities_in.as_millis(),
             dry_run_ms = dry_run_in.as_millis(),
             total_ms = started.elapsed().as_millis(),
             "preview built"
@@ -412,16 +417,18 @@ impl App {
     }
 
     /// Writes a new action and its chunks, each chunk as its dry run answers on `answered`
-    /// (in order). On PostgreSQL the writes start at once and overlap the dry run; SQLite has
-    /// one writer for the whole store, so there they wait for the last answer rather than hold
-    /// its lock meanwhile. Commits only with every chunk in; `false` when the answers stopped
-    /// short (the dry run's error says why) and nothing was kept.
+    /// (in order), its entities read from the service's database a window at a time. On
+    /// PostgreSQL the writes start at once and overlap the dry run; SQLite has one writer for
+    /// the whole store, so there they wait for the last answer (kept as the store will keep
+    /// it) rather than hold its lock meanwhile. Commits only with every chunk in; `None` when
+    /// the answers stopped short (the dry run's error says why) and nothing was kept, else how
+    /// long reading the entities took.
     async fn write_preview(
         &self,
         draft: Draft<'_>,
-        found: &[Found],
+        entities: &[String],
         mut answered: tokio::sync::mpsc::Receiver<Vec<Effect>>,
-    ) -> Result<bool, ActionError> {
+    ) -> Result<Option<std::time::Duration>, ActionError> {
         let Draft {
             started,
             id,
@@ -431,20 +438,31 @@ impl App {
             dry_run_offered,
             mut preview,
         } = draft;
+        let mut tally = EffectTally::default();
         let mut waiting = std::collections::VecDeque::new();
         if self.store.pool.dialect() == runboard_dialect::Dialect::Sqlite {
             while let Some(effects) = answered.recv().await {
-                waiting.push_back(effects);
+                waiting.push_back(as_planned(&mut tally, &effects)?);
             }
         }
-        if preview.entity_argument.is_some() {
-            preview.entities = found.len() as u64;
-        }
+        let reader = match preview.entity_argument {
+            Some(_) => {
+                preview.entities = entities.len() as u64;
+                Some(EntityReader::new(connector).await?)
+            }
+            None => None,
+        };
+        let sizes: Vec<usize> = match reader {
+            Some(_) => {
+                runboard_model::call_sizes(preview.entities, preview.canary, preview.chunk_size)
+                    .map(|size| size as usize)
+                    .collect()
+            }
+            None => vec![1],
+        };
         let (now, expires_at) = self.preview_times();
-        let mut tally = EffectTally::default();
         let mut digester = Digester::new();
-        let members = in_calls(found, &preview);
-        let calls = members.len();
+        let calls = sizes.len();
         let reason = request
             .reason
             .as_deref()
@@ -470,31 +488,45 @@ impl App {
                 request_digest: request.idempotency.as_ref().map(RequestKey::digest),
             })
             .await?;
-        for (number, members) in members.into_iter().enumerate() {
-            let planned = if dry_run_offered {
-                let effects = match waiting.pop_front() {
-                    Some(effects) => effects,
-                    None => match answered.recv().await {
-                        Some(effects) => effects,
-                        None => return Ok(false),
+        let (mut reading, mut read, mut number) = (std::time::Duration::ZERO, 0, 0_u32);
+        for window in sizes.chunks(READ_WINDOW) {
+            let found = match &reader {
+                Some(reader) => {
+                    let began = std::time::Instant::now();
+                    let ids = &entities[read..read + window.iter().sum::<usize>()];
+                    read += ids.len();
+                    let found = reader.read(ids).await?;
+                    reading += began.elapsed();
+                    found
+                }
+                None => vec![Found {
+                    id: SINGLE_CALL.to_owned(),
+                    state: None,
+                    held: None,
+                }],
+            };
+            let mut rest = found.as_slice();
+            for &size in window {
+                let (members, after) = rest.split_at(size);
+                rest = after;
+                let planned = match (dry_run_offered, waiting.pop_front()) {
+                    (false, _) => None,
+                    (true, Some(planned)) => Some(planned),
+                    (true, None) => match answered.recv().await {
+                        Some(effects) => Some(as_planned(&mut tally, &effects)?),
+                        None => return Ok(None),
                     },
                 };
-                for effect in &effects {
-                    tally.add(effect)?;
-                }
-                Some(serde_json::to_string(&effects).expect("effects serialize"))
-            } else {
-                None
-            };
-            let number = u32::try_from(number).expect("at most MAX_ENTITIES chunks");
-            digester.chunk(number, members, planned.as_deref());
-            write
-                .add_chunk(store::NewChunk {
-                    number: i32::try_from(number).unwrap_or(i32::MAX),
-                    members,
-                    planned: planned.as_deref(),
-                })
-                .await?;
+                digester.chunk(number, members, planned.as_deref());
+                write
+                    .add_chunk(store::NewChunk {
+                        number: i32::try_from(number).unwrap_or(i32::MAX),
+                        members,
+                        planned: planned.as_deref(),
+                    })
+                    .await?;
+                number += 1;
+            }
         }
         // Every chunk's dry run has answered by now. Kept beside the preview, not in it:
         // the digest of the same request on the same data stays the same.
@@ -528,7 +560,7 @@ impl App {
                 &audit,
             )
             .await?;
-        Ok(true)
+        Ok(Some(reading))
     }
 
     /// A service's catalog for a form: its actions, or why they cannot be read.

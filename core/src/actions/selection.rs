@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 
-use super::{ActionError, MAX_ENTITIES, extend_once};
+use super::{ActionError, MAX_ENTITIES, keep_first};
 use crate::App;
 
 /// Entities picked on a screen rather than pasted: `{"error_group": "…"}` or
@@ -29,8 +29,14 @@ impl App {
         // Each entity once, whatever the paging gives: a service keeping its times as text
         // (SQLite) may hold one written with six decimals, "…22.565000", where the page's
         // cursor is bound as "…22.565", which sorts before it; the next page then starts
-        // with the row the last one ended on.
-        let mut seen = std::collections::HashSet::new();
+        // with the row the last one ended on. Repeats are dropped once the list is read, or
+        // as soon as it looks too long.
+        let within_cap = |ids: &mut Vec<String>| {
+            if ids.len() > MAX_ENTITIES {
+                keep_first(ids);
+            }
+            ids.len() <= MAX_ENTITIES
+        };
         match selection {
             Selection::ErrorGroup(error) => {
                 let mut filter = crate::connector::SagaFilter {
@@ -45,13 +51,9 @@ impl App {
                         .sagas_for_selection(&filter, Utc::now())
                         .await
                         .map_err(ActionError::Read)?;
-                    extend_once(
-                        &mut ids,
-                        &mut seen,
-                        page.sagas.into_iter().map(|s| s.saga_id),
-                    );
+                    ids.extend(page.sagas.into_iter().map(|s| s.saga_id));
                     match page.next {
-                        Some(next) if ids.len() <= MAX_ENTITIES => {
+                        Some(next) if within_cap(&mut ids) => {
                             filter.after = Some(next.parse().map_err(ActionError::BadArguments)?);
                         }
                         _ => break,
@@ -70,18 +72,15 @@ impl App {
                         )
                         .await
                         .map_err(ActionError::Read)?;
-                    extend_once(
-                        &mut ids,
-                        &mut seen,
-                        page.items.into_iter().map(|i| i.item_id),
-                    );
+                    ids.extend(page.items.into_iter().map(|i| i.item_id));
                     match page.next {
-                        Some(next) if ids.len() <= MAX_ENTITIES => after = Some(next),
+                        Some(next) if within_cap(&mut ids) => after = Some(next),
                         _ => break,
                     }
                 }
             }
         }
+        keep_first(&mut ids);
         if ids.len() > MAX_ENTITIES {
             return Err(ActionError::BadArguments(format!(
                 "the selection holds more than {MAX_ENTITIES} entities, the most one action takes; narrow it (a filter of the service screen) or act on it in parts"

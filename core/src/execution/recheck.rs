@@ -36,8 +36,11 @@ pub(super) async fn recheck(
     let mission_control = connector.mission_control();
     let headers = call_headers(action, lease);
     let (mut after, mut entities, mut same) = (-1, 0_usize, true);
-    // Every unsent chunk's dry run as it is now; only kept when one differs.
-    let mut replanned: Vec<(i32, String)> = Vec::new();
+    // The chunks never sent, and the dry run as it is now of those whose effects differ from
+    // the approved ones: the rest stay as stored, so a million entities' effects are not
+    // held to find that nothing changed.
+    let (mut unsent, mut replanned) = (Vec::new(), Vec::<(i32, String)>::new());
+    let mut tally = EffectTally::default();
     loop {
         if !lease.holds() {
             return Ok(false);
@@ -59,7 +62,7 @@ pub(super) async fn recheck(
             mission_control,
             document,
             action.preview.concurrency,
-            &calls,
+            calls,
             &headers,
             app.config.actions.dry_run_time_limit,
         )
@@ -84,12 +87,18 @@ pub(super) async fn recheck(
                 .as_deref()
                 .and_then(|p| serde_json::from_str(p).ok());
             let effects = sorted(effects);
+            for effect in &effects {
+                tally.add(effect)?;
+            }
+            unsent.push(chunk.number);
             // A chunk stored without its dry run (an action from before chunks) differs.
-            same &= approved.map(sorted).as_ref() == Some(&effects);
-            replanned.push((
-                chunk.number,
-                serde_json::to_string(&effects).expect("effects serialize"),
-            ));
+            if approved.map(sorted).as_ref() != Some(&effects) {
+                same = false;
+                replanned.push((
+                    chunk.number,
+                    serde_json::to_string(&effects).expect("effects serialize"),
+                ));
+            }
         }
     }
     if entities == 0 {
@@ -103,9 +112,27 @@ pub(super) async fn recheck(
         ))
         .await?;
     if !same {
-        ask_again(app, lease, action, &replanned, entities).await?;
+        let rechecked = Rechecked {
+            unsent,
+            replanned,
+            tally,
+            entities,
+        };
+        ask_again(app, lease, action, rechecked).await?;
     }
     Ok(same)
+}
+
+/// What the dry run right before a start found, for a new preview.
+struct Rechecked {
+    /// The chunks never sent, in order.
+    unsent: Vec<i32>,
+    /// The new effects of the unsent chunks whose dry run now differs.
+    replanned: Vec<(i32, String)>,
+    /// Every unsent chunk's effects as the dry run gives them now.
+    tally: EffectTally,
+    /// The entities of the unsent chunks.
+    entities: usize,
 }
 
 /// The dry run now says something else than the approved preview: store a new preview
@@ -117,14 +144,20 @@ async fn ask_again(
     app: &App,
     lease: &Lease,
     action: &Action,
-    replanned: &[(i32, String)],
-    remaining: usize,
+    rechecked: Rechecked,
 ) -> Result<(), ActionError> {
+    let Rechecked {
+        unsent: unsent_chunks,
+        replanned,
+        tally,
+        entities: remaining,
+    } = rechecked;
+    let replanned = replanned.as_slice();
     let connector = app.action_connector(action.service.as_str())?;
     let planned: HashMap<i32, &str> = replanned.iter().map(|(c, p)| (*c, p.as_str())).collect();
     let mut unsent = Vec::with_capacity(remaining);
-    for (chunk, _) in replanned {
-        unsent.extend(chunk_members(app, action, *chunk).await?);
+    for chunk in unsent_chunks {
+        unsent.extend(chunk_members(app, action, chunk).await?);
     }
     let found = if action.preview.entity_argument.is_some() || action.is_runbook() {
         match resolve_entities(&connector, &unsent).await {
@@ -140,13 +173,6 @@ async fn ask_again(
         Vec::new()
     };
     let found_now: HashMap<&str, &Found> = found.iter().map(|f| (f.id.as_str(), f)).collect();
-    let mut tally = EffectTally::default();
-    for (_, effects) in replanned {
-        let effects: Vec<Effect> = serde_json::from_str(effects).expect("stored just now");
-        for effect in &effects {
-            tally.add(effect)?;
-        }
-    }
     let mut preview = action.preview.clone();
     let needed = if action.is_runbook() {
         renew_steps(&mut preview, action.current_step as usize, tally);

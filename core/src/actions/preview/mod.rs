@@ -2,11 +2,11 @@
 //! Runboard will send (in chunks), and the service's own dry run of each chunk. Its digest
 //! is what an approval binds to.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use runboard_model::{ActionSpec, DryRun, Effect, EffectGroup, Money, Preview, add_to_totals};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
@@ -17,8 +17,10 @@ use super::ActionError;
 use crate::connector::Connector;
 use crate::graphql_client::{CallError, MissionControl};
 
-/// Most entities one action may touch.
-pub const MAX_ENTITIES: usize = 100_000;
+/// Most entities one action may touch: a whole error group of a large outage. The preview
+/// and the engine hold a window of chunks at a time, not the action, so memory stays bounded
+/// (`scripts/bench --entities 1000000`).
+pub const MAX_ENTITIES: usize = 1_000_000;
 
 /// Effect groups an approver is shown; the rest are counted together.
 const EFFECT_GROUPS: usize = 50;
@@ -113,8 +115,8 @@ pub(crate) fn split_arguments(
                     })
                     .collect::<Result<_, _>>()?,
             };
-            let mut seen = HashSet::with_capacity(named.len());
-            extend_once(&mut entities, &mut seen, named);
+            entities = named;
+            keep_first(&mut entities);
             if entities.is_empty() {
                 return Err(bad(format!(
                     "{} lists no IDs; name at least one",
@@ -185,46 +187,65 @@ pub(crate) async fn resolve_entities(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let (sagas, items, funds) = tokio::join!(
-        connector.find_sagas(ids),
-        connector.find_batch_items(ids),
-        connector.withheld_by_saga(),
-    );
-    let mut states: BTreeMap<String, String> = BTreeMap::new();
-    for saga in sagas.map_err(ActionError::Read)? {
-        let mut state = format!(
-            "{} {} at {}",
-            saga.status.as_str(),
-            saga.saga_type,
-            saga.current_step
+    EntityReader::new(connector).await?.read(ids).await
+}
+
+/// Reads entities' current state from the service's database, a window at a time: the money
+/// sagas hold is read once, the states of each window's entities by their IDs.
+pub(crate) struct EntityReader<'a> {
+    connector: &'a Connector,
+    held: HashMap<String, Money>,
+}
+
+impl<'a> EntityReader<'a> {
+    pub(crate) async fn new(connector: &'a Connector) -> Result<Self, ActionError> {
+        let held = connector
+            .withheld_by_saga()
+            .await
+            .map_err(ActionError::Read)?
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        Ok(Self { connector, held })
+    }
+
+    /// `ids` as the service's database has them now, in the same order.
+    pub(crate) async fn read(&self, ids: &[String]) -> Result<Vec<Found>, ActionError> {
+        let (sagas, items) = tokio::join!(
+            self.connector.find_sagas(ids),
+            self.connector.find_batch_items(ids),
         );
-        if let Some(error) = saga.error_message {
-            state.push_str(": ");
-            state.push_str(&error);
+        let mut states: HashMap<String, String> = HashMap::with_capacity(ids.len());
+        for saga in sagas.map_err(ActionError::Read)? {
+            let mut state = format!(
+                "{} {} at {}",
+                saga.status.as_str(),
+                saga.saga_type,
+                saga.current_step
+            );
+            if let Some(error) = saga.error_message {
+                state.push_str(": ");
+                state.push_str(&error);
+            }
+            states.insert(saga.saga_id, state);
         }
-        states.insert(saga.saga_id, state);
-    }
-    for (batch, item) in items.map_err(ActionError::Read)? {
-        let mut state = format!("{} item of batch {batch}", item.status.as_str());
-        if let Some(error) = item.error {
-            state.push_str(": ");
-            state.push_str(&error);
+        for (batch, item) in items.map_err(ActionError::Read)? {
+            let mut state = format!("{} item of batch {batch}", item.status.as_str());
+            if let Some(error) = item.error {
+                state.push_str(": ");
+                state.push_str(&error);
+            }
+            states.entry(item.item_id).or_insert(state);
         }
-        states.entry(item.item_id).or_insert(state);
+        Ok(ids
+            .iter()
+            .map(|id| Found {
+                id: id.clone(),
+                state: states.remove(id),
+                held: self.held.get(id).cloned(),
+            })
+            .collect())
     }
-    let money: BTreeMap<String, Money> = funds
-        .map_err(ActionError::Read)?
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    Ok(ids
-        .iter()
-        .map(|id| Found {
-            id: id.clone(),
-            state: states.get(id).cloned(),
-            held: money.get(id).cloned(),
-        })
-        .collect())
 }
 
 /// [`stream_dry_run`] of `calls`, their effects collected in order.
@@ -232,22 +253,27 @@ pub(crate) async fn dry_run_each(
     mission_control: &MissionControl,
     document: &str,
     concurrency: u32,
-    calls: &[DryRunCall],
+    calls: Vec<DryRunCall>,
     headers: &[(&str, String)],
     limit: Duration,
 ) -> Result<Vec<Vec<Effect>>, ActionError> {
     let (answers, mut answered) = mpsc::channel(calls.len().max(1));
+    let count = calls.len();
+    let entities = calls.iter().map(|c| c.entities).sum();
     stream_dry_run(
         mission_control,
         document,
         concurrency,
-        calls,
+        DryRunCalls {
+            calls: calls.into_iter(),
+            entities,
+        },
         headers,
         limit,
         answers,
     )
     .await?;
-    let mut effects = Vec::with_capacity(calls.len());
+    let mut effects = Vec::with_capacity(count);
     while let Ok(call) = answered.try_recv() {
         effects.push(call);
     }
@@ -260,63 +286,58 @@ pub(crate) struct DryRunCall {
     pub(crate) variables: Value,
 }
 
-/// The dry-run calls of an action's chunks.
-pub(crate) fn dry_run_calls(preview: &Preview, chunks: &[Vec<String>]) -> Vec<DryRunCall> {
-    chunks
-        .iter()
-        .map(|ids| DryRunCall {
-            entities: ids.len(),
-            variables: variables(preview, ids, true, true),
-        })
-        .collect()
+/// The calls of a dry run, made as they are sent (a million entities' variables are never
+/// in memory at once), and how many entities they name in all.
+pub(crate) struct DryRunCalls<I> {
+    pub(crate) calls: I,
+    pub(crate) entities: usize,
 }
 
 /// The dry run of every call, each call's effects sent to `answers` as soon as they are in
 /// (in order), so that what is done with them overlaps the calls still out. Stops early,
 /// without an error, when nobody listens any more.
-pub(crate) async fn stream_dry_run(
+pub(crate) async fn stream_dry_run<I>(
     mission_control: &MissionControl,
     document: &str,
     concurrency: u32,
-    calls: &[DryRunCall],
+    calls: DryRunCalls<I>,
     headers: &[(&str, String)],
     limit: Duration,
     answers: mpsc::Sender<Vec<Effect>>,
-) -> Result<(), ActionError> {
+) -> Result<(), ActionError>
+where
+    I: Iterator<Item = DryRunCall> + Send,
+{
     let started = Instant::now();
     let mutation = mutation_of(document);
-    // Boxed, so that the calls' future is Send for every lifetime a server function needs.
-    let requests: Vec<BoxFuture<'_, Result<Vec<Effect>, ActionError>>> = calls
-        .iter()
-        .map(|call| {
-            async move {
-                let data = mission_control
-                    .request(document, &call.variables, headers)
-                    .await
-                    .map_err(ActionError::Service)?;
-                effects_of(&data, mutation)
-            }
-            .boxed()
-        })
-        .collect();
-    let mut requests = futures_util::stream::iter(requests).buffered(concurrency.max(1) as usize);
-    let mut done = 0;
+    let all = calls.entities;
+    // Boxed, so that the calls' stream is Send for every lifetime a server function needs.
+    let mut requests: BoxStream<'_, Result<(usize, Vec<Effect>), ActionError>> =
+        futures_util::stream::iter(calls.calls.map(|call| async move {
+            let data = mission_control
+                .request(document, &call.variables, headers)
+                .await
+                .map_err(ActionError::Service)?;
+            Ok((call.entities, effects_of(&data, mutation)?))
+        }))
+        .buffered(concurrency.max(1) as usize)
+        .boxed();
+    let mut covered = 0;
     let deadline = tokio::time::sleep(limit);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
             answer = requests.next() => match answer {
                 Some(answer) => {
-                    if answers.send(answer?).await.is_err() {
+                    let (entities, effects) = answer?;
+                    if answers.send(effects).await.is_err() {
                         return Ok(());
                     }
-                    done += 1;
+                    covered += entities;
                 }
                 None => return Ok(()),
             },
             () = &mut deadline => {
-                let covered: usize = calls[..done].iter().map(|c| c.entities).sum();
-                let all: usize = calls.iter().map(|c| c.entities).sum();
                 return Err(ActionError::TooSlow(format!(
                     "the service's dry run covered {covered} of {all} entities in {:.0?}, the most a preview may take (actions.dry_run_time_limit); try again when the service is less busy, or name fewer entities",
                     started.elapsed()
@@ -488,14 +509,16 @@ impl Digester {
     }
 }
 
-/// Appends the IDs of `more` not `seen` before, in order: a pasted list often repeats one,
-/// and pages read from a service may overlap.
-pub(crate) fn extend_once(
-    ids: &mut Vec<String>,
-    seen: &mut HashSet<String>,
-    more: impl IntoIterator<Item = String>,
-) {
-    ids.extend(more.into_iter().filter(|id| seen.insert(id.clone())));
+/// Keeps the first of each ID, in order: a pasted list often repeats one, and pages read
+/// from a service may overlap. Borrows the IDs to compare them, so that a million of them are
+/// not held twice.
+pub(crate) fn keep_first(ids: &mut Vec<String>) {
+    let keep: Vec<bool> = {
+        let mut seen = HashSet::with_capacity(ids.len());
+        ids.iter().map(|id| seen.insert(id.as_str())).collect()
+    };
+    let mut keep = keep.into_iter();
+    ids.retain(|_| keep.next().unwrap_or(true));
 }
 
 /// Effects in a comparable order: the order a service lists them in does not matter.

@@ -118,6 +118,22 @@ fn more_entities_than_one_action_takes_are_refused_with_what_to_do() {
     assert!(over.contains("split it in several"), "{over}");
 }
 
+#[test]
+fn a_selection_of_a_million_entities_is_taken_each_once_in_its_order() {
+    // Pages read from a service may overlap: the repeat of "s-0" is not one more entity.
+    let selected: Vec<String> = (0..MAX_ENTITIES)
+        .map(|i| format!("s-{i}"))
+        .chain(["s-0".to_owned()])
+        .collect();
+    let (entities, _) =
+        split_arguments(&retry_sagas(), &json!({ "reason": "x" }), Some(selected)).unwrap();
+    assert_eq!(entities.len(), 1_000_000);
+    assert_eq!(
+        (entities[0].as_str(), entities[999_999].as_str()),
+        ("s-0", "s-999999")
+    );
+}
+
 fn preview() -> Preview {
     Preview {
         endpoint: "http://payments/graphql".into(),

@@ -6,7 +6,6 @@
 //! entity whose earlier step did not succeed. Chunk numbers run on across the steps: the
 //! call of step `s` for the entity at position `p` of `n` is chunk `s·n + p`.
 
-use std::collections::HashSet;
 use std::time::Instant;
 
 use runboard_model::{
@@ -20,8 +19,8 @@ use super::values::entity_values;
 use crate::App;
 use crate::actions::preview::document;
 use crate::actions::{
-    ActionError, ActionRequest, Digester, DryRunCall, EffectTally, Found, MAX_ENTITIES, NewAction,
-    RequestKey, dry_run_each, extend_once, resolve_entities,
+    ActionError, ActionRequest, Digester, DryRunCall, EffectTally, Found, NewAction, RequestKey,
+    dry_run_each, keep_first, resolve_entities,
 };
 use crate::audit::NewAuditEntry;
 use crate::connector::Connector;
@@ -29,6 +28,10 @@ use crate::connector::Connector;
 /// Most entities one runbook fixes: each gets a call of its own per step, and the whole
 /// dry run has to fit in the time a preview may take.
 pub const MAX_RUNBOOK_ENTITIES: usize = 10_000;
+
+/// Most calls one runbook makes, steps × entities: every call is built in memory before the
+/// dry run, and the whole dry run has to fit in the time a preview may take.
+pub const MAX_RUNBOOK_CALLS: usize = 100_000;
 
 /// A step read and checked against its mutation.
 pub(super) struct CheckedStep {
@@ -49,7 +52,7 @@ fn step_chunk(entities: usize, step: usize, position: usize) -> Result<i32, Acti
 /// A runbook of `steps` steps on `entities` entities makes more calls than one action may.
 fn too_many_calls(steps: usize, entities: usize) -> ActionError {
     ActionError::BadArguments(format!(
-        "the runbook makes a call per step and entity, {steps} steps × {entities} entities, more than the {MAX_ENTITIES} calls one action makes: fewer steps or entities, or several runbooks"
+        "the runbook makes a call per step and entity, {steps} steps × {entities} entities, more than the {MAX_RUNBOOK_CALLS} calls one runbook makes: fewer steps or entities, or several runbooks"
     ))
 }
 
@@ -127,7 +130,7 @@ impl App {
         if steps
             .len()
             .checked_mul(ids.len())
-            .is_none_or(|calls| calls > MAX_ENTITIES)
+            .is_none_or(|calls| calls > MAX_RUNBOOK_CALLS)
         {
             return Err(too_many_calls(steps.len(), ids.len()));
         }
@@ -165,7 +168,7 @@ impl App {
         for (step, calls) in steps.iter().zip(&variables) {
             let document = document(&step.spec);
             let (dry_run, step_money, effects) = if step.spec.dry_run {
-                let dry: Vec<DryRunCall> = calls
+                let dry = calls
                     .iter()
                     .map(|call| DryRunCall {
                         entities: 1,
@@ -176,7 +179,7 @@ impl App {
                     connector.mission_control(),
                     &document,
                     concurrency,
-                    &dry,
+                    dry,
                     &headers,
                     limit.saturating_sub(started.elapsed()),
                 )
@@ -325,8 +328,8 @@ impl App {
                 .filter(|id| !id.is_empty())
                 .collect(),
         };
-        let mut ids = Vec::with_capacity(named.len());
-        extend_once(&mut ids, &mut HashSet::new(), named);
+        let mut ids = named;
+        keep_first(&mut ids);
         if ids.is_empty() {
             return Err(bad(
                 "a runbook needs entities: name them in entities, or give a selection".into(),
