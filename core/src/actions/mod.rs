@@ -41,7 +41,7 @@ pub use selection::Selection;
 pub(crate) use store::{ChunkClose, ChunkHalf, Fence, NewAction};
 
 use crate::App;
-use crate::audit::NewAuditEntry;
+use crate::audit::{Actor, NewAuditEntry};
 use crate::connector::{Connector, ReadError};
 use crate::graphql_client::CallError;
 use crate::store::StoreError;
@@ -137,7 +137,7 @@ impl From<sqlx::Error> for ActionError {
 pub(crate) fn action_headers(action: &Action) -> Vec<(&'static str, String)> {
     vec![
         ("x-runboard-action", action.id.to_string()),
-        ("x-runboard-requester", action.requester.clone()),
+        ("x-runboard-requester", action.requester.to_string()),
         (
             "x-runboard-approvers",
             action
@@ -332,7 +332,7 @@ impl App {
         let id = ActionId::from(uuid::Uuid::new_v4().to_string());
         let headers = [
             ("x-runboard-action", id.to_string()),
-            ("x-runboard-requester", user.subject.clone()),
+            ("x-runboard-requester", user.subject.to_string()),
         ];
         let entity_argument = spec.entity_argument().map(|a| a.name.clone());
         let preview = Preview {
@@ -538,7 +538,7 @@ impl App {
         let approvals_needed = self.approvals_needed(connector, &request.mutation, &preview.money);
         let digest = digester.finish(&preview);
         let audit = NewAuditEntry {
-            actor: &user.subject,
+            actor: Actor::Person(&user.subject),
             action_id: Some(id),
             kind: "action.previewed",
             detail: json!({

@@ -2,7 +2,7 @@
 //! transaction with the audit entry of its preview.
 
 use chrono::{DateTime, Utc};
-use runboard_model::{ActionId, ActionState, Digest, EntityState, IdempotencyKey};
+use runboard_model::{ActionId, ActionState, Digest, EntityState, IdempotencyKey, PersonKey};
 
 use super::ActionStore;
 use crate::actions::{ActionError, Found};
@@ -49,7 +49,7 @@ pub(crate) struct NewAction<'a> {
     pub(crate) service: &'a str,
     /// The mutation, or the runbook's label.
     pub(crate) mutation: &'a str,
-    pub(crate) requester: &'a str,
+    pub(crate) requester: &'a PersonKey,
     pub(crate) requester_name: &'a str,
     pub(crate) reason: Option<&'a str>,
     pub(crate) entity_count: i64,
