@@ -60,7 +60,7 @@ pub(super) async fn send_all(
     lease: &Lease,
     action: &Action,
 ) -> Result<Sent, ActionError> {
-    let connector = app.action_connector(action.service.as_str())?;
+    let connector = app.action_connector(&action.service)?;
     let concurrency = action.preview.concurrency.max(1) as usize;
     let round = Round {
         app,

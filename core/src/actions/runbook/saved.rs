@@ -3,7 +3,7 @@
 //! service's catalog when saved, and again when started.
 
 use chrono::{DateTime, Utc};
-use runboard_model::{PersonKey, Role, RunbookStep, SavedRunbook, User};
+use runboard_model::{PersonKey, Role, RunbookStep, SavedRunbook, ServiceName, User};
 use serde_json::json;
 
 use super::template::{Namespace, Template};
@@ -17,7 +17,7 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunbookDraft {
-    pub service: String,
+    pub service: ServiceName,
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -27,7 +27,7 @@ pub struct RunbookDraft {
 #[derive(sqlx::FromRow)]
 struct Row {
     id: String,
-    service: runboard_model::ServiceName,
+    service: ServiceName,
     name: String,
     description: String,
     steps: String,
@@ -177,7 +177,10 @@ impl App {
     }
 
     /// A service's runbooks, by name.
-    pub async fn runbooks_of(&self, service: &str) -> Result<Vec<SavedRunbook>, ActionError> {
+    pub async fn runbooks_of(
+        &self,
+        service: &ServiceName,
+    ) -> Result<Vec<SavedRunbook>, ActionError> {
         let query = format!("SELECT {COLUMNS} FROM runbook WHERE service = $1 ORDER BY name");
         let rows: Vec<Row> = on_pool!(self.store.pool, |pool| {
             sqlx::query_as(&query).bind(service).fetch_all(pool).await?
