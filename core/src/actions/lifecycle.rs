@@ -96,7 +96,7 @@ impl App {
         }
         if t.to.is_final() || t.to == ActionState::Paused {
             self.metrics
-                .record_action_end(t.action.service.as_str(), t.to.as_str());
+                .record_action_end(&t.action.service, t.to.as_str());
         }
         self.notify_state(self.action(&t.action.id).await).map(Some)
     }

@@ -269,7 +269,7 @@ async fn call_chunk(
             answer.as_ref().is_err_and(CallError::is_transient),
         );
         app.metrics.record_call(
-            action.service.as_str(),
+            &action.service,
             answer.as_ref().map_or_else(CallError::label, |_| "ok"),
         );
         match answer {
