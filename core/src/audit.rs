@@ -6,7 +6,7 @@
 //! catches entries cut off the end.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use runboard_model::ActionId;
+use runboard_model::{ActionId, PersonKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -21,7 +21,7 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 pub struct AuditEntry {
     pub seq: i64,
     pub at: DateTime<Utc>,
-    /// Who took the step: a user's subject, or `runboard` for the execution engine.
+    /// Who took the step, as [`Actor::as_str`] wrote it.
     pub actor: String,
     pub action_id: Option<String>,
     /// What happened: `action.previewed`, `action.approved`, …
@@ -32,10 +32,27 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
+/// Who takes a step: a person, or Runboard itself (the execution engine, expiry).
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    Person(&'a PersonKey),
+    Runboard,
+}
+
+impl<'a> Actor<'a> {
+    /// As the log keeps it: the person's key, or `runboard`.
+    pub fn as_str(self) -> &'a str {
+        match self {
+            Self::Person(key) => key.as_str(),
+            Self::Runboard => "runboard",
+        }
+    }
+}
+
 /// A step to record.
 #[derive(Debug, Clone)]
 pub struct NewAuditEntry<'a> {
-    pub actor: &'a str,
+    pub actor: Actor<'a>,
     pub action_id: Option<&'a ActionId>,
     pub kind: &'a str,
     pub detail: serde_json::Value,
@@ -96,7 +113,7 @@ macro_rules! append_audit {
         )
         .bind(seq)
         .bind(at)
-        .bind(entry.actor)
+        .bind(entry.actor.as_str())
         .bind(entry.action_id)
         .bind(entry.kind)
         .bind(&detail)
@@ -136,7 +153,7 @@ pub(crate) fn hash_of(
         seq,
         at,
         &Fields {
-            actor: entry.actor,
+            actor: entry.actor.as_str(),
             action_id: entry.action_id.map(ActionId::as_str),
             kind: entry.kind,
             detail,

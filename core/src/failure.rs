@@ -85,6 +85,13 @@ impl Classified for ReadError {
     }
 }
 
+/// A service named by text (a form, a link) that no service could be called.
+impl Classified for runboard_model::ServiceNameError {
+    fn failure(&self) -> Failure {
+        Failure::BadInput
+    }
+}
+
 impl Classified for ActionError {
     fn failure(&self) -> Failure {
         match self {

@@ -55,7 +55,7 @@ pub struct App {
     pub replica: String,
     /// Services whose trend before their first poll this process has filled in (or found
     /// needing none), so that the store is asked once per service.
-    pub trends_filled: std::sync::Mutex<std::collections::HashSet<String>>,
+    pub trends_filled: std::sync::Mutex<std::collections::HashSet<runboard_model::ServiceName>>,
 }
 
 impl App {

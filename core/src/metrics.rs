@@ -9,7 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use runboard_model::{AlertBoard, AlertState};
+use runboard_model::{AlertBoard, AlertState, ServiceName};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabel {
@@ -45,10 +45,10 @@ pub struct ServiceReads(Family<ReadLabels, Counter>);
 impl ServiceReads {
     /// Counts one query sent to `service`'s database about `relation` (not the `BEGIN` and
     /// `ROLLBACK` of the read-only transaction it runs in).
-    pub fn record(&self, service: &str, relation: &'static str) {
+    pub fn record(&self, service: &ServiceName, relation: &'static str) {
         self.0
             .get_or_create(&ReadLabels {
-                service: service.to_owned(),
+                service: service.to_string(),
                 relation,
             })
             .inc();
@@ -270,8 +270,8 @@ impl Metrics {
     }
 
     /// Counts one poll of `service`; `outcome` is `ok` or a read problem's label.
-    pub fn record_poll(&self, service: &str, outcome: &'static str, at_unix_seconds: i64) {
-        let service = service.to_owned();
+    pub fn record_poll(&self, service: &ServiceName, outcome: &'static str, at_unix_seconds: i64) {
+        let service = service.to_string();
         self.polls
             .get_or_create(&PollLabels {
                 service: service.clone(),
@@ -286,20 +286,20 @@ impl Metrics {
     }
 
     /// Counts one mission-control call of an action; `outcome` is `ok` or a call error's label.
-    pub fn record_call(&self, service: &str, outcome: &'static str) {
+    pub fn record_call(&self, service: &ServiceName, outcome: &'static str) {
         self.action_calls
             .get_or_create(&CallLabels {
-                service: service.to_owned(),
+                service: service.to_string(),
                 outcome,
             })
             .inc();
     }
 
     /// Counts an action the engine ended or paused in `state`.
-    pub fn record_action_end(&self, service: &str, state: &'static str) {
+    pub fn record_action_end(&self, service: &ServiceName, state: &'static str) {
         self.actions_ended
             .get_or_create(&EndLabels {
-                service: service.to_owned(),
+                service: service.to_string(),
                 state,
             })
             .inc();

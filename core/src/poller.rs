@@ -38,7 +38,7 @@ pub async fn poll_claimed(app: &App) -> Result<usize, StoreError> {
     let mut claimed = HashSet::new();
     let services = app.fleet.services();
     for connector in &services {
-        let name = connector.name().as_str();
+        let name = connector.name();
         let won = on_pool!(app.store.pool, |pool| {
             sqlx::query(&claim)
                 .bind(name)
@@ -49,7 +49,7 @@ pub async fn poll_claimed(app: &App) -> Result<usize, StoreError> {
                 .rows_affected()
         });
         if won == 1 {
-            claimed.insert(name.to_owned());
+            claimed.insert(name.clone());
         }
     }
     let retention_ms = i64::try_from(app.config.poller.retention.as_millis()).unwrap_or(i64::MAX);
@@ -66,7 +66,7 @@ pub async fn poll_claimed(app: &App) -> Result<usize, StoreError> {
     });
     let services = services
         .into_iter()
-        .filter(|connector| claimed.contains(connector.name().as_str()))
+        .filter(|connector| claimed.contains(connector.name()))
         .collect();
     poll(app, services).await
 }
@@ -101,7 +101,7 @@ async fn poll(app: &App, services: Vec<Arc<Connector>>) -> Result<usize, StoreEr
                 fill_trend(app, connector, now).await?;
                 // The Funds screen shows these sagas without reading the service again.
                 app.screens
-                    .polled_funds(service.as_str(), reading.holding.clone(), now);
+                    .polled_funds(service, reading.holding.clone(), now);
                 "ok"
             }
             Err(error) => {
@@ -109,8 +109,7 @@ async fn poll(app: &App, services: Vec<Arc<Connector>>) -> Result<usize, StoreEr
                 error.problem.label()
             }
         };
-        app.metrics
-            .record_poll(service.as_str(), outcome, now.timestamp());
+        app.metrics.record_poll(service, outcome, now.timestamp());
         let snapshot = Snapshot {
             service: service.clone(),
             taken_at: now,
@@ -138,7 +137,7 @@ async fn fill_trend(
     connector: &Connector,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let name = connector.name().as_str();
+    let name = connector.name();
     if app
         .trends_filled
         .lock()
@@ -180,7 +179,7 @@ async fn fill_trend(
     app.trends_filled
         .lock()
         .expect("never poisoned")
-        .insert(name.to_owned());
+        .insert(name.clone());
     Ok(())
 }
 

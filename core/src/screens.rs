@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use runboard_model::{
     AlertBoard, BatchItem, BatchItemStatus, BatchProgress, ErrorGroup, Money, SagaPage,
-    ServiceOverview,
+    ServiceName, ServiceOverview,
 };
 use tokio::sync::OnceCell;
 
@@ -238,12 +238,12 @@ impl ScreenReads {
     /// shows it without reading the service again.
     pub fn polled_funds(
         &self,
-        service: &str,
+        service: &ServiceName,
         holding: Option<SagasHolding>,
         read_at: DateTime<Utc>,
     ) {
         self.funds.put(
-            service.to_owned(),
+            service.to_string(),
             Fresh {
                 value: holding,
                 read_at,

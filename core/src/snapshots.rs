@@ -158,7 +158,7 @@ impl Store {
     /// that read them (failed polls leave gaps) and the points reconstructed before them.
     pub async fn trend(
         &self,
-        service: &str,
+        service: &ServiceName,
         since: DateTime<Utc>,
     ) -> Result<Vec<TrendPoint>, StoreError> {
         let rows: Vec<(DateTime<Utc>, i64, i64, bool)> = on_pool!(self.pool, |pool| {
@@ -188,7 +188,7 @@ impl Store {
     /// before any). Only one replica ever wins, unless the filling is given back.
     pub async fn claim_trend_fill(
         &self,
-        service: &str,
+        service: &ServiceName,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let first: Option<(Option<DateTime<Utc>>,)> = on_pool!(self.pool, |pool| {
@@ -222,7 +222,7 @@ impl Store {
     }
 
     /// Gives back a claim of [`Store::claim_trend_fill`] that could not be carried out.
-    pub async fn give_back_trend_fill(&self, service: &str) -> Result<(), StoreError> {
+    pub async fn give_back_trend_fill(&self, service: &ServiceName) -> Result<(), StoreError> {
         on_pool!(self.pool, |pool| {
             sqlx::query("UPDATE service SET trend_filled_at = NULL WHERE name = $1")
                 .bind(service)
@@ -235,7 +235,7 @@ impl Store {
     /// Stores the points of a service's trend reconstructed from its own timestamps.
     pub async fn record_reconstructed_trend(
         &self,
-        service: &str,
+        service: &ServiceName,
         points: &[TrendPoint],
     ) -> Result<(), StoreError> {
         on_pool!(self.pool, |pool| {

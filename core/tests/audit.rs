@@ -1,7 +1,7 @@
 //! The audit log's hash chain, on each store: intact as written, broken by any edit by SQL.
 
-use runboard_core::audit::{ChainCheck, NewAuditEntry};
-use runboard_model::ActionId;
+use runboard_core::audit::{Actor, ChainCheck, NewAuditEntry};
+use runboard_model::{ActionId, PersonKey};
 use runboard_testkit::{Backend, TestStore, run_sql, test_on_both_stores};
 use serde_json::json;
 
@@ -17,10 +17,11 @@ async fn store_with_five_entries(backend: Backend) -> TestStore {
     .into_iter()
     .enumerate()
     {
+        let actor = PersonKey::from(if i == 2 { "demo:bob" } else { "demo:alice" });
         let seq = store
             .store
             .append_audit(&NewAuditEntry {
-                actor: if i == 2 { "demo:bob" } else { "demo:alice" },
+                actor: Actor::Person(&actor),
                 action_id: Some(&ActionId::from("a-1")),
                 kind,
                 detail: json!({ "step": i, "amount": "12.50", "currency": "EUR" }),
@@ -115,7 +116,7 @@ async fn concurrent_appends_keep_one_chain(backend: Backend) {
         async move {
             store
                 .append_audit(&NewAuditEntry {
-                    actor: "runboard",
+                    actor: Actor::Runboard,
                     action_id: None,
                     kind: "test.append",
                     detail: json!({ "i": i }),

@@ -310,7 +310,7 @@ pub struct StepPreview {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Approval {
-    pub approver: String,
+    pub approver: crate::PersonKey,
     pub approver_name: String,
     pub digest: crate::Digest,
     pub at: DateTime<Utc>,
@@ -438,7 +438,7 @@ pub struct Action {
     pub state: ActionState,
     /// Why it is in this state, where that needs saying (paused, stopped for a new approval).
     pub state_detail: Option<String>,
-    pub requester: String,
+    pub requester: crate::PersonKey,
     pub requester_name: String,
     pub reason: Option<String>,
     pub incident_url: Option<String>,

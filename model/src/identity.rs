@@ -4,6 +4,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::ids::text_name;
+
 /// What a person may do in Runboard (SPEC.md, "Roles"). Roles add up: an operator who is
 /// also an approver holds both. Any role may read everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -39,13 +41,24 @@ impl fmt::Display for Role {
     }
 }
 
+/// A person's stable key: the provider's issuer and `identity.oidc.person_claim` (`sub` by
+/// default), or `demo:<login>` for a demo user. What the two-person rule compares, and how
+/// the store, the audit log and a service's call headers name a person; their name is only
+/// for screens. Any text: the provider decides what its claims look like.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
+#[serde(transparent)]
+pub struct PersonKey(String);
+
+text_name!(PersonKey);
+
 /// A person Runboard knows: who they are at the identity provider, and what they may do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
-    /// The person's key: the provider's issuer and `identity.oidc.person_claim` (`sub` by
-    /// default), or the demo user's login. The two-person rule compares it.
-    pub subject: String,
+    /// The person's key ([`PersonKey`]).
+    pub subject: PersonKey,
     /// How screens and the audit log name them.
     pub name: String,
     pub roles: BTreeSet<Role>,
@@ -126,8 +139,7 @@ pub struct SessionSeen {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PersonAccess {
-    /// The person key: the provider's issuer and claim, or `demo:<login>`.
-    pub subject: String,
+    pub subject: PersonKey,
     /// Their browser sessions that have not ended.
     pub sessions: Vec<SessionSeen>,
     /// Their personal API tokens, revoked and expired ones included.
@@ -139,7 +151,7 @@ pub struct PersonAccess {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PersonWithAccess {
-    pub subject: String,
+    pub subject: PersonKey,
     pub name: String,
     pub sessions: u64,
     pub live_tokens: u64,
@@ -149,7 +161,7 @@ pub struct PersonWithAccess {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccessRevoked {
-    pub subject: String,
+    pub subject: PersonKey,
     pub sessions_ended: u64,
     pub tokens_revoked: u64,
 }

@@ -46,6 +46,7 @@ macro_rules! text_name {
         }
     };
 }
+pub(crate) use text_name;
 
 /// An action's id, as its URL and the audit log name it. An id no action has is not an
 /// error here: looking it up finds nothing.

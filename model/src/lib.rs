@@ -27,8 +27,8 @@ pub use batch::{
     BatchItem, BatchItemPage, BatchItemStatus, BatchPace, BatchProgress, PACE_WINDOW_MINUTES,
 };
 pub use identity::{
-    AccessRevoked, ApiToken, IssuedApiToken, PersonAccess, PersonWithAccess, Role, SessionSeen,
-    SignedIn, User,
+    AccessRevoked, ApiToken, IssuedApiToken, PersonAccess, PersonKey, PersonWithAccess, Role,
+    SessionSeen, SignedIn, User,
 };
 pub use ids::{ActionId, Digest, IdempotencyKey};
 pub use link::{query_string, url_encode};

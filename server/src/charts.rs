@@ -54,7 +54,7 @@ pub async fn service_trend(
     let points = state
         .app
         .store
-        .trend(service.as_str(), now - chrono::Duration::hours(TREND_HOURS))
+        .trend(&service, now - chrono::Duration::hours(TREND_HOURS))
         .await
         .map_err(|e| internal("reading the service snapshots", e))?;
     if points.is_empty() {

@@ -89,7 +89,7 @@ fn PeopleTable(people: Vec<PersonWithAccess>) -> impl IntoView {
                             view! {
                                 <tr>
                                     <th scope="row"><A href=href>{person.name}</A></th>
-                                    <td class="mono">{person.subject}</td>
+                                    <td class="mono">{person.subject.to_string()}</td>
                                     <td class="num">{person.sessions}</td>
                                     <td class="num">{person.live_tokens}</td>
                                 </tr>
@@ -117,7 +117,7 @@ fn PersonDetail(read: PersonAccessRead, end: ServerAction<EndPersonAccess>) -> i
     } = read;
     view! {
         <section aria-labelledby="person-heading" class="panel">
-            <h2 id="person-heading">{subject.clone()}</h2>
+            <h2 id="person-heading">{subject.to_string()}</h2>
             <h3>"Browser sessions"</h3>
             {if sessions.is_empty() {
                 view! { <p class="muted">"None."</p> }.into_any()
@@ -150,7 +150,7 @@ fn PersonDetail(read: PersonAccessRead, end: ServerAction<EndPersonAccess>) -> i
                 .into_any()
             }}
             <ActionForm action=end attr:class="filters">
-                <input type="hidden" name="subject" value=subject />
+                <input type="hidden" name="subject" value=subject.to_string() />
                 <label class="filter">
                     <span>"Why (kept in the audit log)"</span>
                     <input type="text" name="reason" required maxlength="500" placeholder="left the company" />

@@ -126,7 +126,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
         may_operate,
         may_approve,
     } = page;
-    let is_requester = viewer == action.requester;
+    let is_requester = action.requester == viewer;
     let approved_by_me = action.approvals.iter().any(|a| a.approver == viewer);
     let state = action.state;
     let total = action.progress.succeeded + action.progress.failed + action.progress.pending;

@@ -25,11 +25,10 @@ pub async fn ask_for_action(
         )
     })?;
     let request = ActionRequest {
-        service,
         mutation,
         arguments,
         selection: selection(error, batch),
-        ..ActionRequest::default()
+        ..ActionRequest::new(service.parse()?)
     };
     Ok(app
         .create_action_detached(super::user()?, request)

@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
-use runboard_model::{Action, ActionId, EntityResult, EntityState};
+use runboard_model::{Action, ActionId, EntityResult, EntityState, PersonKey};
 use serde::{Deserialize, Serialize};
 
 use super::ScreenError;
@@ -27,7 +27,7 @@ pub struct ActionPage {
     /// The position to read the next page after, when there is one.
     pub next: Option<u64>,
     pub audit: Vec<AuditLine>,
-    pub viewer: String,
+    pub viewer: PersonKey,
     pub may_operate: bool,
     pub may_approve: bool,
 }

@@ -33,6 +33,7 @@ pub async fn read_action_form(
 ) -> Result<ActionForm, ScreenError> {
     use runboard_core::actions::Selection;
     let app = super::app_for::<ReadActionForm>()?;
+    let service: runboard_model::ServiceName = service.parse()?;
     let catalog = app.catalog_of(&service, false).await?;
     let selection = super::ask_for_action::selection(error, batch);
     let (ids, picked) = match &selection {
@@ -67,7 +68,7 @@ pub async fn read_action_form(
     let runbooks = app.runbooks_of(&service).await?;
     Ok(ActionForm {
         runbooks,
-        service,
+        service: service.into(),
         actions: catalog.actions.map_err(|e| e.to_string()),
         ids,
         selection: selection.map(|s| match s {

@@ -26,7 +26,6 @@ pub async fn start_runbook(
         )
     })?;
     let request = ActionRequest {
-        service,
         runbook: Some(runbook),
         params,
         selection: super::ask_for_action::selection(error, batch),
@@ -37,7 +36,7 @@ pub async fn start_runbook(
             .filter(|id| !id.is_empty())
             .map(String::from)
             .collect(),
-        ..ActionRequest::default()
+        ..ActionRequest::new(service.parse()?)
     };
     Ok(app
         .create_action_detached(super::user()?, request)

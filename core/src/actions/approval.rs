@@ -10,7 +10,7 @@ use serde_json::json;
 use super::store::NewApproval;
 use super::{ActionError, Transition};
 use crate::App;
-use crate::audit::NewAuditEntry;
+use crate::audit::{Actor, NewAuditEntry};
 use crate::connector::Connector;
 use crate::store::StoreError;
 
@@ -112,7 +112,7 @@ impl App {
             &action,
             ActionState::Approved,
             NewAuditEntry {
-                actor: &user.subject,
+                actor: Actor::Person(&user.subject),
                 action_id: Some(id),
                 kind: "action.approved",
                 detail: json!({ "digest": digest }),

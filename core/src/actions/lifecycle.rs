@@ -11,7 +11,7 @@ use serde_json::json;
 use super::store::{Fence, MoveOutcome, NewApproval};
 use super::{ActionError, Found};
 use crate::App;
-use crate::audit::NewAuditEntry;
+use crate::audit::{Actor, NewAuditEntry};
 use crate::db::on_pool;
 use crate::store::StoreError;
 
@@ -96,7 +96,7 @@ impl App {
         }
         if t.to.is_final() || t.to == ActionState::Paused {
             self.metrics
-                .record_action_end(t.action.service.as_str(), t.to.as_str());
+                .record_action_end(&t.action.service, t.to.as_str());
         }
         self.notify_state(self.action(&t.action.id).await).map(Some)
     }
@@ -152,7 +152,7 @@ impl App {
             action,
             ActionState::Expired,
             NewAuditEntry {
-                actor: "runboard",
+                actor: Actor::Runboard,
                 action_id: Some(&action.id),
                 kind: "action.expired",
                 detail: json!({ "expires_at": action.expires_at }),
@@ -235,7 +235,7 @@ impl App {
             &action,
             ActionState::AwaitingApproval,
             NewAuditEntry {
-                actor: &user.subject,
+                actor: Actor::Person(&user.subject),
                 action_id: Some(id),
                 kind: "action.submitted",
                 detail: json!({ "reason": reason, "incident_url": incident_url, "digest": action.digest }),
@@ -298,7 +298,7 @@ impl App {
             &action,
             ActionState::Rejected,
             NewAuditEntry {
-                actor: &user.subject,
+                actor: Actor::Person(&user.subject),
                 action_id: Some(id),
                 kind: "action.rejected",
                 detail: json!({ "reason": reason }),
@@ -335,7 +335,7 @@ impl App {
             &action,
             to,
             NewAuditEntry {
-                actor: &user.subject,
+                actor: Actor::Person(&user.subject),
                 action_id: Some(id),
                 kind,
                 detail: json!({ "progress": action.progress }),
@@ -369,7 +369,7 @@ impl App {
             &action,
             ActionState::Executing,
             NewAuditEntry {
-                actor: &user.subject,
+                actor: Actor::Person(&user.subject),
                 action_id: Some(id),
                 kind: "action.resumed",
                 detail: json!({ "progress": action.progress }),

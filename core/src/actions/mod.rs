@@ -4,6 +4,7 @@
 //! together with its audit entry.
 //!
 //! - this file: asking for an action and building its preview;
+//! - [`request`]: what an operator asks for;
 //! - [`rows`]: actions as the store keeps them, and the queries that read them;
 //! - [`store`]: the one owner of the action's data, every statement that writes it;
 //! - [`lifecycle`]: the one way an action changes state, and the people's steps;
@@ -16,6 +17,7 @@ mod catalog;
 mod lifecycle;
 mod pace;
 mod preview;
+mod request;
 mod request_key;
 mod rows;
 pub mod runbook;
@@ -24,7 +26,9 @@ mod store;
 
 use std::sync::Arc;
 
-use runboard_model::{Action, ActionId, ActionSpec, DryRun, Effect, Preview, Role, User};
+use runboard_model::{
+    Action, ActionId, ActionSpec, DryRun, Effect, Preview, Role, ServiceName, User,
+};
 use serde_json::{Value, json};
 
 pub use catalog::{Catalog, Catalogs};
@@ -34,6 +38,7 @@ pub(crate) use preview::{
     Digester, DryRunCall, DryRunCalls, EffectTally, EntityReader, Found, dry_run_each, effects_of,
     keep_first, resolve_entities, sorted, stream_dry_run, variables,
 };
+pub use request::ActionRequest;
 pub use request_key::RequestKey;
 pub use rows::{ActionFilter, EntityPage, MAX_ENTITY_PAGE};
 pub(crate) use rows::{ChunkOutcome, held_money, read_pace};
@@ -41,7 +46,7 @@ pub use selection::Selection;
 pub(crate) use store::{ChunkClose, ChunkHalf, Fence, NewAction};
 
 use crate::App;
-use crate::audit::NewAuditEntry;
+use crate::audit::{Actor, NewAuditEntry};
 use crate::connector::{Connector, ReadError};
 use crate::graphql_client::CallError;
 use crate::store::StoreError;
@@ -51,53 +56,11 @@ use crate::store::StoreError;
 /// `entity_argument` being `None`.
 pub const SINGLE_CALL: &str = "(single call)";
 
-/// What an operator asks for: one mutation (`mutation` and its `arguments`), or a runbook
-/// (`steps`, with the entities in `selection` or `entities`).
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ActionRequest {
-    pub service: String,
-    /// The mutation of an action of one step; left out for a runbook.
-    #[serde(default)]
-    pub mutation: String,
-    /// One key per argument of the mutation; the list of IDs names the entities.
-    #[serde(default)]
-    pub arguments: Value,
-    /// The entities picked on a screen, resolved on the server, in place of the list of IDs.
-    #[serde(default)]
-    pub selection: Option<Selection>,
-    /// Why it is needed; may be given now or at submission.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// A runbook's steps, in the order each entity goes through them.
-    #[serde(default)]
-    pub steps: Vec<runboard_model::RunbookStep>,
-    /// The entities a runbook acts on, when no selection names them.
-    #[serde(default)]
-    pub entities: Vec<String>,
-    /// The runbook's parameters (`{{ param.reason }}`), the same for every entity.
-    #[serde(default)]
-    pub params: std::collections::BTreeMap<String, String>,
-    /// A runbook's name, shown where an action shows its mutation.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// A saved runbook to start, by its id, in place of `steps` and `name`.
-    #[serde(default)]
-    pub runbook: Option<String>,
-    /// The action's own pace, over its service's default (`[services.pace]`).
-    #[serde(default)]
-    pub pace: Option<runboard_model::Pace>,
-    /// The client's `Idempotency-Key` header, with the digest of the rest of the request.
-    #[serde(skip)]
-    #[schema(ignore)]
-    pub idempotency: Option<RequestKey>,
-}
-
 /// Why a step was refused; the message says what was wrong and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
-    #[error("no service is registered as {0:?}; the overview lists them")]
-    UnknownService(String),
+    #[error("no service is registered as \"{0}\"; the overview lists them")]
+    UnknownService(ServiceName),
     #[error("{service} offers no action {mutation:?}; it offers {offered}")]
     UnknownMutation {
         service: String,
@@ -137,7 +100,7 @@ impl From<sqlx::Error> for ActionError {
 pub(crate) fn action_headers(action: &Action) -> Vec<(&'static str, String)> {
     vec![
         ("x-runboard-action", action.id.to_string()),
-        ("x-runboard-requester", action.requester.clone()),
+        ("x-runboard-requester", action.requester.to_string()),
         (
             "x-runboard-approvers",
             action
@@ -194,10 +157,13 @@ fn in_calls<'a, T>(items: &'a [T], preview: &Preview) -> Vec<&'a [T]> {
 
 impl App {
     /// The connector of the service an action is for.
-    pub(crate) fn action_connector(&self, service: &str) -> Result<Arc<Connector>, ActionError> {
+    pub(crate) fn action_connector(
+        &self,
+        service: &ServiceName,
+    ) -> Result<Arc<Connector>, ActionError> {
         self.fleet
-            .service(service)
-            .ok_or_else(|| ActionError::UnknownService(service.to_owned()))
+            .service(service.as_str())
+            .ok_or_else(|| ActionError::UnknownService(service.clone()))
     }
 
     async fn action_spec(
@@ -302,7 +268,7 @@ impl App {
         }
         if let Some(id) = &request.runbook {
             let saved = self.runbook(id).await?;
-            if saved.service.as_str() != request.service || !request.steps.is_empty() {
+            if saved.service != request.service || !request.steps.is_empty() {
                 return Err(ActionError::BadArguments(format!(
                     "runbook {id} is {}'s \"{}\": start it on {0} and give no steps of your own",
                     saved.service, saved.name
@@ -332,7 +298,7 @@ impl App {
         let id = ActionId::from(uuid::Uuid::new_v4().to_string());
         let headers = [
             ("x-runboard-action", id.to_string()),
-            ("x-runboard-requester", user.subject.clone()),
+            ("x-runboard-requester", user.subject.to_string()),
         ];
         let entity_argument = spec.entity_argument().map(|a| a.name.clone());
         let preview = Preview {
@@ -538,7 +504,7 @@ impl App {
         let approvals_needed = self.approvals_needed(connector, &request.mutation, &preview.money);
         let digest = digester.finish(&preview);
         let audit = NewAuditEntry {
-            actor: &user.subject,
+            actor: Actor::Person(&user.subject),
             action_id: Some(id),
             kind: "action.previewed",
             detail: json!({
@@ -564,7 +530,11 @@ impl App {
     }
 
     /// A service's catalog for a form: its actions, or why they cannot be read.
-    pub async fn catalog_of(&self, service: &str, refresh: bool) -> Result<Catalog, ActionError> {
+    pub async fn catalog_of(
+        &self,
+        service: &ServiceName,
+        refresh: bool,
+    ) -> Result<Catalog, ActionError> {
         let connector = self.action_connector(service)?;
         Ok(self.catalogs.of(&connector, refresh).await)
     }

@@ -1,12 +1,12 @@
 //! An action's own pace (SPEC.md, "Pace"): set with the request, or changed by an operator
 //! at any time before it ends; the engine reads it as its calls go.
 
-use runboard_model::{Action, ActionId, Pace, Role, User};
+use runboard_model::{Action, ActionId, Pace, PersonKey, Role, User};
 use serde_json::json;
 
 use super::ActionError;
 use crate::App;
-use crate::audit::NewAuditEntry;
+use crate::audit::{Actor, NewAuditEntry};
 use crate::db::on_pool;
 
 /// A pace as asked for: something to say, and every number above 0.
@@ -46,7 +46,7 @@ impl App {
     /// Stores the pace with its audit entry, unless the action has ended.
     pub(crate) async fn store_pace(
         &self,
-        actor: &str,
+        actor: &PersonKey,
         id: &ActionId,
         pace: &Pace,
     ) -> Result<(), ActionError> {
@@ -66,7 +66,7 @@ impl App {
         let pace = pace.or(super::read_pace(own.as_deref()));
         let text = serde_json::to_string(&pace).expect("a pace serializes");
         let audit = NewAuditEntry {
-            actor,
+            actor: Actor::Person(actor),
             action_id: Some(id),
             kind: "action.paced",
             detail: json!({ "pace": pace, "before": action.pace, "state": action.state }),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use runboard_model::{
     Action, ActionId, ActionProgress, ActionState, Approval, Digest, DryRun, Effect, EntityResult,
-    EntityState, EntityStep, Execution, Money, Pace, Preview, ServiceName, StepState,
+    EntityState, EntityStep, Execution, Money, Pace, PersonKey, Preview, ServiceName, StepState,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -57,10 +57,10 @@ pub(crate) fn descriptions(effects: &[Effect], entity: &str, sole: bool) -> Opti
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionFilter<'a> {
     All,
-    /// Those `subject` asked for.
-    RequestedBy(&'a str),
-    /// Awaiting approval, asked for by someone else, not yet approved by `subject`.
-    AwaitingApprovalBy(&'a str),
+    /// Those this person asked for.
+    RequestedBy(&'a PersonKey),
+    /// Awaiting approval, asked for by someone else, not yet approved by this person.
+    AwaitingApprovalBy(&'a PersonKey),
     InState(ActionState),
 }
 
@@ -71,7 +71,7 @@ pub(super) struct ActionRow {
     mutation: String,
     state: String,
     state_detail: Option<String>,
-    requester: String,
+    requester: PersonKey,
     requester_name: String,
     reason: Option<String>,
     incident_url: Option<String>,
@@ -264,7 +264,7 @@ impl App {
              WHERE action_id IN ({}) ORDER BY at, approver",
             placeholders.join(", ")
         );
-        let approvals: Vec<(ActionId, String, String, Digest, DateTime<Utc>)> =
+        let approvals: Vec<(ActionId, PersonKey, String, Digest, DateTime<Utc>)> =
             on_pool!(self.store.pool, |pool| {
                 let mut q = sqlx::query_as(&query);
                 for row in &rows {
@@ -298,12 +298,12 @@ impl App {
     ) -> Result<Vec<Action>, ActionError> {
         let (condition, binds): (&str, Vec<String>) = match filter {
             ActionFilter::All => ("1 = 1", vec![]),
-            ActionFilter::RequestedBy(subject) => ("requester = $2", vec![subject.to_owned()]),
-            ActionFilter::AwaitingApprovalBy(subject) => (
+            ActionFilter::RequestedBy(person) => ("requester = $2", vec![person.to_string()]),
+            ActionFilter::AwaitingApprovalBy(person) => (
                 "state = $3 AND requester <> $2 AND NOT EXISTS
                    (SELECT 1 FROM action_approval p WHERE p.action_id = action.id AND p.approver = $2)",
                 vec![
-                    subject.to_owned(),
+                    person.to_string(),
                     ActionState::AwaitingApproval.as_str().to_owned(),
                 ],
             ),

@@ -1,6 +1,7 @@
 //! The entities a selection on a screen stands for, resolved on the server.
 
 use chrono::Utc;
+use runboard_model::ServiceName;
 
 use super::{ActionError, MAX_ENTITIES, keep_first};
 use crate::App;
@@ -21,7 +22,7 @@ impl App {
     /// refused rather than cut short.
     pub async fn selected_entities(
         &self,
-        service: &str,
+        service: &ServiceName,
         selection: &Selection,
     ) -> Result<Vec<String>, ActionError> {
         let connector = self.action_connector(service)?;

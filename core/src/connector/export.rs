@@ -211,7 +211,7 @@ impl<L: List> Walk<L> {
             }
         };
         let (query, params) = self.list.statement(&connector, EXPORT_PAGE);
-        connector.reads.record(connector.name.as_str(), L::RELATION);
+        connector.reads.record(&connector.name, L::RELATION);
         // Each statement has the service's timeout; the export as a whole has none, as a
         // million rows take their time.
         let rows: Vec<L::Row> =

@@ -251,7 +251,7 @@ impl Connector {
     ) -> Result<T, ReadError> {
         let started = tokio::time::Instant::now();
         let _slot = self.viewer_slot().await?;
-        self.reads.record(self.name.as_str(), relation);
+        self.reads.record(&self.name, relation);
         let left = self.timeout.saturating_sub(started.elapsed());
         let read = async {
             let mut transaction = self.pool.begin_read_only(self.timeout).await?;

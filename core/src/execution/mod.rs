@@ -40,7 +40,7 @@ use send::{Sent, send_all};
 use crate::App;
 use crate::actions::runbook::with_dry_run;
 use crate::actions::{ActionError, Transition, action_headers, variables};
-use crate::audit::NewAuditEntry;
+use crate::audit::{Actor, NewAuditEntry};
 use crate::db::on_pool;
 
 /// How often the engine looks for work when there is none.
@@ -176,7 +176,7 @@ fn engine_audit<'a>(
     detail: serde_json::Value,
 ) -> NewAuditEntry<'a> {
     NewAuditEntry {
-        actor: "runboard",
+        actor: Actor::Runboard,
         action_id: Some(&action.id),
         kind,
         detail,

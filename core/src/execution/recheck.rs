@@ -32,7 +32,7 @@ pub(super) async fn recheck(
     if matches!(offered, DryRun::NotOffered) {
         return Ok(true);
     }
-    let connector = app.action_connector(action.service.as_str())?;
+    let connector = app.action_connector(&action.service)?;
     let mission_control = connector.mission_control();
     let headers = call_headers(action, lease);
     let (mut after, mut entities, mut same) = (-1, 0_usize, true);
@@ -153,7 +153,7 @@ async fn ask_again(
         entities: remaining,
     } = rechecked;
     let replanned = replanned.as_slice();
-    let connector = app.action_connector(action.service.as_str())?;
+    let connector = app.action_connector(&action.service)?;
     let planned: HashMap<i32, &str> = replanned.iter().map(|(c, p)| (*c, p.as_str())).collect();
     let mut unsent = Vec::with_capacity(remaining);
     for chunk in unsent_chunks {

@@ -60,7 +60,7 @@ pub(super) async fn send_all(
     lease: &Lease,
     action: &Action,
 ) -> Result<Sent, ActionError> {
-    let connector = app.action_connector(action.service.as_str())?;
+    let connector = app.action_connector(&action.service)?;
     let concurrency = action.preview.concurrency.max(1) as usize;
     let round = Round {
         app,
@@ -269,7 +269,7 @@ async fn call_chunk(
             answer.as_ref().is_err_and(CallError::is_transient),
         );
         app.metrics.record_call(
-            action.service.as_str(),
+            &action.service,
             answer.as_ref().map_or_else(CallError::label, |_| "ok"),
         );
         match answer {

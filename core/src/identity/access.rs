@@ -2,10 +2,12 @@
 //! and ended at once by an admin (someone who left, a laptop lost at 3 a.m.), audited.
 
 use chrono::{DateTime, Utc};
-use runboard_model::{AccessRevoked, PersonAccess, PersonWithAccess, Role, SessionSeen, User};
+use runboard_model::{
+    AccessRevoked, PersonAccess, PersonKey, PersonWithAccess, Role, SessionSeen, User,
+};
 use serde_json::json;
 
-use crate::audit::{NewAuditEntry, append_audit};
+use crate::audit::{Actor, NewAuditEntry, append_audit};
 use crate::db::{BeginWrite, on_pool};
 use crate::store::{Store, StoreError};
 
@@ -22,7 +24,8 @@ pub enum AccessError {
     Store(#[from] StoreError),
 }
 
-fn checked<'a>(admin: &User, subject: &'a str) -> Result<&'a str, AccessError> {
+/// The person an admin named, as their key.
+fn checked(admin: &User, subject: &str) -> Result<PersonKey, AccessError> {
     if !admin.has(Role::Admin) {
         return Err(AccessError::NotAdmin);
     }
@@ -30,7 +33,7 @@ fn checked<'a>(admin: &User, subject: &'a str) -> Result<&'a str, AccessError> {
     if subject.is_empty() {
         return Err(AccessError::NoSubject);
     }
-    Ok(subject)
+    Ok(subject.into())
 }
 
 impl Store {
@@ -66,7 +69,7 @@ impl Store {
         if !admin.has(Role::Admin) {
             return Err(AccessError::NotAdmin);
         }
-        let rows: Vec<(String, String, i64, i64)> = on_pool!(self.pool, |pool| {
+        let rows: Vec<(PersonKey, String, i64, i64)> = on_pool!(self.pool, |pool| {
             sqlx::query_as(
                 "SELECT subject, MAX(name), SUM(sessions), SUM(tokens) FROM (
                      SELECT o.subject, o.name, 1 AS sessions, 0 AS tokens
@@ -106,18 +109,18 @@ impl Store {
                  JOIN session s ON s.id = o.session_id
                  WHERE o.subject = $1 ORDER BY o.signed_in_at DESC",
             )
-            .bind(subject)
+            .bind(&subject)
             .fetch_all(pool)
             .await
         })
         .map_err(StoreError::from)?;
         Ok(PersonAccess {
-            subject: subject.to_owned(),
+            tokens: self.api_tokens_of(&subject).await?,
+            subject,
             sessions: sessions
                 .into_iter()
                 .map(|(name, signed_in_at)| SessionSeen { name, signed_in_at })
                 .collect(),
-            tokens: self.api_tokens_of(subject).await?,
         })
     }
 
@@ -136,11 +139,11 @@ impl Store {
             return Err(AccessError::NoReason);
         }
         let (sessions_ended, tokens_revoked) = self
-            .end_access(&admin.subject, subject, reason, now)
+            .end_access(&admin.subject, &subject, reason, now)
             .await?;
         tracing::warn!(%subject, by = %admin.subject, sessions_ended, tokens_revoked, "access revoked");
         Ok(AccessRevoked {
-            subject: subject.to_owned(),
+            subject,
             sessions_ended,
             tokens_revoked,
         })
@@ -149,8 +152,8 @@ impl Store {
     /// The sessions ended and tokens revoked, with the audit entry, in one transaction.
     async fn end_access(
         &self,
-        actor: &str,
-        subject: &str,
+        actor: &PersonKey,
+        subject: &PersonKey,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(u64, u64), StoreError> {
@@ -179,7 +182,7 @@ impl Store {
             append_audit!(
                 tx,
                 &NewAuditEntry {
-                    actor,
+                    actor: Actor::Person(actor),
                     action_id: None,
                     kind: "access.revoked",
                     detail: json!({

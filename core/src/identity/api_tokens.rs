@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use runboard_model::{ApiToken, IssuedApiToken, Role, User};
+use runboard_model::{ApiToken, IssuedApiToken, PersonKey, Role, User};
 use sha2::{Digest, Sha256};
 
 use super::Caller;
@@ -80,7 +80,7 @@ pub async fn issue_personal_token(
 #[derive(sqlx::FromRow)]
 struct TokenRow {
     id: String,
-    subject: String,
+    subject: PersonKey,
     name: String,
     roles: String,
     label: String,
@@ -278,7 +278,7 @@ impl Store {
     }
 
     /// The tokens `subject` holds, newest first, revoked and expired ones included.
-    pub async fn api_tokens_of(&self, subject: &str) -> Result<Vec<ApiToken>, StoreError> {
+    pub async fn api_tokens_of(&self, subject: &PersonKey) -> Result<Vec<ApiToken>, StoreError> {
         let query = format!(
             "SELECT {COLUMNS} FROM api_token WHERE subject = $1 ORDER BY created_at DESC, id"
         );
@@ -291,7 +291,7 @@ impl Store {
     /// Revokes one of `subject`'s tokens; false when they hold no live token with that id.
     pub async fn revoke_api_token(
         &self,
-        subject: &str,
+        subject: &PersonKey,
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -313,7 +313,7 @@ impl Store {
     /// Revokes every live token of `subject` with this label (the demo's tokens of earlier runs).
     pub async fn revoke_api_tokens_labelled(
         &self,
-        subject: &str,
+        subject: &PersonKey,
         label: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {

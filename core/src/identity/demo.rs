@@ -10,7 +10,7 @@ pub const TOKEN_LABEL: &str = "demo";
 
 pub fn users() -> Vec<User> {
     let user = |subject: &str, name: &str, roles: &[Role]| User {
-        subject: format!("demo:{subject}"),
+        subject: format!("demo:{subject}").into(),
         name: name.into(),
         roles: roles.iter().copied().collect::<BTreeSet<_>>(),
     };
@@ -26,5 +26,5 @@ pub fn users() -> Vec<User> {
 pub fn user(login: &str) -> Option<User> {
     users()
         .into_iter()
-        .find(|u| u.subject.strip_prefix("demo:") == Some(login))
+        .find(|u| u.subject.as_str().strip_prefix("demo:") == Some(login))
 }

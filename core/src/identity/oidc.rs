@@ -17,6 +17,7 @@ use openidconnect::{
     JsonWebTokenType, Nonce, NonceVerifier, OAuth2TokenResponse, PkceCodeChallenge,
     PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, SignatureVerificationError, TokenResponse,
 };
+use runboard_model::PersonKey;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
@@ -59,7 +60,7 @@ type SignInClient = CoreClient<
 /// A person as the provider describes them: before their groups become roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderUser {
-    pub subject: String,
+    pub subject: PersonKey,
     pub name: String,
     pub groups: Vec<String>,
 }
@@ -412,7 +413,7 @@ impl OpenIdProvider {
             _ => Vec::new(),
         };
         Ok(ProviderUser {
-            subject: format!("{}#{person}", self.issuer.as_str()),
+            subject: format!("{}#{person}", self.issuer.as_str()).into(),
             name,
             groups,
         })

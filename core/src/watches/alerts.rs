@@ -140,7 +140,7 @@ impl Store {
     /// (those reconstructed from the service's timestamps count), if there is one.
     pub(super) async fn failures_before(
         &self,
-        service: &str,
+        service: &ServiceName,
         at: DateTime<Utc>,
     ) -> Result<Option<u64>, StoreError> {
         let row: Option<(Option<i64>,)> = on_pool!(self.pool, |pool| {
@@ -160,7 +160,10 @@ impl Store {
     }
 
     /// How many polls of `service` failed in a row up to the latest.
-    pub(super) async fn unreachable_streak(&self, service: &str) -> Result<u32, StoreError> {
+    pub(super) async fn unreachable_streak(
+        &self,
+        service: &ServiceName,
+    ) -> Result<u32, StoreError> {
         let (streak,): (i64,) = on_pool!(self.pool, |pool| {
             sqlx::query_as(
                 "SELECT COUNT(*) FROM service_snapshot
@@ -181,7 +184,7 @@ impl Store {
     /// since `since`; those seen last before it are forgotten.
     pub(super) async fn errors_seen(
         &self,
-        service: &str,
+        service: &ServiceName,
         since: DateTime<Utc>,
     ) -> Result<std::collections::HashSet<String>, StoreError> {
         let keys: Vec<(String,)> = on_pool!(self.pool, |pool| {
@@ -201,7 +204,7 @@ impl Store {
     /// Remembers that failed sagas of `service` carry these error messages (their keys) at `now`.
     pub(super) async fn saw_errors<'k>(
         &self,
-        service: &str,
+        service: &ServiceName,
         keys: impl Iterator<Item = &'k str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
@@ -246,8 +249,11 @@ impl Store {
     }
 
     /// The services with an open alert of `watch`.
-    pub(super) async fn services_alerted(&self, watch: Watch) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = on_pool!(self.pool, |pool| {
+    pub(super) async fn services_alerted(
+        &self,
+        watch: Watch,
+    ) -> Result<Vec<ServiceName>, StoreError> {
+        let rows: Vec<(ServiceName,)> = on_pool!(self.pool, |pool| {
             sqlx::query_as(
                 "SELECT DISTINCT service FROM alert WHERE watch = $1 AND resolved_at IS NULL",
             )
@@ -260,7 +266,7 @@ impl Store {
 
     async fn open_alerts(
         &self,
-        service: &str,
+        service: &ServiceName,
         now: DateTime<Utc>,
     ) -> Result<Vec<Stored>, StoreError> {
         let silences = self.silences_in_force(now).await?;
@@ -286,7 +292,7 @@ impl Store {
     ///   `repeat_after` later while nobody acknowledged it.
     pub(super) async fn keep_alerts(
         &self,
-        service: &str,
+        service: &ServiceName,
         judged: &[Watch],
         conditions: &[Condition],
         repeat_after: chrono::Duration,

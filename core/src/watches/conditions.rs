@@ -145,7 +145,7 @@ pub(super) async fn new_errors(
 ) -> Result<Vec<Condition>, StoreError> {
     let service = connector.name();
     let since = now - to_chrono(figures.window);
-    let seen = app.store.errors_seen(service.as_str(), since).await?;
+    let seen = app.store.errors_seen(service, since).await?;
     let mut conditions = Vec::with_capacity(groups.len());
     for group in groups {
         let message = &group.error_message;
@@ -166,7 +166,7 @@ pub(super) async fn new_errors(
     }
     app.store
         .saw_errors(
-            service.as_str(),
+            service,
             groups.iter().map(|g| error_key(&g.error_message)),
             now,
         )

@@ -99,7 +99,7 @@ pub(crate) async fn judge_poll(
             if figures.on(Watch::FailuresRising) {
                 let before = app
                     .store
-                    .failures_before(service.as_str(), now - to_chrono(figures.window))
+                    .failures_before(service, now - to_chrono(figures.window))
                     .await?;
                 conditions.extend(conditions::failures_rising(
                     service,
@@ -157,7 +157,7 @@ pub(crate) async fn judge_poll(
         }
         Err(error) => {
             if figures.on(Watch::ServiceUnreachable) {
-                let streak = app.store.unreachable_streak(service.as_str()).await?;
+                let streak = app.store.unreachable_streak(service).await?;
                 if streak >= figures.unreachable_polls {
                     conditions.push(Condition {
                         watch: Watch::ServiceUnreachable,
@@ -178,7 +178,7 @@ pub(crate) async fn judge_poll(
     let to_tell = app
         .store
         .keep_alerts(
-            service.as_str(),
+            service,
             &judged,
             &conditions,
             to_chrono(config.repeat_after),
@@ -224,7 +224,7 @@ pub async fn judge_discovery(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let on = !app.config.watches.off.contains(&Watch::DiscoveryRefused);
-    let mut by_service: std::collections::BTreeMap<String, Vec<Condition>> = app
+    let mut by_service: std::collections::BTreeMap<ServiceName, Vec<Condition>> = app
         .store
         .services_alerted(Watch::DiscoveryRefused)
         .await?
@@ -233,7 +233,7 @@ pub async fn judge_discovery(
         .collect();
     for refusal in refusals.iter().filter(|_| on) {
         by_service
-            .entry(refusal.service.to_string())
+            .entry(refusal.service.clone())
             .or_default()
             .push(Condition {
                 watch: Watch::DiscoveryRefused,
@@ -255,7 +255,7 @@ pub async fn judge_discovery(
                 now,
             )
             .await?;
-        let holder = app.fleet.service(&service);
+        let holder = app.fleet.service(service.as_str());
         tell(app, holder.as_ref().map(|c| c.team()), to_tell);
     }
     Ok(())

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use http::StatusCode;
 use runboard_core::identity::{Caller, IssueError, issue_personal_token};
-use runboard_model::{ApiToken, IssuedApiToken, Role};
+use runboard_model::{ApiToken, IssuedApiToken, PersonKey, Role};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{BodyExample, JsonBody, SignedInUser};
@@ -15,7 +15,7 @@ use crate::http::ServerState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Me {
-    subject: String,
+    subject: PersonKey,
     name: String,
     roles: Vec<Role>,
     /// `session` or `bearer`.

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::header;
 use runboard_model::{
-    Action, ActionId, Digest, DryRun, EntityResult, EntityState, IdempotencyKey, StepState,
+    Action, ActionId, Digest, DryRun, EntityResult, EntityState, IdempotencyKey, PersonKey,
+    StepState,
 };
 
 use runboard_core::actions::{EntityPage, MAX_ENTITY_PAGE};
@@ -127,7 +128,7 @@ struct StoryStep {
 
 struct ApprovalLine {
     name: String,
-    subject: String,
+    subject: PersonKey,
     at: String,
     digest: Digest,
 }

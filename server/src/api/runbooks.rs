@@ -24,7 +24,7 @@ pub async fn of_service(
     State(state): State<ServerState>,
     ApiPath(service): ApiPath<ServiceName>,
 ) -> Result<Json<RunbookList>, ApiError> {
-    let runbooks = state.app.runbooks_of(service.as_str()).await?;
+    let runbooks = state.app.runbooks_of(&service).await?;
     Ok(Json(RunbookList { runbooks }))
 }
 

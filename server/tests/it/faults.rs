@@ -266,7 +266,7 @@ graphql_url = "{gql}"
             .unwrap(),
     );
     let person = |login: &str| User {
-        subject: format!("test:{login}"),
+        subject: format!("test:{login}").into(),
         name: login.into(),
         roles: [Role::Operator, Role::Approver].into(),
     };

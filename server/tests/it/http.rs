@@ -187,7 +187,7 @@ async fn the_audit_endpoint_says_whether_the_chain_is_intact(backend: Backend) {
         app.app
             .store
             .append_audit(&runboard_core::audit::NewAuditEntry {
-                actor: "demo:alice",
+                actor: runboard_core::audit::Actor::Person(&"demo:alice".into()),
                 action_id: Some(&"a-1".into()),
                 kind,
                 detail: serde_json::json!({ "entities": 3 }),

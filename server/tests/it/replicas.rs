@@ -111,7 +111,7 @@ async fn two_replicas_from_the_manifests_both_serve_poll_each_service_once_per_i
     for service in fleet.fleet.services() {
         let snapshots = store
             .store
-            .trend(&service.name, since)
+            .trend(&service.name.parse().unwrap(), since)
             .await
             .unwrap()
             .into_iter()

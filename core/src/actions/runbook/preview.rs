@@ -22,7 +22,7 @@ use crate::actions::{
     ActionError, ActionRequest, Digester, DryRunCall, EffectTally, Found, NewAction, RequestKey,
     dry_run_each, keep_first, resolve_entities,
 };
-use crate::audit::NewAuditEntry;
+use crate::audit::{Actor, NewAuditEntry};
 use crate::connector::Connector;
 
 /// Most entities one runbook fixes: each gets a call of its own per step, and the whole
@@ -158,7 +158,7 @@ impl App {
         let id = ActionId::from(uuid::Uuid::new_v4().to_string());
         let headers = [
             ("x-runboard-action", id.to_string()),
-            ("x-runboard-requester", user.subject.clone()),
+            ("x-runboard-requester", user.subject.to_string()),
         ];
         let concurrency = self.config.actions.concurrency;
         let limit = self.config.actions.dry_run_time_limit;
@@ -385,7 +385,7 @@ impl App {
             .map(str::trim)
             .filter(|r| !r.is_empty());
         let audit = NewAuditEntry {
-            actor: &user.subject,
+            actor: Actor::Person(&user.subject),
             action_id: Some(id),
             kind: "action.previewed",
             detail: json!({

@@ -3,13 +3,13 @@
 //! service's catalog when saved, and again when started.
 
 use chrono::{DateTime, Utc};
-use runboard_model::{Role, RunbookStep, SavedRunbook, User};
+use runboard_model::{PersonKey, Role, RunbookStep, SavedRunbook, ServiceName, User};
 use serde_json::json;
 
 use super::template::{Namespace, Template};
 use crate::App;
 use crate::actions::ActionError;
-use crate::audit::{NewAuditEntry, append_audit};
+use crate::audit::{Actor, NewAuditEntry, append_audit};
 use crate::db::{BeginWrite, on_pool};
 use crate::store::StoreError;
 
@@ -17,7 +17,7 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunbookDraft {
-    pub service: String,
+    pub service: ServiceName,
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -27,7 +27,7 @@ pub struct RunbookDraft {
 #[derive(sqlx::FromRow)]
 struct Row {
     id: String,
-    service: runboard_model::ServiceName,
+    service: ServiceName,
     name: String,
     description: String,
     steps: String,
@@ -100,7 +100,7 @@ impl App {
         let new_id = uuid::Uuid::new_v4().to_string();
         let id: String = on_pool!(self.store.pool, |pool| {
             let mut tx = pool.begin_write().await?;
-            let saved: Option<(String, String, String, String)> = sqlx::query_as(
+            let saved: Option<(String, PersonKey, String, String)> = sqlx::query_as(
                 "SELECT id, created_by, description, steps FROM runbook WHERE service = $1 AND name = $2",
             )
             .bind(&draft.service)
@@ -163,7 +163,7 @@ impl App {
             };
             if let Some(kind) = kind {
                 let audit = NewAuditEntry {
-                    actor: &user.subject,
+                    actor: Actor::Person(&user.subject),
                     action_id: None,
                     kind,
                     detail: json!({ "service": draft.service, "name": name, "runbook": id, "steps": draft.steps.len() }),
@@ -177,7 +177,10 @@ impl App {
     }
 
     /// A service's runbooks, by name.
-    pub async fn runbooks_of(&self, service: &str) -> Result<Vec<SavedRunbook>, ActionError> {
+    pub async fn runbooks_of(
+        &self,
+        service: &ServiceName,
+    ) -> Result<Vec<SavedRunbook>, ActionError> {
         let query = format!("SELECT {COLUMNS} FROM runbook WHERE service = $1 ORDER BY name");
         let rows: Vec<Row> = on_pool!(self.store.pool, |pool| {
             sqlx::query_as(&query).bind(service).fetch_all(pool).await?

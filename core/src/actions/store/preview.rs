@@ -2,7 +2,9 @@
 //! transaction with the audit entry of its preview.
 
 use chrono::{DateTime, Utc};
-use runboard_model::{ActionId, ActionState, Digest, EntityState, IdempotencyKey};
+use runboard_model::{
+    ActionId, ActionState, Digest, EntityState, IdempotencyKey, PersonKey, ServiceName,
+};
 
 use super::ActionStore;
 use crate::actions::{ActionError, Found};
@@ -46,10 +48,10 @@ macro_rules! insert_entities {
 /// A new action as its preview writes it, in the state `previewed`.
 pub(crate) struct NewAction<'a> {
     pub(crate) id: &'a ActionId,
-    pub(crate) service: &'a str,
+    pub(crate) service: &'a ServiceName,
     /// The mutation, or the runbook's label.
     pub(crate) mutation: &'a str,
-    pub(crate) requester: &'a str,
+    pub(crate) requester: &'a PersonKey,
     pub(crate) requester_name: &'a str,
     pub(crate) reason: Option<&'a str>,
     pub(crate) entity_count: i64,

@@ -3,7 +3,7 @@
 //! entry. The rules (which move the lifecycle allows, what follows it) are
 //! [`App::transition`](crate::App::transition)'s.
 
-use runboard_model::{ActionState, Digest};
+use runboard_model::{ActionState, Digest, PersonKey};
 
 use super::{ActionStore, END_LEASE, fenced};
 use crate::actions::{ActionError, Transition};
@@ -14,7 +14,7 @@ use crate::db::{BeginWrite, on_pool};
 /// `approved`: the move is made only once the action has as many approvals of that digest
 /// as it needs.
 pub(crate) struct NewApproval<'a> {
-    pub(crate) approver: &'a str,
+    pub(crate) approver: &'a PersonKey,
     pub(crate) approver_name: &'a str,
     pub(crate) digest: &'a Digest,
 }

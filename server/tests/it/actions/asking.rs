@@ -8,6 +8,35 @@ test_on_both_stores!(
     a_retried_request_under_its_idempotency_key_makes_one_action
 );
 
+/// A request that names its service wrongly is told what a service's name looks like; one
+/// that names no registered service is told so.
+#[tokio::test]
+async fn a_request_for_a_malformed_or_unknown_service_says_which() {
+    let s = setup(Backend::Sqlite, |_| ()).await;
+    let ask = |service: &str| {
+        s.alice.post(
+            "/api/v1/actions",
+            json!({ "service": service, "mutation": "retrySagas", "arguments": { "ids": ["s-1"] } }),
+        )
+    };
+    let (status, malformed) = ask("Onboarding!").await;
+    assert_eq!(status, 400, "{malformed}");
+    let message = malformed["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"Onboarding!\" is not a valid service name: use 1 to 63 lowercase"),
+        "{message}"
+    );
+    let (status, unknown) = ask("nonesuch").await;
+    assert_eq!(status, 404, "{unknown}");
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no service is registered as \"nonesuch\""),
+        "{unknown}"
+    );
+}
+
 /// A client that retries `POST /api/v1/actions` after a timeout, with its `Idempotency-Key`,
 /// gets the action its first request made, even when both arrive at once; the key reused
 /// for another request is refused, and another person's same key is theirs.

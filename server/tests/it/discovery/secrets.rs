@@ -11,7 +11,8 @@ async fn a_secret_that_cannot_be_read_keeps_the_service_and_its_history_until_th
     let read = polled(&app, "payments").await;
     assert_eq!(read["reachable"], json!(true), "{read:#}");
     let since = chrono::Utc::now() - chrono::Duration::hours(1);
-    let trend = app.app.store.trend("payments", since).await.unwrap();
+    let payments = "payments".parse().unwrap();
+    let trend = app.app.store.trend(&payments, since).await.unwrap();
     assert!(!trend.is_empty());
 
     // The API server fails three reads of the Secret in a row (and more, until told).
@@ -51,7 +52,7 @@ async fn a_secret_that_cannot_be_read_keeps_the_service_and_its_history_until_th
         overview.contains("Unreachable: its settings cannot be read from the cluster"),
         "{overview}"
     );
-    assert_eq!(app.app.store.trend("payments", since).await.unwrap(), trend);
+    assert_eq!(app.app.store.trend(&payments, since).await.unwrap(), trend);
     let board = app.get_json("/api/v1/alerts").await;
     assert!(
         board["alerts"].as_array().unwrap().iter().any(|a| {
@@ -90,7 +91,7 @@ async fn a_secret_that_cannot_be_read_keeps_the_service_and_its_history_until_th
         service(list, "payments").is_none()
     })
     .await;
-    let kept = app.app.store.trend("payments", since).await.unwrap();
+    let kept = app.app.store.trend(&payments, since).await.unwrap();
     assert!(kept.len() > trend.len(), "{kept:?}");
     let chart = app.get("/charts/services/payments/trend.svg").await;
     assert_eq!(

@@ -381,7 +381,8 @@ async fn the_first_poll_fills_the_trend_before_it_from_the_services_own_timestam
     let since = Utc::now() - chrono::Duration::hours(25);
     poll_once(&app.app).await.unwrap();
     poll_once(&app.app).await.unwrap();
-    let trend = app.app.store.trend("payments", since).await.unwrap();
+    let service = "payments".parse().unwrap();
+    let trend = app.app.store.trend(&service, since).await.unwrap();
     let (before, measured): (Vec<TrendPoint>, Vec<TrendPoint>) =
         trend.iter().partition(|p| p.reconstructed);
     assert_eq!(

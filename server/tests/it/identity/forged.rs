@@ -88,7 +88,7 @@ async fn forged_or_stale_id_tokens_are_refused() {
         .await
         .expect("the genuine token passes");
     assert_eq!(
-        person.subject,
+        person.subject.as_str(),
         format!("{}#alice", provider.issuer),
         "the person's key: issuer and sub"
     );

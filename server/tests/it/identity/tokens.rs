@@ -138,7 +138,7 @@ async fn an_admin_ends_a_persons_sessions_and_tokens_and_their_next_request_is_r
         .unwrap()
         .to_owned();
     let alice = runboard_model::User {
-        subject: subject.clone(),
+        subject: subject.as_str().into(),
         name: "Alice Ops".into(),
         roles: [Role::Operator].into(),
     };
@@ -286,7 +286,7 @@ async fn a_token_acts_with_no_more_than_the_roles_its_holder_was_last_seen_with(
     let (status, seen) = me(&app, &access(&["sre", "approvers"])).await;
     assert_eq!(status, 200, "{seen}");
     let alice = runboard_model::User {
-        subject: seen["subject"].as_str().unwrap().to_owned(),
+        subject: seen["subject"].as_str().unwrap().into(),
         name: "Alice Ops".into(),
         roles: [Role::Operator, Role::Approver].into(),
     };

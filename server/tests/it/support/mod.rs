@@ -86,7 +86,7 @@ impl TestApp {
     /// A personal API token for a user with these roles, issued straight into the store.
     pub async fn token_for(&self, login: &str, roles: &[Role]) -> String {
         let user = User {
-            subject: format!("test:{login}"),
+            subject: format!("test:{login}").into(),
             name: login.to_owned(),
             roles: roles.iter().copied().collect(),
         };

@@ -30,7 +30,7 @@ pub async fn token_in_store(
     role: Role,
 ) -> String {
     let user = User {
-        subject: format!("test:{login}"),
+        subject: format!("test:{login}").into(),
         name: login.to_owned(),
         roles: [role].into(),
     };
