@@ -358,7 +358,7 @@ impl App {
                 dry_run_offered: spec.dry_run,
                 preview: preview.clone(),
             };
-            self.write_preview(draft, &entities, answered).await
+            self.write_preview(draft, &entities, &calls, answered).await
         };
         let (dry_run, write) = tokio::join!(dry_run, write);
         // The dry run's own error first: the writes stop short because of it.
@@ -382,8 +382,9 @@ impl App {
         self.action(&id).await
     }
 
-    /// Writes a new action and its chunks, each chunk as its dry run answers on `answered`
-    /// (in order), its entities read from the service's database a window at a time. On
+    /// Writes a new action and its chunks (`calls`, consecutive slices of `entities`), each
+    /// chunk as its dry run answers on `answered` (in order), its entities read from the
+    /// service's database a window at a time. On
     /// PostgreSQL the writes start at once and overlap the dry run; SQLite has one writer for
     /// the whole store, so there they wait for the last answer (kept as the store will keep
     /// it) rather than hold its lock meanwhile. Commits only with every chunk in; `None` when
@@ -393,6 +394,7 @@ impl App {
         &self,
         draft: Draft<'_>,
         entities: &[String],
+        calls: &[&[String]],
         mut answered: tokio::sync::mpsc::Receiver<Vec<Effect>>,
     ) -> Result<Option<std::time::Duration>, ActionError> {
         let Draft {
@@ -418,17 +420,8 @@ impl App {
             }
             None => None,
         };
-        let sizes: Vec<usize> = match reader {
-            Some(_) => {
-                runboard_model::call_sizes(preview.entities, preview.canary, preview.chunk_size)
-                    .map(|size| size as usize)
-                    .collect()
-            }
-            None => vec![1],
-        };
         let (now, expires_at) = self.preview_times();
         let mut digester = Digester::new();
-        let calls = sizes.len();
         let reason = request
             .reason
             .as_deref()
@@ -455,11 +448,12 @@ impl App {
             })
             .await?;
         let (mut reading, mut read, mut number) = (std::time::Duration::ZERO, 0, 0_u32);
-        for window in sizes.chunks(READ_WINDOW) {
+        for window in calls.chunks(READ_WINDOW) {
             let found = match &reader {
                 Some(reader) => {
                     let began = std::time::Instant::now();
-                    let ids = &entities[read..read + window.iter().sum::<usize>()];
+                    // The window's calls are consecutive slices of `entities`.
+                    let ids = &entities[read..read + window.iter().map(|c| c.len()).sum::<usize>()];
                     read += ids.len();
                     let found = reader.read(ids).await?;
                     reading += began.elapsed();
@@ -472,7 +466,9 @@ impl App {
                 }],
             };
             let mut rest = found.as_slice();
-            for &size in window {
+            for ids in window {
+                // The one call of a mutation that takes no list is one member of its own.
+                let size = if reader.is_some() { ids.len() } else { 1 };
                 let (members, after) = rest.split_at(size);
                 rest = after;
                 let planned = match (dry_run_offered, waiting.pop_front()) {
@@ -511,7 +507,7 @@ impl App {
                 "service": request.service,
                 "mutation": request.mutation,
                 "entities": preview.entities,
-                "calls": calls,
+                "calls": calls.len(),
                 "digest": digest,
                 "money": preview.money,
                 "dry_run": dry_run_offered,
