@@ -6,17 +6,19 @@
 //! [`Lease::fence`], so they land only while owner and epoch still match. A heartbeat
 //! renews the deadline without waiting on calls; by its own monotonic clock a replica stops
 //! sending once the deadline may have passed, so one frozen past it (SIGSTOP, a long GC
-//! pause of a VM) finds the lease gone when it wakes, before the store tells it.
+//! pause of a VM) finds the lease gone when it wakes, before the store tells it. Each call's
+//! body asks once more as the connection takes it (`graphql_client`'s gate): a replica
+//! frozen after the engine's check and before the socket holds the call back when it wakes.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use runboard_model::ActionId;
 
 use crate::App;
 use crate::actions::{ActionError, Fence};
-use crate::graphql_client::CALL_TIMEOUT;
+use crate::graphql_client::{CALL_TIMEOUT, SendGate};
 
 /// One replica's hold on one action.
 #[derive(Debug)]
@@ -28,14 +30,28 @@ pub(crate) struct Lease {
     /// can refuse a call from an older epoch (the fencing token).
     pub(crate) epoch: i64,
     length: Duration,
-    /// Until when this replica may send, by its own monotonic clock: the start of the last
-    /// renewal plus the lease, less a margin for the store's clock running ahead.
-    sendable_until: Mutex<Instant>,
-    /// The store said another replica holds it now, or it ended.
-    lost: AtomicBool,
+    /// Whether this replica may send: shared with each call's body, which asks it last.
+    window: Arc<SendWindow>,
     /// Taken over from a lease that ran out (its replica gone, or frozen): how much longer
     /// a call that replica sent just before may still be on the wire. Zero otherwise.
     pub(crate) predecessor_in_flight_for: Duration,
+}
+
+/// Until when a replica may send an action's calls, by its own monotonic clock.
+#[derive(Debug)]
+struct SendWindow {
+    /// The start of the last renewal plus the lease, less a margin for the store's clock
+    /// running ahead.
+    until: Mutex<Instant>,
+    /// The store said another replica holds it now, or it ended.
+    lost: AtomicBool,
+}
+
+impl SendGate for SendWindow {
+    fn open(&self) -> bool {
+        !self.lost.load(Ordering::SeqCst)
+            && Instant::now() < *self.until.lock().expect("not poisoned")
+    }
 }
 
 impl Lease {
@@ -45,12 +61,16 @@ impl Lease {
 
     /// Whether this replica may still send calls for the action.
     pub(crate) fn holds(&self) -> bool {
-        !self.lost.load(Ordering::SeqCst)
-            && Instant::now() < *self.sendable_until.lock().expect("not poisoned")
+        self.window.open()
+    }
+
+    /// What a call's body asks as its bytes leave (see `graphql_client`'s gate).
+    pub(crate) fn gate(&self) -> Arc<dyn SendGate> {
+        self.window.clone()
     }
 
     pub(crate) fn lose(&self, why: &str) {
-        if !self.lost.swap(true, Ordering::SeqCst) {
+        if !self.window.lost.swap(true, Ordering::SeqCst) {
             tracing::warn!(action = %self.action_id, epoch = self.epoch, %why,
                 "lost the action's lease: sending nothing more, dropping what comes back");
         }
@@ -89,8 +109,10 @@ impl Lease {
             owner: app.replica.clone(),
             epoch: claimed.epoch,
             length,
-            sendable_until: Mutex::new(asked + length - Self::margin(length)),
-            lost: AtomicBool::new(false),
+            window: Arc::new(SendWindow {
+                until: Mutex::new(asked + length - Self::margin(length)),
+                lost: AtomicBool::new(false),
+            }),
             predecessor_in_flight_for,
         }))
     }
@@ -108,7 +130,7 @@ impl Lease {
                 .await;
             match renewed {
                 Ok(true) => {
-                    *self.sendable_until.lock().expect("not poisoned") =
+                    *self.window.until.lock().expect("not poisoned") =
                         asked + self.length - Self::margin(self.length);
                 }
                 Ok(false) => {

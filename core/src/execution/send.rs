@@ -262,8 +262,13 @@ async fn call_chunk(
         }
         let sent_at = std::time::Instant::now();
         let answer = mission_control
-            .request(document, &variables, &headers)
+            .request_gated(document, &variables, &headers, lease.gate())
             .await;
+        // Frozen between the check above and the socket, and woke without the lease.
+        if let Err(CallError::HeldBack) = answer {
+            stop.stopped.store(true, Ordering::SeqCst);
+            return Ok(None);
+        }
         in_flight.answered(
             sent_at.elapsed(),
             answer.as_ref().is_err_and(CallError::is_transient),

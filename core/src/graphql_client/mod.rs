@@ -2,10 +2,13 @@
 //! actions, read by introspection, and the calls Runboard makes to it.
 
 mod credentials;
+mod gate;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use credentials::{Credentials, ServiceTokenClient};
+pub use gate::SendGate;
 use runboard_model::{ActionSpec, ArgumentSpec};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -51,6 +54,9 @@ pub enum CallError {
     Refused(String),
     #[error("its mission control answered something Runboard cannot read: {0}")]
     Malformed(String),
+    /// The call's gate was shut when its bytes were due: the service never saw it.
+    #[error("nothing was sent: this replica may no longer send the action's calls")]
+    HeldBack,
     /// Runboard could not get its own token for the service: nothing was sent.
     #[error(
         "Runboard could not get its token for {audience} from the provider at {token_url}: {detail}"
@@ -72,6 +78,7 @@ impl CallError {
             Self::Refused(_) => "refused",
             Self::Malformed(_) => "malformed",
             Self::Credentials { .. } => "no_token",
+            Self::HeldBack => "held_back",
         }
     }
 
@@ -182,11 +189,40 @@ impl MissionControl {
         variables: &Value,
         headers: &[(&str, String)],
     ) -> Result<Value, CallError> {
+        self.send(document, variables, headers, None).await
+    }
+
+    /// [`Self::request`] for a call that may leave only while `gate` is open: asked once
+    /// more as the connection takes the body, after every await on the way.
+    pub(crate) async fn request_gated(
+        &self,
+        document: &str,
+        variables: &Value,
+        headers: &[(&str, String)],
+        gate: Arc<dyn SendGate>,
+    ) -> Result<Value, CallError> {
+        self.send(document, variables, headers, Some(gate)).await
+    }
+
+    async fn send(
+        &self,
+        document: &str,
+        variables: &Value,
+        headers: &[(&str, String)],
+        gate: Option<Arc<dyn SendGate>>,
+    ) -> Result<Value, CallError> {
         let url = self.shown_url();
+        let body = serde_json::to_vec(&json!({ "query": document, "variables": variables }))
+            .expect("a JSON value serializes");
+        let body = match gate {
+            None => reqwest::Body::from(body),
+            Some(gate) => reqwest::Body::wrap(gate::GatedBody::new(body, gate)),
+        };
         let mut request = self
             .http
             .post(self.url.clone())
-            .json(&json!({ "query": document, "variables": variables }));
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
         if let Some(token) = self.credentials.bearer().await? {
             request = request.bearer_auth(token.expose_secret());
         }
@@ -194,7 +230,9 @@ impl MissionControl {
             request = request.header(*name, value);
         }
         let response = request.send().await.map_err(|e| {
-            if e.is_timeout() {
+            if held_back(&e) {
+                CallError::HeldBack
+            } else if e.is_timeout() {
                 CallError::Timeout { url: url.clone() }
             } else {
                 CallError::Unreachable {
@@ -286,4 +324,16 @@ impl MissionControl {
         actions.sort_by(|a, b| (!a.dry_run, &a.mutation).cmp(&(!b.dry_run, &b.mutation)));
         Ok(actions)
     }
+}
+
+/// Whether a request failed because its gate held it back.
+fn held_back(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause.is::<gate::HeldBack>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
