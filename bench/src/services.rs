@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::setup::{Settings, Setup, say};
 
-/// Poll intervals (`poller.interval`, 15 s) sampled after the first poll of every service:
-/// a service's connections close 2 s after its poll, so the figures cover both the polls
-/// and the quiet between them.
+/// Poll intervals (`poller.interval`, 15 s) sampled after the first poll of every service,
+/// so the figures cover both the polls and the quiet between them.
 const INTERVALS_SAMPLED: u32 = 3;
 
 /// Runboard's memory with some number of services polled.

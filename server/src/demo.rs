@@ -38,7 +38,7 @@ pub async fn issue_demo_tokens(store: &Store, data_dir: &Path) -> Result<Vec<Dem
             .await
             .map_err(|e| e.to_string())?;
         listed.push(DemoUser {
-            login: user.subject.as_str().trim_start_matches("demo:").to_owned(),
+            login: demo::login(&user).to_owned(),
             roles: user.roles.iter().map(|r| r.to_string()).collect(),
             name: user.name,
             token: issued.secret,

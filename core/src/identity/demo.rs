@@ -8,9 +8,12 @@ use runboard_model::{Role, User};
 /// The label of the personal API token each demo user gets when `runboard demo` starts.
 pub const TOKEN_LABEL: &str = "demo";
 
+/// How a demo user's person key starts: `demo:alice`.
+const KEY_PREFIX: &str = "demo:";
+
 pub fn users() -> Vec<User> {
     let user = |subject: &str, name: &str, roles: &[Role]| User {
-        subject: format!("demo:{subject}").into(),
+        subject: format!("{KEY_PREFIX}{subject}").into(),
         name: name.into(),
         roles: roles.iter().copied().collect::<BTreeSet<_>>(),
     };
@@ -24,7 +27,11 @@ pub fn users() -> Vec<User> {
 
 /// The demo user with this login (`alice`, not `demo:alice`).
 pub fn user(login: &str) -> Option<User> {
-    users()
-        .into_iter()
-        .find(|u| u.subject.as_str().strip_prefix("demo:") == Some(login))
+    users().into_iter().find(|u| self::login(u) == login)
+}
+
+/// How a demo user signs in (`alice` for `demo:alice`).
+pub fn login(user: &User) -> &str {
+    let key = user.subject.as_str();
+    key.strip_prefix(KEY_PREFIX).unwrap_or(key)
 }

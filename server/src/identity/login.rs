@@ -118,7 +118,7 @@ fn page(
         demo::users()
             .into_iter()
             .map(|u| DemoUserView {
-                login: u.subject.as_str().trim_start_matches("demo:").to_owned(),
+                login: demo::login(&u).to_owned(),
                 roles: u.roles_text(),
                 name: u.name,
             })
