@@ -248,9 +248,15 @@ async fn call_directly(
 async fn send(request: reqwest::RequestBuilder) -> Result<Value, String> {
     let response = request.send().await.map_err(|e| e.to_string())?;
     let status = response.status();
-    let body: Value = response.json().await.map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        return Err(format!("{status}: {body}"));
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("{status}: {e}"))?;
+    match serde_json::from_str(&text) {
+        Ok(body) if status.is_success() => Ok(body),
+        _ => Err(format!(
+            "{status}: {}",
+            text.chars().take(300).collect::<String>()
+        )),
     }
-    Ok(body)
 }

@@ -328,14 +328,14 @@ fn config_toml(
 ) -> Result<String, String> {
     let quote = |s: &str| serde_json::to_string(s).expect("a string serializes");
     let mut toml = format!(
-        "[http]\nlisten = \"127.0.0.1:{port}\"\nsite_root = {site}\npublic_url = \"http://127.0.0.1:{port}\"\nrequest_timeout = \"300s\"\n\n\
+        "[http]\nlisten = \"127.0.0.1:{port}\"\nsite_root = {site}\npublic_url = \"http://127.0.0.1:{port}\"\nrequest_timeout = \"480s\"\n\n\
          [store]\nurl = {store}\n\n\
          [identity.oidc]\nissuer = \"http://127.0.0.1:9/no-sign-in-during-the-bench\"\nclient_id = \"runboard-bench\"\n\n\
          [identity.roles]\nviewer = [\"bench\"]\n\n\
          # The viewers share one token on purpose, to measure rendering, not the limits.\n\
          [limits]\nper_person_per_second = 1000000\nper_person_burst = 1000000\n\n\
          # A preview of a million entities takes longer than the default minute a request may.\n\
-         [actions]\ndry_run_time_limit = \"240s\"\n\n",
+         [actions]\ndry_run_time_limit = \"420s\"\n\n",
         site = quote(
             &settings
                 .site_root
@@ -437,7 +437,7 @@ fn bearer_client(token: &str) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .default_headers(headers)
         // Longer than Runboard's own request timeout: a slow answer is Runboard's to give.
-        .timeout(Duration::from_secs(330))
+        .timeout(Duration::from_secs(510))
         // Viewers keep their connections, as browsers do.
         .pool_max_idle_per_host(64)
         .build()

@@ -9,9 +9,9 @@ use axum::body::Body;
 use axum::extract::FromRef;
 use axum::handler::Handler;
 use axum::middleware::{Next, from_fn_with_state};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, any, on};
-use http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use http::{HeaderName, HeaderValue, Method, Request, header};
 use leptos::nonce::Nonce;
 use leptos::prelude::{LeptosOptions, provide_context};
 use leptos::server_fn::axum::server_fn_paths;
@@ -26,7 +26,7 @@ use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::{ResponseBodyTimeoutLayer, TimeoutLayer};
+use tower_http::timeout::ResponseBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -35,7 +35,7 @@ use crate::client_address::{self, ClientAddress, TrustedProxies};
 use crate::identity::{self, Gate, login};
 use crate::limits::{self, Limits};
 use crate::shared_pages::{self, SharedPages};
-use crate::{api, charts, health};
+use crate::{api, charts, error, health};
 
 /// The state behind every route.
 #[derive(Clone)]
@@ -294,14 +294,12 @@ pub fn router(state: ServerState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CompressionLayer::new())
+        // Ends at the response's head; a page streaming its body (SSR) that stops sending is
+        // cut off by the body's timeout below, rather than hanging a browser or a script.
+        // Outside the body's limit: a middleware function takes the request's body as is.
+        .layer(from_fn_with_state(http.request_timeout, time_limit))
         .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
-        // The timeout below ends at the response's head; a page streaming its body (SSR)
-        // that stops sending is cut off too, rather than hanging a browser or a script.
-        .layer(ResponseBodyTimeoutLayer::new(http.request_timeout))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            http.request_timeout,
-        ));
+        .layer(ResponseBodyTimeoutLayer::new(http.request_timeout));
 
     // The screens and their server functions; the shared screens' pages are rendered once
     // for everyone holding the same roles.
@@ -328,6 +326,27 @@ pub fn router(state: ServerState) -> Router {
         .layer(from_fn_with_state(state.clone(), health::measure_request))
         .layer(middleware)
         .with_state(state)
+}
+
+/// Ends a request that runs past `http.request_timeout` with an answer that says so: a
+/// script then reads why, where tower-http's own timeout answered an empty 408 (a status that
+/// also blames the client, and that some clients send again by themselves).
+async fn time_limit(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    request: Request<Body>,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error::unavailable(
+            "request_timeout",
+            format!(
+                "Runboard stopped this request after http.request_timeout ({}); try again, ask for less at once, or have the timeout raised",
+                humantime::format_duration(limit)
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// Headers on every response that keep a page of Runboard from being turned against its

@@ -328,3 +328,31 @@ async fn an_entity_named_like_the_single_call_label_is_held_like_any_other() {
         "{message}"
     );
 }
+
+/// A preview that outlasts `http.request_timeout` is answered by Runboard, with the reason,
+/// rather than cut off with an empty body a script cannot read.
+#[tokio::test]
+async fn a_preview_past_the_request_timeout_is_told_why() {
+    let s = setup(Backend::Sqlite, |config| {
+        config.http.request_timeout = Duration::from_secs(5);
+        config.actions.dry_run_time_limit = Duration::from_secs(120);
+    })
+    .await;
+    let ids = failed_sagas(&s, "onboarding", 2).await;
+    // The service's dry run answers long after the request's time is up.
+    s.proxy().slow_down(Duration::from_secs(60));
+    let (status, body) = s
+        .alice
+        .post(
+            "/api/v1/actions",
+            json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "request_timeout", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("after http.request_timeout (5s)"),
+        "{message}"
+    );
+}
