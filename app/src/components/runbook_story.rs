@@ -30,7 +30,7 @@ pub fn RunbookSteps(action_id: ActionId, entities: u64, steps: Vec<StepPreview>)
             <code class="mono">{IdempotencyKey::pattern(&action_id, true)}</code>
             ". Every step was dry-run against the data as it was before any step ran; each is dry-run again right before it is sent."
         </p>
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0">
             <table class="preview" data-testid="runbook-steps">
                 <thead><tr>
                     <th scope="col" class="num">"Step"</th><th scope="col">"What for"</th>

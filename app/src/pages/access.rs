@@ -68,7 +68,7 @@ fn PeopleTable(people: Vec<PersonWithAccess>) -> impl IntoView {
             .into_any();
     }
     view! {
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0">
             <table class="people">
                 <thead>
                     <tr>

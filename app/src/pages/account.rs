@@ -103,7 +103,7 @@ fn TokenTable(tokens: ApiTokens, revoke: ServerAction<RevokeApiToken>) -> impl I
         return view! { <p class="panel empty">"You have no API tokens."</p> }.into_any();
     }
     view! {
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0">
             <table class="tokens">
                 <thead>
                     <tr>

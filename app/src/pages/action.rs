@@ -277,7 +277,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
             <DownloadCsv href=entities_csv what="these entities, every page" />
             {runbook.then(|| view! { <StoryCards entities=entities.clone() steps=preview.steps.clone() /> })}
             {(!runbook).then(|| view! {
-            <div class="table-wrap">
+            <div class="table-wrap" tabindex="0">
                 <table class="results" data-testid="entities">
                     <thead><tr>
                         <th scope="col" class="num">"#"</th>
@@ -342,7 +342,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                         thousands(preview.entities),
                         thousands(effects)
                     )}</p>
-                    <div class="table-wrap">
+                    <div class="table-wrap" tabindex="0">
                         <table class="preview" data-testid="effect-groups">
                             <thead><tr>
                                 <th scope="col" class="num">"Effects"</th><th scope="col">"For example"</th>
@@ -382,7 +382,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
 
         <section aria-labelledby="audit-heading">
             <h2 id="audit-heading">"Audit trail"</h2>
-            <div class="table-wrap">
+            <div class="table-wrap" tabindex="0">
                 <table class="audit">
                     <thead><tr>
                         <th scope="col" class="num">"#"</th><th scope="col">"When"</th>

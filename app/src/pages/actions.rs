@@ -62,7 +62,7 @@ fn ActionTable(actions: Vec<Action>) -> impl IntoView {
         return view! { <p class="panel empty">"No actions here."</p> }.into_any();
     }
     view! {
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0">
             <table class="actions">
                 <thead>
                     <tr>

@@ -58,7 +58,7 @@ fn Reference(reference: ApiReference) -> impl IntoView {
                 view! {
                     <section aria-labelledby=format!("part-{tag}")>
                         <h2 id=format!("part-{tag}")>{tag.clone()}</h2>
-                        <div class="table-wrap">
+                        <div class="table-wrap" tabindex="0">
                             <table class="api-reference" data-testid="api-operations">
                                 <thead><tr>
                                     <th scope="col">"Route"</th>

@@ -137,7 +137,7 @@ fn BatchView(
                     {can_act.then(|| view! {
                         <p><a class="button" href=rerun.clone()>"Re-run the failed items…"</a></p>
                     })}
-                    <div class="table-wrap">
+                    <div class="table-wrap" tabindex="0">
                         <table class="batch-errors">
                             <thead><tr><th scope="col">"Error"</th><th scope="col" class="num">"Items"</th></tr></thead>
                             <tbody>
@@ -151,7 +151,7 @@ fn BatchView(
                         <h3>"The first failed items"</h3>
                         <DownloadCsv href=failed_csv.clone() what="every failed item" />
                     </div>
-                    <div class="table-wrap">
+                    <div class="table-wrap" tabindex="0">
                         <table class="failed-items">
                             <thead><tr><th scope="col">"Item"</th><th scope="col">"Error"</th><th scope="col">"Failed"</th></tr></thead>
                             <tbody>

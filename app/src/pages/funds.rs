@@ -70,7 +70,7 @@ fn FundsReport(view: FundsView) -> impl IntoView {
                     <section class="currency">
                         <h2>{currency.clone()}": "{amount(&total)}" withheld"</h2>
                         <div class="funds-row">
-                            <div class="table-wrap">
+                            <div class="table-wrap" tabindex="0">
                                 <table class="funds-table">
                                     <thead><tr><th scope="col">"Service"</th><th scope="col" class="num">{format!("Withheld ({currency})")}</th></tr></thead>
                                     <tbody>
@@ -115,7 +115,7 @@ fn Behind(behind: SagasBehind, now: chrono::DateTime<chrono::Utc>) -> impl IntoV
         Ok(sagas) => {
             let shown = sagas.len();
             view! {
-                <div class="table-wrap">
+                <div class="table-wrap" tabindex="0">
                     <table class="funds-sagas">
                         <caption>{format!("The {shown} largest of {} sagas holding money", thousands(total as u64))}</caption>
                         <thead><tr><th scope="col">"Saga"</th><th scope="col" class="num">"Holds"</th></tr></thead>

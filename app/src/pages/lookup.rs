@@ -110,7 +110,7 @@ fn ServiceMatches(matches: LookupMatches) -> impl IntoView {
             </Suspense>
             {error.map(|e| view! { <p class="panel panel-error" role="alert">"⚠ Could not search it: "{e}</p> })}
             {(!sagas.is_empty()).then(|| view! {
-                <div class="table-wrap">
+                <div class="table-wrap" tabindex="0">
                     <table class="lookup-sagas">
                         <caption>{format!("Sagas ({})", sagas.len())}</caption>
                         <thead><tr>
@@ -136,7 +136,7 @@ fn ServiceMatches(matches: LookupMatches) -> impl IntoView {
             {(!batch_items.is_empty()).then(|| {
                 let service = service.clone();
                 view! {
-                    <div class="table-wrap">
+                    <div class="table-wrap" tabindex="0">
                         <table class="lookup-items">
                             <caption>{format!("Batch items ({})", batch_items.len())}</caption>
                             <thead><tr>

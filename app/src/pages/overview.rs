@@ -110,7 +110,7 @@ fn ServiceTable(rows: Rows, filter: Memo<String>, elapsed: RwSignal<i64>) -> imp
                 }
             }}
         </p>
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0">
             <table class="services">
                 <caption class="visually-hidden">"Sagas, batches and withheld funds per service, from the latest poll"</caption>
                 <thead>

@@ -155,7 +155,7 @@ fn ErrorGroupTable(
             <ReadAt read_at now=answered_at />
             <DownloadCsv href=csv what="the error groups" />
         </div>
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0">
             <table class="groups">
                 <thead>
                     <tr>
@@ -285,7 +285,7 @@ fn SagaTable(list: SagaList, service: Memo<String>, query: Memo<SagaQuery>) -> i
             <ReadAt read_at now=answered_at />
             <DownloadCsv href=csv what="the sagas matching these filters" />
         </div>
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0">
             <table class="sagas">
                 <thead>
                     <tr>
