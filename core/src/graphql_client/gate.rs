@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 /// Whether a call may still leave this replica.
-pub trait SendGate: Send + Sync {
+pub(crate) trait SendGate: Send + Sync {
     fn open(&self) -> bool;
 }
 
@@ -83,31 +83,34 @@ mod tests {
     }
 
     /// A plain TCP listener stands in for the service: what matters is which bytes reach
-    /// it, and a real socket shows that.
+    /// it, and a real socket shows that. It reads until the client closes the connection or
+    /// the request is whole (its head and as many body bytes as its Content-Length says),
+    /// then closes it; the deadline only stops a test that would otherwise hang.
     async fn bytes_received_for(
         gate: Arc<Switch>,
     ) -> (Result<serde_json::Value, CallError>, String) {
+        const DEADLINE: Duration = Duration::from_secs(30);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/graphql", listener.local_addr().unwrap());
         let service = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
             let mut received = Vec::new();
             let mut buffer = [0; 4096];
-            // Whatever comes until the client closes, or for a second: a request that is
-            // sent whole gets no answer here, so the client's wait ends in its timeout.
-            while let Ok(Ok(n)) =
-                tokio::time::timeout(Duration::from_secs(1), socket.read(&mut buffer)).await
-            {
-                if n == 0 {
-                    break;
+            tokio::time::timeout(DEADLINE, async {
+                while !whole_request(&received) {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => received.extend_from_slice(&buffer[..n]),
+                    }
                 }
-                received.extend_from_slice(&buffer[..n]);
-            }
+            })
+            .await
+            .expect("the client closes or sends its whole request");
             String::from_utf8_lossy(&received).into_owned()
         });
         let mission_control = MissionControl::new(url.parse().unwrap(), Credentials::None);
         let answer = tokio::time::timeout(
-            Duration::from_secs(2),
+            DEADLINE,
             mission_control.request_gated(
                 "mutation { retry(ids: [\"s-1\"]) { id } }",
                 &json!({}),
@@ -116,8 +119,21 @@ mod tests {
             ),
         )
         .await
-        .unwrap_or(Err(CallError::Timeout { url: String::new() }));
+        .expect("the call ends once the service closes the connection");
         (answer, service.await.unwrap())
+    }
+
+    /// Whether `received` holds a request's head and all of the body its head announces.
+    fn whole_request(received: &[u8]) -> bool {
+        let text = String::from_utf8_lossy(received);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            return false;
+        };
+        head.lines()
+            .filter_map(|line| line.split_once(':'))
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, length)| length.trim().parse::<usize>().ok())
+            .is_some_and(|length| body.len() >= length)
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use credentials::{Credentials, ServiceTokenClient};
-pub use gate::SendGate;
+pub(crate) use gate::SendGate;
 use runboard_model::{ActionSpec, ArgumentSpec};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
