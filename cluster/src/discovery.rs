@@ -184,7 +184,7 @@ async fn sync(
     let mut found = Vec::new();
     let mut refusals = Vec::new();
     let tokens_configured = app.config.mission_control_tokens.is_some();
-    let configured = |registered: &str| {
+    let configured = |registered: &ServiceName| {
         app.fleet
             .service(registered)
             .is_some_and(|c| *c.source() == ServiceSource::Config)
@@ -294,14 +294,14 @@ async fn read(
     bridges: Option<&Bridges>,
     service: &Service,
     tokens_configured: bool,
-    configured: &(dyn Fn(&str) -> bool + Sync),
+    configured: &(dyn Fn(&ServiceName) -> bool + Sync),
 ) -> Result<Read, Problem> {
     let annotations::Described {
         service: mut settings,
         secret,
         secret_key,
     } = annotations::describe(service)?;
-    if configured(settings.name.as_str()) {
+    if configured(&settings.name) {
         return Ok(Read::Configured(settings.name.to_string()));
     }
     let namespace = service.metadata.namespace.as_deref().unwrap_or("default");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use regex::Regex;
-use runboard_model::{DiscoveryNote, ServiceSource, add_to_totals};
+use runboard_model::{DiscoveryNote, ServiceName, ServiceSource, add_to_totals};
 
 use crate::config::{Config, ServiceConfig};
 use crate::connector::{Connector, ReadError, SagaFilter};
@@ -225,11 +225,12 @@ impl Fleet {
             .collect()
     }
 
-    pub fn service(&self, name: &str) -> Option<Arc<Connector>> {
+    /// The connector of the service registered as `name` now.
+    pub fn service(&self, name: &ServiceName) -> Option<Arc<Connector>> {
         self.connectors
             .read()
             .expect("never poisoned")
-            .get(name)
+            .get(name.as_str())
             .cloned()
     }
 

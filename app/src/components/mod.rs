@@ -10,3 +10,4 @@ pub mod relative_time;
 pub mod runbook_story;
 pub mod service_alerts;
 pub mod status;
+pub mod table_wrap;

@@ -6,6 +6,7 @@ use runboard_model::{
     ActionId, DryRun, EntityResult, EntityState, IdempotencyKey, Money, StepPreview, StepState,
 };
 
+use crate::components::table_wrap::TableWrap;
 use crate::format::{amount, thousands};
 
 fn money_text(money: &[Money]) -> String {
@@ -30,7 +31,7 @@ pub fn RunbookSteps(action_id: ActionId, entities: u64, steps: Vec<StepPreview>)
             <code class="mono">{IdempotencyKey::pattern(&action_id, true)}</code>
             ". Every step was dry-run against the data as it was before any step ran; each is dry-run again right before it is sent."
         </p>
-        <div class="table-wrap" tabindex="0">
+        <TableWrap>
             <table class="preview" data-testid="runbook-steps">
                 <thead><tr>
                     <th scope="col" class="num">"Step"</th><th scope="col">"What for"</th>
@@ -53,7 +54,7 @@ pub fn RunbookSteps(action_id: ActionId, entities: u64, steps: Vec<StepPreview>)
                     }).collect_view()}
                 </tbody>
             </table>
-        </div>
+        </TableWrap>
     }
 }
 

@@ -5,6 +5,7 @@ use leptos_router::hooks::use_query_map;
 use runboard_model::{PersonAccess, PersonWithAccess};
 
 use crate::components::local_time::LocalTime;
+use crate::components::table_wrap::TableWrap;
 use crate::format::query_string;
 use crate::server_fns::ScreenError;
 use crate::server_fns::end_person_access::EndPersonAccess;
@@ -68,7 +69,7 @@ fn PeopleTable(people: Vec<PersonWithAccess>) -> impl IntoView {
             .into_any();
     }
     view! {
-        <div class="table-wrap" tabindex="0">
+        <TableWrap>
             <table class="people">
                 <thead>
                     <tr>
@@ -98,7 +99,7 @@ fn PeopleTable(people: Vec<PersonWithAccess>) -> impl IntoView {
                         .collect_view()}
                 </tbody>
             </table>
-        </div>
+        </TableWrap>
     }
     .into_any()
 }

@@ -4,6 +4,7 @@ use runboard_model::IssuedApiToken;
 
 use crate::components::layout::SignOut;
 use crate::components::local_time::LocalTime;
+use crate::components::table_wrap::TableWrap;
 use crate::server_fns::ScreenError;
 use crate::server_fns::create_api_token::CreateApiToken;
 use crate::server_fns::current_user::current_user;
@@ -103,7 +104,7 @@ fn TokenTable(tokens: ApiTokens, revoke: ServerAction<RevokeApiToken>) -> impl I
         return view! { <p class="panel empty">"You have no API tokens."</p> }.into_any();
     }
     view! {
-        <div class="table-wrap" tabindex="0">
+        <TableWrap>
             <table class="tokens">
                 <thead>
                     <tr>
@@ -145,7 +146,7 @@ fn TokenTable(tokens: ApiTokens, revoke: ServerAction<RevokeApiToken>) -> impl I
                         .collect_view()}
                 </tbody>
             </table>
-        </div>
+        </TableWrap>
     }
     .into_any()
 }

@@ -12,6 +12,7 @@ use crate::components::local_time::LocalTime;
 use crate::components::pace::PacePanel;
 use crate::components::refresh::{Freshness, auto_refresh_every};
 use crate::components::runbook_story::{RunbookSteps, StoryCards};
+use crate::components::table_wrap::TableWrap;
 use crate::format::{amount, percent, thousands};
 use crate::server_fns::ScreenError;
 use crate::server_fns::approve_action::ApproveAction;
@@ -131,6 +132,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
     let state = action.state;
     let total = action.progress.succeeded + action.progress.failed + action.progress.pending;
     let record = format!("/api/v1/actions/{}/record.md", action.id);
+    let none_here = entities.is_empty();
     // Every entity shown by this filter, as found, planned and done, not this page alone.
     let entities_csv = csv_href(
         &format!("/api/v1/actions/{}/entities", action.id),
@@ -277,7 +279,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
             <DownloadCsv href=entities_csv what="these entities, every page" />
             {runbook.then(|| view! { <StoryCards entities=entities.clone() steps=preview.steps.clone() /> })}
             {(!runbook).then(|| view! {
-            <div class="table-wrap" tabindex="0">
+            <TableWrap>
                 <table class="results" data-testid="entities">
                     <thead><tr>
                         <th scope="col" class="num">"#"</th>
@@ -301,9 +303,9 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                         }).collect_view()}
                     </tbody>
                 </table>
-            </div>
+            </TableWrap>
             })}
-            {entities.is_empty().then(|| view! { <p class="muted">"No entities here."</p> })}
+            {none_here.then(|| view! { <p class="muted">"No entities here."</p> })}
             {next.map(|after| view! {
                 <p><A href=page_link(Some(after), only)>"Next entities →"</A>" (the Markdown record has them all)"</p>
             })}
@@ -342,7 +344,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                         thousands(preview.entities),
                         thousands(effects)
                     )}</p>
-                    <div class="table-wrap" tabindex="0">
+                    <TableWrap>
                         <table class="preview" data-testid="effect-groups">
                             <thead><tr>
                                 <th scope="col" class="num">"Effects"</th><th scope="col">"For example"</th>
@@ -358,7 +360,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
-                    </div>
+                    </TableWrap>
                 }.into_any(),
                 None => view! { <p class="panel panel-error" role="status">"This service gives no dry run for this mutation: only Runboard's own part (entities and requests) is shown."</p> }.into_any(),
             }}
@@ -382,7 +384,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
 
         <section aria-labelledby="audit-heading">
             <h2 id="audit-heading">"Audit trail"</h2>
-            <div class="table-wrap" tabindex="0">
+            <TableWrap>
                 <table class="audit">
                     <thead><tr>
                         <th scope="col" class="num">"#"</th><th scope="col">"When"</th>
@@ -399,7 +401,7 @@ fn ActionBody(page: ActionPage, steps: Steps) -> impl IntoView {
                         }).collect_view()}
                     </tbody>
                 </table>
-            </div>
+            </TableWrap>
         </section>
     }
 }

@@ -6,6 +6,7 @@ use runboard_model::Action;
 use crate::components::action_state::ActionStateBadge;
 use crate::components::local_time::LocalTime;
 use crate::components::refresh::{Freshness, auto_refresh};
+use crate::components::table_wrap::TableWrap;
 use crate::format::thousands;
 use crate::server_fns::ScreenError;
 use crate::server_fns::list_actions::list_actions;
@@ -62,7 +63,7 @@ fn ActionTable(actions: Vec<Action>) -> impl IntoView {
         return view! { <p class="panel empty">"No actions here."</p> }.into_any();
     }
     view! {
-        <div class="table-wrap" tabindex="0">
+        <TableWrap>
             <table class="actions">
                 <thead>
                     <tr>
@@ -102,7 +103,7 @@ fn ActionTable(actions: Vec<Action>) -> impl IntoView {
                         .collect_view()}
                 </tbody>
             </table>
-        </div>
+        </TableWrap>
     }
     .into_any()
 }

@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use runboard_model::{ApiOperation, ApiReference};
 
+use crate::components::table_wrap::TableWrap;
 use crate::server_fns::ScreenError;
 use crate::server_fns::read_api_reference::read_api_reference;
 
@@ -58,7 +59,7 @@ fn Reference(reference: ApiReference) -> impl IntoView {
                 view! {
                     <section aria-labelledby=format!("part-{tag}")>
                         <h2 id=format!("part-{tag}")>{tag.clone()}</h2>
-                        <div class="table-wrap" tabindex="0">
+                        <TableWrap>
                             <table class="api-reference" data-testid="api-operations">
                                 <thead><tr>
                                     <th scope="col">"Route"</th>
@@ -69,7 +70,7 @@ fn Reference(reference: ApiReference) -> impl IntoView {
                                 </tr></thead>
                                 <tbody>{part.into_iter().map(|operation| view! { <OperationRow operation /> }).collect_view()}</tbody>
                             </table>
-                        </div>
+                        </TableWrap>
                     </section>
                 }
             })

@@ -10,6 +10,7 @@ use crate::components::local_time::LocalTime;
 use crate::components::progress_bar::ProgressBar;
 use crate::components::refresh::{Freshness, auto_refresh};
 use crate::components::relative_time::RelativeTime;
+use crate::components::table_wrap::TableWrap;
 use crate::format::{percent, query_string, thousands, until, url_encode};
 use crate::server_fns::ScreenError;
 use crate::server_fns::batch_detail::{BatchDetail, read_batch};
@@ -137,7 +138,7 @@ fn BatchView(
                     {can_act.then(|| view! {
                         <p><a class="button" href=rerun.clone()>"Re-run the failed items…"</a></p>
                     })}
-                    <div class="table-wrap" tabindex="0">
+                    <TableWrap>
                         <table class="batch-errors">
                             <thead><tr><th scope="col">"Error"</th><th scope="col" class="num">"Items"</th></tr></thead>
                             <tbody>
@@ -146,12 +147,12 @@ fn BatchView(
                                 }).collect_view()}
                             </tbody>
                         </table>
-                    </div>
+                    </TableWrap>
                     <div class="list-head">
                         <h3>"The first failed items"</h3>
                         <DownloadCsv href=failed_csv.clone() what="every failed item" />
                     </div>
-                    <div class="table-wrap" tabindex="0">
+                    <TableWrap>
                         <table class="failed-items">
                             <thead><tr><th scope="col">"Item"</th><th scope="col">"Error"</th><th scope="col">"Failed"</th></tr></thead>
                             <tbody>
@@ -164,7 +165,7 @@ fn BatchView(
                                 }).collect_view()}
                             </tbody>
                         </table>
-                    </div>
+                    </TableWrap>
                 }
                 .into_any()
             }}

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use crate::components::download_csv::{DownloadCsv, csv_href};
 use crate::components::live_read::{ReadAt, asked_live, refresh_shared};
 use crate::components::refresh::{Freshness, auto_refresh};
+use crate::components::table_wrap::TableWrap;
 use crate::format::{amount, thousands, url_encode};
 use crate::server_fns::ScreenError;
 use crate::server_fns::read_funds::{FundsView, SagasBehind, read_funds};
@@ -70,7 +71,7 @@ fn FundsReport(view: FundsView) -> impl IntoView {
                     <section class="currency">
                         <h2>{currency.clone()}": "{amount(&total)}" withheld"</h2>
                         <div class="funds-row">
-                            <div class="table-wrap" tabindex="0">
+                            <TableWrap>
                                 <table class="funds-table">
                                     <thead><tr><th scope="col">"Service"</th><th scope="col" class="num">{format!("Withheld ({currency})")}</th></tr></thead>
                                     <tbody>
@@ -79,7 +80,7 @@ fn FundsReport(view: FundsView) -> impl IntoView {
                                         }).collect_view()}
                                     </tbody>
                                 </table>
-                            </div>
+                            </TableWrap>
                             <figure class="chart"><img src=chart alt=alt width="480" height="240" /></figure>
                         </div>
                     </section>
@@ -115,7 +116,7 @@ fn Behind(behind: SagasBehind, now: chrono::DateTime<chrono::Utc>) -> impl IntoV
         Ok(sagas) => {
             let shown = sagas.len();
             view! {
-                <div class="table-wrap" tabindex="0">
+                <TableWrap>
                     <table class="funds-sagas">
                         <caption>{format!("The {shown} largest of {} sagas holding money", thousands(total as u64))}</caption>
                         <thead><tr><th scope="col">"Saga"</th><th scope="col" class="num">"Holds"</th></tr></thead>
@@ -125,7 +126,7 @@ fn Behind(behind: SagasBehind, now: chrono::DateTime<chrono::Utc>) -> impl IntoV
                             }).collect_view()}
                         </tbody>
                     </table>
-                </div>
+                </TableWrap>
             }
             .into_any()
         }

@@ -5,6 +5,7 @@ use runboard_model::{LookupMatches, LookupResult, Role};
 
 use crate::components::layout::MyRoles;
 use crate::components::status::StatusBadge;
+use crate::components::table_wrap::TableWrap;
 use crate::format::{query_string, thousands, url_encode};
 use crate::server_fns::lookup_ids::LookupIds;
 
@@ -109,8 +110,10 @@ fn ServiceMatches(matches: LookupMatches) -> impl IntoView {
                 }}
             </Suspense>
             {error.map(|e| view! { <p class="panel panel-error" role="alert">"⚠ Could not search it: "{e}</p> })}
-            {(!sagas.is_empty()).then(|| view! {
-                <div class="table-wrap" tabindex="0">
+            {(!sagas.is_empty()).then(|| {
+                let service = service.clone();
+                view! {
+                <TableWrap>
                     <table class="lookup-sagas">
                         <caption>{format!("Sagas ({})", sagas.len())}</caption>
                         <thead><tr>
@@ -131,12 +134,12 @@ fn ServiceMatches(matches: LookupMatches) -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-                </div>
-            })}
+                </TableWrap>
+            }})}
             {(!batch_items.is_empty()).then(|| {
                 let service = service.clone();
                 view! {
-                    <div class="table-wrap" tabindex="0">
+                    <TableWrap>
                         <table class="lookup-items">
                             <caption>{format!("Batch items ({})", batch_items.len())}</caption>
                             <thead><tr>
@@ -157,7 +160,7 @@ fn ServiceMatches(matches: LookupMatches) -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
-                    </div>
+                    </TableWrap>
                 }
             })}
         </section>

@@ -8,6 +8,7 @@ use runboard_model::{DiscoveryNote, Money, ServiceOverview, ServiceSource};
 use crate::components::local_time::LocalTime;
 use crate::components::refresh::{Freshness, auto_refresh};
 use crate::components::service_alerts::{ServiceAlerts, Shown};
+use crate::components::table_wrap::TableWrap;
 use crate::format::{ago, amount, query_string, thousands, url_encode};
 use crate::server_fns::ScreenError;
 use crate::server_fns::read_overview::{Overview as Rows, read_overview};
@@ -110,7 +111,7 @@ fn ServiceTable(rows: Rows, filter: Memo<String>, elapsed: RwSignal<i64>) -> imp
                 }
             }}
         </p>
-        <div class="table-wrap" tabindex="0">
+        <TableWrap>
             <table class="services">
                 <caption class="visually-hidden">"Sagas, batches and withheld funds per service, from the latest poll"</caption>
                 <thead>
@@ -132,7 +133,7 @@ fn ServiceTable(rows: Rows, filter: Memo<String>, elapsed: RwSignal<i64>) -> imp
                     </For>
                 </tbody>
             </table>
-        </div>
+        </TableWrap>
         <section class="trends" aria-labelledby="trends-heading">
             <h2 id="trends-heading">"Stuck and failed sagas, last 24 hours"</h2>
             <div class="trend-grid">

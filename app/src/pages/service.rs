@@ -11,6 +11,7 @@ use crate::components::refresh::{Freshness, auto_refresh};
 use crate::components::relative_time::RelativeTime;
 use crate::components::service_alerts::{ServiceAlerts, Shown};
 use crate::components::status::StatusBadge;
+use crate::components::table_wrap::TableWrap;
 use crate::format::{query_string, thousands, url_encode};
 use crate::server_fns::ScreenError;
 use crate::server_fns::service_errors::{ErrorGroups, service_errors};
@@ -155,7 +156,7 @@ fn ErrorGroupTable(
             <ReadAt read_at now=answered_at />
             <DownloadCsv href=csv what="the error groups" />
         </div>
-        <div class="table-wrap" tabindex="0">
+        <TableWrap>
             <table class="groups">
                 <thead>
                     <tr>
@@ -196,7 +197,7 @@ fn ErrorGroupTable(
                         .collect_view()}
                 </tbody>
             </table>
-        </div>
+        </TableWrap>
     }
     .into_any()
 }
@@ -285,7 +286,7 @@ fn SagaTable(list: SagaList, service: Memo<String>, query: Memo<SagaQuery>) -> i
             <ReadAt read_at now=answered_at />
             <DownloadCsv href=csv what="the sagas matching these filters" />
         </div>
-        <div class="table-wrap" tabindex="0">
+        <TableWrap>
             <table class="sagas">
                 <thead>
                     <tr>
@@ -322,7 +323,7 @@ fn SagaTable(list: SagaList, service: Memo<String>, query: Memo<SagaQuery>) -> i
                         .collect_view()}
                 </tbody>
             </table>
-        </div>
+        </TableWrap>
         <nav class="pager" aria-label="Pages">
             {paged.then(|| view! { <A href=link(None)>"First page"</A> })}
             {next.map(|href| view! { <A href=href>"Next page"</A> })}

@@ -151,7 +151,12 @@ fn connector(
     app: &runboard_core::App,
     service: &str,
 ) -> Result<std::sync::Arc<runboard_core::connector::Connector>, ScreenError> {
-    app.fleet.service(service).ok_or_else(|| {
+    // A name that is not one (a hand-edited URL) is registered as nothing either.
+    let registered = service
+        .parse()
+        .ok()
+        .and_then(|name| app.fleet.service(&name));
+    registered.ok_or_else(|| {
         ScreenError::refused(
             http::StatusCode::NOT_FOUND,
             format!("no service is registered as {service:?}; the overview lists them"),

@@ -26,6 +26,7 @@ mod store;
 
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use runboard_model::{
     Action, ActionId, ActionSpec, DryRun, Effect, Preview, Role, ServiceName, User,
 };
@@ -134,6 +135,30 @@ struct Draft<'a> {
     preview: Preview,
 }
 
+/// Where a preview's writing spent its time.
+#[derive(Default)]
+struct PreviewTimes {
+    /// Waiting for the entities' states from the service's database.
+    reading: Stopwatch,
+    /// Waiting for the service's dry run to answer.
+    dry_run: Stopwatch,
+    /// Writing chunks into Runboard's store.
+    writing: Stopwatch,
+}
+
+/// Time spent awaiting, summed.
+#[derive(Default)]
+struct Stopwatch(std::time::Duration);
+
+impl Stopwatch {
+    async fn time<T>(&mut self, work: impl std::future::Future<Output = T>) -> T {
+        let began = std::time::Instant::now();
+        let done = work.await;
+        self.0 += began.elapsed();
+        done
+    }
+}
+
 /// A chunk's dry-run effects counted into `tally`, and as the store keeps them.
 fn as_planned(tally: &mut EffectTally, effects: &[Effect]) -> Result<String, ActionError> {
     for effect in effects {
@@ -162,7 +187,7 @@ impl App {
         service: &ServiceName,
     ) -> Result<Arc<Connector>, ActionError> {
         self.fleet
-            .service(service.as_str())
+            .service(service)
             .ok_or_else(|| ActionError::UnknownService(service.clone()))
     }
 
@@ -363,7 +388,7 @@ impl App {
         let (dry_run, write) = tokio::join!(dry_run, write);
         // The dry run's own error first: the writes stop short because of it.
         let dry_run_in = dry_run?;
-        let Some(read_entities_in) = write? else {
+        let Some(spent) = write? else {
             return Err(ActionError::Service(CallError::Malformed(
                 "the service's dry run answered fewer chunks than were asked".into(),
             )));
@@ -374,7 +399,11 @@ impl App {
             service = %request.service,
             entities = entities.len(),
             selection_ms = selected_in.as_millis(),
-            read_entities_ms = read_entities_in.as_millis(),
+            // Time the store's writes waited for each: the service's database, its dry
+            // run, and Runboard's own store.
+            waited_for_reads_ms = spent.reading.0.as_millis(),
+            waited_for_dry_run_ms = spent.dry_run.0.as_millis(),
+            writing_ms = spent.writing.0.as_millis(),
             dry_run_ms = dry_run_in.as_millis(),
             total_ms = started.elapsed().as_millis(),
             "preview built"
@@ -384,19 +413,18 @@ impl App {
 
     /// Writes a new action and its chunks (`calls`, consecutive slices of `entities`), each
     /// chunk as its dry run answers on `answered` (in order), its entities read from the
-    /// service's database a window at a time. On
-    /// PostgreSQL the writes start at once and overlap the dry run; SQLite has one writer for
-    /// the whole store, so there they wait for the last answer (kept as the store will keep
-    /// it) rather than hold its lock meanwhile. Commits only with every chunk in; `None` when
-    /// the answers stopped short (the dry run's error says why) and nothing was kept, else how
-    /// long reading the entities took.
+    /// service's database a window at a time. On PostgreSQL the writes start at once and
+    /// overlap the dry run; SQLite has one writer for the whole store, so there they wait for
+    /// the last answer (kept as the store will keep it) rather than hold its lock meanwhile.
+    /// Commits only with every chunk in; `None` when the answers stopped short (the dry run's
+    /// error says why) and nothing was kept, else where the time went.
     async fn write_preview(
         &self,
         draft: Draft<'_>,
         entities: &[String],
         calls: &[&[String]],
         mut answered: tokio::sync::mpsc::Receiver<Vec<Effect>>,
-    ) -> Result<Option<std::time::Duration>, ActionError> {
+    ) -> Result<Option<PreviewTimes>, ActionError> {
         let Draft {
             started,
             id,
@@ -447,24 +475,37 @@ impl App {
                 request_digest: request.idempotency.as_ref().map(RequestKey::digest),
             })
             .await?;
-        let (mut reading, mut read, mut number) = (std::time::Duration::ZERO, 0, 0_u32);
-        for window in calls.chunks(READ_WINDOW) {
-            let found = match &reader {
-                Some(reader) => {
-                    let began = std::time::Instant::now();
-                    // The window's calls are consecutive slices of `entities`.
-                    let ids = &entities[read..read + window.iter().map(|c| c.len()).sum::<usize>()];
-                    read += ids.len();
-                    let found = reader.read(ids).await?;
-                    reading += began.elapsed();
-                    found
+        // Each window's entities are read while the one before is written: the service's
+        // database and Runboard's store work at once. Boxed, so that the stream is Send for
+        // every lifetime a spawned request needs.
+        let mut read = 0;
+        let mut windows: futures_util::stream::BoxStream<'_, Result<_, ActionError>> =
+            futures_util::stream::iter(calls.chunks(READ_WINDOW).map(|window| {
+                // The window's calls are consecutive slices of `entities`.
+                let ids = &entities[read..read + window.iter().map(|c| c.len()).sum::<usize>()];
+                read += ids.len();
+                (window, ids)
+            }))
+            .map(|(window, ids)| {
+                let reader = reader.as_ref();
+                async move {
+                    let found = match reader {
+                        Some(reader) => reader.read(ids).await?,
+                        None => vec![Found {
+                            id: SINGLE_CALL.to_owned(),
+                            state: None,
+                            held: None,
+                        }],
+                    };
+                    Ok::<_, ActionError>((window, found))
                 }
-                None => vec![Found {
-                    id: SINGLE_CALL.to_owned(),
-                    state: None,
-                    held: None,
-                }],
-            };
+            })
+            .buffered(2)
+            .boxed();
+        let mut spent = PreviewTimes::default();
+        let mut number = 0_u32;
+        while let Some(next) = spent.reading.time(windows.next()).await {
+            let (window, found) = next?;
             let mut rest = found.as_slice();
             for ids in window {
                 // The one call of a mutation that takes no list is one member of its own.
@@ -474,18 +515,19 @@ impl App {
                 let planned = match (dry_run_offered, waiting.pop_front()) {
                     (false, _) => None,
                     (true, Some(planned)) => Some(planned),
-                    (true, None) => match answered.recv().await {
+                    (true, None) => match spent.dry_run.time(answered.recv()).await {
                         Some(effects) => Some(as_planned(&mut tally, &effects)?),
                         None => return Ok(None),
                     },
                 };
                 digester.chunk(number, members, planned.as_deref());
-                write
-                    .add_chunk(store::NewChunk {
+                spent
+                    .writing
+                    .time(write.add_chunk(store::NewChunk {
                         number: i32::try_from(number).unwrap_or(i32::MAX),
                         members,
                         planned: planned.as_deref(),
-                    })
+                    }))
                     .await?;
                 number += 1;
             }
@@ -522,7 +564,7 @@ impl App {
                 &audit,
             )
             .await?;
-        Ok(Some(reading))
+        Ok(Some(spent))
     }
 
     /// A service's catalog for a form: its actions, or why they cannot be read.

@@ -246,7 +246,7 @@ impl App {
     /// A service's default pace; none for a service no longer registered.
     pub(crate) fn service_pace(&self, service: &ServiceName) -> Pace {
         self.fleet
-            .service(service.as_str())
+            .service(service)
             .map(|c| c.pace())
             .unwrap_or_default()
     }

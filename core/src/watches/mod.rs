@@ -255,7 +255,7 @@ pub async fn judge_discovery(
                 now,
             )
             .await?;
-        let holder = app.fleet.service(service.as_str());
+        let holder = app.fleet.service(&service);
         tell(app, holder.as_ref().map(|c| c.team()), to_tell);
     }
     Ok(())
@@ -308,8 +308,9 @@ impl App {
         let service = match all_if_empty(request.service) {
             None => None,
             Some(name) => Some(
-                self.fleet
-                    .service(name)
+                name.parse()
+                    .ok()
+                    .and_then(|name| self.fleet.service(&name))
                     .map(|connector| connector.name().clone())
                     .ok_or_else(|| SilenceError::UnknownService(name.to_owned()))?,
             ),

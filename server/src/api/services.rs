@@ -268,7 +268,7 @@ pub(crate) fn connector(
     state: &ServerState,
     service: &ServiceName,
 ) -> Result<Arc<Connector>, ApiError> {
-    state.app.fleet.service(service.as_str()).ok_or_else(|| {
+    state.app.fleet.service(service).ok_or_else(|| {
         not_found(format!(
             "no service is registered as \"{service}\"; GET /api/v1/services lists them"
         ))

@@ -277,7 +277,7 @@ graphql_url = "{gql}"
         limit: runboard_core::connector::MAX_PAGE,
         ..Default::default()
     };
-    let connector = app.fleet.service("onboarding").unwrap();
+    let connector = app.fleet.service(&"onboarding".parse().unwrap()).unwrap();
     while ids.len() < entities {
         let page = connector.sagas(&filter, chrono::Utc::now()).await.unwrap();
         ids.extend(page.sagas.into_iter().map(|s| s.saga_id));

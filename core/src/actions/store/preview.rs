@@ -1,7 +1,7 @@
 //! A new action's rows: the action, its entities and its chunks, written in one
 //! transaction with the audit entry of its preview.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use runboard_model::{
     ActionId, ActionState, Digest, EntityState, IdempotencyKey, PersonKey, ServiceName,
 };
@@ -43,6 +43,74 @@ macro_rules! insert_entities {
             insert.build().execute(&mut *$connection).await?;
         }
     };
+}
+
+/// Writes `members` as pending rows of `chunk` of action `id` with PostgreSQL's COPY, in
+/// its text format, numbered from `position` on.
+async fn copy_entities(
+    connection: &mut sqlx::PgConnection,
+    id: &ActionId,
+    members: &[Found],
+    position: i32,
+    chunk: i32,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let (id, now) = (
+        id.to_string(),
+        now.to_rfc3339_opts(SecondsFormat::Micros, true),
+    );
+    let mut rows = String::with_capacity(members.len() * 160);
+    for (member, position) in members.iter().zip(position..) {
+        let held = member.held.as_ref();
+        for (column, value) in [
+            Some(id.as_str()),
+            Some(member.id.as_str()),
+            Some(&*position.to_string()),
+            Some(&*chunk.to_string()),
+            Some(EntityState::Pending.as_str()),
+            Some("0"),
+            Some(now.as_str()),
+            member.state.as_deref(),
+            held.map(|m| m.amount.to_string()).as_deref(),
+            held.map(|m| m.currency.as_str()),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if column > 0 {
+                rows.push('\t');
+            }
+            push_copy_text(&mut rows, value);
+        }
+        rows.push('\n');
+    }
+    let mut copy = connection
+        .copy_in_raw(
+            "COPY action_entity (action_id, entity_id, position, chunk, state, attempts,
+                 updated_at, found, held_amount, held_currency) FROM STDIN",
+        )
+        .await?;
+    copy.send(rows.into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// `value` as one column of COPY's text format: `\N` for none, and the characters that
+/// separate columns and rows (or escape) escaped, so that an ID or a state says anything.
+fn push_copy_text(row: &mut String, value: Option<&str>) {
+    let Some(value) = value else {
+        row.push_str("\\N");
+        return;
+    };
+    for c in value.chars() {
+        match c {
+            '\\' => row.push_str("\\\\"),
+            '\t' => row.push_str("\\t"),
+            '\n' => row.push_str("\\n"),
+            '\r' => row.push_str("\\r"),
+            c => row.push(c),
+        }
+    }
 }
 
 /// A new action as its preview writes it, in the state `previewed`.
@@ -202,15 +270,34 @@ impl PreviewWrite {
             .bind(now)
             .execute(&mut *connection)
             .await?;
-            insert_entities!(
-                connection,
-                id,
-                chunk.members,
-                position,
-                |_| chunk.number,
-                now
-            );
         });
+        match &mut self.tx {
+            // COPY: a million rows take a third less time than as INSERTs (README, "A
+            // million entities"), and nothing is planned per statement.
+            Transaction::Postgres(connection) => {
+                copy_entities(
+                    &mut **connection,
+                    id,
+                    chunk.members,
+                    position,
+                    chunk.number,
+                    now,
+                )
+                .await?;
+                position += i32::try_from(chunk.members.len()).unwrap_or(i32::MAX);
+            }
+            Transaction::Sqlite(connection) => {
+                let connection = &mut **connection;
+                insert_entities!(
+                    connection,
+                    id,
+                    chunk.members,
+                    position,
+                    |_| chunk.number,
+                    now
+                );
+            }
+        }
         self.position = position;
         Ok(())
     }

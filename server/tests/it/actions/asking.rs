@@ -5,6 +5,7 @@ use super::*;
 
 test_on_both_stores!(
     an_approved_retry_previews_then_runs_each_saga_once,
+    ids_are_kept_as_typed_whatever_they_hold,
     a_retried_request_under_its_idempotency_key_makes_one_action
 );
 
@@ -304,6 +305,53 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
     }
 }
 
+/// An ID is whatever a user pastes: one with a tab, a line break, a backslash or a quote is
+/// kept as it was typed, in its place, and so is what the service's database says of each.
+async fn ids_are_kept_as_typed_whatever_they_hold(backend: Backend) {
+    let s = setup(backend, |_| ()).await;
+    let mut ids = failed_sagas(&s, "onboarding", 1).await;
+    ids.extend(
+        [
+            "back\\slash",
+            "tab\there",
+            "line\nbreak",
+            "cr\rhere",
+            "\\N",
+            "quote\"and,comma ✓",
+        ]
+        .map(String::from),
+    );
+    let (status, action) = s
+        .alice
+        .post(
+            "/api/v1/actions",
+            json!({
+                "service": "onboarding",
+                "mutation": "retrySagas",
+                "arguments": { "ids": ids },
+                "reason": "INC-4713",
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{action}");
+    let id = action["id"].as_str().unwrap();
+    let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
+    let entities = detail["entities"].as_array().unwrap();
+    let listed: Vec<&str> = entities
+        .iter()
+        .map(|e| e["entity_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ids, "{detail}");
+    assert!(
+        entities[0]["found"].as_str().unwrap().starts_with("failed"),
+        "{detail}"
+    );
+    assert!(
+        entities[1..].iter().all(|e| e["found"].is_null()),
+        "the service's database knows none of the others: {detail}"
+    );
+}
+
 /// An ID is whatever a user types, so one spelled like the label of a single call's row is
 /// an entity like any other: submitting holds it, and a second action on it waits.
 #[tokio::test]
@@ -335,12 +383,13 @@ async fn an_entity_named_like_the_single_call_label_is_held_like_any_other() {
 async fn a_preview_past_the_request_timeout_is_told_why() {
     let s = setup(Backend::Sqlite, |config| {
         config.http.request_timeout = Duration::from_secs(5);
-        config.actions.dry_run_time_limit = Duration::from_secs(120);
+        config.actions.dry_run_time_limit = Duration::from_secs(7200);
     })
     .await;
     let ids = failed_sagas(&s, "onboarding", 2).await;
-    // The service's dry run answers long after the request's time is up.
-    s.proxy().slow_down(Duration::from_secs(60));
+    // The service's dry run answers an hour after the request's time is up: the request's
+    // limit is the only one that can be reached, however slow this machine is.
+    s.proxy().slow_down(Duration::from_secs(3600));
     let (status, body) = s
         .alice
         .post(

@@ -141,9 +141,14 @@ async fn services_labelled_in_the_cluster_come_change_and_go_without_a_restart()
         service(list, "payments").is_none()
     })
     .await;
-    assert!(app.app.fleet.service("payments").is_none());
     assert!(
-        app.app.fleet.service("payouts").is_some(),
+        app.app
+            .fleet
+            .service(&"payments".parse().unwrap())
+            .is_none()
+    );
+    assert!(
+        app.app.fleet.service(&"payouts".parse().unwrap()).is_some(),
         "the config's stays"
     );
 }
@@ -282,18 +287,28 @@ async fn a_name_stays_with_the_namespace_that_registered_it_first_whatever_the_l
         client_of(&cluster),
     ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while replica.fleet.service("refunds").is_none() {
+    while replica.fleet.service(&"refunds".parse().unwrap()).is_none() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the replica registers refunds"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let namespace_of = |name: &str| match replica.fleet.service(name).unwrap().source() {
+    let namespace_of = |name: &str| match replica
+        .fleet
+        .service(&name.parse().unwrap())
+        .unwrap()
+        .source()
+    {
         runboard_model::ServiceSource::Cluster { namespace, .. } => namespace.clone(),
         other => panic!("{other:?}"),
     };
     assert_eq!(namespace_of("payments"), "payments");
     assert_eq!(namespace_of("refunds"), "aaa-squat");
-    assert!(replica.fleet.service("invoices").is_none());
+    assert!(
+        replica
+            .fleet
+            .service(&"invoices".parse().unwrap())
+            .is_none()
+    );
 }

@@ -122,14 +122,17 @@ async fn a_rotated_secret_is_used_at_the_next_sync() {
     let (fleet, cluster, app) = payments_discovered().await;
     let payments = fleet.service("payments");
     assert_eq!(polled(&app, "payments").await["reachable"], json!(true));
-    let first = app.app.fleet.service("payments").unwrap();
+    let first = app.app.fleet.service(&"payments".parse().unwrap()).unwrap();
 
     // The Secret is rotated to another database, and the Service is not touched.
     let mut rotated = url::Url::parse(&payments.database_url).unwrap();
     rotated.set_path("/rotated_away");
     cluster.apply_secret("payments", "db", &[("database_url", rotated.as_str())]);
     eventually("a new connector for the rotated Secret", || {
-        !std::sync::Arc::ptr_eq(&app.app.fleet.service("payments").unwrap(), &first)
+        !std::sync::Arc::ptr_eq(
+            &app.app.fleet.service(&"payments".parse().unwrap()).unwrap(),
+            &first,
+        )
     })
     .await;
     let read = polled(&app, "payments").await;
@@ -140,14 +143,17 @@ async fn a_rotated_secret_is_used_at_the_next_sync() {
     );
 
     // And back: read with the original URL again, no restart.
-    let second = app.app.fleet.service("payments").unwrap();
+    let second = app.app.fleet.service(&"payments".parse().unwrap()).unwrap();
     cluster.apply_secret(
         "payments",
         "db",
         &[("database_url", &payments.database_url)],
     );
     eventually("a new connector again", || {
-        !std::sync::Arc::ptr_eq(&app.app.fleet.service("payments").unwrap(), &second)
+        !std::sync::Arc::ptr_eq(
+            &app.app.fleet.service(&"payments".parse().unwrap()).unwrap(),
+            &second,
+        )
     })
     .await;
     assert_eq!(polled(&app, "payments").await["reachable"], json!(true));
