@@ -444,7 +444,8 @@ impl App {
         let reader = match preview.entity_argument {
             Some(_) => {
                 preview.entities = entities.len() as u64;
-                Some(EntityReader::new(connector).await?)
+                let sagas_only = matches!(request.selection, Some(Selection::ErrorGroup(_)));
+                Some(EntityReader::new(connector, sagas_only).await?)
             }
             None => None,
         };

@@ -187,7 +187,7 @@ pub(crate) async fn resolve_entities(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    EntityReader::new(connector).await?.read(ids).await
+    EntityReader::new(connector, false).await?.read(ids).await
 }
 
 /// Reads entities' current state from the service's database, a window at a time: the money
@@ -195,10 +195,17 @@ pub(crate) async fn resolve_entities(
 pub(crate) struct EntityReader<'a> {
     connector: &'a Connector,
     held: HashMap<String, Money>,
+    /// The entities are known to be sagas (an error group), so no batch item is looked for:
+    /// a saga's state is shown before an item's of the same ID anyway, and a million
+    /// entities' lookups are half as many.
+    sagas_only: bool,
 }
 
 impl<'a> EntityReader<'a> {
-    pub(crate) async fn new(connector: &'a Connector) -> Result<Self, ActionError> {
+    pub(crate) async fn new(
+        connector: &'a Connector,
+        sagas_only: bool,
+    ) -> Result<Self, ActionError> {
         let held = connector
             .withheld_by_saga()
             .await
@@ -206,15 +213,23 @@ impl<'a> EntityReader<'a> {
             .unwrap_or_default()
             .into_iter()
             .collect();
-        Ok(Self { connector, held })
+        Ok(Self {
+            connector,
+            held,
+            sagas_only,
+        })
     }
 
     /// `ids` as the service's database has them now, in the same order.
     pub(crate) async fn read(&self, ids: &[String]) -> Result<Vec<Found>, ActionError> {
-        let (sagas, items) = tokio::join!(
-            self.connector.find_sagas(ids),
-            self.connector.find_batch_items(ids),
-        );
+        let items = async {
+            if self.sagas_only {
+                Ok(Vec::new())
+            } else {
+                self.connector.find_batch_items(ids).await
+            }
+        };
+        let (sagas, items) = tokio::join!(self.connector.find_sagas(ids), items);
         let mut states: HashMap<String, String> = HashMap::with_capacity(ids.len());
         for saga in sagas.map_err(ActionError::Read)? {
             let mut state = format!(
