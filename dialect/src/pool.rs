@@ -275,17 +275,35 @@ impl Transaction {
         })
     }
 
-    /// Every row one query selects. On PostgreSQL the statement goes unnamed, planned for its
-    /// values each time: a statement prepared and run again gets a generic plan after five
-    /// runs, and a service's data is skewed (one error group may hold a million of its
-    /// sagas): the generic plan of a selection's page read the whole group through its
-    /// error-message index and sorted it, for every page of 5,000 (42 s of a million-entity
-    /// preview's 179 s). Unnamed statements also pass a PgBouncer in transaction mode, which a
-    /// service may sit behind.
+    /// Every row one query selects.
     pub async fn fetch_all<T: Row>(
         &mut self,
         sql: &str,
         args: &[Arg],
+    ) -> Result<Vec<T>, sqlx::Error> {
+        self.fetch_all_prepared(sql, args, true).await
+    }
+
+    /// Every row one query selects, the statement unnamed on PostgreSQL, planned for its
+    /// values each time: for the reads of a service's database. A statement prepared and run
+    /// again gets a generic plan after five runs, and a service's data is skewed (one error
+    /// group may hold a million of its sagas): the generic plan of a selection's page read
+    /// the whole group through its error-message index and sorted it, for every page of
+    /// 5,000 (42 s of a million-entity preview's 179 s). Unnamed statements also pass a
+    /// PgBouncer in transaction mode, which a service may sit behind.
+    pub async fn fetch_all_unnamed<T: Row>(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Vec<T>, sqlx::Error> {
+        self.fetch_all_prepared(sql, args, false).await
+    }
+
+    async fn fetch_all_prepared<T: Row>(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        named: bool,
     ) -> Result<Vec<T>, sqlx::Error> {
         match self {
             Transaction::Sqlite(tx) => {
@@ -294,14 +312,14 @@ impl Transaction {
                     .await
             }
             Transaction::Postgres(tx) => {
-                bind_args!(sqlx::query_as::<_, T>(sql).persistent(false), args)
+                bind_args!(sqlx::query_as::<_, T>(sql).persistent(named), args)
                     .fetch_all(&mut **tx)
                     .await
             }
         }
     }
 
-    /// The row one query selects, if any; planned as [`Transaction::fetch_all`] is.
+    /// The row one query selects, if any.
     pub async fn fetch_optional<T: Row>(
         &mut self,
         sql: &str,
@@ -314,7 +332,7 @@ impl Transaction {
                     .await
             }
             Transaction::Postgres(tx) => {
-                bind_args!(sqlx::query_as::<_, T>(sql).persistent(false), args)
+                bind_args!(sqlx::query_as::<_, T>(sql), args)
                     .fetch_optional(&mut **tx)
                     .await
             }

@@ -215,7 +215,7 @@ impl<L: List> Walk<L> {
         // Each statement has the service's timeout; the export as a whole has none, as a
         // million rows take their time.
         let rows: Vec<L::Row> =
-            tokio::time::timeout(timeout, open.transaction.fetch_all(&query, &params))
+            tokio::time::timeout(timeout, open.transaction.fetch_all_unnamed(&query, &params))
                 .await
                 .map_err(|_| timed_out())?
                 .map_err(|e| connector.error(classify(L::RELATION, e)))?;

@@ -49,7 +49,7 @@ impl Connector {
         params: &[Arg],
     ) -> Result<Vec<R>, ReadError> {
         self.read(relation, async |transaction| {
-            transaction.fetch_all(query, params).await
+            transaction.fetch_all_unnamed(query, params).await
         })
         .await
     }
