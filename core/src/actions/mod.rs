@@ -313,11 +313,16 @@ impl App {
         let started = std::time::Instant::now();
         let connector = self.action_connector(&request.service)?;
         let spec = self.action_spec(&connector, &request.mutation).await?;
-        let selected = match &request.selection {
-            Some(selection) => Some(self.selected_entities(&request.service, selection).await?),
-            None => None,
+        let (selected, known) = match &request.selection {
+            Some(selection) => {
+                let selected = self.read_selection(&request.service, selection).await?;
+                (Some(selected.ids), selected.states)
+            }
+            None => (None, None),
         };
         let (entities, rest) = preview::split_arguments(&spec, &request.arguments, selected)?;
+        // The selection's states hold for its entities only as it listed them.
+        let known = known.filter(|states| states.len() == entities.len());
         let selected_in = started.elapsed();
         let dry_run_started = std::time::Instant::now();
         let id = ActionId::from(uuid::Uuid::new_v4().to_string());
@@ -383,7 +388,8 @@ impl App {
                 dry_run_offered: spec.dry_run,
                 preview: preview.clone(),
             };
-            self.write_preview(draft, &entities, &calls, answered).await
+            self.write_preview(draft, &entities, known.as_deref(), &calls, answered)
+                .await
         };
         let (dry_run, write) = tokio::join!(dry_run, write);
         // The dry run's own error first: the writes stop short because of it.
@@ -413,7 +419,7 @@ impl App {
 
     /// Writes a new action and its chunks (`calls`, consecutive slices of `entities`), each
     /// chunk as its dry run answers on `answered` (in order), its entities read from the
-    /// service's database a window at a time. On PostgreSQL the writes start at once and
+    /// service's database a window at a time (unless the selection's states are `known`). On PostgreSQL the writes start at once and
     /// overlap the dry run; SQLite has one writer for the whole store, so there they wait for
     /// the last answer (kept as the store will keep it) rather than hold its lock meanwhile.
     /// Commits only with every chunk in; `None` when the answers stopped short (the dry run's
@@ -422,6 +428,7 @@ impl App {
         &self,
         draft: Draft<'_>,
         entities: &[String],
+        known: Option<&[Arc<str>]>,
         calls: &[&[String]],
         mut answered: tokio::sync::mpsc::Receiver<Vec<Effect>>,
     ) -> Result<Option<PreviewTimes>, ActionError> {
@@ -444,8 +451,7 @@ impl App {
         let reader = match preview.entity_argument {
             Some(_) => {
                 preview.entities = entities.len() as u64;
-                let sagas_only = matches!(request.selection, Some(Selection::ErrorGroup(_)));
-                Some(EntityReader::new(connector, sagas_only).await?)
+                Some(EntityReader::new(connector, known).await?)
             }
             None => None,
         };
@@ -483,15 +489,16 @@ impl App {
         let mut windows: futures_util::stream::BoxStream<'_, Result<_, ActionError>> =
             futures_util::stream::iter(calls.chunks(READ_WINDOW).map(|window| {
                 // The window's calls are consecutive slices of `entities`.
+                let position = read;
                 let ids = &entities[read..read + window.iter().map(|c| c.len()).sum::<usize>()];
                 read += ids.len();
-                (window, ids)
+                (window, ids, position)
             }))
-            .map(|(window, ids)| {
+            .map(|(window, ids, position)| {
                 let reader = reader.as_ref();
                 async move {
                     let found = match reader {
-                        Some(reader) => reader.read(ids).await?,
+                        Some(reader) => reader.read(ids, position).await?,
                         None => vec![Found {
                             id: SINGLE_CALL.to_owned(),
                             state: None,

@@ -1,9 +1,13 @@
 //! The entities a selection on a screen stands for, resolved on the server.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use chrono::Utc;
 use runboard_model::ServiceName;
 
-use super::{ActionError, MAX_ENTITIES, keep_first};
+use super::preview::{first_of_each, keep_marked, saga_state};
+use super::{ActionError, MAX_ENTITIES};
 use crate::App;
 
 /// Entities picked on a screen rather than pasted: `{"error_group": "…"}` or
@@ -17,6 +21,34 @@ pub enum Selection {
     FailedBatchItems(String),
 }
 
+/// The entities of a selection, in order, and what the reading said of them.
+pub(crate) struct Selected {
+    pub(crate) ids: Vec<String>,
+    /// Each entity's state as a preview shows it, where the pages read held it whole: an
+    /// error group's sagas come with everything a preview says of them, so a million of
+    /// them need no second lookup. One shared string per distinct state.
+    pub(crate) states: Option<Vec<Arc<str>>>,
+}
+
+impl Selected {
+    /// Keeps the first of each entity (and its state).
+    fn keep_first(&mut self) {
+        let keep = first_of_each(&self.ids);
+        keep_marked(&mut self.ids, &keep);
+        if let Some(states) = &mut self.states {
+            keep_marked(states, &keep);
+        }
+    }
+
+    /// Whether the list, each entity once, is still within [`MAX_ENTITIES`].
+    fn within_cap(&mut self) -> bool {
+        if self.ids.len() > MAX_ENTITIES {
+            self.keep_first();
+        }
+        self.ids.len() <= MAX_ENTITIES
+    }
+}
+
 impl App {
     /// The IDs a selection stands for, read page by page; more than [`MAX_ENTITIES`] is
     /// refused rather than cut short.
@@ -25,18 +57,24 @@ impl App {
         service: &ServiceName,
         selection: &Selection,
     ) -> Result<Vec<String>, ActionError> {
+        Ok(self.read_selection(service, selection).await?.ids)
+    }
+
+    /// [`App::selected_entities`], with the states the pages held.
+    pub(crate) async fn read_selection(
+        &self,
+        service: &ServiceName,
+        selection: &Selection,
+    ) -> Result<Selected, ActionError> {
         let connector = self.action_connector(service)?;
-        let mut ids = Vec::new();
         // Each entity once, whatever the paging gives: a service keeping its times as text
         // (SQLite) may hold one written with six decimals, "…22.565000", where the page's
         // cursor is bound as "…22.565", which sorts before it; the next page then starts
         // with the row the last one ended on. Repeats are dropped once the list is read, or
         // as soon as it looks too long.
-        let within_cap = |ids: &mut Vec<String>| {
-            if ids.len() > MAX_ENTITIES {
-                keep_first(ids);
-            }
-            ids.len() <= MAX_ENTITIES
+        let mut selected = Selected {
+            ids: Vec::new(),
+            states: None,
         };
         match selection {
             Selection::ErrorGroup(error) => {
@@ -47,14 +85,27 @@ impl App {
                     limit: crate::connector::SELECTION_PAGE,
                     ..Default::default()
                 };
+                let mut shared: HashSet<Arc<str>> = HashSet::new();
                 loop {
                     let page = connector
                         .sagas_for_selection(&filter, Utc::now())
                         .await
                         .map_err(ActionError::Read)?;
-                    ids.extend(page.sagas.into_iter().map(|s| s.saga_id));
+                    for saga in page.sagas {
+                        let state = saga_state(&saga);
+                        let state = match shared.get(state.as_str()) {
+                            Some(state) => state.clone(),
+                            None => {
+                                let state: Arc<str> = state.into();
+                                shared.insert(state.clone());
+                                state
+                            }
+                        };
+                        selected.ids.push(saga.saga_id);
+                        selected.states.get_or_insert_default().push(state);
+                    }
                     match page.next {
-                        Some(next) if within_cap(&mut ids) => {
+                        Some(next) if selected.within_cap() => {
                             filter.after = Some(next.parse().map_err(ActionError::BadArguments)?);
                         }
                         _ => break,
@@ -73,21 +124,23 @@ impl App {
                         )
                         .await
                         .map_err(ActionError::Read)?;
-                    ids.extend(page.items.into_iter().map(|i| i.item_id));
+                    selected
+                        .ids
+                        .extend(page.items.into_iter().map(|i| i.item_id));
                     match page.next {
-                        Some(next) if within_cap(&mut ids) => after = Some(next),
+                        Some(next) if selected.within_cap() => after = Some(next),
                         _ => break,
                     }
                 }
             }
         }
-        keep_first(&mut ids);
-        if ids.len() > MAX_ENTITIES {
+        selected.keep_first();
+        if selected.ids.len() > MAX_ENTITIES {
             return Err(ActionError::BadArguments(format!(
                 "the selection holds more than {MAX_ENTITIES} entities, the most one action takes; narrow it (a filter of the service screen) or act on it in parts"
             )));
         }
-        Ok(ids)
+        Ok(selected)
     }
 }
 

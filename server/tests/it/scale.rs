@@ -42,17 +42,7 @@ async fn an_action_on_an_error_group_of_20000_sagas_applies_each_once_in_fixed_c
     runboard_fleet::seed_outage(&onboarding.database_url, "onboarding", OUTAGE)
         .await
         .unwrap();
-    let groups = s
-        .alice
-        .get("/api/v1/services/onboarding/errors?live=true")
-        .await;
-    let group = groups["groups"]
-        .as_array()
-        .unwrap_or_else(|| panic!("error groups: {groups}"))
-        .iter()
-        .max_by_key(|g| g["count"].as_u64().unwrap())
-        .unwrap()
-        .clone();
+    let group = s.alice.largest_error_group("onboarding").await;
     let in_group = group["count"].as_u64().unwrap();
     assert!(in_group >= OUTAGE, "{group}");
     let error = group["error_message"].as_str().unwrap();

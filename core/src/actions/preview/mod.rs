@@ -3,11 +3,14 @@
 //! is what an approval binds to.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use runboard_model::{ActionSpec, DryRun, Effect, EffectGroup, Money, Preview, add_to_totals};
+use runboard_model::{
+    ActionSpec, DryRun, Effect, EffectGroup, Money, Preview, Saga, add_to_totals,
+};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -187,24 +190,40 @@ pub(crate) async fn resolve_entities(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    EntityReader::new(connector, false).await?.read(ids).await
+    EntityReader::new(connector, None).await?.read(ids, 0).await
+}
+
+/// A saga's state in words, as a preview shows it.
+pub(crate) fn saga_state(saga: &Saga) -> String {
+    let mut state = format!(
+        "{} {} at {}",
+        saga.status.as_str(),
+        saga.saga_type,
+        saga.current_step
+    );
+    if let Some(error) = &saga.error_message {
+        state.push_str(": ");
+        state.push_str(error);
+    }
+    state
 }
 
 /// Reads entities' current state from the service's database, a window at a time: the money
-/// sagas hold is read once, the states of each window's entities by their IDs.
+/// sagas hold is read once, the states of each window's entities by their IDs, unless the
+/// selection already said them.
 pub(crate) struct EntityReader<'a> {
     connector: &'a Connector,
     held: HashMap<String, Money>,
-    /// The entities are known to be sagas (an error group), so no batch item is looked for:
-    /// a saga's state is shown before an item's of the same ID anyway, and a million
-    /// entities' lookups are half as many.
-    sagas_only: bool,
+    /// The states of every entity of the action, by position, when the selection's pages
+    /// held them (an error group): then nothing is looked up, and a million entities'
+    /// preview reads the service's database once, not twice.
+    known: Option<&'a [Arc<str>]>,
 }
 
 impl<'a> EntityReader<'a> {
     pub(crate) async fn new(
         connector: &'a Connector,
-        sagas_only: bool,
+        known: Option<&'a [Arc<str>]>,
     ) -> Result<Self, ActionError> {
         let held = connector
             .withheld_by_saga()
@@ -216,32 +235,36 @@ impl<'a> EntityReader<'a> {
         Ok(Self {
             connector,
             held,
-            sagas_only,
+            known,
         })
     }
 
-    /// `ids` as the service's database has them now, in the same order.
-    pub(crate) async fn read(&self, ids: &[String]) -> Result<Vec<Found>, ActionError> {
-        let items = async {
-            if self.sagas_only {
-                Ok(Vec::new())
-            } else {
-                self.connector.find_batch_items(ids).await
-            }
-        };
-        let (sagas, items) = tokio::join!(self.connector.find_sagas(ids), items);
+    /// `ids` as the service's database has them now, in the same order; `position` is the
+    /// first one's among the action's entities.
+    pub(crate) async fn read(
+        &self,
+        ids: &[String],
+        position: usize,
+    ) -> Result<Vec<Found>, ActionError> {
+        if let Some(known) = self.known {
+            let states = &known[position..position + ids.len()];
+            return Ok(ids
+                .iter()
+                .zip(states)
+                .map(|(id, state)| Found {
+                    id: id.clone(),
+                    state: Some(state.to_string()),
+                    held: self.held.get(id).cloned(),
+                })
+                .collect());
+        }
+        let (sagas, items) = tokio::join!(
+            self.connector.find_sagas(ids),
+            self.connector.find_batch_items(ids)
+        );
         let mut states: HashMap<String, String> = HashMap::with_capacity(ids.len());
         for saga in sagas.map_err(ActionError::Read)? {
-            let mut state = format!(
-                "{} {} at {}",
-                saga.status.as_str(),
-                saga.saga_type,
-                saga.current_step
-            );
-            if let Some(error) = saga.error_message {
-                state.push_str(": ");
-                state.push_str(&error);
-            }
+            let state = saga_state(&saga);
             states.insert(saga.saga_id, state);
         }
         for (batch, item) in items.map_err(ActionError::Read)? {
@@ -525,15 +548,23 @@ impl Digester {
 }
 
 /// Keeps the first of each ID, in order: a pasted list often repeats one, and pages read
-/// from a service may overlap. Borrows the IDs to compare them, so that a million of them are
-/// not held twice.
+/// from a service may overlap.
 pub(crate) fn keep_first(ids: &mut Vec<String>) {
-    let keep: Vec<bool> = {
-        let mut seen = HashSet::with_capacity(ids.len());
-        ids.iter().map(|id| seen.insert(id.as_str())).collect()
-    };
-    let mut keep = keep.into_iter();
-    ids.retain(|_| keep.next().unwrap_or(true));
+    let keep = first_of_each(ids);
+    keep_marked(ids, &keep);
+}
+
+/// Whether each of `ids` is the first of its kind. Borrows the IDs to compare them, so that
+/// a million of them are not held twice.
+pub(crate) fn first_of_each(ids: &[String]) -> Vec<bool> {
+    let mut seen = HashSet::with_capacity(ids.len());
+    ids.iter().map(|id| seen.insert(id.as_str())).collect()
+}
+
+/// Keeps the elements of `list` that `keep` marks (by position).
+pub(crate) fn keep_marked<T>(list: &mut Vec<T>, keep: &[bool]) {
+    let mut keep = keep.iter();
+    list.retain(|_| keep.next().copied().unwrap_or(true));
 }
 
 /// Effects in a comparable order: the order a service lists them in does not matter.

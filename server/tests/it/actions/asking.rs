@@ -6,6 +6,7 @@ use super::*;
 test_on_both_stores!(
     an_approved_retry_previews_then_runs_each_saga_once,
     ids_are_kept_as_typed_whatever_they_hold,
+    an_error_groups_preview_says_what_a_preview_of_its_ids_says,
     a_retried_request_under_its_idempotency_key_makes_one_action
 );
 
@@ -350,6 +351,84 @@ async fn ids_are_kept_as_typed_whatever_they_hold(backend: Backend) {
         entities[1..].iter().all(|e| e["found"].is_null()),
         "the service's database knows none of the others: {detail}"
     );
+}
+
+/// A preview of an error group takes each saga's state from the pages that listed the group
+/// (a million sagas are read once, not twice): it says of every saga what a preview of the
+/// same IDs pasted says, which looks each one up, down to the digest.
+async fn an_error_groups_preview_says_what_a_preview_of_its_ids_says(backend: Backend) {
+    // Calls of two, so that the preview reads its entities in several windows.
+    let s = setup(backend, |config| config.actions.chunk_size = 2).await;
+    let onboarding = s.fleet.service("onboarding").clone();
+    runboard_fleet::seed_outage(&onboarding.database_url, "onboarding", 60)
+        .await
+        .unwrap();
+    let group = s.alice.largest_error_group("onboarding").await;
+    assert!(group["count"].as_u64().unwrap() >= 60, "{group}");
+    // Each saga at a step named after it, so that a state shown beside another saga shows.
+    let error = group["error_message"].as_str().unwrap();
+    run_sql(
+        &onboarding.database_url,
+        &format!(
+            "UPDATE saga SET current_step = 'step of ' || saga_id WHERE error_message = '{error}'"
+        ),
+    )
+    .await;
+    let preview = |arguments: Value, selection: Value| {
+        let alice = &s.alice;
+        async move {
+            let (status, action) = alice
+                .post(
+                    "/api/v1/actions",
+                    json!({
+                        "service": "onboarding", "mutation": "retrySagas",
+                        "arguments": arguments, "selection": selection,
+                    }),
+                )
+                .await;
+            assert_eq!(status, 201, "{action}");
+            let id = action["id"].as_str().unwrap();
+            let detail = alice.get(&format!("/api/v1/actions/{id}?limit=1000")).await;
+            (action["digest"].clone(), detail["entities"].clone())
+        }
+    };
+    let (group_digest, of_group) = preview(json!({}), json!({ "error_group": error })).await;
+    let ids: Vec<&str> = of_group
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entity_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len() as u64, group["count"].as_u64().unwrap());
+    let (pasted_digest, of_ids) = preview(json!({ "ids": ids }), Value::Null).await;
+    let said = |entities: &Value| -> Vec<(Value, Value, Value)> {
+        entities
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["entity_id"].clone(),
+                    e["found"].clone(),
+                    e["planned"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(said(&of_group), said(&of_ids));
+    for entity in of_group.as_array().unwrap() {
+        let found = entity["found"].as_str().unwrap();
+        assert!(
+            found.starts_with("failed")
+                && found.contains(&format!(
+                    "step of {}",
+                    entity["entity_id"].as_str().unwrap()
+                ))
+                && found.ends_with(error),
+            "each saga's own state: {entity}"
+        );
+    }
+    assert_eq!(group_digest, pasted_digest);
 }
 
 /// An ID is whatever a user types, so one spelled like the label of a single call's row is

@@ -102,6 +102,20 @@ impl Person {
             .await
     }
 
+    /// The largest error group of `service` they see, read live from its database.
+    pub async fn largest_error_group(&self, service: &str) -> Value {
+        let groups = self
+            .get(&format!("/api/v1/services/{service}/errors?live=true"))
+            .await;
+        groups["groups"]
+            .as_array()
+            .unwrap_or_else(|| panic!("error groups: {groups}"))
+            .iter()
+            .max_by_key(|g| g["count"].as_u64().unwrap())
+            .unwrap_or_else(|| panic!("{service} has no error group: {groups}"))
+            .clone()
+    }
+
     /// They post `body` to `path`: the answer, which must be a success.
     pub async fn post_ok(&self, path: &str, body: Value) -> Value {
         self.call(Method::POST, path, Some(body)).await
