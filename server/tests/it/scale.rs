@@ -141,6 +141,26 @@ async fn a_chunk_refused_for_one_saga_fails_that_saga_alone() {
         }
     }
 
+    // The action page's filter: the failed saga alone, or the nine others.
+    let in_state = |state: &'static str| {
+        let alice = &s.alice;
+        async move {
+            let page = alice
+                .get(&format!("/api/v1/actions/{id}?state={state}"))
+                .await;
+            page["entities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["entity_id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(in_state("failed").await, [ids[6].clone()]);
+    let others: Vec<String> = ids.iter().filter(|i| **i != ids[6]).cloned().collect();
+    assert_eq!(in_state("succeeded").await, others);
+    assert!(in_state("pending").await.is_empty());
+
     // The service was asked in halves down to the one saga, each key with its own sagas.
     let calls = s.fleet.real_keyed_calls("onboarding", id).await;
     assert_each_key_names_the_same_entities(&calls);
