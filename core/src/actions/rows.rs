@@ -345,12 +345,11 @@ impl App {
             attempts: i32,
             updated_at: DateTime<Utc>,
         }
-        // The state as a literal, from the enum's own words: only then may PostgreSQL use
-        // the index of failed entities (it holds no others) whatever plan it keeps.
-        let state_condition = page
-            .state
-            .map(|state| format!("AND state = '{}'", state.as_str()))
-            .unwrap_or_default();
+        let state_condition = if page.state.is_some() {
+            "AND state = $4"
+        } else {
+            "AND $4 = $4"
+        };
         let query = format!(
             "SELECT entity_id, position, found, held_amount, held_currency, chunk, state, attempts, updated_at
              FROM action_entity WHERE action_id = $1 AND position > $2 {state_condition}
@@ -364,6 +363,7 @@ impl App {
                         .map_or(-1, |p| i32::try_from(p).unwrap_or(i32::MAX)),
                 )
                 .bind(i64::from(page.limit.clamp(1, MAX_ENTITY_PAGE + 1)))
+                .bind(page.state.map_or("", |s| s.as_str()))
                 .fetch_all(pool)
                 .await?
         });
