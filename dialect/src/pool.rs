@@ -281,7 +281,7 @@ impl Transaction {
         sql: &str,
         args: &[Arg],
     ) -> Result<Vec<T>, sqlx::Error> {
-        self.fetch_all_prepared(sql, args, true).await
+        self.fetch_all_with(sql, args, true).await
     }
 
     /// Every row one query selects, the statement unnamed on PostgreSQL, planned for its
@@ -296,14 +296,16 @@ impl Transaction {
         sql: &str,
         args: &[Arg],
     ) -> Result<Vec<T>, sqlx::Error> {
-        self.fetch_all_prepared(sql, args, false).await
+        self.fetch_all_with(sql, args, false).await
     }
 
-    async fn fetch_all_prepared<T: Row>(
+    /// Every row one query selects, the statement prepared once and kept on PostgreSQL if
+    /// `persistent`, else sent unnamed.
+    async fn fetch_all_with<T: Row>(
         &mut self,
         sql: &str,
         args: &[Arg],
-        named: bool,
+        persistent: bool,
     ) -> Result<Vec<T>, sqlx::Error> {
         match self {
             Transaction::Sqlite(tx) => {
@@ -312,7 +314,7 @@ impl Transaction {
                     .await
             }
             Transaction::Postgres(tx) => {
-                bind_args!(sqlx::query_as::<_, T>(sql).persistent(named), args)
+                bind_args!(sqlx::query_as::<_, T>(sql).persistent(persistent), args)
                     .fetch_all(&mut **tx)
                     .await
             }

@@ -419,9 +419,10 @@ impl App {
 
     /// Writes a new action and its chunks (`calls`, consecutive slices of `entities`), each
     /// chunk as its dry run answers on `answered` (in order), its entities read from the
-    /// service's database a window at a time (unless the selection's states are `known`). On PostgreSQL the writes start at once and
-    /// overlap the dry run; SQLite has one writer for the whole store, so there they wait for
-    /// the last answer (kept as the store will keep it) rather than hold its lock meanwhile.
+    /// service's database a window at a time (unless the selection's states are `known`).
+    /// On PostgreSQL the writes start at once and overlap the dry run; SQLite has one writer
+    /// for the whole store, so there they wait for the last answer (kept as the store will
+    /// keep it) rather than hold its lock meanwhile.
     /// Commits only with every chunk in; `None` when the answers stopped short (the dry run's
     /// error says why) and nothing was kept, else where the time went.
     async fn write_preview(

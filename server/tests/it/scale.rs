@@ -8,7 +8,9 @@ use crate::support as common;
 
 use std::collections::BTreeMap;
 
-use common::{Setup, applied_counts, assert_each_key_names_the_same_entities, ids_of, setup};
+use common::{
+    Setup, applied_counts, assert_each_key_names_the_same_entities, entity_ids, ids_of, setup,
+};
 use runboard_core::execution;
 use runboard_testkit::Backend;
 use serde_json::{Value, json};
@@ -148,12 +150,7 @@ async fn a_chunk_refused_for_one_saga_fails_that_saga_alone() {
             let page = alice
                 .get(&format!("/api/v1/actions/{id}?state={state}"))
                 .await;
-            page["entities"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["entity_id"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>()
+            entity_ids(&page["entities"])
         }
     };
     assert_eq!(in_state("failed").await, [ids[6].clone()]);

@@ -138,13 +138,11 @@ async fn an_approved_retry_previews_then_runs_each_saga_once(backend: Backend) {
         .sum();
     assert_eq!(grouped, 5, "every effect is in a group: {preview}");
     let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
-    let listed: Vec<&str> = detail["entities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["entity_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(listed, ids, "the entities in the order they were named");
+    assert_eq!(
+        entity_ids(&detail["entities"]),
+        ids,
+        "the entities in the order they were named"
+    );
     assert!(
         detail["entities"][0]["found"]
             .as_str()
@@ -338,11 +336,7 @@ async fn ids_are_kept_as_typed_whatever_they_hold(backend: Backend) {
     let id = action["id"].as_str().unwrap();
     let detail = s.alice.get(&format!("/api/v1/actions/{id}")).await;
     let entities = detail["entities"].as_array().unwrap();
-    let listed: Vec<&str> = entities
-        .iter()
-        .map(|e| e["entity_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(listed, ids, "{detail}");
+    assert_eq!(entity_ids(&detail["entities"]), ids, "{detail}");
     assert!(
         entities[0]["found"].as_str().unwrap().starts_with("failed"),
         "{detail}"
@@ -393,12 +387,7 @@ async fn an_error_groups_preview_says_what_a_preview_of_its_ids_says(backend: Ba
         }
     };
     let (group_digest, of_group) = preview(json!({}), json!({ "error_group": error })).await;
-    let ids: Vec<&str> = of_group
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["entity_id"].as_str().unwrap())
-        .collect();
+    let ids = entity_ids(&of_group);
     assert_eq!(ids.len() as u64, group["count"].as_u64().unwrap());
     let (pasted_digest, of_ids) = preview(json!({ "ids": ids }), Value::Null).await;
     let said = |entities: &Value| -> Vec<(Value, Value, Value)> {

@@ -7,7 +7,7 @@ use crate::support as common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Person, Setup, TestApp, applied_entities, start_fleet_checking, webhook};
+use common::{Person, Setup, TestApp, applied_entities, entity_ids, start_fleet_checking, webhook};
 use runboard_core::execution;
 use runboard_testkit::{Backend, MachineClient, OidcProvider, run_sql, test_on_both_stores};
 use serde_json::{Value, json};

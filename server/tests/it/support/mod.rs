@@ -330,6 +330,16 @@ pub fn registered(service: &ServiceInfo) -> ServiceConfig {
     runboard_server::demo::service_config(service).unwrap()
 }
 
+/// The IDs of an action's entities as a page of `/api/v1/actions/{id}` lists them, in order.
+pub fn entity_ids(entities: &serde_json::Value) -> Vec<String> {
+    entities
+        .as_array()
+        .unwrap_or_else(|| panic!("a list of entities: {entities}"))
+        .iter()
+        .map(|e| e["entity_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The first `n` failed sagas of a service, oldest first, as the Runboard at `address`
 /// lists them to `client`.
 pub async fn failed_saga_ids(
