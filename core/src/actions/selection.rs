@@ -4,10 +4,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Utc;
+use futures_util::stream::{self, BoxStream};
+use futures_util::{StreamExt, TryStreamExt};
 use runboard_model::ServiceName;
 
-use super::preview::{first_of_each, keep_marked, saga_state};
-use super::{ActionError, MAX_ENTITIES};
+use super::ActionError;
+use super::preview::{EachOnce, saga_state};
 use crate::App;
 
 /// Entities picked on a screen rather than pasted: `{"error_group": "…"}` or
@@ -21,100 +23,117 @@ pub enum Selection {
     FailedBatchItems(String),
 }
 
-/// The entities of a selection, in order, and what the reading said of them.
-pub(crate) struct Selected {
-    pub(crate) ids: Vec<String>,
-    /// Each entity's state as a preview shows it, where the pages read held it whole: an
-    /// error group's sagas come with everything a preview says of them, so a million of
-    /// them need no second lookup. One shared string per distinct state.
-    pub(crate) states: Option<Vec<Arc<str>>>,
+/// One page of a selection, in order: each entity, with its state as a preview shows it
+/// where the page held it whole (an error group's sagas), as one shared string per distinct
+/// state.
+pub(crate) type SelectedPage = Vec<(String, Option<Arc<str>>)>;
+
+/// Where the reading of a selection's pages is.
+enum Next<C> {
+    First,
+    After(C),
+    Done,
 }
 
-impl Selected {
-    /// Keeps the first of each entity (and its state).
-    fn keep_first(&mut self) {
-        let keep = first_of_each(&self.ids);
-        keep_marked(&mut self.ids, &keep);
-        if let Some(states) = &mut self.states {
-            keep_marked(states, &keep);
-        }
+impl<C> Next<C> {
+    fn of(cursor: Option<C>) -> Self {
+        cursor.map_or(Next::Done, Next::After)
     }
 
-    /// Whether the list, each entity once, is still within [`MAX_ENTITIES`].
-    fn within_cap(&mut self) -> bool {
-        if self.ids.len() > MAX_ENTITIES {
-            self.keep_first();
+    /// Where the next page starts, or `None` when there is none.
+    fn start(self) -> Option<Option<C>> {
+        match self {
+            Next::First => Some(None),
+            Next::After(cursor) => Some(Some(cursor)),
+            Next::Done => None,
         }
-        self.ids.len() <= MAX_ENTITIES
     }
 }
 
 impl App {
-    /// The IDs a selection stands for, read page by page; more than [`MAX_ENTITIES`] is
-    /// refused rather than cut short.
+    /// The IDs a selection stands for, each once, read page by page; more than
+    /// [`super::MAX_ENTITIES`] is refused rather than cut short.
     pub async fn selected_entities(
         &self,
         service: &ServiceName,
         selection: &Selection,
     ) -> Result<Vec<String>, ActionError> {
-        Ok(self.read_selection(service, selection).await?.ids)
+        let mut pages = self.selection_pages(service, selection)?;
+        let mut once = EachOnce::default();
+        let mut ids = Vec::new();
+        while let Some(page) = pages.try_next().await? {
+            for (id, _) in page {
+                if once.first(&id)? {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
     }
 
-    /// [`App::selected_entities`], with the states the pages held.
-    pub(crate) async fn read_selection(
-        &self,
+    /// A selection's pages, each read when the one before has been taken, so that what is
+    /// done with them (a preview's calls) starts with the first. Entities may repeat across
+    /// pages: a service keeping its times as text (SQLite) may hold one written with six
+    /// decimals, "…22.565000", where the page's cursor is bound as "…22.565", which sorts
+    /// before it; the next page then starts with the row the last one ended on.
+    pub(crate) fn selection_pages<'a>(
+        &'a self,
         service: &ServiceName,
-        selection: &Selection,
-    ) -> Result<Selected, ActionError> {
+        selection: &'a Selection,
+    ) -> Result<BoxStream<'a, Result<SelectedPage, ActionError>>, ActionError> {
         let connector = self.action_connector(service)?;
-        // Each entity once, whatever the paging gives: a service keeping its times as text
-        // (SQLite) may hold one written with six decimals, "…22.565000", where the page's
-        // cursor is bound as "…22.565", which sorts before it; the next page then starts
-        // with the row the last one ended on. Repeats are dropped once the list is read, or
-        // as soon as it looks too long.
-        let mut selected = Selected {
-            ids: Vec::new(),
-            states: None,
-        };
-        match selection {
+        Ok(match selection {
             Selection::ErrorGroup(error) => {
-                let mut filter = crate::connector::SagaFilter {
+                let filter = crate::connector::SagaFilter {
                     status: Some(runboard_model::SagaStatus::Failed),
                     error_message: Some(error.clone()),
                     oldest_first: true,
                     limit: crate::connector::SELECTION_PAGE,
                     ..Default::default()
                 };
-                let mut shared: HashSet<Arc<str>> = HashSet::new();
-                loop {
-                    let page = connector
-                        .sagas_for_selection(&filter, Utc::now())
-                        .await
-                        .map_err(ActionError::Read)?;
-                    for saga in page.sagas {
-                        let state = saga_state(&saga);
-                        let state = match shared.get(state.as_str()) {
-                            Some(state) => state.clone(),
-                            None => {
-                                let state: Arc<str> = state.into();
-                                shared.insert(state.clone());
-                                state
-                            }
+                let start = (Next::First, HashSet::<Arc<str>>::new());
+                stream::try_unfold(start, move |(next, mut shared)| {
+                    let (connector, mut filter) = (connector.clone(), filter.clone());
+                    async move {
+                        let Some(after) = next.start() else {
+                            return Ok(None);
                         };
-                        selected.ids.push(saga.saga_id);
-                        selected.states.get_or_insert_default().push(state);
+                        filter.after = after;
+                        let page = connector
+                            .sagas_for_selection(&filter, Utc::now())
+                            .await
+                            .map_err(ActionError::Read)?;
+                        let next = match page.next {
+                            Some(next) => Some(next.parse().map_err(ActionError::BadArguments)?),
+                            None => None,
+                        };
+                        let sagas = page
+                            .sagas
+                            .into_iter()
+                            .map(|saga| {
+                                let state = saga_state(&saga);
+                                let state = match shared.get(state.as_str()) {
+                                    Some(state) => state.clone(),
+                                    None => {
+                                        let state: Arc<str> = state.into();
+                                        shared.insert(state.clone());
+                                        state
+                                    }
+                                };
+                                (saga.saga_id, Some(state))
+                            })
+                            .collect();
+                        Ok(Some((sagas, (Next::of(next), shared))))
                     }
-                    match page.next {
-                        Some(next) if selected.within_cap() => {
-                            filter.after = Some(next.parse().map_err(ActionError::BadArguments)?);
-                        }
-                        _ => break,
-                    }
-                }
+                })
+                .boxed()
             }
-            Selection::FailedBatchItems(batch) => {
-                let mut after: Option<String> = None;
-                loop {
+            Selection::FailedBatchItems(batch) => stream::try_unfold(Next::First, move |next| {
+                let connector = connector.clone();
+                async move {
+                    let Some(after) = next.start() else {
+                        return Ok(None);
+                    };
                     let page = connector
                         .batch_items(
                             batch,
@@ -124,23 +143,12 @@ impl App {
                         )
                         .await
                         .map_err(ActionError::Read)?;
-                    selected
-                        .ids
-                        .extend(page.items.into_iter().map(|i| i.item_id));
-                    match page.next {
-                        Some(next) if selected.within_cap() => after = Some(next),
-                        _ => break,
-                    }
+                    let items = page.items.into_iter().map(|i| (i.item_id, None)).collect();
+                    Ok(Some((items, Next::of(page.next))))
                 }
-            }
-        }
-        selected.keep_first();
-        if selected.ids.len() > MAX_ENTITIES {
-            return Err(ActionError::BadArguments(format!(
-                "the selection holds more than {MAX_ENTITIES} entities, the most one action takes; narrow it (a filter of the service screen) or act on it in parts"
-            )));
-        }
-        Ok(selected)
+            })
+            .boxed(),
+        })
     }
 }
 

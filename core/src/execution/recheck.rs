@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{Lease, call_headers, call_of, chunk_members, engine_audit, pause, pending_chunks};
 use crate::App;
 use crate::actions::{
-    ActionError, Digester, DryRunCall, EffectTally, Found, NewPreview, Transition, dry_run_each,
+    ActionError, Digester, DryRunCall, DryRunner, EffectTally, Found, NewPreview, Transition,
     held_money, resolve_entities, sorted,
 };
 use crate::db::on_pool;
@@ -58,14 +58,14 @@ pub(super) async fn recheck(
                 variables,
             });
         }
-        let answers = dry_run_each(
+        let answers = DryRunner {
             mission_control,
             document,
-            action.preview.concurrency,
-            calls,
-            &headers,
-            app.config.actions.dry_run_time_limit,
-        )
+            concurrency: action.preview.concurrency,
+            headers: &headers,
+            limit: app.config.actions.dry_run_time_limit,
+        }
+        .each(calls)
         .await;
         let answers = match answers {
             Ok(answers) => answers,

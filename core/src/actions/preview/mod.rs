@@ -3,11 +3,10 @@
 //! is what an approval binds to.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
 use runboard_model::{
     ActionSpec, DryRun, Effect, EffectGroup, Money, Preview, Saga, add_to_totals,
 };
@@ -19,6 +18,10 @@ use tokio::sync::mpsc;
 use super::ActionError;
 use crate::connector::Connector;
 use crate::graphql_client::{CallError, MissionControl};
+
+mod build;
+mod cut;
+pub(crate) use cut::{CallCutter, CutSoFar, EachOnce, PlannedCall};
 
 /// Most entities one action may touch: a whole error group of a large outage. The preview
 /// and the engine hold a window of chunks at a time, not the action, so memory stays bounded
@@ -58,11 +61,12 @@ pub(crate) fn document(spec: &ActionSpec) -> String {
 
 /// Splits the requested arguments into the entity list and the rest, checking them against
 /// the schema so that a mistake is named before anything is sent. The entities are the
-/// list argument's IDs, or `selected` (a selection resolved on the server) in its place.
+/// list argument's IDs; with a `selection` (read from the service as the calls are cut) in
+/// its place, none are listed.
 pub(crate) fn split_arguments(
     spec: &ActionSpec,
     arguments: &Value,
-    selected: Option<Vec<String>>,
+    selection: bool,
 ) -> Result<(Vec<String>, Map<String, Value>), ActionError> {
     let bad = |message: String| ActionError::BadArguments(message);
     let Value::Object(given) = arguments else {
@@ -86,8 +90,7 @@ pub(crate) fn split_arguments(
     let entity_argument = spec.entity_argument().map(|a| a.name.clone());
     let mut rest = Map::new();
     let mut entities = Vec::new();
-    let mut selected = selected;
-    if selected.is_some() && entity_argument.is_none() {
+    if selection && entity_argument.is_none() {
         return Err(bad(format!(
             "{} takes no list of IDs, so it cannot act on a selection",
             spec.mutation
@@ -96,15 +99,15 @@ pub(crate) fn split_arguments(
     for argument in &spec.arguments {
         let value = given.get(&argument.name);
         if Some(&argument.name) == entity_argument.as_ref() {
-            let named: Vec<String> = match (selected.take(), value) {
-                (Some(_), Some(_)) => {
+            let named: Vec<String> = match (selection, value) {
+                (true, Some(_)) => {
                     return Err(bad(format!(
                         "give either {} or a selection, not both",
                         argument.name
                     )));
                 }
-                (Some(ids), None) => ids,
-                (None, value) => value
+                (true, None) => continue,
+                (false, value) => value
                     .and_then(Value::as_array)
                     .ok_or_else(|| bad(format!("{} must be a list of IDs", argument.name)))?
                     .iter()
@@ -190,7 +193,7 @@ pub(crate) async fn resolve_entities(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    EntityReader::new(connector, None).await?.read(ids, 0).await
+    EntityReader::new(connector).await?.read(ids).await
 }
 
 /// A saga's state in words, as a preview shows it.
@@ -214,17 +217,10 @@ pub(crate) fn saga_state(saga: &Saga) -> String {
 pub(crate) struct EntityReader<'a> {
     connector: &'a Connector,
     held: HashMap<String, Money>,
-    /// The states of every entity of the action, by position, when the selection's pages
-    /// held them (an error group): then nothing is looked up, and a million entities'
-    /// preview reads the service's database once, not twice.
-    known: Option<&'a [Arc<str>]>,
 }
 
 impl<'a> EntityReader<'a> {
-    pub(crate) async fn new(
-        connector: &'a Connector,
-        known: Option<&'a [Arc<str>]>,
-    ) -> Result<Self, ActionError> {
+    pub(crate) async fn new(connector: &'a Connector) -> Result<Self, ActionError> {
         let held = connector
             .withheld_by_saga()
             .await
@@ -232,32 +228,57 @@ impl<'a> EntityReader<'a> {
             .unwrap_or_default()
             .into_iter()
             .collect();
-        Ok(Self {
-            connector,
-            held,
-            known,
-        })
+        Ok(Self { connector, held })
     }
 
-    /// `ids` as the service's database has them now, in the same order; `position` is the
-    /// first one's among the action's entities.
-    pub(crate) async fn read(
+    /// The entities of `calls`, in order, as the selection's pages said them or, where they
+    /// did not, as the service's database has them now (one lookup for all of them).
+    pub(crate) async fn read_calls<'c>(
         &self,
-        ids: &[String],
-        position: usize,
+        calls: impl Iterator<Item = &'c PlannedCall> + Clone,
     ) -> Result<Vec<Found>, ActionError> {
-        if let Some(known) = self.known {
-            let states = &known[position..position + ids.len()];
-            return Ok(ids
-                .iter()
-                .zip(states)
-                .map(|(id, state)| Found {
-                    id: id.clone(),
-                    state: Some(state.to_string()),
-                    held: self.held.get(id).cloned(),
-                })
-                .collect());
+        let unknown: Vec<String> = calls
+            .clone()
+            .filter(|call| call.states.is_none())
+            .flat_map(|call| call.ids.iter().cloned())
+            .collect();
+        let mut looked_up = if unknown.is_empty() {
+            HashMap::new()
+        } else {
+            self.look_up(&unknown).await?
+        };
+        let mut found = Vec::new();
+        for call in calls {
+            for (n, id) in call.ids.iter().enumerate() {
+                let state = match &call.states {
+                    Some(states) => Some(states[n].to_string()),
+                    None => looked_up.remove(id),
+                };
+                found.push(self.found(id, state));
+            }
         }
+        Ok(found)
+    }
+
+    /// `ids` as the service's database has them now, in the same order.
+    pub(crate) async fn read(&self, ids: &[String]) -> Result<Vec<Found>, ActionError> {
+        let mut states = self.look_up(ids).await?;
+        Ok(ids
+            .iter()
+            .map(|id| self.found(id, states.remove(id)))
+            .collect())
+    }
+
+    fn found(&self, id: &str, state: Option<String>) -> Found {
+        Found {
+            id: id.to_owned(),
+            state,
+            held: self.held.get(id).cloned(),
+        }
+    }
+
+    /// The states of those of `ids` the service's database knows.
+    async fn look_up(&self, ids: &[String]) -> Result<HashMap<String, String>, ActionError> {
         let (sagas, items) = tokio::join!(
             self.connector.find_sagas(ids),
             self.connector.find_batch_items(ids)
@@ -275,48 +296,25 @@ impl<'a> EntityReader<'a> {
             }
             states.entry(item.item_id).or_insert(state);
         }
-        Ok(ids
-            .iter()
-            .map(|id| Found {
-                id: id.clone(),
-                state: states.remove(id),
-                held: self.held.get(id).cloned(),
-            })
-            .collect())
+        Ok(states)
     }
 }
 
-/// [`stream_dry_run`] of `calls`, their effects collected in order.
-pub(crate) async fn dry_run_each(
-    mission_control: &MissionControl,
-    document: &str,
-    concurrency: u32,
-    calls: Vec<DryRunCall>,
-    headers: &[(&str, String)],
-    limit: Duration,
-) -> Result<Vec<Vec<Effect>>, ActionError> {
-    let (answers, mut answered) = mpsc::channel(calls.len().max(1));
-    let count = calls.len();
-    let entities = calls.iter().map(|c| c.entities).sum();
-    stream_dry_run(
-        mission_control,
-        document,
-        concurrency,
-        DryRunCalls {
-            calls: calls.into_iter(),
-            entities,
-        },
-        headers,
-        limit,
-        answers,
-    )
-    .await?;
-    let mut effects = Vec::with_capacity(count);
-    while let Ok(call) = answered.try_recv() {
-        effects.push(call);
-    }
-    Ok(effects)
+/// Where and how a dry run is sent.
+pub(crate) struct DryRunner<'a> {
+    pub(crate) mission_control: &'a MissionControl,
+    pub(crate) document: &'a str,
+    /// Calls in flight at once.
+    pub(crate) concurrency: u32,
+    /// The headers that name the action to the service.
+    pub(crate) headers: &'a [(&'a str, String)],
+    /// The most the whole dry run may take.
+    pub(crate) limit: Duration,
 }
+
+/// A dry run's answer to one call: what the caller kept beside it, how many entities it
+/// named, and the effects.
+type Answer<T> = (T, usize, Vec<Effect>);
 
 /// One call of a dry run: its variables (`dryRun` set), and how many entities it names.
 pub(crate) struct DryRunCall {
@@ -324,62 +322,71 @@ pub(crate) struct DryRunCall {
     pub(crate) variables: Value,
 }
 
-/// The calls of a dry run, made as they are sent (a million entities' variables are never
-/// in memory at once), and how many entities they name in all.
-pub(crate) struct DryRunCalls<I> {
-    pub(crate) calls: I,
-    pub(crate) entities: usize,
-}
+impl DryRunner<'_> {
+    /// [`DryRunner::stream`] of `calls`, their effects collected in order.
+    pub(crate) async fn each(
+        &self,
+        calls: Vec<DryRunCall>,
+    ) -> Result<Vec<Vec<Effect>>, ActionError> {
+        let (answers, mut answered) = mpsc::channel(calls.len().max(1));
+        let count = calls.len();
+        let so_far = CutSoFar::known(calls.iter().map(|c| c.entities).sum());
+        let calls = futures_util::stream::iter(calls.into_iter().map(|call| ((), call)));
+        self.stream(calls, &so_far, answers).await?;
+        let mut effects = Vec::with_capacity(count);
+        while let Ok(((), call)) = answered.try_recv() {
+            effects.push(call);
+        }
+        Ok(effects)
+    }
 
-/// The dry run of every call, each call's effects sent to `answers` as soon as they are in
-/// (in order), so that what is done with them overlaps the calls still out. Stops early,
-/// without an error, when nobody listens any more.
-pub(crate) async fn stream_dry_run<I>(
-    mission_control: &MissionControl,
-    document: &str,
-    concurrency: u32,
-    calls: DryRunCalls<I>,
-    headers: &[(&str, String)],
-    limit: Duration,
-    answers: mpsc::Sender<Vec<Effect>>,
-) -> Result<(), ActionError>
-where
-    I: Iterator<Item = DryRunCall> + Send,
-{
-    let started = Instant::now();
-    let mutation = mutation_of(document);
-    let all = calls.entities;
-    // Boxed, so that the calls' stream is Send for every lifetime a server function needs.
-    let mut requests: BoxStream<'_, Result<(usize, Vec<Effect>), ActionError>> =
-        futures_util::stream::iter(calls.calls.map(|call| async move {
-            let data = mission_control
-                .request(document, &call.variables, headers)
-                .await
-                .map_err(ActionError::Service)?;
-            Ok((call.entities, effects_of(&data, mutation)?))
-        }))
-        .buffered(concurrency.max(1) as usize)
-        .boxed();
-    let mut covered = 0;
-    let deadline = tokio::time::sleep(limit);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            answer = requests.next() => match answer {
-                Some(answer) => {
-                    let (entities, effects) = answer?;
-                    if answers.send(effects).await.is_err() {
-                        return Ok(());
+    /// The dry run of every call as `calls` come (each with what the caller keeps beside
+    /// it), each call's effects sent to `answers` with it as soon as they are in (in order),
+    /// so that what is done with them overlaps the calls still out. Stops early, without an
+    /// error, when nobody listens any more; `so_far` counts the entities, for a dry run that
+    /// took too long to say how far it got.
+    pub(crate) async fn stream<T: Send>(
+        &self,
+        calls: impl Stream<Item = (T, DryRunCall)> + Send,
+        so_far: &CutSoFar,
+        answers: mpsc::Sender<(T, Vec<Effect>)>,
+    ) -> Result<(), ActionError> {
+        let started = Instant::now();
+        let mutation = mutation_of(self.document);
+        // Boxed, so that the calls' stream is Send for every lifetime a server function needs.
+        let mut requests: BoxStream<'_, Result<Answer<T>, ActionError>> = calls
+            .map(|(kept, call)| async move {
+                let data = self
+                    .mission_control
+                    .request(self.document, &call.variables, self.headers)
+                    .await
+                    .map_err(ActionError::Service)?;
+                Ok((kept, call.entities, effects_of(&data, mutation)?))
+            })
+            .buffered(self.concurrency.max(1) as usize)
+            .boxed();
+        let mut covered = 0;
+        let deadline = tokio::time::sleep(self.limit);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                answer = requests.next() => match answer {
+                    Some(answer) => {
+                        let (kept, entities, effects) = answer?;
+                        if answers.send((kept, effects)).await.is_err() {
+                            return Ok(());
+                        }
+                        covered += entities;
                     }
-                    covered += entities;
+                    None => return Ok(()),
+                },
+                () = &mut deadline => {
+                    return Err(ActionError::TooSlow(format!(
+                        "the service's dry run covered {covered} {} in {:.0?}, the most a preview may take (actions.dry_run_time_limit); try again when the service is less busy, or name fewer entities",
+                        so_far.of(),
+                        started.elapsed()
+                    )));
                 }
-                None => return Ok(()),
-            },
-            () = &mut deadline => {
-                return Err(ActionError::TooSlow(format!(
-                    "the service's dry run covered {covered} of {all} entities in {:.0?}, the most a preview may take (actions.dry_run_time_limit); try again when the service is less busy, or name fewer entities",
-                    started.elapsed()
-                )));
             }
         }
     }
@@ -556,13 +563,13 @@ pub(crate) fn keep_first(ids: &mut Vec<String>) {
 
 /// Whether each of `ids` is the first of its kind. Borrows the IDs to compare them, so that
 /// a million of them are not held twice.
-pub(crate) fn first_of_each(ids: &[String]) -> Vec<bool> {
+fn first_of_each(ids: &[String]) -> Vec<bool> {
     let mut seen = HashSet::with_capacity(ids.len());
     ids.iter().map(|id| seen.insert(id.as_str())).collect()
 }
 
 /// Keeps the elements of `list` that `keep` marks (by position).
-pub(crate) fn keep_marked<T>(list: &mut Vec<T>, keep: &[bool]) {
+fn keep_marked<T>(list: &mut Vec<T>, keep: &[bool]) {
     let mut keep = keep.iter();
     list.retain(|_| keep.next().copied().unwrap_or(true));
 }

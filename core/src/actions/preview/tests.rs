@@ -44,7 +44,7 @@ fn the_list_of_ids_names_the_entities_once_each_and_the_rest_are_the_calls_varia
     let (entities, rest) = split_arguments(
         &retry_sagas(),
         &json!({ "ids": [" s-1 ", "s-2", "s-1"], "reason": "INC-7" }),
-        None,
+        false,
     )
     .unwrap();
     assert_eq!(entities, ["s-1", "s-2"], "trimmed, and the repeat dropped");
@@ -57,53 +57,51 @@ fn a_mistake_in_the_arguments_is_named_before_anything_is_sent() {
     let unknown = refusal(split_arguments(
         &spec,
         &json!({ "ids": ["a"], "reson": "x" }),
-        None,
+        false,
     ));
     assert!(unknown.contains("takes no argument \"reson\""), "{unknown}");
     assert!(
         unknown.contains("reason: String!"),
         "it lists what it takes: {unknown}"
     );
-    let missing = refusal(split_arguments(&spec, &json!({ "ids": ["a"] }), None));
+    let missing = refusal(split_arguments(&spec, &json!({ "ids": ["a"] }), false));
     assert_eq!(missing, "retrySagas needs reason (String!)");
     let empty = refusal(split_arguments(
         &spec,
         &json!({ "ids": [], "reason": "x" }),
-        None,
+        false,
     ));
     assert_eq!(empty, "ids lists no IDs; name at least one");
     let numbers = refusal(split_arguments(
         &spec,
         &json!({ "ids": [7], "reason": "x" }),
-        None,
+        false,
     ));
     assert_eq!(numbers, "ids must hold IDs as strings");
-    let not_an_object = refusal(split_arguments(&spec, &json!(["a"]), None));
+    let not_an_object = refusal(split_arguments(&spec, &json!(["a"]), false));
     assert!(not_an_object.contains("JSON object"), "{not_an_object}");
 }
 
 #[test]
 fn a_selection_stands_in_for_the_list_but_never_beside_it() {
     let spec = retry_sagas();
-    let selected = Some(vec!["s-9".to_owned()]);
-    let (entities, _) =
-        split_arguments(&spec, &json!({ "reason": "x" }), selected.clone()).unwrap();
-    assert_eq!(entities, ["s-9"]);
+    let (entities, rest) = split_arguments(&spec, &json!({ "reason": "x" }), true).unwrap();
+    assert!(
+        entities.is_empty(),
+        "the selection's are read as the calls are cut"
+    );
+    assert_eq!(Value::Object(rest), json!({ "reason": "x" }));
     let both = refusal(split_arguments(
         &spec,
         &json!({ "ids": ["s-1"], "reason": "x" }),
-        selected.clone(),
+        true,
     ));
     assert_eq!(both, "give either ids or a selection, not both");
     let single = ActionSpec {
         arguments: vec![argument("reason", "String", false, true)],
         ..retry_sagas()
     };
-    let no_list = refusal(split_arguments(
-        &single,
-        &json!({ "reason": "x" }),
-        selected,
-    ));
+    let no_list = refusal(split_arguments(&single, &json!({ "reason": "x" }), true));
     assert!(no_list.contains("cannot act on a selection"), "{no_list}");
 }
 
@@ -113,25 +111,9 @@ fn more_entities_than_one_action_takes_are_refused_with_what_to_do() {
     let over = refusal(split_arguments(
         &retry_sagas(),
         &json!({ "ids": ids, "reason": "x" }),
-        None,
+        false,
     ));
     assert!(over.contains("split it in several"), "{over}");
-}
-
-#[test]
-fn a_selection_of_a_million_entities_is_taken_each_once_in_its_order() {
-    // Pages read from a service may overlap: the repeat of "s-0" is not one more entity.
-    let selected: Vec<String> = (0..MAX_ENTITIES)
-        .map(|i| format!("s-{i}"))
-        .chain(["s-0".to_owned()])
-        .collect();
-    let (entities, _) =
-        split_arguments(&retry_sagas(), &json!({ "reason": "x" }), Some(selected)).unwrap();
-    assert_eq!(entities.len(), 1_000_000);
-    assert_eq!(
-        (entities[0].as_str(), entities[999_999].as_str()),
-        ("s-0", "s-999999")
-    );
 }
 
 fn preview() -> Preview {

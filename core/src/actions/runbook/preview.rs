@@ -19,8 +19,8 @@ use super::values::entity_values;
 use crate::App;
 use crate::actions::preview::document;
 use crate::actions::{
-    ActionError, ActionRequest, Digester, DryRunCall, EffectTally, Found, NewAction, RequestKey,
-    dry_run_each, keep_first, resolve_entities,
+    ActionError, ActionRequest, Digester, DryRunCall, DryRunner, EffectTally, Found, NewAction,
+    RequestKey, keep_first, resolve_entities,
 };
 use crate::audit::{Actor, NewAuditEntry};
 use crate::connector::Connector;
@@ -175,14 +175,14 @@ impl App {
                         variables: with_dry_run(call, true),
                     })
                     .collect();
-                let effects = dry_run_each(
-                    connector.mission_control(),
-                    &document,
+                let effects = DryRunner {
+                    mission_control: connector.mission_control(),
+                    document: &document,
                     concurrency,
-                    dry,
-                    &headers,
-                    limit.saturating_sub(started.elapsed()),
-                )
+                    headers: &headers,
+                    limit: limit.saturating_sub(started.elapsed()),
+                }
+                .each(dry)
                 .await?;
                 let mut tally = EffectTally::default();
                 for effect in effects.iter().flatten() {

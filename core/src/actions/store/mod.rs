@@ -17,7 +17,7 @@ mod transition;
 use runboard_model::{ActionId, ActionState};
 
 pub(crate) use engine::{ChunkClose, ChunkHalf};
-pub(crate) use preview::{NewAction, NewChunk};
+pub(crate) use preview::{NewAction, NewChunk, PreviewWrite};
 pub(crate) use transition::{MoveOutcome, NewApproval};
 
 use super::ActionError;

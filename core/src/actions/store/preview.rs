@@ -294,12 +294,14 @@ impl PreviewWrite {
         Ok(())
     }
 
-    /// Fills in the preview (as JSON), its digest, the approvals it needs and how long its
-    /// dry run took, and commits the whole with its audit entry.
+    /// Fills in the preview (as JSON), its digest, its entity count (known once every chunk is
+    /// in), the approvals it needs and how long its dry run took, and commits the whole with
+    /// its audit entry.
     pub(crate) async fn finish(
         mut self,
         preview: &str,
         digest: &Digest,
+        entity_count: i64,
         approvals_needed: u32,
         dry_run_ms: Option<i64>,
         audit: &NewAuditEntry<'_>,
@@ -307,7 +309,8 @@ impl PreviewWrite {
         let id = &self.id;
         on_transaction!(&mut self.tx, |connection| {
             sqlx::query(
-                "UPDATE action SET preview = $1, digest = $2, approvals_needed = $3, dry_run_ms = $5
+                "UPDATE action SET preview = $1, digest = $2, approvals_needed = $3, dry_run_ms = $5,
+                     entity_count = $6
                  WHERE id = $4",
             )
             .bind(preview)
@@ -315,6 +318,7 @@ impl PreviewWrite {
             .bind(i32::try_from(approvals_needed).unwrap_or(i32::MAX))
             .bind(id)
             .bind(dry_run_ms)
+            .bind(entity_count)
             .execute(&mut *connection)
             .await?;
             append_audit!(connection, audit);

@@ -383,6 +383,9 @@ async fn an_error_groups_preview_says_what_a_preview_of_its_ids_says(backend: Ba
             assert_eq!(status, 201, "{action}");
             let id = action["id"].as_str().unwrap();
             let detail = alice.get(&format!("/api/v1/actions/{id}?limit=1000")).await;
+            // The count is known only once the selection has been read whole.
+            let count = &action["progress"]["pending"];
+            assert_eq!(count, &action["preview"]["entities"], "{action}");
             (action["digest"].clone(), detail["entities"].clone())
         }
     };
@@ -418,6 +421,23 @@ async fn an_error_groups_preview_says_what_a_preview_of_its_ids_says(backend: Ba
         );
     }
     assert_eq!(group_digest, pasted_digest);
+
+    // A group nobody is in any more (fixed meanwhile): nothing to act on, and nothing kept.
+    let before = s.alice.get("/api/v1/actions?view=all").await;
+    let (status, refused) = s
+        .alice
+        .post(
+            "/api/v1/actions",
+            json!({
+                "service": "onboarding", "mutation": "retrySagas", "arguments": {},
+                "selection": { "error_group": "an error no saga has" },
+            }),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("holds no entities now"), "{refused}");
+    assert_eq!(s.alice.get("/api/v1/actions?view=all").await, before);
 }
 
 /// An ID is whatever a user types, so one spelled like the label of a single call's row is
