@@ -413,13 +413,13 @@ pub(crate) fn effects_of(data: &Value, mutation: &str) -> Result<Vec<Effect>, Ac
     let effects = data
         .get(mutation)
         .and_then(|r| r.get("effects"))
-        .cloned()
         .ok_or_else(|| {
             ActionError::Service(crate::graphql_client::CallError::Malformed(format!(
                 "{mutation} answered without effects"
             )))
         })?;
-    let raw: Vec<Raw> = serde_json::from_value(effects).map_err(|e| {
+    // Read in place: a million effects are not copied once more on their way.
+    let raw = <Vec<Raw> as serde::Deserialize>::deserialize(effects).map_err(|e| {
         ActionError::Service(crate::graphql_client::CallError::Malformed(format!(
             "{mutation}'s effects do not read: {e}"
         )))
@@ -535,8 +535,10 @@ impl Digester {
                 .held
                 .as_ref()
                 .map(|m| format!("{} {}", m.amount, m.currency));
-            self.0
-                .update(json!([member.id, member.state, held]).to_string() + "\n");
+            // Serialized from borrows: a million members are not copied into JSON values.
+            let line = serde_json::to_string(&(&member.id, &member.state, held))
+                .expect("a member serializes");
+            self.0.update(line + "\n");
         }
         self.0.update(planned.unwrap_or("no dry run"));
         self.0.update("\n");
