@@ -170,8 +170,8 @@ impl App {
     /// The service's database, its dry run and the store's writes overlap: a selection's
     /// pages and the entities' states are read while the dry run's calls go out, and each
     /// chunk is written as its dry run answers, in one transaction that commits once every
-    /// chunk is in. Its reads use the
-    /// connections kept for Runboard's own work, so a crowd of viewers cannot starve it.
+    /// chunk is in. Its reads use the connections kept for Runboard's own work, so a crowd of
+    /// viewers cannot starve it.
     pub async fn create_action(
         &self,
         user: &User,

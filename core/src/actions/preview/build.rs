@@ -14,6 +14,7 @@ use super::{
     split_arguments, variables,
 };
 use crate::App;
+use crate::actions::selection::SelectedPage;
 use crate::actions::store::{self, NewAction, PreviewWrite};
 use crate::actions::{ActionError, ActionRequest, RequestKey, SINGLE_CALL, Selection};
 use crate::audit::{Actor, NewAuditEntry};
@@ -135,7 +136,7 @@ impl App {
         // The reading's and the dry run's errors first: the writes stop short because of them.
         let (whole, read_in) = cut?;
         let dry_run_in = dry_run?;
-        let mut written = written?;
+        let (written, spent) = written?;
         if !whole {
             return Err(ActionError::Service(CallError::Malformed(
                 "the service's dry run answered fewer calls than were asked".into(),
@@ -146,7 +147,6 @@ impl App {
                 "the selection holds no entities now (they may have been fixed meanwhile): nothing to act on".into(),
             ));
         }
-        let spent = std::mem::take(&mut written.spent);
         let entities = written.entities;
         self.finish_preview(&draft, preview, written, dry_run_in)
             .await?;
@@ -178,29 +178,23 @@ impl App {
         mut cutter: CallCutter,
         calls: Calls<'_>,
     ) -> Result<bool, ActionError> {
-        match source {
+        let mut pages = match source {
+            // A pasted list is a selection of one page, whose states are looked up.
             Source::Pasted(ids) => {
-                for id in ids {
-                    if let Some(call) = cutter.add(id, None)?
-                        && !calls.send(call).await
-                    {
-                        return Ok(false);
-                    }
-                }
+                let page: SelectedPage = ids.into_iter().map(|id| (id, None)).collect();
+                futures_util::stream::iter([Ok(page)]).boxed()
             }
-            Source::Selection(selection) => {
-                let mut pages = self.selection_pages(service, selection)?;
-                while let Some(page) = pages.next().await {
-                    for (id, state) in page? {
-                        if let Some(call) = cutter.add(id, state)?
-                            && !calls.send(call).await
-                        {
-                            return Ok(false);
-                        }
-                    }
-                }
-            }
+            Source::Selection(selection) => self.selection_pages(service, selection)?,
             Source::SingleCall => return Ok(calls.send(PlannedCall::default()).await),
+        };
+        while let Some(page) = pages.next().await {
+            for (id, state) in page? {
+                if let Some(call) = cutter.add(id, state)?
+                    && !calls.send(call).await
+                {
+                    return Ok(false);
+                }
+            }
         }
         match cutter.finish() {
             Some(call) => Ok(calls.send(call).await),
@@ -213,12 +207,13 @@ impl App {
     /// at a time where the selection did not say them. On PostgreSQL the writes start at once
     /// and overlap the dry run; SQLite has one writer for the whole store, so there they wait
     /// for the last answer (kept as the store will keep it) rather than hold its lock
-    /// meanwhile. Nothing is committed: [`App::finish_preview`] does, once all is in.
+    /// meanwhile. Nothing is committed: [`App::finish_preview`] does, once all is in. Also
+    /// says where the time went.
     async fn write_chunks(
         &self,
         draft: &Draft<'_>,
         answered: impl Stream<Item = (PlannedCall, Vec<Effect>)> + Send,
-    ) -> Result<Written, ActionError> {
+    ) -> Result<(Written, PreviewTimes), ActionError> {
         let mut tally = EffectTally::default();
         let mut spent = PreviewTimes::default();
         let answered = answered.map(|(call, effects)| {
@@ -312,14 +307,14 @@ impl App {
             }
         }
         drop(windows);
-        Ok(Written {
+        let written = Written {
             write,
             digester,
             tally,
             chunks,
             entities,
-            spent,
-        })
+        };
+        Ok((written, spent))
     }
 
     /// Fills in the preview's summary (the entity count, the dry run's totals, the money), its
@@ -337,7 +332,6 @@ impl App {
             tally,
             chunks,
             entities,
-            spent: _,
         } = written;
         preview.entities = entities;
         // Kept beside the preview, not in it: the digest of the same request on the same data
@@ -429,7 +423,6 @@ struct Written {
     tally: EffectTally,
     chunks: u32,
     entities: u64,
-    spent: PreviewTimes,
 }
 
 /// Where a preview's writing spent its time.
