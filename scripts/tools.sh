@@ -85,8 +85,10 @@ ensure_manifest_tools() {
     timed "installing Debian's kubectl for the manifests' check" install_kubectl
   fi
   [ -x target/tools/py/bin/python ] && target/tools/py/bin/python -c 'import kubernetes_validate' 2>/dev/null && return
+  # A virtual environment's scripts name its path: the real one, so that they still run when
+  # target/ is CI's build cache reached through another clone's link (.ci/run).
   install_validator() {
-    python3 -m venv target/tools/py && target/tools/py/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+    python3 -m venv "$(realpath -m target/tools/py)" && target/tools/py/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
   }
   timed "installing kubernetes-validate (PyPI)" install_validator
 }
@@ -96,7 +98,7 @@ ensure_manifest_tools() {
 ensure_openapi_validator() {
   [ -x target/tools/py/bin/openapi-spec-validator ] && return
   install_openapi_validator() {
-    [ -x target/tools/py/bin/python ] || python3 -m venv target/tools/py
+    [ -x target/tools/py/bin/python ] || python3 -m venv "$(realpath -m target/tools/py)"
     target/tools/py/bin/pip install --quiet --disable-pip-version-check openapi-spec-validator==0.9.0
   }
   timed "installing openapi-spec-validator (PyPI)" install_openapi_validator
