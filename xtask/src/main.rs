@@ -18,9 +18,10 @@ use std::error::Error;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use sha2::{Digest, Sha256};
 use wasm_bindgen_cli_support::Bindgen;
 
 /// What the site's files are called; Leptos is told the same through `LEPTOS_OUTPUT_NAME`
@@ -139,10 +140,13 @@ fn build_site(root: &Path, target: &Path, release: bool, profiles: &Profiles) ->
         .join(profile_dir(profiles.wasm))
         .join("runboard_frontend.wasm");
     let wasm = pkg.join(format!("{OUTPUT_NAME}.wasm"));
-    // wasm-bindgen and wasm-opt take a while on a large wasm: skip them when the compiled
-    // wasm has not changed since they last ran for this profile.
+    // wasm-bindgen and wasm-opt take a while on a large wasm (wasm-opt -Oz two minutes on
+    // two cores): skip them when the compiled wasm is byte for byte the one they last ran on
+    // for this profile. By content, not time: cargo writes the wasm anew whenever any crate
+    // in it was rebuilt, and a change to the server alone leaves it the same.
     let stamp = pkg.join(format!(".built-from-{}", profiles.wasm));
-    if is_newer(&stamp, &compiled)? && wasm.exists() {
+    let built_from = content_digest(&compiled)?;
+    if fs::read_to_string(&stamp).is_ok_and(|stamped| stamped == built_from) && wasm.exists() {
         println!("==> wasm: {} is up to date", wasm.display());
     } else {
         let _ = fs::remove_file(&stamp);
@@ -154,7 +158,7 @@ fn build_site(root: &Path, target: &Path, release: bool, profiles: &Profiles) ->
                 wasm_opt(&wasm)
             })?;
         }
-        fs::write(&stamp, b"")?;
+        fs::write(&stamp, built_from)?;
     }
     println!(
         "    {} is {} KB",
@@ -256,10 +260,10 @@ fn copy_dir(from: &Path, to: &Path) -> Result {
     Ok(())
 }
 
-fn is_newer(file: &Path, than: &Path) -> Result<bool> {
-    let modified = |path: &Path| fs::metadata(path).and_then(|m| m.modified()).ok();
-    let built_from = modified(than).ok_or_else(|| format!("{} is missing", than.display()))?;
-    Ok(modified(file).is_some_and(|stamp: SystemTime| stamp > built_from))
+/// The SHA-256 of `file`'s bytes, in hex.
+fn content_digest(file: &Path) -> Result<String> {
+    let bytes = fs::read(file).map_err(|error| format!("{}: {error}", file.display()))?;
+    Ok(format!("{:x}", Sha256::digest(&bytes)))
 }
 
 fn workspace_root() -> Result<PathBuf> {

@@ -24,14 +24,21 @@ async fn page(app: &TestApp, after: Option<&str>) -> (Value, Duration) {
     (body, started.elapsed())
 }
 
-/// The median of `runs` timings of the same page.
-async fn median(app: &TestApp, after: Option<&str>, runs: usize) -> Duration {
-    let mut times = Vec::with_capacity(runs);
+/// The medians of `runs` timings of page `a` and of page `b`, read in turns, so that
+/// whatever else the machine does meanwhile weighs on both alike.
+async fn medians(
+    app: &TestApp,
+    (a, b): (Option<&str>, Option<&str>),
+    runs: usize,
+) -> (Duration, Duration) {
+    let (mut times_a, mut times_b) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for _ in 0..runs {
-        times.push(page(app, after).await.1);
+        times_a.push(page(app, a).await.1);
+        times_b.push(page(app, b).await.1);
     }
-    times.sort();
-    times[runs / 2]
+    times_a.sort();
+    times_b.sort();
+    (times_a[runs / 2], times_b[runs / 2])
 }
 
 #[tokio::test]
@@ -76,8 +83,7 @@ async fn the_deepest_page_of_a_million_failed_sagas_costs_what_the_first_does() 
 
     // The deepest page that is still full, against the first, each timed as a median of 7.
     let deepest = starts.iter().rev().nth(1).unwrap().clone();
-    let first_time = median(&app, None, 7).await;
-    let deepest_time = median(&app, deepest.as_deref(), 7).await;
+    let (first_time, deepest_time) = medians(&app, (None, deepest.as_deref()), 7).await;
     println!(
         "first page: {:.1} ms, deepest page (page {}): {:.1} ms",
         first_time.as_secs_f64() * 1e3,

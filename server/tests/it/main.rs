@@ -17,7 +17,6 @@ mod http;
 mod identity;
 mod keyset;
 mod openapi;
-mod pace;
 mod properties;
 mod replicas;
 mod rollback;

@@ -14,9 +14,7 @@ use super::{TestApp, bearer_client};
 pub struct Person {
     /// What they are called: `alice`, `bob`, …
     pub login: String,
-    /// Their personal API token, as the CLI or another process is given it.
-    pub token: String,
-    /// A client that sends [`Self::token`] as its bearer token.
+    /// A client that sends their personal API token as its bearer token.
     pub client: reqwest::Client,
     /// The Runboard they ask, `http://127.0.0.1:<port>`.
     pub address: String,
@@ -30,7 +28,6 @@ impl TestApp {
         Person {
             login: login.to_owned(),
             client: bearer_client(&token),
-            token,
             address: self.address.clone(),
         }
     }

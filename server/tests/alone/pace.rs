@@ -1,14 +1,17 @@
 //! Execution that paces itself (#33), against the demo fleet over real HTTP: a canary
 //! first, a pace that holds and that an operator changes mid-run, the brake when the
-//! service slows down, and the ETA. Rates are read from the service's own call log.
+//! service slows down, and the ETA. Rates are read from the service's own call log, and
+//! by the wall clock: here, one test at a time (each holds [`ALONE`]), so that on a small
+//! machine no other test's work slows the pace they measure.
 
+use crate::ALONE;
 use crate::support as common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::{Setup, setup_with, start_fleet, submit_and_approve};
+use common::{Setup, setup_with, start_fleet};
 use reqwest::Method;
 use runboard_core::config::Config;
 use runboard_core::execution;
@@ -17,10 +20,6 @@ use runboard_testkit::Backend;
 use serde_json::{Value, json};
 
 const OUTAGE: &str = "upstream provider outage: connection refused";
-
-/// Taken by the tests that measure rates by the wall clock, so that on a small machine
-/// they do not run side by side and measure each other.
-static WALL_CLOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The shared setup over a demo fleet with `outage` failed onboarding sagas in one error
 /// group, and Runboard configured by `configure`.
@@ -49,16 +48,16 @@ async fn approved(s: &Setup, extra: Value) -> String {
         request[k] = v.clone();
     }
     let asked = s.alice.post_ok("/api/v1/actions", request).await;
-    let address = s.app.address.as_str();
-    submit_and_approve(
-        &reqwest::Client::new(),
-        &asked,
-        "INC-33: the provider is back",
-        (address, &s.alice.token),
-        (address, &s.bob.token),
-    )
-    .await;
-    asked["id"].as_str().unwrap().to_owned()
+    let id = asked["id"].as_str().unwrap().to_owned();
+    let reason = json!({ "reason": "INC-33: the provider is back" });
+    s.alice
+        .post_ok(&format!("/api/v1/actions/{id}/submit"), reason)
+        .await;
+    let digest = json!({ "digest": asked["digest"] });
+    s.bob
+        .post_ok(&format!("/api/v1/actions/{id}/approve"), digest)
+        .await;
+    id
 }
 
 /// The engine, working on its own task as `runboard serve` runs it, until aborted.
@@ -110,6 +109,7 @@ fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 }
 
 async fn canary_goes_alone_and_the_next_waits_for_its_result(backend: Backend) {
+    let _alone = ALONE.lock().await;
     let s = setup(backend, 60, |config| {
         config.actions.chunk_size = 20;
         config.actions.canary_entities = 5;
@@ -155,6 +155,7 @@ async fn the_first_call_is_a_canary_and_the_second_leaves_after_its_result_postg
 
 #[tokio::test]
 async fn a_refused_canary_pauses_the_action_with_one_call_sent() {
+    let _alone = ALONE.lock().await;
     let s = setup(Backend::Sqlite, 40, |config| {
         config.actions.chunk_size = 10;
         config.actions.canary_entities = 4;
@@ -185,7 +186,7 @@ async fn a_refused_canary_pauses_the_action_with_one_call_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_paced_at_1000_a_second_on_20000_sagas_takes_20s_and_its_eta_holds() {
-    let _alone = WALL_CLOCK.lock().await;
+    let _alone = ALONE.lock().await;
     const SAGAS: u64 = 20_000;
     // On SQLite: there the demo service (a debug build, on two cores) answers faster than
     // 1,000 sagas a second, so what is measured is the pace, not the service.
@@ -237,7 +238,7 @@ async fn an_action_paced_at_1000_a_second_on_20000_sagas_takes_20s_and_its_eta_h
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_repaced_mid_run_changes_its_rate_within_two_calls() {
-    let _alone = WALL_CLOCK.lock().await;
+    let _alone = ALONE.lock().await;
     let s = setup(Backend::Sqlite, 3_000, |config| {
         config.actions.chunk_size = 100;
     })
@@ -304,7 +305,7 @@ async fn an_action_repaced_mid_run_changes_its_rate_within_two_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_latency_injected_the_engine_halves_its_calls_in_flight_and_the_page_says_so() {
-    let _alone = WALL_CLOCK.lock().await;
+    let _alone = ALONE.lock().await;
     let s = setup(Backend::Postgres, 400, |config| {
         config.actions.chunk_size = 10;
         config.actions.concurrency = 4;
