@@ -38,7 +38,7 @@ pub async fn read_action_form(
     let selection = super::ask_for_action::selection(error, batch);
     let (ids, picked) = match &selection {
         Some(selection) => {
-            let count = app.selected_entities(&service, selection).await?.len();
+            let count = app.selected_count(&service, selection).await?;
             let picked = match selection {
                 Selection::ErrorGroup(error) => {
                     format!("all {count} failed sagas with the error “{error}”")

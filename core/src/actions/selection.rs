@@ -58,17 +58,44 @@ impl App {
         service: &ServiceName,
         selection: &Selection,
     ) -> Result<Vec<String>, ActionError> {
+        let mut ids = Vec::new();
+        self.each_selected(service, selection, |id| ids.push(id))
+            .await?;
+        Ok(ids)
+    }
+
+    /// How many entities a selection stands for now, each counted once, as the action form
+    /// says before anything is asked: without keeping a list of them beside the set that
+    /// finds repeats (a million IDs twice over). The same refusal past
+    /// [`super::MAX_ENTITIES`].
+    pub async fn selected_count(
+        &self,
+        service: &ServiceName,
+        selection: &Selection,
+    ) -> Result<usize, ActionError> {
+        let mut count = 0;
+        self.each_selected(service, selection, |_| count += 1)
+            .await?;
+        Ok(count)
+    }
+
+    /// Hands `each` every entity of the selection once, in order.
+    async fn each_selected(
+        &self,
+        service: &ServiceName,
+        selection: &Selection,
+        mut each: impl FnMut(String),
+    ) -> Result<(), ActionError> {
         let mut pages = self.selection_pages(service, selection)?;
         let mut once = EachOnce::default();
-        let mut ids = Vec::new();
         while let Some(page) = pages.try_next().await? {
             for (id, _) in page {
                 if once.first(&id)? {
-                    ids.push(id);
+                    each(id);
                 }
             }
         }
-        Ok(ids)
+        Ok(())
     }
 
     /// A selection's pages, each read when the one before has been taken, so that what is

@@ -392,6 +392,16 @@ async fn an_error_groups_preview_says_what_a_preview_of_its_ids_says(backend: Ba
     let (group_digest, of_group) = preview(json!({}), json!({ "error_group": error })).await;
     let ids = entity_ids(&of_group);
     assert_eq!(ids.len() as u64, group["count"].as_u64().unwrap());
+    // The action form's count, which keeps no list of the IDs, says as many.
+    let selection = runboard_core::actions::Selection::ErrorGroup(error.to_owned());
+    let service = "onboarding".parse().unwrap();
+    let counted = s
+        .app
+        .app
+        .selected_count(&service, &selection)
+        .await
+        .unwrap();
+    assert_eq!(counted, ids.len());
     let (pasted_digest, of_ids) = preview(json!({ "ids": ids }), Value::Null).await;
     let said = |entities: &Value| -> Vec<(Value, Value, Value)> {
         entities
