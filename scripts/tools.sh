@@ -85,23 +85,22 @@ ensure_manifest_tools() {
     timed "installing Debian's kubectl for the manifests' check" install_kubectl
   fi
   [ -x target/tools/py/bin/python ] && target/tools/py/bin/python -c 'import kubernetes_validate' 2>/dev/null && return
-  # A virtual environment's scripts name its path: the real one, so that they still run when
-  # target/ is CI's build cache reached through another clone's link (.ci/run).
-  install_validator() {
-    python3 -m venv "$(realpath -m target/tools/py)" && target/tools/py/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
-  }
-  timed "installing kubernetes-validate (PyPI)" install_validator
+  timed "installing kubernetes-validate (PyPI)" pip_install_tool kubernetes-validate==1.37.0
+}
+
+# Installs the Python packages `$@` into the tools' virtual environment, target/tools/py,
+# made first where there is none. Made at its real path: its scripts name it, and they must
+# still run when target/ is CI's build cache reached through another clone's link (.ci/run).
+pip_install_tool() {
+  [ -x target/tools/py/bin/python ] || python3 -m venv "$(realpath -m target/tools/py)"
+  target/tools/py/bin/pip install --quiet --disable-pip-version-check "$@"
 }
 
 # The API's OpenAPI document's check: openapi-spec-validator from PyPI, which carries the
 # OpenAPI 3.1 schema for offline checks, in the same virtual environment.
 ensure_openapi_validator() {
   [ -x target/tools/py/bin/openapi-spec-validator ] && return
-  install_openapi_validator() {
-    [ -x target/tools/py/bin/python ] || python3 -m venv "$(realpath -m target/tools/py)"
-    target/tools/py/bin/pip install --quiet --disable-pip-version-check openapi-spec-validator==0.9.0
-  }
-  timed "installing openapi-spec-validator (PyPI)" install_openapi_validator
+  timed "installing openapi-spec-validator (PyPI)" pip_install_tool openapi-spec-validator==0.9.0
 }
 
 # The dependency audit (deny.toml): licenses, bans, sources and RustSec's advisories.
