@@ -95,7 +95,9 @@ export default defineConfig({
       command: "exec node oidc/provider.mjs",
       url: `${providerURL}/.well-known/openid-configuration`,
       reuseExistingServer: false,
-      timeout: 30_000,
+      // As long as the Runboards get: it starts beside them, one seeding 100,000 sagas, and
+      // on a new machine's first run it missed 30 s once (it answered in 8 s alone).
+      timeout: 60_000,
       env: {
         PORT: String(providerPort),
         CLIENTS: JSON.stringify([
@@ -113,7 +115,7 @@ export default defineConfig({
         }),
       },
       stdout: "ignore",
-      stderr: "ignore",
+      stderr: "pipe",
     },
     {
       command: `rm -rf ../target/e2e-oidc-data && exec ../target/release/runboard serve --config ${oidcConfig} --listen 127.0.0.1:${oidcPort}`,
