@@ -1,7 +1,8 @@
 //! The action figures: the endpoint's own rate for the same protocol (the dry run of every
 //! entity, then the real calls, in chunks of 1,000 IDs, 4 in flight) against Runboard's
 //! action on an error group of the same size (approval to succeeded, its re-check
-//! included), the preview's time, the action page's load time and Runboard's peak RSS.
+//! included), the preview's time, the action page's load time and Runboard's peak RSS, and
+//! where the processors' time went in the endpoint's dry run and in the preview.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
+use crate::cpu::{CpuMeter, CpuUse};
 use crate::setup::{Setup, say};
 
 /// The reference's call: what a well-written script sends.
@@ -32,6 +34,9 @@ pub struct ActionRun {
     pub page: String,
     pub page_ms: f64,
     pub peak_rss_mb: f64,
+    /// Processor time during the endpoint's dry run called directly, and during the preview.
+    pub dry_run_cpu: CpuUse,
+    pub preview_cpu: CpuUse,
 }
 
 impl ActionRun {
@@ -71,9 +76,11 @@ pub async fn measure(setup: &Setup, entities: u64) -> Result<ActionRun, String> 
         "the endpoint called directly: {entities} sagas, dry run then for real, {REFERENCE_CHUNK} IDs a call, {REFERENCE_IN_FLIGHT} in flight"
     ));
     settle(&onboarding).await?;
+    let meter = CpuMeter::start(setup.watched(&onboarding.database_url)).await?;
     let started = Instant::now();
     call_directly(&onboarding, &reference_ids, true).await?;
     let dry_run = started.elapsed().as_secs_f64();
+    let dry_run_cpu = meter.stop().await?;
     call_directly(&onboarding, &reference_ids, false).await?;
     let endpoint_seconds = started.elapsed().as_secs_f64();
     say(&format!(
@@ -89,6 +96,7 @@ pub async fn measure(setup: &Setup, entities: u64) -> Result<ActionRun, String> 
     let approver = setup
         .client_for("bench:approver", runboard_model::Role::Approver)
         .await?;
+    let meter = CpuMeter::start(setup.watched(&onboarding.database_url)).await?;
     let asked = Instant::now();
     let action = send(operator.post(setup.url("/api/v1/actions")).json(&json!({
         "service": "onboarding", "mutation": "retrySagas", "arguments": {},
@@ -96,6 +104,7 @@ pub async fn measure(setup: &Setup, entities: u64) -> Result<ActionRun, String> 
     })))
     .await?;
     let preview_seconds = asked.elapsed().as_secs_f64();
+    let preview_cpu = meter.stop().await?;
     say(&format!("the preview took {preview_seconds:.1} s"));
     let id = action["id"]
         .as_str()
@@ -167,6 +176,8 @@ pub async fn measure(setup: &Setup, entities: u64) -> Result<ActionRun, String> 
         page,
         page_ms: views[views.len() / 2],
         peak_rss_mb: setup.runboard_peak_rss_mb()?,
+        dry_run_cpu,
+        preview_cpu,
     })
 }
 

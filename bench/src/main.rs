@@ -8,7 +8,8 @@
 //! 2. Runboard's action on an error group of `--entities` sagas, from approval to
 //!    succeeded (its re-check included), side by side, with the ratio;
 //! 3. the preview's time and the action page's load time at that size, and Runboard's
-//!    peak RSS;
+//!    peak RSS; where the processors' time went (by process) in the endpoint's dry run and
+//!    in the preview;
 //! 4. requests/s of the overview, service, funds and action pages under `--viewers`
 //!    concurrent viewers, against `/healthz` in the same process (the ratio shows what
 //!    rendering costs), and how many statements each page's viewers sent to the service's
@@ -23,6 +24,7 @@
 //! (FORMAT csv)` of the same rows, and Runboard's memory meanwhile.
 
 mod actions;
+mod cpu;
 mod export;
 mod services;
 mod setup;
@@ -266,6 +268,10 @@ fn report(
         "{:<52} {:>10.0}",
         "Runboard's peak RSS (MB)", action.peak_rss_mb
     );
+    cpu::print_table(&[
+        ("the endpoint's dry run", &action.dry_run_cpu),
+        ("Runboard's preview", &action.preview_cpu),
+    ]);
     let healthz = pages
         .iter()
         .find(|(p, _)| p.page == "healthz")
@@ -313,6 +319,8 @@ fn report(
             "preview_s": action.preview_seconds,
             "action_page_ms": action.page_ms,
             "peak_rss_mb": action.peak_rss_mb,
+            "dry_run_cpu": action.dry_run_cpu.json(),
+            "preview_cpu": action.preview_cpu.json(),
         },
         "pages": json_pages,
     });

@@ -125,6 +125,17 @@ impl Setup {
         bearer_client(&issue_token(&self.store_url, subject, role).await?)
     }
 
+    /// What [`crate::cpu::CpuMeter`] watches: Runboard's process, and PostgreSQL's for the store
+    /// and for the service whose database is at `service_database_url`.
+    pub fn watched(&self, service_database_url: &str) -> crate::cpu::Watched {
+        crate::cpu::Watched {
+            admin_url: self.admin_url.clone(),
+            runboard_pid: self.runboard.0.id(),
+            store_database: database_name(&self.store_url),
+            service_database: database_name(service_database_url),
+        }
+    }
+
     /// The most memory Runboard's process has held so far (its high-water mark).
     pub fn runboard_peak_rss_mb(&self) -> Result<f64, String> {
         self.runboard_memory_mb("VmHWM")
