@@ -41,7 +41,7 @@ pub use request_key::RequestKey;
 pub use rows::{ActionFilter, EntityPage, MAX_ENTITY_PAGE};
 pub(crate) use rows::{ChunkOutcome, held_money, read_pace};
 pub use selection::Selection;
-pub(crate) use store::{ChunkClose, ChunkHalf, Fence, NewAction};
+pub(crate) use store::{ChunkClose, ChunkHalf, Fence, NewAction, in_chunk};
 
 use crate::App;
 use crate::connector::{Connector, ReadError};

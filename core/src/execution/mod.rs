@@ -39,7 +39,7 @@ use send::{Sent, send_all};
 
 use crate::App;
 use crate::actions::runbook::with_dry_run;
-use crate::actions::{ActionError, Transition, action_headers, variables};
+use crate::actions::{ActionError, Transition, action_headers, in_chunk, variables};
 use crate::audit::{Actor, NewAuditEntry};
 use crate::db::on_pool;
 
@@ -253,12 +253,15 @@ async fn pending_chunks(
 /// The entities a chunk's call names: a runbook's call names its one entity.
 async fn chunk_members(app: &App, action: &Action, chunk: i32) -> Result<Vec<String>, ActionError> {
     let query = if action.is_runbook() {
-        "SELECT entity_id FROM action_chunk WHERE action_id = $1 AND chunk = $2"
+        "SELECT entity_id FROM action_chunk WHERE action_id = $1 AND chunk = $2".to_owned()
     } else {
-        "SELECT entity_id FROM action_entity WHERE action_id = $1 AND chunk = $2 ORDER BY position"
+        format!(
+            "SELECT entity_id FROM action_entity WHERE {} ORDER BY position",
+            in_chunk("$1", "$2")
+        )
     };
     Ok(on_pool!(app.store.pool, |pool| {
-        sqlx::query_scalar(query)
+        sqlx::query_scalar(&query)
             .bind(&action.id)
             .bind(chunk)
             .fetch_all(pool)

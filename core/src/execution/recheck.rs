@@ -9,7 +9,7 @@ use super::{Lease, call_headers, call_of, chunk_members, engine_audit, pause, pe
 use crate::App;
 use crate::actions::{
     ActionError, Digester, DryRunCall, DryRunner, EffectTally, Found, NewPreview, Transition,
-    held_money, resolve_entities, sorted,
+    held_money, in_chunk, resolve_entities, sorted,
 };
 use crate::db::on_pool;
 
@@ -292,10 +292,11 @@ async fn stored_digest(
                     .await?
                 }),
                 None => on_pool!(app.store.pool, |pool| {
-                    sqlx::query_as(
+                    sqlx::query_as(&format!(
                         "SELECT entity_id, found, held_amount, held_currency FROM action_entity
-                         WHERE action_id = $1 AND chunk = $2 ORDER BY position",
-                    )
+                         WHERE {} ORDER BY position",
+                        in_chunk("$1", "$2")
+                    ))
                     .bind(&action.id)
                     .bind(chunk)
                     .fetch_all(pool)

@@ -12,7 +12,9 @@ use super::{
     pending_chunks, steps,
 };
 use crate::App;
-use crate::actions::{ActionError, ChunkClose, ChunkHalf, ChunkOutcome, effects_of, sorted};
+use crate::actions::{
+    ActionError, ChunkClose, ChunkHalf, ChunkOutcome, effects_of, in_chunk, sorted,
+};
 use crate::db::on_pool;
 use crate::graphql_client::{CallError, MissionControl};
 
@@ -354,10 +356,12 @@ async fn close_chunk(
 /// that the keyset finds them after.
 async fn split(app: &App, action: &Action, chunk: &Chunk) -> Result<[ChunkHalf; 2], ActionError> {
     let first = i32::try_from(action.preview.calls()).unwrap_or(i32::MAX) + 2 * chunk.number;
+    let query = format!(
+        "SELECT position FROM action_entity WHERE {} ORDER BY position",
+        in_chunk("$1", "$2")
+    );
     let positions: Vec<i32> = on_pool!(app.store.pool, |pool| {
-        sqlx::query_scalar(
-            "SELECT position FROM action_entity WHERE action_id = $1 AND chunk = $2 ORDER BY position",
-        )
+        sqlx::query_scalar(&query)
         .bind(&action.id)
         .bind(chunk.number)
         .fetch_all(pool)

@@ -18,6 +18,12 @@ use serde_json::{Value, json};
 /// Alice asks for `request`, submits it, Bob approves it, and the engine runs until it has
 /// nothing left to do; returns the action as it ended.
 async fn asked_approved_and_run(s: &Setup, request: Value) -> Value {
+    let id = asked_and_approved(s, request).await;
+    run_to_end(s, &id).await
+}
+
+/// Alice asks for `request`, submits it, and Bob approves it; returns the action's ID.
+async fn asked_and_approved(s: &Setup, request: Value) -> String {
     let action = s.alice.post_ok("/api/v1/actions", request).await;
     let id = action["id"].as_str().unwrap().to_owned();
     s.alice
@@ -32,6 +38,11 @@ async fn asked_approved_and_run(s: &Setup, request: Value) -> Value {
             json!({ "digest": action["digest"] }),
         )
         .await;
+    id
+}
+
+/// The engine runs until it has nothing left to do; returns action `id` as it ended.
+async fn run_to_end(s: &Setup, id: &str) -> Value {
     while execution::work_on_next_due(&s.app.app).await.unwrap() {}
     s.alice.get(&format!("/api/v1/actions/{id}?limit=1")).await["action"].clone()
 }
@@ -85,8 +96,21 @@ async fn an_action_on_an_error_group_of_20000_sagas_applies_each_once_in_fixed_c
 
 #[tokio::test]
 async fn a_chunk_refused_for_one_saga_fails_that_saga_alone() {
-    // Ten sagas in one call; the service refuses any real call naming the seventh. No
-    // canary: a refused canary pauses the action instead (server/tests/it/pace.rs).
+    the_seventh_of_ten_refused(false).await;
+}
+
+/// A chunk written by a release before chunks kept their range of positions (a replica not
+/// yet restarted in a rolling upgrade) has none: it still sends the sagas it was made with,
+/// and still splits into halves that do.
+#[tokio::test]
+async fn a_chunk_with_no_range_of_positions_still_sends_its_own_sagas() {
+    the_seventh_of_ten_refused(true).await;
+}
+
+/// Ten sagas in one call; the service refuses any real call naming the seventh. No canary:
+/// a refused canary pauses the action instead (server/tests/it/pace.rs). With
+/// `no_ranges`, the approved action's chunks are stored as an older release wrote them.
+async fn the_seventh_of_ten_refused(no_ranges: bool) {
     let s = setup(Backend::Postgres)
         .configure(|config| {
             config.actions.chunk_size = 10;
@@ -119,12 +143,23 @@ async fn a_chunk_refused_for_one_saga_fails_that_saga_alone() {
         .unwrap();
     assert_eq!(held["data"]["setLegalHold"], 1, "{held}");
 
-    let ended = asked_approved_and_run(
+    let id = asked_and_approved(
         &s,
         json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
     )
     .await;
-    let id = ended["id"].as_str().unwrap();
+    if no_ranges {
+        let forgotten = runboard_testkit::run_sql(
+            &s.app.app.config.store.effective_url(),
+            &format!(
+                "UPDATE action_chunk SET first_position = NULL, last_position = NULL WHERE action_id = '{id}'"
+            ),
+        )
+        .await;
+        assert_eq!(forgotten, 1, "one chunk of ten sagas");
+    }
+    let ended = run_to_end(&s, &id).await;
+    let id = id.as_str();
     assert_eq!(ended["state"], "partially_failed", "{ended}");
     assert_eq!(ended["progress"]["succeeded"], 9);
     assert_eq!(ended["progress"]["failed"], 1);

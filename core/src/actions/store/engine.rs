@@ -3,7 +3,7 @@
 
 use runboard_model::{ActionState, EntityState, IdempotencyKey, StepState};
 
-use super::{ActionStore, Fence, fenced};
+use super::{ActionStore, Fence, fenced, in_chunk};
 use crate::actions::{ActionError, ChunkOutcome};
 use crate::db::{BeginWrite, on_pool};
 
@@ -87,6 +87,10 @@ impl ActionStore<'_> {
              WHERE action_id = $5 AND chunk = $6 AND state = $7 AND {fence}",
             fence = fenced("$5", "$8", "$9"),
         );
+        let members_of_chunk = format!(
+            "UPDATE action_entity SET state = $2, attempts = attempts + $3, updated_at = $4 WHERE {}",
+            in_chunk("$5", "$1")
+        );
         let id = fence.action;
         let written = on_pool!(self.pool, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -112,11 +116,7 @@ impl ActionStore<'_> {
                              WHERE action_id = $5 AND entity_id = $1",
                         )
                         .bind(entity),
-                        None => sqlx::query(
-                            "UPDATE action_entity SET state = $2, attempts = attempts + $3, updated_at = $4
-                             WHERE action_id = $5 AND chunk = $1",
-                        )
-                        .bind(close.chunk),
+                        None => sqlx::query(&members_of_chunk).bind(close.chunk),
                     };
                     entity_rows
                         .bind(state.as_str())
@@ -161,8 +161,8 @@ impl ActionStore<'_> {
                 for half in close.halves.iter().flatten() {
                     sqlx::query(
                         "INSERT INTO action_chunk (action_id, chunk, parent, state, members, idempotency_key,
-                             planned, outcome, attempts, sent_epoch, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, NULL, $8)",
+                             planned, outcome, attempts, sent_epoch, updated_at, first_position, last_position)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, NULL, $8, $9, $10)",
                     )
                     .bind(id)
                     .bind(half.number)
@@ -172,6 +172,8 @@ impl ActionStore<'_> {
                     .bind(&half.key)
                     .bind(&half.planned)
                     .bind(now)
+                    .bind(half.positions.0)
+                    .bind(half.positions.1)
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query(

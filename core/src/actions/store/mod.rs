@@ -48,6 +48,26 @@ fn fenced(action: &str, owner: &str, epoch: &str) -> String {
     )
 }
 
+/// The SQL condition that a row of `action_entity` is a member of a chunk: `action` and
+/// `chunk` are the placeholders the caller binds. A chunk's members are a range of
+/// positions, which its row keeps, so the entities' key finds them: an index by chunk would
+/// be written once more for each of a million entities a preview writes. A chunk written by
+/// a release before the range (during a rolling upgrade) has none, and is found among all
+/// the action's entities.
+pub(crate) fn in_chunk(action: &str, chunk: &str) -> String {
+    let bound = |end: &str, none: &str| {
+        format!(
+            "COALESCE((SELECT own.{end}_position FROM action_chunk own \
+             WHERE own.action_id = {action} AND own.chunk = {chunk}), {none})"
+        )
+    };
+    format!(
+        "action_id = {action} AND chunk = {chunk} AND position BETWEEN {} AND {}",
+        bound("first", "0"),
+        bound("last", "2147483647")
+    )
+}
+
 /// Ends a lease (`$1` action, `$2` owner, `$3` epoch) without a take-over: the row stays,
 /// so the next epoch is still higher.
 const END_LEASE: &str =

@@ -255,19 +255,22 @@ impl PreviewWrite {
     /// Writes one chunk and its entities, pending.
     pub(crate) async fn add_chunk(&mut self, chunk: NewChunk<'_>) -> Result<(), ActionError> {
         let (id, now, mut position) = (&self.id, self.now, self.position);
+        let members = i32::try_from(chunk.members.len()).unwrap_or(i32::MAX);
         on_transaction!(&mut self.tx, |connection| {
             sqlx::query(
                 "INSERT INTO action_chunk (action_id, chunk, parent, state, members, idempotency_key,
-                     planned, outcome, attempts, sent_epoch, updated_at)
-                 VALUES ($1, $2, NULL, $3, $4, $5, $6, NULL, 0, NULL, $7)",
+                     planned, outcome, attempts, sent_epoch, updated_at, first_position, last_position)
+                 VALUES ($1, $2, NULL, $3, $4, $5, $6, NULL, 0, NULL, $7, $8, $9)",
             )
             .bind(id)
             .bind(chunk.number)
             .bind(EntityState::Pending.as_str())
-            .bind(i32::try_from(chunk.members.len()).unwrap_or(i32::MAX))
+            .bind(members)
             .bind(IdempotencyKey::of_call(id, chunk.number))
             .bind(chunk.planned)
             .bind(now)
+            .bind(position)
+            .bind(position.saturating_add(members - 1))
             .execute(&mut *connection)
             .await?;
         });
@@ -276,7 +279,7 @@ impl PreviewWrite {
             // 100,000 entities"), and nothing is planned per statement.
             Transaction::Postgres(connection) => {
                 copy_entities(connection, id, chunk.members, position, chunk.number, now).await?;
-                position += i32::try_from(chunk.members.len()).unwrap_or(i32::MAX);
+                position += members;
             }
             Transaction::Sqlite(connection) => {
                 let connection = &mut **connection;
