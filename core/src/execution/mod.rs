@@ -206,7 +206,7 @@ async fn pending_chunks(
     unsent_only: bool,
 ) -> Result<Vec<Chunk>, ActionError> {
     let query = format!(
-        "SELECT chunk, idempotency_key, planned, entity_id, variables FROM action_chunk
+        "SELECT chunk, idempotency_key, planned, entity_id, variables, members FROM action_chunk
          WHERE action_id = $1 AND state = $2 AND chunk > $3 AND step = $5 {}
          ORDER BY chunk LIMIT $4",
         if unsent_only {
@@ -221,6 +221,7 @@ async fn pending_chunks(
         Option<String>,
         Option<String>,
         Option<String>,
+        i32,
     );
     let rows: Vec<Row> = on_pool!(app.store.pool, |pool| {
         sqlx::query_as(&query)
@@ -233,11 +234,22 @@ async fn pending_chunks(
             .await?
     });
     let mut chunks = Vec::with_capacity(rows.len());
-    for (number, key, planned, entity, variables) in rows {
+    for (number, key, planned, entity, variables, expected) in rows {
         let members = match entity {
             Some(entity) => vec![entity],
             None => chunk_members(app, action, number).await?,
         };
+        // A call that named fewer entities than were approved would record them as done.
+        if usize::try_from(expected).ok() != Some(members.len()) {
+            return Err(ActionError::Store(crate::store::StoreError::corrupt(
+                MembersMissing {
+                    chunk: number,
+                    action: action.id.clone(),
+                    expected,
+                    found: members.len(),
+                },
+            )));
+        }
         chunks.push(Chunk {
             members,
             number,
@@ -248,6 +260,20 @@ async fn pending_chunks(
         });
     }
     Ok(chunks)
+}
+
+/// A chunk whose stored entities are not as many as its row says: rows changed by hand, or
+/// written by a release that keeps them otherwise.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "chunk {chunk} of action {action} should name {expected} entities and the store holds {found} \
+     for it, so nothing of it is sent: restore the store's rows from a backup, or cancel the action"
+)]
+struct MembersMissing {
+    chunk: i32,
+    action: ActionId,
+    expected: i32,
+    found: usize,
 }
 
 /// The entities a chunk's call names: a runbook's call names its one entity.

@@ -107,16 +107,8 @@ async fn a_chunk_with_no_range_of_positions_still_sends_its_own_sagas() {
     the_seventh_of_ten_refused(true).await;
 }
 
-/// Ten sagas in one call; the service refuses any real call naming the seventh. No canary:
-/// a refused canary pauses the action instead (server/tests/it/pace.rs). With
-/// `no_ranges`, the approved action's chunks are stored as an older release wrote them.
-async fn the_seventh_of_ten_refused(no_ranges: bool) {
-    let s = setup(Backend::Postgres)
-        .configure(|config| {
-            config.actions.chunk_size = 10;
-            config.actions.canary_entities = 0;
-        })
-        .await;
+/// The ten oldest failed sagas of onboarding.
+async fn ten_failed_sagas(s: &Setup) -> Vec<String> {
     let page = s
         .alice
         .get("/api/v1/services/onboarding/sagas?status=failed&sort=oldest&limit=10")
@@ -128,6 +120,60 @@ async fn the_seventh_of_ten_refused(no_ranges: bool) {
         .map(|s| s["saga_id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids.len(), 10, "{page}");
+    ids
+}
+
+/// An entity's row removed from an approved action by hand: the chunk that named it is not
+/// sent without it (its result would record the others as done and say nothing of it), and
+/// the engine says what is wrong and what to do.
+#[tokio::test]
+async fn a_chunk_missing_a_row_of_its_entities_is_not_sent() {
+    let s = setup(Backend::Postgres)
+        .configure(|config| {
+            config.actions.chunk_size = 10;
+            config.actions.canary_entities = 0;
+        })
+        .await;
+    let ids = ten_failed_sagas(&s).await;
+    let id = asked_and_approved(
+        &s,
+        json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
+    )
+    .await;
+    let removed = runboard_testkit::run_sql(
+        &s.app.app.config.store.effective_url(),
+        &format!("DELETE FROM action_entity WHERE action_id = '{id}' AND position = 3"),
+    )
+    .await;
+    assert_eq!(removed, 1);
+
+    let error = execution::work_on_next_due(&s.app.app)
+        .await
+        .expect_err("the engine stops at the chunk")
+        .to_string();
+    assert!(
+        error.contains("should name 10 entities and the store holds 9")
+            && error.contains("restore the store's rows from a backup, or cancel the action"),
+        "{error}"
+    );
+    let calls = s.fleet.real_keyed_calls("onboarding", &id).await;
+    assert!(calls.is_empty(), "no real call: {}", calls.len());
+    let action = s.alice.get(&format!("/api/v1/actions/{id}?limit=1")).await["action"].clone();
+    assert_eq!(action["progress"]["succeeded"], 0, "{action}");
+    assert_ne!(action["state"], "succeeded", "{action}");
+}
+
+/// Ten sagas in one call; the service refuses any real call naming the seventh. No canary:
+/// a refused canary pauses the action instead (server/tests/it/pace.rs). With
+/// `no_ranges`, the approved action's chunks are stored as an older release wrote them.
+async fn the_seventh_of_ten_refused(no_ranges: bool) {
+    let s = setup(Backend::Postgres)
+        .configure(|config| {
+            config.actions.chunk_size = 10;
+            config.actions.canary_entities = 0;
+        })
+        .await;
+    let ids = ten_failed_sagas(&s).await;
     let onboarding = s.fleet.service("onboarding").clone();
     let held: Value = reqwest::Client::new()
         .post(&onboarding.graphql_url)
