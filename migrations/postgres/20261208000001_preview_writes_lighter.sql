@@ -2,12 +2,13 @@
 -- paid for more than its place in the key: a check that its action exists (one query per
 -- row, for a row written in the same transaction as its action, by the one writer of these
 -- rows; actions are never deleted), a place in an index by chunk, and a place in a B-tree by
--- entity, where random IDs land on random pages. Measured with psql on this machine, COPY of
--- a million rows as a preview writes them, the check and all three indexes: 10.9 s; without
--- the check and the index by chunk: 6.5 s; with the index by entity a hash: 4.4 s; with the
--- key alone: 2.3 s (README, "Beyond 100,000 entities"). And a chunk's planned effects, a
--- thousand to a chunk, some 230 MB of JSON for a million, were compressed with pglz: lz4
--- takes half the time (2.1 s against 1.1 s) for as small a result.
+-- entity, where random IDs land on random pages. Measured with psql on this machine, nothing
+-- else running, COPY of a million rows as a preview writes them (three runs each): 7.3-8.3 s
+-- with the check and all three indexes; 4.1-4.6 s without the check and the index by chunk;
+-- 2.6-2.8 s with the index by entity a hash; 1.8 s with the key alone. And a chunk's planned
+-- effects, a thousand to a chunk, some 230 MB of JSON for a million, were compressed with
+-- pglz: lz4 takes 0.7 s where pglz took 1.6 s, for as small a result (README, "Beyond 100,000
+-- entities").
 --
 -- A chunk's members are a range of positions (a preview numbers its entities in order and
 -- fills each chunk in turn; a refused chunk splits into its two halves by position): the
