@@ -107,8 +107,14 @@ async fn a_chunk_with_no_range_of_positions_still_sends_its_own_sagas() {
     the_seventh_of_ten_refused(true).await;
 }
 
-/// The ten oldest failed sagas of onboarding.
-async fn ten_failed_sagas(s: &Setup) -> Vec<String> {
+/// Runboard with chunks of ten and no canary, and the ten oldest failed sagas of onboarding.
+async fn ten_sagas_a_chunk() -> (Setup, Vec<String>) {
+    let s = setup(Backend::Postgres)
+        .configure(|config| {
+            config.actions.chunk_size = 10;
+            config.actions.canary_entities = 0;
+        })
+        .await;
     let page = s
         .alice
         .get("/api/v1/services/onboarding/sagas?status=failed&sort=oldest&limit=10")
@@ -120,7 +126,7 @@ async fn ten_failed_sagas(s: &Setup) -> Vec<String> {
         .map(|s| s["saga_id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids.len(), 10, "{page}");
-    ids
+    (s, ids)
 }
 
 /// An entity's row removed from an approved action by hand: the chunk that named it is not
@@ -128,13 +134,7 @@ async fn ten_failed_sagas(s: &Setup) -> Vec<String> {
 /// the engine says what is wrong and what to do.
 #[tokio::test]
 async fn a_chunk_missing_a_row_of_its_entities_is_not_sent() {
-    let s = setup(Backend::Postgres)
-        .configure(|config| {
-            config.actions.chunk_size = 10;
-            config.actions.canary_entities = 0;
-        })
-        .await;
-    let ids = ten_failed_sagas(&s).await;
+    let (s, ids) = ten_sagas_a_chunk().await;
     let id = asked_and_approved(
         &s,
         json!({ "service": "onboarding", "mutation": "retrySagas", "arguments": { "ids": ids } }),
@@ -167,13 +167,7 @@ async fn a_chunk_missing_a_row_of_its_entities_is_not_sent() {
 /// a refused canary pauses the action instead (server/tests/it/pace.rs). With
 /// `no_ranges`, the approved action's chunks are stored as an older release wrote them.
 async fn the_seventh_of_ten_refused(no_ranges: bool) {
-    let s = setup(Backend::Postgres)
-        .configure(|config| {
-            config.actions.chunk_size = 10;
-            config.actions.canary_entities = 0;
-        })
-        .await;
-    let ids = ten_failed_sagas(&s).await;
+    let (s, ids) = ten_sagas_a_chunk().await;
     let onboarding = s.fleet.service("onboarding").clone();
     let held: Value = reqwest::Client::new()
         .post(&onboarding.graphql_url)
