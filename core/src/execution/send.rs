@@ -362,10 +362,10 @@ async fn split(app: &App, action: &Action, chunk: &Chunk) -> Result<[ChunkHalf; 
     );
     let positions: Vec<i32> = on_pool!(app.store.pool, |pool| {
         sqlx::query_scalar(&query)
-        .bind(&action.id)
-        .bind(chunk.number)
-        .fetch_all(pool)
-        .await?
+            .bind(&action.id)
+            .bind(chunk.number)
+            .fetch_all(pool)
+            .await?
     });
     let planned: Option<Vec<Effect>> = chunk
         .planned
