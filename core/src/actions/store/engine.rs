@@ -87,7 +87,7 @@ impl ActionStore<'_> {
              WHERE action_id = $5 AND chunk = $6 AND state = $7 AND {fence}",
             fence = fenced("$5", "$8", "$9"),
         );
-        let members_of_chunk = format!(
+        let close_members = format!(
             "UPDATE action_entity SET state = $2, attempts = attempts + $3, updated_at = $4 WHERE {}",
             in_chunk("$5", "$1")
         );
@@ -116,7 +116,7 @@ impl ActionStore<'_> {
                              WHERE action_id = $5 AND entity_id = $1",
                         )
                         .bind(entity),
-                        None => sqlx::query(&members_of_chunk).bind(close.chunk),
+                        None => sqlx::query(&close_members).bind(close.chunk),
                     };
                     entity_rows
                         .bind(state.as_str())
